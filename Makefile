@@ -1,0 +1,31 @@
+# Each target creates .venv from pyproject.toml when it is missing or older than it.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/baton run $(ARGS)
+
+test: $(VENV)/.installed
+	$(BIN)/ruff check bot agents orchestration storage tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q $(ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check bot agents orchestration storage tests bench
+	$(BIN)/ruff format --check bot agents orchestration storage tests bench
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""The provider-neutral conversation: what a specialist and a model say to each other.
+
+These are plain pydantic models so a conversation can be stored (a specialist that stops at
+an approval gate keeps its transcript in the database) and replayed to any provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ToolCall(BaseModel):
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant", "tool"]
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    # For role="tool": which call this answers, and the tool's name.
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSchema(BaseModel):
+    """A tool as a model sees it: name, description, JSON schema of the arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+        )
+
+
+class ModelRequest(BaseModel):
+    model: str  # the provider's own model id, e.g. "gpt-4.1-mini"
+    system: str
+    messages: list[Message]
+    tools: list[ToolSchema] = Field(default_factory=list)
+    # When set, the model must answer with a JSON object matching this schema.
+    output_schema: dict[str, Any] | None = None
+    output_name: str = "result"
+    max_tokens: int = 2048
+
+
+class ModelResponse(BaseModel):
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    structured: dict[str, Any] | None = None
+    usage: Usage = Field(default_factory=Usage)

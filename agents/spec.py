@@ -1,0 +1,207 @@
+"""The agent catalog: specialists and playbooks, as a person writes them in YAML."""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from agents.errors import CatalogError
+from agents.pricing import Price
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_MODEL = re.compile(r"^(default|rules|(openai|anthropic):[\w.:/-]+)$")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("use lowercase letters, digits, '-' or '_' (at most 63 characters)")
+    return value
+
+
+class AgentSpec(BaseModel):
+    """A specialist: its own model, instructions and tools."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str
+    # `provider:model-id`, `rules`, or `default` (BATON_MODEL).
+    model: str = "default"
+    instructions: str = ""
+    tools: list[str] = Field(default_factory=list)
+    # Words or regular expressions that make the offline planner pick this specialist.
+    triggers: list[str] = Field(default_factory=list)
+    # For the offline planner: when both are in a plan, this specialist waits for these.
+    runs_after: list[str] = Field(default_factory=list)
+    max_turns: int = Field(default=6, ge=1, le=50)
+
+    _n = field_validator("name")(_check_name)
+
+    @field_validator("model")
+    @classmethod
+    def _model_form(cls, value: str) -> str:
+        if not _MODEL.match(value):
+            raise ValueError(
+                "model must be 'provider:model-id' (openai:…, anthropic:…), 'rules' or 'default'"
+            )
+        return value
+
+    @field_validator("triggers")
+    @classmethod
+    def _triggers_compile(cls, value: list[str]) -> list[str]:
+        for t in value:
+            try:
+                re.compile(t)
+            except re.error as e:
+                raise ValueError(f"trigger {t!r} is not a valid regular expression: {e}") from e
+        return value
+
+
+class PlaybookTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    agent: str
+    instruction: str
+    depends_on: list[str] = Field(default_factory=list)
+    requires_approval: bool = False
+
+    _n = field_validator("id")(_check_name)
+
+
+class PlaybookSpec(BaseModel):
+    """A predefined plan: `/baton run <name>` runs it without asking a model to plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str
+    tasks: list[PlaybookTask] = Field(min_length=1)
+
+    _n = field_validator("name")(_check_name)
+
+
+class ApprovalSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Slack user ids (U…) or user-group ids (S…) who may approve anything.
+    approvers: list[str] = Field(default_factory=list)
+    # Per tool: who may approve calls of that tool (overrides `approvers`).
+    tools: dict[str, list[str]] = Field(default_factory=dict)
+    expires_after_hours: float = Field(default=24.0, gt=0)
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agents: list[AgentSpec] = Field(min_length=1)
+    playbooks: list[PlaybookSpec] = Field(default_factory=list)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    # Named webhook targets for the webhook tool (name -> https URL).
+    webhooks: dict[str, str] = Field(default_factory=dict)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    # Hosts the HTTP tools may reach even on private or loopback addresses.
+    http_allow_hosts: list[str] = Field(default_factory=list)
+
+    def agent(self, name: str) -> AgentSpec | None:
+        return next((a for a in self.agents if a.name == name), None)
+
+    def playbook(self, name: str) -> PlaybookSpec | None:
+        return next((p for p in self.playbooks if p.name == name), None)
+
+
+def _entry_name(raw: Any, loc: tuple[int | str, ...]) -> str:
+    """`agents[2] (web-checker)` for an error location, naming the entry a person wrote."""
+    if len(loc) >= 2 and isinstance(loc[1], int) and isinstance(raw, dict):
+        section, index = loc[0], loc[1]
+        items = raw.get(str(section))
+        label = f"{section}[{index}]"
+        if isinstance(items, list) and index < len(items) and isinstance(items[index], dict):
+            name = items[index].get("name")
+            if name:
+                label += f" ({name})"
+        rest = ".".join(str(p) for p in loc[2:])
+        return f"{label}.{rest}" if rest else label
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse_catalog(text: str, *, source: str, known_tools: set[str]) -> Catalog:
+    """Parse and check a catalog; every problem is named with file, entry and what is wrong."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise CatalogError(f"{source}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{source}: expected a mapping with 'agents:' (and 'playbooks:')")
+    try:
+        catalog = Catalog.model_validate(raw)
+    except ValidationError as e:
+        problems = [f"{source}: {_entry_name(raw, err['loc'])}: {err['msg']}" for err in e.errors()]
+        raise CatalogError("\n".join(problems)) from e
+    problems = _cross_check(catalog, known_tools)
+    if problems:
+        raise CatalogError("\n".join(f"{source}: {p}" for p in problems))
+    return catalog
+
+
+def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
+    problems: list[str] = []
+    names = [a.name for a in catalog.agents]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"agents: the name '{dup}' is used twice")
+    for agent in catalog.agents:
+        for tool in agent.tools:
+            if tool not in known_tools:
+                problems.append(
+                    f"agents ({agent.name}): unknown tool '{tool}' (known: {', '.join(sorted(known_tools))})"
+                )
+        for other in agent.runs_after:
+            if other not in names:
+                problems.append(f"agents ({agent.name}): runs_after names unknown agent '{other}'")
+    for tool in catalog.approvals.tools:
+        if tool not in known_tools:
+            problems.append(f"approvals.tools: unknown tool '{tool}'")
+    for pb in catalog.playbooks:
+        ids = [t.id for t in pb.tasks]
+        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+            problems.append(f"playbooks ({pb.name}): task id '{dup}' is used twice")
+        graph: dict[str, list[str]] = {}
+        for t in pb.tasks:
+            if t.agent not in names:
+                problems.append(
+                    f"playbooks ({pb.name}): task '{t.id}' uses unknown agent '{t.agent}'"
+                )
+            for d in t.depends_on:
+                if d not in ids:
+                    problems.append(
+                        f"playbooks ({pb.name}): task '{t.id}' depends on unknown task '{d}'"
+                    )
+            graph[t.id] = list(t.depends_on)
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+        except graphlib.CycleError as e:
+            problems.append(
+                f"playbooks ({pb.name}): tasks depend on each other in a cycle: {' -> '.join(e.args[1])}"
+            )
+    for name, url in catalog.webhooks.items():
+        if not url.startswith(("https://", "http://")):
+            problems.append(f"webhooks ({name}): '{url}' is not an http(s) URL")
+    return problems
+
+
+def load_catalog(path: Path | None, *, known_tools: set[str]) -> Catalog:
+    """Load `path`, or the built-in catalog when `path` is None."""
+    if path is None:
+        text = resources.files("agents").joinpath("catalog.yml").read_text(encoding="utf-8")
+        return parse_catalog(text, source="built-in catalog", known_tools=known_tools)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise CatalogError(f"{path}: cannot read the file: {e.strerror}") from e
+    return parse_catalog(text, source=str(path), known_tools=known_tools)

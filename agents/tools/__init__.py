@@ -1,0 +1,1 @@
+"""Tools specialists can call."""

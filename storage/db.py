@@ -1,0 +1,72 @@
+"""The async engine, URL normalisation and schema creation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+}
+
+
+def normalize_url(url: str) -> str:
+    """Give plain `sqlite://` and `postgresql://` URLs their async driver."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r}")
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, with its zone: every stored time is zone-aware."""
+    return datetime.now(UTC)
+
+
+class Database:
+    """One async engine and its session factory."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        kwargs: dict[str, object] = {"echo": echo}
+        if self.url.startswith("sqlite"):
+            # Several coroutines share one file; wait for the writer instead of failing.
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self._sessions = async_sessionmaker(
+            self.engine, class_=AsyncSession, expire_on_commit=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    async def create_all(self) -> None:
+        """Create missing tables (idempotent, safe from several processes at once)."""
+        from storage import models  # noqa: F401  (registers the tables)
+
+        async with self.engine.begin() as conn:
+            if not self.is_sqlite:
+                # Two processes starting together must not race on CREATE TABLE.
+                from sqlalchemy import text
+
+                await conn.execute(text("SELECT pg_advisory_xact_lock(727274)"))
+            await conn.run_sync(SQLModel.metadata.create_all)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction, committed on success."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,172 @@
+"""The tables. Only `storage` reads or writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.db import utcnow
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    PLANNING = "planning"
+    RUNNING = "running"
+    WAITING = "waiting"  # suspended at one or more approval gates
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # finished, but some tasks failed, were skipped or rejected
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED)
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"  # waiting for a person's decision
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (
+            TaskStatus.SUCCEEDED,
+            TaskStatus.FAILED,
+            TaskStatus.SKIPPED,
+            TaskStatus.REJECTED,
+        )
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+def _json() -> Any:
+    return Field(default=None, sa_column=Column(JSON))
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+    status: RunStatus = Field(default=RunStatus.QUEUED, index=True)
+    source: str = "command"  # mention | dm | command | schedule
+    team_id: str | None = None
+    channel_id: str | None = Field(default=None, index=True)
+    thread_ts: str | None = Field(default=None, index=True)
+    user_id: str | None = None
+    request: str = Field(default="", sa_column=Column(Text))
+    playbook: str | None = None
+    context: str | None = Field(default=None, sa_column=Column(Text))
+    plan: dict[str, Any] | None = _json()
+    answer: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    budget_usd: float | None = None
+    deadline_at: datetime | None = None
+    schedule_id: str | None = Field(default=None, index=True)
+    # Where progress is shown (a Slack message ts); kept so another process can continue it.
+    status_message_ts: str | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+class TaskRow(SQLModel, table=True):
+    __tablename__ = "tasks"
+
+    run_id: str = Field(primary_key=True, foreign_key="runs.id")
+    task_id: str = Field(primary_key=True)
+    position: int = 0
+    agent: str
+    instruction: str = Field(sa_column=Column(Text))
+    depends_on: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    requires_approval: bool = False
+    approved: bool = False
+    status: TaskStatus = TaskStatus.PENDING
+    attempts: int = 0
+    output: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    # The specialist's conversation so far, kept when it suspends at a tool approval.
+    transcript: list[dict[str, Any]] | None = _json()
+
+
+class Event(SQLModel, table=True):
+    """Append-only audit trail: one row per state change."""
+
+    __tablename__ = "events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    at: datetime = Field(default_factory=utcnow)
+    kind: str
+    task_id: str | None = None
+    data: dict[str, Any] | None = _json()
+
+
+class SeenSlackEvent(SQLModel, table=True):
+    """Slack event ids already handled; a retry of one of them is dropped."""
+
+    __tablename__ = "seen_slack_events"
+
+    event_id: str = Field(primary_key=True)
+    seen_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Approval(SQLModel, table=True):
+    __tablename__ = "approvals"
+
+    id: str = Field(primary_key=True)
+    run_id: str = Field(index=True)
+    task_id: str
+    kind: str  # tool | task | agent | budget
+    status: ApprovalStatus = Field(default=ApprovalStatus.PENDING, index=True)
+    requested_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    summary: str = Field(default="", sa_column=Column(Text))
+    tool_name: str | None = None
+    tool_args: dict[str, Any] | None = _json()
+    call_id: str | None = None
+    approvers: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    channel_id: str | None = Field(default=None, index=True)
+    message_ts: str | None = None
+    extra_budget_usd: float | None = None
+
+
+class ToolCallRecord(SQLModel, table=True):
+    """A side-effecting tool call that was performed, by idempotency key."""
+
+    __tablename__ = "tool_calls"
+    __table_args__ = (UniqueConstraint("idempotency_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str
+    run_id: str = Field(index=True)
+    task_id: str
+    tool: str
+    args: dict[str, Any] | None = _json()
+    result: str = Field(default="", sa_column=Column(Text))
+    performed_at: datetime = Field(default_factory=utcnow)
