@@ -108,12 +108,12 @@ async def record(
     now = utcnow()
     async with db.session() as s:
         if run:
-            await s.exec(update(Run).where(col(Run.id) == run_id).values(updated_at=now, **run))  # type: ignore[call-overload]
+            await s.exec(update(Run).where(col(Run.id) == run_id).values(updated_at=now, **run))
         if task:
             if task_id is None:
                 raise ValueError("task fields need a task_id")
             await s.exec(
-                update(TaskRow)  # type: ignore[call-overload]
+                update(TaskRow)
                 .where(col(TaskRow.run_id) == run_id, col(TaskRow.task_id) == task_id)
                 .values(**task)
             )
@@ -133,7 +133,7 @@ async def add_usage(
     async with db.session() as s:
         if task_id is not None:
             await s.exec(
-                update(TaskRow)  # type: ignore[call-overload]
+                update(TaskRow)
                 .where(col(TaskRow.run_id) == run_id, col(TaskRow.task_id) == task_id)
                 .values(
                     input_tokens=TaskRow.input_tokens + input_tokens,
@@ -142,7 +142,7 @@ async def add_usage(
                 )
             )
         await s.exec(
-            update(Run)  # type: ignore[call-overload]
+            update(Run)
             .where(col(Run.id) == run_id)
             .values(
                 input_tokens=Run.input_tokens + input_tokens,
@@ -157,7 +157,7 @@ async def acquire_lease(db: Database, run_id: str, owner: str, *, seconds: float
     now = utcnow()
     async with db.session() as s:
         result = await s.exec(
-            update(Run)  # type: ignore[call-overload]
+            update(Run)
             .where(
                 col(Run.id) == run_id,
                 or_(
@@ -174,7 +174,7 @@ async def acquire_lease(db: Database, run_id: str, owner: str, *, seconds: float
 async def release_lease(db: Database, run_id: str, owner: str) -> None:
     async with db.session() as s:
         await s.exec(
-            update(Run)  # type: ignore[call-overload]
+            update(Run)
             .where(col(Run.id) == run_id, col(Run.lease_owner) == owner)
             .values(lease_owner=None, lease_until=None)
         )
@@ -193,3 +193,9 @@ async def runs_by_status(
         if older_than is not None:
             q = q.where(col(Run.updated_at) < older_than)
         return list((await s.exec(q)).all())
+
+
+async def set_status_message(db: Database, run_id: str, ts: str | None) -> None:
+    """Remember where the run's progress is shown (not a state change: no event)."""
+    async with db.session() as s:
+        await s.exec(update(Run).where(col(Run.id) == run_id).values(status_message_ts=ts))

@@ -28,7 +28,7 @@ async def first_sighting(db: Database, event_id: str) -> bool:
 async def forget_old(db: Database) -> int:
     """Drop ids older than KEEP_FOR; returns how many went."""
     async with db.session() as s:
-        result = await s.exec(  # type: ignore[call-overload]
+        result = await s.exec(
             delete(SeenSlackEvent).where(col(SeenSlackEvent.seen_at) < utcnow() - KEEP_FOR)
         )
         return int(result.rowcount)

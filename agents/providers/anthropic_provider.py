@@ -1,0 +1,273 @@
+"""Anthropic through the Messages API."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, assert_never
+
+import anthropic
+from anthropic.types import (
+    MessageParam,
+    RawContentBlockDeltaEvent,
+    RawContentBlockStartEvent,
+    RawMessageDeltaEvent,
+    RawMessageStartEvent,
+    TextBlockParam,
+    ToolChoiceToolParam,
+    ToolParam,
+    ToolResultBlockParam,
+    ToolUseBlockParam,
+)
+
+from agents.errors import (
+    ModelBehaviorError,
+    ModelError,
+    PermanentModelError,
+    TransientModelError,
+)
+from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from agents.providers.base import TextSink
+from agents.retry import parse_retry_after
+
+Block: TypeAlias = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,  # agents.retry retries, the same way for every provider
+            timeout=timeout,
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self._client.close()
+
+    async def complete(
+        self, request: ModelRequest, *, on_text: TextSink | None = None
+    ) -> ModelResponse:
+        """Ask the model once; stream text to `on_text` when given."""
+        try:
+            if on_text is None:
+                return await self._create(request)
+            return await self._stream(request, on_text)
+        except anthropic.APIError as exc:
+            raise _translate(exc) from exc
+
+    async def _create(self, request: ModelRequest) -> ModelResponse:
+        message = await self._client.messages.create(
+            model=request.model,
+            max_tokens=request.max_tokens,
+            system=request.system or anthropic.omit,
+            messages=_messages(request),
+            tools=_tools(request) or anthropic.omit,
+            tool_choice=_tool_choice(request),
+        )
+        parts: list[_Part] = []
+        for block in message.content:
+            if block.type == "text":
+                parts.append(_Part("text", text=[block.text]))
+            elif block.type == "tool_use":
+                parts.append(_Part("tool_use", id=block.id, name=block.name, input=block.input))
+        usage = Usage(
+            input_tokens=message.usage.input_tokens, output_tokens=message.usage.output_tokens
+        )
+        return _response(request, parts, usage, cut_off=message.stop_reason == "max_tokens")
+
+    async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+        stream = await self._client.messages.create(
+            model=request.model,
+            max_tokens=request.max_tokens,
+            system=request.system or anthropic.omit,
+            messages=_messages(request),
+            tools=_tools(request) or anthropic.omit,
+            tool_choice=_tool_choice(request),
+            stream=True,
+        )
+        parts: dict[int, _Part] = {}
+        usage = Usage()
+        stop_reason: str | None = None
+        async with stream:
+            async for event in stream:
+                if isinstance(event, RawMessageStartEvent):
+                    u = event.message.usage
+                    usage = Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens)
+                elif isinstance(event, RawContentBlockStartEvent):
+                    block = event.content_block
+                    if block.type == "text":
+                        parts[event.index] = _Part("text")
+                    elif block.type == "tool_use":
+                        parts[event.index] = _Part("tool_use", id=block.id, name=block.name)
+                elif isinstance(event, RawContentBlockDeltaEvent) and event.index in parts:
+                    part, delta = parts[event.index], event.delta
+                    if delta.type == "text_delta":
+                        part.text.append(delta.text)
+                        await on_text(delta.text)
+                    elif delta.type == "input_json_delta":
+                        part.json.append(delta.partial_json)
+                elif isinstance(event, RawMessageDeltaEvent):
+                    stop_reason = event.delta.stop_reason or stop_reason
+                    # Counts here are running totals, so they replace rather than add.
+                    usage = Usage(
+                        input_tokens=event.usage.input_tokens or usage.input_tokens,
+                        output_tokens=event.usage.output_tokens,
+                    )
+        cut_off = stop_reason == "max_tokens"
+        for part in parts.values():
+            if part.kind == "tool_use":
+                part.input = _json_object("".join(part.json), part.name, cut_off)
+        ordered = [parts[i] for i in sorted(parts)]
+        return _response(request, ordered, usage, cut_off=cut_off)
+
+
+@dataclass
+class _Part:
+    """One content block of the answer, whole or as the stream builds it."""
+
+    kind: Literal["text", "tool_use"]
+    text: list[str] = field(default_factory=list)
+    id: str = ""
+    name: str = ""
+    input: dict[str, Any] = field(default_factory=dict)
+    json: list[str] = field(default_factory=list)
+
+
+def _response(
+    request: ModelRequest, parts: list[_Part], usage: Usage, *, cut_off: bool
+) -> ModelResponse:
+    text = "".join(t for p in parts if p.kind == "text" for t in p.text)
+    uses = [p for p in parts if p.kind == "tool_use"]
+    structured = None
+    if request.output_schema is not None:
+        output = next((p for p in uses if p.name == request.output_name), None)
+        if output is None:
+            hint = " (the answer was cut off at max_tokens)" if cut_off else ""
+            raise ModelBehaviorError(
+                f"Anthropic answered without the '{request.output_name}' output{hint}"
+            )
+        structured = output.input
+        uses = [p for p in uses if p is not output]
+    return ModelResponse(
+        text=text,
+        tool_calls=[ToolCall(id=p.id, name=p.name, arguments=p.input) for p in uses],
+        structured=structured,
+        usage=usage,
+    )
+
+
+def _json_object(raw: str, tool: str, cut_off: bool) -> dict[str, Any]:
+    if not raw.strip():
+        return {}  # a tool without parameters streams no input at all
+    hint = " (the answer was cut off at max_tokens)" if cut_off else ""
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelBehaviorError(
+            f"Anthropic sent input for '{tool}' that is not valid JSON{hint}: {exc}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise ModelBehaviorError(f"Anthropic sent input for '{tool}' that is not a JSON object")
+    return value
+
+
+def _messages(request: ModelRequest) -> list[MessageParam]:
+    # Anthropic wants one user turn holding every result for the assistant turn before it,
+    # so consecutive messages of the same role become one.
+    turns: list[tuple[Literal["user", "assistant"], list[Block]]] = []
+    for m in request.messages:
+        role, blocks = _blocks(m)
+        if not blocks:
+            continue  # Anthropic rejects empty content
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(blocks)
+        else:
+            turns.append((role, blocks))
+    return [{"role": role, "content": blocks} for role, blocks in turns]
+
+
+def _blocks(m: Message) -> tuple[Literal["user", "assistant"], list[Block]]:
+    text: list[Block] = [{"type": "text", "text": m.content}] if m.content else []
+    match m.role:
+        case "user":
+            return "user", text
+        case "assistant":
+            uses: list[Block] = [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                for c in m.tool_calls
+            ]
+            return "assistant", text + uses
+        case "tool":
+            if m.tool_call_id is None:
+                raise PermanentModelError("a tool result without the id of its call cannot be sent")
+            result: ToolResultBlockParam = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id,
+                "content": m.content,
+            }
+            return "user", [result]
+        case _:
+            assert_never(m.role)
+
+
+def _tools(request: ModelRequest) -> list[ToolParam]:
+    tools: list[ToolParam] = [
+        {"name": t.name, "description": t.description, "input_schema": t.parameters}
+        for t in request.tools
+    ]
+    if request.output_schema is not None:
+        tools.append(
+            {
+                "name": request.output_name,
+                "description": "Give your answer by calling this tool with it.",
+                "input_schema": request.output_schema,
+            }
+        )
+    return tools
+
+
+def _tool_choice(request: ModelRequest) -> ToolChoiceToolParam | anthropic.Omit:
+    if request.output_schema is None:
+        return anthropic.omit
+    return {"type": "tool", "name": request.output_name}
+
+
+def _translate(exc: anthropic.APIError) -> ModelError:
+    """Sort an SDK error into worth-retrying or not, in words a person understands."""
+    if isinstance(exc, anthropic.APITimeoutError):
+        return TransientModelError("Anthropic did not answer in time")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return TransientModelError(f"could not reach Anthropic: {exc.message}")
+    if not isinstance(exc, anthropic.APIStatusError):
+        return TransientModelError(
+            f"Anthropic sent an answer that could not be read: {exc.message}"
+        )
+    status, kind = exc.status_code, exc.type
+    # An error event in the middle of a stream arrives with the stream's own status, 200.
+    label = f"{status}" if status >= 400 else kind or "error in stream"
+    detail = f": {exc.api_message}" if exc.api_message else ""
+    if status == 429 or kind == "rate_limit_error":
+        return TransientModelError(
+            f"Anthropic is rate limiting requests ({label}){detail}",
+            retry_after=parse_retry_after(exc.response.headers),
+        )
+    if status == 529 or kind == "overloaded_error":
+        return TransientModelError(f"Anthropic is overloaded ({label}){detail}")
+    if status >= 500 or status in (408, 409) or kind == "api_error":
+        return TransientModelError(f"Anthropic had a temporary problem ({label}){detail}")
+    reason = _PERMANENT.get(status, "Anthropic refused the request")
+    return PermanentModelError(f"{reason} ({label}){detail}")
+
+
+_PERMANENT = {
+    400: "Anthropic rejected the request",
+    401: "Anthropic rejected the API key",
+    402: "the Anthropic account needs a payment",
+    403: "Anthropic refused access to this model or feature",
+    404: "Anthropic does not know this model or endpoint",
+    413: "the request is too large for Anthropic",
+}

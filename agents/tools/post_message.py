@@ -1,0 +1,63 @@
+"""`post_message`: say something in another channel, once a person has approved it."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field, field_validator
+
+from agents.tools import extract
+from agents.tools.base import Tool, ToolContext, ToolResult
+from agents.tools.slack_history import gateway
+
+_MENTION = re.compile(r"\s*\b(?:to|in|into|on)?\s*<#[CG][A-Z0-9]+(?:\|[^>]*)?>", re.IGNORECASE)
+_VERB = re.compile(
+    r"\b(?:say|post|send|write|tell|announce|share)\b\s*(?:(?:a|the)\s+message\s*)?(?:that\s+|:\s*)?",
+    re.IGNORECASE,
+)
+
+
+class PostMessageArgs(BaseModel):
+    channel: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Channel id (C0123ABCD) or a mention like <#C0123ABCD|general>.",
+    )
+    text: str = Field(
+        min_length=1, max_length=4000, description="The message to post (Slack mrkdwn)."
+    )
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        return extract.channel_id(value)
+
+
+class PostMessage(Tool):
+    name = "post_message"
+    description = "Post a message to a Slack channel. A person approves each call first."
+    Args = PostMessageArgs
+    requires_approval = True
+
+    async def run(self, args: PostMessageArgs, ctx: ToolContext) -> ToolResult:
+        """Post the message."""
+        ts = await gateway(ctx).post_message(args.channel, args.text)
+        first_line = args.text.strip().splitlines()[0] if args.text.strip() else ""
+        preview = first_line if len(first_line) <= 60 else first_line[:59] + "…"
+        return ToolResult(
+            summary=f"Posted to <#{args.channel}>: “{preview}”",
+            content=f"Posted the message to <#{args.channel}> (ts {ts}).",
+            data={"channel": args.channel, "ts": ts},
+        )
+
+    def args_from_text(self, text: str) -> list[BaseModel]:
+        """The mentioned channels, and the quoted text or whatever follows 'say'/'post'."""
+        quotes = extract.quoted(extract.plain(text))
+        if quotes:
+            message = quotes[0]
+        else:
+            verb = _VERB.search(extract.plain(_MENTION.sub("", text)))
+            message = verb.string[verb.end() :].strip(" :,") if verb else ""
+        if not message:
+            return []
+        return [PostMessageArgs(channel=c, text=message) for c in extract.channels(text)]

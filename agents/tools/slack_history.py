@@ -1,0 +1,89 @@
+"""`slack_history`: what was said recently in a channel."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from agents.errors import ToolError
+from agents.tools import extract
+from agents.tools.base import SlackGateway, Tool, ToolContext, ToolResult
+
+MAX_MESSAGE_CHARS = 500
+
+
+class SlackHistoryArgs(BaseModel):
+    channel: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Channel id (C0123ABCD) or a mention like <#C0123ABCD|general>.",
+    )
+    limit: int = Field(default=20, ge=1, le=200, description="How many recent messages to read.")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_id(cls, value: str) -> str:
+        return extract.channel_id(value)
+
+
+def gateway(ctx: ToolContext) -> SlackGateway:
+    """The Slack connection, or a ToolError saying there is none."""
+    if ctx.slack is None:
+        raise ToolError("Slack is not connected here, so channels cannot be read or posted to")
+    return ctx.slack
+
+
+def _line(message: dict[str, Any]) -> str:
+    who = message.get("user") or message.get("username") or message.get("bot_id") or "unknown"
+    text = re.sub(r"\s+", " ", str(message.get("text") or "")).strip()
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    try:
+        when = datetime.fromtimestamp(float(message["ts"]), UTC).strftime("%Y-%m-%d %H:%M")
+    except (KeyError, TypeError, ValueError):
+        return f"{who}: {text}"
+    return f"[{when}] {who}: {text}"
+
+
+def _ts(message: dict[str, Any]) -> float:
+    try:
+        return float(message.get("ts") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class SlackHistory(Tool):
+    name = "slack_history"
+    description = "Read a Slack channel's recent messages (author and text, oldest first)."
+    Args = SlackHistoryArgs
+
+    async def run(self, args: SlackHistoryArgs, ctx: ToolContext) -> ToolResult:
+        """Read the messages; the content lists them newest last."""
+        messages = await gateway(ctx).history(args.channel, limit=args.limit)
+        # Slack answers newest first; a person reads a conversation the other way round.
+        messages = sorted(messages, key=_ts)
+        where = f"<#{args.channel}>"
+        if not messages:
+            content = f"There are no messages in {where}."
+        else:
+            lines = "\n".join(_line(m) for m in messages)
+            content = f"The last {len(messages)} messages in {where}, oldest first:\n{lines}"
+        noun = "message" if len(messages) == 1 else "messages"
+        return ToolResult(
+            summary=f"Read {len(messages)} {noun} from {where}",
+            content=content,
+            data={
+                "channel": args.channel,
+                "count": len(messages),
+                "newest_ts": messages[-1].get("ts") if messages else None,
+            },
+        )
+
+    def args_from_text(self, text: str) -> list[BaseModel]:
+        """One read per channel mentioned as `<#C0123|name>`, with a count like 'last 50'."""
+        count = re.search(r"\b(?:last|latest|recent|past)\s+(\d{1,3})\b", text, re.IGNORECASE)
+        limit = min(max(int(count.group(1)), 1), 200) if count else 20
+        return [SlackHistoryArgs(channel=c, limit=limit) for c in extract.channels(text)]

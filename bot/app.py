@@ -1,0 +1,171 @@
+"""Assembles Baton: configuration in, a Bolt app with everything wired behind it out.
+
+Read this first: `create()` builds each part once, in the order a request flows through
+them — Slack client, database, catalog, models and tools, orchestrator, listeners.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from agents.providers.registry import Models, ModelSettings
+from agents.spec import Catalog, load_catalog
+from agents.tools.base import ToolContext
+from agents.tools.registry import ALL_TOOLS, tool_names
+from bot.background import Background
+from bot.config import ConfigError, Mode, Settings, check_common, secret
+from bot.gateway import SlackToolGateway
+from bot.progress import ProgressOptions, SlackProgress
+from orchestration.engine import Orchestrator
+from orchestration.events import EventSink
+from orchestration.limits import Limits
+from storage.db import Database
+from storage.models import Run
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Baton:
+    """The running bot's parts, shared by every listener."""
+
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    client: AsyncWebClient
+    models: Models
+    orchestrator: Orchestrator
+    app: AsyncApp
+    progress: ProgressOptions
+    background: Background = field(default_factory=Background)
+
+    def sink(self, run: Run) -> EventSink:
+        from bot.approvals import post_approval_request
+
+        async def post_approval(approval_id: str) -> None:
+            await post_approval_request(self, approval_id)
+
+        return SlackProgress(
+            client=self.client,
+            db=self.db,
+            run=run,
+            options=self.progress,
+            post_approval=post_approval,
+        )
+
+    async def close(self) -> None:
+        await self.background.cancel_all()
+        await self.db.dispose()
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    """One Web API client for everything; it waits out 429s as Slack's Retry-After says."""
+    return AsyncWebClient(
+        token=secret(settings.slack_bot_token),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=10),
+        ],
+    )
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_parallel=settings.baton_max_parallel,
+        task_timeout=settings.baton_task_timeout,
+        run_deadline=settings.baton_run_deadline,
+        budget_usd=settings.baton_budget_usd,
+    )
+
+
+async def create(
+    settings: Settings,
+    *,
+    mode: Mode,
+    progress: ProgressOptions | None = None,
+    limits: Limits | None = None,
+) -> Baton:
+    """Build and connect every part. Raises ConfigError for anything a person must fix."""
+    from agents.errors import CatalogError
+
+    problems = check_common(settings)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
+    except CatalogError as e:
+        raise ConfigError([f"BATON_AGENTS_FILE: {line}" for line in str(e).splitlines()]) from e
+    models = Models(
+        ModelSettings(
+            default_model=settings.default_model,
+            openai_api_key=secret(settings.openai_api_key),
+            openai_base_url=settings.openai_base_url,
+            anthropic_api_key=secret(settings.anthropic_api_key),
+            anthropic_base_url=settings.anthropic_base_url,
+        ),
+        ALL_TOOLS,
+    )
+    if found := models.problems(catalog):
+        raise ConfigError(found)
+
+    db = Database(settings.baton_database_url)
+    await db.create_all()
+    client = slack_client(settings)
+    gateway = SlackToolGateway(client)
+    allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
+
+    def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
+        return ToolContext(
+            run_id=run_id,
+            task_id=task_id,
+            http_allow_hosts=allow,
+            webhooks=dict(catalog.webhooks),
+            slack=gateway,
+            idempotency_key=key,
+        )
+
+    app = AsyncApp(
+        token=secret(settings.slack_bot_token),
+        signing_secret=secret(settings.slack_signing_secret) or "",
+        client=client,
+        request_verification_enabled=mode == "http",
+        process_before_response=False,
+    )
+    holder: dict[str, Baton] = {}
+
+    def sinks(run: Run) -> EventSink:
+        return holder["baton"].sink(run)
+
+    orchestrator = Orchestrator(
+        db=db,
+        catalog=catalog,
+        models=models,
+        tools=ALL_TOOLS,
+        sinks=sinks,
+        tool_context=tool_context,
+        limits=limits or limits_from(settings),
+    )
+    baton = Baton(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        client=client,
+        models=models,
+        orchestrator=orchestrator,
+        app=app,
+        progress=progress or ProgressOptions(streaming=settings.baton_streaming),
+    )
+    holder["baton"] = baton
+
+    from bot.listeners import register
+
+    register(baton)
+    return baton

@@ -1,0 +1,155 @@
+"""Block Kit builders. Pure functions: data in, Slack JSON out, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.text import escape, truncate
+
+Block = dict[str, Any]
+
+STATUS_EMOJI = {
+    "pending": "⚪",
+    "running": "🔄",
+    "waiting": "✋",
+    "succeeded": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+    "rejected": "🚫",
+}
+
+RUN_STATUS_TEXT = {
+    "queued": "queued",
+    "planning": "planning…",
+    "running": "working…",
+    "waiting": "waiting for approval",
+    "succeeded": "done",
+    "partial": "done, with problems",
+    "failed": "failed",
+}
+
+
+@dataclass
+class TaskLine:
+    """A task as the status message shows it."""
+
+    id: str
+    agent: str
+    title: str
+    status: str = "pending"
+    details: list[str] = field(default_factory=list)
+    summary: str = ""
+
+
+@dataclass
+class RunView:
+    """Everything the status message shows about a run."""
+
+    run_id: str
+    status: str = "planning"
+    title: str = "Planning…"
+    tasks: dict[str, TaskLine] = field(default_factory=dict)
+
+
+def mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text}
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": mrkdwn(truncate(text, 3000))}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(truncate(t, 2000)) for t in texts[:10]]}
+
+
+def header(text: str) -> Block:
+    return {
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(text, 150), "emoji": True},
+    }
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block:
+    b: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": truncate(text, 75), "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        b["style"] = style
+    return b
+
+
+def task_line_text(t: TaskLine) -> str:
+    line = f"{STATUS_EMOJI.get(t.status, '•')} *{escape(t.agent)}* — {escape(t.title)}"
+    note = t.summary or (t.details[-1] if t.details else "")
+    if t.status == "waiting":
+        note = "waiting for approval"
+    if note:
+        line += f"\n      _{escape(truncate(note, 300))}_"
+    return line
+
+
+def status_blocks(view: RunView) -> list[Block]:
+    """The one status message edited in place when streaming is off or unavailable."""
+    blocks: list[Block] = [
+        section(f"*{escape(view.title)}* · {RUN_STATUS_TEXT.get(view.status, view.status)}")
+    ]
+    lines = [task_line_text(t) for t in view.tasks.values()]
+    # Group lines into sections under the 3,000-character limit, within the 50-block cap.
+    chunk = ""
+    for line in lines:
+        if len(chunk) + len(line) + 1 > 2900:
+            blocks.append(section(chunk))
+            chunk = ""
+        chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        blocks.append(section(chunk))
+    blocks.append(context(f"Run `{view.run_id}` · `/baton status {view.run_id}` for details"))
+    return blocks[:50]
+
+
+def status_text(view: RunView) -> str:
+    """The plain-text fallback (notifications, screen readers)."""
+    done = sum(
+        1 for t in view.tasks.values() if t.status in ("succeeded", "failed", "skipped", "rejected")
+    )
+    return f"{view.title}: {done}/{len(view.tasks)} tasks done ({RUN_STATUS_TEXT.get(view.status, view.status)})"
+
+
+def footer(
+    *, run_id: str, status: str, tokens: int, cost_usd: float, contributors: Sequence[str]
+) -> Block:
+    who = ", ".join(contributors) if contributors else "no specialist"
+    return context(
+        f"Run `{run_id}` · {RUN_STATUS_TEXT.get(status, status)} · by {escape(who)} · "
+        f"{tokens:,} tokens · ${cost_usd:.4f}"
+    )
+
+
+def answer_blocks(text: str, *, footer_block: Block | None = None) -> list[Block]:
+    blocks = [section(text)]
+    if footer_block is not None:
+        blocks.append(footer_block)
+    return blocks
+
+
+def error_blocks(message: str) -> list[Block]:
+    return [section(f":warning: {message}")]
+
+
+def when(dt: datetime | None) -> str:
+    """A Slack date token: shown in each reader's own time zone."""
+    if dt is None:
+        return "—"
+    ts = int(dt.timestamp())
+    return f"<!date^{ts}^{{date_short_pretty}} {{time}}|{dt.isoformat(timespec='minutes')}>"

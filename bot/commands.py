@@ -1,0 +1,86 @@
+"""`/baton …` text to a command. Pure: no Slack, no database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class ListAgents:
+    pass
+
+
+@dataclass(frozen=True)
+class RunPlaybook:
+    name: str
+    extra: str
+
+
+@dataclass(frozen=True)
+class Status:
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class ListApprovals:
+    pass
+
+
+@dataclass(frozen=True)
+class ScheduleCommand:
+    args: str
+
+
+@dataclass(frozen=True)
+class Ask:
+    request: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    message: str
+
+
+Command = Help | ListAgents | RunPlaybook | Status | ListApprovals | ScheduleCommand | Ask | Invalid
+
+
+def parse(text: str) -> Command:
+    text = text.strip()
+    word, _, rest = text.partition(" ")
+    rest = rest.strip()
+    match word.lower():
+        case "" | "help" | "?":
+            return Help()
+        case "agents":
+            return ListAgents()
+        case "run":
+            name, _, extra = rest.partition(" ")
+            if not name:
+                return Invalid(
+                    "Say which playbook to run: `/baton run <playbook>` (`/baton agents` lists them)."
+                )
+            return RunPlaybook(name=name, extra=extra.strip())
+        case "status":
+            return Status(run_id=rest.split()[0] if rest else None)
+        case "approvals":
+            return ListApprovals()
+        case "schedule" | "schedules":
+            return ScheduleCommand(args=rest)
+        case _:
+            return Ask(request=text)
+
+
+HELP = """*Baton* runs a team of AI specialists for you.
+• `/baton <request>` — ask for anything; I plan it, run the specialists and answer in a thread
+• `@Baton <request>` in a channel, or a DM — the same; reply in the thread to follow up
+• `/baton agents` — the specialists, their models and tools, and the playbooks
+• `/baton run <playbook> [details]` — run a predefined workflow, no planning model needed
+• `/baton status [run-id]` — a run's tasks, states, timings and cost (default: the latest here)
+• `/baton approvals` — approvals waiting in this channel
+• `/baton schedule add "<when>" <request>` — recurring runs (`/baton schedule help`)
+• `/baton help` — this message"""

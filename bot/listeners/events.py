@@ -1,0 +1,85 @@
+"""@-mentions, DMs and the App Home."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+
+from bot.commands import HELP, Ask, Help, RunPlaybook, parse
+from bot.home import home_view
+from bot.intake import start_run
+from bot.slack_ops import post_text, slack_error
+from bot.text import strip_mentions
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+
+def register(baton: Baton) -> None:
+    app = baton.app
+
+    @app.event("app_mention")
+    async def on_mention(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await handle_message(baton, event, body, context, source="mention")
+
+    @app.event("message")
+    async def on_message(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        # Only people's own messages in DMs with Baton; edits, joins and bots are ignored.
+        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+            return
+        await handle_message(baton, event, body, context, source="dm")
+
+    @app.event("app_home_opened")
+    async def on_home(event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        user = str(event["user"])
+        try:
+            await baton.client.views_publish(user_id=user, view=await home_view(baton.db, user))
+        except SlackApiError as e:
+            log.warning("could not publish the App Home for %s: %s", user, slack_error(e))
+
+
+async def handle_message(
+    baton: Baton,
+    event: dict[str, Any],
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    *,
+    source: str,
+) -> None:
+    """A mention or DM: a request, a playbook, or a question about Baton itself."""
+    channel = str(event["channel"])
+    thread_ts = str(event.get("thread_ts") or event["ts"])
+    text = strip_mentions(str(event.get("text") or ""), context.bot_user_id)
+    command = parse(text)
+    if isinstance(command, Help) or not text:
+        await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
+        return
+    playbook = None
+    request = text
+    if isinstance(command, RunPlaybook) and baton.catalog.playbook(command.name):
+        playbook, request = command.name, command.extra
+    elif not isinstance(command, Ask):
+        # Other subcommands are slash-command only; in a conversation, treat it as a request.
+        request = text
+    await start_run(
+        baton,
+        source=source,
+        request=request,
+        playbook=playbook,
+        team_id=str(body.get("team_id") or event.get("team") or "") or None,
+        channel_id=channel,
+        thread_ts=thread_ts,
+        user_id=str(event.get("user") or "") or None,
+        event_id=str(body["event_id"]) if body.get("event_id") else None,
+    )

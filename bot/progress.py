@@ -1,0 +1,371 @@
+"""Turns one run's events into Slack messages in the request's thread.
+
+Prefers Slack's streaming API: the plan renders as a live task list (`plan_update` and
+`task_update` chunks). Where streaming fails or is switched off, one status message is
+edited in place with `chat.update`. Either way updates are coalesced (at most one Slack
+call per interval per run), sent in order, and the final answer is always posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.messages.chunk import Chunk, PlanUpdateChunk, TaskUpdateChunk
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks
+from bot.blocks import RunView, TaskLine
+from bot.slack_ops import post_answer, post_text, slack_error
+from bot.text import truncate
+from orchestration.events import (
+    AnswerDelta,
+    ApprovalDecided,
+    ApprovalRequested,
+    PlanReady,
+    RunAccepted,
+    RunEvent,
+    RunFinished,
+    RunWaiting,
+    TaskFinished,
+    TaskProgress,
+    TaskStarted,
+)
+from storage import runs
+from storage.db import Database
+from storage.models import Run
+
+log = logging.getLogger(__name__)
+
+# Slack's task_update statuses.
+STREAM_STATUS = {
+    "pending": "pending",
+    "waiting": "pending",
+    "running": "in_progress",
+    "succeeded": "complete",
+    "failed": "error",
+    "skipped": "error",
+    "rejected": "error",
+}
+
+
+@dataclass(frozen=True)
+class ProgressOptions:
+    streaming: bool = True
+    # Seconds between two Slack calls for one run (appendStream is Tier 4, chat.update Tier 3).
+    stream_interval: float = 1.0
+    update_interval: float = 1.5
+
+
+ApprovalPoster = Callable[[str], Awaitable[None]]
+
+
+class SlackProgress:
+    """The EventSink for one run, shown in its Slack thread."""
+
+    def __init__(
+        self,
+        *,
+        client: AsyncWebClient,
+        db: Database,
+        run: Run,
+        options: ProgressOptions,
+        post_approval: ApprovalPoster,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self.run = run
+        self.options = options
+        self._post_approval = post_approval
+        self.view = RunView(run_id=run.id, status=run.status.value)
+        can_stream = options.streaming and bool(run.thread_ts)
+        # Slack needs a recipient to stream into a channel; DMs and people's requests have one.
+        if run.channel_id and not run.channel_id.startswith("D"):
+            can_stream = can_stream and bool(run.user_id and run.team_id)
+        self.mode = "stream" if can_stream else "update"
+        self._ts: str | None = None
+        self._dirty: set[str] = set()
+        self._title_dirty = False
+        self._lock = asyncio.Lock()
+        self._pending_flush: asyncio.Task[None] | None = None
+        self._last_flush = 0.0
+        self._loaded = False
+
+    @property
+    def channel(self) -> str:
+        assert self.run.channel_id is not None
+        return self.run.channel_id
+
+    async def publish(self, event: RunEvent) -> None:
+        if not self.run.channel_id:
+            return
+        try:
+            await self._apply(event)
+        except Exception:
+            log.exception(
+                "progress for run %s: could not show %s", self.run.id, type(event).__name__
+            )
+
+    async def _apply(self, event: RunEvent) -> None:
+        await self._load()
+        match event:
+            case RunAccepted():
+                async with self._lock:
+                    await self._open()
+            case PlanReady(title=title, tasks=tasks):
+                self.view.title = title
+                self.view.status = "running"
+                self.view.tasks = {
+                    t.id: TaskLine(id=t.id, agent=t.agent, title=t.title) for t in tasks
+                }
+                self._title_dirty = True
+                self._touch(*self.view.tasks)
+            case TaskStarted(task_id=task_id):
+                self._set(task_id, status="running", summary="")
+            case TaskProgress(task_id=task_id, detail=detail):
+                line = self.view.tasks.get(task_id)
+                if line is not None:
+                    line.details = [*line.details[-2:], detail]
+                    self._touch(task_id)
+            case TaskFinished(task_id=task_id, status=status, summary=summary):
+                self._set(task_id, status=status, summary=summary)
+            case ApprovalRequested(task_id=task_id, approval_id=approval_id):
+                self._set(task_id, status="waiting")
+                await self._flush_now()
+                await self._post_approval(approval_id)
+            case ApprovalDecided(task_id=task_id):
+                line = self.view.tasks.get(task_id)
+                if line is not None and line.status == "waiting":
+                    self._set(task_id, status="pending", summary="decided; resuming")
+            case RunWaiting():
+                self.view.status = "waiting"
+                await self._close(
+                    final_note="Waiting for a person's decision (see the buttons below)."
+                )
+            case RunFinished():
+                self.view.status = event.status
+                await self._close()
+                await self._post_final(event)
+            case AnswerDelta():
+                pass
+
+    async def _load(self) -> None:
+        """A run resumed in this process: rebuild the task list from the database once."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if not self.run.plan:
+            return
+        self.view.title = str(self.run.plan.get("title") or "Plan")
+        self.view.status = "running"
+        for t in await runs.list_tasks(self.db, self.run.id):
+            self.view.tasks[t.task_id] = TaskLine(
+                id=t.task_id,
+                agent=t.agent,
+                title=truncate(
+                    t.instruction.strip().splitlines()[0] if t.instruction.strip() else t.agent, 80
+                ),
+                status=t.status.value,
+                summary=t.error or "",
+            )
+
+    def _set(self, task_id: str, *, status: str, summary: str | None = None) -> None:
+        line = self.view.tasks.get(task_id)
+        if line is None:
+            return
+        line.status = status
+        if summary is not None:
+            line.summary = summary
+        self._touch(task_id)
+
+    def _touch(self, *task_ids: str) -> None:
+        self._dirty.update(task_ids)
+        if self._pending_flush is None or self._pending_flush.done():
+            self._pending_flush = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        interval = (
+            self.options.stream_interval if self.mode == "stream" else self.options.update_interval
+        )
+        wait = self._last_flush + interval - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        async with self._lock:
+            await self._flush()
+
+    async def _flush_now(self) -> None:
+        task, self._pending_flush = self._pending_flush, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._lock:
+            await self._flush()
+
+    # --- Slack I/O; always called with the lock held -------------------------------------
+
+    async def _open(self) -> None:
+        """Show that the run has started: a stream, or a status message."""
+        if self._ts is not None:
+            return
+        if self.mode == "stream":
+            try:
+                resp = await self.client.chat_startStream(
+                    channel=self.channel,
+                    thread_ts=self.run.thread_ts or "",
+                    recipient_team_id=self.run.team_id,
+                    recipient_user_id=self.run.user_id,
+                    task_display_mode="plan",
+                    chunks=[
+                        PlanUpdateChunk(title=self._title()),
+                        *self._task_chunks(all_tasks=True),
+                    ],
+                )
+                self._ts = str(resp["ts"])
+                self._dirty.clear()
+                self._title_dirty = False
+            except SlackApiError as e:
+                log.info("streaming unavailable (%s); using a status message", slack_error(e))
+                self.mode = "update"
+        if self.mode == "update":
+            self._ts = await post_text(
+                self.client,
+                channel=self.channel,
+                thread_ts=self.run.thread_ts,
+                text=blocks.status_text(self.view),
+                blocks=blocks.status_blocks(self.view),
+            )
+            self._dirty.clear()
+        self._last_flush = asyncio.get_running_loop().time()
+        if self._ts is not None:
+            await runs.set_status_message(self.db, self.run.id, self._ts)
+
+    async def _flush(self) -> None:
+        if self._ts is None:
+            await self._open()
+            return
+        if not (self._dirty or self._title_dirty):
+            return
+        if self.mode == "stream":
+            chunks: list[Chunk] = []
+            if self._title_dirty:
+                chunks.append(PlanUpdateChunk(title=self._title()))
+            chunks += self._task_chunks()
+            try:
+                await self.client.chat_appendStream(
+                    channel=self.channel, ts=self._ts, chunks=chunks
+                )
+            except SlackApiError as e:
+                # The stream ended on Slack's side (about 5 minutes) or failed: carry on in a
+                # fresh status message rather than lose the progress.
+                log.info(
+                    "stream for run %s ended (%s); continuing with a status message",
+                    self.run.id,
+                    slack_error(e),
+                )
+                self.mode, self._ts = "update", None
+                await self._open()
+                return
+        else:
+            try:
+                await self.client.chat_update(
+                    channel=self.channel,
+                    ts=self._ts,
+                    text=blocks.status_text(self.view),
+                    blocks=blocks.status_blocks(self.view),
+                )
+            except SlackApiError as e:
+                log.info(
+                    "status message for run %s not editable (%s); posting anew",
+                    self.run.id,
+                    slack_error(e),
+                )
+                self._ts = None
+                await self._open()
+                return
+        self._dirty.clear()
+        self._title_dirty = False
+        self._last_flush = asyncio.get_running_loop().time()
+
+    async def _close(self, *, final_note: str | None = None) -> None:
+        """Final state of the task list; a stream is stopped (a wait may outlive it)."""
+        task, self._pending_flush = self._pending_flush, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._lock:
+            if self._ts is None:
+                await self._open()
+            if self.mode == "stream" and self._ts is not None:
+                chunks: list[Chunk] = [PlanUpdateChunk(title=self._title()), *self._task_chunks()]
+                try:
+                    kwargs: dict[str, Any] = {}
+                    if final_note:
+                        kwargs["markdown_text"] = final_note
+                    await self.client.chat_stopStream(
+                        channel=self.channel, ts=self._ts, chunks=chunks, **kwargs
+                    )
+                except SlackApiError as e:
+                    log.info("could not stop stream for run %s: %s", self.run.id, slack_error(e))
+                    self.mode, self._ts = "update", None
+                    await self._open()
+                self._ts = None if self.mode == "stream" else self._ts
+                self._dirty.clear()
+            else:
+                self._title_dirty = True
+                await self._flush()
+
+    async def _post_final(self, event: RunFinished) -> None:
+        footer = blocks.footer(
+            run_id=event.run_id,
+            status=event.status,
+            tokens=event.input_tokens + event.output_tokens,
+            cost_usd=event.cost_usd,
+            contributors=event.contributors,
+        )
+        text = (
+            event.answer
+            if event.status != "failed" or not event.answer
+            else f":warning: {event.answer}"
+        )
+        try:
+            await post_answer(
+                self.client,
+                channel=self.channel,
+                thread_ts=self.run.thread_ts,
+                text=text,
+                footer=footer,
+            )
+        except SlackApiError as e:
+            log.error("could not post the answer of run %s: %s", event.run_id, slack_error(e))
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def _title(self) -> str:
+        status = blocks.RUN_STATUS_TEXT.get(self.view.status, self.view.status)
+        return truncate(f"{self.view.title} · {status}", 150)
+
+    def _task_chunks(self, *, all_tasks: bool = False) -> list[Chunk]:
+        ids = (
+            list(self.view.tasks) if all_tasks else [t for t in self.view.tasks if t in self._dirty]
+        )
+        chunks: list[Chunk] = []
+        for task_id in ids:
+            t = self.view.tasks[task_id]
+            details = "waiting for approval" if t.status == "waiting" else "\n".join(t.details[-3:])
+            chunks.append(
+                TaskUpdateChunk(
+                    id=t.id,
+                    title=truncate(f"{t.agent}: {t.title}", 150),
+                    status=STREAM_STATUS.get(t.status, "pending"),
+                    details=truncate(details, 500) or None,
+                    output=truncate(t.summary, 500) or None,
+                )
+            )
+        return chunks

@@ -1,0 +1,97 @@
+"""Replies to `/baton agents | status | approvals`. Pure: rows in, Block Kit out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from agents.spec import Catalog
+from bot.blocks import (
+    RUN_STATUS_TEXT,
+    STATUS_EMOJI,
+    Block,
+    context,
+    divider,
+    header,
+    section,
+    when,
+)
+from bot.text import escape, truncate
+from storage.models import Approval, Run, TaskRow
+
+
+def agents_report(catalog: Catalog, model_of: Callable[[str], str]) -> list[Block]:
+    blocks: list[Block] = [header("Baton's specialists")]
+    for a in catalog.agents:
+        tools = ", ".join(f"`{t}`" for t in a.tools) or "no tools (writes from its inputs)"
+        blocks.append(
+            section(
+                f"*{escape(a.name)}* · `{model_of(a.model)}`\n{escape(a.description)}\nTools: {tools}"
+            )
+        )
+    if catalog.playbooks:
+        blocks.append(divider())
+        lines = [
+            f"• `{p.name}` — {escape(p.description)} ({len(p.tasks)} tasks"
+            + (", asks for approval" if any(t.requires_approval for t in p.tasks) else "")
+            + ")"
+            for p in catalog.playbooks
+        ]
+        blocks.append(section("*Playbooks* — `/baton run <name> [details]`\n" + "\n".join(lines)))
+    return blocks[:50]
+
+
+def _duration(t: TaskRow) -> str:
+    if t.started_at and t.finished_at:
+        return f"{(t.finished_at - t.started_at).total_seconds():.1f} s"
+    return "—"
+
+
+def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
+    state = RUN_STATUS_TEXT.get(run.status.value, run.status.value)
+    what = (
+        f"playbook `{run.playbook}`" if run.playbook else f"“{escape(truncate(run.request, 200))}”"
+    )
+    blocks: list[Block] = [
+        section(
+            f"*Run `{run.id}`* · {state}\n{what} · asked by <@{run.user_id}> {when(run.created_at)}"
+            if run.user_id
+            else f"*Run `{run.id}`* · {state}\n{what} · {when(run.created_at)}"
+        )
+    ]
+    lines = []
+    for t in tasks:
+        cost = f"{t.input_tokens + t.output_tokens:,} tokens · ${t.cost_usd:.4f}"
+        line = f"{STATUS_EMOJI.get(t.status.value, '•')} `{t.task_id}` *{escape(t.agent)}* · {t.status.value} · {_duration(t)} · {cost}"
+        if t.error:
+            line += f"\n      _{escape(truncate(t.error, 200))}_"
+        lines.append(line)
+    if lines:
+        blocks.append(section("\n".join(lines)))
+    if run.error:
+        blocks.append(section(f":warning: {escape(truncate(run.error, 1000))}"))
+    blocks.append(
+        context(f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}")
+    )
+    return blocks
+
+
+def permalink(channel: str, ts: str) -> str:
+    """A link to a message that Slack resolves in any workspace the reader belongs to."""
+    return f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+def approvals_report(pending: Sequence[Approval]) -> list[Block]:
+    if not pending:
+        return [section("No approvals are waiting in this channel.")]
+    lines = []
+    for a in pending[:40]:
+        what = f"`{a.tool_name}`" if a.tool_name else a.kind
+        link = (
+            f"<{permalink(a.channel_id, a.message_ts)}|open>"
+            if a.channel_id and a.message_ts
+            else "(no message)"
+        )
+        lines.append(
+            f"• Run `{a.run_id}` · {what} · task `{a.task_id}` · expires {when(a.expires_at)} · {link}"
+        )
+    return [section(f"*{len(pending)} approval(s) waiting here*\n" + "\n".join(lines))]

@@ -1,0 +1,299 @@
+"""A local stand-in for Slack's Web API that the real `AsyncWebClient` talks to over HTTP.
+
+Point a client at it with `AsyncWebClient(token=slack.token, base_url=slack.api_url)`. It keeps
+the workspace's state, records every call, and misbehaves on demand (rate limits, errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from aiohttp import web
+
+from bot.sandbox import methods
+from bot.sandbox.workspace import (
+    DEFAULT_BOT,
+    DEFAULT_CHANNELS,
+    DEFAULT_USERS,
+    JSON,
+    Change,
+    Channel,
+    Message,
+    SlackError,
+    User,
+    View,
+    Workspace,
+)
+
+__all__ = ["Call", "Change", "Channel", "Message", "SlackStandIn", "User", "View"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Listener = Callable[[Change], Awaitable[None] | None]
+
+DEFAULT_TOKEN = "xoxb-0000-baton-sandbox"
+# Fields slack_sdk sends as JSON text when a method goes out form-encoded.
+JSON_FIELDS = ("blocks", "attachments", "chunks", "view", "metadata", "loading_messages", "prompts")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the stand-in answered."""
+
+    method: str
+    args: JSON
+    status: int
+    response: JSON
+    at: float
+
+
+@dataclass(frozen=True)
+class _Fault:
+    error: str
+    status: int
+    retry_after: int | None = None
+
+
+class SlackStandIn:
+    """Slack's Web API on 127.0.0.1, backed by an in-memory workspace."""
+
+    def __init__(
+        self,
+        *,
+        token: str = DEFAULT_TOKEN,
+        team_id: str = "T0BATON",
+        bot: User = DEFAULT_BOT,
+        users: Iterable[User] = DEFAULT_USERS,
+        channels: Iterable[Channel] = DEFAULT_CHANNELS,
+        stream_ttl: float = 300.0,
+        trigger_ttl: float = 3.0,
+    ) -> None:
+        self.token = token
+        self.workspace = Workspace(
+            team_id=team_id,
+            bot=bot,
+            users=users,
+            channels=channels,
+            stream_ttl=stream_ttl,
+            trigger_ttl=trigger_ttl,
+        )
+        self.calls: list[Call] = []
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._faults_everywhere: deque[_Fault] = deque()
+        self._listeners: list[Listener] = []
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # lifecycle
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, e.g. `http://127.0.0.1:54321/`."""
+        if self._url is None:
+            raise RuntimeError("the Slack stand-in is not started")
+        return self._url
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, in the form `AsyncWebClient(base_url=...)` expects."""
+        return self.url + "api/"
+
+    def web_app(self) -> web.Application:
+        """An aiohttp application serving `/api/<method>`, for mounting elsewhere."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """Listen on `host:port` (port 0 picks a free one)."""
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._url = f"http://{bound_host}:{bound_port}/"
+        self.workspace.base_url = self._url
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # misbehaviour on demand
+
+    def ratelimit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP 429 and `Retry-After`."""
+        self._faults.setdefault(method, deque()).extend(
+            [_Fault("ratelimited", 429, retry_after)] * times
+        )
+
+    def ratelimit_all(self, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls, whatever the method, with HTTP 429."""
+        self._faults_everywhere.extend([_Fault("ratelimited", 429, retry_after)] * times)
+
+    def fail(self, method: str, error: str, times: int = 1, *, status: int = 200) -> None:
+        """Answer the next `times` calls of `method` with Slack error `error`."""
+        self._faults.setdefault(method, deque()).extend([_Fault(error, status)] * times)
+
+    # what happened
+
+    def calls_to(self, method: str) -> list[Call]:
+        """The recorded calls of one method, oldest first."""
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, channel: str) -> list[Message]:
+        """Every message in a channel (replies and ephemeral ones too), in ts order."""
+        return self.workspace.all_messages(self.workspace.channel(channel).id)
+
+    def thread(self, channel: str, ts: str) -> list[Message]:
+        """A thread's parent (when known) followed by its replies."""
+        channel_id = self.workspace.channel(channel).id
+        root = self.workspace.thread_root(channel_id, ts) or ts
+        return [
+            m
+            for m in self.workspace.all_messages(channel_id)
+            if (m.ts == root or m.thread_ts == root) and m.ephemeral_for is None
+        ]
+
+    def open_views(self, user: str) -> list[View]:
+        """The modals open for `user`, bottom of the stack first."""
+        return self.workspace.open_views(user)
+
+    def status(self, channel: str, thread_ts: str) -> str | None:
+        """The assistant status shown under a thread, if any."""
+        return self.workspace.statuses.get((self.workspace.channel(channel).id, thread_ts))
+
+    def trigger_id(self, user: str) -> str:
+        """A trigger id for `user`, as a click of theirs would carry."""
+        return self.workspace.new_trigger_id(user)
+
+    async def post_as_user(
+        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+    ) -> Message:
+        """Leave a message from a person in the workspace (Slack's side of an incoming event)."""
+        message = self.workspace.add_user_message(channel, user, text, thread_ts=thread_ts)
+        await self._publish()
+        return message
+
+    async def wait_for(
+        self,
+        predicate: Callable[[], T],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a plain deadline reads better in tests
+        *,
+        interval: float = 0.01,
+    ) -> T:
+        """Wait until `predicate()` is truthy, and return what it returned."""
+        deadline = time.monotonic() + timeout
+        while not (result := predicate()):
+            if time.monotonic() >= deadline:
+                recent = ", ".join(f"{c.method}->{c.status}" for c in self.calls[-10:])
+                raise TimeoutError(f"condition not met within {timeout}s; last calls: {recent}")
+            # Polling, not a change signal: stream expiry is a matter of time, not of calls.
+            await asyncio.sleep(interval)
+        return result
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener(change)` on every change; returns a function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # HTTP
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["method"]
+        try:
+            args = await _read_args(request)
+        except SlackError as e:
+            args, status, body = {}, 200, e.body()
+            headers: dict[str, str] = {}
+        else:
+            token = _bearer(request) or args.pop("token", None)
+            args.pop("token", None)
+            status, body, headers = self._answer(name, token, args)
+        self.calls.append(Call(name, args, status, body, time.time()))
+        await self._publish()
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(self, name: str, token: Any, args: JSON) -> tuple[int, JSON, dict[str, str]]:
+        if name not in methods.METHODS:
+            return 200, {"ok": False, "error": "unknown_method", "req_method": name}, {}
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        fault = self._next_fault(name)
+        if fault is not None:
+            headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            return fault.status, {"ok": False, "error": fault.error}, headers
+        try:
+            return 200, methods.call(self.workspace, name, args), {}
+        except SlackError as e:
+            return 200, e.body(), {}
+
+    def _next_fault(self, name: str) -> _Fault | None:
+        if self._faults_everywhere:
+            return self._faults_everywhere.popleft()
+        queue = self._faults.get(name)
+        return queue.popleft() if queue else None
+
+    async def _publish(self) -> None:
+        for change in self.workspace.take_changes():
+            for listener in list(self._listeners):
+                try:
+                    result = listener(change)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    # A broken live view must not break the API the bot is talking to.
+                    log.exception("Slack stand-in listener failed on %s", change["type"])
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() or None if scheme == "Bearer" else None
+
+
+async def _read_args(request: web.Request) -> JSON:
+    """Query parameters and body merged, as Slack reads them, with JSON-text fields decoded."""
+    args: JSON = dict(request.query)
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                raise SlackError("invalid_json") from None
+            if not isinstance(body, dict):
+                raise SlackError("invalid_json")
+            args.update(body)
+        else:
+            form = await request.post()
+            args.update({k: v for k, v in form.items() if isinstance(v, str)})
+    for key in JSON_FIELDS:
+        if isinstance(args.get(key), str):
+            # Undecodable text stays text; the method then answers with Slack's format error.
+            with contextlib.suppress(ValueError):
+                args[key] = json.loads(args[key])
+    return args

@@ -1,0 +1,64 @@
+"""How Slack reaches Baton: Socket Mode, or HTTP on `POST /slack/events` (+ `GET /healthz`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from sqlalchemy import text
+
+from bot.app import Baton
+from bot.approvals import expiry_loop
+from bot.config import secret
+from bot.manifest import EVENTS_PATH
+from orchestration.engine import interrupted_runs
+
+log = logging.getLogger(__name__)
+
+
+async def start_housekeeping(baton: Baton) -> None:
+    """Resume runs a previous process left mid-way, and sweep expired approvals."""
+    for run_id in await interrupted_runs(baton.db):
+        log.info("resuming run %s", run_id)
+        baton.background.spawn(baton.orchestrator.execute(run_id), name=f"recover-{run_id}")
+    baton.background.spawn(expiry_loop(baton), name="approval-expiry")
+
+
+def web_app(baton: Baton) -> web.Application:
+    """Bolt's aiohttp app (signature checks included) plus a health check."""
+    app = baton.app.web_app(path=EVENTS_PATH)
+
+    async def healthz(_: web.Request) -> web.Response:
+        try:
+            async with baton.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as e:
+            return web.json_response({"ok": False, "database": str(e)}, status=503)
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def serve_http(baton: Baton, *, host: str = "0.0.0.0", port: int) -> web.AppRunner:
+    """Start serving; returns the runner (call `cleanup()` to stop)."""
+    runner = web.AppRunner(web_app(baton))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    await start_housekeeping(baton)
+    log.info("Baton is listening on http://%s:%d%s", host, port, EVENTS_PATH)
+    return runner
+
+
+async def serve_socket(baton: Baton) -> AsyncSocketModeHandler:
+    handler = AsyncSocketModeHandler(baton.app, secret(baton.settings.slack_app_token))
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    await start_housekeeping(baton)
+    log.info("Baton is connected to Slack over Socket Mode")
+    return handler
+
+
+async def forever() -> None:
+    await asyncio.Event().wait()

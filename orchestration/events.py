@@ -1,0 +1,139 @@
+"""What a run tells the outside world as it goes.
+
+The orchestrator writes every state change to the database first, then publishes one of
+these to the run's `EventSink`. The Slack surface renders them; tests and the sandbox may
+listen too. Nothing here knows about Slack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task as a person sees it in the task list."""
+
+    id: str
+    agent: str
+    title: str
+    depends_on: tuple[str, ...] = ()
+    requires_approval: bool = False
+
+
+@dataclass(frozen=True)
+class RunAccepted:
+    run_id: str
+    request: str
+
+
+@dataclass(frozen=True)
+class PlanReady:
+    run_id: str
+    title: str
+    tasks: tuple[TaskView, ...]
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    run_id: str
+    task_id: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """Something worth a line in the task's details: a tool call, a retry."""
+
+    run_id: str
+    task_id: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    run_id: str
+    task_id: str
+    status: str  # a TaskStatus value: succeeded | failed | skipped | rejected
+    summary: str  # one line for the task list
+    output: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalRequested:
+    run_id: str
+    task_id: str
+    approval_id: str
+
+
+@dataclass(frozen=True)
+class ApprovalDecided:
+    run_id: str
+    task_id: str
+    approval_id: str
+    status: str  # an ApprovalStatus value
+
+
+@dataclass(frozen=True)
+class RunWaiting:
+    """The run is suspended until every pending approval is decided."""
+
+    run_id: str
+    pending: tuple[str, ...]  # approval ids
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of the final answer as the supervisor writes it (streaming)."""
+
+    run_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    run_id: str
+    status: str  # a RunStatus value
+    answer: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    contributors: tuple[str, ...] = field(default_factory=tuple)
+
+
+RunEvent = (
+    RunAccepted
+    | PlanReady
+    | TaskStarted
+    | TaskProgress
+    | TaskFinished
+    | ApprovalRequested
+    | ApprovalDecided
+    | RunWaiting
+    | AnswerDelta
+    | RunFinished
+)
+
+
+class EventSink(Protocol):
+    """Receives a run's events in order. A sink must not raise: it reports its own failures."""
+
+    async def publish(self, event: RunEvent) -> None: ...
+
+
+class NullSink:
+    """A sink that drops everything (runs driven from tests or the CLI without a surface)."""
+
+    async def publish(self, event: RunEvent) -> None:
+        return None
+
+
+class RecordingSink:
+    """Keeps every event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+
+    async def publish(self, event: RunEvent) -> None:
+        self.events.append(event)

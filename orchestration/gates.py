@@ -1,0 +1,177 @@
+"""Approval gates: where a run stops for a person, and what their decision does.
+
+Opening a gate writes an `Approval` row and puts the task into `waiting`; nothing waits in
+memory. `settle` applies a decision (or an expiry) to the task the next time the run is
+driven, in whichever process that happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from agents.messages import Message
+from agents.spec import Catalog
+from orchestration.events import ApprovalRequested, RunEvent
+from orchestration.limits import Limits
+from storage import approvals, runs
+from storage.db import Database, utcnow
+from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
+
+Show = Callable[[RunEvent], Awaitable[None]]
+
+# A specialist that starts its answer with this asks for a person's go-ahead.
+NEEDS_HUMAN = "NEEDS HUMAN:"
+
+
+class Gates:
+    def __init__(self, *, db: Database, catalog: Catalog, limits: Limits) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.limits = limits
+
+    def approvers_for(self, run: Run, tool: str | None) -> list[str]:
+        """Configured approvers for the tool, else global ones, else the requester."""
+        settings = self.catalog.approvals
+        if tool and settings.tools.get(tool):
+            return list(settings.tools[tool])
+        if settings.approvers:
+            return list(settings.approvers)
+        return [run.user_id] if run.user_id else []
+
+    @property
+    def ttl(self) -> timedelta:
+        return timedelta(hours=self.catalog.approvals.expires_after_hours)
+
+    async def before_start(self, run: Run, task: TaskRow, show: Show) -> bool:
+        """Open a gate if the task may not start yet. True when it must wait."""
+        if task.requires_approval and not task.approved:
+            await self.open(
+                run,
+                task,
+                show,
+                kind="task",
+                summary=f"*{task.agent}* will: {task.instruction}",
+            )
+            return True
+        if run.budget_usd is not None and run.cost_usd >= run.budget_usd:
+            if any(
+                a.kind == "budget" and a.status == ApprovalStatus.PENDING
+                for a in await approvals.for_run(self.db, run.id)
+            ):
+                return True  # one budget question at a time; this task waits its turn
+            extra = self.limits.budget_usd or run.budget_usd or 1.0
+            await self.open(
+                run,
+                task,
+                show,
+                kind="budget",
+                summary=(
+                    f"This run has spent ${run.cost_usd:.4f} of its ${run.budget_usd:.2f} budget. "
+                    f"Continue for up to ${extra:.2f} more?"
+                ),
+                extra_budget_usd=extra,
+            )
+            return True
+        return False
+
+    async def open(
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        *,
+        kind: str,
+        summary: str,
+        tool_name: str | None = None,
+        tool_args: dict[str, Any] | None = None,
+        call_id: str | None = None,
+        transcript: list[Message] | None = None,
+        output: str | None = None,
+        extra_budget_usd: float | None = None,
+    ) -> Approval:
+        """Write the approval and put the task into waiting, then show it."""
+        approval = Approval(
+            id=approvals.new_approval_id(),
+            run_id=run.id,
+            task_id=task.task_id,
+            kind=kind,
+            expires_at=utcnow() + self.ttl,
+            summary=summary,
+            tool_name=tool_name,
+            tool_args=tool_args,
+            call_id=call_id,
+            approvers=self.approvers_for(run, tool_name),
+            channel_id=run.channel_id,
+            extra_budget_usd=extra_budget_usd,
+        )
+        fields: dict[str, Any] = {"status": TaskStatus.WAITING}
+        if transcript is not None:
+            fields["transcript"] = [m.model_dump(mode="json") for m in transcript]
+        if output is not None:
+            fields["output"] = output
+        await approvals.create(self.db, approval, task_fields=fields)
+        await show(ApprovalRequested(run_id=run.id, task_id=task.task_id, approval_id=approval.id))
+        return approval
+
+    async def settle(self, task: TaskRow) -> Approval | None:
+        """Apply the task's latest decided approval to it; None while it is still undecided."""
+        gates = [
+            a for a in await approvals.for_run(self.db, task.run_id) if a.task_id == task.task_id
+        ]
+        if not gates:
+            return None
+        latest = gates[-1]
+        if latest.status == ApprovalStatus.PENDING:
+            return None
+        approved = latest.status == ApprovalStatus.APPROVED
+        fields: dict[str, Any]
+        if latest.kind == "tool":
+            fields = {"status": TaskStatus.PENDING}  # the specialist continues, told the decision
+        elif approved and latest.kind == "agent":
+            fields = {"status": TaskStatus.SUCCEEDED, "finished_at": utcnow()}
+        elif approved:
+            fields = {"status": TaskStatus.PENDING, "approved": latest.kind == "task"}
+        else:
+            fields = {
+                "status": TaskStatus.REJECTED,
+                "error": describe_refusal(latest),
+                "finished_at": utcnow(),
+            }
+        run_fields: dict[str, Any] | None = None
+        if latest.kind == "budget" and approved:
+            run = await runs.get_run(self.db, task.run_id)
+            assert run is not None
+            run_fields = {"budget_usd": (run.budget_usd or 0.0) + (latest.extra_budget_usd or 0.0)}
+        await runs.record(
+            self.db,
+            task.run_id,
+            "approval_applied",
+            task_id=task.task_id,
+            data={"approval_id": latest.id, "status": latest.status.value},
+            task=fields,
+            run=run_fields,
+        )
+        if latest.kind == "budget" and not approved:
+            await self._reject_rest(task.run_id, describe_refusal(latest))
+        return latest
+
+    async def _reject_rest(self, run_id: str, reason: str) -> None:
+        """A refused budget stops every task that has not started."""
+        for t in await runs.list_tasks(self.db, run_id):
+            if t.status == TaskStatus.PENDING:
+                await runs.record(
+                    self.db,
+                    run_id,
+                    "task_rejected",
+                    task_id=t.task_id,
+                    task={"status": TaskStatus.REJECTED, "error": reason, "finished_at": utcnow()},
+                )
+
+
+def describe_refusal(approval: Approval) -> str:
+    if approval.status == ApprovalStatus.EXPIRED:
+        return "not approved in time: the approval expired"
+    why = f": {approval.reason}" if approval.reason else ""
+    return f"rejected by <@{approval.decided_by}>{why}"

@@ -1,0 +1,74 @@
+"""A plan is a small graph of tasks, each for one specialist."""
+
+from __future__ import annotations
+
+import graphlib
+
+from pydantic import BaseModel, Field
+
+from agents.spec import Catalog, PlaybookSpec
+
+
+class PlannedTask(BaseModel):
+    id: str = Field(description="Short unique id, lowercase, e.g. 'check-sites'")
+    agent: str = Field(description="The specialist's name, exactly as listed")
+    instruction: str = Field(description="What this specialist must do, self-contained")
+    depends_on: list[str] = Field(
+        default_factory=list, description="Ids of tasks whose results this task needs"
+    )
+    requires_approval: bool = Field(
+        default=False, description="True when a person must approve before this task runs"
+    )
+
+
+class Plan(BaseModel):
+    title: str = Field(default="Plan", description="A few words naming the plan")
+    tasks: list[PlannedTask]
+
+
+def problems(plan: Plan, catalog: Catalog, *, max_tasks: int) -> list[str]:
+    """Everything wrong with a plan, as sentences a model (or a person) can act on."""
+    found: list[str] = []
+    if not plan.tasks:
+        found.append("the plan has no tasks")
+    if len(plan.tasks) > max_tasks:
+        found.append(f"the plan has {len(plan.tasks)} tasks; at most {max_tasks} are allowed")
+    ids = [t.id for t in plan.tasks]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        found.append(f"task id '{dup}' is used more than once")
+    known = {a.name for a in catalog.agents}
+    graph: dict[str, list[str]] = {}
+    for t in plan.tasks:
+        if t.agent not in known:
+            found.append(
+                f"task '{t.id}' uses unknown agent '{t.agent}' (known: {', '.join(sorted(known))})"
+            )
+        for d in t.depends_on:
+            if d not in ids:
+                found.append(f"task '{t.id}' depends on unknown task '{d}'")
+            if d == t.id:
+                found.append(f"task '{t.id}' depends on itself")
+        graph[t.id] = [d for d in t.depends_on if d != t.id]
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as e:
+        found.append(f"tasks depend on each other in a cycle: {' -> '.join(e.args[1])}")
+    return found
+
+
+def from_playbook(playbook: PlaybookSpec, request: str) -> Plan:
+    """A playbook is the plan; extra words after its name are passed to every task."""
+    extra = f"\n\nThe request adds: {request}" if request.strip() else ""
+    return Plan(
+        title=playbook.description or playbook.name,
+        tasks=[
+            PlannedTask(
+                id=t.id,
+                agent=t.agent,
+                instruction=t.instruction + extra,
+                depends_on=list(t.depends_on),
+                requires_approval=t.requires_approval,
+            )
+            for t in playbook.tasks
+        ],
+    )

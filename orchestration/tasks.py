@@ -1,0 +1,267 @@
+"""Running one task: its specialist, its model, only its tools, within its time limit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from pydantic import BaseModel
+
+from agents.errors import ModelError, ToolError, TransientModelError
+from agents.messages import Message, ToolCall
+from agents.pricing import PriceTable
+from agents.providers.registry import Models
+from agents.runner import (
+    Decision,
+    Finished,
+    Hooks,
+    NeedsApproval,
+    first_prompt,
+    run_specialist,
+)
+from agents.spec import Catalog
+from agents.tools.base import Tool, ToolContext, ToolResult
+from orchestration.events import TaskFinished, TaskProgress, TaskStarted
+from orchestration.gates import NEEDS_HUMAN, Gates, Show
+from orchestration.limits import Limits
+from orchestration.planning import usage_hook
+from storage import approvals, runs, tool_calls
+from storage.db import Database, utcnow
+from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+class TaskRunner:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        catalog: Catalog,
+        models: Models,
+        tools: dict[str, Tool],
+        prices: PriceTable,
+        limits: Limits,
+        gates: Gates,
+        tool_context: Any,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.models = models
+        self.tools = tools
+        self.prices = prices
+        self.limits = limits
+        self.gates = gates
+        self.tool_context = tool_context
+
+    async def run(self, run: Run, task: TaskRow, show: Show) -> None:
+        """Run the task to a final state or to a gate. Never raises (but for cancellation)."""
+        attempt = task.attempts + 1
+        await runs.record(
+            self.db,
+            run.id,
+            "task_started",
+            task_id=task.task_id,
+            data={"attempt": attempt},
+            task={
+                "status": TaskStatus.RUNNING,
+                "attempts": attempt,
+                "started_at": task.started_at or utcnow(),
+            },
+        )
+        await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
+        try:
+            async with asyncio.timeout(self.limits.task_timeout):
+                outcome = await self._specialist(run, task, show)
+        except TimeoutError:
+            await self._fail(
+                run,
+                task,
+                show,
+                f"took longer than {self.limits.task_timeout:.0f} s and was stopped",
+            )
+            return
+        except TransientModelError as e:
+            await self._fail(
+                run,
+                task,
+                show,
+                f"the model kept failing ({e}) after {self.limits.retry.max_attempts} attempts",
+            )
+            return
+        except ModelError as e:
+            await self._fail(run, task, show, str(e))
+            return
+        except Exception:
+            log.exception("task %s/%s crashed", run.id, task.task_id)
+            await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
+            return
+
+        if isinstance(outcome, NeedsApproval):
+            await self.gates.open(
+                run,
+                task,
+                show,
+                kind="tool",
+                summary=_why(outcome.transcript) or task.instruction,
+                tool_name=outcome.call.name,
+                tool_args=outcome.args.model_dump(mode="json"),
+                call_id=outcome.call.id,
+                transcript=outcome.transcript,
+            )
+            return
+        if outcome.output.startswith(NEEDS_HUMAN) and not task.approved:
+            await self.gates.open(
+                run,
+                task,
+                show,
+                kind="agent",
+                summary=outcome.output[len(NEEDS_HUMAN) :].strip(),
+                output=outcome.output,
+            )
+            return
+        await runs.record(
+            self.db,
+            run.id,
+            "task_succeeded",
+            task_id=task.task_id,
+            task={
+                "status": TaskStatus.SUCCEEDED,
+                "output": outcome.output,
+                "finished_at": utcnow(),
+                "transcript": None,
+            },
+        )
+        await show(
+            TaskFinished(
+                run_id=run.id,
+                task_id=task.task_id,
+                status=TaskStatus.SUCCEEDED.value,
+                summary=_first_line(outcome.output),
+                output=outcome.output,
+            )
+        )
+
+    async def _specialist(self, run: Run, task: TaskRow, show: Show) -> Finished | NeedsApproval:
+        spec = self.catalog.agent(task.agent)
+        if spec is None:
+            raise ModelError(f"the specialist '{task.agent}' is no longer in the catalog")
+        binding = self.models.resolve(spec.model)
+        if task.transcript:
+            transcript = [Message.model_validate(m) for m in task.transcript]
+        else:
+            transcript = [
+                Message(
+                    role="user", content=first_prompt(task.instruction, await self._inputs(task))
+                )
+            ]
+
+        async def progress(detail: str) -> None:
+            await runs.record(
+                self.db, run.id, "task_progress", task_id=task.task_id, data={"detail": detail}
+            )
+            await show(TaskProgress(run_id=run.id, task_id=task.task_id, detail=detail))
+
+        async def on_retry(attempt: int, error: TransientModelError, delay: float) -> None:
+            await progress(f"model unavailable ({error}); retry {attempt} in {delay:.1f} s")
+
+        async def perform(tool: Tool, args: BaseModel, call: ToolCall) -> ToolResult:
+            return await self._perform(run, task, tool, args, call)
+
+        return await run_specialist(
+            spec,
+            transcript,
+            provider=binding.provider,
+            model_id=binding.model_id,
+            tools=self.tools,
+            hooks=Hooks(
+                progress=progress,
+                usage=usage_hook(self.db, self.prices, run.id, task.task_id, binding.ref),
+                perform=perform,
+            ),
+            retry=self.limits.retry,
+            decisions=await self._decisions(task),
+            on_retry=on_retry,
+        )
+
+    async def _inputs(self, task: TaskRow) -> dict[str, str]:
+        """Only the outputs of this task's own dependencies."""
+        rows = {t.task_id: t for t in await runs.list_tasks(self.db, task.run_id)}
+        return {
+            f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
+        }
+
+    async def _decisions(self, task: TaskRow) -> dict[str, Decision]:
+        decided: dict[str, Decision] = {}
+        for a in await approvals.for_run(self.db, task.run_id):
+            if a.task_id != task.task_id or a.call_id is None or a.status == ApprovalStatus.PENDING:
+                continue
+            reason = a.reason or (
+                "the approval expired" if a.status == ApprovalStatus.EXPIRED else ""
+            )
+            decided[a.call_id] = Decision(
+                approved=a.status == ApprovalStatus.APPROVED,
+                by=a.decided_by or "nobody",
+                reason=reason,
+            )
+        return decided
+
+    async def _perform(
+        self, run: Run, task: TaskRow, tool: Tool, args: BaseModel, call: ToolCall
+    ) -> ToolResult:
+        """Call the tool; a side-effecting call is claimed first so it can never happen twice."""
+        key = f"{run.id}:{task.task_id}:{call.id}"
+        ctx: ToolContext = self.tool_context(run.id, task.task_id, key)
+        if not tool.requires_approval:
+            return await tool.run(args, ctx)
+        earlier = await tool_calls.claim(
+            self.db,
+            key,
+            run_id=run.id,
+            task_id=task.task_id,
+            tool=tool.name,
+            args=args.model_dump(mode="json"),
+        )
+        if earlier is not None:
+            if earlier.result:
+                return ToolResult(summary=f"`{tool.name}` was already done", content=earlier.result)
+            raise ToolError(
+                f"`{tool.name}` was started before a restart and may already have happened; "
+                "it is not repeated"
+            )
+        try:
+            result = await tool.run(args, ctx)
+        except ToolError as e:
+            await tool_calls.complete(self.db, key, result=f"Error: {e}")
+            raise
+        await tool_calls.complete(self.db, key, result=f"{result.summary}\n{result.content}")
+        return result
+
+    async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
+        await runs.record(
+            self.db,
+            run.id,
+            "task_failed",
+            task_id=task.task_id,
+            data={"error": reason},
+            task={"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()},
+        )
+        await show(
+            TaskFinished(
+                run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED.value, summary=reason
+            )
+        )
+
+
+def _first_line(text: str, limit: int = 140) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _why(transcript: list[Message]) -> str:
+    """What the model said alongside the gated call: its reason for wanting it."""
+    for m in reversed(transcript):
+        if m.role == "assistant":
+            return m.content.strip()
+    return ""

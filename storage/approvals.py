@@ -1,0 +1,151 @@
+"""Approval gates: one row per decision a person must make.
+
+A decision is recorded with one conditional UPDATE (`… WHERE status = 'pending'`), so of
+two clicks, two replicas or a replayed request, exactly one wins.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from storage.db import Database, utcnow
+from storage.models import Approval, ApprovalStatus, Event
+
+
+def new_approval_id() -> str:
+    return "ap_" + secrets.token_urlsafe(12)
+
+
+async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any]) -> Approval:
+    """Store the approval, put its task into waiting, and log the request — atomically."""
+    from storage.models import TaskRow
+
+    async with db.session() as s:
+        s.add(approval)
+        await s.exec(
+            update(TaskRow)
+            .where(col(TaskRow.run_id) == approval.run_id, col(TaskRow.task_id) == approval.task_id)
+            .values(**task_fields)
+        )
+        s.add(
+            Event(
+                run_id=approval.run_id,
+                task_id=approval.task_id,
+                kind="approval_requested",
+                data={
+                    "approval_id": approval.id,
+                    "kind": approval.kind,
+                    "tool": approval.tool_name,
+                    "args": approval.tool_args,
+                    "approvers": approval.approvers,
+                    "expires_at": approval.expires_at.isoformat(),
+                },
+            )
+        )
+    return approval
+
+
+async def get(db: Database, approval_id: str) -> Approval | None:
+    async with db.session() as s:
+        return await s.get(Approval, approval_id)
+
+
+async def for_run(db: Database, run_id: str) -> list[Approval]:
+    async with db.session() as s:
+        q = select(Approval).where(Approval.run_id == run_id).order_by(col(Approval.requested_at))
+        return list((await s.exec(q)).all())
+
+
+async def pending_in_channel(db: Database, channel_id: str) -> list[Approval]:
+    async with db.session() as s:
+        q = (
+            select(Approval)
+            .where(Approval.channel_id == channel_id, Approval.status == ApprovalStatus.PENDING)
+            .order_by(col(Approval.requested_at))
+        )
+        return list((await s.exec(q)).all())
+
+
+async def set_message(db: Database, approval_id: str, *, channel_id: str, message_ts: str) -> None:
+    async with db.session() as s:
+        await s.exec(
+            update(Approval)
+            .where(col(Approval.id) == approval_id)
+            .values(channel_id=channel_id, message_ts=message_ts)
+        )
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """`won` is True only for the one request that recorded the decision."""
+
+    won: bool
+    approval: Approval
+
+
+async def decide(
+    db: Database, approval_id: str, *, approve: bool, by: str, reason: str | None = None
+) -> DecisionResult | None:
+    """Record a decision if the approval is still pending and not expired. None if unknown."""
+    now = utcnow()
+    status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+    async with db.session() as s:
+        result = await s.exec(
+            update(Approval)
+            .where(
+                col(Approval.id) == approval_id,
+                col(Approval.status) == ApprovalStatus.PENDING,
+                col(Approval.expires_at) > now,
+            )
+            .values(status=status, decided_at=now, decided_by=by, reason=reason)
+        )
+        won = bool(result.rowcount)
+        current = await s.get(Approval, approval_id, populate_existing=True)
+        if current is None:
+            return None
+        if won:
+            s.add(
+                Event(
+                    run_id=current.run_id,
+                    task_id=current.task_id,
+                    kind=f"approval_{status.value}",
+                    data={"approval_id": approval_id, "by": by, "reason": reason},
+                )
+            )
+        return DecisionResult(won=won, approval=current)
+
+
+async def expire_due(db: Database) -> list[Approval]:
+    """Mark every pending approval past its expiry as expired; returns those it changed."""
+    now = utcnow()
+    changed: list[Approval] = []
+    async with db.session() as s:
+        due = (
+            await s.exec(
+                select(Approval).where(
+                    Approval.status == ApprovalStatus.PENDING, col(Approval.expires_at) <= now
+                )
+            )
+        ).all()
+        for a in due:
+            result = await s.exec(
+                update(Approval)
+                .where(col(Approval.id) == a.id, col(Approval.status) == ApprovalStatus.PENDING)
+                .values(status=ApprovalStatus.EXPIRED, decided_at=now)
+            )
+            if result.rowcount:
+                s.add(
+                    Event(
+                        run_id=a.run_id,
+                        task_id=a.task_id,
+                        kind="approval_expired",
+                        data={"approval_id": a.id},
+                    )
+                )
+                changed.append(a)
+    return changed
