@@ -214,7 +214,9 @@ class TaskRunner:
         key = f"{run.id}:{task.task_id}:{call.id}"
         ctx: ToolContext = self.tool_context(run.id, task.task_id, key)
         if not tool.requires_approval:
-            return await tool.run(args, ctx)
+            result = await tool.run(args, ctx)
+            await self._remember(run, task, tool, result)
+            return result
         earlier = await tool_calls.claim(
             self.db,
             key,
@@ -224,6 +226,8 @@ class TaskRunner:
             args=args.model_dump(mode="json"),
         )
         if earlier is not None:
+            if earlier.result.startswith("Error:"):
+                raise ToolError(earlier.result.removeprefix("Error:").strip())
             if earlier.result:
                 return ToolResult(summary=f"`{tool.name}` was already done", content=earlier.result)
             raise ToolError(
@@ -236,7 +240,18 @@ class TaskRunner:
             await tool_calls.complete(self.db, key, result=f"Error: {e}")
             raise
         await tool_calls.complete(self.db, key, result=f"{result.summary}\n{result.content}")
+        await self._remember(run, task, tool, result)
         return result
+
+    async def _remember(self, run: Run, task: TaskRow, tool: Tool, result: ToolResult) -> None:
+        """Keep each tool result's figures: digests compare them with the previous run's."""
+        await runs.record(
+            self.db,
+            run.id,
+            "tool_result",
+            task_id=task.task_id,
+            data={"tool": tool.name, "ok": result.ok, "summary": result.summary, "data": result.data},
+        )
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
         await runs.record(

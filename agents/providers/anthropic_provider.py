@@ -187,7 +187,13 @@ def _messages(request: ModelRequest) -> list[MessageParam]:
             turns[-1][1].extend(blocks)
         else:
             turns.append((role, blocks))
-    return [{"role": role, "content": blocks} for role, blocks in turns]
+    return [_turn(role, blocks) for role, blocks in turns]
+
+
+def _turn(role: Literal["user", "assistant"], blocks: list[Block]) -> MessageParam:
+    if role == "user":
+        return {"role": "user", "content": blocks}
+    return {"role": "assistant", "content": blocks}
 
 
 def _blocks(m: Message) -> tuple[Literal["user", "assistant"], list[Block]]:

@@ -178,6 +178,10 @@ class SlackStandIn:
             if (m.ts == root or m.thread_ts == root) and m.ephemeral_for is None
         ]
 
+    def snapshot(self) -> JSON:
+        """The whole workspace as JSON: people, channels, messages, open views, statuses."""
+        return self.workspace.state()
+
     def open_views(self, user: str) -> list[View]:
         """The modals open for `user`, bottom of the stack first."""
         return self.workspace.open_views(user)

@@ -219,7 +219,8 @@ class Workspace:
         self.channels: dict[str, Channel] = {c.id: c for c in channels}
         for user in self.users.values():
             if not user.is_bot and dm_id(user.id) not in self.channels:
-                self.channels[dm_id(user.id)] = Channel(dm_id(user.id), user.id, True, user=user.id)
+                dm = Channel(dm_id(user.id), name=user.name, is_im=True, user=user.id)
+                self.channels[dm.id] = dm
         self.views: dict[str, View] = {}
         self.view_stacks: dict[str, list[str]] = {}
         self.statuses: dict[tuple[str, str], str] = {}
@@ -315,7 +316,7 @@ class Workspace:
     def add_message(self, message: Message) -> Message:
         """Store a new message and announce it."""
         self._messages.setdefault(message.channel, {})[message.ts] = message
-        if message.thread_ts and not message.ephemeral_for:
+        if message.thread_ts and message.user == self.bot.id and not message.ephemeral_for:
             # Slack clears the "is thinking…" status once the app replies in the thread.
             self.statuses.pop((message.channel, message.thread_ts), None)
         self.emit("message_posted", message)
@@ -451,6 +452,26 @@ class Workspace:
             "external_id": body.get("external_id", ""),
             "app_installed_team_id": self.team_id,
             "bot_id": self.bot.bot_id,
+        }
+
+    def state(self) -> JSON:
+        """Everything a live view needs to draw the workspace from scratch."""
+        return {
+            "team": {"id": self.team_id, "name": self.team_name},
+            "bot": self.bot.to_slack(self.team_id),
+            "users": [u.to_slack(self.team_id) for u in self.users.values() if not u.is_bot],
+            "channels": [c.to_slack() | {"name": c.name} for c in self.channels.values()],
+            "messages": {
+                c: [self.snapshot(m) for m in self.all_messages(c)] for c in self.channels
+            },
+            "views": {
+                user: [self.render_view(self.views[v]) for v in stack]
+                for user, stack in self.view_stacks.items()
+            },
+            "statuses": [
+                {"channel": c, "thread_ts": ts, "status": status}
+                for (c, ts), status in self.statuses.items()
+            ],
         }
 
     def open_views(self, user: str) -> list[View]:

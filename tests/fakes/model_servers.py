@@ -1,0 +1,455 @@
+"""Local model servers that speak the real OpenAI and Anthropic wire formats, from a script.
+
+Point the official SDK at `server.base_url`, then script what the "model" says:
+
+    async with FakeOpenAI() as server:
+        server.queue(Reply(tool_calls=[("get_weather", {"city": "Oslo"})]), Reply(text="Sunny"))
+        server.when(lambda seen: "plan" in seen.system, Reply(structured={"tasks": []}))
+        ...
+        assert server.requests[1].body["messages"][-1]["role"] == "tool"
+
+Each request is answered by the first matching `when` rule, else the next queued reply,
+else `server.default`. A reply may be a callable that builds the `Reply` from the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from aiohttp import web
+
+
+@dataclass
+class Reply:
+    """What the fake model answers to one request."""
+
+    text: str = ""
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # OpenAI: sent as the JSON text of the message. Anthropic: a call of the forced tool.
+    structured: dict[str, Any] | None = None
+    status: int = 200  # >= 400 answers with the vendor's error body
+    error_message: str | None = None
+    # The vendor's error code: OpenAI's `error.code`, Anthropic's `error.type`.
+    error_code: str | None = None
+    retry_after: float | None = None  # sent as a Retry-After header
+    delay: float = 0.0  # seconds before answering
+    hang: bool = False  # never answer; released when the server stops
+    input_tokens: int = 12
+    output_tokens: int = 5
+
+
+@dataclass
+class Seen:
+    """One request as the server received it."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    system: str
+    last_user_text: str
+    tool_names: list[str]
+    received_at: float  # time.monotonic()
+    finished_at: float | None = None
+    reply: Reply | None = None
+
+    @property
+    def model(self) -> str:
+        return str(self.body.get("model", ""))
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+    def overlaps(self, other: Seen) -> bool:
+        """True when the two requests were being answered at the same time."""
+        end, other_end = self.finished_at or time.monotonic(), other.finished_at or time.monotonic()
+        return self.received_at < other_end and other.received_at < end
+
+
+Answer = Reply | Callable[[Seen], Reply]
+Predicate = Callable[[Seen], bool]
+
+
+class _FakeModelServer:
+    path: ClassVar[str]
+    url_suffix: ClassVar[str]  # what the vendor's SDK expects after host:port in base_url
+
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self.default: Answer = Reply(text="ok")
+        self.base_url = ""
+        self._queue: deque[Answer] = deque()
+        self._rules: list[tuple[Predicate, Answer]] = []
+        self._runner: web.AppRunner | None = None
+        self._stopping = asyncio.Event()
+        self._ids = itertools.count(1)
+
+    def queue(self, *replies: Answer) -> None:
+        """Answer the next requests with these replies, in order."""
+        self._queue.extend(replies)
+
+    def when(self, predicate: Predicate, reply: Answer) -> None:
+        """Answer every request matching `predicate` with `reply`, before the queue."""
+        self._rules.append((predicate, reply))
+
+    async def start(self) -> Self:
+        app = web.Application()
+        app.router.add_post(self.path, self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.base_url = f"http://127.0.0.1:{port}{self.url_suffix}"
+        return self
+
+    async def stop(self) -> None:
+        self._stopping.set()  # releases hanging and delayed requests
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _choose(self, seen: Seen) -> Reply:
+        answer = next((a for p, a in self._rules if p(seen)), None)
+        if answer is None:
+            answer = self._queue.popleft() if self._queue else self.default
+        return answer(seen) if callable(answer) else answer
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body: dict[str, Any] = await request.json()
+        seen = self._seen(body, path=request.path, headers=dict(request.headers))
+        self.requests.append(seen)
+        seen.reply = reply = self._choose(seen)
+        try:
+            if reply.hang or reply.delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopping.wait(), None if reply.hang else reply.delay
+                    )
+            if self._stopping.is_set():
+                return web.Response(status=503, text="the fake server is stopping")
+            if reply.status >= 400:
+                headers = (
+                    {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
+                )
+                return web.json_response(
+                    self._error_body(reply), status=reply.status, headers=headers
+                )
+            if not seen.stream:
+                return web.json_response(self._answer(reply, seen, self._next_id()))
+            response = web.StreamResponse(
+                headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+            )
+            await response.prepare(request)
+            for event in self._events(reply, seen, self._next_id()):
+                await response.write(event.encode())
+            await response.write_eof()
+            return response
+        finally:
+            seen.finished_at = time.monotonic()
+
+    def _next_id(self) -> str:
+        return f"{next(self._ids):04d}"
+
+    # What each vendor fills in.
+    def _seen(self, body: dict[str, Any], *, path: str, headers: dict[str, str]) -> Seen:
+        raise NotImplementedError
+
+    def _answer(self, reply: Reply, seen: Seen, rid: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _events(self, reply: Reply, seen: Seen, rid: str) -> Iterator[str]:
+        raise NotImplementedError
+
+    def _error_body(self, reply: Reply) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+def _pieces(text: str) -> list[str]:
+    """Split text the way a model streams it: a word (and its trailing space) at a time."""
+    return [p for p in re.split(r"(?<=\s)", text) if p]
+
+
+def _json_pieces(value: dict[str, Any], size: int = 7) -> list[str]:
+    raw = json.dumps(value)
+    return [raw[i : i + size] for i in range(0, len(raw), size)]
+
+
+def _text_of(content: Any) -> str:
+    """The text in a message's content, whether a string or a list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if b.get("type") == "text")
+    return ""
+
+
+class FakeOpenAI(_FakeModelServer):
+    """Serves POST /v1/chat/completions; `base_url` ends in /v1, as the SDK expects."""
+
+    path = "/v1/chat/completions"
+    url_suffix = "/v1"
+
+    def _seen(self, body: dict[str, Any], *, path: str, headers: dict[str, str]) -> Seen:
+        messages: list[dict[str, Any]] = body.get("messages", [])
+        users = [_text_of(m.get("content")) for m in messages if m.get("role") == "user"]
+        return Seen(
+            path=path,
+            headers=headers,
+            body=body,
+            system="\n".join(
+                _text_of(m.get("content"))
+                for m in messages
+                if m.get("role") in ("system", "developer")
+            ),
+            last_user_text=users[-1] if users else "",
+            tool_names=[t["function"]["name"] for t in body.get("tools", [])],
+            received_at=time.monotonic(),
+        )
+
+    @staticmethod
+    def _content(reply: Reply) -> str:
+        return json.dumps(reply.structured) if reply.structured is not None else reply.text
+
+    @staticmethod
+    def _usage(reply: Reply) -> dict[str, int]:
+        return {
+            "prompt_tokens": reply.input_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.input_tokens + reply.output_tokens,
+        }
+
+    def _answer(self, reply: Reply, seen: Seen, rid: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self._content(reply) or None,
+            "refusal": None,
+        }
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{rid}_{i}",
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(args)},
+                }
+                for i, (name, args) in enumerate(reply.tool_calls)
+            ]
+        return {
+            "id": f"chatcmpl-{rid}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": seen.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                }
+            ],
+            "usage": self._usage(reply),
+        }
+
+    def _events(self, reply: Reply, seen: Seen, rid: str) -> Iterator[str]:
+        with_usage = bool((seen.body.get("stream_options") or {}).get("include_usage"))
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            data: dict[str, Any] = {
+                "id": f"chatcmpl-{rid}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": seen.model,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if with_usage:
+                data["usage"] = None
+            return f"data: {json.dumps(data)}\n\n"
+
+        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        for piece in _pieces(self._content(reply)):
+            yield chunk({"content": piece})
+        for i, (name, args) in enumerate(reply.tool_calls):
+            head = {"name": name, "arguments": ""}
+            call = {"index": i, "id": f"call_{rid}_{i}", "type": "function", "function": head}
+            yield chunk({"tool_calls": [call]})
+            for piece in _json_pieces(args):
+                yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+        yield chunk({}, "tool_calls" if reply.tool_calls else "stop")
+        if with_usage:
+            last = {
+                "id": f"chatcmpl-{rid}",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": seen.model,
+                "choices": [],
+                "usage": self._usage(reply),
+            }
+            yield f"data: {json.dumps(last)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    def _error_body(self, reply: Reply) -> dict[str, Any]:
+        kind, code, message = _OPENAI_ERRORS.get(
+            reply.status, ("server_error", None, "The server had an error processing your request.")
+        )
+        return {
+            "error": {
+                "message": reply.error_message or message,
+                "type": kind,
+                "param": None,
+                "code": reply.error_code or code,
+            }
+        }
+
+
+_OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Access denied."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+}
+
+
+class FakeAnthropic(_FakeModelServer):
+    """Serves POST /v1/messages; `base_url` is the bare host, as the SDK expects."""
+
+    path = "/v1/messages"
+    url_suffix = ""
+
+    def _seen(self, body: dict[str, Any], *, path: str, headers: dict[str, str]) -> Seen:
+        messages: list[dict[str, Any]] = body.get("messages", [])
+        users = [
+            text
+            for m in messages
+            if m.get("role") == "user" and (text := _text_of(m.get("content")))
+        ]
+        return Seen(
+            path=path,
+            headers=headers,
+            body=body,
+            system=_text_of(body.get("system", "")),
+            last_user_text=users[-1] if users else "",
+            tool_names=[t["name"] for t in body.get("tools", [])],
+            received_at=time.monotonic(),
+        )
+
+    @staticmethod
+    def _blocks(reply: Reply, seen: Seen, rid: str) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if reply.text:
+            blocks.append({"type": "text", "text": reply.text})
+        calls = list(reply.tool_calls)
+        if reply.structured is not None:
+            forced = (seen.body.get("tool_choice") or {}).get("name", "result")
+            calls.append((forced, reply.structured))
+        for i, (name, args) in enumerate(calls):
+            blocks.append(
+                {"type": "tool_use", "id": f"toolu_{rid}_{i}", "name": name, "input": args}
+            )
+        return blocks
+
+    def _message(self, reply: Reply, seen: Seen, rid: str) -> dict[str, Any]:
+        return {
+            "id": f"msg_{rid}",
+            "type": "message",
+            "role": "assistant",
+            "model": seen.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
+        }
+
+    def _answer(self, reply: Reply, seen: Seen, rid: str) -> dict[str, Any]:
+        blocks = self._blocks(reply, seen, rid)
+        uses_tool = any(b["type"] == "tool_use" for b in blocks)
+        return {
+            **self._message(reply, seen, rid),
+            "content": blocks,
+            "stop_reason": "tool_use" if uses_tool else "end_turn",
+        }
+
+    def _events(self, reply: Reply, seen: Seen, rid: str) -> Iterator[str]:
+        def event(data: dict[str, Any]) -> str:
+            return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
+
+        start = {
+            **self._message(reply, seen, rid),
+            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
+        }
+        yield event({"type": "message_start", "message": start})
+        yield event({"type": "ping"})
+        blocks = self._blocks(reply, seen, rid)
+        for index, block in enumerate(blocks):
+            if block["type"] == "text":
+                yield event(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    }
+                )
+                for piece in _pieces(block["text"]):
+                    delta = {"type": "text_delta", "text": piece}
+                    yield event({"type": "content_block_delta", "index": index, "delta": delta})
+            else:
+                head = {**block, "input": {}}
+                yield event({"type": "content_block_start", "index": index, "content_block": head})
+                for piece in ["", *_json_pieces(block["input"])]:
+                    delta = {"type": "input_json_delta", "partial_json": piece}
+                    yield event({"type": "content_block_delta", "index": index, "delta": delta})
+            yield event({"type": "content_block_stop", "index": index})
+        uses_tool = any(b["type"] == "tool_use" for b in blocks)
+        yield event(
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": "tool_use" if uses_tool else "end_turn",
+                    "stop_sequence": None,
+                },
+                "usage": {"output_tokens": reply.output_tokens},
+            }
+        )
+        yield event({"type": "message_stop"})
+
+    def _error_body(self, reply: Reply) -> dict[str, Any]:
+        kind, message = _ANTHROPIC_ERRORS.get(reply.status, ("api_error", "Internal server error"))
+        return {
+            "type": "error",
+            "error": {"type": reply.error_code or kind, "message": reply.error_message or message},
+            "request_id": f"req_{self._next_id()}",
+        }
+
+
+_ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "Invalid request."),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use this resource."),
+    404: ("not_found_error", "The requested resource could not be found."),
+    413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your rate limit."),
+    529: ("overloaded_error", "Overloaded"),
+}
