@@ -44,7 +44,11 @@ async def call_with_retries(
     policy: RetryPolicy,
     on_retry: RetryHook | None = None,
 ) -> T:
-    """Await `fn()`, calling it again after each `TransientModelError` until attempts run out."""
+    """Await `fn()`, calling it again after each `TransientModelError` until attempts run out.
+
+    `on_retry(attempt, error, delay)` is awaited before each pause; `attempt` is the 1-based
+    number of the attempt that failed and `delay` the seconds about to be waited.
+    """
     attempt = 1
     while True:
         try:

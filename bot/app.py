@@ -32,6 +32,7 @@ from storage.models import Run
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Baton:
     """The running bot's parts, shared by every listener."""
@@ -133,11 +134,12 @@ async def create(
         )
 
     app = AsyncApp(
-        token=secret(settings.slack_bot_token),
         signing_secret=secret(settings.slack_signing_secret) or "",
         client=client,
         request_verification_enabled=mode == "http",
-        process_before_response=False,
+        # Listeners only ack, record and hand slow work to `Background`, so Slack gets its
+        # answer within milliseconds and every piece of work is tracked (and awaitable).
+        process_before_response=True,
     )
     holder: dict[str, Baton] = {}
 

@@ -63,6 +63,28 @@ async def may_decide(baton: Baton, approval: Approval, user_id: str) -> bool:
     return False
 
 
+async def check_clicker(
+    baton: Baton, *, approval_id: str, user_id: str, message_ts: str | None
+) -> str | None:
+    """Why this click cannot decide this approval, or None when it may."""
+    if not APPROVAL_ID.match(approval_id):
+        return "That button's value is not valid, so nothing was changed."
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None:
+        return (
+            "I don't know that approval (it may belong to another Baton), so nothing was changed."
+        )
+    if (
+        message_ts is not None
+        and approval.message_ts is not None
+        and message_ts != approval.message_ts
+    ):
+        return "That button does not belong to this approval message, so nothing was changed."
+    if not await may_decide(baton, approval, user_id):
+        return f"You cannot approve or reject this: {ui.who(approval.approvers)} can. Nothing was changed."
+    return None
+
+
 async def decide(
     baton: Baton,
     *,

@@ -47,13 +47,15 @@ class Harness:
 
 
 @asynccontextmanager
-async def running(vendor: Vendor, *, timeout: float = 5.0) -> AsyncIterator[Harness]:
+async def running(vendor: Vendor, *, client_timeout: float = 5.0) -> AsyncIterator[Harness]:
     server = FakeOpenAI() if vendor == "openai" else FakeAnthropic()
     async with server:
         provider = (
-            OpenAIProvider(api_key="sk-test", base_url=server.base_url, timeout=timeout)
+            OpenAIProvider(api_key="sk-test", base_url=server.base_url, timeout=client_timeout)
             if vendor == "openai"
-            else AnthropicProvider(api_key="sk-ant-test", base_url=server.base_url, timeout=timeout)
+            else AnthropicProvider(
+                api_key="sk-ant-test", base_url=server.base_url, timeout=client_timeout
+            )
         )
         try:
             yield Harness(server, provider)
@@ -110,6 +112,16 @@ async def test_text_answer_comes_back_with_token_usage(vendor: Harness) -> None:
         "You are a helpful specialist.",
         "Say hello",
     )
+
+
+async def test_api_key_is_sent_the_way_the_vendor_expects(vendor: Harness) -> None:
+    await vendor.provider.complete(ask("Hi"))
+
+    headers = vendor.server.requests[0].headers
+    if isinstance(vendor.server, FakeOpenAI):
+        assert headers["authorization"] == "Bearer sk-test"
+    else:
+        assert headers["x-api-key"] == "sk-ant-test"
 
 
 async def test_openai_tool_call_round_trip_uses_chat_completions_format(
@@ -254,7 +266,9 @@ async def test_structured_output_that_is_not_json_is_a_behavior_error(vendor: Ha
 async def test_streamed_text_arrives_in_order_and_matches_the_plain_answer(
     vendor: Harness,
 ) -> None:
-    vendor.server.default = Reply(text="The quick brown fox jumps.", input_tokens=9, output_tokens=6)
+    vendor.server.default = Reply(
+        text="The quick brown fox jumps.", input_tokens=9, output_tokens=6
+    )
     deltas: list[str] = []
 
     async def sink(delta: str) -> None:
@@ -298,6 +312,33 @@ async def test_streamed_tool_calls_and_structured_output_are_assembled(
     assert [(c.name, c.arguments) for c in streamed.tool_calls] == reply.tool_calls
     assert streamed.structured == reply.structured
     assert len({c.id for c in streamed.tool_calls}) == len(reply.tool_calls)
+
+
+async def test_structured_output_is_not_streamed_to_people(vendor: Harness) -> None:
+    vendor.server.queue(Reply(structured={"tasks": ["a"]}))
+    deltas: list[str] = []
+
+    async def sink(delta: str) -> None:
+        deltas.append(delta)
+
+    response = await vendor.provider.complete(ask("Plan", output_schema=PLAN_SCHEMA), on_text=sink)
+
+    assert response.structured == {"tasks": ["a"]}
+    assert deltas == []
+
+
+@pytest.mark.parametrize("error", ["server_error", "overloaded_error"])
+async def test_error_in_the_middle_of_a_stream_is_transient(vendor: Harness, error: str) -> None:
+    vendor.server.queue(Reply(text="Half an answer", stream_error=error))
+    deltas: list[str] = []
+
+    async def sink(delta: str) -> None:
+        deltas.append(delta)
+
+    with pytest.raises(TransientModelError):
+        await vendor.provider.complete(ask("Hi"), on_text=sink)
+
+    assert "".join(deltas) == "Half an answer"
 
 
 # Errors
@@ -344,7 +385,7 @@ async def test_openai_out_of_credit_is_permanent_not_a_rate_limit(openai_vendor:
 @pytest.mark.parametrize("reply", [Reply(delay=5.0), Reply(hang=True)], ids=["slow", "hanging"])
 @pytest.mark.parametrize("name", ["openai", "anthropic"])
 async def test_answer_slower_than_the_timeout_is_transient(name: Vendor, reply: Reply) -> None:
-    async with running(name, timeout=0.2) as harness:
+    async with running(name, client_timeout=0.2) as harness:
         harness.server.queue(reply)
         started = asyncio.get_running_loop().time()
 
@@ -468,20 +509,17 @@ async def test_rules_answer_before_the_queue_and_can_read_the_request(vendor: Ha
 async def test_concurrent_requests_are_seen_overlapping(vendor: Harness) -> None:
     vendor.server.default = Reply(text="slowly", delay=0.2)
 
-    await asyncio.gather(
-        vendor.provider.complete(ask("one")), vendor.provider.complete(ask("two"))
-    )
+    await asyncio.gather(vendor.provider.complete(ask("one")), vendor.provider.complete(ask("two")))
 
     first, second = vendor.server.requests
     assert first.overlaps(second)
 
 
 async def test_stopping_the_server_releases_a_hanging_request() -> None:
-    async with running("anthropic", timeout=30.0) as harness:
+    async with running("anthropic", client_timeout=30.0) as harness:
         harness.server.queue(Reply(hang=True))
         pending = asyncio.create_task(harness.provider.complete(ask("Hi")))
-        while not harness.server.requests:
-            await asyncio.sleep(0.01)
+        await harness.server.received(1)
 
         await harness.server.stop()
 

@@ -91,6 +91,9 @@ class OpenAIProvider:
             stream=True,
             stream_options={"include_usage": True},
         )
+        # Structured output arrives as JSON text, which is for Baton to read, not for people;
+        # Anthropic sends it as a tool call and never streams it either.
+        show = request.output_schema is None
         text: list[str] = []
         calls: dict[int, _PartialCall] = {}
         usage = Usage()
@@ -110,7 +113,8 @@ class OpenAIProvider:
                         )
                     if choice.delta.content:
                         text.append(choice.delta.content)
-                        await on_text(choice.delta.content)
+                        if show:
+                            await on_text(choice.delta.content)
                     _add_fragments(calls, choice.delta.tool_calls or [])
         return _response(
             request,

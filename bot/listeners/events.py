@@ -40,13 +40,15 @@ def register(baton: Baton) -> None:
 
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") != "home":
-            return
-        user = str(event["user"])
-        try:
-            await baton.client.views_publish(user_id=user, view=await home_view(baton.db, user))
-        except SlackApiError as e:
-            log.warning("could not publish the App Home for %s: %s", user, slack_error(e))
+        if event.get("tab", "home") == "home":
+            baton.background.spawn(_publish_home(baton, str(event["user"])))
+
+
+async def _publish_home(baton: Baton, user: str) -> None:
+    try:
+        await baton.client.views_publish(user_id=user, view=await home_view(baton.db, user))
+    except SlackApiError as e:
+        log.warning("could not publish the App Home for %s: %s", user, slack_error(e))
 
 
 async def handle_message(
@@ -63,7 +65,9 @@ async def handle_message(
     text = strip_mentions(str(event.get("text") or ""), context.bot_user_id)
     command = parse(text)
     if isinstance(command, Help) or not text:
-        await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
+        baton.background.spawn(
+            post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
+        )
         return
     playbook = None
     request = text

@@ -113,6 +113,7 @@ class SlackStandIn:
         """An aiohttp application serving `/api/<method>`, for mounting elsewhere."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle)
+        app.router.add_post("/respond/{channel}/{user}", self._respond)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
@@ -240,6 +241,28 @@ class SlackStandIn:
         self.calls.append(Call(name, args, status, body, time.time()))
         await self._publish()
         return web.json_response(body, status=status, headers=headers)
+
+    def response_url(self, channel: str, user: str) -> str:
+        """The `response_url` Slack would put in a slash command or click by `user` in `channel`."""
+        return f"{self.url}respond/{channel}/{user}"
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        """A reply through a `response_url`: ephemeral by default, like Slack's."""
+        args = await _read_args(request)
+        channel, user = request.match_info["channel"], request.match_info["user"]
+        args["channel"] = channel
+        if args.get("response_type") == "in_channel":
+            name = "chat.postMessage"
+        else:
+            name, args["user"] = "chat.postEphemeral", user
+        try:
+            methods.call(self.workspace, name, args)
+            status, body = 200, {"ok": True}
+        except SlackError as e:
+            status, body = 404, e.body()
+        self.calls.append(Call("response_url", args, status, body, time.time()))
+        await self._publish()
+        return web.json_response(body, status=status)
 
     def _answer(self, name: str, token: Any, args: JSON) -> tuple[int, JSON, dict[str, str]]:
         if name not in methods.METHODS:

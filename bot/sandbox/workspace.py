@@ -24,6 +24,7 @@ ChangeType = Literal[
     "view_updated",
     "view_pushed",
     "views_closed",
+    "home_published",
 ]
 
 
@@ -222,6 +223,10 @@ class Workspace:
                 dm = Channel(dm_id(user.id), name=user.name, is_im=True, user=user.id)
                 self.channels[dm.id] = dm
         self.views: dict[str, View] = {}
+        # App Home tabs as last published, per person.
+        self.home_views: dict[str, JSON] = {}
+        # User groups (S…) and their members, for approval rules.
+        self.usergroups: dict[str, list[str]] = {}
         self.view_stacks: dict[str, list[str]] = {}
         self.statuses: dict[tuple[str, str], str] = {}
         self._messages: dict[str, dict[str, Message]] = {c: {} for c in self.channels}

@@ -42,6 +42,9 @@ class Reply:
     # The vendor's error code: OpenAI's `error.code`, Anthropic's `error.type`.
     error_code: str | None = None
     retry_after: float | None = None  # sent as a Retry-After header
+    # Streamed answers only: an error event of this type ends the stream after the text
+    # (OpenAI's `error.type`, e.g. "server_error"; Anthropic's, e.g. "overloaded_error").
+    stream_error: str | None = None
     delay: float = 0.0  # seconds before answering
     hang: bool = False  # never answer; released when the server stops
     input_tokens: int = 12
@@ -53,7 +56,7 @@ class Seen:
     """One request as the server received it."""
 
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case
     body: dict[str, Any]
     system: str
     last_user_text: str
@@ -92,6 +95,7 @@ class _FakeModelServer:
         self._rules: list[tuple[Predicate, Answer]] = []
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._ids = itertools.count(1)
 
     def queue(self, *replies: Answer) -> None:
@@ -101,6 +105,13 @@ class _FakeModelServer:
     def when(self, predicate: Predicate, reply: Answer) -> None:
         """Answer every request matching `predicate` with `reply`, before the queue."""
         self._rules.append((predicate, reply))
+
+    async def received(self, count: int = 1) -> list[Seen]:
+        """Wait until at least `count` requests have arrived; return the first `count`."""
+        while len(self.requests) < count:
+            self._arrived.clear()
+            await self._arrived.wait()
+        return self.requests[:count]
 
     async def start(self) -> Self:
         app = web.Application()
@@ -138,8 +149,10 @@ class _FakeModelServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body: dict[str, Any] = await request.json()
-        seen = self._seen(body, path=request.path, headers=dict(request.headers))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        seen = self._seen(body, path=request.path, headers=headers)
         self.requests.append(seen)
+        self._arrived.set()
         seen.reply = reply = self._choose(seen)
         try:
             if reply.hang or reply.delay:
@@ -291,6 +304,10 @@ class FakeOpenAI(_FakeModelServer):
         yield chunk({"role": "assistant", "content": "", "refusal": None})
         for piece in _pieces(self._content(reply)):
             yield chunk({"content": piece})
+        if reply.stream_error is not None:
+            error = {"message": "The server had an error.", "type": reply.stream_error}
+            yield f"data: {json.dumps({'error': error})}\n\n"
+            return
         for i, (name, args) in enumerate(reply.tool_calls):
             head = {"name": name, "arguments": ""}
             call = {"index": i, "id": f"call_{rid}_{i}", "type": "function", "function": head}
@@ -393,47 +410,33 @@ class FakeAnthropic(_FakeModelServer):
         }
 
     def _events(self, reply: Reply, seen: Seen, rid: str) -> Iterator[str]:
-        def event(data: dict[str, Any]) -> str:
-            return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
-
-        start = {
-            **self._message(reply, seen, rid),
-            "usage": {"input_tokens": reply.input_tokens, "output_tokens": 1},
-        }
-        yield event({"type": "message_start", "message": start})
-        yield event({"type": "ping"})
+        usage = {"input_tokens": reply.input_tokens, "output_tokens": 1}
+        yield _sse(
+            {
+                "type": "message_start",
+                "message": {**self._message(reply, seen, rid), "usage": usage},
+            }
+        )
+        yield _sse({"type": "ping"})
         blocks = self._blocks(reply, seen, rid)
         for index, block in enumerate(blocks):
             if block["type"] == "text":
-                yield event(
-                    {
-                        "type": "content_block_start",
-                        "index": index,
-                        "content_block": {"type": "text", "text": ""},
-                    }
-                )
-                for piece in _pieces(block["text"]):
-                    delta = {"type": "text_delta", "text": piece}
-                    yield event({"type": "content_block_delta", "index": index, "delta": delta})
+                yield from _text_block_events(index, block["text"])
             else:
-                head = {**block, "input": {}}
-                yield event({"type": "content_block_start", "index": index, "content_block": head})
-                for piece in ["", *_json_pieces(block["input"])]:
-                    delta = {"type": "input_json_delta", "partial_json": piece}
-                    yield event({"type": "content_block_delta", "index": index, "delta": delta})
-            yield event({"type": "content_block_stop", "index": index})
-        uses_tool = any(b["type"] == "tool_use" for b in blocks)
-        yield event(
+                yield from _tool_use_block_events(index, block)
+            if reply.stream_error is not None:
+                error = {"type": reply.stream_error, "message": "The stream failed."}
+                yield _sse({"type": "error", "error": error})
+                return
+        stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+        yield _sse(
             {
                 "type": "message_delta",
-                "delta": {
-                    "stop_reason": "tool_use" if uses_tool else "end_turn",
-                    "stop_sequence": None,
-                },
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": reply.output_tokens},
             }
         )
-        yield event({"type": "message_stop"})
+        yield _sse({"type": "message_stop"})
 
     def _error_body(self, reply: Reply) -> dict[str, Any]:
         kind, message = _ANTHROPIC_ERRORS.get(reply.status, ("api_error", "Internal server error"))
@@ -442,6 +445,28 @@ class FakeAnthropic(_FakeModelServer):
             "error": {"type": reply.error_code or kind, "message": reply.error_message or message},
             "request_id": f"req_{self._next_id()}",
         }
+
+
+def _sse(data: dict[str, Any]) -> str:
+    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
+
+
+def _text_block_events(index: int, text: str) -> Iterator[str]:
+    start = {"type": "text", "text": ""}
+    yield _sse({"type": "content_block_start", "index": index, "content_block": start})
+    for piece in _pieces(text):
+        delta = {"type": "text_delta", "text": piece}
+        yield _sse({"type": "content_block_delta", "index": index, "delta": delta})
+    yield _sse({"type": "content_block_stop", "index": index})
+
+
+def _tool_use_block_events(index: int, block: dict[str, Any]) -> Iterator[str]:
+    start = {**block, "input": {}}  # the input comes in the deltas, as JSON text in pieces
+    yield _sse({"type": "content_block_start", "index": index, "content_block": start})
+    for piece in ["", *_json_pieces(block["input"])]:
+        delta = {"type": "input_json_delta", "partial_json": piece}
+        yield _sse({"type": "content_block_delta", "index": index, "delta": delta})
+    yield _sse({"type": "content_block_stop", "index": index})
 
 
 _ANTHROPIC_ERRORS: dict[int, tuple[str, str]] = {

@@ -53,7 +53,16 @@ def conversations_replies(ws: Workspace, args: JSON) -> JSON:
     return {"ok": True, "messages": [ws.render(m) for m in chosen], **paging}
 
 
+def usergroup_members(ws: Workspace, args: JSON) -> JSON:
+    """The members of a user group (S…)."""
+    group = required(args, "usergroup")
+    if group not in ws.usergroups:
+        raise SlackError("no_such_subteam")
+    return {"ok": True, "users": list(ws.usergroups[group])}
+
+
 METHODS: dict[str, Handler] = {
+    "usergroups.users.list": usergroup_members,
     "auth.test": auth_test,
     "users.info": users_info,
     "conversations.info": conversations_info,

@@ -101,7 +101,19 @@ def update_view(ws: Workspace, args: JSON) -> JSON:
     return {"ok": True, "view": rendered}
 
 
+def publish_view(ws: Workspace, args: JSON) -> JSON:
+    """Set a person's App Home tab."""
+    user = ws.user(optional(args, "user_id")).id
+    view = args.get("view")
+    if not isinstance(view, dict) or view.get("type") != "home":
+        raise SlackError("invalid_arguments", ["view must be a home view"])
+    ws.home_views[user] = view
+    ws.emit_change({"type": "home_published", "user": user, "view": view})
+    return {"ok": True, "view": {"id": ws.next_id("V"), **view}}
+
+
 METHODS: dict[str, Handler] = {
+    "views.publish": publish_view,
     "views.open": open_view,
     "views.push": push_view,
     "views.update": update_view,
