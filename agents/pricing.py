@@ -24,6 +24,8 @@ BUILT_IN: dict[str, Price] = {
     "openai:gpt-4o-mini": Price(input=0.15, output=0.6),
     "openai:o4-mini": Price(input=1.1, output=4.4),
     "anthropic:claude-sonnet-4-5": Price(input=3.0, output=15.0),
+    "anthropic:claude-sonnet-4-6": Price(input=3.0, output=15.0),
+    "anthropic:claude-opus-4-5": Price(input=5.0, output=25.0),
     "anthropic:claude-haiku-4-5": Price(input=1.0, output=5.0),
     "anthropic:claude-opus-4-1": Price(input=15.0, output=75.0),
     "rules": Price(input=0.0, output=0.0),

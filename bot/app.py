@@ -63,6 +63,7 @@ class Baton:
 
     async def close(self) -> None:
         await self.background.cancel_all()
+        await self.models.aclose()
         await self.db.dispose()
 
 

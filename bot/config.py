@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         if self.openai_api_key or self.openai_base_url:
             return "openai:gpt-4.1-mini"
         if self.anthropic_api_key:
-            return "anthropic:claude-sonnet-4-5"
+            return "anthropic:claude-sonnet-4-6"
         return "rules"
 
     @property
@@ -142,7 +142,7 @@ def check_common(settings: Settings) -> list[str]:
         model.startswith(("openai:", "anthropic:")) and model.partition(":")[2]
     ):
         problems.append(
-            f"BATON_MODEL must be 'provider:model-id' (openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5) or 'rules', not '{model}'"
+            f"BATON_MODEL must be 'provider:model-id' (openai:gpt-4.1-mini, anthropic:claude-sonnet-4-6) or 'rules', not '{model}'"
         )
     if settings.baton_agents_file is not None and not settings.baton_agents_file.is_file():
         problems.append(f"BATON_AGENTS_FILE: no such file: {settings.baton_agents_file}")

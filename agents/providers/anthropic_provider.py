@@ -253,20 +253,23 @@ def _translate(exc: anthropic.APIError) -> ModelError:
             f"Anthropic sent an answer that could not be read: {exc.message}"
         )
     status, kind = exc.status_code, exc.type
-    # An error event in the middle of a stream arrives with the stream's own status, 200.
-    label = f"{status}" if status >= 400 else kind or "error in stream"
     detail = f": {exc.api_message}" if exc.api_message else ""
-    if status == 429 or kind == "rate_limit_error":
+    if status < 400:
+        # An error event in a stream the server had already accepted (its status is 200):
+        # the request was fine, the server gave up on this answer.
+        reason = "is overloaded" if kind == "overloaded_error" else "stopped answering"
+        return TransientModelError(f"Anthropic {reason} ({kind or 'error in stream'}){detail}")
+    if status == 429:
         return TransientModelError(
-            f"Anthropic is rate limiting requests ({label}){detail}",
+            f"Anthropic is rate limiting requests ({status}){detail}",
             retry_after=parse_retry_after(exc.response.headers),
         )
-    if status == 529 or kind == "overloaded_error":
-        return TransientModelError(f"Anthropic is overloaded ({label}){detail}")
-    if status >= 500 or status in (408, 409) or kind == "api_error":
-        return TransientModelError(f"Anthropic had a temporary problem ({label}){detail}")
+    if status == 529:
+        return TransientModelError(f"Anthropic is overloaded ({status}){detail}")
+    if status >= 500 or status in (408, 409):
+        return TransientModelError(f"Anthropic had a temporary problem ({status}){detail}")
     reason = _PERMANENT.get(status, "Anthropic refused the request")
-    return PermanentModelError(f"{reason} ({label}){detail}")
+    return PermanentModelError(f"{reason} ({status}){detail}")
 
 
 _PERMANENT = {

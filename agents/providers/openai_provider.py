@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 import openai
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
 from openai.types.shared_params import ResponseFormatJSONSchema
@@ -70,14 +71,11 @@ class OpenAIProvider:
             for call in message.tool_calls or []
             if call.type == "function"
         ]
-        usage = completion.usage
         return _response(
             request,
             text=message.content or "",
             calls=calls,
-            usage=Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
-            if usage
-            else Usage(),
+            usage=_usage(completion.usage),
             cut_off=choice.finish_reason == "length",
         )
 
@@ -95,27 +93,24 @@ class OpenAIProvider:
         # Anthropic sends it as a tool call and never streams it either.
         show = request.output_schema is None
         text: list[str] = []
+        refusal: list[str] = []
         calls: dict[int, _PartialCall] = {}
         usage = Usage()
         finish_reason: str | None = None
         async with stream:
             async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = Usage(
-                        input_tokens=chunk.usage.prompt_tokens,
-                        output_tokens=chunk.usage.completion_tokens,
-                    )
+                if chunk.usage is not None:  # only the last chunk has it
+                    usage = _usage(chunk.usage)
                 for choice in chunk.choices:
                     finish_reason = choice.finish_reason or finish_reason
-                    if choice.delta.refusal:
-                        raise ModelBehaviorError(
-                            f"OpenAI refused to answer: {choice.delta.refusal}"
-                        )
+                    refusal.append(choice.delta.refusal or "")
                     if choice.delta.content:
                         text.append(choice.delta.content)
                         if show:
                             await on_text(choice.delta.content)
                     _add_fragments(calls, choice.delta.tool_calls or [])
+        if any(refusal):
+            raise ModelBehaviorError(f"OpenAI refused to answer: {''.join(refusal)}")
         return _response(
             request,
             text="".join(text),
@@ -142,6 +137,12 @@ def _add_fragments(calls: dict[int, _PartialCall], fragments: list[ChoiceDeltaTo
             # Some compatible servers repeat the name in every fragment; it is never split.
             call.name = fragment.function.name or call.name
             call.arguments += fragment.function.arguments or ""
+
+
+def _usage(usage: CompletionUsage | None) -> Usage:
+    if usage is None:
+        return Usage()  # some compatible servers do not count tokens
+    return Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
 
 
 def _response(

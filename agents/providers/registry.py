@@ -72,6 +72,14 @@ class Models:
             )
         raise ValueError(f"unknown model provider '{vendor}'")
 
+    async def aclose(self) -> None:
+        """Close the providers' HTTP connections."""
+        for provider in self._providers.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+        self._providers.clear()
+
     def problems(self, catalog: Catalog) -> list[str]:
         """Models named in the catalog (or BATON_MODEL) that cannot work with the keys set."""
         found: list[str] = []

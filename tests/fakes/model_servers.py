@@ -114,6 +114,7 @@ class _FakeModelServer:
         return self.requests[:count]
 
     async def start(self) -> Self:
+        self._stopping.clear()
         app = web.Application()
         app.router.add_post(self.path, self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -163,12 +164,10 @@ class _FakeModelServer:
             if self._stopping.is_set():
                 return web.Response(status=503, text="the fake server is stopping")
             if reply.status >= 400:
-                headers = (
+                wait = (
                     {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
                 )
-                return web.json_response(
-                    self._error_body(reply), status=reply.status, headers=headers
-                )
+                return web.json_response(self._error_body(reply), status=reply.status, headers=wait)
             if not seen.stream:
                 return web.json_response(self._answer(reply, seen, self._next_id()))
             response = web.StreamResponse(
