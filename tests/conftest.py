@@ -101,8 +101,8 @@ async def site() -> AsyncIterator[Site]:
         return web.Response(status=503, text="Service Unavailable")
 
     async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
-        return web.Response(text="late")
+        await asyncio.sleep(float(request.query.get("s", "5")))
+        return web.Response(text="late but fine")
 
     async def metric(request: web.Request) -> web.Response:
         return web.json_response({"queue": {"depth": state.metric}})
