@@ -6,7 +6,6 @@ about showing it. A click may reach any process — the run resumes from the dat
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import TYPE_CHECKING
@@ -178,13 +177,3 @@ async def expire_and_resume(baton: Baton) -> int:
             baton.orchestrator.execute(approval.run_id), name=f"expire-{approval.run_id}"
         )
     return len(expired)
-
-
-async def expiry_loop(baton: Baton, *, every: float = 60.0) -> None:
-    """One sweep per interval for the whole process — never a timer per waiting run."""
-    while True:
-        try:
-            await expire_and_resume(baton)
-        except Exception:
-            log.exception("approval expiry sweep failed")
-        await asyncio.sleep(every)

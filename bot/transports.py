@@ -10,7 +10,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from sqlalchemy import text
 
 from bot.app import Baton
-from bot.approvals import expiry_loop
+from bot.approvals import expire_and_resume
 from bot.config import secret
 from bot.manifest import EVENTS_PATH
 from orchestration.engine import interrupted_runs
@@ -18,12 +18,26 @@ from orchestration.engine import interrupted_runs
 log = logging.getLogger(__name__)
 
 
-async def start_housekeeping(baton: Baton) -> None:
-    """Resume runs a previous process left mid-way, and sweep expired approvals."""
+async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
+    """Resume what a stopped process left mid-way; expire approvals past their time."""
+    baton.background.spawn(housekeeping_loop(baton, every=every), name="housekeeping")
+
+
+async def housekeeping_loop(baton: Baton, *, every: float) -> None:
+    """One sweep per interval for the whole process — never a timer per waiting run."""
+    while True:
+        try:
+            await resume_interrupted(baton)
+            await expire_and_resume(baton)
+        except Exception:
+            log.exception("housekeeping sweep failed")
+        await asyncio.sleep(every)
+
+
+async def resume_interrupted(baton: Baton) -> None:
+    """Runs whose process died (their lease lapses) are picked up here; live ones are left."""
     for run_id in await interrupted_runs(baton.db):
-        log.info("resuming run %s", run_id)
         baton.background.spawn(baton.orchestrator.execute(run_id), name=f"recover-{run_id}")
-    baton.background.spawn(expiry_loop(baton), name="approval-expiry")
 
 
 def web_app(baton: Baton) -> web.Application:

@@ -71,7 +71,12 @@ class Orchestrator:
         self._sinks = sinks
         self._driving: set[str] = set()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self.gates = Gates(db=db, catalog=catalog, limits=self.limits)
+        self.gates = Gates(
+            db=db,
+            catalog=catalog,
+            limits=self.limits,
+            gated_tools=frozenset(name for name, t in tools.items() if t.requires_approval),
+        )
         self.tasks = TaskRunner(
             db=db,
             catalog=catalog,

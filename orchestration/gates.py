@@ -26,10 +26,13 @@ NEEDS_HUMAN = "NEEDS HUMAN:"
 
 
 class Gates:
-    def __init__(self, *, db: Database, catalog: Catalog, limits: Limits) -> None:
+    def __init__(
+        self, *, db: Database, catalog: Catalog, limits: Limits, gated_tools: frozenset[str]
+    ) -> None:
         self.db = db
         self.catalog = catalog
         self.limits = limits
+        self.gated_tools = gated_tools
 
     def approvers_for(self, run: Run, tool: str | None) -> list[str]:
         """Configured approvers for the tool, else global ones, else the requester."""
@@ -44,9 +47,15 @@ class Gates:
     def ttl(self) -> timedelta:
         return timedelta(hours=self.catalog.approvals.expires_after_hours)
 
+    def _gates_its_own_calls(self, task: TaskRow) -> bool:
+        """The task's specialist has tools that each need approval: those exact calls are
+        asked about instead, so a person is not asked twice for one action."""
+        spec = self.catalog.agent(task.agent)
+        return spec is not None and any(t in self.gated_tools for t in spec.tools)
+
     async def before_start(self, run: Run, task: TaskRow, show: Show) -> bool:
         """Open a gate if the task may not start yet. True when it must wait."""
-        if task.requires_approval and not task.approved:
+        if task.requires_approval and not task.approved and not self._gates_its_own_calls(task):
             await self.open(
                 run,
                 task,

@@ -250,7 +250,12 @@ class TaskRunner:
             run.id,
             "tool_result",
             task_id=task.task_id,
-            data={"tool": tool.name, "ok": result.ok, "summary": result.summary, "data": result.data},
+            data={
+                "tool": tool.name,
+                "ok": result.ok,
+                "summary": result.summary,
+                "data": result.data,
+            },
         )
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:

@@ -36,7 +36,12 @@ THREE_TASKS = {
     "tasks": [
         {"id": "count", "agent": "counter", "instruction": "Add 2 and 3", "depends_on": []},
         {"id": "check", "agent": "checker", "instruction": "Check the site", "depends_on": []},
-        {"id": "write", "agent": "writer", "instruction": "Summarise both", "depends_on": ["count", "check"]},
+        {
+            "id": "write",
+            "agent": "writer",
+            "instruction": "Summarise both",
+            "depends_on": ["count", "check"],
+        },
     ],
 }
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05)
@@ -73,7 +78,9 @@ def catalog_file(tmp_path: Path) -> Path:
     return path
 
 
-def bot_with(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path, **limits: Any) -> Any:
+def bot_with(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path, **limits: Any
+) -> Any:
     return running_bot(
         slack,
         sqlite_url,
@@ -89,12 +96,17 @@ def answer_of(bot: Bot, msg: Any) -> str:
     return bot.thread(msg)[-1].text
 
 
-async def test_three_tasks_two_in_parallel_end_with_one_answer(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
+async def test_three_tasks_two_in_parallel_end_with_one_answer(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
     openai.when(planner, Reply(structured=THREE_TASKS, input_tokens=100, output_tokens=50))
     openai.when(agent("counter"), Reply(text="2 + 3 = 5", delay=0.3))
     openai.when(agent("checker"), Reply(text="the site is up", delay=0.3))
     openai.when(agent("writer"), Reply(text="Five, and the site is up."))
-    openai.when(synthesis, Reply(text="*counter* found 5; *checker* says the site is up; *writer* summarised."))
+    openai.when(
+        synthesis,
+        Reply(text="*counter* found 5; *checker* says the site is up; *writer* summarised."),
+    )
 
     async with bot_with(slack, openai, sqlite_url, catalog_file) as bot:
         msg = await bot.mention("count and check and summarise")
@@ -123,8 +135,13 @@ async def test_three_tasks_two_in_parallel_end_with_one_answer(slack: SlackStand
     assert all(t["status"] == "complete" for t in stream.tasks.values())
 
 
-async def test_a_model_that_errors_twice_then_answers_is_retried(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
-    openai.when(planner, Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}))
+async def test_a_model_that_errors_twice_then_answers_is_retried(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
+    openai.when(
+        planner,
+        Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}),
+    )
     openai.when(synthesis, Reply(text="done"))
     openai.queue(Reply(status=500), Reply(status=429, retry_after=0), Reply(text="written at last"))
 
@@ -134,18 +151,30 @@ async def test_a_model_that_errors_twice_then_answers_is_retried(slack: SlackSta
         run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
         assert run is not None
         task = (await runs.list_tasks(bot.baton.db, run.id))[0]
-        trail = [e.data["detail"] for e in await runs.events(bot.baton.db, run.id) if e.kind == "task_progress" and e.data]
+        trail = [
+            e.data["detail"]
+            for e in await runs.events(bot.baton.db, run.id)
+            if e.kind == "task_progress" and e.data
+        ]
 
     assert len([s for s in openai.requests if agent("writer")(s)]) == 3
     assert task.status == TaskStatus.SUCCEEDED and task.output == "written at last"
     assert answer_of(bot, msg) == "done"
-    assert [d.split(";")[1].split(" in ")[0].strip() for d in trail if "retry" in d] == ["retry 1", "retry 2"]
+    assert [d.split(";")[1].split(" in ")[0].strip() for d in trail if "retry" in d] == [
+        "retry 1",
+        "retry 2",
+    ]
     shown = bot.thread(msg)[1].tasks["w"]["details"]
     assert "retry 2" in shown  # the person sees the retries in the task list
 
 
-async def test_a_model_that_never_answers_ends_the_run_at_its_deadline(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
-    openai.when(planner, Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}))
+async def test_a_model_that_never_answers_ends_the_run_at_its_deadline(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
+    openai.when(
+        planner,
+        Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}),
+    )
     openai.when(agent("writer"), Reply(hang=True))
 
     async with bot_with(slack, openai, sqlite_url, catalog_file, run_deadline=1.0) as bot:
@@ -159,11 +188,21 @@ async def test_a_model_that_never_answers_ends_the_run_at_its_deadline(slack: Sl
     assert "Traceback" not in answer
 
 
-async def test_a_tool_the_specialist_does_not_have_is_refused_and_the_run_goes_on(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
-    openai.when(planner, Reply(structured={"tasks": [{"id": "c", "agent": "counter", "instruction": "count"}]}))
+async def test_a_tool_the_specialist_does_not_have_is_refused_and_the_run_goes_on(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
+    openai.when(
+        planner,
+        Reply(structured={"tasks": [{"id": "c", "agent": "counter", "instruction": "count"}]}),
+    )
     openai.when(synthesis, Reply(text="final"))
     openai.queue(
-        Reply(tool_calls=[("post_message", {"channel": "C0RANDOM", "text": "hi"}), ("calculator", {"expression": "6*7"})]),
+        Reply(
+            tool_calls=[
+                ("post_message", {"channel": "C0RANDOM", "text": "hi"}),
+                ("calculator", {"expression": "6*7"}),
+            ]
+        ),
         Reply(text="6*7 = 42"),
     )
 
@@ -179,7 +218,9 @@ async def test_a_tool_the_specialist_does_not_have_is_refused_and_the_run_goes_o
     assert answer_of(bot, msg) == "final"
 
 
-async def test_an_invalid_plan_is_sent_back_once_and_repaired(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
+async def test_an_invalid_plan_is_sent_back_once_and_repaired(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
     bad = {"tasks": [{"id": "x", "agent": "astrologer", "instruction": "guess"}]}
     good = {"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}
     openai.when(synthesis, Reply(text="repaired answer"))
@@ -196,11 +237,15 @@ async def test_an_invalid_plan_is_sent_back_once_and_repaired(slack: SlackStandI
     assert answer_of(bot, msg) == "repaired answer"
 
 
-async def test_a_plan_invalid_twice_fails_with_what_was_wrong(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
-    cyclic = {"tasks": [
-        {"id": "a", "agent": "writer", "instruction": "a", "depends_on": ["b"]},
-        {"id": "b", "agent": "writer", "instruction": "b", "depends_on": ["a"]},
-    ]}
+async def test_a_plan_invalid_twice_fails_with_what_was_wrong(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
+    cyclic = {
+        "tasks": [
+            {"id": "a", "agent": "writer", "instruction": "a", "depends_on": ["b"]},
+            {"id": "b", "agent": "writer", "instruction": "b", "depends_on": ["a"]},
+        ]
+    }
     openai.when(planner, Reply(structured=cyclic))
 
     async with bot_with(slack, openai, sqlite_url, catalog_file) as bot:
@@ -211,10 +256,15 @@ async def test_a_plan_invalid_twice_fails_with_what_was_wrong(slack: SlackStandI
     assert "could not make a valid plan" in answer_of(bot, msg) and "cycle" in answer_of(bot, msg)
 
 
-async def test_an_answer_longer_than_one_message_is_split_in_order(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
+async def test_an_answer_longer_than_one_message_is_split_in_order(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
     paragraphs = [f"Paragraph {i}: " + "word " * 80 for i in range(30)]
     long_answer = "\n\n".join(paragraphs)
-    openai.when(planner, Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}))
+    openai.when(
+        planner,
+        Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}),
+    )
     openai.when(agent("writer"), Reply(text="draft"))
     openai.when(synthesis, Reply(text=long_answer))
 
@@ -226,11 +276,18 @@ async def test_an_answer_longer_than_one_message_is_split_in_order(slack: SlackS
     assert len(pieces) >= 4
     assert all(len(p.text) <= 3000 for p in pieces)
     assert " ".join(" ".join(p.text.split()) for p in pieces) == " ".join(long_answer.split())
-    assert pieces[-1].blocks[-1]["type"] == "context" and all(p.blocks[-1]["type"] == "section" for p in pieces[:-1])
+    assert pieces[-1].blocks[-1]["type"] == "context" and all(
+        p.blocks[-1]["type"] == "section" for p in pieces[:-1]
+    )
 
 
-async def test_a_follow_up_in_the_thread_gives_the_supervisor_the_conversation(slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path) -> None:
-    openai.when(planner, Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}))
+async def test_a_follow_up_in_the_thread_gives_the_supervisor_the_conversation(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, catalog_file: Path
+) -> None:
+    openai.when(
+        planner,
+        Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}),
+    )
     openai.when(agent("writer"), Reply(text="ok"))
     openai.queue(Reply(text="The capital is Paris."), Reply(text="About 2.1 million people."))
 
@@ -247,11 +304,16 @@ async def test_a_follow_up_in_the_thread_gives_the_supervisor_the_conversation(s
     assert bot.thread(first)[-1].text == "About 2.1 million people."
 
 
-async def test_anthropic_plans_and_answers_through_its_messages_api(slack: SlackStandIn, sqlite_url: str, tmp_path: Path) -> None:
+async def test_anthropic_plans_and_answers_through_its_messages_api(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
     catalog = tmp_path / "agents.yml"
     catalog.write_text(CATALOG.replace("openai:gpt-4.1-mini", "anthropic:claude-sonnet-4-6"))
     async with FakeAnthropic() as anthropic:
-        anthropic.when(lambda s: "Turn the request into a plan" in s.system, Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}))
+        anthropic.when(
+            lambda s: "Turn the request into a plan" in s.system,
+            Reply(structured={"tasks": [{"id": "w", "agent": "writer", "instruction": "write"}]}),
+        )
         anthropic.when(agent("writer"), Reply(text="drafted"))
         anthropic.when(synthesis, Reply(text="Claude's answer"))
         async with running_bot(

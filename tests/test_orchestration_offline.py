@@ -14,7 +14,9 @@ from storage.models import Run, RunStatus, TaskStatus
 from tests.conftest import Site
 
 
-def offline(db: Database, sink: RecordingSink, *, allow: frozenset[str] = frozenset({"127.0.0.1"})) -> Orchestrator:
+def offline(
+    db: Database, sink: RecordingSink, *, allow: frozenset[str] = frozenset({"127.0.0.1"})
+) -> Orchestrator:
     catalog = load_catalog(None, known_tools=tool_names())
     return Orchestrator(
         db=db,
@@ -95,5 +97,8 @@ async def test_a_playbook_runs_without_planning(db: Database, site: Site) -> Non
     await offline(db, sink).execute(run_id)
 
     tasks = await runs.list_tasks(db, run_id)
-    assert [(t.task_id, t.status) for t in tasks] == [("check", TaskStatus.SUCCEEDED), ("digest", TaskStatus.SUCCEEDED)]
+    assert [(t.task_id, t.status) for t in tasks] == [
+        ("check", TaskStatus.SUCCEEDED),
+        ("digest", TaskStatus.SUCCEEDED),
+    ]
     assert [e.task_id for e in sink.events if isinstance(e, TaskFinished)] == ["check", "digest"]

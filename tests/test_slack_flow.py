@@ -8,7 +8,6 @@ import pytest
 
 from bot.sandbox.web_api import SlackStandIn
 from storage import runs
-from storage.models import RunStatus
 from tests.conftest import Site
 from tests.harness import Bot, running_bot
 

@@ -49,7 +49,11 @@ async def test_slacks_url_verification_challenge_is_answered(bot: Bot) -> None:
     body = (PAYLOADS / "url_verification.json").read_bytes()
     from bot.sandbox.signing import signed_headers
 
-    async with bot.session.post(f"{bot.url}/slack/events", data=body, headers=signed_headers(SECRET, body, content_type=JSON_TYPE)) as resp:
+    async with bot.session.post(
+        f"{bot.url}/slack/events",
+        data=body,
+        headers=signed_headers(SECRET, body, content_type=JSON_TYPE),
+    ) as resp:
         assert resp.status == 200
         assert json.loads(body)["challenge"] in await resp.text()
 
@@ -61,20 +65,33 @@ async def test_healthz_reports_the_database(bot: Bot) -> None:
 
 async def test_slash_help_agents_and_unknown_playbook_answer_at_once(bot: Bot) -> None:
     status, help_reply = await bot.slash("help")
-    assert status == 200 and help_reply is not None and "/baton run <playbook>" in help_reply["text"]
+    assert (
+        status == 200 and help_reply is not None and "/baton run <playbook>" in help_reply["text"]
+    )
     assert help_reply["response_type"] == "ephemeral"
     _, agents = await bot.slash("agents")
     assert agents is not None
     shown = json.dumps(agents["blocks"])
-    assert "web-checker" in shown and "http_check" in shown and "`rules`" in shown and "announce-status" in shown
+    assert (
+        "web-checker" in shown
+        and "http_check" in shown
+        and "`rules`" in shown
+        and "announce-status" in shown
+    )
     _, unknown = await bot.slash("run nonsense")
-    assert unknown is not None and "no playbook called `nonsense`" in unknown["text"] and "`status-check`" in unknown["text"]
+    assert (
+        unknown is not None
+        and "no playbook called `nonsense`" in unknown["text"]
+        and "`status-check`" in unknown["text"]
+    )
     _, missing = await bot.slash("run")
     assert missing is not None and "Say which playbook" in missing["text"]
     assert await runs.count_runs(bot.baton.db) == 0
 
 
-async def test_slash_request_is_posted_and_answered_in_its_own_thread(bot: Bot, slack: SlackStandIn, site: Site) -> None:
+async def test_slash_request_is_posted_and_answered_in_its_own_thread(
+    bot: Bot, slack: SlackStandIn, site: Site
+) -> None:
     status, reply = await bot.slash(f"check {site.url('/ok')}")
     assert status == 200 and reply is None  # acked at once, with nothing to show yet
     await bot.idle()
@@ -93,7 +110,9 @@ async def test_slash_request_is_posted_and_answered_in_its_own_thread(bot: Bot, 
     assert unknown is not None and "can't find run `00000000`" in unknown["text"]
 
 
-async def test_slash_in_a_conversation_baton_cannot_post_in_explains_why(bot: Bot, slack: SlackStandIn) -> None:
+async def test_slash_in_a_conversation_baton_cannot_post_in_explains_why(
+    bot: Bot, slack: SlackStandIn
+) -> None:
     slack.fail("chat.postMessage", "not_in_channel")
     await bot.slash("check https://example.com")
     await bot.idle()
@@ -110,15 +129,40 @@ async def test_a_dm_is_answered_in_the_dm(bot: Bot, slack: SlackStandIn, site: S
     assert slack.calls_to("chat.startStream")[0].args["channel"] == "D0ALICE"
 
 
-async def test_bots_own_messages_and_edits_in_a_dm_start_nothing(bot: Bot, slack: SlackStandIn) -> None:
-    await bot.event({"type": "message", "subtype": "message_changed", "channel": "D0ALICE", "channel_type": "im", "ts": "1.1"}, template="message_im_event_callback.slack_docs.json")
-    await bot.event({"type": "message", "bot_id": "B0BATON", "text": "hi", "channel": "D0ALICE", "channel_type": "im", "ts": "1.2"}, template="message_im_event_callback.slack_docs.json")
+async def test_bots_own_messages_and_edits_in_a_dm_start_nothing(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await bot.event(
+        {
+            "type": "message",
+            "subtype": "message_changed",
+            "channel": "D0ALICE",
+            "channel_type": "im",
+            "ts": "1.1",
+        },
+        template="message_im_event_callback.slack_docs.json",
+    )
+    await bot.event(
+        {
+            "type": "message",
+            "bot_id": "B0BATON",
+            "text": "hi",
+            "channel": "D0ALICE",
+            "channel_type": "im",
+            "ts": "1.2",
+        },
+        template="message_im_event_callback.slack_docs.json",
+    )
     await bot.idle()
     assert await runs.count_runs(bot.baton.db) == 0
 
 
-async def test_a_429_storm_from_slack_delays_but_loses_nothing(slack: SlackStandIn, sqlite_url: str, site: Site) -> None:
-    async with running_bot(slack, sqlite_url, progress=ProgressOptions(streaming=False, update_interval=0.05)) as bot:
+async def test_a_429_storm_from_slack_delays_but_loses_nothing(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(
+        slack, sqlite_url, progress=ProgressOptions(streaming=False, update_interval=0.05)
+    ) as bot:
         msg = await bot.mention(f"check {site.url('/ok')} and {site.url('/down')} and summarise")
         slack.ratelimit_all(times=4, retry_after=0)
         await bot.idle()
@@ -133,8 +177,12 @@ async def test_a_429_storm_from_slack_delays_but_loses_nothing(slack: SlackStand
     assert float(status_message.ts) < float(answer.ts)
 
 
-async def test_without_streaming_one_status_message_is_edited_in_place(slack: SlackStandIn, sqlite_url: str, site: Site) -> None:
-    async with running_bot(slack, sqlite_url, progress=ProgressOptions(streaming=False, update_interval=0.05)) as bot:
+async def test_without_streaming_one_status_message_is_edited_in_place(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(
+        slack, sqlite_url, progress=ProgressOptions(streaming=False, update_interval=0.05)
+    ) as bot:
         msg = await bot.mention(f"check {site.url('/ok')}")
         await bot.idle()
     status_message = bot.thread(msg)[1]
@@ -143,7 +191,9 @@ async def test_without_streaming_one_status_message_is_edited_in_place(slack: Sl
     assert "✅" in json.dumps(status_message.blocks, ensure_ascii=False)
 
 
-async def test_when_streaming_fails_progress_falls_back_to_a_status_message(slack: SlackStandIn, bot: Bot, site: Site) -> None:
+async def test_when_streaming_fails_progress_falls_back_to_a_status_message(
+    slack: SlackStandIn, bot: Bot, site: Site
+) -> None:
     slack.fail("chat.startStream", "not_allowed")
     msg = await bot.mention(f"check {site.url('/ok')}")
     await bot.idle()
@@ -152,8 +202,13 @@ async def test_when_streaming_fails_progress_falls_back_to_a_status_message(slac
     assert "200" in replies[1].text
 
 
-async def test_an_expired_stream_continues_in_a_new_status_message(sqlite_url: str, site: Site) -> None:
-    async with SlackStandIn(stream_ttl=0.2) as slack, running_bot(slack, sqlite_url, progress=ProgressOptions(stream_interval=0.5)) as bot:
+async def test_an_expired_stream_continues_in_a_new_status_message(
+    sqlite_url: str, site: Site
+) -> None:
+    async with (
+        SlackStandIn(stream_ttl=0.2) as slack,
+        running_bot(slack, sqlite_url, progress=ProgressOptions(stream_interval=0.5)) as bot,
+    ):
         slack.fail("chat.appendStream", "message_not_in_streaming_state")
         msg = await bot.mention(f"check {site.url('/slow?s=1')} and summarise")
         await bot.idle()
@@ -161,6 +216,8 @@ async def test_an_expired_stream_continues_in_a_new_status_message(sqlite_url: s
     assert run is not None and run.status == RunStatus.SUCCEEDED
     replies = bot.thread(msg)[1:]
     assert replies[-1].blocks[-1]["type"] == "context"  # the answer arrived
-    assert slack.calls_to("chat.appendStream")[0].response["error"] == "message_not_in_streaming_state"
+    assert (
+        slack.calls_to("chat.appendStream")[0].response["error"] == "message_not_in_streaming_state"
+    )
     fallback = [r for r in replies[:-1] if r.blocks and "done" in json.dumps(r.blocks)]
     assert len(fallback) == 1 and fallback[0].edited is not None

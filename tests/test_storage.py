@@ -18,18 +18,33 @@ def test_plain_urls_get_their_async_driver() -> None:
 
 
 async def _run_with_task(db: Database) -> Run:
-    run = await runs.create_run(db, Run(id=runs.new_id(), request="check", channel_id="C1", thread_ts="1.0"))
+    run = await runs.create_run(
+        db, Run(id=runs.new_id(), request="check", channel_id="C1", thread_ts="1.0")
+    )
     await runs.save_plan(
-        db, run.id, {"title": "t", "tasks": []}, [TaskRow(run_id=run.id, task_id="a", agent="web-checker", instruction="go")]
+        db,
+        run.id,
+        {"title": "t", "tasks": []},
+        [TaskRow(run_id=run.id, task_id="a", agent="web-checker", instruction="go")],
     )
     return run
 
 
 async def test_every_state_change_is_an_event_in_order(any_db: Database) -> None:
     run = await _run_with_task(any_db)
-    await runs.record(any_db, run.id, "task_started", task_id="a", task={"status": TaskStatus.RUNNING})
-    await runs.record(any_db, run.id, "task_succeeded", task_id="a", task={"status": TaskStatus.SUCCEEDED, "output": "fine"})
-    await runs.record(any_db, run.id, "run_finished", run={"status": RunStatus.SUCCEEDED, "answer": "fine"})
+    await runs.record(
+        any_db, run.id, "task_started", task_id="a", task={"status": TaskStatus.RUNNING}
+    )
+    await runs.record(
+        any_db,
+        run.id,
+        "task_succeeded",
+        task_id="a",
+        task={"status": TaskStatus.SUCCEEDED, "output": "fine"},
+    )
+    await runs.record(
+        any_db, run.id, "run_finished", run={"status": RunStatus.SUCCEEDED, "answer": "fine"}
+    )
 
     kinds = [e.kind for e in await runs.events(any_db, run.id)]
     assert kinds == ["run_created", "plan_ready", "task_started", "task_succeeded", "run_finished"]
@@ -42,7 +57,10 @@ async def test_every_state_change_is_an_event_in_order(any_db: Database) -> None
 async def test_usage_adds_up_per_task_and_run_under_concurrency(any_db: Database) -> None:
     run = await _run_with_task(any_db)
     await asyncio.gather(
-        *[runs.add_usage(any_db, run.id, "a", input_tokens=10, output_tokens=5, cost_usd=0.01) for _ in range(20)]
+        *[
+            runs.add_usage(any_db, run.id, "a", input_tokens=10, output_tokens=5, cost_usd=0.01)
+            for _ in range(20)
+        ]
     )
     task = await runs.get_task(any_db, run.id, "a")
     stored = await runs.get_run(any_db, run.id)
@@ -53,7 +71,9 @@ async def test_usage_adds_up_per_task_and_run_under_concurrency(any_db: Database
 
 
 async def test_a_slack_event_id_is_accepted_once(any_db: Database) -> None:
-    results = await asyncio.gather(*[slack_events.first_sighting(any_db, "Ev123") for _ in range(5)])
+    results = await asyncio.gather(
+        *[slack_events.first_sighting(any_db, "Ev123") for _ in range(5)]
+    )
     assert sorted(results) == [False, False, False, False, True]
 
 
@@ -71,10 +91,19 @@ async def test_an_expired_lease_can_be_taken_over(any_db: Database) -> None:
     assert await runs.acquire_lease(any_db, run.id, "alive", seconds=30)
 
 
-async def _approval(db: Database, run: Run, *, expires_in: timedelta = timedelta(hours=1)) -> Approval:
+async def _approval(
+    db: Database, run: Run, *, expires_in: timedelta = timedelta(hours=1)
+) -> Approval:
     return await approvals.create(
         db,
-        Approval(id=approvals.new_approval_id(), run_id=run.id, task_id="a", kind="task", expires_at=utcnow() + expires_in, approvers=["U1"]),
+        Approval(
+            id=approvals.new_approval_id(),
+            run_id=run.id,
+            task_id="a",
+            kind="task",
+            expires_at=utcnow() + expires_in,
+            approvers=["U1"],
+        ),
         task_fields={"status": TaskStatus.WAITING},
     )
 
@@ -91,7 +120,11 @@ async def test_concurrent_decisions_record_exactly_one(any_db: Database) -> None
     assert len(winners) == 1
     stored = await approvals.get(any_db, approval.id)
     assert stored is not None and stored.decided_by == winners[0].approval.decided_by
-    decided_events = [e for e in await runs.events(any_db, run.id) if e.kind.startswith("approval_") and e.kind != "approval_requested"]
+    decided_events = [
+        e
+        for e in await runs.events(any_db, run.id)
+        if e.kind.startswith("approval_") and e.kind != "approval_requested"
+    ]
     assert len(decided_events) == 1
 
 
@@ -110,9 +143,14 @@ async def test_an_expired_approval_cannot_be_decided_and_is_swept(any_db: Databa
 async def test_a_side_effect_is_claimed_once(any_db: Database) -> None:
     run = await _run_with_task(any_db)
     claims = await asyncio.gather(
-        *[tool_calls.claim(any_db, "k1", run_id=run.id, task_id="a", tool="post_message", args={}) for _ in range(4)]
+        *[
+            tool_calls.claim(any_db, "k1", run_id=run.id, task_id="a", tool="post_message", args={})
+            for _ in range(4)
+        ]
     )
     assert sum(1 for c in claims if c is None) == 1
     await tool_calls.complete(any_db, "k1", result="posted")
-    again = await tool_calls.claim(any_db, "k1", run_id=run.id, task_id="a", tool="post_message", args={})
+    again = await tool_calls.claim(
+        any_db, "k1", run_id=run.id, task_id="a", tool="post_message", args={}
+    )
     assert again is not None and again.result == "posted"
