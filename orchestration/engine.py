@@ -187,7 +187,7 @@ class Orchestrator:
         except TimeoutError:
             await self._fail(
                 run.id,
-                f"Planning did not finish within the run's {self.limits.run_deadline:.0f} s deadline: "
+                f"Planning did not finish within the run's {self.limits.run_deadline:g} s deadline: "
                 "the model did not answer in time. Try again in a minute.",
                 sink=sink,
             )
@@ -340,7 +340,7 @@ class Orchestrator:
         for task in running.values():
             task.cancel()
         await asyncio.gather(*running.values(), return_exceptions=True)
-        reason = f"stopped at the run's {self.limits.run_deadline:.0f} s deadline"
+        reason = f"stopped at the run's {self.limits.run_deadline:g} s deadline"
         for t in await runs.list_tasks(self.db, run_id):
             if t.status.is_final:
                 continue
@@ -379,7 +379,7 @@ class Orchestrator:
             status = RunStatus.FAILED
         if deadline_hit:
             answer = (
-                f"⏱️ This run reached its {self.limits.run_deadline:.0f} s deadline, so unfinished "
+                f"⏱️ This run reached its {self.limits.run_deadline:g} s deadline, so unfinished "
                 "tasks were stopped. Here is what was done; try again later or narrow the request.\n\n"
                 + compose(outcomes)
             )

@@ -79,7 +79,7 @@ class TaskRunner:
                 run,
                 task,
                 show,
-                f"took longer than {self.limits.task_timeout:.0f} s and was stopped",
+                f"took longer than {self.limits.task_timeout:g} s and was stopped",
             )
             return
         except TransientModelError as e:

@@ -1,0 +1,33 @@
+"""Pure text helpers: mentions and splitting long answers."""
+
+from __future__ import annotations
+
+from bot.text import split_message, strip_mentions
+
+
+def test_the_bots_mention_is_removed_from_the_request() -> None:
+    assert strip_mentions("<@U0BATON> check   https://x", "U0BATON") == "check https://x"
+    assert strip_mentions("<@U0BATON|baton> hi <@U0BOB>", "U0BATON") == "hi <@U0BOB>"
+
+
+def test_short_text_is_one_piece() -> None:
+    assert split_message("hello") == ["hello"]
+
+
+def test_long_text_splits_at_paragraphs_under_the_limit() -> None:
+    text = "\n\n".join(f"para {i} " + "x" * 500 for i in range(20))
+    pieces = split_message(text, 2000)
+    assert all(len(p) <= 2000 for p in pieces)
+    assert "\n\n".join(pieces) == text
+
+
+def test_a_code_block_cut_in_two_stays_a_code_block_in_both_pieces() -> None:
+    code = "```\n" + "\n".join(f"line {i}" for i in range(400)) + "\n```"
+    pieces = split_message(code, 1000)
+    assert len(pieces) > 1
+    assert all(p.count("```") % 2 == 0 for p in pieces)
+
+
+def test_text_without_spaces_is_cut_hard() -> None:
+    pieces = split_message("y" * 5000, 1000)
+    assert "".join(pieces) == "y" * 5000 and all(len(p) <= 1000 for p in pieces)
