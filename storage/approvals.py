@@ -27,11 +27,15 @@ async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any
 
     async with db.session() as s:
         s.add(approval)
-        await s.exec(
-            update(TaskRow)
-            .where(col(TaskRow.run_id) == approval.run_id, col(TaskRow.task_id) == approval.task_id)
-            .values(**task_fields)
-        )
+        if task_fields:
+            await s.exec(
+                update(TaskRow)
+                .where(
+                    col(TaskRow.run_id) == approval.run_id,
+                    col(TaskRow.task_id) == approval.task_id,
+                )
+                .values(**task_fields)
+            )
         s.add(
             Event(
                 run_id=approval.run_id,

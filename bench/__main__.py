@@ -1,0 +1,235 @@
+"""Baton's benchmarks, all local: `make bench` prints one table.
+
+- ack latency: signed `app_mention` POSTs to /slack/events until the HTTP answer (Slack's limit: 3 s)
+- run throughput: offline (`rules`) runs checking a local site, 20 at once, SQLite and PostgreSQL
+- Slack calls per run: how many Web API calls a 12-task-update run costs after coalescing
+- approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import Site, fresh_pg_database  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def with_site(
+    fn: Callable[[Site], Awaitable[list[tuple[str, str, str]]]],
+) -> list[tuple[str, str, str]]:
+    from aiohttp import web
+
+    state = Site()
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.Response(text="All systems operational")
+
+    app = web.Application()
+    app.router.add_get("/ok", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        return await fn(state)
+    finally:
+        await runner.cleanup()
+
+
+async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
+    from bot.sandbox.web_api import SlackStandIn
+    from tests.harness import running_bot
+
+    timings: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        async with SlackStandIn() as slack, running_bot(slack, f"sqlite:///{tmp}/b.db") as bot:
+            for i in range(100):
+                msg = await slack.post_as_user(
+                    "C0GENERAL", "U0ALICE", f"<@U0BATON> is {site.url('/ok')} up? {i}"
+                )
+                event = {
+                    "type": "app_mention",
+                    "user": "U0ALICE",
+                    "text": msg.text,
+                    "ts": msg.ts,
+                    "channel": "C0GENERAL",
+                    "event_ts": msg.ts,
+                }
+                start = time.perf_counter()
+                assert await bot.event(event) == 200
+                timings.append((time.perf_counter() - start) * 1000)
+            await bot.idle()
+    return [
+        (
+            "ack latency, mention → HTTP 200 (100 requests)",
+            "p50 / p95 / max",
+            f"{pct(timings, 0.5):.1f} / {pct(timings, 0.95):.1f} / {max(timings):.1f} ms",
+        ),
+    ]
+
+
+async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
+    from agents.providers.registry import Models, ModelSettings
+    from agents.spec import load_catalog
+    from agents.tools.base import ToolContext
+    from agents.tools.registry import ALL_TOOLS, tool_names
+    from orchestration.engine import Orchestrator
+    from orchestration.events import NullSink
+    from storage import Database, runs
+    from storage.models import Run, RunStatus
+
+    db = Database(url)
+    await db.create_all()
+    orch = Orchestrator(
+        db=db,
+        catalog=load_catalog(None, known_tools=tool_names()),
+        models=Models(ModelSettings(), ALL_TOOLS),
+        tools=ALL_TOOLS,
+        sinks=lambda run: NullSink(),
+        tool_context=lambda r, t, k: ToolContext(
+            run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
+        ),
+    )
+    ids = []
+    for i in range(20):
+        run = await runs.create_run(
+            db, Run(id=runs.new_id(), request=f"check {site.url('/ok')} and summarise #{i}")
+        )
+        ids.append(run.id)
+    latencies: list[float] = []
+
+    async def one(run_id: str) -> None:
+        t0 = time.perf_counter()
+        await orch.execute(run_id)
+        latencies.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in ids))
+    elapsed = time.perf_counter() - start
+    done = [
+        r for r in [await runs.get_run(db, i) for i in ids] if r and r.status == RunStatus.SUCCEEDED
+    ]
+    await db.dispose()
+    assert len(done) == 20
+    return (
+        f"offline runs, 2 tasks each, 20 at once ({label})",
+        "runs/s · p50 run",
+        f"{20 / elapsed:.1f} runs/s · {pct(latencies, 0.5) * 1000:.0f} ms",
+    )
+
+
+async def run_throughput(site: Site) -> list[tuple[str, str, str]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [await throughput(site, f"sqlite:///{tmp}/b.db", "SQLite")]
+    async with fresh_pg_database() as url:
+        rows.append(await throughput(site, url, "PostgreSQL"))
+    return rows
+
+
+async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
+    from bot.progress import ProgressOptions
+    from bot.sandbox.web_api import SlackStandIn
+    from storage import runs
+    from tests.harness import running_bot
+
+    urls = " ".join(site.url(f"/ok?n={i}") for i in range(12))
+    rows = []
+    for label, progress in (
+        ("streaming", ProgressOptions()),
+        ("chat.update", ProgressOptions(streaming=False)),
+    ):
+        with tempfile.TemporaryDirectory() as tmp:
+            async with (
+                SlackStandIn() as slack,
+                running_bot(slack, f"sqlite:///{tmp}/b.db", progress=progress) as bot,
+            ):
+                await bot.mention(f"check {urls} and summarise")
+                await bot.idle()
+                run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+                assert run is not None
+                events = len(await runs.events(bot.baton.db, run.id))
+                calls = [c for c in slack.calls if c.method not in ("auth.test",)]
+        rows.append(
+            (
+                f"Slack calls for a 12-check run ({label})",
+                "run events → Web API calls",
+                f"{events} → {len(calls)}",
+            )
+        )
+    return rows
+
+
+async def approval_race(_: Site) -> list[tuple[str, str, str]]:
+    from datetime import timedelta
+
+    from storage import Database, approvals, runs
+    from storage.db import utcnow
+    from storage.models import Approval, Run, TaskRow
+
+    async with fresh_pg_database() as url:
+        db = Database(url)
+        await db.create_all()
+        run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
+        await runs.save_plan(
+            db, run.id, {}, [TaskRow(run_id=run.id, task_id="t", agent="a", instruction="i")]
+        )
+        approval = await approvals.create(
+            db,
+            Approval(
+                id=approvals.new_approval_id(),
+                run_id=run.id,
+                task_id="t",
+                kind="task",
+                expires_at=utcnow() + timedelta(hours=1),
+            ),
+            task_fields={},
+        )
+        timings: list[float] = []
+
+        async def click(i: int) -> bool:
+            t0 = time.perf_counter()
+            result = await approvals.decide(db, approval.id, approve=i % 2 == 0, by=f"U{i}")
+            timings.append((time.perf_counter() - t0) * 1000)
+            return bool(result and result.won)
+
+        wins = await asyncio.gather(*(click(i) for i in range(50)))
+        await db.dispose()
+    return [
+        (
+            "approval race, 50 concurrent clicks (PostgreSQL)",
+            "winners · p50 decision",
+            f"{sum(wins)} · {pct(timings, 0.5):.1f} ms",
+        )
+    ]
+
+
+async def main() -> None:
+    rows: list[tuple[str, str, str]] = []
+    for bench in (ack_latency, run_throughput, slack_calls, approval_race):
+        rows += await with_site(bench)
+    width = max(len(r[0]) for r in rows)
+    mwidth = max(len(r[1]) for r in rows)
+    print(f"{'benchmark':<{width}}  {'measure':<{mwidth}}  result")
+    print(f"{'-' * width}  {'-' * mwidth}  {'-' * 24}")
+    for name, measure, result in rows:
+        print(f"{name:<{width}}  {measure:<{mwidth}}  {result}")
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(main())
