@@ -176,7 +176,9 @@ class Calculator(Tool):
         found: list[BaseModel] = []
         for match in _CANDIDATE.finditer(text):
             for part in _split_top_level(match.group(0)):
-                expression = part.strip(" ,").rstrip("+-*/%^×÷(")
+                expression = part.strip().rstrip(" \t,+-*/%^×÷(")
+                while expression.endswith(")") and expression.count(")") > expression.count("("):
+                    expression = expression[:-1].rstrip()
                 if not _worth_computing(expression):
                     continue
                 try:

@@ -54,7 +54,10 @@ class Fetched:
 
     def text(self) -> str:
         """The body decoded with the response's charset (UTF-8 when unknown)."""
-        return self.body.decode(self.charset, errors="replace")
+        try:
+            return self.body.decode(self.charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
 
 
 def _allowed(host: str, port: int | None, allow_hosts: frozenset[str]) -> bool:
@@ -135,6 +138,8 @@ async def check_url(url: str | URL, allow_hosts: frozenset[str]) -> URL:
         )
     except socket.gaierror as e:
         raise Unreachable(str(url), f"could not resolve {host}") from e
+    except UnicodeError as e:
+        raise ToolError(f"{host} is not a valid host name") from e
     for info in infos:
         _refuse(host, str(info[4][0]))
     return parsed
@@ -204,8 +209,16 @@ async def fetch(
                             redirects=hop,
                             latency_ms=round((time.perf_counter() - started) * 1000),
                         )
-                target = current.join(URL(location)).with_fragment(None)
-                current = await check_url(target, allow_hosts)
+                try:
+                    target = current.join(URL(location)).with_fragment(None)
+                    next_hop = await check_url(target, allow_hosts)
+                except Unreachable:
+                    raise
+                except ValueError as e:
+                    raise ToolError(f"{current.host} sent a redirect to an invalid URL") from e
+                except ToolError as e:
+                    raise ToolError(f"Refused to follow a redirect from {current.host}: {e}") from e
+                current = next_hop
                 # As browsers do: these turn a POST into a GET; 307/308 keep method and body.
                 if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                     method, json_body = "GET", None

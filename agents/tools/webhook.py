@@ -15,10 +15,12 @@ from agents.tools.netguard import Unreachable, fetch
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 _STOPWORDS = {"the", "a", "an", "our", "my", "this", "that", "to", "via", "with", "named", "called"}
-_NAMED = re.compile(
-    r"\bwebhooks?\s+(?:named\s+|called\s+)?[\"'“‘`]?([\w.-]+)|\b([\w.-]+)\s+webhook\b",
-    re.IGNORECASE,
-)
+# Most specific phrasing first: "the deploys webhook", then "webhook deploys", then "deploys webhook".
+_NAMED = [
+    re.compile(r"\b(?:the|our|my)\s+([\w.-]+)\s+webhook\b", re.IGNORECASE),
+    re.compile(r"\bwebhooks?\s+(?:named\s+|called\s+)?[\"'“‘`]?([\w.-]+)", re.IGNORECASE),
+    re.compile(r"\b([\w.-]+)\s+webhook\b", re.IGNORECASE),
+]
 
 
 class WebhookArgs(BaseModel):
@@ -91,10 +93,10 @@ class WebhookPost(Tool):
         plain = extract.plain(text)
         name = next(
             (
-                n
-                for m in _NAMED.finditer(plain)
-                for n in m.groups()
-                if n and n.lower() not in _STOPWORDS
+                m.group(1)
+                for pattern in _NAMED
+                for m in pattern.finditer(plain)
+                if m.group(1).lower() not in _STOPWORDS
             ),
             None,
         )
