@@ -18,6 +18,7 @@ from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usag
 from agents.providers.base import ModelProvider
 from agents.retry import RetryPolicy, call_with_retries
 from agents.spec import AgentSpec
+from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
 
 
@@ -78,7 +79,7 @@ def first_prompt(instruction: str, inputs: Mapping[str, str]) -> str:
     """The specialist's only view of the run: its instruction and its dependencies' outputs."""
     if not inputs:
         return instruction
-    parts = [instruction, "", "Results of the tasks this one depends on:"]
+    parts = [instruction, "", extract.INPUTS_HEADING]
     for label, output in inputs.items():
         parts += ["", f"### {label}", output.strip() or "(no output)"]
     return "\n".join(parts)

@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from agents.errors import ToolError
+from agents.runner import first_prompt
 from agents.tools.base import ToolContext
 from agents.tools.calculator import Calculator, CalculatorArgs
 from agents.tools.http_check import HttpCheck, HttpCheckArgs
@@ -704,3 +705,26 @@ def test_every_argument_is_described_for_the_model() -> None:
         assert json.dumps(schema)  # plain JSON, as providers send it
         for name, prop in schema["properties"].items():
             assert prop.get("description"), f"{tool.name}.{name} has no description"
+
+
+def test_post_message_posts_what_the_task_it_depends_on_wrote() -> None:
+    prompt = first_prompt(
+        "Post the digest to the channel named in the request.\n\n"
+        "The request adds: https://status.example.com <#C0456EFGH|releases>",
+        {"digest (writer)": "✅ No problems found.\n• https://status.example.com → 200"},
+    )
+
+    assert dumped(PostMessage().args_from_text(prompt)) == [
+        {"channel": "C0456EFGH", "text": "✅ No problems found.\n• https://status.example.com → 200"}
+    ]
+
+
+def test_post_message_ignores_channels_mentioned_only_in_earlier_results() -> None:
+    prompt = first_prompt(
+        "Post the summary to <#C0456EFGH|releases>",
+        {"read (channel-reader)": "Read 3 messages from <#C0999ZZZZ>"},
+    )
+
+    [args] = PostMessage().args_from_text(prompt)
+
+    assert args.model_dump()["channel"] == "C0456EFGH"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from agents.errors import PermanentModelError
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall
 from agents.providers.base import TextSink
+from agents.tools import extract
 from agents.tools.base import Tool
 
 # Words in a result that mean something needs a person's attention.
@@ -85,16 +86,14 @@ def report(results: list[Message]) -> str:
 
 def condense(prompt: str) -> str:
     """What a tool-less specialist writes offline: its inputs, condensed, with problems first."""
-    instruction, _, inputs = prompt.partition("Results of the tasks this one depends on:")
-    sections = [s.strip() for s in re.split(r"^### ", inputs, flags=re.MULTILINE) if s.strip()]
+    instruction, sections = extract.split_inputs(prompt)
     if not sections:
-        return f"(offline) I can only condense results from other specialists. Task: {instruction.strip()}"
+        return f"(offline) I can only condense results from other specialists. Task: {instruction}"
     lines: list[str] = []
     flagged: list[str] = []
-    for section in sections:
-        label, _, body = section.partition("\n")
+    for label, body in sections:
         items = [ln.strip() for ln in body.splitlines() if ln.strip()]
-        lines.append(f"*{label.strip()}*")
+        lines.append(f"*{label}*")
         lines += [ln if ln.startswith(("•", "-", "✅", "⚠")) else f"• {ln}" for ln in items[:12]]
         flagged += [ln for ln in items if PROBLEM.search(ln) and not ln.startswith(("✅", "⚠"))]
     head = (

@@ -15,6 +15,8 @@ _URL = re.compile(r"https?://[^\s<>\"'`|]+")
 # A single quote only counts next to a non-letter, so "don't" does not open a quotation.
 _QUOTED = re.compile(r"\"([^\"]+)\"|“([^”]+)”|(?<!\w)'([^']+)'(?!\w)|‘([^’]+)’|`([^`]+)`")
 _TRAILING = ".,;:!?"
+# How a specialist's first prompt introduces its dependencies' outputs (see agents.runner).
+INPUTS_HEADING = "Results of the tasks this one depends on:"
 
 
 def unescape(text: str) -> str:
@@ -76,3 +78,14 @@ def quoted_after(text: str, words: str) -> str | None:
         if q:
             return next(g for g in q.groups() if g is not None)
     return None
+
+
+def split_inputs(prompt: str) -> tuple[str, list[tuple[str, str]]]:
+    """A first prompt's instruction, and its dependencies' outputs as (label, text) pairs."""
+    instruction, _, inputs = prompt.partition(INPUTS_HEADING)
+    sections: list[tuple[str, str]] = []
+    for section in re.split(r"^### ", inputs, flags=re.MULTILINE):
+        label, _, body = section.strip().partition("\n")
+        if label.strip():
+            sections.append((label.strip(), body.strip()))
+    return instruction.strip(), sections

@@ -51,13 +51,24 @@ class PostMessage(Tool):
         )
 
     def args_from_text(self, text: str) -> list[BaseModel]:
-        """The mentioned channels, and the quoted text or whatever follows 'say'/'post'."""
-        quotes = extract.quoted(extract.plain(text))
+        """The channels the instruction mentions, and what to post there.
+
+        What to post: the instruction's quoted text, else its words after 'say'/'post',
+        except that an instruction to post what an earlier task wrote ("post the digest")
+        posts the last dependency's output.
+        """
+        instruction, inputs = extract.split_inputs(text)
+        quotes = extract.quoted(extract.plain(instruction))
         if quotes:
             message = quotes[0]
+        elif inputs:
+            message = inputs[-1][1]
         else:
-            verb = _VERB.search(extract.plain(_MENTION.sub("", text)))
+            verb = _VERB.search(extract.plain(_MENTION.sub("", instruction)))
             message = verb.string[verb.end() :].strip(" :,") if verb else ""
         if not message:
             return []
-        return [PostMessageArgs(channel=c, text=message) for c in extract.channels(text)]
+        return [
+            PostMessageArgs(channel=c, text=message[:4000])
+            for c in extract.channels(instruction)
+        ]
