@@ -7,7 +7,10 @@ them — Slack client, database, catalog, models and tools, orchestrator, listen
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -27,8 +30,9 @@ from bot.progress import ProgressOptions, SlackProgress
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
+from orchestration.schedules import Scheduler
 from storage.db import Database
-from storage.models import Run
+from storage.models import Run, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,16 @@ class Baton:
     orchestrator: Orchestrator
     app: AsyncApp
     progress: ProgressOptions
+    scheduler: Scheduler
     background: Background = field(default_factory=Background)
 
     def sink(self, run: Run) -> EventSink:
+        """Where a run's events are shown: its thread, or a digest for a scheduled run."""
         from bot.approvals import post_approval_request
+        from bot.digest import DigestSink
+
+        if run.source == "schedule":
+            return DigestSink(self, run)
 
         async def post_approval(approval_id: str) -> None:
             await post_approval_request(self, approval_id)
@@ -62,6 +72,7 @@ class Baton:
         )
 
     async def close(self) -> None:
+        self.scheduler.stop()
         await self.background.cancel_all()
         await self.models.aclose()
         await self.db.dispose()
@@ -147,6 +158,11 @@ async def create(
     def sinks(run: Run) -> EventSink:
         return holder["baton"].sink(run)
 
+    async def launch(schedule: Schedule, fire: ScheduleFire) -> str:
+        from bot.digest import launch
+
+        return await launch(holder["baton"], schedule, fire)
+
     orchestrator = Orchestrator(
         db=db,
         catalog=catalog,
@@ -165,6 +181,12 @@ async def create(
         orchestrator=orchestrator,
         app=app,
         progress=progress or ProgressOptions(streaming=settings.baton_streaming),
+        scheduler=Scheduler(
+            db,
+            launch,
+            grace=timedelta(seconds=settings.baton_schedule_grace),
+            owner=f"{socket.gethostname()}:{os.getpid()}",
+        ),
     )
     holder["baton"] = baton
 

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     baton_run_deadline: float = Field(default=600.0, gt=0)
     baton_budget_usd: float | None = Field(default=None, gt=0)
     baton_log_level: str = "INFO"
+    # A schedule's fire missed while Baton was down runs late if it is at most this old (s).
+    baton_schedule_grace: float = Field(default=600.0, ge=0)
 
     @field_validator("baton_http_allow_hosts", mode="before")
     @classmethod

@@ -1,18 +1,311 @@
-"""`/baton schedule …` (placeholder until schedules land)."""
+"""`/baton schedule …`: add, list, pause, resume, delete and run schedules.
+
+`add` understands `"<when>" <request>` or `"<when>" run <playbook> [details]`, with options
+anywhere: `tz=Europe/Berlin`, `alert=always|on_change|on_failure`, `quiet=daily`. Bad input
+is answered with what was wrong and the accepted forms; nothing is stored.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+
+from agents.spec import Catalog
+from bot.blocks import Block, context, section
+from bot.digest_blocks import title
+from bot.text import escape, truncate
+from orchestration.schedules import Fired, when_of
+from orchestration.when import (
+    ACCEPTED_FORMS,
+    When,
+    WhenError,
+    describe,
+    parse_when,
+    show_time,
+    upcoming,
+    zone,
+)
+from storage import schedules
+from storage.db import utcnow
+from storage.models import AlertMode, Schedule
 
 if TYPE_CHECKING:
     from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+HELP = f"""*Schedules* run a request or a playbook again and again, and post a digest here.
+• `/baton schedule add "<when>" <request>` — e.g. `/baton schedule add "every 15m" check https://example.com`
+• `/baton schedule add "<when>" run <playbook> [details]` — e.g. `/baton schedule add "every weekday at 09:00" run morning-digest https://example.com`
+• options: `tz=Europe/Berlin` · `alert=always` (default), `alert=on_change` or `alert=on_failure` · `quiet=daily` (one "all quiet" line a day when nothing is posted)
+• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now)
+{ACCEPTED_FORMS}"""
+
+_OPTION = re.compile(r"(?<!\S)(tz|alert|quiet)=(\S*)", re.IGNORECASE)
+_QUOTED_WHEN = re.compile(r"^[\"“”'‘’](.+?)[\"“”'‘’](?:\s+|$)(.*)$", re.DOTALL)
+_ALERTS = {
+    "always": AlertMode.ALWAYS,
+    "on_change": AlertMode.ON_CHANGE,
+    "on-change": AlertMode.ON_CHANGE,
+    "change": AlertMode.ON_CHANGE,
+    "on_failure": AlertMode.ON_FAILURE,
+    "on-failure": AlertMode.ON_FAILURE,
+    "failure": AlertMode.ON_FAILURE,
+}
+
+
+class ScheduleInputError(ValueError):
+    """A sentence for the person: what was wrong and what to type instead."""
+
+
+@dataclass(frozen=True)
+class NewSchedule:
+    when_text: str
+    when: When
+    timezone: str | None  # None: the requester's own
+    request: str
+    playbook: str | None
+    alert: AlertMode
+    quiet_daily: bool
+
+
+def parse_add(text: str, catalog: Catalog) -> NewSchedule:
+    """`"<when>" <request>` and options to a NewSchedule; ScheduleInputError otherwise."""
+    options: dict[str, str] = {}
+    for m in _OPTION.finditer(text):
+        options[m.group(1).lower()] = m.group(2)
+    text = " ".join(_OPTION.sub(" ", text).split())
+    when_text, rest = _split_when(text)
+    when = parse_when(when_text)
+    tz = options.get("tz")
+    if tz is not None:
+        tz = zone(tz).key
+    alert = _ALERTS.get(options.get("alert", "always").lower())
+    if alert is None:
+        raise ScheduleInputError(
+            f"`alert={options['alert']}` is not an alert mode: use `alert=always`, "
+            "`alert=on_change` or `alert=on_failure`."
+        )
+    quiet = options.get("quiet", "off").lower()
+    if quiet not in ("daily", "off", "no"):
+        raise ScheduleInputError(f"`quiet={quiet}`: use `quiet=daily` or leave it out.")
+    playbook = None
+    word, _, extra = rest.partition(" ")
+    if word.lower() == "run":
+        name, _, extra = extra.strip().partition(" ")
+        if not name:
+            raise ScheduleInputError("Say which playbook to run: `run <playbook>`.")
+        if catalog.playbook(name) is None:
+            names = ", ".join(f"`{p.name}`" for p in catalog.playbooks) or "none are configured"
+            raise ScheduleInputError(
+                f"There is no playbook called `{escape(name)}`. Playbooks: {names}."
+            )
+        playbook, rest = name, extra.strip()
+    elif not rest:
+        raise ScheduleInputError("Say what to do after the time: a request, or `run <playbook>`.")
+    return NewSchedule(
+        when_text=when_text,
+        when=when,
+        timezone=tz,
+        request=rest,
+        playbook=playbook,
+        alert=alert,
+        quiet_daily=quiet == "daily",
+    )
+
+
+def _split_when(text: str) -> tuple[str, str]:
+    """The quoted `<when>`, or the longest leading words that read as one."""
+    if not text:
+        raise WhenError("Say when the schedule should run, and what to do.")
+    quoted = _QUOTED_WHEN.match(text)
+    if quoted:
+        return quoted.group(1).strip(), quoted.group(2).strip()
+    words = text.split(" ")
+    for n in range(min(len(words), 6), 0, -1):
+        try:
+            parse_when(" ".join(words[:n]))
+        except WhenError:
+            continue
+        return " ".join(words[:n]), " ".join(words[n:])
+    raise WhenError(
+        f"I can't find when to run in `{escape(truncate(text, 80))}`; "
+        'put it first, in quotes: `/baton schedule add "every 15m" <request>`.'
+    )
 
 
 async def handle_schedule_command(
     baton: Baton, ack: AsyncAck, command: dict[str, Any], args: str
 ) -> None:
-    await ack(
-        response_type="ephemeral", text="Schedules are not available in this version of Baton yet."
+    word, _, rest = args.strip().partition(" ")
+    rest = rest.strip()
+    match word.lower():
+        case "" | "help" | "?":
+            await ack(response_type="ephemeral", text=HELP)
+        case "add" | "new" | "create":
+            await _add(baton, ack, command, rest)
+        case "list" | "ls":
+            await _list(baton, ack, str(command.get("channel_id") or ""))
+        case "pause" | "resume" | "delete" | "remove" | "run":
+            await _by_id(baton, ack, command, word.lower(), rest.split(" ")[0] if rest else "")
+        case _:
+            await ack(
+                response_type="ephemeral",
+                text=f"I don't know `schedule {escape(truncate(word, 40))}`.\n{HELP}",
+            )
+
+
+async def _add(baton: Baton, ack: AsyncAck, command: dict[str, Any], text: str) -> None:
+    user = str(command.get("user_id") or "") or None
+    try:
+        wanted = parse_add(text, baton.catalog)
+    except WhenError as e:
+        await ack(
+            response_type="ephemeral", text=f"{e.problem} Nothing was scheduled.\n{ACCEPTED_FORMS}"
+        )
+        return
+    except ScheduleInputError as e:
+        await ack(response_type="ephemeral", text=f"{e} Nothing was scheduled.")
+        return
+    tz_name = wanted.timezone or await _users_zone(baton, user)
+    schedule = await schedules.create(
+        baton.db,
+        Schedule(
+            id=schedules.new_schedule_id(),
+            created_by=user,
+            team_id=str(command.get("team_id") or "") or None,
+            channel_id=str(command.get("channel_id") or ""),
+            when_text=wanted.when_text,
+            kind=wanted.when.kind,
+            cron=wanted.when.cron,
+            interval_seconds=wanted.when.seconds,
+            timezone=tz_name,
+            request=wanted.request,
+            playbook=wanted.playbook,
+            alert=wanted.alert,
+            quiet_daily=wanted.quiet_daily,
+        ),
     )
+    baton.scheduler.watch(schedule)
+    await ack(
+        response_type="in_channel",
+        text=f"Scheduled {schedule.id}: {describe(wanted.when, tz_name)}",
+        blocks=created_blocks(schedule),
+    )
+
+
+async def _users_zone(baton: Baton, user: str | None) -> str:
+    """The requester's time zone from their Slack profile, else UTC."""
+    if not user:
+        return "UTC"
+    try:
+        resp = await baton.client.users_info(user=user)
+        name = str((resp.get("user") or {}).get("tz") or "UTC")
+        return zone(name).key
+    except (SlackApiError, WhenError) as e:
+        log.info("time zone of %s unknown (%s); using UTC", user, e)
+        return "UTC"
+
+
+def created_blocks(schedule: Schedule) -> list[Block]:
+    tz = zone(schedule.timezone)
+    when = when_of(schedule)
+    nexts = upcoming(when, tz, anchor=schedule.created_at, now=utcnow(), count=3)
+    what = (
+        f"run `{schedule.playbook}`" + (f" {schedule.request}" if schedule.request else "")
+        if schedule.playbook
+        else schedule.request
+    )
+    return [
+        section(
+            f"🗓️ Scheduled `{schedule.id}`: *{describe(when, schedule.timezone)}* — "
+            f"{escape(truncate(what, 500))}"
+        ),
+        section("*Next:* " + " · ".join(show_time(t, tz) for t in nexts)),
+        context(
+            f"Digests post here · alerts: `{schedule.alert.value}`"
+            + (" · a daily all-quiet line" if schedule.quiet_daily else "")
+            + f" · `/baton schedule run {schedule.id}` · `pause {schedule.id}` · `delete {schedule.id}`"
+        ),
+    ]
+
+
+async def _list(baton: Baton, ack: AsyncAck, channel: str) -> None:
+    found = await schedules.in_channel(baton.db, channel)
+    if not found:
+        await ack(
+            response_type="ephemeral",
+            text='No schedules in this channel. Add one: `/baton schedule add "every day at 09:00" <request>`.',
+        )
+        return
+    now = utcnow()
+    lines = []
+    for s in found:
+        tz = zone(s.timezone)
+        nxt = upcoming(when_of(s), tz, anchor=s.created_at, now=now, count=1)
+        state = (
+            "⏸️ paused" if s.paused else ("next " + show_time(nxt[0], tz) if nxt else "no next run")
+        )
+        if s.snoozed_until and s.snoozed_until > now and not s.paused:
+            state += f" · alerts snoozed until {show_time(s.snoozed_until, tz)}"
+        lines.append(
+            f"`{s.id}` *{escape(title(s))}* — {describe(when_of(s), s.timezone)} · "
+            f"alerts `{s.alert.value}` · {state}"
+        )
+    blocks: list[Block] = [section(f"*{len(found)} schedule(s) in this channel*")]
+    blocks += [section(line) for line in lines[:45]]
+    await ack(response_type="ephemeral", text=f"{len(found)} schedule(s)", blocks=blocks)
+
+
+async def _by_id(
+    baton: Baton, ack: AsyncAck, command: dict[str, Any], verb: str, schedule_id: str
+) -> None:
+    if not schedule_id:
+        await ack(
+            response_type="ephemeral",
+            text=f"Say which schedule: `/baton schedule {verb} <id>` (`/baton schedule list` shows the ids).",
+        )
+        return
+    schedule = await schedules.get(baton.db, schedule_id)
+    if schedule is None:
+        await ack(
+            response_type="ephemeral",
+            text=f"There is no schedule `{escape(truncate(schedule_id, 40))}`. `/baton schedule list` shows this channel's.",
+        )
+        return
+    user = str(command.get("user_id") or "")
+    match verb:
+        case "pause":
+            await schedules.change(baton.db, schedule.id, paused=True)
+            baton.scheduler.forget(schedule.id)
+            text = f"⏸️ Paused schedule `{schedule.id}` ({escape(title(schedule))}). `/baton schedule resume {schedule.id}` starts it again."
+        case "resume":
+            resumed = await schedules.change(baton.db, schedule.id, paused=False)
+            if resumed is not None:
+                baton.scheduler.watch(resumed)
+            tz = zone(schedule.timezone)
+            nxt = upcoming(when_of(schedule), tz, anchor=schedule.created_at, now=utcnow(), count=1)
+            text = f"▶️ Resumed schedule `{schedule.id}`" + (
+                f"; next run {show_time(nxt[0], tz)}." if nxt else "."
+            )
+        case "delete" | "remove":
+            await schedules.change(baton.db, schedule.id, deleted=True)
+            baton.scheduler.forget(schedule.id)
+            text = f"🗑️ Deleted schedule `{schedule.id}` ({escape(title(schedule))})."
+        case _:
+            result = await baton.scheduler.run_now(schedule, user_id=user or None)
+            if result is None:
+                text = f"Schedule `{schedule.id}` was started by someone else just now."
+            elif result.fired == Fired.BUSY:
+                text = (
+                    f"Schedule `{schedule.id}`'s previous run `{result.run_id}` is still going, "
+                    "so I didn't start another; try again when it has finished."
+                )
+            else:
+                text = f"▶️ Running schedule `{schedule.id}` now (run `{result.run_id}`); its digest will be posted in <#{schedule.channel_id}>."
+    await ack(response_type="ephemeral", text=text)

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
-    """Resume what a stopped process left mid-way; expire approvals past their time."""
+    """Start the schedules' clock; resume what a stopped process left mid-way; expire approvals."""
+    await baton.scheduler.start()
     baton.background.spawn(housekeeping_loop(baton, every=every), name="housekeeping")
 
 
@@ -29,6 +30,8 @@ async def housekeeping_loop(baton: Baton, *, every: float) -> None:
         try:
             await resume_interrupted(baton)
             await expire_and_resume(baton)
+            # Schedules added, paused or deleted by another replica; fires it could not take.
+            await baton.scheduler.sync()
         except Exception:
             log.exception("housekeeping sweep failed")
         await asyncio.sleep(every)

@@ -170,3 +170,68 @@ class ToolCallRecord(SQLModel, table=True):
     args: dict[str, Any] | None = _json()
     result: str = Field(default="", sa_column=Column(Text))
     performed_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertMode(StrEnum):
+    ALWAYS = "always"  # post a digest after every run
+    ON_CHANGE = "on_change"  # only when something differs from the last run
+    ON_FAILURE = "on_failure"  # only when a check or task failed
+
+
+class Schedule(SQLModel, table=True):
+    """A recurring request. This table is the truth; the in-process scheduler mirrors it."""
+
+    __tablename__ = "schedules"
+
+    id: str = Field(primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    created_by: str | None = None
+    team_id: str | None = None
+    channel_id: str = Field(index=True)
+    # As the person typed it, and as understood: `cron` (5 fields) or `interval` (seconds).
+    when_text: str
+    kind: str
+    cron: str | None = None
+    interval_seconds: int | None = None
+    timezone: str = "UTC"
+    request: str = Field(default="", sa_column=Column(Text))
+    playbook: str | None = None
+    alert: AlertMode = AlertMode.ALWAYS
+    # Post one "all quiet" line a day when alerts were held back.
+    quiet_daily: bool = False
+    paused: bool = False
+    deleted: bool = Field(default=False, index=True)
+    snoozed_until: datetime | None = None
+
+
+class FireOutcome(StrEnum):
+    STARTED = "started"  # a run was started for this fire
+    MISSED = "missed"  # Baton was down and the fire was older than the grace period
+    SKIPPED_BUSY = "skipped_busy"  # the previous run of this schedule was still going
+
+
+class ScheduleFire(SQLModel, table=True):
+    """One fire of a schedule, claimed once: the unique key keeps two replicas from both running it."""
+
+    __tablename__ = "schedule_fires"
+    __table_args__ = (UniqueConstraint("schedule_id", "fire_time"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    schedule_id: str = Field(index=True)
+    fire_time: datetime
+    manual: bool = False  # `/baton schedule run`
+    claimed_at: datetime = Field(default_factory=utcnow)
+    claimed_by: str | None = None
+    outcome: FireOutcome = FireOutcome.STARTED
+    # Earlier fire times this one stands for that never ran (Baton was down).
+    missed_before: int = 0
+    run_id: str | None = Field(default=None, index=True)
+    # What the digest compared: {check key: {"ok": bool, "state": str, "figure": str}}.
+    checks: dict[str, Any] | None = _json()
+    settled: bool = False  # the run finished and its checks were kept
+    digest_ts: str | None = None
+    posted: bool = False  # a digest (or the daily quiet line) was posted for this fire
+    quiet_line: bool = False
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None

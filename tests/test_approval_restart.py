@@ -35,7 +35,11 @@ def free_port() -> int:
 
 @asynccontextmanager
 async def baton_process(
-    slack: SlackStandIn, db_url: str, catalog: Path, workdir: Path
+    slack: SlackStandIn,
+    db_url: str,
+    catalog: Path,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> AsyncIterator[str]:
     """`baton run --http` in its own process; yields its URL; killed (SIGKILL) on exit."""
     port = free_port()
@@ -47,6 +51,7 @@ async def baton_process(
         "BATON_DATABASE_URL": db_url,
         "BATON_AGENTS_FILE": str(catalog),
         "BATON_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -9,8 +9,9 @@ if TYPE_CHECKING:
 
 
 def register(baton: Baton) -> None:
-    from bot.listeners import actions, commands, events
+    from bot.listeners import actions, commands, digests, events
 
     events.register(baton)
     commands.register(baton)
     actions.register(baton)
+    digests.register(baton)

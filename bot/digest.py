@@ -1,0 +1,197 @@
+"""Scheduled runs in Slack: start a fire's run, post its digest, answer the digest's buttons.
+
+A scheduled run has no thread of its own while it works. When it finishes, its digest is
+compared with the previous run's and the schedule's alert mode decides whether the channel
+gets a digest message (details in its thread), a daily "all quiet" line, or nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot import digest_blocks as ui
+from bot.intake import start_run
+from bot.slack_ops import post_answer, post_text, slack_error
+from orchestration import digests
+from orchestration.digests import Digest, Verdict
+from orchestration.events import ApprovalRequested, RunEvent, RunFinished
+from storage import runs, schedules
+from storage.db import utcnow
+from storage.models import Run, Schedule, ScheduleFire
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+SNOOZES = {ui.SNOOZE_HOUR: timedelta(hours=1), ui.SNOOZE_DAY: timedelta(days=1)}
+
+
+async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
+    """Start the run for a claimed fire: the same machinery as a request typed in Slack."""
+    assert fire.id is not None
+    run = Run(
+        id=runs.new_id(),
+        source="schedule",
+        request=schedule.request,
+        playbook=schedule.playbook,
+        team_id=schedule.team_id,
+        channel_id=schedule.channel_id,
+        user_id=schedule.created_by,
+        schedule_id=schedule.id,
+    )
+    await schedules.start_run(baton.db, fire.id, run)
+    baton.background.spawn(baton.orchestrator.execute(run.id), name=f"schedule-{run.id}")
+    return run.id
+
+
+class DigestSink:
+    """The EventSink of a scheduled run: approvals go to the channel, the digest at the end."""
+
+    def __init__(self, baton: Baton, run: Run) -> None:
+        self.baton = baton
+        self.run = run
+
+    async def publish(self, event: RunEvent) -> None:
+        from bot.approvals import post_approval_request
+
+        try:
+            match event:
+                case ApprovalRequested(approval_id=approval_id):
+                    await post_approval_request(self.baton, approval_id)
+                case RunFinished(run_id=run_id):
+                    await post_digest(self.baton, run_id)
+                case _:
+                    pass
+        except Exception:
+            log.exception("digest for run %s: could not show %s", self.run.id, type(event).__name__)
+
+
+async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
+    """Compare, decide, post. Once per fire, whichever process finishes the run."""
+    run = await runs.get_run(baton.db, run_id)
+    if run is None:
+        return None
+    digest = await digests.build(baton.db, run)
+    if digest is None or digest.fire.id is None:
+        return None
+    if not await schedules.settle_fire(baton.db, digest.fire.id, checks=digest.snapshot()):
+        return None  # already posted (the run's end was shown before)
+    now = utcnow()
+    fires = await schedules.recent_fires(baton.db, digest.schedule.id, limit=200)
+    choice = digests.verdict(
+        digest, now=now, posted_today=digests.posted_on_day(fires, digest.schedule, now)
+    )
+    channel = digest.schedule.channel_id
+    if choice == Verdict.POST:
+        ts = await post_text(
+            baton.client,
+            channel=channel,
+            thread_ts=None,
+            text=ui.digest_text(digest),
+            blocks=ui.digest_blocks(digest, now=now),
+        )
+        if ts is not None:
+            await schedules.update_fire(baton.db, digest.fire.id, posted=True, digest_ts=ts)
+            await _post_details(baton, digest, ts)
+    elif choice == Verdict.QUIET:
+        ts = await post_text(
+            baton.client,
+            channel=channel,
+            thread_ts=None,
+            text=ui.quiet_text(digest.schedule, digest),
+        )
+        if ts is not None:
+            await schedules.update_fire(baton.db, digest.fire.id, posted=True, quiet_line=True)
+    return choice
+
+
+async def _post_details(baton: Baton, digest: Digest, ts: str) -> None:
+    """The answer and every task's output, in the digest's thread."""
+    parts = [digest.run.answer or digest.run.error or ""]
+    for task in await runs.list_tasks(baton.db, digest.run.id):
+        body = (task.output or task.error or "").strip() or "_(no output)_"
+        parts.append(f"*{task.agent}* — `{task.task_id}` ({task.status.value})\n{body}")
+    try:
+        await post_answer(
+            baton.client,
+            channel=digest.schedule.channel_id,
+            thread_ts=ts,
+            text="\n\n".join(p for p in parts if p.strip()),
+        )
+    except SlackApiError as e:
+        log.warning("digest details for run %s: %s", digest.run.id, slack_error(e))
+
+
+# The digest's buttons
+
+
+async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str | None:
+    """Handle Acknowledge / Snooze / Investigate. Returns a sentence for the clicker, if any."""
+    action = (body.get("actions") or [{}])[0]
+    value = str(action.get("value") or "")
+    user = str((body.get("user") or {}).get("id") or "")
+    message = body.get("message") or {}
+    channel = str((body.get("channel") or {}).get("id") or "")
+    fire = await schedules.get_fire(baton.db, int(value)) if value.isdigit() else None
+    if fire is None or fire.id is None:
+        return "I don't know that digest (its button value is not one of mine), so nothing was changed."
+    ts = str(message.get("ts") or fire.digest_ts or "")
+    blocks: list[dict[str, Any]] = list(message.get("blocks") or [])
+    if action_id == ui.ACKNOWLEDGE:
+        marked = await schedules.acknowledge(baton.db, fire.id, user)
+        if marked is None or marked.acknowledged_at is None:
+            return "I couldn't find that digest any more."
+        if marked.acknowledged_by != user:
+            return f"<@{marked.acknowledged_by}> already acknowledged this digest."
+        note = ui.acknowledged_note(user, marked.acknowledged_at)
+        await _mark(baton, channel, ts, blocks, note, keep_buttons=False)
+        return None
+    if action_id in SNOOZES:
+        until = utcnow() + SNOOZES[action_id]
+        schedule = await schedules.change(baton.db, fire.schedule_id, snoozed_until=until)
+        if schedule is None:
+            return "That schedule was deleted, so there is nothing to snooze."
+        await _mark(baton, channel, ts, blocks, ui.snoozed_note(user, until), keep_buttons=False)
+        return None
+    if action_id == ui.INVESTIGATE:
+        text = str(message.get("text") or "")
+        run = await start_run(
+            baton,
+            source="investigate",
+            request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
+            context=f"The digest that asked for this:\n{text}",
+            team_id=str((body.get("team") or {}).get("id") or "") or None,
+            channel_id=channel,
+            thread_ts=ts,
+            user_id=user,
+            event_id=f"investigate:{fire.id}",
+        )
+        if run is None:
+            return "An investigation of this digest has already started: see its thread."
+        return None
+    return None
+
+
+async def _mark(
+    baton: Baton,
+    channel: str,
+    ts: str,
+    blocks: list[dict[str, Any]],
+    note: str,
+    *,
+    keep_buttons: bool,
+) -> None:
+    try:
+        await baton.client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=note,
+            blocks=ui.marked(blocks, note, keep_buttons=keep_buttons),
+        )
+    except SlackApiError as e:
+        log.warning("could not update digest %s: %s", ts, slack_error(e))

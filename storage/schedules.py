@@ -1,0 +1,162 @@
+"""Schedules and their fires.
+
+A fire is claimed by inserting its row: the table's unique key (schedule id, fire time)
+lets exactly one process win, however many replicas woke up for it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from storage.db import Database, utcnow
+from storage.models import Event, FireOutcome, Run, Schedule, ScheduleFire
+
+
+def new_schedule_id() -> str:
+    """Short enough to type: `/baton schedule pause 3fa9c2`."""
+    return secrets.token_hex(3)
+
+
+async def create(db: Database, schedule: Schedule) -> Schedule:
+    async with db.session() as s:
+        s.add(schedule)
+    return schedule
+
+
+async def get(db: Database, schedule_id: str) -> Schedule | None:
+    """The schedule, unless it was deleted."""
+    async with db.session() as s:
+        found = await s.get(Schedule, schedule_id)
+    return None if found is None or found.deleted else found
+
+
+async def in_channel(db: Database, channel_id: str) -> list[Schedule]:
+    async with db.session() as s:
+        q = (
+            select(Schedule)
+            .where(Schedule.channel_id == channel_id, col(Schedule.deleted).is_(False))
+            .order_by(col(Schedule.created_at))
+        )
+        return list((await s.exec(q)).all())
+
+
+async def active(db: Database) -> list[Schedule]:
+    """Every schedule that should fire: not paused, not deleted."""
+    async with db.session() as s:
+        q = select(Schedule).where(
+            col(Schedule.deleted).is_(False), col(Schedule.paused).is_(False)
+        )
+        return list((await s.exec(q)).all())
+
+
+async def change(db: Database, schedule_id: str, **values: Any) -> Schedule | None:
+    """Update a schedule that still exists; None when it does not (or was deleted)."""
+    async with db.session() as s:
+        result = await s.exec(
+            update(Schedule)
+            .where(col(Schedule.id) == schedule_id, col(Schedule.deleted).is_(False))
+            .values(updated_at=utcnow(), **values)
+        )
+        if result.rowcount != 1:
+            return None
+        return await s.get(Schedule, schedule_id, populate_existing=True)
+
+
+async def claim(db: Database, fire: ScheduleFire) -> ScheduleFire | None:
+    """Insert the fire; None when another process (or an earlier tick) claimed it first."""
+    try:
+        async with db.session() as s:
+            s.add(fire)
+    except IntegrityError:
+        return None
+    return fire
+
+
+async def start_run(db: Database, fire_id: int, run: Run) -> Run:
+    """Store the fire's run and link the two, in one transaction."""
+    async with db.session() as s:
+        s.add(run)
+        await s.flush()
+        await s.exec(
+            update(ScheduleFire).where(col(ScheduleFire.id) == fire_id).values(run_id=run.id)
+        )
+        s.add(
+            Event(
+                run_id=run.id,
+                kind="run_created",
+                data={"source": run.source, "request": run.request, "fire_id": fire_id},
+            )
+        )
+    return run
+
+
+async def update_fire(db: Database, fire_id: int, **values: Any) -> None:
+    async with db.session() as s:
+        await s.exec(update(ScheduleFire).where(col(ScheduleFire.id) == fire_id).values(**values))
+
+
+async def settle_fire(db: Database, fire_id: int, *, checks: dict[str, Any]) -> bool:
+    """Keep what the fire's run found; False when it was kept before (the digest is done)."""
+    async with db.session() as s:
+        result = await s.exec(
+            update(ScheduleFire)
+            .where(col(ScheduleFire.id) == fire_id, col(ScheduleFire.settled).is_(False))
+            .values(checks=checks, settled=True)
+        )
+        return bool(result.rowcount == 1)
+
+
+async def get_fire(db: Database, fire_id: int) -> ScheduleFire | None:
+    async with db.session() as s:
+        return await s.get(ScheduleFire, fire_id)
+
+
+async def fire_of_run(db: Database, run_id: str) -> ScheduleFire | None:
+    async with db.session() as s:
+        q = select(ScheduleFire).where(ScheduleFire.run_id == run_id)
+        return (await s.exec(q)).first()
+
+
+async def last_fire_time(db: Database, schedule_id: str) -> datetime | None:
+    """The latest scheduled (not run-now) fire time claimed, whatever its outcome."""
+    async with db.session() as s:
+        q = (
+            select(ScheduleFire.fire_time)
+            .where(ScheduleFire.schedule_id == schedule_id, col(ScheduleFire.manual).is_(False))
+            .order_by(col(ScheduleFire.fire_time).desc())
+            .limit(1)
+        )
+        return (await s.exec(q)).first()
+
+
+async def recent_fires(db: Database, schedule_id: str, *, limit: int = 50) -> list[ScheduleFire]:
+    """Newest first."""
+    async with db.session() as s:
+        q = (
+            select(ScheduleFire)
+            .where(ScheduleFire.schedule_id == schedule_id)
+            .order_by(col(ScheduleFire.id).desc())
+            .limit(limit)
+        )
+        return list((await s.exec(q)).all())
+
+
+async def acknowledge(db: Database, fire_id: int, user_id: str) -> ScheduleFire | None:
+    """Mark a digest seen. Returns the fire; `acknowledged_by` tells whose mark stands."""
+    async with db.session() as s:
+        await s.exec(
+            update(ScheduleFire)
+            .where(col(ScheduleFire.id) == fire_id, col(ScheduleFire.acknowledged_by).is_(None))
+            .values(acknowledged_by=user_id, acknowledged_at=utcnow())
+        )
+        return await s.get(ScheduleFire, fire_id, populate_existing=True)
+
+
+def started(fire: ScheduleFire) -> bool:
+    return fire.outcome == FireOutcome.STARTED and fire.run_id is not None

@@ -1,0 +1,525 @@
+"""Schedules end to end: slash commands, fires driven by the scheduler, digests in the channel.
+
+Fires come from APScheduler's own clock. Schedules made through `/baton schedule add` run at
+most once a minute, so the fire-driven tests store schedules with one-second intervals
+directly (the same rows the command writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot import digest_blocks as ui
+from bot.sandbox.web_api import SlackStandIn
+from bot.sandbox.workspace import Message
+from storage import runs, schedules
+from storage.db import Database, utcnow
+from storage.models import AlertMode, FireOutcome, Run, Schedule, ScheduleFire
+from tests.conftest import Site
+from tests.harness import Bot, running_bot
+
+CHANNEL = "C0GENERAL"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn() as stand_in:
+        yield stand_in
+
+
+def digests(slack: SlackStandIn, channel: str = CHANNEL) -> list[Message]:
+    """Top-level messages from Baton that are digests (they carry the schedule footer)."""
+    return [
+        m
+        for m in slack.messages(channel)
+        if m.user == slack.workspace.bot.id
+        and not m.is_reply
+        and m.ephemeral_for is None
+        and "Schedule `" in str(m.blocks)
+    ]
+
+
+def ephemeral_to(slack: SlackStandIn, user: str, channel: str = CHANNEL) -> list[str]:
+    return [m.text for m in slack.messages(channel) if m.ephemeral_for == user]
+
+
+async def add_schedule(
+    db: Database,
+    request: str,
+    *,
+    seconds: int = 1,
+    alert: AlertMode = AlertMode.ALWAYS,
+    created_at: datetime | None = None,
+    playbook: str | None = None,
+    quiet_daily: bool = False,
+) -> Schedule:
+    return await schedules.create(
+        db,
+        Schedule(
+            id=schedules.new_schedule_id(),
+            created_at=created_at or utcnow(),
+            created_by="U0ALICE",
+            team_id="T0BATON",
+            channel_id=CHANNEL,
+            when_text=f"every {seconds}s",
+            kind="interval",
+            interval_seconds=seconds,
+            timezone="Europe/Berlin",
+            request=request,
+            playbook=playbook,
+            alert=alert,
+            quiet_daily=quiet_daily,
+        ),
+    )
+
+
+async def fires(db: Database, schedule_id: str) -> list[ScheduleFire]:
+    return list(reversed(await schedules.recent_fires(db, schedule_id, limit=500)))
+
+
+async def wait_until(check: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> Any:
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def settled(db: Database, schedule_id: str, count: int) -> list[ScheduleFire]:
+    async def enough() -> list[ScheduleFire] | None:
+        done = [f for f in await fires(db, schedule_id) if f.settled]
+        return done if len(done) >= count else None
+
+    found: list[ScheduleFire] = await wait_until(enough)
+    return found
+
+
+async def start_clock(bot: Bot) -> None:
+    await bot.baton.scheduler.start()
+
+
+# Slash commands
+
+
+async def test_add_answers_with_id_reading_and_next_three_times(
+    slack: SlackStandIn, sqlite_url: str
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        status, reply = await bot.slash(
+            'schedule add "every weekday at 09:00" run morning-digest https://status.example.com alert=on_change'
+        )
+
+        assert status == 200 and reply is not None
+        assert reply["response_type"] == "in_channel"
+        shown = str(reply["blocks"])
+        [stored] = await schedules.in_channel(bot.baton.db, CHANNEL)
+        assert f"Scheduled `{stored.id}`" in shown
+        # No tz= given: Alice's Slack time zone (Europe/Berlin in the stand-in).
+        assert "on weekdays at 09:00 (Europe/Berlin)" in shown
+        assert "run `morning-digest` https://status.example.com" in shown
+        next_times = re.findall(r"\w{3} \d{2} \w{3} 09:00 CES?T", shown)
+        assert len(next_times) == 3
+        assert (stored.kind, stored.cron, stored.timezone) == (
+            "cron",
+            "0 9 * * 1-5",
+            "Europe/Berlin",
+        )
+        assert (stored.playbook, stored.request, stored.alert) == (
+            "morning-digest",
+            "https://status.example.com",
+            AlertMode.ON_CHANGE,
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('schedule add "every 10s" check https://example.com', "too often"),
+        ('schedule add "whenever" check https://example.com', "I can't read `whenever` as a time"),
+        ('schedule add "every 15m" run nope', "There is no playbook called `nope`"),
+        (
+            'schedule add "every 15m" check https://example.com tz=Atlantis/Capital',
+            "not a time zone I know",
+        ),
+        ("schedule add", "Say when the schedule should run"),
+    ],
+)
+async def test_bad_input_gets_a_clear_reply_and_stores_nothing(
+    slack: SlackStandIn, sqlite_url: str, text: str, says: str
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        status, reply = await bot.slash(text)
+
+        assert status == 200 and reply is not None
+        assert reply["response_type"] == "ephemeral"
+        assert says in reply["text"]
+        assert "Nothing was scheduled." in reply["text"]
+        if "playbook" not in says:
+            assert "Accepted forms:" in reply["text"]
+        assert await schedules.in_channel(bot.baton.db, CHANNEL) == []
+
+
+async def test_list_pause_resume_delete(slack: SlackStandIn, sqlite_url: str) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        await bot.slash('schedule add "every 2h" check https://example.com tz=UTC')
+        [made] = await schedules.in_channel(bot.baton.db, CHANNEL)
+
+        _, listed = await bot.slash("schedule list")
+        assert listed is not None and f"`{made.id}`" in str(listed["blocks"])
+        assert "every 2 hours" in str(listed["blocks"]) and "next " in str(listed["blocks"])
+
+        _, paused = await bot.slash(f"schedule pause {made.id}")
+        assert paused is not None and f"Paused schedule `{made.id}`" in paused["text"]
+        assert (await schedules.get(bot.baton.db, made.id)).paused  # type: ignore[union-attr]
+        _, listed = await bot.slash("schedule list")
+        assert "paused" in str(listed)
+
+        _, resumed = await bot.slash(f"schedule resume {made.id}")
+        assert resumed is not None and "Resumed schedule" in resumed["text"]
+        assert not (await schedules.get(bot.baton.db, made.id)).paused  # type: ignore[union-attr]
+
+        _, deleted = await bot.slash(f"schedule delete {made.id}")
+        assert deleted is not None and "Deleted schedule" in deleted["text"]
+        assert await schedules.get(bot.baton.db, made.id) is None
+        _, listed = await bot.slash("schedule list")
+        assert listed is not None and "No schedules in this channel" in listed["text"]
+
+        _, unknown = await bot.slash("schedule pause zzzzzz")
+        assert unknown is not None and "There is no schedule `zzzzzz`" in unknown["text"]
+
+
+async def test_run_now_posts_a_digest_with_one_line_per_check(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        await bot.slash(
+            f'schedule add "every day at 09:00" run morning-digest {site.url("/ok")} {site.url("/down")}'
+        )
+        [made] = await schedules.in_channel(bot.baton.db, CHANNEL)
+
+        _, reply = await bot.slash(f"schedule run {made.id}")
+        assert reply is not None and f"Running schedule `{made.id}` now" in reply["text"]
+        await bot.idle()
+
+        [digest] = digests(slack)
+        lines = str(digest.blocks)
+        assert "morning-digest" in lines and "1 of 2 checks failing" in lines
+        assert f"✅ {site.url('/ok')} — 200 in " in lines
+        assert f"❌ {site.url('/down')} — 503 in " in lines
+        assert f"Schedule `{made.id}` (every day at 09:00 (Europe/Berlin))" in lines
+        assert "run now" in lines and "tokens · $0.0000" in lines
+        # A failing check is an alert: it carries the buttons.
+        actions = next(b for b in digest.blocks if b["type"] == "actions")
+        assert [e["action_id"] for e in actions["elements"]] == [
+            ui.ACKNOWLEDGE,
+            ui.SNOOZE_HOUR,
+            ui.SNOOZE_DAY,
+            ui.INVESTIGATE,
+        ]
+        # The details are in the digest's thread.
+        details = [m.text for m in bot.thread(digest)[1:]]
+        assert details and any("web-checker" in d and "503" in d for d in details)
+
+
+# Fires driven by the scheduler
+
+
+async def test_fires_come_from_the_scheduler_and_each_posts_a_digest(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        made = await add_schedule(bot.baton.db, f"check {site.url('/ok')}")
+        await start_clock(bot)
+
+        done = await settled(bot.baton.db, made.id, 2)
+        await bot.idle()
+
+        fire_times = [f.fire_time for f in done]
+        assert fire_times == sorted(set(fire_times))
+        # Fires keep to the schedule's one-second grid; a late tick says what it stood for.
+        assert all(
+            b.fire_time - a.fire_time == timedelta(seconds=1 + b.missed_before)
+            for a, b in pairwise(done)
+        )
+        posted = digests(slack)
+        assert len(posted) >= 2
+        assert "✅ all 1 checks passing" in str(posted[0].blocks)
+        assert "_(unchanged)_" in str(posted[1].blocks)
+        async with bot.baton.db.session() as s:
+            schedule_runs = (await s.exec(select(Run).where(Run.schedule_id == made.id))).all()
+        assert {r.source for r in schedule_runs} == {"schedule"}
+        assert {r.id for r in schedule_runs} == {f.run_id for f in done} | {
+            f.run_id for f in await fires(bot.baton.db, made.id) if f.run_id
+        }
+
+
+async def test_on_change_posts_only_when_the_endpoint_changes(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        made = await add_schedule(
+            bot.baton.db, f"check {site.url('/status')}", alert=AlertMode.ON_CHANGE
+        )
+        await start_clock(bot)
+
+        await settled(bot.baton.db, made.id, 3)
+        assert len(digests(slack)) == 1  # the first run sets the baseline; then nothing new
+
+        site.down = True
+        await wait_until(lambda: len(digests(slack)) == 2)
+        changed = str(digests(slack)[1].blocks)
+        assert "❌ 1 of 1 checks failing — changed since the last run" in changed
+        assert re.search(r"503 in \d+ ms  _\(was 200 in \d+ ms\)_", changed)
+
+        count = len([f for f in await fires(bot.baton.db, made.id) if f.settled])
+        await settled(bot.baton.db, made.id, count + 2)
+        assert len(digests(slack)) == 2  # still down: no news
+
+        site.down = False
+        await wait_until(lambda: len(digests(slack)) == 3)
+        assert "— recovered" in str(digests(slack)[2].blocks)
+
+
+async def test_a_restart_between_two_fires_loses_and_repeats_nothing(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as first:
+        made = await add_schedule(first.baton.db, f"check {site.url('/ok')}", seconds=2)
+        await start_clock(first)
+        await settled(first.baton.db, made.id, 1)
+    db = Database(sqlite_url)
+    before = await fires(db, made.id)
+    await db.dispose()
+    async with running_bot(slack, sqlite_url, baton_schedule_grace=60) as second:
+        await start_clock(second)
+        after = await settled(second.baton.db, made.id, len(before) + 1)
+        await second.idle()
+        every = await fires(second.baton.db, made.id)
+    times = [f.fire_time for f in every]
+    assert len(times) == len(set(times))
+    assert [f.outcome for f in every] == [FireOutcome.STARTED] * len(every)
+    assert all((b.fire_time - a.fire_time) == timedelta(seconds=2) for a, b in pairwise(every))
+    assert after[-1].run_id not in {f.run_id for f in before}
+    # The second process compared its digest with the first process's run.
+    assert "_(unchanged)_" in str(digests(slack)[-1].blocks)
+
+
+async def test_a_missed_fire_within_grace_runs_once_when_baton_comes_back(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url, baton_schedule_grace=120) as bot:
+        # Every minute; Baton was "down" for the last ten minutes: ten fires were due.
+        made = await add_schedule(
+            bot.baton.db,
+            f"check {site.url('/ok')}",
+            seconds=60,
+            created_at=utcnow() - timedelta(minutes=10, seconds=5),
+        )
+        await start_clock(bot)
+        await bot.idle()
+
+        [fire] = await fires(bot.baton.db, made.id)
+        assert fire.outcome == FireOutcome.STARTED and fire.run_id is not None
+        assert fire.missed_before == 9
+        assert (utcnow() - fire.fire_time) < timedelta(seconds=10)
+        [digest] = digests(slack)
+        assert "9 scheduled run(s) were missed while Baton was down" in str(digest.blocks)
+
+
+async def test_a_missed_fire_beyond_grace_is_skipped_and_the_next_digest_says_so(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url, baton_schedule_grace=2) as bot:
+        made = await add_schedule(
+            bot.baton.db,
+            f"check {site.url('/ok')}",
+            seconds=60,
+            created_at=utcnow() - timedelta(minutes=3, seconds=30),
+        )
+        await start_clock(bot)
+        await bot.idle()
+
+        [missed] = await fires(bot.baton.db, made.id)
+        assert (missed.outcome, missed.run_id, missed.missed_before) == (
+            FireOutcome.MISSED,
+            None,
+            2,
+        )
+        assert digests(slack) == []
+
+        await bot.slash(f"schedule run {made.id}")
+        await bot.idle()
+        [digest] = digests(slack)
+        assert "3 scheduled run(s) were missed while Baton was down" in str(digest.blocks)
+
+
+async def test_a_fire_while_the_last_run_is_still_going_is_skipped_and_recorded(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        made = await add_schedule(bot.baton.db, f"check {site.url('/slow?s=2.5')}")
+        await start_clock(bot)
+
+        async def skipped() -> bool:
+            return any(
+                f.outcome == FireOutcome.SKIPPED_BUSY for f in await fires(bot.baton.db, made.id)
+            )
+
+        await wait_until(skipped)
+        await wait_until(lambda: len(digests(slack)) >= 1)
+        every = await fires(bot.baton.db, made.id)
+        started = [f for f in every if f.outcome == FireOutcome.STARTED]
+        async with bot.baton.db.session() as s:
+            schedule_runs = (await s.exec(select(Run).where(Run.schedule_id == made.id))).all()
+        # Never two of this schedule's runs at once.
+        assert len(schedule_runs) == len(started)
+        spans = sorted((r.created_at, r.finished_at or utcnow()) for r in schedule_runs)
+        assert all(later[0] >= earlier[1] for earlier, later in pairwise(spans))
+        await bot.baton.scheduler.start()  # idempotent
+        await wait_until(lambda: len(digests(slack)) >= 2, within=20)
+        assert "skipped because the previous one was still going" in str(digests(slack)[1].blocks)
+
+
+# The digest's buttons
+
+
+async def failing_digest(bot: Bot, site: Site) -> tuple[Schedule, Message]:
+    await bot.slash(f'schedule add "every day at 09:00" check {site.url("/down")}')
+    [made] = await schedules.in_channel(bot.baton.db, CHANNEL)
+    await bot.slash(f"schedule run {made.id}")
+    await bot.idle()
+    [digest] = digests(bot.slack)
+    return made, digest
+
+
+def button_value(message: Message, action_id: str) -> str:
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    raise AssertionError(f"no {action_id} button")
+
+
+async def test_acknowledge_marks_who_and_removes_the_buttons(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        _, digest = await failing_digest(bot, site)
+        value = button_value(digest, ui.ACKNOWLEDGE)
+
+        assert await bot.click(ui.ACKNOWLEDGE, value, user="U0BOB", message=digest) == 200
+        await bot.idle()
+
+        [updated] = digests(slack)
+        assert updated.edited is not None
+        assert "Acknowledged by <@U0BOB>" in str(updated.blocks)
+        assert not [b for b in updated.blocks if b["type"] == "actions"]
+        fire = await schedules.get_fire(bot.baton.db, int(value))
+        assert fire is not None and fire.acknowledged_by == "U0BOB"
+
+        # A late second click (the old message, still with buttons) changes nothing.
+        assert await bot.click(ui.ACKNOWLEDGE, value, user="U0ALICE", message=digest) == 200
+        await bot.idle()
+        assert ephemeral_to(slack, "U0ALICE") == ["<@U0BOB> already acknowledged this digest."]
+        fire = await schedules.get_fire(bot.baton.db, int(value))
+        assert fire is not None and fire.acknowledged_by == "U0BOB"
+
+
+async def test_snooze_holds_back_alerts_until_it_ends(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        made = await add_schedule(
+            bot.baton.db, f"check {site.url('/down')}", alert=AlertMode.ON_FAILURE
+        )
+        await start_clock(bot)
+        await wait_until(lambda: len(digests(slack)) == 1)
+        digest = digests(slack)[0]
+
+        await bot.click(
+            ui.SNOOZE_HOUR, button_value(digest, ui.SNOOZE_HOUR), user="U0BOB", message=digest
+        )
+        await bot.idle()
+
+        snoozed = await schedules.get(bot.baton.db, made.id)
+        assert snoozed is not None and snoozed.snoozed_until is not None
+        assert timedelta(minutes=59) < snoozed.snoozed_until - utcnow() <= timedelta(hours=1)
+        assert "snoozed this schedule's alerts until" in str(digests(slack)[0].blocks)
+        count = len([f for f in await fires(bot.baton.db, made.id) if f.settled])
+        await settled(bot.baton.db, made.id, count + 2)
+        assert len(digests(slack)) == 1  # still failing, but snoozed
+
+
+async def test_investigate_starts_one_run_in_the_digest_thread(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        _, digest = await failing_digest(bot, site)
+        value = button_value(digest, ui.INVESTIGATE)
+
+        await bot.click(ui.INVESTIGATE, value, user="U0BOB", message=digest)
+        await bot.click(ui.INVESTIGATE, value, user="U0ALICE", message=digest)
+        await bot.idle()
+
+        investigation = await runs.latest_run(bot.baton.db, channel_id=CHANNEL)
+        assert investigation is not None and investigation.source == "investigate"
+        assert investigation.thread_ts == digest.ts and investigation.user_id == "U0BOB"
+        assert site.url("/down") in investigation.request
+        async with bot.baton.db.session() as s:
+            started = (await s.exec(select(Run).where(Run.source == "investigate"))).all()
+        assert len(started) == 1
+        assert ephemeral_to(slack, "U0ALICE") == [
+            "An investigation of this digest has already started: see its thread."
+        ]
+        # Its progress and answer are in the digest's thread, after the details.
+        footers = [str(m.blocks[-1]) for m in bot.thread(digest)[1:] if m.blocks]
+        assert any(f"Run `{investigation.id}` · done" in f for f in footers)
+
+
+async def test_a_tampered_button_value_changes_nothing(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        _, digest = await failing_digest(bot, site)
+
+        await bot.click(ui.ACKNOWLEDGE, "9999' OR 1=1", user="U0BOB", message=digest)
+        await bot.idle()
+
+        assert ephemeral_to(slack, "U0BOB") == [
+            "I don't know that digest (its button value is not one of mine), so nothing was changed."
+        ]
+        assert digests(slack)[0].edited is None
+
+
+async def test_on_failure_with_a_daily_quiet_line(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        made = await add_schedule(
+            bot.baton.db, f"check {site.url('/ok')}", alert=AlertMode.ON_FAILURE, quiet_daily=True
+        )
+        await start_clock(bot)
+
+        await settled(bot.baton.db, made.id, 3)
+        quiet = [m.text for m in slack.messages(CHANNEL) if m.text.startswith("🌙 All quiet")]
+        assert quiet == [
+            f"🌙 All quiet: schedule `{made.id}` (check {site.url('/ok')}) has nothing to report today — 1 check(s) fine."
+        ]
+        assert digests(slack) == []
+
+        site.down = True
+        await wait_until(lambda: len(digests(slack)) == 1)
+        assert "❌ 1 of 1 checks failing" in str(digests(slack)[0].blocks)
