@@ -266,7 +266,7 @@ def _duration(seconds: int) -> str:
         if seconds % size == 0:
             n = seconds // size
             return unit if n == 1 else f"{n} {unit}s"
-    return f"{seconds} seconds"
+    return "second" if seconds == 1 else f"{seconds} seconds"
 
 
 def show_time(moment: datetime, tz: ZoneInfo) -> str:

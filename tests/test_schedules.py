@@ -523,3 +523,53 @@ async def test_on_failure_with_a_daily_quiet_line(
         site.down = True
         await wait_until(lambda: len(digests(slack)) == 1)
         assert "❌ 1 of 1 checks failing" in str(digests(slack)[0].blocks)
+
+
+async def test_a_json_metric_crossing_its_threshold_alerts(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        made = await add_schedule(
+            bot.baton.db,
+            f"check the json metric at {site.url('/metric')} path=queue.depth < 100",
+            alert=AlertMode.ON_FAILURE,
+        )
+        await start_clock(bot)
+        await settled(bot.baton.db, made.id, 2)
+        assert digests(slack) == []  # 42 < 100: nothing to say
+
+        site.metric = 150
+        await wait_until(lambda: len(digests(slack)) == 1)
+        shown = str(digests(slack)[0].blocks)
+        assert (
+            f"❌ {site.url('/metric')} queue.depth — queue.depth = 150  _(was queue.depth = 42.0)_"
+            in shown
+        )
+
+
+async def test_a_scheduled_run_waits_for_approval_like_any_other(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    from bot import approval_blocks
+    from tests.test_approvals import approval_messages, value_of
+
+    async with running_bot(slack, sqlite_url) as bot:
+        await bot.slash(
+            f'schedule add "every day at 09:00" run announce-status {site.url("/ok")} <#C0RANDOM|random>'
+        )
+        [made] = await schedules.in_channel(bot.baton.db, CHANNEL)
+        await bot.slash(f"schedule run {made.id}")
+        await bot.idle()
+
+        [gate] = approval_messages(slack)
+        assert digests(slack) == []  # the run is waiting, nothing to digest yet
+        assert (
+            await bot.click(approval_blocks.APPROVE, value_of(gate), user="U0ALICE", message=gate)
+            == 200
+        )
+        await bot.idle()
+
+        [digest] = digests(slack)
+        assert "✅ all 1 checks passing" in str(digest.blocks)
+        posted = [m.text for m in slack.messages("C0RANDOM")]
+        assert len(posted) == 1 and site.url("/ok") in posted[0]
