@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -89,6 +89,20 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     return b
 
 
+def sections(lines: Iterable[str], *, limit: int = 2900) -> list[Block]:
+    """Lines grouped into as few sections as Slack's 3,000-character limit allows."""
+    blocks: list[Block] = []
+    chunk = ""
+    for line in lines:
+        if chunk and len(chunk) + len(line) + 1 > limit:
+            blocks.append(section(chunk))
+            chunk = ""
+        chunk = f"{chunk}\n{line}" if chunk else line
+    if chunk:
+        blocks.append(section(chunk))
+    return blocks
+
+
 def task_line_text(t: TaskLine) -> str:
     line = f"{STATUS_EMOJI.get(t.status, '•')} *{escape(t.agent)}* — {escape(t.title)}"
     note = t.summary or (t.details[-1] if t.details else "")
@@ -104,16 +118,7 @@ def status_blocks(view: RunView) -> list[Block]:
     blocks: list[Block] = [
         section(f"*{escape(view.title)}* · {RUN_STATUS_TEXT.get(view.status, view.status)}")
     ]
-    lines = [task_line_text(t) for t in view.tasks.values()]
-    # Group lines into sections under the 3,000-character limit, within the 50-block cap.
-    chunk = ""
-    for line in lines:
-        if len(chunk) + len(line) + 1 > 2900:
-            blocks.append(section(chunk))
-            chunk = ""
-        chunk = f"{chunk}\n{line}" if chunk else line
-    if chunk:
-        blocks.append(section(chunk))
+    blocks += sections(task_line_text(t) for t in view.tasks.values())
     blocks.append(context(f"Run `{view.run_id}` · `/baton status {view.run_id}` for details"))
     return blocks[:50]
 

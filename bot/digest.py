@@ -93,7 +93,7 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
             channel=channel,
             thread_ts=None,
             text=ui.digest_text(digest),
-            blocks=ui.digest_blocks(digest, now=now),
+            blocks=ui.digest_blocks(digest),
         )
         if ts is not None:
             await schedules.update_fire(baton.db, digest.fire.id, posted=True, digest_ts=ts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.blocks import Block, button, context, section, when
+from bot.blocks import Block, button, context, section, sections, when
 from bot.text import escape, truncate
 from orchestration.digests import Digest, Line
 from orchestration.schedules import when_of
@@ -57,7 +57,7 @@ def line_text(line: Line) -> str:
     return text + "  _(unchanged)_"
 
 
-def digest_blocks(digest: Digest, *, now: datetime) -> list[Block]:
+def digest_blocks(digest: Digest) -> list[Block]:
     schedule, run = digest.schedule, digest.run
     blocks: list[Block] = [
         section(f"*📋 {escape(title(schedule))}* · {headline(digest)}"),
@@ -65,14 +65,7 @@ def digest_blocks(digest: Digest, *, now: datetime) -> list[Block]:
     lines = [line_text(line) for line in digest.lines] + [
         f"➖ {escape(truncate(label, 120))} — not checked this time" for label in digest.gone
     ]
-    chunk = ""
-    for text in lines[:60]:
-        if len(chunk) + len(text) + 1 > 2900:
-            blocks.append(section(chunk))
-            chunk = ""
-        chunk = f"{chunk}\n{text}" if chunk else text
-    if chunk:
-        blocks.append(section(chunk))
+    blocks += sections(lines[:60])
     if run.answer:
         first = run.answer.strip().split("\n\n")[0]
         blocks.append(section(truncate(first, 700)))

@@ -216,11 +216,9 @@ def created_blocks(schedule: Schedule) -> list[Block]:
     tz = zone(schedule.timezone)
     when = when_of(schedule)
     nexts = upcoming(when, tz, anchor=schedule.created_at, now=utcnow(), count=3)
-    what = (
-        f"run `{schedule.playbook}`" + (f" {schedule.request}" if schedule.request else "")
-        if schedule.playbook
-        else schedule.request
-    )
+    what = schedule.request
+    if schedule.playbook:
+        what = f"run `{schedule.playbook}` {schedule.request}".strip()
     return [
         section(
             f"🗓️ Scheduled `{schedule.id}`: *{describe(when, schedule.timezone)}* — "
