@@ -4,6 +4,7 @@
 - run throughput: offline (`rules`) runs checking a local site, 20 at once, SQLite and PostgreSQL
 - Slack calls per run: how many Web API calls a 12-task-update run costs after coalescing
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
+- sandbox page: from a Web API call to the page's WebSocket frame that shows it
 """
 
 from __future__ import annotations
@@ -216,9 +217,46 @@ async def approval_race(_: Site) -> list[tuple[str, str, str]]:
     ]
 
 
+async def page_latency(_: Site) -> list[tuple[str, str, str]]:
+    import aiohttp
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.sandbox.relay import Relay
+    from bot.sandbox.server import SandboxPage
+    from bot.sandbox.web_api import SlackStandIn
+
+    timings: list[float] = []
+    async with SlackStandIn() as slack:
+        relay = Relay(slack, events_url="http://127.0.0.1:9/slack/events", signing_secret="x")
+        page = SandboxPage(slack, relay)
+        url = await page.start()
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.ws_connect(f"{url}ws", params={"user": "U0ALICE"}) as socket,
+            ):
+                for i in range(100):
+                    start = time.perf_counter()
+                    await client.chat_postMessage(channel="C0GENERAL", text=f"update {i}")
+                    while "change" not in (await socket.receive_json(timeout=5)):
+                        pass
+                    timings.append((time.perf_counter() - start) * 1000)
+        finally:
+            await page.stop()
+            await relay.aclose()
+    return [
+        (
+            "sandbox page, chat.postMessage → WebSocket frame",
+            "p50 / p95 / max",
+            f"{pct(timings, 0.5):.1f} / {pct(timings, 0.95):.1f} / {max(timings):.1f} ms",
+        )
+    ]
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
-    for bench in (ack_latency, run_throughput, slack_calls, approval_race):
+    for bench in (ack_latency, run_throughput, slack_calls, approval_race, page_latency):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)
     mwidth = max(len(r[1]) for r in rows)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import signal
 import sys
 
 from bot.config import ConfigError, Mode, Settings, check, load_settings
@@ -15,6 +17,12 @@ NO_CREDENTIALS = """Baton needs Slack credentials to talk to Slack. Set them in 
   SLACK_APP_TOKEN=xapp-…      (Socket Mode: Basic Information → App-Level Tokens, scope connections:write)
   SLACK_SIGNING_SECRET=…      (HTTP mode, `baton run --http`: Basic Information → Signing Secret)
 Create the app from manifest.yml first (README: "Create the Slack app")."""
+
+SANDBOX_INSTEAD = (
+    "No Slack credentials: starting the local sandbox. To connect Slack, set SLACK_BOT_TOKEN "
+    'and SLACK_APP_TOKEN (or SLACK_SIGNING_SECRET with --http); README: "Create the Slack app".'
+)
+CONNECT_SLACK = "Real Slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN, then `baton run`."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         "--port", type=int, default=None, help="HTTP port (default: BATON_PORT, else 3000)"
     )
     sandbox = sub.add_parser("sandbox", help="a local Slack stand-in in your browser, offline")
-    sandbox.add_argument("--port", type=int, default=None, help="port of the page (default 8765)")
+    sandbox.add_argument(
+        "--port", type=int, default=None, help="port of the page (default 8765; 0: any free port)"
+    )
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public https URL of Baton for HTTP mode")
     args = parser.parse_args(argv)
@@ -56,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sandbox":
         return _run_sandbox(settings, args.port)
     mode: Mode = "http" if args.http else "socket"
+    if not args.http and not _any_slack_variable(settings):
+        print(SANDBOX_INSTEAD, flush=True)
+        return _run_sandbox(settings, None, hinted=True)
     if not settings.has_slack_credentials and not args.http:
         print(NO_CREDENTIALS)
         return 1
@@ -102,9 +115,63 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     return 0
 
 
-def _run_sandbox(settings: Settings, port: int | None) -> int:
-    print("The sandbox is not available in this version of Baton yet.", file=sys.stderr)
-    return 1
+def _any_slack_variable(settings: Settings) -> bool:
+    """Whether the person has started configuring Slack (then missing pieces are errors)."""
+    return any(
+        v is not None
+        for v in (settings.slack_bot_token, settings.slack_app_token, settings.slack_signing_secret)
+    )
+
+
+def _run_sandbox(settings: Settings, port: int | None, *, hinted: bool = False) -> int:
+    """The local Slack stand-in with Baton behind it, until Ctrl-C (or SIGTERM).
+
+    Prints the page's URL and one line on what runs behind it (and, unless `hinted` already
+    said so, how to connect real Slack).
+    """
+    # Every request would otherwise be logged; the page is the place to watch them.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_sandbox(settings, port, hinted=hinted))
+    return 0
+
+
+async def _sandbox(settings: Settings, port: int | None, *, hinted: bool) -> int:
+    from bot.sandbox.launch import DEFAULT_PORT, Sandbox
+
+    sandbox = Sandbox(settings)
+    try:
+        try:
+            url = await sandbox.start(port=DEFAULT_PORT if port is None else port)
+        except OSError as e:
+            if port is not None or e.errno != errno.EADDRINUSE:
+                raise
+            # The usual port is taken (another sandbox?): any free one will do.
+            sandbox = Sandbox(settings)
+            url = await sandbox.start(port=0)
+    except ConfigError as e:
+        return _config_failed(e)
+    except OSError as e:
+        wanted = DEFAULT_PORT if port is None else port
+        print(f"baton sandbox: cannot listen on port {wanted}: {e.strerror}", file=sys.stderr)
+        return 2
+    model = sandbox.model
+    print(f"Baton sandbox: {url}", flush=True)
+    print(
+        f"Model {model}{' (offline)' if model == 'rules' else ''}, "
+        f"{'your' if sandbox.own_catalog else 'demo'} catalog, a temporary database "
+        "(deleted on exit)." + ("" if hinted else f" {CONNECT_SLACK}"),
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await sandbox.stop()
+    return 0
 
 
 if __name__ == "__main__":

@@ -303,7 +303,12 @@ class SlackProgress:
             if self._ts is None:
                 await self._open()
             if self.mode == "stream" and self._ts is not None:
-                chunks: list[Chunk] = [PlanUpdateChunk(title=self._title()), *self._task_chunks()]
+                # Every task, not only those marked changed: a change that landed while an
+                # append was in flight was cleared with it, and the final list must be right.
+                chunks: list[Chunk] = [
+                    PlanUpdateChunk(title=self._title()),
+                    *self._task_chunks(all_tasks=True),
+                ]
                 try:
                     kwargs: dict[str, Any] = {}
                     if final_note:

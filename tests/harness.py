@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -21,11 +21,15 @@ from aiohttp import web
 from bot.app import Baton, create
 from bot.config import Settings
 from bot.progress import ProgressOptions
+from bot.sandbox.launch import Sandbox
 from bot.sandbox.signing import FORM, JSON_TYPE, signed_headers
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
 from bot.transports import web_app
 from orchestration.limits import Limits
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -244,3 +248,47 @@ async def running_bot(
             await baton.background.drain()
             await runner.cleanup()
             await baton.close()
+
+
+@asynccontextmanager
+async def running_sandbox(**overrides: Any) -> AsyncIterator[Sandbox]:
+    """`baton sandbox` in this process: stand-in, demo shop, Baton over HTTP, and the page."""
+    sandbox = Sandbox(Settings(_env_file=None, **overrides))  # type: ignore[call-arg]
+    await sandbox.start(port=0)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium_path() -> str:
+    """Where Chromium is; a missing browser fails the test with what to install (never skips)."""
+    if not CHROMIUM.exists():
+        raise RuntimeError(
+            f"The browser tests need Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)"
+        )
+    return str(CHROMIUM)
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's headless Chromium, driven by Playwright (its own browser downloads cannot work here)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=chromium_path(),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Listener = Callable[[Change], Awaitable[None] | None]
+CallWatcher = Callable[["Call"], None]
 
 DEFAULT_TOKEN = "xoxb-0000-baton-sandbox"
 # Fields slack_sdk sends as JSON text when a method goes out form-encoded.
@@ -92,6 +93,7 @@ class SlackStandIn:
         self._faults: dict[str, deque[_Fault]] = {}
         self._faults_everywhere: deque[_Fault] = deque()
         self._listeners: list[Listener] = []
+        self._call_watchers: list[CallWatcher] = []
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
 
@@ -196,12 +198,42 @@ class SlackStandIn:
         return self.workspace.new_trigger_id(user)
 
     async def post_as_user(
-        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[JSON] | None = None,
     ) -> Message:
         """Leave a message from a person in the workspace (Slack's side of an incoming event)."""
-        message = self.workspace.add_user_message(channel, user, text, thread_ts=thread_ts)
-        await self._publish()
+        message = self.workspace.add_user_message(
+            channel, user, text, thread_ts=thread_ts, blocks=blocks
+        )
+        await self.publish()
         return message
+
+    async def respond(
+        self, channel: str, user: str, args: JSON, *, via: str = "response_url"
+    ) -> tuple[int, JSON]:
+        """Show an app's reply to `user`'s command or click, as Slack shows a `response_url` post.
+
+        Ephemeral unless `response_type` is `in_channel`. `via` names the call in `calls`
+        (`response_url`, or `command_ack` for a reply in a slash command's HTTP answer).
+        """
+        args = {**args, "channel": channel}
+        if args.get("response_type") == "in_channel":
+            name = "chat.postMessage"
+        else:
+            name, args["user"] = "chat.postEphemeral", user
+        try:
+            methods.call(self.workspace, name, args)
+            status, body = 200, {"ok": True}
+        except SlackError as e:
+            status, body = 404, e.body()
+        self._record(Call(via, args, status, body, time.time()))
+        await self.publish()
+        return status, body
 
     async def wait_for(
         self,
@@ -225,6 +257,11 @@ class SlackStandIn:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    def watch_calls(self, watcher: CallWatcher) -> Callable[[], None]:
+        """Call `watcher(call)` once each request is answered; returns a function that stops it."""
+        self._call_watchers.append(watcher)
+        return lambda: self._call_watchers.remove(watcher)
+
     # HTTP
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -238,8 +275,8 @@ class SlackStandIn:
             token = _bearer(request) or args.pop("token", None)
             args.pop("token", None)
             status, body, headers = self._answer(name, token, args)
-        self.calls.append(Call(name, args, status, body, time.time()))
-        await self._publish()
+        self._record(Call(name, args, status, body, time.time()))
+        await self.publish()
         return web.json_response(body, status=status, headers=headers)
 
     def response_url(self, channel: str, user: str) -> str:
@@ -249,19 +286,9 @@ class SlackStandIn:
     async def _respond(self, request: web.Request) -> web.Response:
         """A reply through a `response_url`: ephemeral by default, like Slack's."""
         args = await _read_args(request)
-        channel, user = request.match_info["channel"], request.match_info["user"]
-        args["channel"] = channel
-        if args.get("response_type") == "in_channel":
-            name = "chat.postMessage"
-        else:
-            name, args["user"] = "chat.postEphemeral", user
-        try:
-            methods.call(self.workspace, name, args)
-            status, body = 200, {"ok": True}
-        except SlackError as e:
-            status, body = 404, e.body()
-        self.calls.append(Call("response_url", args, status, body, time.time()))
-        await self._publish()
+        status, body = await self.respond(
+            request.match_info["channel"], request.match_info["user"], args
+        )
         return web.json_response(body, status=status)
 
     def _answer(self, name: str, token: Any, args: JSON) -> tuple[int, JSON, dict[str, str]]:
@@ -286,7 +313,16 @@ class SlackStandIn:
         queue = self._faults.get(name)
         return queue.popleft() if queue else None
 
-    async def _publish(self) -> None:
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+        for watcher in list(self._call_watchers):
+            try:
+                watcher(call)
+            except Exception:
+                log.exception("Slack stand-in call watcher failed on %s", call.method)
+
+    async def publish(self) -> None:
+        """Hand the workspace's pending changes to the subscribers, oldest first."""
         for change in self.workspace.take_changes():
             for listener in list(self._listeners):
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -333,7 +334,13 @@ class Workspace:
         self.emit("message_deleted", message)
 
     def add_user_message(
-        self, channel: str, user: str, text: str, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        blocks: list[JSON] | None = None,
     ) -> Message:
         """Post as a person (what a human typing in Slack would leave in the channel)."""
         where = self.channel(channel)
@@ -343,6 +350,7 @@ class Workspace:
                 ts=self.next_ts(),
                 user=self.user(user).id,
                 text=text,
+                blocks=list(blocks or []),
                 thread_ts=self.thread_root(where.id, thread_ts),
             )
         )
@@ -432,7 +440,8 @@ class Workspace:
             task_display_mode=m.task_display_mode,
             tasks=list(m.tasks.values()),
         )
-        return out
+        # A copy: the message keeps changing (streams grow in place), a snapshot must not.
+        return copy.deepcopy(out)
 
     def render_view(self, view: View) -> JSON:
         """The view as Slack's `views.*` methods return it."""

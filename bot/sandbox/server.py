@@ -1,0 +1,229 @@
+"""The sandbox page's server: the static page, its state, live updates, and what people do.
+
+GET  /                    the page (bot/sandbox/page/, no build step)
+GET  /api/state?user=U…   everything that person sees, for a first draw or a reload
+GET  /ws?user=U…          live changes for that person (see `live.py`)
+POST /api/messages        {user, channel, text, thread_ts?}: a message or a slash command
+POST /api/actions         {user, channel, ts, action_id, block_index} (a message button)
+                          or {user, view_id, action_id, block_index, values} (in a modal)
+POST /api/views/submit    {user, view_id, values}
+POST /api/views/close     {user, view_id, values}
+POST /api/home            {user}: open Baton's Home tab
+POST /api/faults          {method, times, retry_after?, error?}: make Slack misbehave
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.sandbox.live import LiveHub
+from bot.sandbox.perspective import state_for
+from bot.sandbox.relay import Outcome, Relay
+from bot.sandbox.web_api import SlackStandIn
+from bot.sandbox.workspace import JSON, SlackError
+
+PAGE = Path(__file__).with_name("page")
+NO_STORE = {"Cache-Control": "no-store"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    """The page sent something that cannot be acted on."""
+
+
+class SandboxPage:
+    """The page server for one workspace, delivering to Baton through `relay`."""
+
+    def __init__(self, slack: SlackStandIn, relay: Relay, *, info: JSON | None = None) -> None:
+        self.slack = slack
+        self.relay = relay
+        self.info = info or {}
+        self.hub = LiveHub(slack)
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The page's address, e.g. `http://127.0.0.1:8765/`."""
+        if self._url is None:
+            raise RuntimeError("the sandbox page is not started")
+        return self._url
+
+    def web_app(self) -> web.Application:
+        app = web.Application(middlewares=[_errors])
+        app.router.add_get("/", self._index)
+        app.router.add_static("/static/", PAGE, append_version=False)
+        app.router.add_get("/api/state", self._state)
+        app.router.add_get("/ws", self._socket)
+        app.router.add_post("/api/messages", self._message)
+        app.router.add_post("/api/actions", self._action)
+        app.router.add_post("/api/views/submit", self._submit)
+        app.router.add_post("/api/views/close", self._close)
+        app.router.add_post("/api/home", self._home)
+        app.router.add_post("/api/faults", self._fault)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on `host:port` (0: any free port); returns the page's URL."""
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self._url = f"http://{bound_host}:{bound_port}/"
+        return self._url
+
+    async def stop(self) -> None:
+        self.hub.close()
+        if self._runner is not None:
+            # Open sockets are closed by the runner's shutdown.
+            await self._runner.cleanup()
+            self._runner = None
+
+    # reading
+
+    async def _index(self, _: web.Request) -> web.FileResponse:
+        return web.FileResponse(PAGE / "index.html", headers=NO_STORE)
+
+    async def _state(self, request: web.Request) -> web.Response:
+        user = self._person(request.query.get("user"))
+        state = state_for(
+            self.slack.workspace,
+            self.slack.snapshot(),
+            user,
+            seq=self.hub.seq,
+            calls=self.slack.calls,
+            info=self.info,
+        )
+        return web.json_response(state, headers=NO_STORE)
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        return await self.hub.serve(request, self._person(request.query.get("user")))
+
+    # acting
+
+    async def _message(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        outcome = await self.relay.say(
+            self._person(body.get("user")),
+            _text(body, "channel"),
+            str(body.get("text") or ""),
+            thread_ts=_optional(body, "thread_ts"),
+        )
+        return _answer(outcome)
+
+    async def _action(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        user = self._person(body.get("user"))
+        index = body.get("block_index")
+        block_index = index if isinstance(index, int) else None
+        if body.get("view_id"):
+            outcome = await self.relay.click_in_view(
+                user,
+                _text(body, "view_id"),
+                action_id=_text(body, "action_id"),
+                block_index=block_index,
+                values=_values(body),
+            )
+        else:
+            outcome = await self.relay.click(
+                user,
+                _text(body, "channel"),
+                _text(body, "ts"),
+                action_id=_text(body, "action_id"),
+                block_index=block_index,
+            )
+        return _answer(outcome)
+
+    async def _submit(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        outcome = await self.relay.submit(
+            self._person(body.get("user")), _text(body, "view_id"), _values(body)
+        )
+        return _answer(outcome)
+
+    async def _close(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        outcome = await self.relay.close(
+            self._person(body.get("user")), _text(body, "view_id"), _values(body)
+        )
+        return _answer(outcome)
+
+    async def _home(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        return _answer(await self.relay.open_home(self._person(body.get("user"))))
+
+    async def _fault(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        method = _text(body, "method")
+        times = _count(body.get("times"), default=1)
+        if body.get("error"):
+            self.slack.fail(method, str(body["error"]), times)
+        else:
+            self.slack.ratelimit(
+                method, times, retry_after=_count(body.get("retry_after"), default=1)
+            )
+        return web.json_response({"ok": True})
+
+    def _person(self, value: Any) -> str:
+        user = self.slack.workspace.users.get(str(value or ""))
+        if user is None or user.is_bot:
+            raise BadRequest(f"no such person: {value!r}")
+        return user.id
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Mistakes in a request become a 400 the page can show, never a stack trace."""
+    try:
+        return await handler(request)
+    except BadRequest as e:
+        return web.json_response({"ok": False, "detail": str(e)}, status=400)
+    except SlackError as e:
+        return web.json_response({"ok": False, "detail": e.error}, status=400)
+    except LookupError as e:
+        return web.json_response({"ok": False, "detail": str(e)}, status=400)
+
+
+async def _body(request: web.Request) -> JSON:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("send a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object")
+    return body
+
+
+def _text(body: JSON, key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"missing {key}")
+    return value
+
+
+def _optional(body: JSON, key: str) -> str | None:
+    value = body.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _values(body: JSON) -> dict[str, Any]:
+    values = body.get("values") or {}
+    if not isinstance(values, dict):
+        raise BadRequest("values must be an object")
+    return values
+
+
+def _count(value: Any, *, default: int) -> int:
+    try:
+        return max(1, min(int(value), 100))
+    except (TypeError, ValueError):
+        return default
+
+
+def _answer(outcome: Outcome) -> web.Response:
+    return web.json_response(outcome.to_json())
