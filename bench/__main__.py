@@ -5,6 +5,7 @@
 - Slack calls per run: how many Web API calls a 12-task-update run costs after coalescing
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
+- schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
 """
 
 from __future__ import annotations
@@ -254,9 +255,22 @@ async def page_latency(_: Site) -> list[tuple[str, str, str]]:
     ]
 
 
+async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
+    from bench.schedules import fire_race
+
+    return await fire_race()
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
-    for bench in (ack_latency, run_throughput, slack_calls, approval_race, page_latency):
+    for bench in (
+        ack_latency,
+        run_throughput,
+        slack_calls,
+        approval_race,
+        page_latency,
+        schedule_race,
+    ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)
     mwidth = max(len(r[1]) for r in rows)

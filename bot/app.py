@@ -6,6 +6,7 @@ them — Slack client, database, catalog, models and tools, orchestrator, listen
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -51,6 +52,9 @@ class Baton:
     progress: ProgressOptions
     scheduler: Scheduler
     background: Background = field(default_factory=Background)
+    # Set by close(): the housekeeping loop finishes its sweep and stops.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    housekeeping: asyncio.Task[None] | None = None
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
@@ -72,7 +76,11 @@ class Baton:
         )
 
     async def close(self) -> None:
+        self.stopping.set()
         self.scheduler.stop()
+        if self.housekeeping is not None:
+            # Let a sweep in progress finish its queries rather than cut them off.
+            await asyncio.wait([self.housekeeping], timeout=10)
         await self.background.cancel_all()
         await self.models.aclose()
         await self.db.dispose()

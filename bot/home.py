@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from agents.tools.extract import plain
 from bot.blocks import RUN_STATUS_TEXT, context, divider, header, section, when
 from bot.text import escape, truncate
 from storage.db import Database
@@ -41,7 +42,7 @@ async def home_view(db: Database, user_id: str) -> dict[str, Any]:
     blocks.append(section("*Your recent runs*" if recent else "_No runs yet._"))
     for r in recent:
         state = RUN_STATUS_TEXT.get(r.status.value, r.status.value)
-        what = f"playbook `{r.playbook}`" if r.playbook else escape(truncate(r.request, 120))
+        what = f"playbook `{r.playbook}`" if r.playbook else escape(truncate(plain(r.request), 120))
         blocks.append(
             context(f"`{r.id}` · {state} · {what} · {when(r.created_at)} · ${r.cost_usd:.4f}")
         )

@@ -223,7 +223,7 @@ class SlackProgress:
                     task_display_mode="plan",
                     chunks=[
                         PlanUpdateChunk(title=self._title()),
-                        *self._task_chunks(all_tasks=True),
+                        *self._task_chunks(),
                     ],
                 )
                 self._ts = str(resp["ts"])
@@ -251,11 +251,14 @@ class SlackProgress:
             return
         if not (self._dirty or self._title_dirty):
             return
+        # Take what changed now: a change landing while this call is in flight marks anew.
+        dirty, title_dirty = self._dirty, self._title_dirty
+        self._dirty, self._title_dirty = set(), False
         if self.mode == "stream":
             chunks: list[Chunk] = []
-            if self._title_dirty:
+            if title_dirty:
                 chunks.append(PlanUpdateChunk(title=self._title()))
-            chunks += self._task_chunks()
+            chunks += self._task_chunks(dirty)
             try:
                 await self.client.chat_appendStream(
                     channel=self.channel, ts=self._ts, chunks=chunks
@@ -288,8 +291,6 @@ class SlackProgress:
                 self._ts = None
                 await self._open()
                 return
-        self._dirty.clear()
-        self._title_dirty = False
         self._last_flush = asyncio.get_running_loop().time()
 
     async def _close(self, *, final_note: str | None = None) -> None:
@@ -307,7 +308,7 @@ class SlackProgress:
                 # append was in flight was cleared with it, and the final list must be right.
                 chunks: list[Chunk] = [
                     PlanUpdateChunk(title=self._title()),
-                    *self._task_chunks(all_tasks=True),
+                    *self._task_chunks(),
                 ]
                 try:
                     kwargs: dict[str, Any] = {}
@@ -356,10 +357,9 @@ class SlackProgress:
         status = blocks.RUN_STATUS_TEXT.get(self.view.status, self.view.status)
         return truncate(f"{self.view.title} · {status}", 150)
 
-    def _task_chunks(self, *, all_tasks: bool = False) -> list[Chunk]:
-        ids = (
-            list(self.view.tasks) if all_tasks else [t for t in self.view.tasks if t in self._dirty]
-        )
+    def _task_chunks(self, only: set[str] | None = None) -> list[Chunk]:
+        """Chunks for the tasks in `only` (every task when None), in plan order."""
+        ids = [t for t in self.view.tasks if only is None or t in only]
         chunks: list[Chunk] = []
         for task_id in ids:
             t = self.view.tasks[task_id]

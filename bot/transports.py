@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiohttp import web
@@ -21,12 +22,14 @@ log = logging.getLogger(__name__)
 async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
     """Start the schedules' clock; resume what a stopped process left mid-way; expire approvals."""
     await baton.scheduler.start()
-    baton.background.spawn(housekeeping_loop(baton, every=every), name="housekeeping")
+    baton.housekeeping = baton.background.spawn(
+        housekeeping_loop(baton, every=every), name="housekeeping"
+    )
 
 
 async def housekeeping_loop(baton: Baton, *, every: float) -> None:
     """One sweep per interval for the whole process — never a timer per waiting run."""
-    while True:
+    while not baton.stopping.is_set():
         try:
             await resume_interrupted(baton)
             await expire_and_resume(baton)
@@ -34,7 +37,8 @@ async def housekeeping_loop(baton: Baton, *, every: float) -> None:
             await baton.scheduler.sync()
         except Exception:
             log.exception("housekeeping sweep failed")
-        await asyncio.sleep(every)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(baton.stopping.wait(), timeout=every)
 
 
 async def resume_interrupted(baton: Baton) -> None:
@@ -65,7 +69,8 @@ async def serve_http(baton: Baton, *, host: str = "0.0.0.0", port: int) -> web.A
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     await start_housekeeping(baton)
-    log.info("Baton is listening on http://%s:%d%s", host, port, EVENTS_PATH)
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("Baton is listening on http://%s:%d%s", host, bound, EVENTS_PATH)
     return runner
 
 

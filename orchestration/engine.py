@@ -20,6 +20,7 @@ from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.spec import Catalog
 from agents.tools.base import Tool, ToolContext
+from agents.tools.extract import plain
 from orchestration.errors import PlanningError
 from orchestration.events import (
     ApprovalDecided,
@@ -468,7 +469,8 @@ def _first_line(text: str, limit: int = 140) -> str:
 
 
 def _title(agent: str, instruction: str) -> str:
-    first = instruction.strip().splitlines()[0] if instruction.strip() else agent
+    """The task list's line: the instruction's first line as plain text (no Slack markup)."""
+    first = plain(instruction).strip().splitlines()[0] if instruction.strip() else agent
     return first if len(first) <= 80 else first[:77] + "…"
 
 

@@ -54,22 +54,14 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 
 
 def crashes(err: str) -> list[str]:
-    """Tracebacks in stderr, leaving out SQLAlchemy's note that stopping cancelled a query.
-
-    (Stopping right after start can cancel Baton's first housekeeping sweep mid-query; the
-    pool logs that as an error while the process still stops cleanly.)
-    """
+    """Log records in stderr that carry a traceback."""
     records: list[str] = []
     for line in err.splitlines():
         if LOG_LINE.match(line) or not records:
             records.append(line)
         else:
             records[-1] += "\n" + line
-    return [
-        r
-        for r in records
-        if "Traceback" in r and not ("sqlalchemy.pool" in r and "CancelledError" in r)
-    ]
+    return [r for r in records if "Traceback" in r]
 
 
 async def stop(process: asyncio.subprocess.Process, sig: signal.Signals) -> tuple[int, str]:

@@ -715,7 +715,10 @@ def test_post_message_posts_what_the_task_it_depends_on_wrote() -> None:
     )
 
     assert dumped(PostMessage().args_from_text(prompt)) == [
-        {"channel": "C0456EFGH", "text": "✅ No problems found.\n• https://status.example.com → 200"}
+        {
+            "channel": "C0456EFGH",
+            "text": "✅ No problems found.\n• https://status.example.com → 200",
+        }
     ]
 
 
