@@ -1,6 +1,6 @@
 """Drive a real Baton over HTTP, as Slack does: signed requests in, the stand-in's Web API out.
 
-Payloads start from Slack's real samples in ../shared/slack/payloads and get this test's
+Payloads start from Slack's real samples in tests/slack/payloads and get this test's
 channel, user and text filled in.
 """
 
@@ -31,7 +31,7 @@ from orchestration.limits import Limits
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "shared" / "slack" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FAST = ProgressOptions(streaming=True, stream_interval=0.05, update_interval=0.05)
 

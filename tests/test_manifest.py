@@ -17,8 +17,8 @@ from referencing import Registry, Resource
 from bot.manifest import render_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every checkout has the project's shared material next to it (see ../shared/README.md).
-SCHEMA_DIR = ROOT.parent / "shared" / "slack" / "manifest-schema"
+# Slack's JSON Schema for app manifests, kept with the tests (tests/slack/README.md).
+SCHEMA_DIR = ROOT / "tests" / "slack" / "manifest-schema"
 HOST = "https://baton.example.com"
 EVENTS_URL = f"{HOST}/slack/events"
 

@@ -462,3 +462,38 @@ async def test_nobody_can_post_in_someone_elses_dm(page: Page) -> None:
     ) as resp:
         assert resp.status == 400 and (await resp.json())["detail"] == "channel_not_found"
     assert page.slack.messages("D0ALICE") == []
+
+
+async def test_a_schedule_made_on_the_page_posts_its_digest_in_the_channel(page: Page) -> None:
+    made = await page.say(ALICE, '/baton schedule add "every day at 09:00" run shop-health')
+    assert made["ok"]
+    reply = await page.slack.wait_for(
+        lambda: next(
+            (m for m in page.slack.messages(GENERAL) if "Scheduled `" in json.dumps(m.blocks)),
+            None,
+        )
+    )
+    schedule_id = json.dumps(reply.blocks).split("Scheduled `", 1)[1].split("`", 1)[0]
+
+    await page.say(ALICE, f"/baton schedule run {schedule_id}")
+
+    digest = await page.slack.wait_for(
+        lambda: next(
+            (
+                m
+                for m in page.slack.messages(GENERAL)
+                if f"Schedule `{schedule_id}`" in json.dumps(m.blocks) and not m.is_reply
+            ),
+            None,
+        ),
+        timeout=15,
+    )
+    shown = json.dumps(digest.blocks, ensure_ascii=False)
+    # The demo shop's payments endpoint answers 503: the digest says so and offers its buttons.
+    assert "checks failing" in shown and "/payments/health — 503" in shown
+    assert "Acknowledge" in shown and "Investigate now" in shown
+    state = await page.state(BOB)
+    assert any(
+        f"Schedule `{schedule_id}`" in json.dumps(m.get("blocks"))
+        for m in state["messages"][GENERAL]
+    )

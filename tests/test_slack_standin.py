@@ -34,7 +34,7 @@ from bot.sandbox.signing import (
 )
 from bot.sandbox.web_api import Change, SlackStandIn, User
 
-PAYLOADS = Path(__file__).resolve().parents[1].parent / "shared" / "slack" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 GENERAL = "C0GENERAL"
 ALICE_DM = "D0ALICE"
 SECRET = "signing-secret-for-tests"

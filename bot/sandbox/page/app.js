@@ -282,6 +282,11 @@
       const list = node("ul");
       const examples = [
         ...(S.info.playbooks || []).map((p) => ["@Baton run " + p.name, p.description]),
+        [
+          '/baton schedule add "every 1m" run shop-health alert=on_change',
+          "a schedule: a digest now, then only when something changes",
+        ],
+        ["/baton schedule list", "this channel's schedules"],
         ["/baton agents", "the specialists and playbooks"],
         ["/baton help", "everything Baton understands"],
       ];
