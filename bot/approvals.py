@@ -94,21 +94,11 @@ async def decide(
     message_ts: str | None = None,
 ) -> str | None:
     """Record a click. Returns a sentence for the clicker when nothing changed, else None."""
-    if not APPROVAL_ID.match(approval_id):
-        return "That button's value is not valid, so nothing was changed."
-    approval = await approvals.get(baton.db, approval_id)
-    if approval is None:
-        return (
-            "I don't know that approval (it may belong to another Baton), so nothing was changed."
-        )
-    if (
-        message_ts is not None
-        and approval.message_ts is not None
-        and message_ts != approval.message_ts
-    ):
-        return "That button does not belong to this approval message, so nothing was changed."
-    if not await may_decide(baton, approval, user_id):
-        return f"You cannot approve or reject this: {ui.who(approval.approvers)} can. Nothing was changed."
+    refusal = await check_clicker(
+        baton, approval_id=approval_id, user_id=user_id, message_ts=message_ts
+    )
+    if refusal is not None:
+        return refusal
     result = await approvals.decide(
         baton.db, approval_id, approve=approve, by=user_id, reason=reason
     )
