@@ -230,7 +230,7 @@ async def page_latency(_: Site) -> list[tuple[str, str, str]]:
     async with SlackStandIn() as slack:
         relay = Relay(slack, events_url="http://127.0.0.1:9/slack/events", signing_secret="x")
         page = SandboxPage(slack, relay)
-        url = await page.start()
+        url = (await page.start()).url
         client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
         try:
             async with (

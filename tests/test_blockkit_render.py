@@ -97,7 +97,7 @@ async def draw() -> AsyncIterator[Renderer]:
     async with SlackStandIn() as slack, chromium() as browser:
         relay = Relay(slack, events_url="http://127.0.0.1:9/slack/events", signing_secret="x")
         server = SandboxPage(slack, relay)
-        url = await server.start()
+        url = (await server.start()).url
         page = await browser.new_page()
         try:
             await page.goto(f"{url}?user=U0ALICE")

@@ -12,10 +12,11 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+
+from bot.sandbox.local_server import LocalServer
 
 CATALOG_TEMPLATE = Path(__file__).with_name("demo_catalog.yml")
 PLACEHOLDER = "DEMO_URL"
@@ -39,21 +40,18 @@ class HookCall:
     duplicate: bool
 
 
-class DemoShop:
+class DemoShop(LocalServer):
     """The demo service on 127.0.0.1; port 0 picks a free port."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.calls: list[HookCall] = []
         self.queue_depth = 17
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     @property
     def url(self) -> str:
         """Its address without a trailing slash, e.g. `http://127.0.0.1:54321`."""
-        if self._url is None:
-            raise RuntimeError("the demo shop is not started")
-        return self._url
+        return self.root
 
     def web_app(self) -> web.Application:
         app = web.Application()
@@ -64,30 +62,6 @@ class DemoShop:
         app.router.add_post("/hooks/{name}", self._hook)
         app.router.add_get("/hooks/calls", self._calls)
         return app
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._url = f"http://{bound_host}:{bound_port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     async def _health(self, _: web.Request) -> web.Response:
         return web.Response(

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.live import LiveHub
+from bot.sandbox.local_server import LocalServer
 from bot.sandbox.perspective import state_for
 from bot.sandbox.relay import Outcome, Relay
 from bot.sandbox.web_api import SlackStandIn
@@ -36,23 +37,20 @@ class BadRequest(Exception):
     """The page sent something that cannot be acted on."""
 
 
-class SandboxPage:
+class SandboxPage(LocalServer):
     """The page server for one workspace, delivering to Baton through `relay`."""
 
     def __init__(self, slack: SlackStandIn, relay: Relay, *, info: JSON | None = None) -> None:
+        super().__init__()
         self.slack = slack
         self.relay = relay
         self.info = info or {}
         self.hub = LiveHub(slack)
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     @property
     def url(self) -> str:
         """The page's address, e.g. `http://127.0.0.1:8765/`."""
-        if self._url is None:
-            raise RuntimeError("the sandbox page is not started")
-        return self._url
+        return self.root + "/"
 
     def web_app(self) -> web.Application:
         app = web.Application(middlewares=[_errors])
@@ -68,21 +66,9 @@ class SandboxPage:
         app.router.add_post("/api/faults", self._fault)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on `host:port` (0: any free port); returns the page's URL."""
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._url = f"http://{bound_host}:{bound_port}/"
-        return self._url
-
     async def stop(self) -> None:
         self.hub.close()
-        if self._runner is not None:
-            # Open sockets are closed by the runner's shutdown.
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()  # open sockets are closed by the runner's shutdown
 
     # reading
 

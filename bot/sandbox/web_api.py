@@ -15,12 +15,12 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 from bot.sandbox import methods
+from bot.sandbox.local_server import LocalServer
 from bot.sandbox.workspace import (
     DEFAULT_BOT,
     DEFAULT_CHANNELS,
@@ -66,7 +66,7 @@ class _Fault:
     retry_after: int | None = None
 
 
-class SlackStandIn:
+class SlackStandIn(LocalServer):
     """Slack's Web API on 127.0.0.1, backed by an in-memory workspace."""
 
     def __init__(
@@ -80,6 +80,7 @@ class SlackStandIn:
         stream_ttl: float = 300.0,
         trigger_ttl: float = 3.0,
     ) -> None:
+        super().__init__()
         self.token = token
         self.workspace = Workspace(
             team_id=team_id,
@@ -94,17 +95,13 @@ class SlackStandIn:
         self._faults_everywhere: deque[_Fault] = deque()
         self._listeners: list[Listener] = []
         self._call_watchers: list[CallWatcher] = []
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
 
     # lifecycle
 
     @property
     def url(self) -> str:
         """The server's root URL, e.g. `http://127.0.0.1:54321/`."""
-        if self._url is None:
-            raise RuntimeError("the Slack stand-in is not started")
-        return self._url
+        return self.root + "/"
 
     @property
     def api_url(self) -> str:
@@ -120,30 +117,9 @@ class SlackStandIn:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
         """Listen on `host:port` (port 0 picks a free one)."""
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self._url = f"http://{bound_host}:{bound_port}/"
-        self.workspace.base_url = self._url
+        await super().start(host, port)
+        self.workspace.base_url = self.url
         return self
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # misbehaviour on demand
 

@@ -23,10 +23,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
+
+from bot.sandbox.local_server import LocalServer
 
 
 @dataclass
@@ -83,17 +84,18 @@ Answer = Reply | Callable[[Seen], Reply]
 Predicate = Callable[[Seen], bool]
 
 
-class _FakeModelServer:
+class _FakeModelServer(LocalServer):
     path: ClassVar[str]
     url_suffix: ClassVar[str]  # what the vendor's SDK expects after host:port in base_url
+    shutdown_timeout = 1.0
 
     def __init__(self) -> None:
+        super().__init__()
         self.requests: list[Seen] = []
         self.default: Answer = Reply(text="ok")
         self.base_url = ""
         self._queue: deque[Answer] = deque()
         self._rules: list[tuple[Predicate, Answer]] = []
-        self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
         self._arrived = asyncio.Event()
         self._ids = itertools.count(1)
@@ -113,34 +115,20 @@ class _FakeModelServer:
             await self._arrived.wait()
         return self.requests[:count]
 
-    async def start(self) -> Self:
-        self._stopping.clear()
+    def web_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post(self.path, self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.base_url = f"http://127.0.0.1:{port}{self.url_suffix}"
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        self._stopping.clear()
+        await super().start(host, port)
+        self.base_url = self.root + self.url_suffix
         return self
 
     async def stop(self) -> None:
         self._stopping.set()  # releases hanging and delayed requests
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
+        await super().stop()
 
     def _choose(self, seen: Seen) -> Reply:
         answer = next((a for p, a in self._rules if p(seen)), None)
