@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint fmt bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check bot agents orchestration storage tests bench
 	$(BIN)/ruff format --check bot agents orchestration storage tests bench
 	$(BIN)/mypy
+
+fmt: $(VENV)/.installed
+	$(BIN)/ruff format bot agents orchestration storage tests bench
+	$(BIN)/ruff check --fix bot agents orchestration storage tests bench
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench

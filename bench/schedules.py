@@ -60,9 +60,7 @@ async def fire_race() -> list[tuple[str, str, str]]:
             timings.append((time.perf_counter() - t0) * 1000)
             return result is not None and result.fired == Fired.STARTED
 
-        started = await asyncio.gather(
-            *(tick(r, s.id) for s in made for r in replicas)
-        )
+        started = await asyncio.gather(*(tick(r, s.id) for s in made for r in replicas))
         fires = [f for s in made for f in await schedules.recent_fires(db, s.id)]
         await db.dispose()
     per_fire = {len([f for f in fires if f.schedule_id == s.id]) for s in made}

@@ -69,6 +69,5 @@ class PostMessage(Tool):
         if not message:
             return []
         return [
-            PostMessageArgs(channel=c, text=message[:4000])
-            for c in extract.channels(instruction)
+            PostMessageArgs(channel=c, text=message[:4000]) for c in extract.channels(instruction)
         ]
