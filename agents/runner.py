@@ -18,6 +18,7 @@ from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usag
 from agents.providers.base import ModelProvider
 from agents.retry import RetryPolicy, call_with_retries
 from agents.spec import AgentSpec
+from agents.telemetry import call_model
 from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
 
@@ -142,7 +143,7 @@ async def run_specialist(
         )
 
         async def ask(request: ModelRequest = request) -> ModelResponse:
-            return await provider.complete(request)
+            return await call_model(provider, request)
 
         response = await call_with_retries(ask, policy=retry, on_retry=on_retry)
         model_turns += 1

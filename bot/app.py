@@ -20,13 +20,16 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agents.metrics import Metrics
 from agents.providers.registry import Models, ModelSettings
 from agents.spec import Catalog, load_catalog
+from agents.telemetry import Telemetry, otlp_exporter
 from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from bot.background import Background
 from bot.config import ConfigError, Mode, Settings, check_common, secret
 from bot.gateway import SlackToolGateway
+from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
@@ -51,6 +54,7 @@ class Baton:
     app: AsyncApp
     progress: ProgressOptions
     scheduler: Scheduler
+    telemetry: Telemetry = field(default_factory=Telemetry.off)
     background: Background = field(default_factory=Background)
     # Set by close(): the housekeeping loop finishes its sweep and stops.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -84,17 +88,45 @@ class Baton:
         await self.background.cancel_all()
         await self.models.aclose()
         await self.db.dispose()
+        await self.telemetry.shutdown()
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
-    """One Web API client for everything; it waits out 429s as Slack's Retry-After says."""
+def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
+    """One Web API client for everything; it waits out 429s as Slack's Retry-After says.
+
+    With `metrics`, every call it makes is counted by method and result (429s included).
+    """
+    counting = [SlackCallCounter(metrics)] if metrics is not None else []
     return AsyncWebClient(
         token=secret(settings.slack_bot_token),
         base_url=settings.slack_api_url,
         retry_handlers=[
+            *counting,
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=10),
         ],
+    )
+
+
+def model_settings(settings: Settings, *, timeout: float = 60.0) -> ModelSettings:
+    """What the model providers need from the configuration."""
+    return ModelSettings(
+        default_model=settings.default_model,
+        openai_api_key=secret(settings.openai_api_key),
+        openai_base_url=settings.openai_base_url,
+        anthropic_api_key=secret(settings.anthropic_api_key),
+        anthropic_base_url=settings.anthropic_base_url,
+        timeout=timeout,
+    )
+
+
+def telemetry_from(settings: Settings) -> Telemetry:
+    """Spans and counters; spans leave the machine only if OTEL_EXPORTER_OTLP_ENDPOINT is set."""
+    endpoint = settings.otel_exporter_otlp_endpoint
+    return Telemetry.create(
+        exporter=otlp_exporter(endpoint) if endpoint else None,
+        capture_content=settings.otel_instrumentation_genai_capture_message_content,
+        service_name=settings.otel_service_name,
     )
 
 
@@ -113,8 +145,12 @@ async def create(
     mode: Mode,
     progress: ProgressOptions | None = None,
     limits: Limits | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Baton:
-    """Build and connect every part. Raises ConfigError for anything a person must fix."""
+    """Build and connect every part. Raises ConfigError for anything a person must fix.
+
+    `telemetry` defaults to what the settings say (`telemetry_from`).
+    """
     from agents.errors import CatalogError
 
     problems = check_common(settings)
@@ -124,22 +160,14 @@ async def create(
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:
         raise ConfigError([f"BATON_AGENTS_FILE: {line}" for line in str(e).splitlines()]) from e
-    models = Models(
-        ModelSettings(
-            default_model=settings.default_model,
-            openai_api_key=secret(settings.openai_api_key),
-            openai_base_url=settings.openai_base_url,
-            anthropic_api_key=secret(settings.anthropic_api_key),
-            anthropic_base_url=settings.anthropic_base_url,
-        ),
-        ALL_TOOLS,
-    )
+    models = Models(model_settings(settings), ALL_TOOLS)
     if found := models.problems(catalog):
         raise ConfigError(found)
 
     db = Database(settings.baton_database_url)
     await db.create_all()
-    client = slack_client(settings)
+    telemetry = telemetry or telemetry_from(settings)
+    client = slack_client(settings, telemetry.metrics)
     gateway = SlackToolGateway(client)
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
@@ -179,6 +207,7 @@ async def create(
         sinks=sinks,
         tool_context=tool_context,
         limits=limits or limits_from(settings),
+        telemetry=telemetry,
     )
     baton = Baton(
         settings=settings,
@@ -195,6 +224,7 @@ async def create(
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
+        telemetry=telemetry,
     )
     holder["baton"] = baton
 

@@ -5,6 +5,7 @@ Nothing else in Baton reads `os.environ`: the bot hands what each part needs to 
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +15,13 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from storage.db import normalize_url
 
 Mode = Literal["socket", "http"]
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"  # one readable line per record
+    JSON = "json"  # one JSON object per line, for log collectors
 
 
 class ConfigError(Exception):
@@ -52,9 +60,18 @@ class Settings(BaseSettings):
     baton_task_timeout: float = Field(default=180.0, gt=0)
     baton_run_deadline: float = Field(default=600.0, gt=0)
     baton_budget_usd: float | None = Field(default=None, gt=0)
-    baton_log_level: str = "INFO"
+    # Unset: INFO for `baton run`, WARNING for the sandbox (its console stays quiet).
+    baton_log_level: str | None = None
+    # Unset: text when the log goes to a terminal, JSON otherwise (a file, a collector).
+    baton_log_format: LogFormat | None = None
     # A schedule's fire missed while Baton was down runs late if it is at most this old (s).
     baton_schedule_grace: float = Field(default=600.0, ge=0)
+
+    # OpenTelemetry: traces are exported over OTLP/HTTP only when an endpoint is set.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_service_name: str = "baton"
+    # Prompts, answers and tool arguments in spans: off unless asked for.
+    otel_instrumentation_genai_capture_message_content: bool = False
 
     @field_validator("baton_http_allow_hosts", mode="before")
     @classmethod
@@ -148,4 +165,12 @@ def check_common(settings: Settings) -> list[str]:
         )
     if settings.baton_agents_file is not None and not settings.baton_agents_file.is_file():
         problems.append(f"BATON_AGENTS_FILE: no such file: {settings.baton_agents_file}")
+    level = settings.baton_log_level
+    if level is not None and level.upper() not in LOG_LEVELS:
+        problems.append(f"BATON_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not '{level}'")
+    endpoint = settings.otel_exporter_otlp_endpoint
+    if endpoint and not endpoint.startswith(("https://", "http://")):
+        problems.append(
+            "OTEL_EXPORTER_OTLP_ENDPOINT must be the collector's http(s) base URL, e.g. http://127.0.0.1:4318"
+        )
     return problems

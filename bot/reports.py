@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from agents.spec import Catalog
+from agents.telemetry import trace_id_of
 from bot.blocks import (
     RUN_STATUS_TEXT,
     STATUS_EMOJI,
@@ -69,9 +70,10 @@ def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
         blocks.append(section("\n".join(lines)))
     if run.error:
         blocks.append(section(f":warning: {escape(truncate(run.error, 1000))}"))
-    blocks.append(
-        context(f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}")
-    )
+    total = f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}"
+    if trace_id := trace_id_of(run.traceparent):
+        total += f" · trace `{trace_id}`"
+    blocks.append(context(total))
     return blocks
 
 

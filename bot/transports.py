@@ -8,13 +8,14 @@ import logging
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from sqlalchemy import text
 
 from bot.app import Baton
 from bot.approvals import expire_and_resume
 from bot.config import secret
 from bot.manifest import EVENTS_PATH
+from bot.metrics import metrics_route
 from orchestration.engine import interrupted_runs
+from storage import stats
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,18 @@ async def resume_interrupted(baton: Baton) -> None:
 
 
 def web_app(baton: Baton) -> web.Application:
-    """Bolt's aiohttp app (signature checks included) plus a health check."""
+    """Bolt's aiohttp app (signature checks included), a health check and the metrics."""
     app = baton.app.web_app(path=EVENTS_PATH)
 
     async def healthz(_: web.Request) -> web.Response:
         try:
-            async with baton.db.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await stats.reachable(baton.db)
         except Exception as e:
             return web.json_response({"ok": False, "database": str(e)}, status=503)
         return web.json_response({"ok": True})
 
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_route(baton))
     return app
 
 

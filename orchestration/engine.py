@@ -19,6 +19,7 @@ from agents.errors import ModelError
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.spec import Catalog
+from agents.telemetry import Telemetry
 from agents.tools.base import Tool, ToolContext
 from agents.tools.extract import plain
 from orchestration.errors import PlanningError
@@ -38,6 +39,7 @@ from orchestration.limits import Limits
 from orchestration.planning import plan_for, thread_context, usage_hook
 from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
+from orchestration.telemetry import traced_run, with_run_id
 from storage import approvals, runs
 from storage.db import Database, utcnow
 from storage.models import ApprovalStatus, Run, RunStatus, TaskRow, TaskStatus
@@ -63,8 +65,10 @@ class Orchestrator:
         sinks: SinkFactory,
         tool_context: ToolContextFactory,
         limits: Limits | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.db = db
+        self.telemetry = telemetry or Telemetry.off()
         self.catalog = catalog
         self.models = models
         self.limits = limits or Limits()
@@ -89,6 +93,7 @@ class Orchestrator:
             tool_context=tool_context,
         )
 
+    @with_run_id
     async def execute(self, run_id: str) -> None:
         """Start or continue a run. Returns when it is finished or waiting; never raises."""
         while True:
@@ -120,6 +125,7 @@ class Orchestrator:
             await asyncio.sleep(self.limits.lease_seconds / 3)
             await runs.acquire_lease(self.db, run_id, self.owner, seconds=self.limits.lease_seconds)
 
+    @traced_run
     async def _advance(self, run_id: str) -> None:
         run = await runs.get_run(self.db, run_id)
         if run is None or run.status.is_final:

@@ -6,6 +6,7 @@ from agents.messages import Usage
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.spec import Catalog
+from agents.telemetry import record_usage
 from orchestration.errors import PlanningError
 from orchestration.limits import Limits
 from orchestration.plan import Plan, from_playbook, problems
@@ -42,14 +43,16 @@ def usage_hook(
     """Adds each model call's tokens and cost to the task and the run as it happens."""
 
     async def hook(usage: Usage) -> None:
+        cost = prices.cost(ref, usage)
         await runs.add_usage(
             db,
             run_id,
             task_id,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
-            cost_usd=prices.cost(ref, usage),
+            cost_usd=cost,
         )
+        record_usage(ref, usage, cost)
 
     return hook
 

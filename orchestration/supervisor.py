@@ -14,6 +14,7 @@ from agents.providers.base import TextSink
 from agents.providers.registry import Binding
 from agents.retry import RetryPolicy, call_with_retries
 from agents.spec import Catalog
+from agents.telemetry import call_model
 from orchestration.errors import PlanningError
 from orchestration.plan import Plan, PlannedTask, problems
 
@@ -177,7 +178,7 @@ async def _ask(
     on_text: TextSink | None = None,
 ) -> ModelResponse:
     async def call() -> ModelResponse:
-        return await binding.provider.complete(req, on_text=on_text)
+        return await call_model(binding.provider, req, on_text=on_text)
 
     response = await call_with_retries(call, policy=retry)
     await usage(response.usage)

@@ -26,6 +26,7 @@ from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.limits import Limits
 from orchestration.planning import usage_hook
+from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, runs, tool_calls
 from storage.db import Database, utcnow
 from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus
@@ -55,6 +56,7 @@ class TaskRunner:
         self.gates = gates
         self.tool_context = tool_context
 
+    @traced_task
     async def run(self, run: Run, task: TaskRow, show: Show) -> None:
         """Run the task to a final state or to a gate. Never raises (but for cancellation)."""
         attempt = task.attempts + 1
@@ -207,6 +209,7 @@ class TaskRunner:
             )
         return decided
 
+    @traced_tool
     async def _perform(
         self, run: Run, task: TaskRow, tool: Tool, args: BaseModel, call: ToolCall
     ) -> ToolResult:

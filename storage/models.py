@@ -85,6 +85,8 @@ class Run(SQLModel, table=True):
     status_message_ts: str | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    # W3C traceparent of the run's first span: later stretches of the run continue its trace.
+    traceparent: str | None = None
 
 
 class TaskRow(SQLModel, table=True):

@@ -199,3 +199,9 @@ async def set_status_message(db: Database, run_id: str, ts: str | None) -> None:
     """Remember where the run's progress is shown (not a state change: no event)."""
     async with db.session() as s:
         await s.exec(update(Run).where(col(Run.id) == run_id).values(status_message_ts=ts))
+
+
+async def set_traceparent(db: Database, run_id: str, traceparent: str) -> None:
+    """Remember the run's trace so that every later stretch joins it (not a state change)."""
+    async with db.session() as s:
+        await s.exec(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent))

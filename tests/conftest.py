@@ -140,6 +140,12 @@ def _no_real_network_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "BATON_MODEL",
         "BATON_AGENTS_FILE",
         "BATON_DATABASE_URL",
+        "BATON_LOG_FORMAT",
+        "BATON_LOG_LEVEL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_SERVICE_NAME",
+        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
     ):
         monkeypatch.delenv(var, raising=False)
     yield

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
+from agents.telemetry import Telemetry
 from bot.app import Baton, create
 from bot.config import Settings
 from bot.progress import ProgressOptions
@@ -231,10 +232,15 @@ async def running_bot(
     *,
     progress: ProgressOptions = FAST,
     limits: Limits | None = None,
+    telemetry: Telemetry | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Bot]:
     baton = await create(
-        settings_for(slack, db_url, **overrides), mode="http", progress=progress, limits=limits
+        settings_for(slack, db_url, **overrides),
+        mode="http",
+        progress=progress,
+        limits=limits,
+        telemetry=telemetry,
     )
     runner = web.AppRunner(web_app(baton), access_log=None)
     await runner.setup()
