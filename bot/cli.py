@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import errno
-import logging
 import signal
 import sys
 
 from bot.config import ConfigError, Mode, Settings, check, load_settings
+from bot.logs import configure_logging
 
 NO_CREDENTIALS = """Baton needs Slack credentials to talk to Slack. Set them in the environment or in .env:
   SLACK_BOT_TOKEN=xoxb-…      (OAuth & Permissions → Bot User OAuth Token)
@@ -59,14 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except ConfigError as e:
         return _config_failed(e)
-    logging.basicConfig(
-        level=settings.baton_log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    sandbox_instead = args.command == "run" and not args.http and not _any_slack_variable(settings)
+    configure_logging(settings, quiet=args.command == "sandbox" or sandbox_instead)
     if args.command == "sandbox":
         return _run_sandbox(settings, args.port)
     mode: Mode = "http" if args.http else "socket"
-    if not args.http and not _any_slack_variable(settings):
+    if sandbox_instead:
         print(SANDBOX_INSTEAD, flush=True)
         return _run_sandbox(settings, None, hinted=True)
     if not settings.has_slack_credentials and not args.http:
@@ -129,8 +127,6 @@ def _run_sandbox(settings: Settings, port: int | None, *, hinted: bool = False) 
     Prints the page's URL and one line on what runs behind it (and, unless `hinted` already
     said so, how to connect real Slack).
     """
-    # Every request would otherwise be logged; the page is the place to watch them.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(_sandbox(settings, port, hinted=hinted))
     return 0
