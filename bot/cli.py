@@ -1,4 +1,4 @@
-"""`baton`: run the bot, open the sandbox, or print the app manifest."""
+"""`baton`: run the bot, open the sandbox, check a deployment, or print the app manifest."""
 
 from __future__ import annotations
 
@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument(
         "--port", type=int, default=None, help="port of the page (default 8765; 0: any free port)"
     )
+    checkup = sub.add_parser(
+        "doctor",
+        help="check the configuration, the database, Slack and each model; one line each",
+    )
+    checkup.add_argument(
+        "--http", action="store_true", help="check for HTTP mode (as `baton run --http`)"
+    )
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public https URL of Baton for HTTP mode")
     args = parser.parse_args(argv)
@@ -55,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return 0
 
+    if args.command == "doctor":
+        from bot.doctor import doctor
+
+        try:
+            return doctor(load_settings(), "http" if args.http else "socket")
+        except ConfigError as e:
+            return doctor(e, "http" if args.http else "socket")
     try:
         settings = load_settings()
     except ConfigError as e:

@@ -45,3 +45,10 @@ def _events_url(url: str) -> str:
     if base.endswith(EVENTS_PATH):
         return base
     return base + EVENTS_PATH
+
+
+def bot_scopes() -> list[str]:
+    """The bot token scopes the manifest asks for."""
+    text = files("bot").joinpath("manifest.yml").read_text(encoding="utf-8")
+    manifest: dict[str, Any] = yaml.safe_load(text)
+    return list(manifest["oauth_config"]["scopes"]["bot"])
