@@ -103,7 +103,7 @@ def _config_failed(e: ConfigError) -> int:
 
 async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
-    from bot.transports import forever, serve_http, serve_socket
+    from bot.transports import forever, serve_http, serve_operator_routes, serve_socket
 
     try:
         baton = await create(settings, mode=mode)
@@ -118,10 +118,14 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
                 await runner.cleanup()
         else:
             handler = await serve_socket(baton)
+            ops_port = settings.baton_metrics_port
+            ops = await serve_operator_routes(baton, port=ops_port) if ops_port else None
             try:
                 await forever()
             finally:
                 await handler.close_async()  # type: ignore[no-untyped-call]
+                if ops is not None:
+                    await ops.cleanup()
     finally:
         await baton.close()
     return 0

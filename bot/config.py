@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     baton_model: str | None = None
     baton_agents_file: Path | None = None
     baton_port: int = Field(default=3000, ge=1, le=65535)
+    # Socket Mode serves no HTTP: with this port, `/healthz` and `/metrics` are served there.
+    baton_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     # Show progress with Slack's streaming API (off: one status message edited in place).
     baton_streaming: bool = True

@@ -51,6 +51,12 @@ async def resume_interrupted(baton: Baton) -> None:
 def web_app(baton: Baton) -> web.Application:
     """Bolt's aiohttp app (signature checks included), a health check and the metrics."""
     app = baton.app.web_app(path=EVENTS_PATH)
+    add_operator_routes(app, baton)
+    return app
+
+
+def add_operator_routes(app: web.Application, baton: Baton) -> None:
+    """`GET /healthz` (the database answers) and `GET /metrics` (Prometheus)."""
 
     async def healthz(_: web.Request) -> web.Response:
         try:
@@ -61,7 +67,18 @@ def web_app(baton: Baton) -> web.Application:
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_route(baton))
-    return app
+
+
+async def serve_operator_routes(baton: Baton, *, host: str = "0.0.0.0", port: int) -> web.AppRunner:
+    """`/healthz` and `/metrics` on their own port: Socket Mode serves no HTTP otherwise."""
+    app = web.Application()
+    add_operator_routes(app, baton)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    log.info("Health and metrics on http://%s:%d/healthz and /metrics", host, bound)
+    return runner
 
 
 async def serve_http(baton: Baton, *, host: str = "0.0.0.0", port: int) -> web.AppRunner:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from agents.retry import RetryPolicy
 from bot import approval_blocks as ui
 from bot.sandbox.web_api import SlackStandIn
+from bot.transports import serve_operator_routes
 from orchestration.limits import Limits
 from storage import runs
 from storage.db import utcnow
@@ -284,3 +285,26 @@ async def drop_database(url: str) -> None:
         await admin.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def test_socket_mode_can_serve_health_and_metrics_on_a_port_of_their_own(
+    slack: SlackStandIn, sqlite_url: str, site: Site
+) -> None:
+    async with running_bot(slack, sqlite_url) as bot:
+        await bot.mention(f"is {site.url('/ok')} up?")
+        await bot.idle()
+        ops = await serve_operator_routes(bot.baton, host="127.0.0.1", port=0)
+        root = f"http://127.0.0.1:{ops.addresses[0][1]}"
+        try:
+            async with bot.session.get(f"{root}/metrics") as resp:
+                families = {f.name for f in text_string_to_metric_families(await resp.text())}
+            async with bot.session.get(f"{root}/healthz") as resp:
+                health = (resp.status, await resp.json())
+            async with bot.session.post(f"{root}/slack/events", data=b"{}") as resp:
+                events_status = resp.status
+        finally:
+            await ops.cleanup()
+
+    assert {"baton_runs", "baton_slack_calls", "baton_approvals_waiting"} <= families
+    assert health == (200, {"ok": True})
+    assert events_status == 404
