@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     # Prompts, answers and tool arguments in spans: off unless asked for.
     otel_instrumentation_genai_capture_message_content: bool = False
 
+    @field_validator("baton_log_level")
+    @classmethod
+    def _known_level(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not '{value}'")
+        return value.upper()
+
     @field_validator("baton_http_allow_hosts", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
@@ -167,9 +176,6 @@ def check_common(settings: Settings) -> list[str]:
         )
     if settings.baton_agents_file is not None and not settings.baton_agents_file.is_file():
         problems.append(f"BATON_AGENTS_FILE: no such file: {settings.baton_agents_file}")
-    level = settings.baton_log_level
-    if level is not None and level.upper() not in LOG_LEVELS:
-        problems.append(f"BATON_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not '{level}'")
     endpoint = settings.otel_exporter_otlp_endpoint
     if endpoint and not endpoint.startswith(("https://", "http://")):
         problems.append(

@@ -162,3 +162,18 @@ async def test_baton_run_writes_json_lines_when_its_log_is_not_a_terminal(tmp_pa
         await proc.wait()
     assert logged[-1]["level"] == "INFO"
     assert logged[-1]["message"] == f"Baton is listening on http://0.0.0.0:{port}/slack/events"
+
+
+def test_an_unknown_log_level_stops_start_up_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("BATON_LOG_LEVEL", "chatty")
+    monkeypatch.chdir(Path(__file__).parent)  # no .env here
+    assert main(["run", "--http"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "Baton cannot start:",
+        "  - BATON_LOG_LEVEL: Value error, must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not 'chatty'",
+    ]
