@@ -17,8 +17,8 @@ from agents.errors import ModelBehaviorError, ToolError, TransientModelError
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from agents.providers.base import ModelProvider
 from agents.retry import RetryPolicy, call_with_retries
+from agents.spans import call_model
 from agents.spec import AgentSpec
-from agents.telemetry import call_model
 from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
 

@@ -13,8 +13,8 @@ from agents.messages import Message, ModelRequest, ModelResponse, Usage
 from agents.providers.base import TextSink
 from agents.providers.registry import Binding
 from agents.retry import RetryPolicy, call_with_retries
+from agents.spans import call_model
 from agents.spec import Catalog
-from agents.telemetry import call_model
 from orchestration.errors import PlanningError
 from orchestration.plan import Plan, PlannedTask, problems
 

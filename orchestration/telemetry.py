@@ -16,18 +16,10 @@ from typing import Any, Protocol, TypeVar
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import BaseModel
 
+from agents.genai import RUN_STATUS_ATTR, TASK_STATUS_ATTR
 from agents.messages import ToolCall
-from agents.telemetry import (
-    RUN_ID,
-    RUN_STATUS_ATTR,
-    TASK_STATUS_ATTR,
-    Telemetry,
-    run_span,
-    task_span,
-    tool_result,
-    tool_span,
-    traceparent,
-)
+from agents.spans import run_span, task_span, tool_result, tool_span
+from agents.telemetry import RUN_ID, Telemetry, traceparent
 from agents.tools.base import Tool, ToolResult
 from storage import runs
 from storage.db import Database, utcnow
