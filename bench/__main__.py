@@ -6,6 +6,7 @@
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
+- first start: `make run` in a fresh copy, nothing installed or cached, until the sandbox's URL
 """
 
 from __future__ import annotations
@@ -261,6 +262,12 @@ async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
     return await fire_race()
 
 
+async def first_start(_: Site) -> list[tuple[str, str, str]]:
+    from bench.first_start import first_start as measure
+
+    return await measure()
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -270,6 +277,7 @@ async def main() -> None:
         approval_race,
         page_latency,
         schedule_race,
+        first_start,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

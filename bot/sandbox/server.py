@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Self
@@ -82,8 +83,10 @@ class SandboxPage(LocalServer):
         app.router.add_post("/api/faults", self._fault)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
-        await super().start(host, port)
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Self:
+        await super().start(host, port, sock=sock)
         # Permalinks and the workspace's address lead here, as Slack's lead to its client.
         self.slack.workspace.web_url = self.url
         return self
