@@ -92,8 +92,8 @@ class SandboxPage(LocalServer):
         return self
 
     async def stop(self) -> None:
-        self.hub.close()
-        await super().stop()  # open sockets are closed by the runner's shutdown
+        await self.hub.close()
+        await super().stop()
 
     # reading
 
