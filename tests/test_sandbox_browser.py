@@ -244,6 +244,27 @@ async def test_the_page_shows_each_web_api_call_as_it_happens(sandbox: Sandbox, 
     await expect(page.locator("#messages .message b").first).to_have_text("update")
 
 
+async def test_a_question_in_the_assistant_container_is_answered_in_its_thread(
+    sandbox: Sandbox, laptop: Page
+) -> None:
+    page = laptop
+    await open_as(page, sandbox.url, "U0ALICE")
+    await page.click("#assistant-toggle")
+    panel = page.locator("#assistant-pane")
+    await expect(panel).to_be_visible()
+
+    await type_in(page, f"is {sandbox.shop.url}/health up?", composer="#assistant-composer")
+
+    answer = panel.locator(".message", has_text="tokens")
+    await expect(answer).to_contain_text("/health → 200", timeout=WAIT_MS)
+    [thread] = sandbox.slack.snapshot()["assistant_threads"]
+    replies = sandbox.slack.thread("D0ALICE", thread["thread_ts"])
+    assert replies[1].text == f"is <{sandbox.shop.url}/health> up?"
+    assert replies[-1].user == "U0BATON"
+    # The channel itself is left as it was.
+    await expect(page.locator("#messages .message")).to_have_count(0)
+
+
 async def test_the_api_log_fits_1280_px_shows_slacks_reply_and_stays_at_the_newest_call(
     sandbox: Sandbox, laptop: Page
 ) -> None:

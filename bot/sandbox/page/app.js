@@ -586,7 +586,7 @@
     const dm = myDm();
     const thread = S.assistant ? S.threads.get(`${dm}/${S.assistant}`) : null;
     $("#assistant-name").textContent = personName(S.bot.id);
-    $("#assistant-title").textContent = thread ? threadTitle(dm, S.assistant) : "";
+    $("#assistant-title").textContent = (thread && thread.title) || "";
     const context = $("#assistant-context");
     context.textContent =
       thread && thread.context_channel ? `Baton can see you are in ${contextLabel(thread.context_channel)}` : "";
@@ -597,7 +597,7 @@
         node("p", "assistant-welcome", thread ? "Ask Baton anything here; it sees which channel you are in." : "Opening…"),
       );
     }
-    if (S.assistantNote) items.push(node("p", "assistant-note", S.assistantNote));
+    if (S.assistantNote) items.unshift(node("p", "assistant-note", S.assistantNote));
     redraw($("#assistant-messages"), items);
     drawPrompts(thread, replies);
     statusLine($("#assistant-status"), dm, S.assistant);
