@@ -190,7 +190,7 @@ async def test_a_request_streams_its_plan_and_an_approver_approves_it(
     await shot(page, "05-after-reload")
     if UPDATE_SHOTS:
         # Tall enough for the whole thread: request, plan, approval, answer.
-        await page.set_viewport_size({"width": 1280, "height": 1220})
+        await page.set_viewport_size({"width": 1440, "height": 1400})
         await page.locator("#thread-messages").evaluate("list => { list.scrollTop = 0; }")
         await page.screenshot(path=README_SHOT)
 
