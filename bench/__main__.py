@@ -7,6 +7,7 @@
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
 - telemetry: the same offline runs with tracing and metrics off and on (OTLP to a local collector)
+- first start: `make run` in a fresh copy, nothing installed or cached, until the sandbox's URL
 """
 
 from __future__ import annotations
@@ -266,6 +267,10 @@ async def telemetry(site: Site) -> list[tuple[str, str, str]]:
     from bench.telemetry import telemetry_cost
 
     return await telemetry_cost(site)
+async def first_start(_: Site) -> list[tuple[str, str, str]]:
+    from bench.first_start import first_start as measure
+
+    return await measure()
 
 
 async def main() -> None:
@@ -278,6 +283,7 @@ async def main() -> None:
         page_latency,
         schedule_race,
         telemetry,
+        first_start,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import errno
 import signal
+import socket
 import sys
 
 from bot.config import ConfigError, Mode, Settings, check, load_settings
@@ -17,12 +18,6 @@ NO_CREDENTIALS = """Baton needs Slack credentials to talk to Slack. Set them in 
   SLACK_APP_TOKEN=xapp-…      (Socket Mode: Basic Information → App-Level Tokens, scope connections:write)
   SLACK_SIGNING_SECRET=…      (HTTP mode, `baton run --http`: Basic Information → Signing Secret)
 Create the app from manifest.yml first (README: "Create the Slack app")."""
-
-SANDBOX_INSTEAD = (
-    "No Slack credentials: starting the local sandbox. To connect Slack, set SLACK_BOT_TOKEN "
-    'and SLACK_APP_TOKEN (or SLACK_SIGNING_SECRET with --http); README: "Create the Slack app".'
-)
-CONNECT_SLACK = "Real Slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN, then `baton run`."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         "--http", action="store_true", help="serve Slack over HTTP instead of Socket Mode"
     )
     run.add_argument(
-        "--port", type=int, default=None, help="HTTP port (default: BATON_PORT, else 3000)"
+        "--port",
+        type=int,
+        default=None,
+        help="HTTP port (default: BATON_PORT, else 3000); without Slack credentials, the sandbox's",
     )
     sandbox = sub.add_parser("sandbox", help="a local Slack stand-in in your browser, offline")
     sandbox.add_argument(
@@ -79,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_sandbox(settings, args.port)
     mode: Mode = "http" if args.http else "socket"
     if sandbox_instead:
-        print(SANDBOX_INSTEAD, flush=True)
-        return _run_sandbox(settings, None, hinted=True)
+        # Nothing configured yet: the sandbox, whose page says how to connect real Slack.
+        return _run_sandbox(settings, args.port)
     if not settings.has_slack_credentials and not args.http:
         print(NO_CREDENTIALS)
         return 1
@@ -139,44 +137,41 @@ def _any_slack_variable(settings: Settings) -> bool:
     )
 
 
-def _run_sandbox(settings: Settings, port: int | None, *, hinted: bool = False) -> int:
+def _run_sandbox(settings: Settings, port: int | None) -> int:
     """The local Slack stand-in with Baton behind it, until Ctrl-C (or SIGTERM).
 
-    Prints the page's URL and one line on what runs behind it (and, unless `hinted` already
-    said so, how to connect real Slack).
+    A normal start prints one line, the page's URL; the console shows warnings and errors only
+    (unless BATON_LOG_LEVEL asks for more), since the page is the place to watch what happens.
     """
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_sandbox(settings, port, hinted=hinted))
+        return asyncio.run(_sandbox(settings, port))
     return 0
 
 
-async def _sandbox(settings: Settings, port: int | None, *, hinted: bool) -> int:
+async def _sandbox(settings: Settings, port: int | None) -> int:
     from bot.sandbox.launch import DEFAULT_PORT, Sandbox
 
-    sandbox = Sandbox(settings)
     try:
-        try:
-            url = await sandbox.start(port=DEFAULT_PORT if port is None else port)
-        except OSError as e:
-            if port is not None or e.errno != errno.EADDRINUSE:
-                raise
-            # The usual port is taken (another sandbox?): any free one will do.
-            sandbox = Sandbox(settings)
-            url = await sandbox.start(port=0)
-    except ConfigError as e:
-        return _config_failed(e)
+        place = await page_socket(port)
     except OSError as e:
         wanted = DEFAULT_PORT if port is None else port
         print(f"baton sandbox: cannot listen on port {wanted}: {e.strerror}", file=sys.stderr)
         return 2
-    model = sandbox.model
+    if isinstance(place, str):
+        print(
+            f"Baton sandbox: {place} is already running; `baton sandbox --port 0` starts another.",
+            flush=True,
+        )
+        return 0
+    sandbox = Sandbox(settings)
+    try:
+        url = await sandbox.start(sock=place)
+    except ConfigError as e:
+        return _config_failed(e)
+    finally:
+        if sandbox.page is None:
+            place.close()
     print(f"Baton sandbox: {url}", flush=True)
-    print(
-        f"Model {model}{' (offline)' if model == 'rules' else ''}, "
-        f"{'your' if sandbox.own_catalog else 'demo'} catalog, a temporary database "
-        "(deleted on exit)." + ("" if hinted else f" {CONNECT_SLACK}"),
-        flush=True,
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
@@ -186,6 +181,53 @@ async def _sandbox(settings: Settings, port: int | None, *, hinted: bool) -> int
     finally:
         await sandbox.stop()
     return 0
+
+
+async def page_socket(port: int | None, *, default: int | None = None) -> socket.socket | str:
+    """Where the sandbox's page will listen, taken before anything starts (so it starts once).
+
+    `port` None means the usual one (`default`, else 8765). A port held by another Baton
+    sandbox gives that sandbox's URL instead of a socket. When the usual port is held by
+    another program, any free port will do, and stderr says so; a port asked for by number
+    is that port or an OSError.
+    """
+    from bot.sandbox.launch import DEFAULT_PORT, HOST
+    from bot.sandbox.local_server import listening
+
+    usual = DEFAULT_PORT if default is None else default
+    wanted = usual if port is None else port
+    try:
+        return listening(HOST, wanted)
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        running = f"http://{HOST}:{wanted}/"
+        if await _is_sandbox(running):
+            return running
+        if port is not None:
+            raise
+    sock = listening(HOST, 0)
+    print(
+        f"Port {usual} is taken by another program: the sandbox uses port "
+        f"{sock.getsockname()[1]} instead.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return sock
+
+
+async def _is_sandbox(url: str) -> bool:
+    """Whether `url` is a Baton sandbox's page (another `baton sandbox` holds the port)."""
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
+            session.get(url) as page,
+        ):
+            return page.status == 200 and "<title>Baton sandbox</title>" in await page.text()
+    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
+        return False
 
 
 if __name__ == "__main__":

@@ -474,3 +474,53 @@ async def test_unknown_blocks_and_elements_show_a_visible_placeholder(draw: Rend
 
     assert drawn.unknown == ["Unsupported block: call", "Unsupported element: static_select"]
     assert "still here" in drawn.text and len(drawn.blocks) == 3
+
+
+async def test_feedback_buttons_and_an_emoji_element_render_as_slack_shows_them(
+    draw: Renderer,
+) -> None:
+    drawn = await draw.blocks(
+        [
+            {
+                "type": "rich_text",
+                "elements": [
+                    {
+                        "type": "rich_text_section",
+                        "elements": [
+                            {"type": "text", "text": "shipped "},
+                            {"type": "emoji", "name": "tada", "unicode": "1f389"},
+                            {"type": "text", "text": " :rocket:"},
+                        ],
+                    }
+                ],
+            },
+            {
+                "type": "context_actions",
+                "elements": [
+                    {
+                        "type": "feedback_buttons",
+                        "action_id": "answer_feedback",
+                        "positive_button": {
+                            "text": {"type": "plain_text", "text": "Good answer"},
+                            "value": "good",
+                        },
+                        "negative_button": {
+                            "text": {"type": "plain_text", "text": "Bad answer"},
+                            "value": "bad",
+                        },
+                    },
+                    {
+                        "type": "icon_button",
+                        "icon": "trash",
+                        "text": {"type": "plain_text", "text": "Delete"},
+                        "action_id": "delete",
+                    },
+                ],
+            },
+        ]
+    )
+
+    assert drawn.unknown == [] and drawn.blocks == ["bk-rich-text", "bk-context-actions"]
+    # An emoji element is drawn; a shortcode inside a text element is text, as in Slack.
+    assert "shipped 🎉 :rocket:" in drawn.text
+    assert "Good answer" in drawn.text and "Bad answer" in drawn.text

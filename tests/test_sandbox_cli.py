@@ -1,4 +1,5 @@
-"""`baton sandbox` and `baton run` without Slack credentials, as real processes."""
+"""`baton sandbox` and `baton run` without Slack credentials, as real processes: one line on
+stdout (the page's URL), nothing chatty on the console, and one sandbox per port."""
 
 from __future__ import annotations
 
@@ -12,13 +13,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import pytest
+
+from bot.cli import page_socket
+from tests.harness import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-URL_LINE = re.compile(r"^Baton sandbox: (http://127\.0\.0\.1:\d+/)$")
+URL_LINE = re.compile(r"^Baton sandbox: (http://127\.0\.0\.1:(\d+)/)$")
 
 
 @asynccontextmanager
-async def baton(*args: str, cwd: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+async def baton(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """`baton <args>` in a clean environment (no Slack variables, no .env), stopped afterwards."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -26,7 +33,7 @@ async def baton(*args: str, cwd: Path) -> AsyncIterator[asyncio.subprocess.Proce
         "bot.cli",
         *args,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(cwd)},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HOME": str(cwd), **(env or {})},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -38,81 +45,117 @@ async def baton(*args: str, cwd: Path) -> AsyncIterator[asyncio.subprocess.Proce
             await process.wait()
 
 
-async def lines_until_url(process: asyncio.subprocess.Process) -> tuple[list[str], str]:
+async def first_line(process: asyncio.subprocess.Process) -> str:
     assert process.stdout is not None
-    lines: list[str] = []
-    while True:
-        raw = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-        assert raw, f"baton exited before printing a URL; printed {lines}"
-        line = raw.decode().rstrip("\n")
-        lines.append(line)
-        if match := URL_LINE.match(line):
-            return lines, match.group(1)
+    raw = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+    assert raw, "baton exited before printing anything"
+    return raw.decode().rstrip("\n")
 
 
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
-
-
-def crashes(err: str) -> list[str]:
-    """Log records in stderr that carry a traceback."""
-    records: list[str] = []
-    for line in err.splitlines():
-        if LOG_LINE.match(line) or not records:
-            records.append(line)
-        else:
-            records[-1] += "\n" + line
-    return [r for r in records if "Traceback" in r]
-
-
-async def stop(process: asyncio.subprocess.Process, sig: signal.Signals) -> tuple[int, str]:
+async def stop(process: asyncio.subprocess.Process, sig: signal.Signals) -> tuple[int, str, str]:
+    """Stop it; its exit code and everything else it printed on stdout and stderr."""
     process.send_signal(sig)
-    _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode is not None
-    return process.returncode, err.decode()
+    return process.returncode, out.decode(), err.decode()
 
 
-async def test_baton_sandbox_prints_one_url_whose_page_and_state_answer(tmp_path: Path) -> None:
-    async with baton("sandbox", "--port", "0", cwd=tmp_path) as process:
-        lines, url = await lines_until_url(process)
-        assert len(lines) == 1
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url) as page:
-                assert page.status == 200 and "<title>Baton sandbox</title>" in await page.text()
-            async with session.get(f"{url}api/state", params={"user": "U0ALICE"}) as state:
-                body = await state.json()
-        assert process.stdout is not None
-        rest = (await asyncio.wait_for(process.stdout.readline(), timeout=5)).decode()
-        code, err = await stop(process, signal.SIGTERM)
-
-    assert {c["name"] for c in body["channels"]} >= {"general", "random", "deploys", "alice"}
-    assert [u["real_name"] for u in body["users"]] == ["Alice", "Bob", "Carol"]
-    assert body["info"]["model"] == "rules"
-    assert "temporary database" in rest and "SLACK_BOT_TOKEN" in rest
-    assert code == 0 and crashes(err) == []
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-async def test_baton_run_without_credentials_opens_the_sandbox_and_says_how_to_connect_slack(
+async def test_baton_sandbox_prints_exactly_one_line_the_url_of_a_page_that_answers(
     tmp_path: Path,
 ) -> None:
-    async with baton("run", cwd=tmp_path) as process:
-        lines, url = await lines_until_url(process)
-        async with aiohttp.ClientSession() as session, session.get(url) as page:
+    async with baton("sandbox", "--port", "0", cwd=tmp_path) as process:
+        line = await first_line(process)
+        match = URL_LINE.match(line)
+        assert match, line
+        async with aiohttp.ClientSession() as session:
+            async with session.get(match.group(1)) as page:
+                assert page.status == 200 and "<title>Baton sandbox</title>" in await page.text()
+            async with session.get(match.group(1) + "api/state", params={"user": "U0ALICE"}) as s:
+                body = await s.json()
+            # Work behind the page (a run, the scheduler) logs at INFO: none of it may show.
+            async with session.post(
+                match.group(1) + "api/messages",
+                json={"user": "U0ALICE", "channel": "C0GENERAL", "text": "@Baton run shop-health"},
+            ) as said:
+                assert (await said.json())["ok"]
+        code, rest, err = await stop(process, signal.SIGTERM)
+
+    assert rest == "", "stdout holds only the URL line"
+    assert code == 0 and "Traceback" not in err
+    assert "INFO" not in err and "/slack/events" not in err
+    assert {c["name"] for c in body["channels"]} >= {"general", "random", "deploys", "alice"}
+    assert [u["real_name"] for u in body["users"]] == ["Alice", "Bob", "Carol"]
+    assert body["info"]["model"] == "rules" and "SLACK_BOT_TOKEN" in body["info"]["real_slack"]
+
+
+async def test_baton_run_without_credentials_opens_the_sandbox_on_the_port_it_is_given(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    # What `make run ARGS="--port N"` runs.
+    async with baton("run", "--port", str(port), cwd=tmp_path) as process:
+        line = await first_line(process)
+        match = URL_LINE.match(line)
+        assert match and match.group(2) == str(port), line
+        async with aiohttp.ClientSession() as session, session.get(match.group(1)) as page:
             assert page.status == 200
-        code, err = await stop(process, signal.SIGINT)
+        code, rest, err = await stop(process, signal.SIGINT)
 
-    assert lines[0].startswith("No Slack credentials: starting the local sandbox.")
-    assert "SLACK_BOT_TOKEN" in lines[0] and "SLACK_APP_TOKEN" in lines[0]
-    assert code == 0 and crashes(err) == []
+    assert rest == "" and code == 0 and "Traceback" not in err
 
 
-async def test_a_port_that_is_taken_is_refused_with_a_clear_line(tmp_path: Path) -> None:
+async def test_a_second_sandbox_on_the_same_port_points_to_the_first_and_exits(
+    tmp_path: Path,
+) -> None:
+    async with running_sandbox() as first:
+        port = first.url.rsplit(":", 1)[1].strip("/")
+        async with baton("sandbox", "--port", port, cwd=tmp_path) as second:
+            out, err = await asyncio.wait_for(second.communicate(), timeout=60)
+
+    assert second.returncode == 0 and err.decode() == ""
+    assert out.decode().splitlines() == [
+        f"Baton sandbox: {first.url} is already running; `baton sandbox --port 0` starts another."
+    ]
+
+
+async def test_a_port_held_by_another_program_is_refused_with_a_clear_line(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         async with baton("sandbox", "--port", str(port), cwd=tmp_path) as process:
-            out, err = await asyncio.wait_for(process.communicate(), timeout=30)
+            out, err = await asyncio.wait_for(process.communicate(), timeout=60)
 
     assert process.returncode == 2 and out.decode() == ""
     assert f"baton sandbox: cannot listen on port {port}" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_the_usual_port_held_by_another_program_falls_back_to_a_free_one_and_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        usual = taken.getsockname()[1]
+        chosen = await page_socket(None, default=usual)
+
+    assert isinstance(chosen, socket.socket)
+    with chosen:
+        port = chosen.getsockname()[1]
+    assert port != usual
+    assert capsys.readouterr().err == (
+        f"Port {usual} is taken by another program: the sandbox uses port {port} instead.\n"
+    )
+
+
+async def test_the_usual_port_held_by_a_sandbox_gives_that_sandboxs_url() -> None:
+    async with running_sandbox() as first:
+        port = int(first.url.rsplit(":", 1)[1].strip("/"))
+        assert await page_socket(None, default=port) == first.url

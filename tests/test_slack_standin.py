@@ -186,7 +186,10 @@ async def test_permalink_reaction_and_lookups(slack: SlackStandIn, client: Async
     posted = await client.chat_postMessage(channel=GENERAL, text="look")
 
     link = await client.chat_getPermalink(channel=GENERAL, message_ts=posted["ts"])
-    assert link["permalink"].startswith(slack.url + f"archives/{GENERAL}/p")
+    assert link["permalink"] == slack.url + f"archives/{GENERAL}/p{posted['ts'].replace('.', '')}"
+    reply = await client.chat_postMessage(channel=GENERAL, thread_ts=posted["ts"], text="re")
+    reply_link = await client.chat_getPermalink(channel=GENERAL, message_ts=reply["ts"])
+    assert reply_link["permalink"].endswith(f"?thread_ts={posted['ts']}&cid={GENERAL}")
 
     await client.reactions_add(channel=GENERAL, name="eyes", timestamp=posted["ts"])
     assert slack.messages(GENERAL)[0].reactions == {"eyes": ["U0BATON"]}
@@ -226,6 +229,156 @@ async def test_status_shows_until_the_bot_replies_in_the_thread(
 
     await client.chat_postMessage(channel=ALICE_DM, thread_ts=question.ts, text="here you go")
     assert slack.status(ALICE_DM, question.ts) is None
+
+
+# the assistant container
+
+
+def feedback_block(**overrides: Any) -> dict[str, Any]:
+    element = {
+        "type": "feedback_buttons",
+        "action_id": "answer_feedback",
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "good"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "bad"},
+        **overrides,
+    }
+    return {"type": "context_actions", "elements": [element]}
+
+
+async def test_an_assistant_thread_takes_prompts_a_title_and_a_status_with_loading_messages(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    thread = slack.workspace.start_assistant_thread("U0ALICE", GENERAL)
+    prompts = [
+        {"title": "Check the shop", "message": "@Baton run shop-health"},
+        {"title": "What can you do?", "message": "help"},
+    ]
+
+    await client.assistant_threads_setSuggestedPrompts(
+        channel_id=ALICE_DM, thread_ts=thread.thread_ts, prompts=prompts, title="Try"
+    )
+    await client.assistant_threads_setTitle(
+        channel_id=ALICE_DM, thread_ts=thread.thread_ts, title="Is the shop up?"
+    )
+    await client.assistant_threads_setStatus(
+        channel_id=ALICE_DM,
+        thread_ts=thread.thread_ts,
+        status="is checking 2 URLs…",
+        loading_messages=["Knocking on the shop's door…"],
+    )
+
+    [shown] = slack.snapshot()["assistant_threads"]
+    assert shown["prompts"] == prompts and shown["prompts_title"] == "Try"
+    assert shown["title"] == "Is the shop up?" and shown["context_channel"] == GENERAL
+    assert slack.status(ALICE_DM, thread.thread_ts) == "is checking 2 URLs…"
+    assert slack.snapshot()["statuses"][0]["loading_messages"] == ["Knocking on the shop's door…"]
+    root = (await client.conversations_history(channel=ALICE_DM))["messages"][0]
+    assert root["subtype"] == "assistant_app_thread"
+    assert root["assistant_app_thread"]["title"] == "Is the shop up?"
+
+    await client.assistant_threads_setStatus(
+        channel_id=ALICE_DM, thread_ts=thread.thread_ts, status=""
+    )
+    assert slack.status(ALICE_DM, thread.thread_ts) is None
+
+
+@pytest.mark.parametrize(
+    ("prompts", "problem"),
+    [
+        (
+            [{"title": f"p{i}", "message": f"m{i}"} for i in range(5)],
+            "must contain at most 4 items [json-pointer:/prompts]",
+        ),
+        ([{"title": "no message"}], "must be a non-empty string [json-pointer:/prompts/0/message]"),
+        (["just text"], "must be an object [json-pointer:/prompts/0]"),
+    ],
+    ids=["five prompts", "no message", "not an object"],
+)
+async def test_prompts_breaking_slacks_rules_are_invalid_arguments(
+    slack: SlackStandIn, client: AsyncWebClient, prompts: list[Any], problem: str
+) -> None:
+    thread = slack.workspace.start_assistant_thread("U0ALICE", None)
+
+    error = await slack_error(
+        client.assistant_threads_setSuggestedPrompts(
+            channel_id=ALICE_DM, thread_ts=thread.thread_ts, prompts=prompts
+        )
+    )
+
+    assert error.response["error"] == "invalid_arguments"
+    assert error.response["errors"] == [problem]
+    assert slack.snapshot()["assistant_threads"][0]["prompts"] == []
+
+
+async def test_prompts_or_a_title_for_a_thread_that_is_not_an_assistant_thread_are_refused(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    question = await slack.post_as_user(ALICE_DM, "U0ALICE", "hi")
+
+    title = await slack_error(
+        client.assistant_threads_setTitle(channel_id=ALICE_DM, thread_ts=question.ts, title="x")
+    )
+    prompts = await slack_error(
+        client.assistant_threads_setSuggestedPrompts(
+            channel_id=ALICE_DM, thread_ts=question.ts, prompts=[{"title": "a", "message": "b"}]
+        )
+    )
+    nowhere = await slack_error(
+        client.assistant_threads_setStatus(channel_id="D0NOPE", thread_ts=question.ts, status="x")
+    )
+
+    assert title.response["error"] == prompts.response["error"] == "invalid_thread_ts"
+    assert nowhere.response["error"] == "channel_not_found"
+
+
+async def test_feedback_buttons_in_a_context_actions_block_are_accepted(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(
+        channel=GENERAL, text="the answer", blocks=[section("the answer"), feedback_block()]
+    )
+
+    assert slack.messages(GENERAL)[-1].blocks[1] == feedback_block()
+    assert posted["message"]["blocks"][1]["type"] == "context_actions"
+
+
+@pytest.mark.parametrize(
+    ("block", "problem"),
+    [
+        (
+            feedback_block(
+                positive_button={"text": {"type": "plain_text", "text": "y" * 76}, "value": "v"}
+            ),
+            "must be less than 76 characters [json-pointer:/blocks/0/elements/0/positive_button/text/text]",
+        ),
+        (
+            feedback_block(negative_button={"text": {"type": "plain_text", "text": "no"}}),
+            "missing required field: value [json-pointer:/blocks/0/elements/0/negative_button]",
+        ),
+        (
+            feedback_block(
+                positive_button={"text": {"type": "mrkdwn", "text": "*y*"}, "value": "v"}
+            ),
+            "must be a plain_text object [json-pointer:/blocks/0/elements/0/positive_button/text]",
+        ),
+        (
+            {"type": "context_actions", "elements": [{"type": "button", "action_id": "b"}]},
+            "must be one of feedback_buttons, icon_button [json-pointer:/blocks/0/elements/0/type]",
+        ),
+        (
+            {"type": "context_actions", "elements": [feedback_block()["elements"][0]] * 6},
+            "must contain at most 5 items [json-pointer:/blocks/0/elements]",
+        ),
+    ],
+    ids=["long text", "no value", "mrkdwn text", "a plain button", "six elements"],
+)
+async def test_feedback_buttons_breaking_slacks_rules_are_invalid_blocks(
+    client: AsyncWebClient, block: dict[str, Any], problem: str
+) -> None:
+    error = await slack_error(client.chat_postMessage(channel=GENERAL, text="t", blocks=[block]))
+
+    assert error.response["error"] == "invalid_blocks"
+    assert problem in error.response["errors"]
 
 
 # streaming

@@ -2,7 +2,8 @@
 
 Slack escapes `&`, `<` and `>`, wraps links as `<https://…>`, and turns `@name` and
 `#channel` into `<@U…>` and `<#C…|name>` before any app sees a message; a line that starts
-with `/` is a slash command instead of a message.
+with `/` is a slash command instead of a message. In the message's `rich_text` block a
+shortcode such as `:tada:` becomes an `emoji` element.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.sandbox.emoji import EMOJI
 from bot.sandbox.workspace import JSON, Workspace
 
 _URL = re.compile(r"(?<![<|\w])(https?://[^\s<>]+[^\s<>.,;:!?)\]'\"])")
@@ -17,6 +19,7 @@ _AT = re.compile(r"(?<![\w])@([\w.-]*\w)")
 _HASH = re.compile(r"(?<![\w&])#([\w-]+)")
 _LINK = re.compile(r"(<[^<>]*>)")
 _TOKEN = re.compile(r"<([@#]?)([^<>|]+)(?:\|([^<>]*))?>")
+_SHORTCODE = re.compile(r":([a-z0-9_+-]+):")
 _SLASH = re.compile(r"^/([\w-]+)(?:\s+(.*))?$", re.DOTALL)
 
 
@@ -70,13 +73,31 @@ def _unescape(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+def _plain(text: str) -> list[JSON]:
+    """Text elements, with each known `:shortcode:` as an `emoji` element."""
+    out: list[JSON] = []
+    at = 0
+    for m in _SHORTCODE.finditer(text):
+        glyph = EMOJI.get(m.group(1))
+        if glyph is None:
+            continue
+        if m.start() > at:
+            out.append({"type": "text", "text": text[at : m.start()]})
+        unicode = "-".join(f"{ord(c):x}" for c in glyph)
+        out.append({"type": "emoji", "name": m.group(1), "unicode": unicode})
+        at = m.end()
+    if at < len(text):
+        out.append({"type": "text", "text": text[at:]})
+    return out
+
+
 def rich_text(text: str, *, block_id: str) -> JSON:
     """The `rich_text` block Slack attaches to a person's message with Slack `text`."""
     elements: list[JSON] = []
     at = 0
     for m in _TOKEN.finditer(text):
         if m.start() > at:
-            elements.append({"type": "text", "text": _unescape(text[at : m.start()])})
+            elements += _plain(_unescape(text[at : m.start()]))
         sigil, target, label = m.group(1), m.group(2), m.group(3)
         if sigil == "@":
             elements.append({"type": "user", "user_id": target})
@@ -89,7 +110,7 @@ def rich_text(text: str, *, block_id: str) -> JSON:
             elements.append(link)
         at = m.end()
     if at < len(text):
-        elements.append({"type": "text", "text": _unescape(text[at:])})
+        elements += _plain(_unescape(text[at:]))
     return {
         "type": "rich_text",
         "block_id": block_id,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,10 @@ from bot.transports import serve_http
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
+REAL_SLACK = (
+    "For real Slack, set SLACK_BOT_TOKEN and SLACK_APP_TOKEN and run `baton run` "
+    '(README: "Create the Slack app").'
+)
 
 # Alice asks, Bob approves (the demo catalog names him), Carol may not decide.
 PEOPLE = (*DEFAULT_USERS, User("U0CAROL", "carol", "Carol", tz="Asia/Tokyo"))
@@ -82,16 +87,22 @@ class Sandbox:
     def own_catalog(self) -> bool:
         return self.settings.baton_agents_file is not None
 
-    async def start(self, *, host: str = HOST, port: int = DEFAULT_PORT) -> str:
-        """Start every part; returns the page's URL. Raises ConfigError or OSError (port taken)."""
+    async def start(
+        self, *, host: str = HOST, port: int = DEFAULT_PORT, sock: socket.socket | None = None
+    ) -> str:
+        """Start every part; returns the page's URL. Raises ConfigError or OSError (port taken).
+
+        With `sock` (see `local_server.listening`) the page serves on that socket, so a taken
+        port is found out before anything is started.
+        """
         try:
-            await self._start(host, port)
+            await self._start(host, port, sock)
         except BaseException:
             await self.stop()
             raise
         return self.url
 
-    async def _start(self, host: str, port: int) -> None:
+    async def _start(self, host: str, port: int, sock: socket.socket | None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="baton-sandbox-"))
         await self.slack.start(HOST)
         await self.shop.start(HOST)
@@ -113,7 +124,7 @@ class Sandbox:
             signing_secret=signing_secret,
         )
         self.page = SandboxPage(self.slack, self._relay, info=self._info())
-        await self.page.start(host, port)
+        await self.page.start(host, port, sock=sock)
 
     def _info(self) -> dict[str, object]:
         assert self.baton is not None
@@ -132,6 +143,7 @@ class Sandbox:
             },
             # Methods the page can make misbehave (rate limits on request).
             "methods": sorted(METHODS),
+            "real_slack": REAL_SLACK,
         }
 
     async def stop(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+JSON = dict[str, Any]
+
 TEXT_LIMIT = 4_000
 BLOCK_TEXT_LIMIT = 13_200
 STREAM_APPEND_LIMIT = 12_000
@@ -16,6 +18,9 @@ MAX_SECTION_FIELDS = 10
 HEADER_TEXT_LIMIT = 150
 MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
+MAX_CONTEXT_ACTIONS_ELEMENTS = 5
+FEEDBACK_TEXT_LIMIT = 75
+CONTEXT_ACTIONS_ELEMENTS = ("feedback_buttons", "icon_button")
 ID_LIMIT = 255
 BUTTON_VALUE_LIMIT = 2_000
 MODAL_TITLE_LIMIT = 24
@@ -65,6 +70,49 @@ def _element_problems(element: Any, pointer: str) -> list[str]:
     return problems
 
 
+def _feedback_problems(element: JSON, pointer: str) -> list[str]:
+    """A `feedback_buttons` element: both buttons, each with short plain text and a value."""
+    problems = []
+    for side in ("positive_button", "negative_button"):
+        button = element.get(side)
+        at = f"{pointer}/{side}"
+        if not isinstance(button, dict):
+            problems.append(f"missing required field: {side} [json-pointer:{pointer}]")
+            continue
+        text = button.get("text")
+        if not isinstance(text, dict) or text.get("type") != "plain_text" or not _text_of(text):
+            problems.append(f"must be a plain_text object [json-pointer:{at}/text]")
+        elif len(_text_of(text)) > FEEDBACK_TEXT_LIMIT:
+            problems.append(_too_long(FEEDBACK_TEXT_LIMIT, f"{at}/text/text"))
+        value = button.get("value")
+        if not isinstance(value, str) or not value:
+            problems.append(f"missing required field: value [json-pointer:{at}]")
+        elif len(value) > BUTTON_VALUE_LIMIT:
+            problems.append(_too_long(BUTTON_VALUE_LIMIT, f"{at}/value"))
+    return problems
+
+
+def _context_actions_problems(block: JSON, at: str) -> list[str]:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not elements:
+        return [f"missing required field: elements [json-pointer:{at}]"]
+    problems = []
+    if len(elements) > MAX_CONTEXT_ACTIONS_ELEMENTS:
+        problems.append(_too_many(MAX_CONTEXT_ACTIONS_ELEMENTS, f"{at}/elements"))
+    for j, element in enumerate(elements):
+        pointer = f"{at}/elements/{j}"
+        kind = element.get("type") if isinstance(element, dict) else None
+        if kind not in CONTEXT_ACTIONS_ELEMENTS:
+            problems.append(
+                f"must be one of {', '.join(CONTEXT_ACTIONS_ELEMENTS)} [json-pointer:{pointer}/type]"
+            )
+            continue
+        problems += _element_problems(element, pointer)
+        if kind == "feedback_buttons":
+            problems += _feedback_problems(element, pointer)
+    return problems
+
+
 def block_problems(blocks: Any, *, max_blocks: int = MAX_BLOCKS) -> list[str]:
     """Every Block Kit rule `blocks` breaks, in Slack's wording; empty when valid."""
     if not isinstance(blocks, list):
@@ -100,6 +148,8 @@ def block_problems(blocks: Any, *, max_blocks: int = MAX_BLOCKS) -> list[str]:
                 problems.append(_too_many(limit, f"{at}/elements"))
             for j, element in enumerate(elements):
                 problems += _element_problems(element, f"{at}/elements/{j}")
+        elif kind == "context_actions":
+            problems += _context_actions_problems(block, at)
     return problems
 
 

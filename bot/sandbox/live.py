@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.sandbox.perspective import call_summary, sees_change
 from bot.sandbox.web_api import Call, SlackStandIn
@@ -28,6 +28,7 @@ HEARTBEAT = 20.0
 @dataclass(eq=False)
 class _Watcher:
     user: str
+    socket: web.WebSocketResponse
     frames: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
 
 
@@ -40,11 +41,14 @@ class LiveHub:
         self._watchers: set[_Watcher] = set()
         self._stops = [slack.subscribe(self._on_change), slack.watch_calls(self._on_call)]
 
-    def close(self) -> None:
-        """Stop listening to the stand-in."""
+    async def close(self) -> None:
+        """Stop listening to the stand-in and close the open pages' sockets (they reconnect)."""
         for stop in self._stops:
             stop()
         self._stops = []
+        # An open socket would otherwise hold up the server's shutdown.
+        for watcher in list(self._watchers):
+            await watcher.socket.close(code=WSCloseCode.GOING_AWAY, message=b"sandbox stopping")
 
     @property
     def watching(self) -> int:
@@ -68,7 +72,7 @@ class LiveHub:
         """One page's socket: frames out until it goes away (what it sends is ignored)."""
         socket = web.WebSocketResponse(heartbeat=HEARTBEAT)
         await socket.prepare(request)
-        watcher = _Watcher(user)
+        watcher = _Watcher(user, socket)
         self._watchers.add(watcher)
         sender = asyncio.create_task(self._send(socket, watcher))
         try:

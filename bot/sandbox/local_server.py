@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from types import TracebackType
 from typing import Self
 
@@ -28,12 +29,20 @@ class LocalServer:
             raise RuntimeError(f"the {type(self).__name__} is not started")
         return self._root
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Self:
+        """Listen on `host:port`, or on `sock` when one is already bound (see `listening`)."""
         self._runner = web.AppRunner(
             self.web_app(), access_log=None, shutdown_timeout=self.shutdown_timeout
         )
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        site: web.BaseSite = (
+            web.TCPSite(self._runner, host, port)
+            if sock is None
+            else web.SockSite(self._runner, sock)
+        )
+        await site.start()
         bound_host, bound_port = self._runner.addresses[0][:2]
         self._root = f"http://{bound_host}:{bound_port}"
         return self
@@ -53,3 +62,16 @@ class LocalServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def listening(host: str, port: int) -> socket.socket:
+    """A socket bound and listening on `host:port` (port 0: any free one); OSError if taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock

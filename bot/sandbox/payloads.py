@@ -2,15 +2,19 @@
 
 Field for field what Slack's Events API and interactivity send (compare the samples in
 Slack's docs and Bolt's tests): a message event for a mention or a DM, `app_home_opened`,
-`block_actions` for a click, `view_submission` and `view_closed` for a modal.
+`assistant_thread_started` and `assistant_thread_context_changed` for the assistant
+container, `block_actions` for a click (a button, or one of a pair of `feedback_buttons`),
+`view_submission` and `view_closed` for a modal.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
-from bot.sandbox.workspace import JSON, Message, View, Workspace
+from bot.sandbox.workspace import JSON, AssistantThread, Message, View, Workspace
+
+Feedback = Literal["positive", "negative"]
 
 TOKEN = "verification-token"
 
@@ -60,6 +64,28 @@ def home_opened_event(ws: Workspace, user_id: str) -> JSON:
     }
 
 
+def assistant_thread_event(
+    ws: Workspace,
+    thread: AssistantThread,
+    *,
+    kind: Literal["assistant_thread_started", "assistant_thread_context_changed"],
+) -> JSON:
+    """A person opened the assistant container, or moved to another channel while it is open."""
+    context: JSON = {"team_id": ws.team_id}
+    if thread.context_channel:
+        context["channel_id"] = thread.context_channel
+    return {
+        "type": kind,
+        "assistant_thread": {
+            "user_id": thread.user,
+            "context": context,
+            "channel_id": thread.channel,
+            "thread_ts": thread.thread_ts,
+        },
+        "event_ts": ws.next_ts(),
+    }
+
+
 def block_id(block: JSON, index: int) -> str:
     """A block's id; Slack gives blocks sent without one a short id of its own (the page agrees)."""
     given = block.get("block_id")
@@ -82,15 +108,26 @@ def find_element(blocks: list[JSON], action_id: str, index: int | None) -> tuple
     raise LookupError(f"no element with action_id {action_id!r}")
 
 
-def action(element: JSON, bid: str) -> JSON:
-    """One entry of a payload's `actions`, as Slack reports a button press."""
+def action(element: JSON, bid: str, *, feedback: Feedback | None = None) -> JSON:
+    """One entry of a payload's `actions`, as Slack reports a button press.
+
+    For `feedback_buttons` it is the pressed one of the pair (`feedback`) whose text and value
+    are sent.
+    """
+    kind = element.get("type", "button")
     out: JSON = {
         "action_id": element.get("action_id"),
         "block_id": bid,
         "text": element.get("text"),
-        "type": element.get("type", "button"),
+        "type": kind,
         "action_ts": f"{time.time():.6f}",
     }
+    if kind == "feedback_buttons":
+        if feedback is None:
+            raise LookupError("say which feedback button was pressed: positive or negative")
+        pressed = element.get(f"{feedback}_button") or {}
+        out.update(text=pressed.get("text"), value=pressed.get("value"))
+        return out
     for key in ("value", "style", "url"):
         if key in element:
             out[key] = element[key]
@@ -106,6 +143,7 @@ def message_click(
     block_index: int | None,
     trigger_id: str,
     response_url: str,
+    feedback: Feedback | None = None,
 ) -> JSON:
     """`block_actions` for a button in a message (an ephemeral one carries no `message`)."""
     bid, element = find_element(message.blocks, action_id, block_index)
@@ -131,7 +169,7 @@ def message_click(
         "channel": {"id": channel.id, "name": "directmessage" if channel.is_im else channel.name},
         "state": {"values": {}},
         "response_url": response_url,
-        "actions": [action(element, bid)],
+        "actions": [action(element, bid, feedback=feedback)],
     }
     if message.ephemeral_for is None:
         payload["message"] = ws.render(message)

@@ -6,6 +6,8 @@ for you, your open modals and your Home tab.
 
 from __future__ import annotations
 
+import json
+
 from bot.sandbox.web_api import Call
 from bot.sandbox.workspace import JSON, Change, Workspace
 
@@ -32,14 +34,27 @@ def sees_change(ws: Workspace, change: Change, user: str) -> bool:
     return True
 
 
+# Characters of a call's arguments or answer the log keeps (a long answer is cut, and says so).
+BODY_LIMIT = 4_000
+
+
+def _shown(body: JSON) -> str:
+    text = json.dumps(body, indent=2, ensure_ascii=False)
+    if len(text) <= BODY_LIMIT:
+        return text
+    return text[:BODY_LIMIT] + f"\n… ({len(text) - BODY_LIMIT} more characters)"
+
+
 def call_summary(call: Call) -> JSON:
-    """A recorded Web API call, short enough for the page's log."""
+    """A recorded Web API call for the page's log: what was sent and Slack's reply body."""
     summary: JSON = {
         "method": call.method,
         "status": call.status,
         "ok": bool(call.response.get("ok")),
         "error": call.response.get("error"),
         "at": call.at,
+        "args": _shown(call.args),
+        "response": _shown(call.response),
     }
     for key in ("channel", "ts", "thread_ts", "user"):
         if isinstance(call.args.get(key), str):
@@ -68,6 +83,7 @@ def state_for(
         "views": snapshot["views"].get(user, []),
         "home": ws.home_views.get(user),
         "statuses": [s for s in snapshot["statuses"] if s["channel"] in visible],
+        "assistant_threads": [t for t in snapshot["assistant_threads"] if t["user"] == user],
         "calls": [call_summary(c) for c in calls[-200:]],
         "info": info,
     }

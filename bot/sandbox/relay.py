@@ -155,12 +155,61 @@ class Relay:
         """The person opened Baton's Home tab: `app_home_opened`."""
         return await self._event(payloads.home_opened_event(self.ws, self.ws.user(user).id))
 
+    # the assistant container
+
+    async def open_assistant(self, user: str, context_channel: str | None) -> Outcome:
+        """A person opens the assistant container: a new thread and `assistant_thread_started`."""
+        context = self._context(user, context_channel)
+        thread = self.ws.start_assistant_thread(user, context)
+        await self.slack.publish()
+        event = payloads.assistant_thread_event(self.ws, thread, kind="assistant_thread_started")
+        outcome = await self._event(event)
+        return Outcome(
+            ok=outcome.ok, detail=outcome.detail, ts=thread.thread_ts, delivered=event["type"]
+        )
+
+    async def change_context(self, user: str, thread_ts: str, context_channel: str) -> Outcome:
+        """The person moved to another channel while the container is open."""
+        thread = self.ws.assistant_thread(self.ws.channel(user).id, thread_ts)
+        if thread.user != user:
+            raise SlackError("channel_not_found")
+        context = self._context(user, context_channel)
+        if context is None or context == thread.context_channel:
+            return Outcome(ts=thread.thread_ts)
+        thread.context_channel = context
+        self.ws.thread_changed(thread)
+        await self.slack.publish()
+        event = payloads.assistant_thread_event(
+            self.ws, thread, kind="assistant_thread_context_changed"
+        )
+        outcome = await self._event(event)
+        return Outcome(
+            ok=outcome.ok, detail=outcome.detail, ts=thread.thread_ts, delivered=event["type"]
+        )
+
+    def _context(self, user: str, channel: str | None) -> str | None:
+        """The channel a person is looking at, if they may see it (their DM counts)."""
+        if channel is None:
+            return None
+        self._may_use(user, channel)
+        return self.ws.channel(channel).id
+
     # clicks and modals
 
     async def click(
-        self, user: str, channel: str, ts: str, *, action_id: str, block_index: int | None
+        self,
+        user: str,
+        channel: str,
+        ts: str,
+        *,
+        action_id: str,
+        block_index: int | None,
+        feedback: payloads.Feedback | None = None,
     ) -> Outcome:
-        """A button in a message: `block_actions`, built from the message as stored."""
+        """A button in a message: `block_actions`, built from the message as stored.
+
+        `feedback` says which of a `feedback_buttons` pair was pressed.
+        """
         self._may_use(user, channel)
         message = self._message(channel, ts)
         if message.ephemeral_for not in (None, user):
@@ -173,6 +222,7 @@ class Relay:
             block_index=block_index,
             trigger_id=self.slack.trigger_id(user),
             response_url=self.slack.response_url(message.channel, user),
+            feedback=feedback,
         )
         status, answer = await self._post(block_actions_body(payload), FORM)
         return _acked(status, answer, "block_actions")

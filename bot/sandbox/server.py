@@ -6,20 +6,30 @@ GET  /ws?user=U…          live changes for that person (see `live.py`)
 POST /api/messages        {user, channel, text, thread_ts?}: a message or a slash command
 POST /api/actions         {user, channel, ts, action_id, block_index} (a message button)
                           or {user, view_id, action_id, block_index, values} (in a modal)
+                          (`feedback`: positive or negative, for a `feedback_buttons` pair)
 POST /api/views/submit    {user, view_id, values}
 POST /api/views/close     {user, view_id, values}
 POST /api/home            {user}: open Baton's Home tab
+POST /api/assistant/open  {user, context_channel?}: open the assistant container (a new thread)
+POST /api/assistant/context {user, thread_ts, context_channel}: the person moved elsewhere
 POST /api/faults          {method, times, retry_after?, error?}: make Slack misbehave
+GET  /archives/C…/p…      a permalink: the page, at that message
+GET  /emoji.js            the emoji names Slack knows, for the page's scripts
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+from urllib.parse import urlencode
 
 from aiohttp import web
 
+from bot.sandbox.emoji import EMOJI
 from bot.sandbox.live import LiveHub
 from bot.sandbox.local_server import LocalServer
 from bot.sandbox.perspective import state_for
@@ -29,6 +39,9 @@ from bot.sandbox.workspace import JSON, SlackError
 
 PAGE = Path(__file__).with_name("page")
 NO_STORE = {"Cache-Control": "no-store"}
+# Slack's permalink path: /archives/C0GENERAL/p1700000000123456
+_PERMALINK = re.compile(r"^p(\d{10})(\d{6})$")
+FEEDBACK = ("positive", "negative")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,6 +68,8 @@ class SandboxPage(LocalServer):
     def web_app(self) -> web.Application:
         app = web.Application(middlewares=[_errors])
         app.router.add_get("/", self._index)
+        app.router.add_get("/emoji.js", self._emoji)
+        app.router.add_get("/archives/{channel}/{message}", self._permalink)
         app.router.add_static("/static/", PAGE, append_version=False)
         app.router.add_get("/api/state", self._state)
         app.router.add_get("/ws", self._socket)
@@ -63,17 +78,47 @@ class SandboxPage(LocalServer):
         app.router.add_post("/api/views/submit", self._submit)
         app.router.add_post("/api/views/close", self._close)
         app.router.add_post("/api/home", self._home)
+        app.router.add_post("/api/assistant/open", self._assistant_open)
+        app.router.add_post("/api/assistant/context", self._assistant_context)
         app.router.add_post("/api/faults", self._fault)
         return app
 
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Self:
+        await super().start(host, port, sock=sock)
+        # Permalinks and the workspace's address lead here, as Slack's lead to its client.
+        self.slack.workspace.web_url = self.url
+        return self
+
     async def stop(self) -> None:
-        self.hub.close()
-        await super().stop()  # open sockets are closed by the runner's shutdown
+        await self.hub.close()
+        await super().stop()
 
     # reading
 
     async def _index(self, _: web.Request) -> web.FileResponse:
         return web.FileResponse(PAGE / "index.html", headers=NO_STORE)
+
+    async def _emoji(self, _: web.Request) -> web.Response:
+        script = f"window.SLACK_EMOJI = {json.dumps(EMOJI, ensure_ascii=False)};\n"
+        return web.Response(text=script, content_type="text/javascript", charset="utf-8")
+
+    async def _permalink(self, request: web.Request) -> web.Response:
+        """Slack's permalink, opened in the page: the channel, the thread, the message."""
+        match = _PERMALINK.match(request.match_info["message"])
+        if match is None:
+            raise web.HTTPNotFound(text="Not a message link.")
+        channel = request.match_info["channel"]
+        ts = f"{match.group(1)}.{match.group(2)}"
+        place = {"channel": channel}
+        thread = request.query.get("thread_ts")
+        if thread:
+            place["thread"] = thread
+        elif self.slack.workspace.replies(channel, ts):
+            place["thread"] = ts
+        place["message"] = ts
+        raise web.HTTPFound("/?" + urlencode(place))
 
     async def _state(self, request: web.Request) -> web.Response:
         user = self._person(request.query.get("user"))
@@ -116,12 +161,16 @@ class SandboxPage(LocalServer):
                 values=_values(body),
             )
         else:
+            feedback = body.get("feedback")
+            if feedback is not None and feedback not in FEEDBACK:
+                raise BadRequest("feedback must be positive or negative")
             outcome = await self.relay.click(
                 user,
                 _text(body, "channel"),
                 _text(body, "ts"),
                 action_id=_text(body, "action_id"),
                 block_index=block_index,
+                feedback=feedback,
             )
         return _answer(outcome)
 
@@ -142,6 +191,20 @@ class SandboxPage(LocalServer):
     async def _home(self, request: web.Request) -> web.Response:
         body = await _body(request)
         return _answer(await self.relay.open_home(self._person(body.get("user"))))
+
+    async def _assistant_open(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        user = self._person(body.get("user"))
+        return _answer(await self.relay.open_assistant(user, _optional(body, "context_channel")))
+
+    async def _assistant_context(self, request: web.Request) -> web.Response:
+        body = await _body(request)
+        outcome = await self.relay.change_context(
+            self._person(body.get("user")),
+            _text(body, "thread_ts"),
+            _text(body, "context_channel"),
+        )
+        return _answer(outcome)
 
     async def _fault(self, request: web.Request) -> web.Response:
         body = await _body(request)

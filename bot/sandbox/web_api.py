@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import json
 import logging
+import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -115,9 +116,11 @@ class SlackStandIn(LocalServer):
         app.router.add_post("/respond/{channel}/{user}", self._respond)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Self:
         """Listen on `host:port` (port 0 picks a free one)."""
-        await super().start(host, port)
+        await super().start(host, port, sock=sock)
         self.workspace.base_url = self.url
         return self
 

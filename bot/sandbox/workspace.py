@@ -21,6 +21,7 @@ ChangeType = Literal[
     "stream_expired",
     "reaction_added",
     "status_set",
+    "assistant_thread_changed",
     "view_opened",
     "view_updated",
     "view_pushed",
@@ -40,6 +41,8 @@ class Change(TypedDict, total=False):
     view: JSON
     thread_ts: str
     status: str
+    loading_messages: list[str]
+    thread: JSON
 
 
 class SlackError(Exception):
@@ -163,6 +166,8 @@ class Message:
     plan_title: str | None = None
     task_display_mode: str | None = None
     stream_active_at: float = field(default=0.0, repr=False)
+    # `assistant_app_thread` for the parent of a thread in the assistant container.
+    subtype: str | None = None
 
     @property
     def is_reply(self) -> bool:
@@ -180,6 +185,34 @@ class View:
     hash: str
     root_view_id: str
     previous_view_id: str | None = None
+
+
+@dataclass
+class AssistantThread:
+    """A conversation in the assistant container: its title, context and suggested prompts."""
+
+    channel: str
+    thread_ts: str
+    user: str
+    context_channel: str | None = None
+    title: str = ""
+    prompts: list[JSON] = field(default_factory=list)
+    prompts_title: str = ""
+    # When the prompts were set (a ts): a person's later message makes them stale.
+    prompts_at: str | None = None
+
+    def to_json(self) -> JSON:
+        """What the page draws the container from."""
+        return {
+            "channel": self.channel,
+            "thread_ts": self.thread_ts,
+            "user": self.user,
+            "context_channel": self.context_channel,
+            "title": self.title,
+            "prompts": self.prompts,
+            "prompts_title": self.prompts_title,
+            "prompts_at": self.prompts_at,
+        }
 
 
 def dm_id(user_id: str) -> str:
@@ -230,6 +263,10 @@ class Workspace:
         self.usergroups: dict[str, list[str]] = {}
         self.view_stacks: dict[str, list[str]] = {}
         self.statuses: dict[tuple[str, str], str] = {}
+        self.loading_messages: dict[tuple[str, str], list[str]] = {}
+        self.assistant_threads: dict[tuple[str, str], AssistantThread] = {}
+        # The address people open, which permalinks point at (the page, in the sandbox).
+        self.web_url: str | None = None
         self._messages: dict[str, dict[str, Message]] = {c: {} for c in self.channels}
         self._triggers: dict[str, tuple[str, float]] = {}
         self._last_us = 0
@@ -317,6 +354,67 @@ class Workspace:
             if m.thread_ts == thread_ts and m.ts != thread_ts and m.ephemeral_for is None
         ]
 
+    # the assistant container
+
+    def set_status(
+        self, channel: str, thread_ts: str, status: str, loading: list[str] | None = None
+    ) -> None:
+        """Show `status` under a thread ("is checking 2 URLs…"); an empty one clears it."""
+        key = (channel, thread_ts)
+        if not status and key not in self.statuses:
+            return
+        if status:
+            self.statuses[key] = status
+            self.loading_messages[key] = list(loading or [])
+        else:
+            self.statuses.pop(key, None)
+            self.loading_messages.pop(key, None)
+        self.emit_change(
+            {
+                "type": "status_set",
+                "channel": channel,
+                "thread_ts": thread_ts,
+                "status": status,
+                "loading_messages": list(loading or []) if status else [],
+            }
+        )
+
+    def start_assistant_thread(self, user: str, context_channel: str | None) -> AssistantThread:
+        """A person opens the assistant container: a new thread in their DM with the app."""
+        person = self.user(user)
+        dm = self.channel(dm_id(person.id))
+        root = self.add_message(
+            Message(
+                channel=dm.id,
+                ts=self.next_ts(),
+                user=self.bot.id,
+                bot_id=self.bot.bot_id,
+                app_id=self.app_id,
+                subtype="assistant_app_thread",
+            )
+        )
+        thread = AssistantThread(dm.id, root.ts, person.id, context_channel=context_channel)
+        self.assistant_threads[(dm.id, root.ts)] = thread
+        self.thread_changed(thread)
+        return thread
+
+    def assistant_thread(self, channel: str, thread_ts: str) -> AssistantThread:
+        """The assistant thread at `thread_ts`, or Slack's `invalid_thread_ts`."""
+        found = self.assistant_threads.get((channel, self.thread_root(channel, thread_ts) or ""))
+        if found is None:
+            raise SlackError("invalid_thread_ts")
+        return found
+
+    def thread_changed(self, thread: AssistantThread) -> None:
+        """Announce a change of an assistant thread's title, prompts or context."""
+        self.emit_change(
+            {
+                "type": "assistant_thread_changed",
+                "channel": thread.channel,
+                "thread": thread.to_json(),
+            }
+        )
+
     # changes
 
     def add_message(self, message: Message) -> Message:
@@ -324,7 +422,7 @@ class Workspace:
         self._messages.setdefault(message.channel, {})[message.ts] = message
         if message.thread_ts and message.user == self.bot.id and not message.ephemeral_for:
             # Slack clears the "is thinking…" status once the app replies in the thread.
-            self.statuses.pop((message.channel, message.thread_ts), None)
+            self.set_status(message.channel, message.thread_ts, "")
         self.emit("message_posted", message)
         return message
 
@@ -396,6 +494,11 @@ class Workspace:
             "text": m.text,
             "team": self.team_id,
         }
+        if m.subtype:
+            out["subtype"] = m.subtype
+        if m.subtype == "assistant_app_thread":
+            thread = self.assistant_threads.get((m.channel, m.ts))
+            out["assistant_app_thread"] = {"title": thread.title if thread else ""}
         if m.bot_id:
             out.update(bot_id=m.bot_id, app_id=m.app_id)
         if m.blocks:
@@ -483,9 +586,15 @@ class Workspace:
                 for user, stack in self.view_stacks.items()
             },
             "statuses": [
-                {"channel": c, "thread_ts": ts, "status": status}
+                {
+                    "channel": c,
+                    "thread_ts": ts,
+                    "status": status,
+                    "loading_messages": self.loading_messages.get((c, ts), []),
+                }
                 for (c, ts), status in self.statuses.items()
             ],
+            "assistant_threads": [t.to_json() for t in self.assistant_threads.values()],
         }
 
     def open_views(self, user: str) -> list[View]:

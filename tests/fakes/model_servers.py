@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import json
 import re
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -120,9 +121,11 @@ class _FakeModelServer(LocalServer):
         app.router.add_post(self.path, self._handle)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
+    ) -> Self:
         self._stopping.clear()
-        await super().start(host, port)
+        await super().start(host, port, sock=sock)
         self.base_url = self.root + self.url_suffix
         return self
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bot.sandbox.methods import chat, conversations, streams, views
+from bot.sandbox.methods import assistant, chat, conversations, streams, views
 from bot.sandbox.methods._args import Handler
 from bot.sandbox.workspace import JSON, SlackError, Workspace
 
 METHODS: dict[str, Handler] = {
     **conversations.METHODS,
     **chat.METHODS,
+    **assistant.METHODS,
     **streams.METHODS,
     **views.METHODS,
 }

@@ -1,4 +1,4 @@
-"""Posting and changing messages (`chat.*`), reactions, and the assistant's thread status."""
+"""Posting and changing messages (`chat.*`), permalinks and reactions."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def get_permalink(ws: Workspace, args: JSON) -> JSON:
     """A link to a message, under the stand-in's own URL."""
     channel = ws.channel(args.get("channel"))
     message = ws.message(channel.id, required(args, "message_ts"))
-    link = f"{ws.base_url}archives/{channel.id}/p{message.ts.replace('.', '')}"
+    link = f"{ws.web_url or ws.base_url}archives/{channel.id}/p{message.ts.replace('.', '')}"
     if message.is_reply:
         link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
     return {"ok": True, "channel": channel.id, "permalink": link}
@@ -104,23 +104,6 @@ def add_reaction(ws: Workspace, args: JSON) -> JSON:
     return {"ok": True}
 
 
-def set_status(ws: Workspace, args: JSON) -> JSON:
-    """Show (or, with an empty status, clear) "is thinking…" under a thread."""
-    channel = ws.channel(args.get("channel_id"))
-    thread_ts = required(args, "thread_ts")
-    if "status" not in args:
-        raise SlackError("invalid_arguments", ["missing required field: status"])
-    status = str(args["status"] or "")
-    if status:
-        ws.statuses[(channel.id, thread_ts)] = status
-    else:
-        ws.statuses.pop((channel.id, thread_ts), None)
-    ws.emit_change(
-        {"type": "status_set", "channel": channel.id, "thread_ts": thread_ts, "status": status}
-    )
-    return {"ok": True}
-
-
 METHODS: dict[str, Handler] = {
     "chat.postMessage": post_message,
     "chat.postEphemeral": post_ephemeral,
@@ -128,5 +111,4 @@ METHODS: dict[str, Handler] = {
     "chat.delete": delete,
     "chat.getPermalink": get_permalink,
     "reactions.add": add_reaction,
-    "assistant.threads.setStatus": set_status,
 }

@@ -10,7 +10,7 @@ def auth_test(ws: Workspace, args: JSON) -> JSON:
     """Who the token belongs to."""
     return {
         "ok": True,
-        "url": ws.base_url,
+        "url": ws.web_url or ws.base_url,
         "team": ws.team_name,
         "user": ws.bot.name,
         "team_id": ws.team_id,

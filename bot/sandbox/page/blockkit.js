@@ -1,5 +1,6 @@
 // Block Kit, drawn as Slack draws it: header, section (text, fields, accessory), context,
-// divider, actions (buttons, primary/danger), image, input, rich_text, markdown; a streamed
+// divider, actions (buttons, primary/danger), context_actions (feedback buttons, icon
+// buttons), image, input, rich_text, markdown; a streamed
 // message's plan and task list; legacy attachments. A block or element this page does not
 // know is shown as a visible placeholder naming its type, never silently dropped.
 (function () {
@@ -61,6 +62,35 @@
     return input;
   }
 
+  // A pair of thumbs under an answer: each half is pressed on its own (data-feedback).
+  function feedbackButtons(el, ctx) {
+    const pair = node("span", "bk-feedback");
+    for (const side of ["positive", "negative"]) {
+      const half = el[`${side}_button`] || {};
+      const b = node("button", "bk-feedback-button");
+      b.type = "button";
+      b.dataset.actionId = el.action_id || "";
+      b.dataset.feedback = side;
+      if (half.value !== undefined) b.dataset.value = half.value;
+      b.append(text(half.text || { type: "plain_text", text: side === "positive" ? "👍" : "👎" }, ctx));
+      if (half.accessibility_label) b.setAttribute("aria-label", half.accessibility_label);
+      pair.append(b);
+    }
+    return pair;
+  }
+
+  const ICONS = { trash: "🗑", copy: "⧉", edit: "✎" };
+
+  function iconButton(el, ctx) {
+    const b = node("button", "bk-icon-button");
+    b.type = "button";
+    b.dataset.actionId = el.action_id || "";
+    if (el.value !== undefined) b.dataset.value = el.value;
+    b.title = (el.text && el.text.text) || el.icon || "";
+    b.append(ICONS[el.icon] || "•");
+    return b;
+  }
+
   function element(el, ctx) {
     switch (el && el.type) {
       case "button":
@@ -109,7 +139,7 @@
         );
         break;
       case "date":
-        out = node("time", "date", M.formatDate(el.timestamp, el.format || "{date}") || el.fallback);
+        out = node("time", "date", M.formatDate(el.timestamp, el.format || "{date}", ctx.tz) || el.fallback);
         break;
       default:
         return placeholder("element", el.type);
@@ -205,6 +235,15 @@
       for (const el of b.elements || []) a.append(element(el, ctx));
       return a;
     },
+    context_actions(b, ctx) {
+      const a = node("div", "bk-context-actions");
+      for (const el of b.elements || []) {
+        if (el && el.type === "feedback_buttons") a.append(feedbackButtons(el, ctx));
+        else if (el && el.type === "icon_button") a.append(iconButton(el, ctx));
+        else a.append(placeholder("element", el && el.type));
+      }
+      return a;
+    },
     image(b, ctx) {
       const f = node("figure", "bk-image");
       if (b.title) {
@@ -242,7 +281,7 @@
   };
 
   function renderBlocks(blocks, options) {
-    const ctx = Object.assign({ user: (id) => id, channel: (id) => id }, (options || {}).ctx);
+    const ctx = Object.assign({ user: (id) => id, channel: (id) => id, tz: null }, (options || {}).ctx);
     const root = node("div", "bk-blocks");
     (blocks || []).forEach((b, i) => {
       const draw = b && Object.prototype.hasOwnProperty.call(BLOCKS, b.type) ? BLOCKS[b.type] : null;
@@ -281,6 +320,18 @@
           const out = node("div", "bk-task-output");
           out.append(M.render(t.output, ctx));
           body.append(out);
+        }
+        if (Array.isArray(t.sources) && t.sources.length) {
+          const sources = node("div", "bk-task-sources");
+          for (const source of t.sources) {
+            const url = (source && source.url) || "";
+            const a = node("a", "", (source && source.text) || url);
+            if (/^https?:/i.test(url)) a.href = url;
+            a.target = "_blank";
+            a.rel = "noopener noreferrer";
+            sources.append(a);
+          }
+          body.append(sources);
         }
         li.append(body);
         list.append(li);
@@ -329,7 +380,7 @@
   // What a message shows: its stream, else its blocks (the text is then only a fallback
   // for notifications), else its text; attachments after.
   function renderMessageContent(msg, options) {
-    const ctx = Object.assign({ user: (id) => id, channel: (id) => id }, (options || {}).ctx);
+    const ctx = Object.assign({ user: (id) => id, channel: (id) => id, tz: null }, (options || {}).ctx);
     const root = node("div", "message-content");
     if (isStream(msg)) root.append(renderStream(msg, ctx));
     else if (msg.blocks && msg.blocks.length) root.append(renderBlocks(msg.blocks, { ctx }));

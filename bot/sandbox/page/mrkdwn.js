@@ -1,28 +1,11 @@
 // Slack's mrkdwn, drawn as DOM nodes (never as HTML strings, so message text cannot inject
 // markup): *bold*, _italic_, ~strike~, `code`, ``` blocks ```, > quotes, <links|labels>,
-// <@user> and <#channel> mentions, <!date^…> tokens and common :emoji:.
+// <@user> and <#channel> mentions, <!date^…> tokens (in the reader's time zone) and :emoji:.
 (function () {
   "use strict";
 
-  const EMOJI = {
-    "+1": "👍", "-1": "👎", thumbsup: "👍", thumbsdown: "👎", white_check_mark: "✅",
-    heavy_check_mark: "✔️", x: "❌", warning: "⚠️", rotating_light: "🚨", no_entry: "⛔",
-    no_entry_sign: "🚫", hourglass: "⌛", hourglass_flowing_sand: "⏳", stopwatch: "⏱️",
-    rocket: "🚀", tada: "🎉", fire: "🔥", eyes: "👀", wave: "👋", hand: "✋",
-    raised_hand: "✋", pray: "🙏", bulb: "💡", memo: "📝", mag: "🔍", gear: "⚙️",
-    robot_face: "🤖", bar_chart: "📊", chart_with_upwards_trend: "📈",
-    chart_with_downwards_trend: "📉", calendar: "📅", clock3: "🕒", bell: "🔔", lock: "🔒",
-    key: "🔑", link: "🔗", package: "📦", speech_balloon: "💬", sparkles: "✨", star: "⭐",
-    heart: "❤️", smile: "😄", slightly_smiling_face: "🙂", thinking_face: "🤔",
-    large_green_circle: "🟢", large_yellow_circle: "🟡", red_circle: "🔴",
-    white_circle: "⚪", black_circle: "⚫", arrows_counterclockwise: "🔄",
-    information_source: "ℹ️", question: "❓", exclamation: "❗", zap: "⚡", boom: "💥",
-    construction: "🚧", checkered_flag: "🏁", point_right: "👉", clipboard: "📋",
-    inbox_tray: "📥", outbox_tray: "📤", email: "📧", money_with_wings: "💸",
-    moneybag: "💰", hammer_and_wrench: "🛠️", wrench: "🔧", ok_hand: "👌", clap: "👏",
-    muscle: "💪", skull: "💀", bug: "🐛", computer: "💻", globe_with_meridians: "🌐",
-    black_right_pointing_double_triangle_with_vertical_bar: "⏭️", track_next: "⏭️",
-  };
+  // The emoji names Slack knows (/emoji.js, the same table the composer uses).
+  const EMOJI = window.SLACK_EMOJI || {};
 
   const INLINE = new RegExp(
     [
@@ -59,16 +42,42 @@
   const DEFAULT_CONTEXT = {
     user: (id) => id,
     channel: (id) => id,
+    tz: null,
   };
 
+  // Times and dates in one time zone (the reader's Slack zone) and one format: 24-hour clock.
+  const LOCALE = "en-GB";
+
+  function zoned(options, tz) {
+    try {
+      return new Intl.DateTimeFormat(LOCALE, Object.assign({ timeZone: tz || undefined }, options));
+    } catch (e) {
+      return new Intl.DateTimeFormat(LOCALE, options); // an unknown zone: the browser's
+    }
+  }
+
+  function formatTime(date, tz, { seconds = false } = {}) {
+    const options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    if (seconds) options.second = "2-digit";
+    return zoned(options, tz).format(date);
+  }
+
+  // Days since the epoch of the calendar day `date` falls on in `tz`.
+  function dayNumber(date, tz) {
+    const parts = {};
+    for (const p of zoned({ year: "numeric", month: "numeric", day: "numeric" }, tz).formatToParts(date)) {
+      parts[p.type] = Number(p.value);
+    }
+    return Date.UTC(parts.year, parts.month - 1, parts.day) / 86400000;
+  }
+
   // <!date^1700000000^{date_short_pretty} at {time}|fallback>
-  function formatDate(seconds, format) {
+  function formatDate(seconds, format, tz) {
     const date = new Date(Number(seconds) * 1000);
     if (Number.isNaN(date.getTime())) return null;
-    const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
-    const diff = Math.round((day(date) - day(new Date())) / 86400000);
+    const diff = dayNumber(date, tz) - dayNumber(new Date(), tz);
     const pretty = { 0: "today", [-1]: "yesterday", 1: "tomorrow" }[diff];
-    const fmt = (options) => date.toLocaleDateString(undefined, options);
+    const fmt = (options) => zoned(options, tz).format(date);
     const long = { weekday: "long", year: "numeric", month: "long", day: "numeric" };
     const plain = { year: "numeric", month: "long", day: "numeric" };
     const short = { year: "numeric", month: "short", day: "numeric" };
@@ -78,17 +87,21 @@
         : Math.abs(minutes) < 60 ? `${Math.abs(minutes)} minutes ${minutes > 0 ? "ago" : "from now"}`
           : `${Math.round(Math.abs(minutes) / 60)} hours ${minutes > 0 ? "ago" : "from now"}`;
     const tokens = {
-      date_num: date.toISOString().slice(0, 10),
+      date_num: zoned({ year: "numeric", month: "2-digit", day: "2-digit" }, tz)
+        .formatToParts(date)
+        .reduce((acc, p) => Object.assign(acc, { [p.type]: p.value }), {}),
       date: fmt(plain),
       date_short: fmt(short),
       date_long: fmt(long),
       date_pretty: pretty || fmt(plain),
       date_short_pretty: pretty || fmt(short),
       date_long_pretty: pretty || fmt(long),
-      time: date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" }),
-      time_secs: date.toLocaleTimeString(),
+      time: formatTime(date, tz),
+      time_secs: formatTime(date, tz, { seconds: true }),
       ago: ago,
     };
+    const n = tokens.date_num;
+    tokens.date_num = `${n.year}-${n.month}-${n.day}`;
     return format.replace(/\{(\w+)\}/g, (whole, name) => tokens[name] ?? whole);
   }
 
@@ -110,7 +123,7 @@
     }
     if (target.startsWith("!date^")) {
       const [, seconds, format = "{date}", link] = target.split("^");
-      const shown = formatDate(seconds, decode(format)) || label || target;
+      const shown = formatDate(seconds, decode(format), ctx.tz) || label || target;
       const el = node("time", "date", shown);
       el.dateTime = new Date(Number(seconds) * 1000).toISOString();
       if (label) el.title = label;
@@ -220,5 +233,5 @@
     return root;
   }
 
-  window.Mrkdwn = { render, inline, emoji, decode, formatDate };
+  window.Mrkdwn = { render, inline, emoji, decode, formatDate, formatTime };
 })();
