@@ -267,6 +267,8 @@ async def telemetry(site: Site) -> list[tuple[str, str, str]]:
     from bench.telemetry import telemetry_cost
 
     return await telemetry_cost(site)
+
+
 async def first_start(_: Site) -> list[tuple[str, str, str]]:
     from bench.first_start import first_start as measure
 
