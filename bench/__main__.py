@@ -86,6 +86,7 @@ async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
 async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     from agents.providers.registry import Models, ModelSettings
     from agents.spec import load_catalog
+    from agents.toolbox import Toolbox
     from agents.tools.base import ToolContext
     from agents.tools.registry import ALL_TOOLS, tool_names
     from orchestration.engine import Orchestrator
@@ -99,7 +100,7 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
         db=db,
         catalog=load_catalog(None, known_tools=tool_names()),
         models=Models(ModelSettings(), ALL_TOOLS),
-        tools=ALL_TOOLS,
+        tools=Toolbox(ALL_TOOLS),
         sinks=lambda run: NullSink(),
         tool_context=lambda r, t, k: ToolContext(
             run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k

@@ -91,23 +91,28 @@ def _config_failed(e: ConfigError) -> int:
 
 async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
-    from bot.transports import forever, serve_http, serve_socket
+    from bot.transports import serve_http, serve_socket
 
     try:
         baton = await create(settings, mode=mode)
     except ConfigError as e:
         return _config_failed(e)
+    # SIGTERM (a service manager stopping Baton) ends it as cleanly as Ctrl-C: runs are
+    # cancelled, MCP servers stopped, connections closed.
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         if mode == "http":
             runner = await serve_http(baton, port=port)
             try:
-                await forever()
+                await stop.wait()
             finally:
                 await runner.cleanup()
         else:
             handler = await serve_socket(baton)
             try:
-                await forever()
+                await stop.wait()
             finally:
                 await handler.close_async()  # type: ignore[no-untyped-call]
     finally:
