@@ -406,12 +406,14 @@ async def _watched(
         forward, received = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 
         async def pump() -> None:
-            with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                async for item in read:
-                    await forward.send(item)
-            # Before the session hears of it: no caller may take this connection for live.
-            lost()
-            forward.close()
+            try:
+                with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+                    async for item in read:
+                        await forward.send(item)
+                # Before the session hears of it: no caller may take this connection for live.
+                lost()
+            finally:
+                forward.close()
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(pump)
