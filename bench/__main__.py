@@ -6,6 +6,7 @@
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
+- MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
 """
 
 from __future__ import annotations
@@ -262,6 +263,12 @@ async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
     return await fire_race()
 
 
+async def mcp_overhead(_: Site) -> list[tuple[str, str, str]]:
+    from bench.mcp import call_overhead
+
+    return await call_overhead()
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -271,6 +278,7 @@ async def main() -> None:
         approval_race,
         page_latency,
         schedule_race,
+        mcp_overhead,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)
