@@ -1,4 +1,4 @@
-"""`baton`: run the bot, open the sandbox, or print the app manifest."""
+"""`baton`: run the bot, open the sandbox, serve MCP clients, or print the app manifest."""
 
 from __future__ import annotations
 
@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument(
         "--port", type=int, default=None, help="port of the page (default 8765; 0: any free port)"
     )
+    sub.add_parser(
+        "mcp",
+        help="serve Baton to MCP clients over stdio (run_playbook, run_status, list_approvals)",
+    )
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public https URL of Baton for HTTP mode")
     args = parser.parse_args(argv)
@@ -65,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "sandbox":
         return _run_sandbox(settings, args.port)
+    if args.command == "mcp":
+        return _run_mcp(settings)
     mode: Mode = "http" if args.http else "socket"
     if not args.http and not _any_slack_variable(settings):
         print(SANDBOX_INSTEAD, flush=True)
@@ -115,6 +121,38 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
                 await stop.wait()
             finally:
                 await handler.close_async()  # type: ignore[no-untyped-call]
+    finally:
+        await baton.close()
+    return 0
+
+
+def _run_mcp(settings: Settings) -> int:
+    """Baton's runs for MCP clients on stdin/stdout; progress and approvals go to Slack."""
+    if settings.slack_bot_token is None:
+        return _config_failed(
+            ConfigError(
+                [
+                    "SLACK_BOT_TOKEN is not set: `baton mcp` posts each run it starts in Slack, "
+                    "where people follow it and approve its steps"
+                ]
+            )
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_mcp(settings))
+    return 0
+
+
+async def _mcp(settings: Settings) -> int:
+    from bot.app import create
+    from bot.mcp_server import baton_mcp
+
+    try:
+        # No Slack listener here: the Baton that serves Slack takes the approvals' clicks.
+        baton = await create(settings, mode="socket")
+    except ConfigError as e:
+        return _config_failed(e)
+    try:
+        await baton_mcp(baton).run_stdio_async()
     finally:
         await baton.close()
     return 0
