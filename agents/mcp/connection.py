@@ -287,31 +287,37 @@ class Connection:
 
         with anyio.CancelScope(deadline=anyio.current_time() + self.start_timeout) as scope:
             self._start_scope = scope
-            async with Client(
-                _watched(self._transport(), lost),
-                message_handler=self._on_message,
-                client_info=CLIENT_INFO,
-                cache=None,
-            ) as client:
-                tools = await _list_all(client)
-                scope.deadline = math.inf
-                live = _Live(client, tools)
-                if wake.is_set():
-                    return  # lost (or told to stop) while listing
-                self._live, self._listed = live, tools
-                self.version += 1
-                ran.append(True)
-                self._retry_at = None
-                self._set(ServerState.RUNNING, "")
-                log.info("MCP server %s: running, %d tools", self.name, len(tools))
-                async with anyio.create_task_group() as tg:
-                    if _announces_changes(client):
-                        tg.start_soon(self._listen, client, live)
-                    await wake.wait()
-                    tg.cancel_scope.cancel()
-        self._start_scope = None
+            try:
+                async with Client(
+                    _watched(self._transport(), lost),
+                    message_handler=self._on_message,
+                    client_info=CLIENT_INFO,
+                    cache=None,
+                ) as client:
+                    tools = await _list_all(client)
+                    scope.deadline = math.inf
+                    if not wake.is_set():  # else lost (or told to stop) while listing
+                        await self._serve(client, _Live(client, tools), wake, ran)
+            finally:
+                self._start_scope = None
         if scope.cancelled_caught and not ran and not self._stopping.is_set():
             raise TimeoutError(f"it did not answer within {self.start_timeout:g} s of starting")
+
+    async def _serve(
+        self, client: Client, live: _Live, wake: asyncio.Event, ran: list[bool]
+    ) -> None:
+        """Offer the connection to runs until it is lost or Baton stops."""
+        self._live, self._listed = live, live.tools
+        self.version += 1
+        ran.append(True)
+        self._retry_at = None
+        self._set(ServerState.RUNNING, "")
+        log.info("MCP server %s: running, %d tools", self.name, len(live.tools))
+        async with anyio.create_task_group() as tg:
+            if _announces_changes(client):
+                tg.start_soon(self._listen, client, live)
+            await wake.wait()
+            tg.cancel_scope.cancel()
 
     def _transport(self) -> AbstractAsyncContextManager[TransportStreams]:
         spec = self.spec
