@@ -13,7 +13,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from agents.errors import InvalidToolArguments, ModelBehaviorError, ToolError, TransientModelError
+from agents.errors import (
+    InvalidToolArguments,
+    ModelBehaviorError,
+    ToolError,
+    ToolServerError,
+    TransientModelError,
+)
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from agents.providers.base import ModelProvider
 from agents.retry import RetryPolicy, call_with_retries
@@ -125,6 +131,11 @@ async def run_specialist(
         await hooks.progress(why)
     # Checked here too, whatever the toolbox offered: only the specialist's own tools run.
     own_tools = {name: t for name, t in offered.tools.items() if spec.permits(t.name)}
+    if spec.tools and not own_tools:
+        # Without any of its tools the specialist could only guess: the task stops instead.
+        raise ToolServerError(
+            "none of its tools can be used: " + "; ".join(offered.missing or ("none is offered",))
+        )
     decisions = decisions or {}
     model_turns = sum(1 for m in messages if m.role == "assistant")
 

@@ -453,6 +453,24 @@ async def test_a_server_that_cannot_start_leaves_its_tools_out_and_the_run_goes_
     assert "`broken` (stdio) · ⚠️ unavailable: cannot start it: no such program" in shown
 
 
+async def test_a_specialist_left_with_none_of_its_tools_fails_its_task_without_guessing(
+    slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, tmp_path: Path
+) -> None:
+    broken = '  - name: broken\n    command: ["/nonexistent/mcp-server"]\n'
+    agents = catalog(tmp_path, servers=broken, tools=["mcp:broken/*"])
+
+    async with bot_for(slack, openai, sqlite_url, agents) as bot:
+        msg, run_id = await ask(bot, "file a ticket")
+        [task] = await runs.list_tasks(bot.baton.db, run_id)
+
+    assert not [s for s in openai.requests if is_clerk(s)]  # the model was never asked
+    assert task.status == TaskStatus.FAILED and task.error is not None
+    assert task.error.startswith(
+        "none of its tools can be used: the MCP server `broken` is unavailable: cannot start it"
+    )
+    assert task_line(bot, msg)["status"] == "error"
+
+
 async def test_baton_agents_lists_each_specialists_mcp_tools_and_each_servers_state(
     slack: SlackStandIn, openai: FakeOpenAI, sqlite_url: str, tmp_path: Path, record: Path
 ) -> None:
