@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,14 @@ from mcp.types import (
 )
 from mcp.types import Tool as McpDefinition
 
-from agents.errors import CatalogError, InvalidToolArguments, ToolError
+from agents.errors import CatalogError, InvalidToolArguments, ToolError, ToolServerError
 from agents.mcp import names
 from agents.mcp.config import McpServerSpec, expand, missing_variables
 from agents.mcp.connection import Backoff
 from agents.mcp.results import to_tool_result
 from agents.mcp.schema import portable
+from agents.mcp.servers import McpServers
+from agents.mcp.status import ServerState
 from agents.mcp.tool import McpTool, needs_approval
 from agents.spec import parse_catalog
 from agents.tools.registry import tool_names
@@ -262,3 +266,31 @@ agents: [{name: clerk, description: d, tools: ['mcp:web/*']}]
     ]
     (tmp_path / ".env").write_text("WEB_TOKEN=from-dotenv\n")
     assert toolbox_for(catalog, settings).mcp is not None
+
+
+async def test_a_server_that_keeps_failing_is_started_again_after_growing_pauses(
+    tmp_path: Path,
+) -> None:
+    starts = tmp_path / "starts"
+    crash = f"open({str(starts)!r}, 'a').write('start\\n'); raise SystemExit(1)"
+    spec = McpServerSpec(name="flaky", command=[sys.executable, "-c", crash])
+    servers = McpServers(
+        [spec], environ={}, require={}, call_timeout=5, backoff=Backoff(first=0, base=300, most=300)
+    )
+    try:
+        with pytest.raises(ToolServerError, match="the MCP server `flaky` is unavailable"):
+            await servers.tools("flaky")
+        # Tried again at once; after that failure too, the next try waits 300 s.
+        for _ in range(400):
+            [status] = servers.status()
+            if status.retry_in is not None and status.retry_in > 200:
+                break
+            await asyncio.sleep(0.05)
+        assert status.state == ServerState.UNAVAILABLE
+        assert status.problem == "it closed the connection before answering (it may have exited)"
+        with pytest.raises(ToolServerError, match="the MCP server `flaky` is unavailable"):
+            await servers.tools("flaky")  # answered from the pause, without starting it
+        assert starts.read_text().splitlines() == ["start", "start"]
+    finally:
+        await servers.aclose()
+    assert servers.status()[0].state == ServerState.STOPPED

@@ -443,6 +443,8 @@ def describe(error: BaseException) -> str:
     if isinstance(error, httpx2.HTTPStatusError):
         return f"the server answered HTTP {error.response.status_code}"
     if isinstance(error, MCPError):
+        if error.code == CONNECTION_CLOSED:
+            return "it closed the connection before answering (it may have exited)"
         return error.message
     text = str(error).strip()
     return text or type(error).__name__
