@@ -13,18 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, cast
 
 import anyio
-import httpx2
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp.shared.message import SessionMessage
 from mcp.shared.subscriptions import ToolsListChanged
 from mcp.types import (
     CONNECTION_CLOSED,
@@ -39,8 +35,9 @@ from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 from agents.errors import ToolError, ToolServerError
 from agents.mcp import names
-from agents.mcp.config import McpServerSpec, expand
+from agents.mcp.config import McpServerSpec
 from agents.mcp.status import ServerState
+from agents.mcp.transport import describe, open_transport, watched
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +48,6 @@ CLIENT_INFO = Implementation(name="baton", version="0.1.0")
 MAX_PAGES = 50
 # A caller waits for a restart that is due this soon rather than reporting the server down.
 WAIT_FOR_RETRY = 1.0
-
-TransportStreams = tuple[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -289,7 +284,7 @@ class Connection:
             self._start_scope = scope
             try:
                 async with Client(
-                    _watched(self._transport(), lost),
+                    watched(open_transport(self.spec, self._environ), lost),
                     message_handler=self._on_message,
                     client_info=CLIENT_INFO,
                     cache=None,
@@ -318,20 +313,6 @@ class Connection:
                 tg.start_soon(self._listen, client, live)
             await wake.wait()
             tg.cancel_scope.cancel()
-
-    def _transport(self) -> AbstractAsyncContextManager[TransportStreams]:
-        spec = self.spec
-        if spec.command is not None:
-            return stdio_client(
-                StdioServerParameters(
-                    command=spec.command[0],
-                    args=spec.command[1:],
-                    env=expand(spec.env, self._environ) or None,
-                    cwd=spec.cwd,
-                )
-            )
-        assert spec.url is not None
-        return _http(spec.url, expand(spec.headers, self._environ))
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, ToolListChangedNotification):
@@ -391,60 +372,3 @@ async def _list_all(client: Client) -> list[McpDefinition]:
         if not cursor:
             break
     return tools
-
-
-@asynccontextmanager
-async def _http(url: str, headers: dict[str, str]) -> AsyncIterator[TransportStreams]:
-    # The SDK's defaults: 30 s to connect and write, 5 minutes for a response stream.
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=300.0)) as http,
-        streamable_http_client(url, http_client=http) as streams,
-    ):
-        yield streams
-
-
-@asynccontextmanager
-async def _watched(
-    inner: AbstractAsyncContextManager[TransportStreams], lost: Callable[[], None]
-) -> AsyncIterator[TransportStreams]:
-    """The transport's streams, calling `lost` when the server's side ends (e.g. it exited)."""
-    async with inner as (read, write):
-        forward, received = anyio.create_memory_object_stream[SessionMessage | Exception](0)
-
-        async def pump() -> None:
-            try:
-                with suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-                    async for item in read:
-                        await forward.send(item)
-                # Before the session hears of it: no caller may take this connection for live.
-                lost()
-            finally:
-                forward.close()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(pump)
-            try:
-                yield received, write
-            finally:
-                tg.cancel_scope.cancel()
-                received.close()
-
-
-def describe(error: BaseException) -> str:
-    """A failure as a short sentence, without the SDK's exception groups around it."""
-    while isinstance(error, BaseExceptionGroup) and error.exceptions:
-        error = error.exceptions[0]
-    if isinstance(error, FileNotFoundError):
-        return f"cannot start it: no such program '{error.filename}'"
-    if isinstance(error, PermissionError):
-        return f"cannot start it: '{error.filename}' may not be run"
-    if isinstance(error, httpx2.ConnectError):
-        return f"cannot connect: {error}"
-    if isinstance(error, httpx2.HTTPStatusError):
-        return f"the server answered HTTP {error.response.status_code}"
-    if isinstance(error, MCPError):
-        if error.code == CONNECTION_CLOSED:
-            return "it closed the connection before answering (it may have exited)"
-        return error.message
-    text = str(error).strip()
-    return text or type(error).__name__
