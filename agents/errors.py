@@ -1,4 +1,15 @@
-"""Everything `agents` raises, drawn once."""
+"""Everything `agents` raises, drawn once:
+
+AgentsError
+├── CatalogError
+├── ModelError
+│   ├── TransientModelError
+│   ├── PermanentModelError
+│   └── ModelBehaviorError
+├── ToolError              (handed back to the model)
+├── InvalidToolArguments   (handed back to the model)
+└── ToolServerError        (stops the task)
+"""
 
 from __future__ import annotations
 
@@ -33,3 +44,15 @@ class ModelBehaviorError(ModelError):
 
 class ToolError(AgentsError):
     """A tool could not do what was asked; the message is shown to the model and the user."""
+
+
+class InvalidToolArguments(AgentsError):
+    """A model called a tool with arguments its schema does not accept; the message says why."""
+
+
+class ToolServerError(AgentsError):
+    """A tool's server failed (it crashed during the call, or cannot start): the task stops.
+
+    Unlike `ToolError`, this is not handed back to the model to work around: the task fails
+    with the message, which names the server and what happened to the call.
+    """

@@ -11,14 +11,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from agents.errors import ModelBehaviorError, ToolError, TransientModelError
+from agents.errors import (
+    InvalidToolArguments,
+    ModelBehaviorError,
+    ToolError,
+    ToolServerError,
+    TransientModelError,
+)
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from agents.providers.base import ModelProvider
 from agents.retry import RetryPolicy, call_with_retries
 from agents.spans import call_model
 from agents.spec import AgentSpec
+from agents.toolbox import Toolbox
 from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
 
@@ -112,7 +119,7 @@ async def run_specialist(
     *,
     provider: ModelProvider,
     model_id: str,
-    tools: Mapping[str, Tool],
+    tools: Toolbox,
     hooks: Hooks,
     retry: RetryPolicy,
     decisions: Mapping[str, Decision] | None = None,
@@ -120,7 +127,16 @@ async def run_specialist(
 ) -> Outcome:
     """Run (or continue) a specialist until it answers or stops at an approval gate."""
     messages = list(transcript)
-    own_tools = {name: tools[name] for name in spec.tools if name in tools}
+    offered = await tools.for_agent(spec)
+    for why in offered.missing:
+        await hooks.progress(why)
+    # Checked here too, whatever the toolbox offered: only the specialist's own tools run.
+    own_tools = {name: t for name, t in offered.tools.items() if spec.permits(t.name)}
+    if spec.tools and not own_tools:
+        # Without any of its tools the specialist could only guess: the task stops instead.
+        raise ToolServerError(
+            "none of its tools can be used: " + "; ".join(offered.missing or ("none is offered",))
+        )
     decisions = decisions or {}
     model_turns = sum(1 for m in messages if m.role == "assistant")
 
@@ -171,27 +187,26 @@ async def _answer_call(
             call, f"Error: the tool '{call.name}' is not available to you. Your tools: {allowed}."
         )
     try:
-        args = tool.Args.model_validate(call.arguments)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        return _tool_message(call, f"Error: invalid arguments for {call.name}: {problems}")
+        args = tool.parse_args(call.arguments)
+    except InvalidToolArguments as e:
+        return _tool_message(call, f"Error: invalid arguments for {call.name}: {e}")
     if tool.requires_approval:
         decision = decisions.get(call.id)
         if decision is None:
             return NeedsApproval(call, tool, args, [])
         if not decision.approved:
             why = f" Reason: {decision.reason}" if decision.reason else ""
-            await hooks.progress(f"`{call.name}` rejected by <@{decision.by}>")
+            await hooks.progress(f"`{tool.name}` rejected by <@{decision.by}>")
             return _tool_message(
                 call,
                 f"A person rejected this call; it was not performed.{why} "
                 "Do not try it again; finish without it.",
             )
-    await hooks.progress(f"calling `{call.name}`")
+    await hooks.progress(f"calling `{tool.name}`")
     try:
         result = await hooks.perform(tool, args, call)
     except ToolError as e:
-        await hooks.progress(f"`{call.name}` failed: {e}")
+        await hooks.progress(f"`{tool.name}` failed: {e}")
         return _tool_message(call, f"Error: {e}")
     await hooks.progress(result.summary)
     return _tool_message(call, _result_text(result))

@@ -12,6 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.errors import CatalogError
+from agents.mcp import names as mcp_names
+from agents.mcp.config import McpServerSpec
 from agents.pricing import Price
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -42,6 +44,16 @@ class AgentSpec(BaseModel):
     max_turns: int = Field(default=6, ge=1, le=50)
 
     _n = field_validator("name")(_check_name)
+
+    def permits(self, tool: str) -> bool:
+        """Whether this specialist may call `tool` (a catalog name such as `mcp:docs/search`)."""
+        if tool in self.tools:
+            return True
+        ref = mcp_names.parse(tool)
+        return ref is not None and any(
+            (mine := mcp_names.parse(entry)) is not None and mine.matches(ref.server, ref.tool)
+            for entry in self.tools
+        )
 
     @field_validator("model")
     @classmethod
@@ -94,7 +106,19 @@ class ApprovalSettings(BaseModel):
     approvers: list[str] = Field(default_factory=list)
     # Per tool: who may approve calls of that tool (overrides `approvers`).
     tools: dict[str, list[str]] = Field(default_factory=dict)
+    # MCP tools (`mcp:<server>/<tool>` or `mcp:<server>/*`): whether each call needs a
+    # person's approval, overriding what the tool's own annotations say.
+    require: dict[str, bool] = Field(default_factory=dict)
     expires_after_hours: float = Field(default=24.0, gt=0)
+
+    def approvers_for(self, tool: str) -> list[str]:
+        """Who may approve calls of `tool` here (empty: the usual approvers decide)."""
+        if self.tools.get(tool):
+            return list(self.tools[tool])
+        ref = mcp_names.parse(tool)
+        if ref is not None:
+            return list(self.tools.get(mcp_names.canonical(ref.server, mcp_names.ANY)) or [])
+        return []
 
 
 class Catalog(BaseModel):
@@ -108,6 +132,8 @@ class Catalog(BaseModel):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     # Hosts the HTTP tools may reach even on private or loopback addresses.
     http_allow_hosts: list[str] = Field(default_factory=list)
+    # Model Context Protocol servers whose tools specialists may list as `mcp:<server>/…`.
+    mcp_servers: list[McpServerSpec] = Field(default_factory=list)
 
     def agent(self, name: str) -> AgentSpec | None:
         return next((a for a in self.agents if a.name == name), None)
@@ -155,18 +181,42 @@ def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
     names = [a.name for a in catalog.agents]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"agents: the name '{dup}' is used twice")
+    servers = [s.name for s in catalog.mcp_servers]
+    for dup in sorted({n for n in servers if servers.count(n) > 1}):
+        problems.append(f"mcp_servers: the name '{dup}' is used twice")
+
+    def unknown(tool: str) -> str | None:
+        """What is wrong with a tool name, or None."""
+        if mcp_names.is_mcp(tool):
+            ref = mcp_names.parse(tool)
+            if ref is None:
+                return f"'{tool}' is not of the form mcp:<server>/<tool> or mcp:<server>/*"
+            if ref.server not in servers:
+                known = ", ".join(servers) or "none are configured"
+                return f"'{tool}' names the MCP server '{ref.server}', which is not in mcp_servers ({known})"
+            return None
+        if tool not in known_tools:
+            return f"unknown tool '{tool}' (known: {', '.join(sorted(known_tools))}, or mcp:<server>/<tool>)"
+        return None
+
     for agent in catalog.agents:
         for tool in agent.tools:
-            if tool not in known_tools:
-                problems.append(
-                    f"agents ({agent.name}): unknown tool '{tool}' (known: {', '.join(sorted(known_tools))})"
-                )
+            if (problem := unknown(tool)) is not None:
+                problems.append(f"agents ({agent.name}): {problem}")
         for other in agent.runs_after:
             if other not in names:
                 problems.append(f"agents ({agent.name}): runs_after names unknown agent '{other}'")
     for tool in catalog.approvals.tools:
-        if tool not in known_tools:
-            problems.append(f"approvals.tools: unknown tool '{tool}'")
+        if (problem := unknown(tool)) is not None:
+            problems.append(f"approvals.tools: {problem}")
+    for tool in catalog.approvals.require:
+        if not mcp_names.is_mcp(tool):
+            problems.append(
+                f"approvals.require: '{tool}' is a built-in tool, which decides for itself; "
+                "list MCP tools here (mcp:<server>/<tool> or mcp:<server>/*)"
+            )
+        elif (problem := unknown(tool)) is not None:
+            problems.append(f"approvals.require: {problem}")
     for pb in catalog.playbooks:
         ids = [t.id for t in pb.tasks]
         for dup in sorted({i for i in ids if ids.count(i) > 1}):

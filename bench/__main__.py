@@ -8,6 +8,7 @@
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
 - telemetry: the same offline runs with tracing and metrics off and on (OTLP to a local collector)
 - first start: `make run` in a fresh copy, nothing installed or cached, until the sandbox's URL
+- MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
 async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     from agents.providers.registry import Models, ModelSettings
     from agents.spec import load_catalog
+    from agents.toolbox import Toolbox
     from agents.tools.base import ToolContext
     from agents.tools.registry import ALL_TOOLS, tool_names
     from orchestration.engine import Orchestrator
@@ -101,7 +103,7 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
         db=db,
         catalog=load_catalog(None, known_tools=tool_names()),
         models=Models(ModelSettings(), ALL_TOOLS),
-        tools=ALL_TOOLS,
+        tools=Toolbox(ALL_TOOLS),
         sinks=lambda run: NullSink(),
         tool_context=lambda r, t, k: ToolContext(
             run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
@@ -275,6 +277,12 @@ async def first_start(_: Site) -> list[tuple[str, str, str]]:
     return await measure()
 
 
+async def mcp_overhead(_: Site) -> list[tuple[str, str, str]]:
+    from bench.mcp import call_overhead
+
+    return await call_overhead()
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -286,6 +294,7 @@ async def main() -> None:
         schedule_race,
         telemetry,
         first_start,
+        mcp_overhead,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

@@ -24,10 +24,11 @@ from agents.metrics import Metrics
 from agents.providers.registry import Models, ModelSettings
 from agents.spec import Catalog, load_catalog
 from agents.telemetry import Telemetry, otlp_exporter
+from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from bot.background import Background
-from bot.config import ConfigError, Mode, Settings, check_common, secret
+from bot.config import ConfigError, Mode, Settings, check_common, environment, secret
 from bot.gateway import SlackToolGateway
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
@@ -50,6 +51,7 @@ class Baton:
     catalog: Catalog
     client: AsyncWebClient
     models: Models
+    toolbox: Toolbox
     orchestrator: Orchestrator
     app: AsyncApp
     progress: ProgressOptions
@@ -86,6 +88,7 @@ class Baton:
             # Let a sweep in progress finish its queries rather than cut them off.
             await asyncio.wait([self.housekeeping], timeout=10)
         await self.background.cancel_all()
+        await self.toolbox.aclose()
         await self.models.aclose()
         await self.db.dispose()
         await self.telemetry.shutdown()
@@ -139,6 +142,30 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+def toolbox_for(catalog: Catalog, settings: Settings) -> Toolbox:
+    """Baton's own tools and the catalog's MCP servers (none is started until needed).
+
+    Raises ConfigError when a server entry names an environment variable that is not set.
+    """
+    if not catalog.mcp_servers:
+        return Toolbox(ALL_TOOLS)
+    from agents.mcp.config import missing_variables
+    from agents.mcp.servers import McpServers
+
+    environ = environment()
+    if missing := missing_variables(catalog.mcp_servers, environ):
+        raise ConfigError([f"BATON_AGENTS_FILE: {line}" for line in missing])
+    return Toolbox(
+        ALL_TOOLS,
+        McpServers(
+            catalog.mcp_servers,
+            environ=environ,
+            require=catalog.approvals.require,
+            call_timeout=settings.baton_tool_timeout,
+        ),
+    )
+
+
 async def create(
     settings: Settings,
     *,
@@ -160,7 +187,8 @@ async def create(
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:
         raise ConfigError([f"BATON_AGENTS_FILE: {line}" for line in str(e).splitlines()]) from e
-    models = Models(model_settings(settings), ALL_TOOLS)
+    toolbox = toolbox_for(catalog, settings)
+    models = Models(model_settings(settings), toolbox.by_model_name())
     if found := models.problems(catalog):
         raise ConfigError(found)
 
@@ -203,7 +231,7 @@ async def create(
         db=db,
         catalog=catalog,
         models=models,
-        tools=ALL_TOOLS,
+        tools=toolbox,
         sinks=sinks,
         tool_context=tool_context,
         limits=limits or limits_from(settings),
@@ -215,6 +243,7 @@ async def create(
         catalog=catalog,
         client=client,
         models=models,
+        toolbox=toolbox,
         orchestrator=orchestrator,
         app=app,
         progress=progress or ProgressOptions(streaming=settings.baton_streaming),

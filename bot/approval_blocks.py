@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agents.mcp import names as mcp_names
 from bot.blocks import Block, button, context, header, section, when
 from bot.text import escape, truncate
 from storage.models import Approval, ApprovalStatus, Run, TaskRow
@@ -42,7 +43,13 @@ def readable_args(args: dict[str, Any] | None) -> str:
 def what_happens(approval: Approval, task: TaskRow | None) -> str:
     agent = f"*{escape(task.agent)}*" if task else "A specialist"
     if approval.kind == "tool":
-        return f"{agent} wants to call `{approval.tool_name}` with:\n{readable_args(approval.tool_args)}"
+        ref = mcp_names.parse(approval.tool_name or "")
+        what = (
+            f"`{ref.tool}` on the MCP server `{ref.server}`"
+            if ref is not None
+            else f"`{approval.tool_name}`"
+        )
+        return f"{agent} wants to call {what} with:\n{readable_args(approval.tool_args)}"
     if approval.kind == "task":
         return f"{agent} is about to run this step:\n>{escape(truncate(task.instruction if task else approval.summary, 1500))}"
     if approval.kind == "budget":

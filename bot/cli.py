@@ -1,4 +1,5 @@
-"""`baton`: run the bot, open the sandbox, check a deployment, or print the app manifest."""
+"""`baton`: run the bot, open the sandbox, check a deployment, serve MCP clients, or print the
+app manifest."""
 
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     checkup.add_argument(
         "--http", action="store_true", help="check for HTTP mode (as `baton run --http`)"
     )
+    sub.add_parser(
+        "mcp",
+        help="serve Baton to MCP clients over stdio (run_playbook, run_status, list_approvals)",
+    )
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public https URL of Baton for HTTP mode")
     args = parser.parse_args(argv)
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings, quiet=args.command == "sandbox" or sandbox_instead)
     if args.command == "sandbox":
         return _run_sandbox(settings, args.port)
+    if args.command == "mcp":
+        return _run_mcp(settings)
     mode: Mode = "http" if args.http else "socket"
     if sandbox_instead:
         # Nothing configured yet: the sandbox, whose page says how to connect real Slack.
@@ -101,17 +108,22 @@ def _config_failed(e: ConfigError) -> int:
 
 async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
-    from bot.transports import forever, serve_http, serve_operator_routes, serve_socket
+    from bot.transports import serve_http, serve_operator_routes, serve_socket
 
     try:
         baton = await create(settings, mode=mode)
     except ConfigError as e:
         return _config_failed(e)
+    # SIGTERM (a service manager stopping Baton) ends it as cleanly as Ctrl-C: runs are
+    # cancelled, MCP servers stopped, connections closed.
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         if mode == "http":
             runner = await serve_http(baton, port=port)
             try:
-                await forever()
+                await stop.wait()
             finally:
                 await runner.cleanup()
         else:
@@ -119,11 +131,43 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
             ops_port = settings.baton_metrics_port
             ops = await serve_operator_routes(baton, port=ops_port) if ops_port else None
             try:
-                await forever()
+                await stop.wait()
             finally:
                 await handler.close_async()  # type: ignore[no-untyped-call]
                 if ops is not None:
                     await ops.cleanup()
+    finally:
+        await baton.close()
+    return 0
+
+
+def _run_mcp(settings: Settings) -> int:
+    """Baton's runs for MCP clients on stdin/stdout; progress and approvals go to Slack."""
+    if settings.slack_bot_token is None:
+        return _config_failed(
+            ConfigError(
+                [
+                    "SLACK_BOT_TOKEN is not set: `baton mcp` posts each run it starts in Slack, "
+                    "where people follow it and approve its steps"
+                ]
+            )
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_mcp(settings))
+    return 0
+
+
+async def _mcp(settings: Settings) -> int:
+    from bot.app import create
+    from bot.mcp_server import baton_mcp
+
+    try:
+        # No Slack listener here: the Baton that serves Slack takes the approvals' clicks.
+        baton = await create(settings, mode="socket")
+    except ConfigError as e:
+        return _config_failed(e)
+    try:
+        await baton_mcp(baton).run_stdio_async()
     finally:
         await baton.close()
     return 0

@@ -5,6 +5,7 @@ Nothing else in Baton reads `os.environ`: the bot hands what each part needs to 
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     baton_log_level: str | None = None
     # Unset: text when the log goes to a terminal, JSON otherwise (a file, a collector).
     baton_log_format: LogFormat | None = None
+    # Seconds one MCP tool call may take before it is cancelled.
+    baton_tool_timeout: float = Field(default=60.0, gt=0)
     # A schedule's fire missed while Baton was down runs late if it is at most this old (s).
     baton_schedule_grace: float = Field(default=600.0, ge=0)
 
@@ -107,6 +110,17 @@ class Settings(BaseSettings):
         return self.slack_bot_token is not None and (
             self.slack_app_token is not None or self.slack_signing_secret is not None
         )
+
+
+def environment(env_file: Path | None = Path(".env")) -> dict[str, str]:
+    """The variables a catalog's MCP server entries may name: `.env`, then the environment."""
+    from dotenv import dotenv_values
+
+    found: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        found.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    found.update(os.environ)
+    return found
 
 
 def secret(value: SecretStr | None) -> str | None:

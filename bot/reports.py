@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+from agents.mcp import names as mcp_names
+from agents.mcp.status import ServerState, ServerStatus
 from agents.spec import Catalog
 from agents.telemetry import trace_id_of
 from bot.blocks import (
@@ -20,13 +22,26 @@ from bot.text import escape, truncate
 from storage.models import Approval, Run, TaskRow
 
 
-def agents_report(catalog: Catalog, model_of: Callable[[str], str]) -> list[Block]:
+def agents_report(
+    catalog: Catalog, model_of: Callable[[str], str], servers: Sequence[ServerStatus] = ()
+) -> list[Block]:
+    """The specialists with their models and tools, the MCP servers' states, the playbooks."""
+    by_name = {s.name: s for s in servers}
     blocks: list[Block] = [header("Baton's specialists")]
     for a in catalog.agents:
-        tools = ", ".join(f"`{t}`" for t in a.tools) or "no tools (writes from its inputs)"
+        tools = ", ".join(_tool_entry(t, by_name) for t in a.tools)
         blocks.append(
             section(
-                f"*{escape(a.name)}* · `{model_of(a.model)}`\n{escape(a.description)}\nTools: {tools}"
+                f"*{escape(a.name)}* · `{model_of(a.model)}`\n{escape(a.description)}\n"
+                f"Tools: {tools or 'no tools (writes from its inputs)'}"
+            )
+        )
+    if servers:
+        blocks.append(divider())
+        blocks.append(
+            section(
+                "*MCP servers* — ✋ asks a person before each call\n"
+                + "\n".join(_server_line(s) for s in servers)
             )
         )
     if catalog.playbooks:
@@ -39,6 +54,47 @@ def agents_report(catalog: Catalog, model_of: Callable[[str], str]) -> list[Bloc
         ]
         blocks.append(section("*Playbooks* — `/baton run <name> [details]`\n" + "\n".join(lines)))
     return blocks[:50]
+
+
+def _tool_entry(entry: str, servers: Mapping[str, ServerStatus], shown: int = 12) -> str:
+    """A tool as the catalog lists it; for MCP, the server's tools it stands for once known."""
+    ref = mcp_names.parse(entry)
+    if ref is None:
+        return f"`{entry}`"
+    status = servers.get(ref.server)
+    if status is None or status.tools is None:
+        return f"`{entry}`"
+    matched = [t for t in status.tools if ref.matches(ref.server, t.name)]
+    if not matched:
+        return f"`{entry}` (the server has no such tool)"
+    names = [f"`{escape(t.name)}`{' ✋' if t.needs_approval else ''}" for t in matched[:shown]]
+    more = f", and {len(matched) - shown} more" if len(matched) > shown else ""
+    return f"`{entry}` ({', '.join(names)}{more})"
+
+
+def _server_line(s: ServerStatus) -> str:
+    line = f"• `{s.name}` ({s.transport}) · "
+    if s.state == ServerState.RUNNING:
+        count = len(s.tools or ())
+        line += f"running · {count} tool{'' if count == 1 else 's'}"
+        asks = sum(1 for t in s.tools or () if t.needs_approval)
+        if asks:
+            line += f", {asks} ✋"
+        if s.refresh_pending:
+            line += " · its tools changed; listed again on next use"
+    elif s.state == ServerState.NOT_STARTED:
+        line += "not started yet (starts when a specialist first needs it)"
+    elif s.state == ServerState.STOPPED:
+        line += "stopped"
+    else:
+        why = f": {escape(truncate(s.problem, 300))}" if s.problem else ""
+        if s.state == ServerState.STARTING:
+            line += "starting" + (f" (the last attempt failed{why})" if why else "")
+        else:
+            line += f"⚠️ unavailable{why}; its tools are not offered"
+            if s.retry_in is not None:
+                line += f" (trying again in {s.retry_in:.0f} s)"
+    return line
 
 
 def _duration(t: TaskRow) -> str:

@@ -98,7 +98,3 @@ async def serve_socket(baton: Baton) -> AsyncSocketModeHandler:
     await start_housekeeping(baton)
     log.info("Baton is connected to Slack over Socket Mode")
     return handler
-
-
-async def forever() -> None:
-    await asyncio.Event().wait()

@@ -20,7 +20,8 @@ from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.spec import Catalog
 from agents.telemetry import Telemetry
-from agents.tools.base import Tool, ToolContext
+from agents.toolbox import Toolbox
+from agents.tools.base import ToolContext
 from agents.tools.extract import plain
 from orchestration.errors import PlanningError
 from orchestration.events import (
@@ -61,7 +62,7 @@ class Orchestrator:
         db: Database,
         catalog: Catalog,
         models: Models,
-        tools: dict[str, Tool],
+        tools: Toolbox,
         sinks: SinkFactory,
         tool_context: ToolContextFactory,
         limits: Limits | None = None,
@@ -80,7 +81,7 @@ class Orchestrator:
             db=db,
             catalog=catalog,
             limits=self.limits,
-            gated_tools=frozenset(name for name, t in tools.items() if t.requires_approval),
+            tools=tools,
         )
         self.tasks = TaskRunner(
             db=db,

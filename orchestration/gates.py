@@ -13,6 +13,7 @@ from typing import Any
 
 from agents.messages import Message
 from agents.spec import Catalog
+from agents.toolbox import Toolbox
 from orchestration.events import ApprovalRequested, RunEvent
 from orchestration.limits import Limits
 from storage import approvals, runs
@@ -26,19 +27,17 @@ NEEDS_HUMAN = "NEEDS HUMAN:"
 
 
 class Gates:
-    def __init__(
-        self, *, db: Database, catalog: Catalog, limits: Limits, gated_tools: frozenset[str]
-    ) -> None:
+    def __init__(self, *, db: Database, catalog: Catalog, limits: Limits, tools: Toolbox) -> None:
         self.db = db
         self.catalog = catalog
         self.limits = limits
-        self.gated_tools = gated_tools
+        self.tools = tools
 
     def approvers_for(self, run: Run, tool: str | None) -> list[str]:
         """Configured approvers for the tool, else global ones, else the requester."""
         settings = self.catalog.approvals
-        if tool and settings.tools.get(tool):
-            return list(settings.tools[tool])
+        if tool and (for_tool := settings.approvers_for(tool)):
+            return for_tool
         if settings.approvers:
             return list(settings.approvers)
         return [run.user_id] if run.user_id else []
@@ -47,15 +46,19 @@ class Gates:
     def ttl(self) -> timedelta:
         return timedelta(hours=self.catalog.approvals.expires_after_hours)
 
-    def _gates_its_own_calls(self, task: TaskRow) -> bool:
+    async def _gates_its_own_calls(self, task: TaskRow) -> bool:
         """The task's specialist has tools that each need approval: those exact calls are
         asked about instead, so a person is not asked twice for one action."""
         spec = self.catalog.agent(task.agent)
-        return spec is not None and any(t in self.gated_tools for t in spec.tools)
+        return spec is not None and await self.tools.needs_approval(spec)
 
     async def before_start(self, run: Run, task: TaskRow, show: Show) -> bool:
         """Open a gate if the task may not start yet. True when it must wait."""
-        if task.requires_approval and not task.approved and not self._gates_its_own_calls(task):
+        if (
+            task.requires_approval
+            and not task.approved
+            and not await self._gates_its_own_calls(task)
+        ):
             await self.open(
                 run,
                 task,

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agents.errors import ModelError, ToolError, TransientModelError
+from agents.errors import ModelError, ToolError, ToolServerError, TransientModelError
 from agents.messages import Message, ToolCall
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
@@ -21,6 +21,7 @@ from agents.runner import (
     run_specialist,
 )
 from agents.spec import Catalog
+from agents.toolbox import Toolbox
 from agents.tools.base import Tool, ToolContext, ToolResult
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
@@ -41,7 +42,7 @@ class TaskRunner:
         db: Database,
         catalog: Catalog,
         models: Models,
-        tools: dict[str, Tool],
+        tools: Toolbox,
         prices: PriceTable,
         limits: Limits,
         gates: Gates,
@@ -92,7 +93,7 @@ class TaskRunner:
                 f"the model kept failing ({e}) after {self.limits.retry.max_attempts} attempts",
             )
             return
-        except ModelError as e:
+        except (ModelError, ToolServerError) as e:
             await self._fail(run, task, show, str(e))
             return
         except Exception:
@@ -107,7 +108,7 @@ class TaskRunner:
                 show,
                 kind="tool",
                 summary=_why(outcome.transcript) or task.instruction,
-                tool_name=outcome.call.name,
+                tool_name=outcome.tool.name,
                 tool_args=outcome.args.model_dump(mode="json"),
                 call_id=outcome.call.id,
                 transcript=outcome.transcript,

@@ -10,6 +10,7 @@ import pytest
 from agents.providers.registry import Models, ModelSettings
 from agents.retry import RetryPolicy
 from agents.spec import parse_catalog
+from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from orchestration.engine import Orchestrator
@@ -64,7 +65,7 @@ def orchestrator(
         db=db,
         catalog=catalog,
         models=models,
-        tools=ALL_TOOLS,
+        tools=Toolbox(ALL_TOOLS),
         sinks=lambda run: sink,
         tool_context=lambda r, t, k: ToolContext(run_id=r, task_id=t, idempotency_key=k),
         limits=Limits(retry=RetryPolicy(max_attempts=2, base_delay=0.01), **limits),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agents.providers.registry import Models, ModelSettings
 from agents.spec import load_catalog
+from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from orchestration.engine import Orchestrator
@@ -22,7 +23,7 @@ def offline(
         db=db,
         catalog=catalog,
         models=Models(ModelSettings(default_model="rules"), ALL_TOOLS),
-        tools=ALL_TOOLS,
+        tools=Toolbox(ALL_TOOLS),
         sinks=lambda run: sink,
         tool_context=lambda run_id, task_id, key: ToolContext(
             run_id=run_id, task_id=task_id, http_allow_hosts=allow, idempotency_key=key

@@ -204,7 +204,9 @@ async def test_a_slash_command_with_bad_input_shows_the_error_reply(
 
     reply = page.locator("#messages .message.ephemeral")
     await expect(reply).to_contain_text("There is no playbook called no-such-playbook")
-    await expect(reply).to_contain_text("Playbooks: shop-health, morning-digest, deploy, announce.")
+    await expect(reply).to_contain_text(
+        "Playbooks: shop-health, morning-digest, deploy, announce, cancel-order."
+    )
     await expect(reply.locator(".ephemeral-note")).to_have_text("Only visible to you")
     await shot(page, "06-slash-command-error")
 

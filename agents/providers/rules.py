@@ -65,7 +65,7 @@ class RulesProvider:
                 calls.append(
                     ToolCall(
                         id=f"rules_{len(calls) + 1}",
-                        name=tool.name,
+                        name=schema.name,
                         arguments=args.model_dump(mode="json", exclude_none=True),
                     )
                 )

@@ -1,13 +1,19 @@
-"""What a tool is: typed arguments, a permission flag, and an async `run`."""
+"""What a tool is: typed arguments, a permission flag, and an async `run`.
+
+Built-in tools set these as class attributes; a tool from an MCP server sets them per
+instance (its name, schema and whether it needs approval come from the server and the
+catalog).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from agents.errors import InvalidToolArguments
 from agents.messages import ToolSchema
 
 
@@ -43,13 +49,28 @@ class ToolResult(BaseModel):
 
 
 class Tool(ABC):
-    """A tool: subclasses set the class attributes and implement `run`."""
+    """A tool: subclasses set the attributes and implement `run`."""
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    Args: ClassVar[type[BaseModel]]
+    # The name the catalog lists it by (`http_check`, `mcp:tickets/create_ticket`).
+    name: str
+    description: str
+    Args: type[BaseModel]
     # A call changes something outside Baton; it needs a person's approval first.
-    requires_approval: ClassVar[bool] = False
+    requires_approval: bool = False
+
+    @property
+    def model_name(self) -> str:
+        """The name a model calls it by (only letters, digits, `_` and `-`)."""
+        return self.name
+
+    def parse_args(self, arguments: dict[str, Any]) -> BaseModel:
+        """The model's arguments, checked; `InvalidToolArguments` says what is wrong."""
+        try:
+            return self.Args.model_validate(arguments)
+        except ValidationError as e:
+            raise InvalidToolArguments(
+                "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            ) from e
 
     @abstractmethod
     async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
@@ -60,6 +81,9 @@ class Tool(ABC):
         return []
 
     def schema(self) -> ToolSchema:
+        """The tool as the model sees it."""
         return ToolSchema(
-            name=self.name, description=self.description, parameters=self.Args.model_json_schema()
+            name=self.model_name,
+            description=self.description,
+            parameters=self.Args.model_json_schema(),
         )

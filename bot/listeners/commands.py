@@ -56,7 +56,7 @@ async def handle(
         case Invalid(message=message):
             await ack(response_type="ephemeral", text=message)
         case ListAgents():
-            blocks = reports.agents_report(baton.catalog, baton.models.ref)
+            blocks = reports.agents_report(baton.catalog, baton.models.ref, baton.toolbox.servers())
             await ack(response_type="ephemeral", text="Baton's specialists", blocks=blocks)
         case Status(run_id=run_id):
             run = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.sandbox.local_server import LocalServer
 
 CATALOG_TEMPLATE = Path(__file__).with_name("demo_catalog.yml")
 PLACEHOLDER = "DEMO_URL"
+PYTHON_PLACEHOLDER = "DEMO_PYTHON"
 
 ENDPOINTS = (
     ("GET", "/health", "the shop: up"),
@@ -117,7 +119,9 @@ class DemoShop(LocalServer):
 
 def demo_catalog(base_url: str) -> str:
     """The sandbox's agent catalog, its playbooks aimed at the demo shop at `base_url`."""
-    return CATALOG_TEMPLATE.read_text(encoding="utf-8").replace(PLACEHOLDER, base_url.rstrip("/"))
+    text = CATALOG_TEMPLATE.read_text(encoding="utf-8").replace(PLACEHOLDER, base_url.rstrip("/"))
+    # The demo MCP server runs with the Python that runs Baton (JSON quoting is valid YAML).
+    return text.replace(PYTHON_PLACEHOLDER, json.dumps(sys.executable))
 
 
 def write_demo_catalog(directory: Path, base_url: str) -> Path:
