@@ -7,6 +7,7 @@ initial revision, which equals that release's tables, and upgraded from there.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,7 +92,8 @@ class Migrations:
         self.location = location
 
     def config(self, connection: Connection | None = None) -> Config:
-        cfg = Config()
+        # Alembic's own console messages are not for Baton's users: what happened is logged.
+        cfg = Config(cmd_opts=argparse.Namespace(quiet=True))
         cfg.set_main_option("script_location", str(self.location))
         # env.py runs the revisions on this connection (no URL, no alembic.ini).
         cfg.attributes["connection"] = connection
@@ -136,6 +138,8 @@ async def upgrade(db: Database, migrations: Migrations = BATON) -> Upgrade:
             return await conn.run_sync(_upgrade, migrations)
         finally:
             if locked:
+                # A failed revision may have left its transaction open; end it to unlock.
+                await conn.rollback()
                 await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": UPGRADE_LOCK})
                 await conn.commit()
 
