@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench migration clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,10 @@ fmt: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+
+# The next schema revision from what storage/models.py adds: make migration m="outbox table"
+migration: $(VENV)/.installed
+	$(BIN)/python -m storage.migrations.new "$(m)" $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

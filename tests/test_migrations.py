@@ -8,9 +8,12 @@ storage/models.py declares, as Alembic's autogenerate comparison sees it.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import sqlite3
+import sys
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -349,3 +352,101 @@ async def test_a_database_a_newer_baton_upgraded_is_not_touched(sqlite_url: str)
         await schema.upgrade(db)
     assert await versions(db) == ["0042"]
     await db.dispose()
+
+
+NEW_MODEL = """
+import asyncio, json, sys
+from pathlib import Path
+from sqlmodel import Field, SQLModel
+
+class Outbox(SQLModel, table=True):
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    topic: str = Field(index=True)
+    note: str | None = None
+
+from storage import Database, schema
+from storage.migrations.autogen import differences
+from storage.migrations.new import main
+
+scripts = Path(sys.argv[1])
+code = main(["outbox table", "--scripts", str(scripts)])
+
+async def check() -> list[str]:
+    db = Database(f"sqlite:///{scripts.parent}/fresh.db")
+    await schema.upgrade(db, schema.Migrations(scripts))
+    async with db.engine.connect() as conn:
+        found = await conn.run_sync(differences)
+    await db.dispose()
+    return [repr(d) for d in found]
+
+print(json.dumps({"code": code, "differences": asyncio.run(check())}))
+"""
+
+
+async def test_make_migration_writes_the_next_revision_for_a_new_model(tmp_path: Path) -> None:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(schema.MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        NEW_MODEL,
+        str(scripts),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    *said, result = out.decode().splitlines()
+    # The revision, applied to a new database, leaves nothing between it and the models.
+    assert json.loads(result) == {"code": 0, "differences": []}
+    [written] = (scripts / "versions").glob("0003_*.py")
+    assert written.name == "0003_outbox_table.py" and said == [
+        f"wrote {written}: read it, fix what autogenerate cannot know, then commit it"
+    ]
+    source = written.read_text()
+    assert 'down_revision = "0002"' in source and "sqlmodel" not in source
+    assert 'sa.Column("topic", sa.String(), nullable=False)' in source
+    assert 'batch_op.create_index(batch_op.f("ix_outbox_topic"), ["topic"], unique=False)' in source
+
+
+async def test_make_migration_says_so_when_the_models_and_head_agree(tmp_path: Path) -> None:
+    scripts = tmp_path / "migrations"
+    shutil.copytree(schema.MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "storage.migrations.new",
+        "nothing",
+        "--scripts",
+        str(scripts),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 1 and out == b""
+    assert "storage/models.py and the newest revision agree: nothing to generate" in err.decode()
+    assert sorted(p.name for p in (scripts / "versions").glob("*.py")) == sorted(
+        p.name for p in (schema.MIGRATIONS / "versions").glob("*.py")
+    )
+
+
+def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
+    from hatchling.builders.wheel import WheelBuilder
+
+    root = Path(__file__).resolve().parents[1]
+    [wheel] = list(WheelBuilder(str(root)).build(directory=str(tmp_path), versions=["standard"]))
+    with zipfile.ZipFile(wheel) as z:
+        shipped = {n for n in z.namelist() if n.startswith("storage/migrations/")}
+    expected = {
+        f"storage/{p.relative_to(root / 'storage').as_posix()}"
+        for p in schema.MIGRATIONS.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    assert {"storage/migrations/env.py", "storage/migrations/script.py.mako"} <= expected
+    assert len([n for n in expected if n.startswith("storage/migrations/versions/")]) == len(
+        list(schema.BATON.scripts.walk_revisions())
+    )
+    assert shipped == expected
