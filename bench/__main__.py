@@ -7,6 +7,7 @@
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
 - telemetry: the same offline runs with tracing and metrics off and on (OTLP to a local collector)
+- migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
 """
 
 from __future__ import annotations
@@ -268,6 +269,12 @@ async def telemetry(site: Site) -> list[tuple[str, str, str]]:
     return await telemetry_cost(site)
 
 
+async def migrations(_: Site) -> list[tuple[str, str, str]]:
+    from bench.migrations import upgrades
+
+    return await upgrades()
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -278,6 +285,7 @@ async def main() -> None:
         page_latency,
         schedule_race,
         telemetry,
+        migrations,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

@@ -74,13 +74,9 @@ def shown_url(settings: Settings) -> str:
 def missing_sqlite_file(settings: Settings) -> bool:
     """A SQLite file that does not exist yet (connecting would create it)."""
     url = make_url(settings.baton_database_url)
-    name = url.database
-    return (
-        url.get_backend_name() == "sqlite"
-        and bool(name)
-        and name != ":memory:"
-        and not Path(name or "").exists()
-    )
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return False
+    return not Path(url.database).exists()
 
 
 async def stored_state(settings: Settings) -> SchemaState | None:

@@ -450,3 +450,24 @@ def test_the_wheel_ships_the_migrations(tmp_path: Path) -> None:
         list(schema.BATON.scripts.walk_revisions())
     )
     assert shipped == expected
+
+
+async def test_a_database_with_only_some_release_tables_is_refused_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path}/odd.db")
+    async with db.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE runs (id VARCHAR PRIMARY KEY)"))
+        await conn.execute(text("CREATE TABLE events (id INTEGER PRIMARY KEY)"))
+
+    with pytest.raises(schema.SchemaError) as refused:
+        await schema.upgrade(db)
+    assert str(refused.value) == (
+        "the database has some of Baton's tables but not approvals, schedule_fires, schedules, "
+        "seen_slack_events, tasks, tool_calls, and no migration history: restore it from a "
+        "backup, or start from an empty database"
+    )
+    async with db.engine.connect() as conn:
+        left = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+    assert left == {"runs", "events"}
+    await db.dispose()

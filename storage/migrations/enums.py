@@ -13,6 +13,9 @@ def add_enum_values(type_name: str, *names: str) -> None:
     so a later statement in the same revision may already write them. SQLite stores enums
     as VARCHAR without a check and needs nothing.
     """
+    # They go into SQL text as they are: only plain names (as Python's member names are).
+    if not all(n.isidentifier() for n in (type_name, *names)):
+        raise ValueError(f"not an enum type and member names: {type_name!r}, {names!r}")
     if op.get_bind().dialect.name != "postgresql":
         return
     with op.get_context().autocommit_block():
