@@ -52,7 +52,7 @@ async def upgrades() -> list[tuple[str, str, str]]:
     rows = []
     checks: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, release in (("new database", False), ("Baton 0.1.0's database", True)):
+        for label, release in (("new database", False), ("0.1.0 database", True)):
             for engine in ("SQLite", "PostgreSQL"):
                 times = []
                 for i in range(ROUNDS):
