@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(VENV)/uv/bin/uv
 
-.PHONY: run test lint fmt bench clean
+.PHONY: run test lint fmt bench migration clean
 
 # $(1): what to install, e.g. `.` or `.[dev]`.
 define install
@@ -51,6 +51,10 @@ fmt: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench
+
+# The next schema revision from what storage/models.py adds: make migration m="outbox table"
+migration: $(VENV)/.installed
+	$(BIN)/python -m storage.migrations.new "$(m)" $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@
 - telemetry: the same offline runs with tracing and metrics off and on (OTLP to a local collector)
 - first start: `make run` in a fresh copy, nothing installed or cached, until the sandbox's URL
 - MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
+- migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
 """
 
 from __future__ import annotations
@@ -281,6 +282,10 @@ async def mcp_overhead(_: Site) -> list[tuple[str, str, str]]:
     from bench.mcp import call_overhead
 
     return await call_overhead()
+async def migrations(_: Site) -> list[tuple[str, str, str]]:
+    from bench.migrations import upgrades
+
+    return await upgrades()
 
 
 async def main() -> None:
@@ -295,6 +300,7 @@ async def main() -> None:
         telemetry,
         first_start,
         mcp_overhead,
+        migrations,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

@@ -29,6 +29,7 @@ from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from bot.background import Background
 from bot.config import ConfigError, Mode, Settings, check_common, environment, secret
+from bot.database import open_database
 from bot.gateway import SlackToolGateway
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
@@ -176,6 +177,8 @@ async def create(
 ) -> Baton:
     """Build and connect every part. Raises ConfigError for anything a person must fix.
 
+    The database is brought to head first, or start-up stops with DatabaseNotReady.
+
     `telemetry` defaults to what the settings say (`telemetry_from`).
     """
     from agents.errors import CatalogError
@@ -192,8 +195,7 @@ async def create(
     if found := models.problems(catalog):
         raise ConfigError(found)
 
-    db = Database(settings.baton_database_url)
-    await db.create_all()
+    db = await open_database(settings)
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
     gateway = SlackToolGateway(client)

@@ -1,5 +1,5 @@
-"""`baton`: run the bot, open the sandbox, check a deployment, serve MCP clients, or print the
-app manifest."""
+"""`baton`: run the bot, open the sandbox, check a deployment, upgrade the database, serve MCP
+clients, or print the app manifest."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 
-from bot.config import ConfigError, Mode, Settings, check, load_settings
+from bot.config import ConfigError, Mode, Settings, check, database_problems, load_settings
 from bot.logs import configure_logging
 
 NO_CREDENTIALS = """Baton needs Slack credentials to talk to Slack. Set them in the environment or in .env:
@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         "mcp",
         help="serve Baton to MCP clients over stdio (run_playbook, run_status, list_approvals)",
     )
+    database = sub.add_parser("db", help="the database's schema: `upgrade` it, or show `current`")
+    database.add_argument(
+        "action",
+        choices=["upgrade", "current"],
+        help="upgrade: bring the schema to this Baton's head; current: its revision, and if it is head",
+    )
     manifest = sub.add_parser("manifest", help="print the Slack app manifest")
     manifest.add_argument("--url", default=None, help="public https URL of Baton for HTTP mode")
     args = parser.parse_args(argv)
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             return doctor(load_settings(), "http" if args.http else "socket")
         except ConfigError as e:
             return doctor(e, "http" if args.http else "socket")
+    if args.command == "db":
+        return _db(args.action)
     try:
         settings = load_settings()
     except ConfigError as e:
@@ -99,6 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _db(action: str) -> int:
+    from bot import database
+
+    try:
+        settings = load_settings()
+        if problems := database_problems(settings):
+            raise ConfigError(problems)
+    except ConfigError as e:
+        return _config_failed(e)
+    configure_logging(settings, quiet=True)
+    return database.upgrade(settings) if action == "upgrade" else database.current(settings)
+
+
 def _config_failed(e: ConfigError) -> int:
     print("Baton cannot start:", file=sys.stderr)
     for problem in e.problems:
@@ -108,12 +129,16 @@ def _config_failed(e: ConfigError) -> int:
 
 async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
+    from bot.database import DatabaseNotReady
     from bot.transports import serve_http, serve_operator_routes, serve_socket
 
     try:
         baton = await create(settings, mode=mode)
     except ConfigError as e:
         return _config_failed(e)
+    except DatabaseNotReady as e:
+        print(f"Baton cannot start: {e}", file=sys.stderr)
+        return 2
     # SIGTERM (a service manager stopping Baton) ends it as cleanly as Ctrl-C: runs are
     # cancelled, MCP servers stopped, connections closed.
     stop = asyncio.Event()
@@ -159,6 +184,7 @@ def _run_mcp(settings: Settings) -> int:
 
 async def _mcp(settings: Settings) -> int:
     from bot.app import create
+    from bot.database import DatabaseNotReady
     from bot.mcp_server import baton_mcp
 
     try:
@@ -166,6 +192,9 @@ async def _mcp(settings: Settings) -> int:
         baton = await create(settings, mode="socket")
     except ConfigError as e:
         return _config_failed(e)
+    except DatabaseNotReady as e:
+        print(f"Baton cannot start: {e}", file=sys.stderr)
+        return 2
     try:
         await baton_mcp(baton).run_stdio_async()
     finally:

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
 
     baton_database_url: str = "sqlite:///baton.db"
+    # Upgrade the database's schema at start-up. Unset: on for SQLite, off for PostgreSQL.
+    baton_auto_migrate: bool | None = None
     baton_model: str | None = None
     baton_agents_file: Path | None = None
     baton_port: int = Field(default=3000, ge=1, le=65535)
@@ -104,6 +106,16 @@ class Settings(BaseSettings):
         if self.anthropic_api_key:
             return "anthropic:claude-sonnet-4-6"
         return "rules"
+
+    @property
+    def auto_migrate(self) -> bool:
+        """BATON_AUTO_MIGRATE, else on for SQLite (one Baton, one file) and off for PostgreSQL.
+
+        With PostgreSQL, replicas and backups are the operator's to plan: `baton db upgrade`.
+        """
+        if self.baton_auto_migrate is not None:
+            return self.baton_auto_migrate
+        return not self.baton_database_url.startswith("postgres")
 
     @property
     def has_slack_credentials(self) -> bool:
@@ -174,13 +186,7 @@ def check(settings: Settings, mode: Mode) -> None:
 
 def check_common(settings: Settings) -> list[str]:
     """Checks every mode shares (the sandbox too)."""
-    problems: list[str] = []
-    try:
-        normalize_url(settings.baton_database_url)
-    except ValueError:
-        problems.append(
-            "BATON_DATABASE_URL must be an SQLAlchemy URL such as sqlite:///baton.db or postgresql://user@host/db"
-        )
+    problems = database_problems(settings)
     model = settings.default_model
     if model != "rules" and not (
         model.startswith(("openai:", "anthropic:")) and model.partition(":")[2]
@@ -196,3 +202,14 @@ def check_common(settings: Settings) -> list[str]:
             "OTEL_EXPORTER_OTLP_ENDPOINT must be the collector's http(s) base URL, e.g. http://127.0.0.1:4318"
         )
     return problems
+
+
+def database_problems(settings: Settings) -> list[str]:
+    """BATON_DATABASE_URL must be a URL SQLAlchemy can use."""
+    try:
+        normalize_url(settings.baton_database_url)
+    except ValueError:
+        return [
+            "BATON_DATABASE_URL must be an SQLAlchemy URL such as sqlite:///baton.db or postgresql://user@host/db"
+        ]
+    return []

@@ -1,7 +1,8 @@
 """`baton doctor`: is this deployment ready to run? One line per check; exit 1 on a failure.
 
 The checks, in order: the configuration (what start-up checks, the catalog included), the
-database (reachable, Baton's tables), Slack (`auth.test` with the bot token, and the scopes
+database (reachable, Baton's tables), its migrations (the schema's revision against this
+Baton's head), Slack (`auth.test` with the bot token, and the scopes
 the token has against the manifest's), and each model the configuration uses (one short
 request through the provider Baton itself uses). Nothing is created or changed, and no
 secret is printed.
@@ -22,6 +23,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.errors import CatalogError, ModelError
 from agents.messages import Message, ModelRequest
@@ -30,8 +32,10 @@ from agents.spec import Catalog, load_catalog
 from agents.tools.registry import ALL_TOOLS, tool_names
 from bot.app import model_settings
 from bot.config import ConfigError, Mode, Settings, check, secret
+from bot.database import UPGRADE_HINT, describe, stored_state
 from bot.manifest import bot_scopes
-from storage import Database, stats
+from storage import Database, schema, stats
+from storage.schema import SchemaStatus
 
 # Each check gives up after this many seconds (a database or server that does not answer).
 TIMEOUT = 10.0
@@ -76,7 +80,7 @@ async def run_checks(settings: Settings, mode: Mode, *, within: float = TIMEOUT)
     """The checks, in order; each one runs even when an earlier one failed."""
     config, catalog = configuration(settings, mode)
     checks = [config, await database(settings, within=within)]
-    # Migration state (the schema's revision against the code's) will be checked here.
+    checks.append(await migrations(settings, within=within))
     checks.append(await slack(settings, within=within))
     checks += await models(settings, catalog, within=within)
     # MCP servers (catalog `mcp_servers:`) will be checked here, one line each.
@@ -131,11 +135,33 @@ async def database(settings: Settings, *, within: float) -> Check:
     expected = stats.baton_tables()
     found = len(expected & present)
     tables = (
-        f"all {found} tables"
-        if found == len(expected)
-        else f"{found} of {len(expected)} tables (Baton creates the rest on start)"
+        f"all {found} tables" if found == len(expected) else f"{found} of {len(expected)} tables"
     )
     return Check("database", Outcome.OK, f"{shown} · {tables}")
+
+
+async def migrations(settings: Settings, *, within: float) -> Check:
+    """The schema's revision against this Baton's head (nothing is created or upgraded)."""
+    auto = settings.auto_migrate
+    on_start = "start-up upgrades it (BATON_AUTO_MIGRATE)"
+    try:
+        async with asyncio.timeout(within):
+            found = await stored_state(settings)
+    except schema.SchemaError as e:
+        return Check("migrations", Outcome.FAIL, str(e))
+    except (TimeoutError, OSError, SQLAlchemyError):
+        # The database line has said why already.
+        return Check("migrations", Outcome.SKIPPED, "not checked: the database did not answer")
+    if found is None:
+        if auto:
+            return Check("migrations", Outcome.OK, "no database yet; start-up creates it at head")
+        return Check("migrations", Outcome.FAIL, f"no database yet; {UPGRADE_HINT}")
+    if found.status is SchemaStatus.AT_HEAD:
+        return Check("migrations", Outcome.OK, describe(found))
+    if found.needs_upgrade and auto:
+        return Check("migrations", Outcome.OK, f"{describe(found)}; {on_start}")
+    hint = f"; {UPGRADE_HINT}" if found.needs_upgrade else ""
+    return Check("migrations", Outcome.FAIL, f"{describe(found)}{hint}")
 
 
 def _missing_sqlite_file(database: str | None, shown: str) -> Check | None:

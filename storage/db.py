@@ -1,4 +1,4 @@
-"""The async engine, URL normalisation and schema creation."""
+"""The async engine, URL normalisation, and tables straight from the models for tests."""
 
 from __future__ import annotations
 
@@ -51,7 +51,11 @@ class Database:
         return self.url.startswith("sqlite")
 
     async def create_all(self) -> None:
-        """Create missing tables (idempotent, safe from several processes at once)."""
+        """Create missing tables straight from the models, with no migration history.
+
+        For tests and benchmarks that need tables fast; Baton itself starts through the
+        migrations (`storage.schema`), which a test keeps equal to these tables.
+        """
         from storage import models  # noqa: F401  (registers the tables)
 
         async with self.engine.begin() as conn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,19 +15,35 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from storage import Database
+from storage import Database, schema
 
 PG_ADMIN = os.environ.get("BATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+@pytest.fixture(scope="session")
+def sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file upgraded to head by the migrations, once per session."""
+    path = tmp_path_factory.mktemp("schema") / "baton.db"
+
+    async def upgrade() -> None:
+        db = Database(f"sqlite:///{path}")
+        await schema.upgrade(db)
+        await db.dispose()
+
+    asyncio.run(upgrade())
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path, sqlite_at_head: Path) -> str:
+    """A SQLite database at head: a copy of the session's, faster than migrating each time."""
+    shutil.copyfile(sqlite_at_head, tmp_path / "baton.db")
     return f"sqlite:///{tmp_path}/baton.db"
 
 
 @asynccontextmanager
 async def fresh_pg_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the local server, dropped afterwards."""
+    """A new, empty PostgreSQL database on the local server (no tables), dropped afterwards."""
     name = f"baton_{secrets.token_hex(6)}"
     dsn = PG_ADMIN.replace("postgresql://", "postgres://")
     admin = await asyncpg.connect(dsn)
@@ -46,13 +63,17 @@ async def fresh_pg_database() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
+    """A new PostgreSQL database upgraded to head by the migrations, dropped afterwards."""
     async with fresh_pg_database() as url:
+        db = Database(url)
+        await schema.upgrade(db)
+        await db.dispose()
         yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """The same test on SQLite and on PostgreSQL."""
+    """The same test on SQLite and on PostgreSQL (tables straight from the models)."""
     async with AsyncExitStack() as stack:
         if request.param == "sqlite":
             url = f"sqlite:///{tmp_path}/baton.db"
@@ -67,7 +88,6 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 @pytest.fixture
 async def db(sqlite_url: str) -> AsyncIterator[Database]:
     database = Database(sqlite_url)
-    await database.create_all()
     yield database
     await database.dispose()
 
@@ -140,6 +160,7 @@ def _no_real_network_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "BATON_MODEL",
         "BATON_AGENTS_FILE",
         "BATON_DATABASE_URL",
+        "BATON_AUTO_MIGRATE",
         "BATON_LOG_FORMAT",
         "BATON_LOG_LEVEL",
         "OTEL_EXPORTER_OTLP_ENDPOINT",

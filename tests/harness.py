@@ -220,6 +220,8 @@ def settings_for(slack: SlackStandIn, db_url: str, **overrides: Any) -> Settings
         "slack_api_url": slack.api_url,
         "baton_database_url": db_url,
         "baton_http_allow_hosts": ["127.0.0.1"],
+        # Test databases are new, as the sandbox's are: made at head on start, whatever the URL.
+        "baton_auto_migrate": True,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -10,12 +10,12 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.config import Settings
-from bot.doctor import Outcome, run_checks
+from bot.doctor import Check, Outcome, run_checks
 from bot.manifest import bot_scopes
 from bot.sandbox.local_server import LocalServer
 from bot.sandbox.web_api import SlackStandIn
-from storage import Database, stats
-from tests.conftest import PG_ADMIN
+from storage import Database, schema, stats
+from tests.conftest import PG_ADMIN, fresh_pg_database
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply
 
 CATALOG = """
@@ -56,7 +56,7 @@ def catalog(tmp_path: Path) -> Path:
 
 async def test_a_ready_deployment_gets_ok_on_every_line_and_exit_0(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path}/baton.db")
-    await db.create_all()
+    await schema.upgrade(db)
     await db.dispose()
     async with SlackStandIn() as slack, FakeOpenAI() as openai, FakeAnthropic() as anthropic:
         code, lines = await doctor(
@@ -79,6 +79,7 @@ async def test_a_ready_deployment_gets_ok_on_every_line_and_exit_0(tmp_path: Pat
     assert [line.split()[:2] for line in lines] == [
         ["ok", "configuration"],
         ["ok", "database"],
+        ["ok", "migrations"],
         ["ok", "slack"],
         ["ok", "model"],
         ["ok", "model"],
@@ -86,9 +87,10 @@ async def test_a_ready_deployment_gets_ok_on_every_line_and_exit_0(tmp_path: Pat
     assert "socket mode · model openai:gpt-4.1-mini · your catalog: 2 specialists" in lines[0]
     tables = len(stats.baton_tables())
     assert lines[1].endswith(f"sqlite:///{tmp_path}/baton.db · all {tables} tables")
-    assert "bot @baton (U0BATON) in" in lines[2] and "(T0BATON)" in lines[2]
-    assert "openai:gpt-4.1-mini answered in" in lines[3]
-    assert "anthropic:claude-haiku-4-5 answered in" in lines[4]
+    assert lines[2].endswith(f"migrations     at head ({schema.BATON.head})")
+    assert "bot @baton (U0BATON) in" in lines[3] and "(T0BATON)" in lines[3]
+    assert "openai:gpt-4.1-mini answered in" in lines[4]
+    assert "anthropic:claude-haiku-4-5 answered in" in lines[5]
     # One cheap call each: the configured model id, a handful of tokens.
     [asked_openai], [asked_anthropic] = openai.requests, anthropic.requests
     assert asked_openai.model == "gpt-4.1-mini"
@@ -120,15 +122,17 @@ async def test_each_failure_gets_its_own_line_and_exit_1(tmp_path: Path) -> None
     assert [line.split()[:2] for line in lines] == [
         ["ok", "configuration"],
         ["FAIL", "database"],
+        ["skip", "migrations"],
         ["FAIL", "slack"],
         ["FAIL", "model"],
     ]
     assert 'database "baton_does_not_exist" does not exist' in lines[1]
     assert "hunter2" not in lines[1] and "***" in lines[1]
-    assert lines[2].endswith(
+    assert lines[2].endswith("not checked: the database did not answer")
+    assert lines[3].endswith(
         "auth.test said invalid_auth: SLACK_BOT_TOKEN is wrong, or was revoked (reinstall the app)"
     )
-    assert "openai:gpt-4.1-mini" in lines[3] and "Incorrect API key provided" in lines[3]
+    assert "openai:gpt-4.1-mini" in lines[4] and "Incorrect API key provided" in lines[4]
     assert not [s for s in ("xoxb-revoked-long-ago", "sk-wrong") if s in "\n".join(lines)]
 
 
@@ -144,13 +148,15 @@ async def test_an_unconfigured_baton_is_told_what_is_missing_and_nothing_is_crea
     assert [(c.name, c.outcome) for c in checks] == [
         ("configuration", Outcome.FAIL),
         ("database", Outcome.OK),
+        ("migrations", Outcome.OK),
         ("slack", Outcome.SKIPPED),
         ("model", Outcome.OK),
     ]
     assert "SLACK_BOT_TOKEN is not set" in checks[0].detail
     assert "SLACK_SIGNING_SECRET is not set" in checks[0].detail
     assert checks[1].detail.endswith("no file yet; Baton creates it on start")
-    assert checks[3].detail == "rules only: offline, nothing to call"
+    assert checks[2].detail == "no database yet; start-up creates it at head"
+    assert checks[4].detail == "rules only: offline, nothing to call"
     assert not database.exists()
 
 
@@ -204,3 +210,37 @@ async def test_a_token_installed_before_the_manifest_grew_is_told_which_scopes_t
             "http",
         )
     assert [c.outcome for c in checks if c.name == "slack"] == [Outcome.OK]
+
+
+async def test_migrations_line_says_behind_and_what_to_run(tmp_path: Path) -> None:
+    async with fresh_pg_database() as url:
+        empty = await run_checks(
+            Settings(_env_file=None, baton_database_url=url),  # type: ignore[call-arg]
+            "http",
+        )
+        told = await run_checks(
+            Settings(_env_file=None, baton_database_url=url, baton_auto_migrate=True),  # type: ignore[call-arg]
+            "http",
+        )
+        db = Database(url)
+        await schema.upgrade(db)
+        await db.dispose()
+        ready = await run_checks(
+            Settings(_env_file=None, baton_database_url=url),  # type: ignore[call-arg]
+            "http",
+        )
+
+    def line(checks: list[Check]) -> tuple[Outcome, str]:
+        [found] = [(c.outcome, c.detail) for c in checks if c.name == "migrations"]
+        return found
+
+    head = schema.BATON.head
+    assert line(empty) == (
+        Outcome.FAIL,
+        f"behind: no tables yet, head is {head}; run `baton db upgrade`",
+    )
+    assert line(told) == (
+        Outcome.OK,
+        f"behind: no tables yet, head is {head}; start-up upgrades it (BATON_AUTO_MIGRATE)",
+    )
+    assert line(ready) == (Outcome.OK, f"at head ({head})")

@@ -55,6 +55,8 @@ def sandbox_settings(
             "slack_client_id": None,
             "slack_client_secret": None,
             "baton_database_url": database,
+            # Its database is new at every start: always made at head.
+            "baton_auto_migrate": True,
             "baton_agents_file": settings.baton_agents_file or catalog,
         }
     )
