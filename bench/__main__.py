@@ -282,6 +282,8 @@ async def mcp_overhead(_: Site) -> list[tuple[str, str, str]]:
     from bench.mcp import call_overhead
 
     return await call_overhead()
+
+
 async def migrations(_: Site) -> list[tuple[str, str, str]]:
     from bench.migrations import upgrades
 
