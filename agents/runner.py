@@ -13,13 +13,16 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
 
-from agents.errors import ModelBehaviorError, ToolError, TransientModelError
-from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from agents.providers.base import ModelProvider
-from agents.retry import RetryPolicy, call_with_retries
+from agents import fallback
+from agents.errors import Failure, ModelBehaviorError, ToolError
+from agents.fallback import SwitchHook
+from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
+from agents.providers.registry import Binding
+from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
+from agents.verdict import Judgement, judge, needs_data
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Decision:
 class Finished:
     output: str
     transcript: list[Message]
+    judgement: Judgement
+    model: str  # the model that gave the final answer (`provider:model-id`)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ Outcome = Finished | NeedsApproval
 class MaxTurnsExceeded(ModelBehaviorError):
     """The specialist used all its turns without a final answer."""
 
+    default_failure = Failure.OTHER  # Baton's own sentence says it all
+
 
 @dataclass
 class Hooks:
@@ -58,8 +65,8 @@ class Hooks:
 
     # One short line for the task's progress ("calling http_check …").
     progress: Callable[[str], Awaitable[None]]
-    # Every model call's usage, as it happens.
-    usage: Callable[[Usage], Awaitable[None]]
+    # Every model call's usage, as it happens, and the model (`provider:model-id`) it was.
+    usage: Callable[[Usage, str], Awaitable[None]]
     # Performs a permitted call; the orchestrator wraps it with idempotency records.
     perform: Callable[[Tool, BaseModel, ToolCall], Awaitable[ToolResult]]
 
@@ -95,8 +102,17 @@ def _unanswered(transcript: list[Message]) -> list[ToolCall]:
     return []
 
 
-def _tool_message(call: ToolCall, content: str) -> Message:
-    return Message(role="tool", tool_call_id=call.id, name=call.name, content=content)
+def _tool_message(
+    call: ToolCall, content: str, outcome: CallOutcome, note: str | None = None
+) -> Message:
+    return Message(
+        role="tool",
+        tool_call_id=call.id,
+        name=call.name,
+        content=content,
+        outcome=outcome,
+        note=note,
+    )
 
 
 def _result_text(result: ToolResult) -> str:
@@ -109,19 +125,26 @@ async def run_specialist(
     spec: AgentSpec,
     transcript: list[Message],
     *,
-    provider: ModelProvider,
-    model_id: str,
+    binding: Binding,
     tools: Mapping[str, Tool],
     hooks: Hooks,
     retry: RetryPolicy,
     decisions: Mapping[str, Decision] | None = None,
-    on_retry: Callable[[int, TransientModelError, float], Awaitable[None]] | None = None,
+    on_retry: RetryHook | None = None,
+    on_switch: SwitchHook | None = None,
 ) -> Outcome:
-    """Run (or continue) a specialist until it answers or stops at an approval gate."""
+    """Run (or continue) a specialist until it answers or stops at an approval gate.
+
+    The model is `binding`; when it keeps failing, its fallbacks take over, in order, and the
+    one that took over answers the rest of this task's turns.
+    """
     messages = list(transcript)
     own_tools = {name: tools[name] for name in spec.tools if name in tools}
     decisions = decisions or {}
     model_turns = sum(1 for m in messages if m.role == "assistant")
+    links = binding.links()
+    prompt = next((m.content for m in messages if m.role == "user"), "")
+    wants_data = bool(own_tools) and needs_data(own_tools, prompt)
 
     while True:
         for call in _unanswered(messages):
@@ -135,21 +158,23 @@ async def run_specialist(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
         request = ModelRequest(
-            model=model_id,
+            model=links[0].model_id,
             system=system_prompt(spec),
             messages=messages,
             tools=[t.schema() for t in own_tools.values()],
+            # The task gives the tools something to act on and none has run yet: ask for a call.
+            require_tool=wants_data and not any(m.role == "tool" for m in messages),
         )
-
-        async def ask(request: ModelRequest = request) -> ModelResponse:
-            return await provider.complete(request)
-
-        response = await call_with_retries(ask, policy=retry, on_retry=on_retry)
+        answered_by, response = await fallback.ask(
+            links, request, policy=retry, on_retry=on_retry, on_switch=on_switch
+        )
+        links = links[links.index(answered_by) :]
         model_turns += 1
-        await hooks.usage(response.usage)
+        await hooks.usage(response.usage, answered_by.ref)
         if not response.tool_calls:
             messages.append(Message(role="assistant", content=response.text))
-            return Finished(response.text.strip(), messages)
+            judgement = judge(own_tools, messages, response.text)
+            return Finished(judgement.output, messages, judgement, answered_by.ref)
         messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )
@@ -165,32 +190,47 @@ async def _answer_call(
     tool = own_tools.get(call.name)
     if tool is None:
         allowed = ", ".join(own_tools) or "none"
-        await hooks.progress(f"refused `{call.name}`: not one of this specialist's tools")
+        note = f"refused `{call.name}`: not one of this specialist's tools"
+        await hooks.progress(note)
         return _tool_message(
-            call, f"Error: the tool '{call.name}' is not available to you. Your tools: {allowed}."
+            call,
+            f"Error: the tool '{call.name}' is not available to you. Your tools: {allowed}.",
+            CallOutcome.REFUSED,
+            note,
         )
     try:
         args = tool.Args.model_validate(call.arguments)
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
-        return _tool_message(call, f"Error: invalid arguments for {call.name}: {problems}")
+        note = f"`{call.name}` was called with invalid arguments: {problems}"
+        await hooks.progress(note)
+        return _tool_message(
+            call, f"Error: invalid arguments for {call.name}: {problems}", CallOutcome.ERROR, note
+        )
     if tool.requires_approval:
         decision = decisions.get(call.id)
         if decision is None:
             return NeedsApproval(call, tool, args, [])
         if not decision.approved:
             why = f" Reason: {decision.reason}" if decision.reason else ""
-            await hooks.progress(f"`{call.name}` rejected by <@{decision.by}>")
+            note = f"`{call.name}` rejected by <@{decision.by}>" + (
+                f": {decision.reason}" if decision.reason else ""
+            )
+            await hooks.progress(note)
             return _tool_message(
                 call,
                 f"A person rejected this call; it was not performed.{why} "
                 "Do not try it again; finish without it.",
+                CallOutcome.REJECTED,
+                note,
             )
     await hooks.progress(f"calling `{call.name}`")
     try:
         result = await hooks.perform(tool, args, call)
     except ToolError as e:
-        await hooks.progress(f"`{call.name}` failed: {e}")
-        return _tool_message(call, f"Error: {e}")
+        note = f"`{call.name}` failed: {e}"
+        await hooks.progress(note)
+        return _tool_message(call, f"Error: {e}", CallOutcome.ERROR, note)
     await hooks.progress(result.summary)
-    return _tool_message(call, _result_text(result))
+    outcome = CallOutcome.OK if result.ok else CallOutcome.PROBLEM
+    return _tool_message(call, _result_text(result), outcome)
