@@ -20,6 +20,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agents.providers.capabilities import parse_compat
 from agents.providers.registry import Models, ModelSettings
 from agents.spec import Catalog, load_catalog
 from agents.tools.base import ToolContext
@@ -104,6 +105,7 @@ def limits_from(settings: Settings) -> Limits:
         task_timeout=settings.baton_task_timeout,
         run_deadline=settings.baton_run_deadline,
         budget_usd=settings.baton_budget_usd,
+        budget_tokens=settings.baton_budget_tokens,
     )
 
 
@@ -124,6 +126,9 @@ async def create(
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:
         raise ConfigError([f"BATON_AGENTS_FILE: {line}" for line in str(e).splitlines()]) from e
+    compat = catalog.openai_compat
+    if settings.openai_compat:
+        compat = parse_compat(settings.openai_compat).over(compat)
     models = Models(
         ModelSettings(
             default_model=settings.default_model,
@@ -131,6 +136,8 @@ async def create(
             openai_base_url=settings.openai_base_url,
             anthropic_api_key=secret(settings.anthropic_api_key),
             anthropic_base_url=settings.anthropic_base_url,
+            fallback_models=tuple(settings.baton_fallback_models),
+            openai_compat=compat,
         ),
         ALL_TOOLS,
     )

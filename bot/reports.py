@@ -17,6 +17,7 @@ from bot.blocks import (
 )
 from bot.text import escape, truncate
 from storage.models import Approval, Run, TaskRow
+from storage.usage import Total
 
 
 def agents_report(catalog: Catalog, model_of: Callable[[str], str]) -> list[Block]:
@@ -46,7 +47,7 @@ def _duration(t: TaskRow) -> str:
     return "—"
 
 
-def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
+def status_report(run: Run, tasks: Sequence[TaskRow], totals: Sequence[Total] = ()) -> list[Block]:
     state = RUN_STATUS_TEXT.get(run.status.value, run.status.value)
     what = (
         f"playbook `{run.playbook}`" if run.playbook else f"“{escape(truncate(run.request, 200))}”"
@@ -61,7 +62,8 @@ def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
     lines = []
     for t in tasks:
         cost = f"{t.input_tokens + t.output_tokens:,} tokens · ${t.cost_usd:.4f}"
-        line = f"{STATUS_EMOJI.get(t.status.value, '•')} `{t.task_id}` *{escape(t.agent)}* · {t.status.value} · {_duration(t)} · {cost}"
+        model = f" · `{t.model}`" if t.model else ""
+        line = f"{STATUS_EMOJI.get(t.status.value, '•')} `{t.task_id}` *{escape(t.agent)}* · {t.status.value}{model} · {_duration(t)} · {cost}"
         if t.error:
             line += f"\n      _{escape(truncate(t.error, 200))}_"
         lines.append(line)
@@ -69,10 +71,38 @@ def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
         blocks.append(section("\n".join(lines)))
     if run.error:
         blocks.append(section(f":warning: {escape(truncate(run.error, 1000))}"))
+    if totals:
+        blocks.append(section(cost_rollup(totals)))
     blocks.append(
         context(f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}")
     )
     return blocks
+
+
+def _money(cost: float, priced: bool) -> str:
+    return f"${cost:.4f}" if priced else "price unknown"
+
+
+def cost_rollup(totals: Sequence[Total]) -> str:
+    """Cost per agent (planning and the answer are the supervisor's) and per model."""
+    by_agent: dict[str, list[Total]] = {}
+    by_model: dict[str, list[Total]] = {}
+    for t in totals:
+        by_agent.setdefault(t.agent, []).append(t)
+        by_model.setdefault(t.model, []).append(t)
+
+    def line(name: str, rows: list[Total]) -> str:
+        tokens = sum(r.tokens for r in rows)
+        calls = sum(r.calls for r in rows)
+        priced = all(r.priced for r in rows)
+        return (
+            f"• {name} · {calls} call{'s' if calls != 1 else ''} · {tokens:,} tokens · "
+            f"{_money(sum(r.cost_usd for r in rows), priced)}"
+        )
+
+    agents = [line(f"*{escape(a)}*", rows) for a, rows in by_agent.items()]
+    models = [line(f"`{m}`", rows) for m, rows in by_model.items()]
+    return "*Cost by agent*\n" + "\n".join(agents) + "\n*Cost by model*\n" + "\n".join(models)
 
 
 def permalink(channel: str, ts: str) -> str:
