@@ -59,11 +59,12 @@ def judge(tools: Mapping[str, Tool], transcript: list[Message], output: str) -> 
     useful = (CallOutcome.OK, CallOutcome.PROBLEM)
     if outcomes and not any(o in useful for o in outcomes):
         first = next(m for m in results if m.outcome not in useful)
-        return Judgement(
-            Verdict.FAILED,
-            answer,
-            f"every tool call failed: {_reason(first)}",
+        why = (
+            _reason(first)
+            if len(results) == 1
+            else f"all {len(results)} tool calls failed; first: {_reason(first)}"
         )
+        return Judgement(Verdict.FAILED, answer, why)
     if not answer:
         # The tools did the work and the model said nothing about it: Baton lists the results.
         return Judgement(Verdict.DONE, report(results))

@@ -118,23 +118,34 @@ def condense(prompt: str) -> str:
             "and there was nothing for this task."
         )
     body: list[str] = []
+    verdicts: list[str] = []
     items = bad = 0
     for label, text in sections:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        verdicts += [ln for ln in lines if _VERDICT.match(ln)]
         lines = [ln for ln in lines if not _VERDICT.match(ln)]
         if not lines:
             continue
-        body.append(f"*{label}*")
-        for line in lines:
-            if line.startswith((OK_MARK, BAD_MARK)):
-                failed = line.startswith(BAD_MARK)
-            else:
-                failed = bool(PROBLEM.search(line))
-                line = f"{BAD_MARK if failed else OK_MARK} {line.lstrip('-* ')}"
-            items += 1
-            bad += failed
-            body.append(line)
+        task, _, agent = label.partition(" (")
+        body.append(f"*{task if agent.rstrip(')') == task else label}*")
+        marked = [_marked(line) for line in lines]
+        items += len(marked)
+        bad += sum(failed for failed, _ in marked)
+        # Problems first, each kind in its original order.
+        body += [line for failed, line in marked if failed]
+        body += [line for failed, line in marked if not failed]
     if not items:
         return "(offline) The specialists this task depends on reported nothing."
-    head = f"⚠️ {some_bad(bad, items, 'result')}" if bad else f"✅ {all_fine(items, 'result')}"
+    if len(sections) == 1 and len(verdicts) == 1:
+        head = verdicts[0]  # the specialist's own count says what its results are
+    else:
+        head = f"⚠️ {some_bad(bad, items, 'result')}" if bad else f"✅ {all_fine(items, 'result')}"
     return "\n".join([head, "", *body])
+
+
+def _marked(line: str) -> tuple[bool, str]:
+    """Whether a line reports a problem, and the line with Baton's mark."""
+    if line.startswith((OK_MARK, BAD_MARK)):
+        return line.startswith(BAD_MARK), line
+    failed = bool(PROBLEM.search(line))
+    return failed, f"{BAD_MARK if failed else OK_MARK} {line.lstrip('-* ')}"
