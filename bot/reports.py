@@ -73,9 +73,11 @@ def status_report(run: Run, tasks: Sequence[TaskRow], totals: Sequence[Total] = 
         blocks.append(section(f":warning: {escape(truncate(run.error, 1000))}"))
     if totals:
         blocks.append(section(cost_rollup(totals)))
-    blocks.append(
-        context(f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}")
-    )
+    total = f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}"
+    unpriced = list(dict.fromkeys(t.model for t in totals if not t.priced))
+    if unpriced:
+        total += f" · price unknown for {', '.join(f'`{m}`' for m in unpriced)}"
+    blocks.append(context(total))
     return blocks
 
 
