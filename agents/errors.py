@@ -15,6 +15,10 @@ made from its fields by `agents.explain`, the one place errors become sentences.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agents.messages import Usage
 
 
 class AgentsError(Exception):
@@ -91,9 +95,13 @@ class PermanentModelError(ModelError):
 
 
 class ModelBehaviorError(ModelError):
-    """The model answered, but not in the shape asked for (e.g. invalid JSON)."""
+    """The model answered, but not in the shape asked for (e.g. invalid JSON).
+
+    `usage`: what the unusable answer cost, when the server said (it is still paid for).
+    """
 
     default_failure = Failure.BAD_OUTPUT
+    usage: Usage | None = None
 
 
 class ToolError(AgentsError):

@@ -71,6 +71,9 @@ class ModelRequest(BaseModel):
     max_tokens: int = 2048
     # Ask for a tool call now (the task needs data only a tool can give).
     require_tool: bool = False
+    # The tool the task still needs called, by Baton's own reading of it (a URL for
+    # http_check that has not been checked yet): named to servers that need a name.
+    suggested_tool: str | None = None
 
 
 class ModelResponse(BaseModel):
@@ -78,3 +81,4 @@ class ModelResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     structured: dict[str, Any] | None = None
     usage: Usage = Field(default_factory=Usage)
+    cut_off: bool = False  # the answer stopped at the token limit

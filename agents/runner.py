@@ -8,6 +8,7 @@ call rather than asking the model again.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
-from agents.verdict import Judgement, judge, needs_data
+from agents.verdict import Judgement, judge, wanted_calls
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ async def run_specialist(
     model_turns = sum(1 for m in messages if m.role == "assistant")
     links = binding.links()
     prompt = next((m.content for m in messages if m.role == "user"), "")
-    wants_data = bool(own_tools) and needs_data(own_tools, prompt)
+    wanted = wanted_calls(own_tools, prompt)
 
     while True:
         for call in _unanswered(messages):
@@ -157,23 +158,33 @@ async def run_specialist(
             raise MaxTurnsExceeded(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
+        made = Counter(m.name for m in messages if m.role == "tool")
+        suggested = next((name for name, n in wanted.items() if made[name] < n), None)
         request = ModelRequest(
             model=links[0].model_id,
             system=system_prompt(spec),
             messages=messages,
             tools=[t.schema() for t in own_tools.values()],
             # The task gives the tools something to act on and none has run yet: ask for a call.
-            require_tool=wants_data and not any(m.role == "tool" for m in messages),
+            require_tool=bool(wanted) and not made,
+            suggested_tool=suggested,
         )
         answered_by, response = await fallback.ask(
-            links, request, policy=retry, on_retry=on_retry, on_switch=on_switch
+            links,
+            request,
+            policy=retry,
+            on_retry=on_retry,
+            on_switch=on_switch,
+            on_usage=hooks.usage,
         )
         links = links[links.index(answered_by) :]
         model_turns += 1
-        await hooks.usage(response.usage, answered_by.ref)
         if not response.tool_calls:
-            messages.append(Message(role="assistant", content=response.text))
-            judgement = judge(own_tools, messages, response.text)
+            text = response.text
+            if response.cut_off and text.strip():
+                text = text.rstrip() + " … (cut off at the model's length limit)"
+            messages.append(Message(role="assistant", content=text))
+            judgement = judge(own_tools, messages, text)
             return Finished(judgement.output, messages, judgement, answered_by.ref)
         messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)

@@ -31,9 +31,15 @@ class Judgement:
     reason: str = ""  # why it is not done, in a sentence for the task list
 
 
+def wanted_calls(tools: Mapping[str, Tool], prompt: str) -> dict[str, int]:
+    """Per tool, how many things the task names for it to act on (URLs, sums, channels)."""
+    found = {name: len(tool.args_from_text(prompt)) for name, tool in tools.items()}
+    return {name: n for name, n in found.items() if n}
+
+
 def needs_data(tools: Mapping[str, Tool], prompt: str) -> bool:
     """The task names something the specialist's tools can act on (a URL, a sum, a channel)."""
-    return any(tool.args_from_text(prompt) for tool in tools.values())
+    return bool(wanted_calls(tools, prompt))
 
 
 def judge(tools: Mapping[str, Tool], transcript: list[Message], output: str) -> Judgement:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -24,6 +25,17 @@ class PlannedTask(BaseModel):
 class Plan(BaseModel):
     title: str = Field(default="Plan", description="A few words naming the plan")
     tasks: list[PlannedTask]
+
+
+def plan_schema(catalog: Catalog) -> dict[str, Any]:
+    """The plan's JSON schema for a model, with the catalog's specialists as the only agents.
+
+    A server that holds answers to the schema then cannot name an unknown specialist.
+    """
+    schema = Plan.model_json_schema()
+    agent = schema["$defs"]["PlannedTask"]["properties"]["agent"]
+    agent["enum"] = [a.name for a in catalog.agents]
+    return schema
 
 
 def problems(plan: Plan, catalog: Catalog, *, max_tasks: int) -> list[str]:

@@ -15,7 +15,7 @@ from agents.providers.registry import Binding
 from agents.retry import RetryPolicy
 from agents.spec import Catalog
 from orchestration.errors import PlanningError
-from orchestration.plan import Plan, problems
+from orchestration.plan import Plan, plan_schema, problems
 from orchestration.routing import Route
 
 UsageHook = Callable[[Usage, str], Awaitable[None]]  # a call's usage, and its model
@@ -143,7 +143,7 @@ async def _plan_with(
             model=link.model_id,
             system=system,
             messages=messages,
-            output_schema=Plan.model_json_schema(),
+            output_schema=plan_schema(catalog),
             output_name="plan",
         )
         try:
@@ -206,7 +206,8 @@ async def synthesize(
         parts.insert(0, context)
     for o in outcomes:
         parts.append(f"### {o.agent} (task {o.id}, {o.status})\n{o.output or '(no output)'}")
-    for link in binding.links():
+    links = binding.links()
+    for i, link in enumerate(links):
         if link.offline:
             return compose(outcomes)
         req = ModelRequest(
@@ -222,6 +223,10 @@ async def synthesize(
                 await on_failure(link, e)
             continue
         text = response.text.strip()
+        if response.cut_off and i + 1 < len(links):
+            continue  # a cut-off answer, and another model can write a whole one
+        if text and response.cut_off:
+            text += " … _(cut off at the model's length limit)_"
         if text:
             return "\n\n".join(p for p in (text, reasons(outcomes)) if p)
     return compose(outcomes)
@@ -274,6 +279,5 @@ async def _ask(
     *,
     on_text: TextSink | None = None,
 ) -> ModelResponse:
-    link, response = await fallback.ask(links, req, policy=retry, on_text=on_text)
-    await usage(response.usage, link.ref)
+    _link, response = await fallback.ask(links, req, policy=retry, on_text=on_text, on_usage=usage)
     return response

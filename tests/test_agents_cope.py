@@ -126,7 +126,13 @@ async def test_a_llama_cpp_like_server_plans_checks_and_answers_with_no_request_
 
     assert {s.status for s in server.requests} == {200}  # nothing it refuses was sent
     plan = next(s for s in server.requests if planner(s))
-    assert plan.body["response_format"] == {"type": "json_object"} and '"tasks"' in plan.system
+    # llama-cpp-python holds the answer to a schema given with json_object: only known agents.
+    fmt = plan.body["response_format"]
+    assert fmt["type"] == "json_object"
+    assert fmt["schema"]["properties"]["tasks"]["items"]["properties"]["agent"]["enum"] == [
+        "checker",
+        "writer",
+    ]
     checks = [s for s in server.requests if agent("checker")(s)]
     assert checks[0].body["tool_choice"] == {"type": "function", "function": {"name": "http_check"}}
     assert checks[1].body["messages"][2]["content"] == ""  # the tool-call turn, as a string
@@ -295,6 +301,8 @@ async def test_a_plan_written_as_prose_is_sent_back_once_and_repaired(
     assert all(planner(s) for s in plans)
     assert plans[1].body["messages"][-1] == {"role": "user", "content": REPAIR_PROSE}
     assert bot.thread(msg)[-1].text == "Here is your haiku."
+    # The unusable first reply was paid for, so it is counted.
+    assert "68 tokens" in footer_of(bot, msg)  # 4 calls of 12 + 5
 
 
 async def test_a_planner_that_never_writes_json_falls_back_to_the_triggers(
@@ -438,3 +446,28 @@ async def test_quirks_of_the_fake_match_what_baton_is_told_about_them() -> None:
                 response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
             )
         await client.close()
+
+
+async def test_an_answer_cut_off_at_the_limit_goes_to_the_next_model_and_still_counts(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path, site: Site
+) -> None:
+    agents_file = catalog(tmp_path, model="openai:primary", fallbacks="[openai:backup]")
+    async with FakeOpenAI() as server:
+        server.when(
+            lambda s: first_turn("checker")(s),
+            Reply(tool_calls=[("http_check", {"url": site.url("/ok")})]),
+        )
+        server.when(
+            lambda s: agent("checker")(s) and s.model == "primary",
+            Reply(text="The site is", cut_off=True, output_tokens=40),
+        )
+        server.default = Reply(text="The site is up.")
+        async with bot_on(slack, server, sqlite_url, agents_file, openai_api_key="sk-x") as bot:
+            await bot.mention(f"is {site.url('/ok')} up?")
+            await bot.idle()
+            run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+            assert run is not None
+            [task] = await runs.list_tasks(bot.baton.db, run.id)
+
+    assert (task.output, task.model) == ("The site is up.", "openai:backup")
+    assert task.output_tokens == 5 + 40 + 5  # the call, the cut-off answer, the whole one

@@ -99,6 +99,20 @@ async def test_a_recognised_llama_cpp_server_is_never_sent_what_it_refuses() -> 
     assert server.model_listings == 1  # probed once
     assert formats(server) == ["json_object"] * 3
     assert {s.status for s in server.requests} == {200}
+    # Its own extension holds the answer to the schema, so the prompt need not carry it.
+    sent = server.requests[0]
+    assert sent.body["response_format"]["schema"]["required"] == ["tasks"]
+    assert '"tasks"' not in sent.system
+
+
+async def test_an_unknown_server_taking_json_object_gets_the_schema_in_the_prompt() -> None:
+    async with serving(Quirks(json_schema=False, owned_by="someone")) as (server, provider):
+        server.default = Reply(structured=PLAN)
+
+        await provider.complete(plan_request())
+
+    assert server.requests[1].body["response_format"] == {"type": "json_object"}
+    assert '"tasks"' in server.requests[1].system
 
 
 async def test_without_json_modes_the_json_is_found_in_the_text() -> None:
@@ -150,7 +164,7 @@ async def test_schemas_leave_without_constraints_a_grammar_builder_chokes_on() -
 
 
 async def test_tools_go_with_tool_choice_so_servers_that_need_it_use_them() -> None:
-    async with serving(LLAMA_CPP_PYTHON) as (server, provider):
+    async with serving(Quirks(tools_need_tool_choice=True)) as (server, provider):
         server.default = Reply(tool_calls=[("http_check", {"url": "https://example.com"})])
 
         response = await provider.complete(ask(tools=[CHECK]))
@@ -159,14 +173,46 @@ async def test_tools_go_with_tool_choice_so_servers_that_need_it_use_them() -> N
     assert server.requests[0].body["tool_choice"] == "auto"
 
 
-async def test_a_task_that_needs_a_tool_names_it_when_it_is_the_only_one() -> None:
-    async with serving(LLAMA_CPP_PYTHON) as (server, provider):
+async def test_a_task_that_needs_a_tool_names_it() -> None:
+    async with serving(Quirks()) as (server, provider):
         await provider.complete(ask(tools=[CHECK], require_tool=True))
         await provider.complete(ask(tools=[CHECK, OTHER], require_tool=True))
+        await provider.complete(
+            ask(tools=[CHECK, OTHER], require_tool=True, suggested_tool="http_check")
+        )
 
-    one, two = (s.body["tool_choice"] for s in server.requests)
-    assert one == {"type": "function", "function": {"name": "http_check"}}
-    assert two == "auto"  # "required" is not known to work there
+    one, two, three = (s.body["tool_choice"] for s in server.requests)
+    assert one == three == {"type": "function", "function": {"name": "http_check"}}
+    assert two == "auto"  # "required" is not known to work there, and no tool was suggested
+
+
+async def test_llama_cpp_gets_tools_only_with_the_call_the_task_still_needs() -> None:
+    # Its "auto" ignores max_tokens (a small model then writes until the timeout) and its
+    # chat format drops tool results: Baton names each call and hands results back as text.
+    async with serving(LLAMA_CPP_PYTHON) as (server, provider):
+        server.default = Reply(tool_calls=[("http_check", {"url": "https://example.com"})])
+        first = await provider.complete(ask(tools=[CHECK, OTHER], suggested_tool="http_check"))
+        [call] = first.tool_calls
+        server.default = Reply(text="It is up.")
+        done = ask(tools=[CHECK, OTHER]).model_copy(
+            update={
+                "messages": [
+                    *ask().messages,
+                    Message(role="assistant", tool_calls=first.tool_calls),
+                    Message(role="tool", tool_call_id=call.id, name=call.name, content="200 OK"),
+                ]
+            }
+        )
+        second = await provider.complete(done)
+
+    asked, answered = server.requests
+    assert asked.body["tool_choice"] == {"type": "function", "function": {"name": "http_check"}}
+    assert "tools" not in answered.body and "tool_choice" not in answered.body
+    assert answered.body["messages"][-1] == {
+        "role": "user",
+        "content": "Result of http_check:\n200 OK",
+    }
+    assert second.text == "It is up."
 
 
 async def test_a_server_refusing_tool_choice_gets_the_tools_without_it() -> None:
@@ -179,7 +225,10 @@ async def test_a_server_refusing_tool_choice_gets_the_tools_without_it() -> None
 
 
 async def test_with_tool_choice_switched_off_such_a_server_ignores_the_tools() -> None:
-    async with serving(LLAMA_CPP_PYTHON, compat="tool_choice=false") as (server, provider):
+    async with serving(Quirks(tools_need_tool_choice=True), compat="tool_choice=false") as (
+        server,
+        provider,
+    ):
         server.default = Reply(tool_calls=[("http_check", {"url": "https://example.com"})])
 
         response = await provider.complete(ask(tools=[CHECK]))
@@ -188,7 +237,7 @@ async def test_with_tool_choice_switched_off_such_a_server_ignores_the_tools() -
 
 
 async def test_a_tool_call_turn_is_sent_with_empty_text_not_null() -> None:
-    async with serving(LLAMA_CPP_PYTHON) as (server, provider):
+    async with serving(Quirks(null_content=False)) as (server, provider):
         server.queue(Reply(tool_calls=[("http_check", {"url": "https://example.com"})]))
         first = await provider.complete(ask(tools=[CHECK]))
         [call] = first.tool_calls
@@ -248,11 +297,14 @@ async def test_a_server_that_refuses_max_tokens_by_name_gets_max_completion_toke
     assert [s.body.get("max_completion_tokens") for s in server.requests[1:]] == [50, 50]
 
 
-async def test_a_ceiling_on_answers_caps_every_request() -> None:
-    async with serving(LLAMA_CPP_PYTHON, compat="max_output_tokens=64") as (server, provider):
+async def test_a_ceiling_on_answers_and_a_temperature_go_with_every_request() -> None:
+    compat = "max_output_tokens=64,temperature=0"
+    async with serving(LLAMA_CPP_PYTHON, compat=compat) as (server, provider):
         await provider.complete(ask(max_tokens=2048))
+        await provider.complete(ask(max_tokens=16))
 
-    assert server.requests[0].body["max_tokens"] == 64
+    assert [s.body["max_tokens"] for s in server.requests] == [64, 16]
+    assert [s.body["temperature"] for s in server.requests] == [0, 0]
 
 
 async def test_a_stream_without_usage_is_estimated_and_the_option_not_sent_again() -> None:

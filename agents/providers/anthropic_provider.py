@@ -163,6 +163,7 @@ def _response(
         tool_calls=[ToolCall(id=p.id, name=p.name, arguments=p.input) for p in uses],
         structured=structured,
         usage=usage,
+        cut_off=cut_off,
     )
 
 

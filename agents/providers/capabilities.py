@@ -24,8 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 class Feature(StrEnum):
     JSON_SCHEMA = "json_schema"  # response_format {"type": "json_schema"}
     JSON_OBJECT = "json_object"  # response_format {"type": "json_object"}
-    TOOL_CHOICE = "tool_choice"  # honours tool_choice "auto" and a named function
+    # llama-cpp-python's extension {"type": "json_object", "schema": …}: the server holds the
+    # answer to the schema (fast, where its generic JSON grammar is very slow). Only sent
+    # where known to work.
+    JSON_OBJECT_SCHEMA = "json_object_schema"
+    TOOL_CHOICE = "tool_choice"  # honours tool_choice (a named function, at least)
+    # tool_choice "auto" works and keeps to max_tokens (llama-cpp-python's ignores it).
+    TOOL_CHOICE_AUTO = "tool_choice_auto"
     TOOL_CHOICE_REQUIRED = "tool_choice_required"  # tool_choice "required"
+    # Tool results (role "tool") reach the model (llama-cpp-python's chat formats drop them).
+    TOOL_RESULTS = "tool_results"
     PARALLEL_TOOL_CALLS = "parallel_tool_calls"  # several tool calls in one turn
     MAX_COMPLETION_TOKENS = "max_completion_tokens"  # honours it (else max_tokens is sent)
     STREAM_USAGE = "stream_usage"  # stream_options.include_usage gives a usage chunk
@@ -38,8 +46,11 @@ class Capabilities(BaseModel):
 
     json_schema: bool | None = None
     json_object: bool | None = None
+    json_object_schema: bool | None = None
     tool_choice: bool | None = None
+    tool_choice_auto: bool | None = None
     tool_choice_required: bool | None = None
+    tool_results: bool | None = None
     parallel_tool_calls: bool | None = None
     max_completion_tokens: bool | None = None
     stream_usage: bool | None = None
@@ -58,13 +69,19 @@ class Capabilities(BaseModel):
 Preset = Literal["openai", "llama-cpp-python"]
 
 PRESETS: dict[str, Capabilities] = {
-    "openai": Capabilities(**{f.value: True for f in Feature}),
+    "openai": Capabilities(
+        **{f.value: True for f in Feature if f != Feature.JSON_OBJECT_SCHEMA},
+        json_object_schema=False,
+    ),
     # llama-cpp-python's server (0.3.x) with --chat_format chatml-function-calling.
     "llama-cpp-python": Capabilities(
         json_schema=False,
         json_object=True,
+        json_object_schema=True,
         tool_choice=True,
+        tool_choice_auto=False,
         tool_choice_required=False,
+        tool_results=False,
         parallel_tool_calls=True,
         max_completion_tokens=False,
         stream_usage=False,
@@ -86,6 +103,8 @@ class CompatSettings(Capabilities):
     preset: Preset | None = None
     # A ceiling on every answer's length, for slow local models.
     max_output_tokens: int | None = Field(default=None, ge=1)
+    # Sent with every request when set; 0 makes small local models repeatable.
+    temperature: float | None = Field(default=None, ge=0, le=2)
 
     def capabilities(self) -> Capabilities:
         """Configured values, over the named preset's."""
@@ -110,7 +129,7 @@ def parse_compat(text: str) -> CompatSettings:
             values["preset"] = key
             continue
         value = raw.strip().lower()
-        if key == "max_output_tokens":
+        if key in ("max_output_tokens", "temperature"):
             values[key] = value
         elif value in ("true", "yes", "1", "on"):
             values[key] = True
@@ -128,7 +147,7 @@ def parse_compat(text: str) -> CompatSettings:
         )
         raise ValueError(
             f"{problems} (known: preset names {', '.join(PRESETS)}; "
-            f"{', '.join(f.value for f in Feature)}, max_output_tokens)"
+            f"{', '.join(f.value for f in Feature)}, max_output_tokens, temperature)"
         ) from e
 
 

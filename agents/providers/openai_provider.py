@@ -95,6 +95,7 @@ class OpenAIProvider:
                 self.memory.of(request.model),
                 stream=on_text is not None,
                 max_output_tokens=self.compat.max_output_tokens,
+                temperature=self.compat.temperature,
             )
             try:
                 if on_text is None:
@@ -265,13 +266,17 @@ class OpenAIProvider:
             structured = find_object(text)
             if structured is None:
                 what = "prose" if text.strip() and "{" not in text else "no valid JSON object"
-                raise ModelBehaviorError(
+                error = ModelBehaviorError(
                     f"{self.label} returned {what} instead of the '{request.output_name}' "
                     f"output (asked as {shape.output}){hint}: {text[:300]!r}",
                     provider=self.label,
                     model=request.model,
                 )
-        return ModelResponse(text=text, tool_calls=tool_calls, structured=structured, usage=usage)
+                error.usage = usage
+                raise error
+        return ModelResponse(
+            text=text, tool_calls=tool_calls, structured=structured, usage=usage, cut_off=cut_off
+        )
 
     def _json_object(self, raw: str, what: str, hint: str, request: ModelRequest) -> dict[str, Any]:
         if not raw.strip():

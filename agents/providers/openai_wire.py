@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, assert_never, cast
 
 from openai.types.chat import (
     ChatCompletionFunctionToolParam,
@@ -28,6 +28,7 @@ from agents.schemas import portable
 OutputMode = Literal["json_schema", "json_object", "text"]
 
 ONE_CALL_PER_TURN = "Call at most one function per reply."
+SERVER_HOLDS_SCHEMA = "Reply with one JSON object, as the response format requires."
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,13 @@ class Shape:
     """How one request is sent: which features it uses and which of those are unconfirmed."""
 
     output: OutputMode | None
+    send_tools: bool
+    tool_results_as_text: bool  # the server drops role "tool": results go as user text
+    server_schema: bool  # the server holds the answer to the schema (json_schema, or its extension)
     tool_choice: ChatCompletionToolChoiceOptionParam | None
     token_param: Literal["max_completion_tokens", "max_tokens"]
     max_tokens: int
+    temperature: float | None
     stream_usage: bool
     one_call_per_turn: bool
     # Features this request relies on whose support is not known yet, most doubtful first.
@@ -45,7 +50,12 @@ class Shape:
 
 
 def shape_for(
-    request: ModelRequest, caps: Capabilities, *, stream: bool, max_output_tokens: int | None
+    request: ModelRequest,
+    caps: Capabilities,
+    *,
+    stream: bool,
+    max_output_tokens: int | None = None,
+    temperature: float | None = None,
 ) -> Shape:
     """The features to use for `request` on an endpoint with `caps`."""
     unconfirmed: list[Feature] = []
@@ -66,13 +76,28 @@ def shape_for(
             output = "text"
 
     choice: ChatCompletionToolChoiceOptionParam | None = None
+    send_tools = bool(request.tools)
     if request.tools and caps.tool_choice is not False:
-        # Some servers (llama.cpp's function-calling formats) ignore tools without it.
-        choice = "auto"
-        if request.require_tool and len(request.tools) == 1:
-            choice = {"type": "function", "function": {"name": request.tools[0].name}}
-        elif request.require_tool and caps.tool_choice_required:
-            choice = "required"
+        named: ChatCompletionToolChoiceOptionParam | None = None
+        wanted = request.suggested_tool or (
+            request.tools[0].name if len(request.tools) == 1 else None
+        )
+        if wanted is not None:
+            named = {"type": "function", "function": {"name": wanted}}
+        if caps.tool_choice_auto is False:
+            # Without a usable "auto", tools go only with a named call the task still
+            # needs; otherwise the model is asked for its answer, without tools.
+            choice = named if request.suggested_tool else None
+            send_tools = choice is not None
+        else:
+            # Some servers (llama.cpp's function-calling formats) ignore tools without it.
+            choice = "auto"
+            if request.require_tool and named is not None:
+                choice = named
+            elif request.require_tool and caps.tool_choice_required:
+                choice = "required"
+            if caps.tool_choice_auto is None:
+                use(Feature.TOOL_CHOICE_AUTO)
         use(Feature.TOOL_CHOICE)
 
     if caps.max_completion_tokens:
@@ -95,11 +120,16 @@ def shape_for(
     order = list(Feature)
     return Shape(
         output=output,
+        send_tools=send_tools,
+        tool_results_as_text=caps.tool_results is False,
+        server_schema=output == "json_schema"
+        or (output == "json_object" and caps.json_object_schema is True),
         tool_choice=choice,
         token_param=token_param,
         max_tokens=limit,
+        temperature=temperature,
         stream_usage=stream_usage,
-        one_call_per_turn=bool(request.tools) and caps.parallel_tool_calls is False,
+        one_call_per_turn=send_tools and caps.parallel_tool_calls is False,
         unconfirmed=tuple(sorted(unconfirmed, key=order.index)),
     )
 
@@ -108,14 +138,28 @@ def messages(request: ModelRequest, shape: Shape) -> list[ChatCompletionMessageP
     system = request.system
     extra = []
     if shape.output in ("json_object", "text") and request.output_schema is not None:
-        extra.append(schema_instruction(request.output_schema))
+        extra.append(
+            SERVER_HOLDS_SCHEMA
+            if shape.server_schema
+            else schema_instruction(request.output_schema)
+        )
     if shape.one_call_per_turn:
         extra.append(ONE_CALL_PER_TURN)
     system = "\n\n".join(p for p in (system, *extra) if p)
     out: list[ChatCompletionMessageParam] = []
     if system:
         out.append({"role": "system", "content": system})
-    out.extend(_message(m) for m in request.messages)
+    results: list[str] = []
+    for m in request.messages:
+        if m.role == "tool" and shape.tool_results_as_text:
+            results.append(f"Result of {m.name or 'the tool'}:\n{m.content}")
+            continue
+        if results:
+            out.append({"role": "user", "content": "\n\n".join(results)})
+            results = []
+        out.append(_message(m))
+    if results:
+        out.append({"role": "user", "content": "\n\n".join(results)})
     return out
 
 
@@ -167,6 +211,12 @@ def response_format(
     if request.output_schema is None or shape.output in (None, "text"):
         return None
     if shape.output == "json_object":
+        if shape.server_schema:
+            # llama-cpp-python's extension; the SDK's type does not know the key.
+            return cast(
+                ResponseFormatJSONObject,
+                {"type": "json_object", "schema": portable(request.output_schema)},
+            )
         return {"type": "json_object"}
     return {
         "type": "json_schema",
@@ -177,9 +227,10 @@ def response_format(
 def parameters(request: ModelRequest, shape: Shape) -> dict[str, Any]:
     """Everything but `model`, `messages` and `stream`, as keyword arguments for the SDK."""
     params: dict[str, Any] = {shape.token_param: shape.max_tokens}
-    sent_tools = tools(request)
-    if sent_tools:
-        params["tools"] = sent_tools
+    if shape.temperature is not None:
+        params["temperature"] = shape.temperature
+    if shape.send_tools:
+        params["tools"] = tools(request)
     if shape.tool_choice is not None:
         params["tool_choice"] = shape.tool_choice
     fmt = response_format(request, shape)

@@ -315,8 +315,10 @@ class FakeOpenAI(_FakeModelServer):
         q, body = self.quirks, seen.body
         if reply.status >= 400:
             return reply
-        if seen.tool_names and q.tools_need_tool_choice and "tool_choice" not in body:
-            # The tools never reached the model, which answers anyway.
+        if reply.tool_calls and (
+            not seen.tool_names or (q.tools_need_tool_choice and "tool_choice" not in body)
+        ):
+            # No tools reached the model, which answers anyway.
             reply = replace(reply, tool_calls=[], text=reply.text or INVENTED)
         caps = [body.get("max_tokens")]
         if q.max_completion_tokens:
