@@ -6,6 +6,7 @@
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
+- real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
 """
 
 from __future__ import annotations
@@ -261,6 +262,12 @@ async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
     return await fire_race()
 
 
+async def real_model(site: Site) -> list[tuple[str, str, str]]:
+    from bench.real_model import real_model_run
+
+    return await real_model_run(site)
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -270,6 +277,7 @@ async def main() -> None:
         approval_race,
         page_latency,
         schedule_race,
+        real_model,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)
