@@ -57,7 +57,7 @@ class RealServer:
         ]
 
 
-def missing() -> str | None:
+def missing(gguf: Path = GGUF) -> str | None:
     """What is not installed, as a sentence saying what to run; None when all is there."""
     found = subprocess.run(
         [sys.executable, "-c", "import llama_cpp.server"], capture_output=True, check=False
@@ -67,8 +67,8 @@ def missing() -> str | None:
             "The real-model tests need llama-cpp-python's server in this environment: run "
             "`make real-model` (make test does it; the first build takes about ten minutes)."
         )
-    if not GGUF.is_file():
-        return f"The real-model tests need the model file {GGUF}: run `make real-model`."
+    if not gguf.is_file():
+        return f"The real-model tests need the model file {gguf}: run `make real-model`."
     return None
 
 

@@ -28,7 +28,7 @@ from orchestration.limits import Limits
 from storage import runs
 from storage.models import Event, Run, RunStatus, TaskRow, TaskStatus
 from tests.harness import running_bot
-from tests.real_model import RealServer, serving
+from tests.real_model import RealServer, missing, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -240,3 +240,11 @@ async def test_a_fallback_chain_ending_in_rules_finishes_the_run(
     assert page.hits["/ok"] == before + 1
     footer = json.dumps(outcome.thread[-1].blocks[-1])
     assert "model `rules`" in footer and f"fallback after `openai:{cramped.model}` failed" in footer
+
+
+async def test_a_missing_model_file_fails_with_what_to_run(tmp_path: Path) -> None:
+    assert missing() is None  # everything is installed here (make test saw to it)
+    assert missing(tmp_path / "nowhere.gguf") == (
+        f"The real-model tests need the model file {tmp_path / 'nowhere.gguf'}: "
+        "run `make real-model`."
+    )
