@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from agents import fallback
 from agents.errors import Failure, ModelBehaviorError, ToolError
 from agents.fallback import SwitchHook
+from agents.grounding import narrowed
 from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
 from agents.providers.registry import Binding
 from agents.retry import RetryHook, RetryPolicy
@@ -159,14 +160,18 @@ async def run_specialist(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
         made = Counter(m.name for m in messages if m.role == "tool")
+        # The task names things for a tool that has not been called for all of them: ask
+        # for that call, with the tool's arguments held to what the task names.
         suggested = next((name for name, n in wanted.items() if made[name] < n), None)
         request = ModelRequest(
             model=links[0].model_id,
             system=system_prompt(spec),
             messages=messages,
-            tools=[t.schema() for t in own_tools.values()],
-            # The task gives the tools something to act on and none has run yet: ask for a call.
-            require_tool=bool(wanted) and not made,
+            tools=[
+                narrowed(t, prompt, messages) if t.name == suggested else t.schema()
+                for t in own_tools.values()
+            ],
+            require_tool=suggested is not None,
             suggested_tool=suggested,
         )
         answered_by, response = await fallback.ask(

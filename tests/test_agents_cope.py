@@ -471,3 +471,31 @@ async def test_an_answer_cut_off_at_the_limit_goes_to_the_next_model_and_still_c
 
     assert (task.output, task.model) == ("The site is up.", "openai:backup")
     assert task.output_tokens == 5 + 40 + 5  # the call, the cut-off answer, the whole one
+
+
+async def test_a_call_the_task_needs_is_asked_for_until_each_thing_it_names_is_done(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path, site: Site
+) -> None:
+    ok, status = site.url("/ok"), site.url("/status")
+    async with FakeOpenAI() as server:
+        # The model checks only one of the two pages at first.
+        server.queue(
+            Reply(tool_calls=[("http_check", {"url": ok})]),
+            Reply(tool_calls=[("http_check", {"url": status})]),
+            Reply(text="Both are up."),
+        )
+        server.when(synthesis, Reply(text="Both pages are up."))
+        async with bot_on(slack, server, sqlite_url, catalog(tmp_path)) as bot:
+            await bot.mention(f"are {ok} and {status} up?")
+            await bot.idle()
+
+    first, second, third = [s for s in server.requests if agent("checker")(s)]
+
+    def url_enum(seen: Seen) -> Any:
+        return seen.body["tools"][0]["function"]["parameters"]["properties"]["url"].get("enum")
+
+    named = {"type": "function", "function": {"name": "http_check"}}
+    assert (first.body["tool_choice"], url_enum(first)) == (named, [ok, status])
+    assert (second.body["tool_choice"], url_enum(second)) == (named, [status])
+    assert (third.body["tool_choice"], url_enum(third)) == ("auto", None)
+    assert site.hits == {"/ok": 1, "/status": 1}
