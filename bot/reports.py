@@ -24,9 +24,10 @@ def agents_report(catalog: Catalog, model_of: Callable[[str], str]) -> list[Bloc
     blocks: list[Block] = [header("Baton's specialists")]
     for a in catalog.agents:
         tools = ", ".join(f"`{t}`" for t in a.tools) or "no tools (writes from its inputs)"
+        then = "".join(f" → `{model_of(f)}`" for f in a.fallbacks)
         blocks.append(
             section(
-                f"*{escape(a.name)}* · `{model_of(a.model)}`\n{escape(a.description)}\nTools: {tools}"
+                f"*{escape(a.name)}* · `{model_of(a.model)}`{then}\n{escape(a.description)}\nTools: {tools}"
             )
         )
     if catalog.playbooks:

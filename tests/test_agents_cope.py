@@ -241,7 +241,9 @@ async def test_an_agents_own_fallback_answers_after_a_permanent_error_without_re
             assert run is not None
             [task] = await runs.list_tasks(bot.baton.db, run.id)
             _, status = await bot.slash(f"status {run.id}")
+            _, team = await bot.slash("agents")
 
+    assert team is not None and "`openai:primary` → `openai:backup`" in json.dumps(team["blocks"])
     assert [s.model for s in server.requests if agent("checker")(s)] == [
         "primary",  # 401: not worth a retry
         "backup",
