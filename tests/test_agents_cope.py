@@ -243,7 +243,8 @@ async def test_an_agents_own_fallback_answers_after_a_permanent_error_without_re
             _, status = await bot.slash(f"status {run.id}")
             _, team = await bot.slash("agents")
 
-    assert team is not None and "`openai:primary` → `openai:backup`" in json.dumps(team["blocks"])
+    assert team is not None
+    assert "`openai:primary` → `openai:backup`" in json.dumps(team["blocks"], ensure_ascii=False)
     assert [s.model for s in server.requests if agent("checker")(s)] == [
         "primary",  # 401: not worth a retry
         "backup",
