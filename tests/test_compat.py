@@ -6,6 +6,7 @@ way around them is tested in milliseconds; tests/test_real_model.py runs the rea
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -368,3 +369,13 @@ def test_the_environment_wins_over_the_catalog_key_by_key() -> None:
         10,
     )
     assert merged.capabilities().json_schema is False  # from the preset
+
+
+async def test_requests_that_start_together_wait_for_the_one_probe() -> None:
+    async with serving(LLAMA_CPP_PYTHON) as (server, provider):
+        server.default = Reply(structured=PLAN)
+
+        await asyncio.gather(*(provider.complete(plan_request()) for _ in range(3)))
+
+    assert server.model_listings == 1
+    assert formats(server) == ["json_object"] * 3  # none went out before the server was known

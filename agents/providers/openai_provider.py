@@ -7,6 +7,7 @@ the request goes again without it (json_schema → json_object → the schema in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -77,6 +78,7 @@ class OpenAIProvider:
             configured, preset=PRESETS["openai"] if self.official else None
         )
         self._probed = self.official or self.compat.preset is not None
+        self._probing = asyncio.Lock()  # concurrent first requests wait for the one probe
         self.server_kind: str | None = "openai" if self.official else self.compat.preset
 
     async def aclose(self) -> None:
@@ -121,17 +123,20 @@ class OpenAIProvider:
         """Once: recognise the server by its /models answer, for a preset of capabilities."""
         if self._probed:
             return
-        self._probed = True
-        try:
-            page = await self._client.models.list(timeout=5.0)
-            owners = [str(getattr(m, "owned_by", "")) for m in page.data]
-        except (openai.APIError, ValueError, TypeError):
-            return
-        preset = preset_for_models(owners)
-        if preset is not None:
-            self.server_kind = preset
-            self.memory.recognise(PRESETS[preset])
-            log.info("%s looks like %s; using what it is known to accept", self.label, preset)
+        async with self._probing:
+            if self._probed:
+                return
+            try:
+                page = await self._client.models.list(timeout=5.0)
+                owners = [str(getattr(m, "owned_by", "")) for m in page.data]
+            except (openai.APIError, ValueError, TypeError):
+                owners = []
+            preset = preset_for_models(owners)
+            if preset is not None:
+                self.server_kind = preset
+                self.memory.recognise(PRESETS[preset])
+                log.info("%s looks like %s; using what it is known to accept", self.label, preset)
+            self._probed = True
 
     def _learn_from(
         self, error: ModelError, exc: openai.APIError, shape: Shape, model: str
