@@ -159,6 +159,7 @@ def footer(
     contributors: Sequence[str],
     notes: RunNotes | None = None,
 ) -> Block:
+    """The answer's last line: run, status, who, which models, tokens, cost, unpriced models."""
     who = ", ".join(contributors) if contributors else "no specialist"
     parts = [f"Run `{run_id}`", RUN_STATUS_TEXT.get(status, status), f"by {escape(who)}"]
     if notes is not None and notes.models:

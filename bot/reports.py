@@ -21,6 +21,7 @@ from storage.usage import Total
 
 
 def agents_report(catalog: Catalog, model_of: Callable[[str], str]) -> list[Block]:
+    """`/baton agents`: the specialists, their models (and fallbacks), tools, playbooks."""
     blocks: list[Block] = [header("Baton's specialists")]
     for a in catalog.agents:
         tools = ", ".join(f"`{t}`" for t in a.tools) or "no tools (writes from its inputs)"
@@ -49,6 +50,7 @@ def _duration(t: TaskRow) -> str:
 
 
 def status_report(run: Run, tasks: Sequence[TaskRow], totals: Sequence[Total] = ()) -> list[Block]:
+    """`/baton status`: the run's tasks, and its cost per agent and per model."""
     state = RUN_STATUS_TEXT.get(run.status.value, run.status.value)
     what = (
         f"playbook `{run.playbook}`" if run.playbook else f"“{escape(truncate(run.request, 200))}”"

@@ -57,6 +57,7 @@ class TaskOutcome:
 
 
 def describe_agents(catalog: Catalog) -> str:
+    """The specialists as the planning model reads them."""
     lines = []
     for a in catalog.agents:
         tools = f" Tools: {', '.join(a.tools)}." if a.tools else ""

@@ -52,6 +52,7 @@ class RealServer:
         return [(m[1], m[2], int(m[3])) for m in _ACCESS.finditer(text)]
 
     def chat_statuses(self, *, since: int = 0) -> list[int]:
+        """The HTTP statuses of the chat completions answered since `since`."""
         return [
             s for method, path, s in self.requests(since=since) if path.endswith("/completions")
         ]

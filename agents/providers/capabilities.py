@@ -56,6 +56,7 @@ class Capabilities(BaseModel):
     stream_usage: bool | None = None
 
     def get(self, feature: Feature) -> bool | None:
+        """What is known about `feature`."""
         value: bool | None = getattr(self, feature.value)
         return value
 
@@ -164,11 +165,14 @@ class CapabilityMemory:
         self.preset = preset
 
     def of(self, model: str) -> Capabilities:
+        """What is known for `model`: configured, then the preset, then what was learned."""
         learned = Capabilities(**{f.value: v for f, v in self._learned.get(model, {}).items()})
         return self.configured.under(self.preset).under(learned)
 
     def is_configured(self, feature: Feature) -> bool:
+        """A person said so: learning never overrules it."""
         return self.configured.get(feature) is not None
 
     def learn(self, model: str, feature: Feature, supported: bool) -> None:
+        """Remember what a server's answer showed, for this model, in this process."""
         self._learned.setdefault(model, {})[feature] = supported

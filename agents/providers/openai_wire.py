@@ -135,6 +135,7 @@ def shape_for(
 
 
 def messages(request: ModelRequest, shape: Shape) -> list[ChatCompletionMessageParam]:
+    """The conversation, with what the shape adds to the system prompt."""
     system = request.system
     extra = []
     if shape.output in ("json_object", "text") and request.output_schema is not None:
@@ -192,6 +193,7 @@ def _message(m: Message) -> ChatCompletionMessageParam:
 
 
 def tools(request: ModelRequest) -> list[ChatCompletionFunctionToolParam]:
+    """The tools, with portable schemas."""
     return [
         {
             "type": "function",
@@ -208,6 +210,7 @@ def tools(request: ModelRequest) -> list[ChatCompletionFunctionToolParam]:
 def response_format(
     request: ModelRequest, shape: Shape
 ) -> ResponseFormatJSONSchema | ResponseFormatJSONObject | None:
+    """What the server is asked to hold the answer to, if anything."""
     if request.output_schema is None or shape.output in (None, "text"):
         return None
     if shape.output == "json_object":

@@ -79,6 +79,7 @@ class Models:
         return Binding(first.provider, first.model_id, first.ref, tuple(rest))
 
     def for_agent(self, spec: AgentSpec) -> Binding:
+        """A specialist's model with its fallbacks."""
         return self.resolve(spec.model, spec.fallbacks)
 
     def _bind(self, ref: str) -> Binding:

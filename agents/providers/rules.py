@@ -44,6 +44,7 @@ class RulesProvider:
     async def complete(
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
+        """Tool calls from the text, then a report of their results (or a summary)."""
         if request.output_schema is not None:
             raise PermanentModelError(
                 "the offline 'rules' model cannot write structured output; "
