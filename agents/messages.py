@@ -6,9 +6,20 @@ an approval gate keeps its transcript in the database) and replayed to any provi
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+
+class CallOutcome(StrEnum):
+    """What became of one tool call; kept with its result so a task's status follows it."""
+
+    OK = "ok"  # the tool ran and reported success
+    PROBLEM = "problem"  # the tool ran and found a problem (a site is down): a real finding
+    ERROR = "error"  # the tool could not do it (bad arguments, an error)
+    REFUSED = "refused"  # not one of this specialist's tools
+    REJECTED = "rejected"  # a person said no
 
 
 class ToolCall(BaseModel):
@@ -24,6 +35,10 @@ class Message(BaseModel):
     # For role="tool": which call this answers, and the tool's name.
     tool_call_id: str | None = None
     name: str | None = None
+    # For role="tool": Baton's own record of what happened, and a line about it for people
+    # (the content is written for the model). Neither is ever sent to a model.
+    outcome: CallOutcome | None = None
+    note: str | None = None
 
 
 class ToolSchema(BaseModel):
@@ -54,6 +69,11 @@ class ModelRequest(BaseModel):
     output_schema: dict[str, Any] | None = None
     output_name: str = "result"
     max_tokens: int = 2048
+    # Ask for a tool call now (the task needs data only a tool can give).
+    require_tool: bool = False
+    # The tool the task still needs called, by Baton's own reading of it (a URL for
+    # http_check that has not been checked yet): named to servers that need a name.
+    suggested_tool: str | None = None
 
 
 class ModelResponse(BaseModel):
@@ -61,3 +81,4 @@ class ModelResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     structured: dict[str, Any] | None = None
     usage: Usage = Field(default_factory=Usage)
+    cut_off: bool = False  # the answer stopped at the token limit

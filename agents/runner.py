@@ -8,26 +8,30 @@ call rather than asking the model again.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+from agents import fallback
 from agents.errors import (
+    Failure,
     InvalidToolArguments,
     ModelBehaviorError,
     ToolError,
     ToolServerError,
-    TransientModelError,
 )
-from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
-from agents.providers.base import ModelProvider
-from agents.retry import RetryPolicy, call_with_retries
-from agents.spans import call_model
+from agents.fallback import SwitchHook
+from agents.grounding import narrowed
+from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
+from agents.providers.registry import Binding
+from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.toolbox import Toolbox
 from agents.tools import extract
 from agents.tools.base import Tool, ToolResult
+from agents.verdict import Judgement, judge, wanted_calls
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,8 @@ class Decision:
 class Finished:
     output: str
     transcript: list[Message]
+    judgement: Judgement
+    model: str  # the model that gave the final answer (`provider:model-id`)
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ Outcome = Finished | NeedsApproval
 class MaxTurnsExceeded(ModelBehaviorError):
     """The specialist used all its turns without a final answer."""
 
+    default_failure = Failure.OTHER  # Baton's own sentence says it all
+
 
 @dataclass
 class Hooks:
@@ -66,8 +74,8 @@ class Hooks:
 
     # One short line for the task's progress ("calling http_check …").
     progress: Callable[[str], Awaitable[None]]
-    # Every model call's usage, as it happens.
-    usage: Callable[[Usage], Awaitable[None]]
+    # Every model call's usage, as it happens, and the model (`provider:model-id`) it was.
+    usage: Callable[[Usage, str], Awaitable[None]]
     # Performs a permitted call; the orchestrator wraps it with idempotency records.
     perform: Callable[[Tool, BaseModel, ToolCall], Awaitable[ToolResult]]
 
@@ -103,8 +111,17 @@ def _unanswered(transcript: list[Message]) -> list[ToolCall]:
     return []
 
 
-def _tool_message(call: ToolCall, content: str) -> Message:
-    return Message(role="tool", tool_call_id=call.id, name=call.name, content=content)
+def _tool_message(
+    call: ToolCall, content: str, outcome: CallOutcome, note: str | None = None
+) -> Message:
+    return Message(
+        role="tool",
+        tool_call_id=call.id,
+        name=call.name,
+        content=content,
+        outcome=outcome,
+        note=note,
+    )
 
 
 def _result_text(result: ToolResult) -> str:
@@ -117,15 +134,19 @@ async def run_specialist(
     spec: AgentSpec,
     transcript: list[Message],
     *,
-    provider: ModelProvider,
-    model_id: str,
+    binding: Binding,
     tools: Toolbox,
     hooks: Hooks,
     retry: RetryPolicy,
     decisions: Mapping[str, Decision] | None = None,
-    on_retry: Callable[[int, TransientModelError, float], Awaitable[None]] | None = None,
+    on_retry: RetryHook | None = None,
+    on_switch: SwitchHook | None = None,
 ) -> Outcome:
-    """Run (or continue) a specialist until it answers or stops at an approval gate."""
+    """Run (or continue) a specialist until it answers or stops at an approval gate.
+
+    The model is `binding`; when it keeps failing, its fallbacks take over, in order, and the
+    one that took over answers the rest of this task's turns.
+    """
     messages = list(transcript)
     offered = await tools.for_agent(spec)
     for why in offered.missing:
@@ -139,6 +160,9 @@ async def run_specialist(
         )
     decisions = decisions or {}
     model_turns = sum(1 for m in messages if m.role == "assistant")
+    links = binding.links()
+    prompt = next((m.content for m in messages if m.role == "user"), "")
+    wanted = wanted_calls(own_tools, prompt)
 
     while True:
         for call in _unanswered(messages):
@@ -151,22 +175,38 @@ async def run_specialist(
             raise MaxTurnsExceeded(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
+        made = Counter(m.name for m in messages if m.role == "tool")
+        # The task names things for a tool that has not been called for all of them: ask
+        # for that call, with the tool's arguments held to what the task names.
+        suggested = next((name for name, n in wanted.items() if made[name] < n), None)
         request = ModelRequest(
-            model=model_id,
+            model=links[0].model_id,
             system=system_prompt(spec),
             messages=messages,
-            tools=[t.schema() for t in own_tools.values()],
+            tools=[
+                narrowed(t, prompt, messages) if name == suggested else t.schema()
+                for name, t in own_tools.items()
+            ],
+            require_tool=suggested is not None,
+            suggested_tool=suggested,
         )
-
-        async def ask(request: ModelRequest = request) -> ModelResponse:
-            return await call_model(provider, request)
-
-        response = await call_with_retries(ask, policy=retry, on_retry=on_retry)
+        answered_by, response = await fallback.ask(
+            links,
+            request,
+            policy=retry,
+            on_retry=on_retry,
+            on_switch=on_switch,
+            on_usage=hooks.usage,
+        )
+        links = links[links.index(answered_by) :]
         model_turns += 1
-        await hooks.usage(response.usage)
         if not response.tool_calls:
-            messages.append(Message(role="assistant", content=response.text))
-            return Finished(response.text.strip(), messages)
+            text = response.text
+            if response.cut_off and text.strip():
+                text = text.rstrip() + " … (cut off at the model's length limit)"
+            messages.append(Message(role="assistant", content=text))
+            judgement = judge(own_tools, messages, text)
+            return Finished(judgement.output, messages, judgement, answered_by.ref)
         messages.append(
             Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
         )
@@ -182,31 +222,46 @@ async def _answer_call(
     tool = own_tools.get(call.name)
     if tool is None:
         allowed = ", ".join(own_tools) or "none"
-        await hooks.progress(f"refused `{call.name}`: not one of this specialist's tools")
+        note = f"refused `{call.name}`: not one of this specialist's tools"
+        await hooks.progress(note)
         return _tool_message(
-            call, f"Error: the tool '{call.name}' is not available to you. Your tools: {allowed}."
+            call,
+            f"Error: the tool '{call.name}' is not available to you. Your tools: {allowed}.",
+            CallOutcome.REFUSED,
+            note,
         )
     try:
         args = tool.parse_args(call.arguments)
     except InvalidToolArguments as e:
-        return _tool_message(call, f"Error: invalid arguments for {call.name}: {e}")
+        note = f"`{tool.name}` was called with invalid arguments: {e}"
+        await hooks.progress(note)
+        return _tool_message(
+            call, f"Error: invalid arguments for {call.name}: {e}", CallOutcome.ERROR, note
+        )
     if tool.requires_approval:
         decision = decisions.get(call.id)
         if decision is None:
             return NeedsApproval(call, tool, args, [])
         if not decision.approved:
             why = f" Reason: {decision.reason}" if decision.reason else ""
-            await hooks.progress(f"`{tool.name}` rejected by <@{decision.by}>")
+            note = f"`{tool.name}` rejected by <@{decision.by}>" + (
+                f": {decision.reason}" if decision.reason else ""
+            )
+            await hooks.progress(note)
             return _tool_message(
                 call,
                 f"A person rejected this call; it was not performed.{why} "
                 "Do not try it again; finish without it.",
+                CallOutcome.REJECTED,
+                note,
             )
     await hooks.progress(f"calling `{tool.name}`")
     try:
         result = await hooks.perform(tool, args, call)
     except ToolError as e:
-        await hooks.progress(f"`{tool.name}` failed: {e}")
-        return _tool_message(call, f"Error: {e}")
+        note = f"`{tool.name}` failed: {e}"
+        await hooks.progress(note)
+        return _tool_message(call, f"Error: {e}", CallOutcome.ERROR, note)
     await hooks.progress(result.summary)
-    return _tool_message(call, _result_text(result))
+    outcome = CallOutcome.OK if result.ok else CallOutcome.PROBLEM
+    return _tool_message(call, _result_text(result), outcome)

@@ -15,6 +15,7 @@ from agents.errors import CatalogError
 from agents.mcp import names as mcp_names
 from agents.mcp.config import McpServerSpec
 from agents.pricing import Price
+from agents.providers.capabilities import CompatSettings
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _MODEL = re.compile(r"^(default|rules|(openai|anthropic):[\w.:/-]+)$")
@@ -23,6 +24,24 @@ _MODEL = re.compile(r"^(default|rules|(openai|anthropic):[\w.:/-]+)$")
 def _check_name(value: str) -> str:
     if not _NAME.match(value):
         raise ValueError("use lowercase letters, digits, '-' or '_' (at most 63 characters)")
+    return value
+
+
+def check_model(value: str) -> str:
+    """`provider:model-id`, `rules` or `default`; ValueError otherwise."""
+    if not _MODEL.match(value):
+        raise ValueError(
+            f"'{value}': a model is 'provider:model-id' (openai:…, anthropic:…), 'rules' or 'default'"
+        )
+    return value
+
+
+def _check_triggers(value: list[str]) -> list[str]:
+    for t in value:
+        try:
+            re.compile(t)
+        except re.error as e:
+            raise ValueError(f"trigger {t!r} is not a valid regular expression: {e}") from e
     return value
 
 
@@ -35,6 +54,8 @@ class AgentSpec(BaseModel):
     description: str
     # `provider:model-id`, `rules`, or `default` (BATON_MODEL).
     model: str = "default"
+    # Models that take over, in order, when `model` keeps failing (`rules` may be the last).
+    fallbacks: list[str] = Field(default_factory=list)
     instructions: str = ""
     tools: list[str] = Field(default_factory=list)
     # Words or regular expressions that make the offline planner pick this specialist.
@@ -55,24 +76,13 @@ class AgentSpec(BaseModel):
             for entry in self.tools
         )
 
-    @field_validator("model")
-    @classmethod
-    def _model_form(cls, value: str) -> str:
-        if not _MODEL.match(value):
-            raise ValueError(
-                "model must be 'provider:model-id' (openai:…, anthropic:…), 'rules' or 'default'"
-            )
-        return value
+    _m = field_validator("model")(check_model)
+    _t = field_validator("triggers")(_check_triggers)
 
-    @field_validator("triggers")
+    @field_validator("fallbacks")
     @classmethod
-    def _triggers_compile(cls, value: list[str]) -> list[str]:
-        for t in value:
-            try:
-                re.compile(t)
-            except re.error as e:
-                raise ValueError(f"trigger {t!r} is not a valid regular expression: {e}") from e
-        return value
+    def _fallback_forms(cls, value: list[str]) -> list[str]:
+        return [check_model(v) for v in value]
 
 
 class PlaybookTask(BaseModel):
@@ -95,8 +105,11 @@ class PlaybookSpec(BaseModel):
     name: str
     description: str
     tasks: list[PlaybookTask] = Field(min_length=1)
+    # Regular expressions: a request that matches only this playbook's runs it, unplanned.
+    triggers: list[str] = Field(default_factory=list)
 
     _n = field_validator("name")(_check_name)
+    _t = field_validator("triggers")(_check_triggers)
 
 
 class ApprovalSettings(BaseModel):
@@ -134,6 +147,8 @@ class Catalog(BaseModel):
     http_allow_hosts: list[str] = Field(default_factory=list)
     # Model Context Protocol servers whose tools specialists may list as `mcp:<server>/…`.
     mcp_servers: list[McpServerSpec] = Field(default_factory=list)
+    # What the OpenAI-compatible endpoint (OPENAI_BASE_URL) accepts; OPENAI_COMPAT wins.
+    openai_compat: CompatSettings = Field(default_factory=CompatSettings)
 
     def agent(self, name: str) -> AgentSpec | None:
         return next((a for a in self.agents if a.name == name), None)

@@ -10,6 +10,7 @@
 - first start: `make run` in a fresh copy, nothing installed or cached, until the sandbox's URL
 - MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
 - migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
+- real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
 """
 
 from __future__ import annotations
@@ -290,6 +291,12 @@ async def migrations(_: Site) -> list[tuple[str, str, str]]:
     return await upgrades()
 
 
+async def real_model(site: Site) -> list[tuple[str, str, str]]:
+    from bench.real_model import real_model_run
+
+    return await real_model_run(site)
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -303,6 +310,7 @@ async def main() -> None:
         first_start,
         mcp_overhead,
         migrations,
+        real_model,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agents.metrics import Metrics
+from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
 from agents.spec import Catalog, load_catalog
 from agents.telemetry import Telemetry, otlp_exporter
@@ -112,14 +113,22 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
     )
 
 
-def model_settings(settings: Settings, *, timeout: float = 60.0) -> ModelSettings:
-    """What the model providers need from the configuration."""
+def model_settings(
+    settings: Settings, catalog: Catalog | None = None, *, timeout: float = 60.0
+) -> ModelSettings:
+    """What the model providers need from the configuration (and the catalog's
+    `openai_compat:`, which OPENAI_COMPAT overrides key by key)."""
+    compat = catalog.openai_compat if catalog is not None else CompatSettings()
+    if settings.openai_compat:
+        compat = parse_compat(settings.openai_compat).over(compat)
     return ModelSettings(
         default_model=settings.default_model,
         openai_api_key=secret(settings.openai_api_key),
         openai_base_url=settings.openai_base_url,
         anthropic_api_key=secret(settings.anthropic_api_key),
         anthropic_base_url=settings.anthropic_base_url,
+        fallback_models=tuple(settings.baton_fallback_models),
+        openai_compat=compat,
         timeout=timeout,
     )
 
@@ -140,6 +149,7 @@ def limits_from(settings: Settings) -> Limits:
         task_timeout=settings.baton_task_timeout,
         run_deadline=settings.baton_run_deadline,
         budget_usd=settings.baton_budget_usd,
+        budget_tokens=settings.baton_budget_tokens,
     )
 
 
@@ -191,7 +201,7 @@ async def create(
     except CatalogError as e:
         raise ConfigError([f"BATON_AGENTS_FILE: {line}" for line in str(e).splitlines()]) from e
     toolbox = toolbox_for(catalog, settings)
-    models = Models(model_settings(settings), toolbox.by_model_name())
+    models = Models(model_settings(settings, catalog), toolbox.by_model_name())
     if found := models.problems(catalog):
         raise ConfigError(found)
 

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.text import escape, truncate
+from orchestration.costs import RunNotes
+from orchestration.events import CostEstimate
 
 Block = dict[str, Any]
 
@@ -19,6 +21,7 @@ STATUS_EMOJI = {
     "failed": "❌",
     "skipped": "⏭️",
     "rejected": "🚫",
+    "unverified": "❔",
 }
 
 RUN_STATUS_TEXT = {
@@ -52,6 +55,7 @@ class RunView:
     status: str = "planning"
     title: str = "Planning…"
     tasks: dict[str, TaskLine] = field(default_factory=dict)
+    estimate: str = ""  # the plan's estimated cost, shown before work starts
 
 
 def mrkdwn(text: str) -> Block:
@@ -119,8 +123,23 @@ def status_blocks(view: RunView) -> list[Block]:
         section(f"*{escape(view.title)}* · {RUN_STATUS_TEXT.get(view.status, view.status)}")
     ]
     blocks += sections(task_line_text(t) for t in view.tasks.values())
-    blocks.append(context(f"Run `{view.run_id}` · `/baton status {view.run_id}` for details"))
+    about = [f"Run `{view.run_id}`", f"`/baton status {view.run_id}` for details"]
+    if view.estimate:
+        about.insert(1, escape(view.estimate))
+    blocks.append(context(" · ".join(about)))
     return blocks[:50]
+
+
+def estimate_text(estimate: CostEstimate) -> str:
+    """`estimated ≈ 3,100 tokens, ≈ $0.0024` (and the models without a price); "" offline."""
+    if not estimate.tokens:
+        return ""
+    text = f"estimated ≈ {estimate.tokens:,} tokens"
+    if estimate.usd > 0 or not estimate.unpriced:
+        text += f", ≈ ${estimate.usd:.4f}"
+    if estimate.unpriced:
+        text += f" (price unknown for {', '.join(estimate.unpriced)})"
+    return text
 
 
 def status_text(view: RunView) -> str:
@@ -132,13 +151,26 @@ def status_text(view: RunView) -> str:
 
 
 def footer(
-    *, run_id: str, status: str, tokens: int, cost_usd: float, contributors: Sequence[str]
+    *,
+    run_id: str,
+    status: str,
+    tokens: int,
+    cost_usd: float,
+    contributors: Sequence[str],
+    notes: RunNotes | None = None,
 ) -> Block:
+    """The answer's last line: run, status, who, which models, tokens, cost, unpriced models."""
     who = ", ".join(contributors) if contributors else "no specialist"
-    return context(
-        f"Run `{run_id}` · {RUN_STATUS_TEXT.get(status, status)} · by {escape(who)} · "
-        f"{tokens:,} tokens · ${cost_usd:.4f}"
-    )
+    parts = [f"Run `{run_id}`", RUN_STATUS_TEXT.get(status, status), f"by {escape(who)}"]
+    if notes is not None and notes.models:
+        label = "model" if len(notes.models) == 1 else "models"
+        parts.append(f"{label} {', '.join(f'`{m}`' for m in notes.models)}")
+    if notes is not None and notes.failed:
+        parts.append(f"fallback after {', '.join(f'`{m}`' for m in notes.failed)} failed")
+    parts += [f"{tokens:,} tokens", f"${cost_usd:.4f}"]
+    if notes is not None and notes.unpriced:
+        parts.append(f"price unknown for {', '.join(f'`{m}`' for m in notes.unpriced)}")
+    return context(" · ".join(parts))
 
 
 def answer_blocks(text: str, *, footer_block: Block | None = None) -> list[Block]:

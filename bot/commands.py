@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents.spec import Catalog
+from bot.text import escape
+
 
 @dataclass(frozen=True)
 class Help:
@@ -73,6 +76,12 @@ def parse(text: str) -> Command:
             return ScheduleCommand(args=rest)
         case _:
             return Ask(request=text)
+
+
+def unknown_playbook(name: str, catalog: Catalog) -> str:
+    """What `run <name>` gets when there is no such playbook, however it was asked."""
+    names = ", ".join(f"`{p.name}`" for p in catalog.playbooks) or "none are configured"
+    return f"There is no playbook called `{escape(name)}`. Playbooks: {names}."
 
 
 HELP = """*Baton* runs a team of AI specialists for you.

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agents.providers.capabilities import parse_compat
 from storage.db import normalize_url
 
 Mode = Literal["socket", "http"]
@@ -48,10 +49,15 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
 
+    # What the OpenAI-compatible endpoint accepts: `llama-cpp-python,json_schema=false,…`.
+    openai_compat: str | None = None
+
     baton_database_url: str = "sqlite:///baton.db"
     # Upgrade the database's schema at start-up. Unset: on for SQLite, off for PostgreSQL.
     baton_auto_migrate: bool | None = None
     baton_model: str | None = None
+    # Models that take over, in order, when BATON_MODEL keeps failing (comma-separated).
+    baton_fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     baton_agents_file: Path | None = None
     baton_port: int = Field(default=3000, ge=1, le=65535)
     # Socket Mode serves no HTTP: with this port, `/healthz` and `/metrics` are served there.
@@ -65,6 +71,7 @@ class Settings(BaseSettings):
     baton_task_timeout: float = Field(default=180.0, gt=0)
     baton_run_deadline: float = Field(default=600.0, gt=0)
     baton_budget_usd: float | None = Field(default=None, gt=0)
+    baton_budget_tokens: int | None = Field(default=None, gt=0)
     # Unset: INFO for `baton run`, WARNING for the sandbox (its console stays quiet).
     baton_log_level: str | None = None
     # Unset: text when the log goes to a terminal, JSON otherwise (a file, a collector).
@@ -89,7 +96,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not '{value}'")
         return value.upper()
 
-    @field_validator("baton_http_allow_hosts", mode="before")
+    @field_validator("baton_http_allow_hosts", "baton_fallback_models", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
@@ -194,6 +201,18 @@ def check_common(settings: Settings) -> list[str]:
         problems.append(
             f"BATON_MODEL must be 'provider:model-id' (openai:gpt-4.1-mini, anthropic:claude-sonnet-4-6) or 'rules', not '{model}'"
         )
+    for fallback in settings.baton_fallback_models:
+        if fallback != "rules" and not (
+            fallback.startswith(("openai:", "anthropic:")) and fallback.partition(":")[2]
+        ):
+            problems.append(
+                f"BATON_FALLBACK_MODELS: '{fallback}' is not 'provider:model-id' or 'rules'"
+            )
+    if settings.openai_compat:
+        try:
+            parse_compat(settings.openai_compat)
+        except ValueError as e:
+            problems.append(f"OPENAI_COMPAT: {e}")
     if settings.baton_agents_file is not None and not settings.baton_agents_file.is_file():
         problems.append(f"BATON_AGENTS_FILE: no such file: {settings.baton_agents_file}")
     endpoint = settings.otel_exporter_otlp_endpoint

@@ -45,3 +45,14 @@ async def start_run(
     )
     baton.background.spawn(baton.orchestrator.execute(run.id), name=f"run-{run.id}")
     return run
+
+
+async def reply_once(
+    baton: Baton, event_id: str | None, channel: str, thread_ts: str, text: str
+) -> None:
+    """Answer in the thread, unless Slack is delivering this event again."""
+    from bot.slack_ops import post_text
+
+    if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):
+        return
+    await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=text)

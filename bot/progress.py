@@ -23,6 +23,7 @@ from bot import blocks
 from bot.blocks import RunView, TaskLine
 from bot.slack_ops import post_answer, post_text, slack_error
 from bot.text import truncate
+from orchestration.costs import notes
 from orchestration.events import (
     AnswerDelta,
     ApprovalDecided,
@@ -51,6 +52,7 @@ STREAM_STATUS = {
     "failed": "error",
     "skipped": "error",
     "rejected": "error",
+    "unverified": "error",
 }
 
 
@@ -117,8 +119,9 @@ class SlackProgress:
             case RunAccepted():
                 async with self._lock:
                     await self._open()
-            case PlanReady(title=title, tasks=tasks):
+            case PlanReady(title=title, tasks=tasks, estimate=estimate):
                 self.view.title = title
+                self.view.estimate = blocks.estimate_text(estimate) if estimate else ""
                 self.view.status = "running"
                 self.view.tasks = {
                     t.id: TaskLine(id=t.id, agent=t.agent, title=t.title) for t in tasks
@@ -334,6 +337,7 @@ class SlackProgress:
             tokens=event.input_tokens + event.output_tokens,
             cost_usd=event.cost_usd,
             contributors=event.contributors,
+            notes=await notes(self.db, event.run_id),
         )
         text = (
             event.answer
@@ -355,7 +359,12 @@ class SlackProgress:
 
     def _title(self) -> str:
         status = blocks.RUN_STATUS_TEXT.get(self.view.status, self.view.status)
-        return truncate(f"{self.view.title} · {status}", 150)
+        # The estimate guides while work goes on; the answer's footer has what was spent.
+        going = self.view.status in ("planning", "running", "waiting")
+        parts = [self.view.title, status] + (
+            [self.view.estimate] if going and self.view.estimate else []
+        )
+        return truncate(" · ".join(parts), 150)
 
     def _task_chunks(self, only: set[str] | None = None) -> list[Chunk]:
         """Chunks for the tasks in `only` (every task when None), in plan order."""

@@ -20,19 +20,22 @@ from bot.blocks import (
 )
 from bot.text import escape, truncate
 from storage.models import Approval, Run, TaskRow
+from storage.usage import Total
 
 
 def agents_report(
     catalog: Catalog, model_of: Callable[[str], str], servers: Sequence[ServerStatus] = ()
 ) -> list[Block]:
-    """The specialists with their models and tools, the MCP servers' states, the playbooks."""
+    """`/baton agents`: the specialists with their models (and fallbacks) and tools, the MCP
+    servers' states, the playbooks."""
     by_name = {s.name: s for s in servers}
     blocks: list[Block] = [header("Baton's specialists")]
     for a in catalog.agents:
         tools = ", ".join(_tool_entry(t, by_name) for t in a.tools)
+        then = "".join(f" → `{model_of(f)}`" for f in a.fallbacks)
         blocks.append(
             section(
-                f"*{escape(a.name)}* · `{model_of(a.model)}`\n{escape(a.description)}\n"
+                f"*{escape(a.name)}* · `{model_of(a.model)}`{then}\n{escape(a.description)}\n"
                 f"Tools: {tools or 'no tools (writes from its inputs)'}"
             )
         )
@@ -103,7 +106,8 @@ def _duration(t: TaskRow) -> str:
     return "—"
 
 
-def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
+def status_report(run: Run, tasks: Sequence[TaskRow], totals: Sequence[Total] = ()) -> list[Block]:
+    """`/baton status`: the run's tasks, and its cost per agent and per model."""
     state = RUN_STATUS_TEXT.get(run.status.value, run.status.value)
     what = (
         f"playbook `{run.playbook}`" if run.playbook else f"“{escape(truncate(run.request, 200))}”"
@@ -118,7 +122,8 @@ def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
     lines = []
     for t in tasks:
         cost = f"{t.input_tokens + t.output_tokens:,} tokens · ${t.cost_usd:.4f}"
-        line = f"{STATUS_EMOJI.get(t.status.value, '•')} `{t.task_id}` *{escape(t.agent)}* · {t.status.value} · {_duration(t)} · {cost}"
+        model = f" · `{t.model}`" if t.model else ""
+        line = f"{STATUS_EMOJI.get(t.status.value, '•')} `{t.task_id}` *{escape(t.agent)}* · {t.status.value}{model} · {_duration(t)} · {cost}"
         if t.error:
             line += f"\n      _{escape(truncate(t.error, 200))}_"
         lines.append(line)
@@ -126,11 +131,42 @@ def status_report(run: Run, tasks: Sequence[TaskRow]) -> list[Block]:
         blocks.append(section("\n".join(lines)))
     if run.error:
         blocks.append(section(f":warning: {escape(truncate(run.error, 1000))}"))
+    if totals:
+        blocks.append(section(cost_rollup(totals)))
     total = f"Total: {run.input_tokens + run.output_tokens:,} tokens · ${run.cost_usd:.4f}"
+    unpriced = list(dict.fromkeys(t.model for t in totals if not t.priced))
+    if unpriced:
+        total += f" · price unknown for {', '.join(f'`{m}`' for m in unpriced)}"
     if trace_id := trace_id_of(run.traceparent):
         total += f" · trace `{trace_id}`"
     blocks.append(context(total))
     return blocks
+
+
+def _money(cost: float, priced: bool) -> str:
+    return f"${cost:.4f}" if priced else "price unknown"
+
+
+def cost_rollup(totals: Sequence[Total]) -> str:
+    """Cost per agent (planning and the answer are the supervisor's) and per model."""
+    by_agent: dict[str, list[Total]] = {}
+    by_model: dict[str, list[Total]] = {}
+    for t in totals:
+        by_agent.setdefault(t.agent, []).append(t)
+        by_model.setdefault(t.model, []).append(t)
+
+    def line(name: str, rows: list[Total]) -> str:
+        tokens = sum(r.tokens for r in rows)
+        calls = sum(r.calls for r in rows)
+        priced = all(r.priced for r in rows)
+        return (
+            f"• {name} · {calls} call{'s' if calls != 1 else ''} · {tokens:,} tokens · "
+            f"{_money(sum(r.cost_usd for r in rows), priced)}"
+        )
+
+    agents = [line(f"*{escape(a)}*", rows) for a, rows in by_agent.items()]
+    models = [line(f"`{m}`", rows) for m, rows in by_model.items()]
+    return "*Cost by agent*\n" + "\n".join(agents) + "\n*Cost by model*\n" + "\n".join(models)
 
 
 def permalink(channel: str, ts: str) -> str:

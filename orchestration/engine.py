@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from agents.errors import ModelError
+from agents.explain import sentence
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.spec import Catalog
@@ -23,6 +24,7 @@ from agents.telemetry import Telemetry
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.extract import plain
+from orchestration.costs import estimate
 from orchestration.errors import PlanningError
 from orchestration.events import (
     ApprovalDecided,
@@ -37,7 +39,7 @@ from orchestration.events import (
 )
 from orchestration.gates import Gates, Show
 from orchestration.limits import Limits
-from orchestration.planning import plan_for, thread_context, usage_hook
+from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
 from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
 from orchestration.telemetry import traced_run, with_run_id
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 SinkFactory = Callable[[Run], EventSink]
 ToolContextFactory = Callable[[str, str, str], ToolContext]  # run id, task id, idempotency key
 
-BLOCKING = (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.REJECTED)
+BLOCKING = (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.REJECTED, TaskStatus.UNVERIFIED)
 
 
 class Orchestrator:
@@ -188,7 +190,7 @@ class Orchestrator:
         except ModelError as e:
             await self._fail(
                 run.id,
-                f"I could not plan this: the model failed ({e}). Try again in a minute.",
+                f"I could not plan this: {sentence(e)}",
                 sink=sink,
             )
             return False
@@ -223,7 +225,10 @@ class Orchestrator:
             )
             for t in plan.tasks
         )
-        await self.publish(sink, PlanReady(run_id=run.id, title=plan.title, tasks=views))
+        cost = estimate(plan, self.catalog, self.models, self.prices)
+        await self.publish(
+            sink, PlanReady(run_id=run.id, title=plan.title, tasks=views, estimate=cost)
+        )
         return True
 
     async def _drive(self, run_id: str, sink: EventSink) -> None:
@@ -402,6 +407,7 @@ class Orchestrator:
                         binding=binding,
                         retry=self.limits.retry,
                         usage=usage_hook(self.db, self.prices, run.id, None, binding.ref),
+                        on_failure=failure_hook(self.db, run.id, "answer"),
                     )
             except TimeoutError:
                 answer = compose(outcomes)

@@ -29,10 +29,20 @@ class RunAccepted:
 
 
 @dataclass(frozen=True)
+class CostEstimate:
+    """What a plan will probably cost, before any specialist starts (a rough guide)."""
+
+    tokens: int
+    usd: float
+    unpriced: tuple[str, ...] = ()  # models without a price: their share is not in `usd`
+
+
+@dataclass(frozen=True)
 class PlanReady:
     run_id: str
     title: str
     tasks: tuple[TaskView, ...]
+    estimate: CostEstimate | None = None
 
 
 @dataclass(frozen=True)

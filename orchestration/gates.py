@@ -67,26 +67,41 @@ class Gates:
                 summary=f"*{task.agent}* will: {task.instruction}",
             )
             return True
-        if run.budget_usd is not None and run.cost_usd >= run.budget_usd:
+        over_usd = run.budget_usd is not None and run.cost_usd >= run.budget_usd
+        token_budget = self.token_budget(run)
+        used = run.input_tokens + run.output_tokens
+        over_tokens = token_budget is not None and used >= token_budget
+        if over_usd or over_tokens:
             if any(
                 a.kind == "budget" and a.status == ApprovalStatus.PENDING
                 for a in await approvals.for_run(self.db, run.id)
             ):
                 return True  # one budget question at a time; this task waits its turn
-            extra = self.limits.budget_usd or run.budget_usd or 1.0
-            await self.open(
-                run,
-                task,
-                show,
-                kind="budget",
-                summary=(
+            if over_usd:
+                extra = self.limits.budget_usd or run.budget_usd or 1.0
+                summary = (
                     f"This run has spent ${run.cost_usd:.4f} of its ${run.budget_usd:.2f} budget. "
                     f"Continue for up to ${extra:.2f} more?"
-                ),
-                extra_budget_usd=extra,
-            )
+                )
+                await self.open(
+                    run, task, show, kind="budget", summary=summary, extra_budget_usd=extra
+                )
+            else:
+                assert token_budget is not None
+                more = self.limits.budget_tokens or token_budget
+                summary = (
+                    f"This run has used {used:,} tokens of its {token_budget:,}-token budget. "
+                    f"Continue for up to {more:,} more?"
+                )
+                await self.open(
+                    run, task, show, kind="budget", summary=summary, extra_budget_tokens=more
+                )
             return True
         return False
+
+    def token_budget(self, run: Run) -> int | None:
+        """The run's own token budget (raised by approvals), else the configured one."""
+        return run.budget_tokens if run.budget_tokens is not None else self.limits.budget_tokens
 
     async def open(
         self,
@@ -102,6 +117,7 @@ class Gates:
         transcript: list[Message] | None = None,
         output: str | None = None,
         extra_budget_usd: float | None = None,
+        extra_budget_tokens: int | None = None,
     ) -> Approval:
         """Write the approval and put the task into waiting, then show it."""
         approval = Approval(
@@ -117,6 +133,7 @@ class Gates:
             approvers=self.approvers_for(run, tool_name),
             channel_id=run.channel_id,
             extra_budget_usd=extra_budget_usd,
+            extra_budget_tokens=extra_budget_tokens,
         )
         fields: dict[str, Any] = {"status": TaskStatus.WAITING}
         if transcript is not None:
@@ -155,7 +172,12 @@ class Gates:
         if latest.kind == "budget" and approved:
             run = await runs.get_run(self.db, task.run_id)
             assert run is not None
-            run_fields = {"budget_usd": (run.budget_usd or 0.0) + (latest.extra_budget_usd or 0.0)}
+            run_fields = {}
+            if latest.extra_budget_usd is not None:
+                run_fields["budget_usd"] = (run.budget_usd or 0.0) + latest.extra_budget_usd
+            if latest.extra_budget_tokens is not None:
+                used = run.input_tokens + run.output_tokens
+                run_fields["budget_tokens"] = used + latest.extra_budget_tokens
         await runs.record(
             self.db,
             task.run_id,

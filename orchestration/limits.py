@@ -18,4 +18,6 @@ class Limits:
     approval_ttl: timedelta = timedelta(hours=24)
     # Spend after which the run asks a person before going on; None for no budget.
     budget_usd: float | None = None
+    # Tokens after which the run asks a person before going on; None for no budget.
+    budget_tokens: int | None = None
     lease_seconds: float = 30.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import graphlib
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +27,17 @@ class Plan(BaseModel):
     tasks: list[PlannedTask]
 
 
+def plan_schema(catalog: Catalog) -> dict[str, Any]:
+    """The plan's JSON schema for a model, with the catalog's specialists as the only agents.
+
+    A server that holds answers to the schema then cannot name an unknown specialist.
+    """
+    schema = Plan.model_json_schema()
+    agent = schema["$defs"]["PlannedTask"]["properties"]["agent"]
+    agent["enum"] = [a.name for a in catalog.agents]
+    return schema
+
+
 def problems(plan: Plan, catalog: Catalog, *, max_tasks: int) -> list[str]:
     """Everything wrong with a plan, as sentences a model (or a person) can act on."""
     found: list[str] = []
@@ -40,9 +52,7 @@ def problems(plan: Plan, catalog: Catalog, *, max_tasks: int) -> list[str]:
     graph: dict[str, list[str]] = {}
     for t in plan.tasks:
         if t.agent not in known:
-            found.append(
-                f"task '{t.id}' uses unknown agent '{t.agent}' (known: {', '.join(sorted(known))})"
-            )
+            found.append(f"task '{t.id}' uses unknown agent '{t.agent}'")
         for d in t.depends_on:
             if d not in ids:
                 found.append(f"task '{t.id}' depends on unknown task '{d}'")

@@ -1,22 +1,26 @@
-"""From a run row to a validated plan: a playbook, or the supervisor's plan."""
+"""From a run row to a validated plan: a playbook, the triggers, or the supervisor's plan."""
 
 from __future__ import annotations
 
+from agents.errors import ModelError
+from agents.explain import log_failure, sentence
 from agents.messages import Usage
 from agents.pricing import PriceTable
-from agents.providers.registry import Models
+from agents.providers.registry import Binding, Models
 from agents.spec import Catalog
 from agents.telemetry import record_usage
 from orchestration.errors import PlanningError
 from orchestration.limits import Limits
 from orchestration.plan import Plan, from_playbook, problems
-from orchestration.supervisor import UsageHook, make_plan
+from orchestration.routing import route
+from orchestration.supervisor import FailureHook, InvalidPlan, UsageHook, make_plan
 from storage import runs
 from storage.db import Database
 from storage.models import Run
 
 # Earlier answers are cut to this many characters when given back to the supervisor.
 CONTEXT_ANSWER_CHARS = 1500
+SUPERVISOR = "supervisor"  # how planning and the final answer appear in cost roll-ups
 
 
 async def thread_context(db: Database, run: Run) -> str:
@@ -38,12 +42,21 @@ async def thread_context(db: Database, run: Run) -> str:
 
 
 def usage_hook(
-    db: Database, prices: PriceTable, run_id: str, task_id: str | None, ref: str
+    db: Database,
+    prices: PriceTable,
+    run_id: str,
+    task_id: str | None,
+    ref: str,
+    *,
+    agent: str = SUPERVISOR,
 ) -> UsageHook:
-    """Adds each model call's tokens and cost to the task and the run as it happens."""
+    """Adds each model call's tokens and cost to the task, the run and the usage ledger.
 
-    async def hook(usage: Usage) -> None:
-        cost = prices.cost(ref, usage)
+    The call's own model (a fallback may have answered) prices it; `ref` is the default.
+    """
+
+    async def hook(usage: Usage, model: str = ref) -> None:
+        cost = prices.cost(model, usage)
         await runs.add_usage(
             db,
             run_id,
@@ -51,8 +64,26 @@ def usage_hook(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=cost,
+            model=model,
+            agent=agent,
+            priced=prices.known(model),
         )
-        record_usage(ref, usage, cost)
+        record_usage(model, usage, cost)
+
+    return hook
+
+
+def failure_hook(db: Database, run_id: str, where: str) -> FailureHook:
+    """Logs a model's failure with the run id, and records that the next model takes over."""
+
+    async def hook(link: Binding, error: ModelError) -> None:
+        log_failure(run_id, where, link.ref, error)
+        await runs.record(
+            db,
+            run_id,
+            "model_failed",
+            data={"where": where, "model": link.ref, "failure": error.failure.value},
+        )
 
     return hook
 
@@ -77,13 +108,37 @@ async def plan_for(
         raise PlanningError(
             "The request is empty. Say what you need, e.g. `/baton check https://example.com`."
         )
+    routed = route(run.request, catalog, models.tools)
+    if routed.certain is not None:
+        await _routed(db, run, "triggers")
+        return routed.certain
     binding = models.resolve("default")
-    return await make_plan(
-        run.request,
-        context=await thread_context(db, run),
-        catalog=catalog,
-        binding=binding,
-        retry=limits.retry,
-        max_tasks=limits.max_tasks,
-        usage=usage_hook(db, prices, run.id, None, binding.ref),
-    )
+    try:
+        plan = await make_plan(
+            run.request,
+            context=await thread_context(db, run),
+            catalog=catalog,
+            binding=binding,
+            retry=limits.retry,
+            max_tasks=limits.max_tasks,
+            usage=usage_hook(db, prices, run.id, None, binding.ref),
+            route=routed,
+            on_failure=failure_hook(db, run.id, "planning"),
+        )
+    except (ModelError, InvalidPlan) as e:
+        if isinstance(e, InvalidPlan):
+            await runs.record(db, run.id, "plan_invalid", data={"problems": e.problems})
+        if routed.agents or routed.playbooks:
+            # The model could not plan, but the catalog's triggers can: better than nothing.
+            await _routed(db, run, "triggers after the model failed")
+            fallback = routed.by_triggers(max_tasks=limits.max_tasks)
+            return fallback.model_copy(update={"title": f"{fallback.title} (planned by triggers)"})
+        if isinstance(e, InvalidPlan):
+            raise
+        raise PlanningError(f"I could not plan this: {sentence(e)}") from e
+    await _routed(db, run, "offline triggers" if binding.offline else "model")
+    return plan
+
+
+async def _routed(db: Database, run: Run, by: str) -> None:
+    await runs.record(db, run.id, "plan_routed", data={"by": by})

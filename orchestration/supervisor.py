@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from agents.errors import ModelError
+from agents import fallback
+from agents.errors import Failure, ModelBehaviorError, ModelError
 from agents.messages import Message, ModelRequest, ModelResponse, Usage
 from agents.providers.base import TextSink
 from agents.providers.registry import Binding
-from agents.retry import RetryPolicy, call_with_retries
-from agents.spans import call_model
+from agents.retry import RetryPolicy
 from agents.spec import Catalog
 from orchestration.errors import PlanningError
-from orchestration.plan import Plan, PlannedTask, problems
+from orchestration.plan import Plan, plan_schema, problems
+from orchestration.routing import Route
 
-UsageHook = Callable[[Usage], Awaitable[None]]
+UsageHook = Callable[[Usage, str], Awaitable[None]]  # a call's usage, and its model
+# A model of the chain failed (it is logged; the next one is tried).
+FailureHook = Callable[[Binding, ModelError], Awaitable[None]]
 
 PLANNER_PROMPT = """You are the supervisor of a team of specialist agents working for people in Slack.
 Turn the request into a plan: a few tasks, each for exactly one specialist from the list.
@@ -34,7 +36,16 @@ Specialists:
 SYNTH_PROMPT = """You are the supervisor of a team of specialist agents working for people in Slack.
 Write the final answer to the request from the specialists' results below. Be concise and
 use Slack mrkdwn (*bold*, bullet lists). Say which specialist contributed what, by name.
-If a task failed, was rejected or was skipped, say so plainly and what it means for the answer."""
+Each result is marked with its status. Only results marked succeeded are facts. A task that
+failed, was skipped, was rejected or is unverified produced nothing to rely on: say so
+plainly, never fill in what it would have found, and never present it as done."""
+
+REPAIR_PROSE = (
+    "Your last reply was not a JSON object. Reply with only the JSON object of the plan, "
+    "nothing before or after it."
+)
+
+_MARK = {"failed": "❌", "skipped": "⏭️", "rejected": "🚫", "unverified": "❔"}
 
 
 @dataclass(frozen=True)
@@ -46,11 +57,29 @@ class TaskOutcome:
 
 
 def describe_agents(catalog: Catalog) -> str:
+    """The specialists as the planning model reads them."""
     lines = []
     for a in catalog.agents:
         tools = f" Tools: {', '.join(a.tools)}." if a.tools else ""
         lines.append(f"- {a.name}: {a.description}{tools}")
     return "\n".join(lines)
+
+
+class InvalidPlan(PlanningError):
+    """The model's plan was invalid twice; `problems` says how (for the log and the model)."""
+
+    def __init__(self, found: list[str]) -> None:
+        first = found[0] if found else "it was empty"
+        more = (
+            f" (and {len(found) - 1} more problem{'s' if len(found) > 2 else ''})"
+            if len(found) > 1
+            else ""
+        )
+        super().__init__(
+            f"I could not make a valid plan for this request: {first}{more}. "
+            "Rephrase it, or run a playbook (`/baton agents` lists them)."
+        )
+        self.problems = found
 
 
 async def make_plan(
@@ -62,23 +91,72 @@ async def make_plan(
     retry: RetryPolicy,
     max_tasks: int,
     usage: UsageHook,
+    route: Route,
+    on_failure: FailureHook | None = None,
 ) -> Plan:
-    """One model call for a plan; an invalid plan goes back once with what was wrong."""
-    if binding.provider.name == "rules":
-        return rules_plan(request, catalog, max_tasks=max_tasks)
+    """A plan from the first model of the chain that can make a valid one.
+
+    Each model gets one repair round (an invalid plan, or prose instead of JSON, goes back
+    once with what was wrong); `rules` plans by the catalog's triggers. Raises the last
+    model's `ModelError`, or `InvalidPlan`, when none succeeds.
+    """
+    last: ModelError | PlanningError | None = None
+    for link in binding.links():
+        if link.offline:
+            if isinstance(last, ModelError) and not (route.agents or route.playbooks):
+                raise last  # the models failed and the triggers know nothing: say why
+            return route.by_triggers(max_tasks=max_tasks)
+        try:
+            return await _plan_with(
+                link, request, context=context, catalog=catalog, retry=retry,
+                max_tasks=max_tasks, usage=usage, hints=route.hints(),
+            )  # fmt: skip
+        except ModelError as e:
+            last = e
+            if on_failure is not None:
+                await on_failure(link, e)
+        except InvalidPlan as e:
+            last = e
+    assert last is not None
+    raise last
+
+
+async def _plan_with(
+    link: Binding,
+    request: str,
+    *,
+    context: str,
+    catalog: Catalog,
+    retry: RetryPolicy,
+    max_tasks: int,
+    usage: UsageHook,
+    hints: str,
+) -> Plan:
     system = PLANNER_PROMPT.format(max_tasks=max_tasks, agents=describe_agents(catalog))
+    if hints:
+        system += "\n\n" + hints
     user = f"{context}\n\nRequest: {request}" if context else f"Request: {request}"
     messages = [Message(role="user", content=user)]
     found: list[str] = []
+    last_error: ModelBehaviorError | None = None
     for _attempt in range(2):
         req = ModelRequest(
-            model=binding.model_id,
+            model=link.model_id,
             system=system,
             messages=messages,
-            output_schema=Plan.model_json_schema(),
+            output_schema=plan_schema(catalog),
             output_name="plan",
         )
-        response = await _ask(binding, req, retry, usage)
+        try:
+            response = await _ask((link,), req, retry, usage)
+        except ModelBehaviorError as e:
+            if e.failure != Failure.BAD_OUTPUT:
+                raise
+            found = ["the reply was not a JSON plan"]
+            messages = [*messages, Message(role="user", content=REPAIR_PROSE)]
+            last_error = e
+            continue
+        last_error = None
         try:
             plan = Plan.model_validate(response.structured or {})
         except ValidationError as e:
@@ -88,6 +166,7 @@ async def make_plan(
             found = problems(plan, catalog, max_tasks=max_tasks)
             if not found:
                 return plan
+        known = ", ".join(a.name for a in catalog.agents)
         messages = [
             *messages,
             Message(role="assistant", content=str(response.structured or response.text)),
@@ -95,36 +174,12 @@ async def make_plan(
                 role="user",
                 content="That plan is invalid:\n- "
                 + "\n- ".join(found)
-                + "\nReturn a corrected plan.",
+                + f"\nThe specialists are: {known}. Return a corrected plan.",
             ),
         ]
-    raise PlanningError("I could not make a valid plan for this request: " + "; ".join(found))
-
-
-def rules_plan(request: str, catalog: Catalog, *, max_tasks: int) -> Plan:
-    """Offline planning: every specialist whose triggers match takes part."""
-    matched = [
-        a for a in catalog.agents if any(re.search(t, request, re.IGNORECASE) for t in a.triggers)
-    ][:max_tasks]
-    if not matched:
-        raise PlanningError(
-            "No specialist knows what to do with that request. "
-            "Say what to check (a URL, a #channel, a sum) or run a playbook — "
-            "`/baton agents` lists who does what, `/baton help` shows the commands."
-        )
-    names = {a.name for a in matched}
-    return Plan(
-        title=f"{len(matched)} specialist{'s' if len(matched) > 1 else ''} on it",
-        tasks=[
-            PlannedTask(
-                id=a.name,
-                agent=a.name,
-                instruction=request,
-                depends_on=[o for o in a.runs_after if o in names],
-            )
-            for a in matched
-        ],
-    )
+    if last_error is not None:
+        raise last_error
+    raise InvalidPlan(found)
 
 
 async def synthesize(
@@ -136,50 +191,94 @@ async def synthesize(
     retry: RetryPolicy,
     usage: UsageHook,
     on_text: TextSink | None = None,
+    on_failure: FailureHook | None = None,
 ) -> str:
-    """The final answer from the task results; falls back to a plain composition if the model fails."""
-    if binding.provider.name == "rules" or not outcomes:
+    """The final answer from the task results.
+
+    When no task succeeded there is nothing for a model to summarise: Baton's own per-task
+    reasons are the answer. Otherwise a model writes it and Baton's reasons for every task
+    that did not succeed go under it, whatever the model said. Without a model (or when
+    every model fails), a plain composition.
+    """
+    if not any(o.status == "succeeded" for o in outcomes):
         return compose(outcomes)
     parts = [f"Request: {request}"]
     if context:
         parts.insert(0, context)
     for o in outcomes:
         parts.append(f"### {o.agent} (task {o.id}, {o.status})\n{o.output or '(no output)'}")
-    req = ModelRequest(
-        model=binding.model_id,
-        system=SYNTH_PROMPT,
-        messages=[Message(role="user", content="\n\n".join(parts))],
-        max_tokens=3000,
-    )
-    try:
-        response = await _ask(binding, req, retry, usage, on_text=on_text)
-    except ModelError:
-        return compose(outcomes)
-    return response.text.strip() or compose(outcomes)
+    links = binding.links()
+    for i, link in enumerate(links):
+        if link.offline:
+            return compose(outcomes)
+        req = ModelRequest(
+            model=link.model_id,
+            system=SYNTH_PROMPT,
+            messages=[Message(role="user", content="\n\n".join(parts))],
+            max_tokens=3000,
+        )
+        try:
+            response = await _ask((link,), req, retry, usage, on_text=on_text)
+        except ModelError as e:
+            if on_failure is not None:
+                await on_failure(link, e)
+            continue
+        text = response.text.strip()
+        if response.cut_off and i + 1 < len(links):
+            continue  # a cut-off answer, and another model can write a whole one
+        if text and response.cut_off:
+            text += " … _(cut off at the model's length limit)_"
+        if text:
+            return "\n\n".join(p for p in (text, reasons(outcomes)) if p)
+    return compose(outcomes)
+
+
+def reasons(outcomes: list[TaskOutcome]) -> str:
+    """Baton's own line for each task that did not succeed, kept under any answer."""
+    lines = []
+    for o in outcomes:
+        if o.status == "succeeded":
+            continue
+        why = (o.output.strip().splitlines() or ["no reason given"])[0]
+        why = why.removeprefix(f"{o.status}:").strip()
+        lines.append(f"{_MARK.get(o.status, '•')} *{o.agent}* (`{o.id}`) {o.status}: {why}")
+    return "\n".join(lines)
+
+
+def _seen_key(line: str) -> str:
+    return line.strip().lstrip("•❌✅⚠️-*· ").strip().casefold()
 
 
 def compose(outcomes: list[TaskOutcome]) -> str:
-    """An answer without a model: each specialist's result under its name, last one first."""
+    """An answer without a model: each specialist's result under its name, last one first,
+    and each line once (a summary already holds what it summarised)."""
     if not outcomes:
         return "Nothing was done."
+    shown: set[str] = set()
     blocks = []
     for o in reversed(outcomes):
+        lines = []
+        for line in o.output.strip().splitlines():
+            key = _seen_key(line)
+            if key and key in shown:
+                continue
+            shown.add(key)
+            lines.append(line)
+        body = "\n".join(lines).strip()
+        if not body and o.output.strip() and o.status == "succeeded":
+            continue  # everything it found is in a later specialist's summary above
         head = f"*{o.agent}*" + ("" if o.status == "succeeded" else f" ({o.status})")
-        blocks.append(f"{head}\n{o.output.strip() or '(no output)'}")
+        blocks.append(f"{head}\n{body or '(no output)'}")
     return "\n\n".join(blocks)
 
 
 async def _ask(
-    binding: Binding,
+    links: tuple[Binding, ...],
     req: ModelRequest,
     retry: RetryPolicy,
     usage: UsageHook,
     *,
     on_text: TextSink | None = None,
 ) -> ModelResponse:
-    async def call() -> ModelResponse:
-        return await call_model(binding.provider, req, on_text=on_text)
-
-    response = await call_with_retries(call, policy=retry)
-    await usage(response.usage)
+    _link, response = await fallback.ask(links, req, policy=retry, on_text=on_text, on_usage=usage)
     return response

@@ -9,9 +9,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from agents.errors import ModelError, ToolError, ToolServerError, TransientModelError
+from agents.explain import log_failure, sentence, short
 from agents.messages import Message, ToolCall
 from agents.pricing import PriceTable
-from agents.providers.registry import Models
+from agents.providers.registry import Binding, Models
 from agents.runner import (
     Decision,
     Finished,
@@ -23,6 +24,7 @@ from agents.runner import (
 from agents.spec import Catalog
 from agents.toolbox import Toolbox
 from agents.tools.base import Tool, ToolContext, ToolResult
+from agents.verdict import Verdict
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.limits import Limits
@@ -85,15 +87,12 @@ class TaskRunner:
                 f"took longer than {self.limits.task_timeout:g} s and was stopped",
             )
             return
-        except TransientModelError as e:
-            await self._fail(
-                run,
-                task,
-                show,
-                f"the model kept failing ({e}) after {self.limits.retry.max_attempts} attempts",
-            )
+        except ModelError as e:
+            log_failure(run.id, f"task {task.task_id}", e.model or task.agent, e)
+            tries = self.limits.retry.max_attempts if isinstance(e, TransientModelError) else None
+            await self._fail(run, task, show, sentence(e, attempts=tries))
             return
-        except (ModelError, ToolServerError) as e:
+        except ToolServerError as e:
             await self._fail(run, task, show, str(e))
             return
         except Exception:
@@ -124,14 +123,23 @@ class TaskRunner:
                 output=outcome.output,
             )
             return
+        await self._finish(run, task, show, outcome)
+
+    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> None:
+        """The task's status is the verdict on what happened, not the model's say-so."""
+        status = _STATUS[outcome.judgement.verdict]
+        reason = outcome.judgement.reason
         await runs.record(
             self.db,
             run.id,
-            "task_succeeded",
+            f"task_{status.value}",
             task_id=task.task_id,
+            data={"error": reason, "model": outcome.model} if reason else {"model": outcome.model},
             task={
-                "status": TaskStatus.SUCCEEDED,
+                "status": status,
                 "output": outcome.output,
+                "error": reason or None,
+                "model": outcome.model,
                 "finished_at": utcnow(),
                 "transcript": None,
             },
@@ -140,8 +148,8 @@ class TaskRunner:
             TaskFinished(
                 run_id=run.id,
                 task_id=task.task_id,
-                status=TaskStatus.SUCCEEDED.value,
-                summary=_first_line(outcome.output),
+                status=status.value,
+                summary=reason or _first_line(outcome.output),
                 output=outcome.output,
             )
         )
@@ -150,7 +158,7 @@ class TaskRunner:
         spec = self.catalog.agent(task.agent)
         if spec is None:
             raise ModelError(f"the specialist '{task.agent}' is no longer in the catalog")
-        binding = self.models.resolve(spec.model)
+        binding = self.models.for_agent(spec)
         if task.transcript:
             transcript = [Message.model_validate(m) for m in task.transcript]
         else:
@@ -167,7 +175,18 @@ class TaskRunner:
             await show(TaskProgress(run_id=run.id, task_id=task.task_id, detail=detail))
 
         async def on_retry(attempt: int, error: TransientModelError, delay: float) -> None:
-            await progress(f"model unavailable ({error}); retry {attempt} in {delay:.1f} s")
+            await progress(f"model unavailable ({short(error)}); retry {attempt} in {delay:.1f} s")
+
+        async def on_switch(failed: Binding, error: ModelError, next_: Binding) -> None:
+            log_failure(run.id, f"task {task.task_id}", failed.ref, error)
+            await runs.record(
+                self.db,
+                run.id,
+                "model_fallback",
+                task_id=task.task_id,
+                data={"from": failed.ref, "to": next_.ref, "failure": error.failure.value},
+            )
+            await progress(f"{failed.ref} failed ({short(error)}); {next_.ref} takes over")
 
         async def perform(tool: Tool, args: BaseModel, call: ToolCall) -> ToolResult:
             return await self._perform(run, task, tool, args, call)
@@ -175,17 +194,19 @@ class TaskRunner:
         return await run_specialist(
             spec,
             transcript,
-            provider=binding.provider,
-            model_id=binding.model_id,
+            binding=binding,
             tools=self.tools,
             hooks=Hooks(
                 progress=progress,
-                usage=usage_hook(self.db, self.prices, run.id, task.task_id, binding.ref),
+                usage=usage_hook(
+                    self.db, self.prices, run.id, task.task_id, binding.ref, agent=spec.name
+                ),
                 perform=perform,
             ),
             retry=self.limits.retry,
             decisions=await self._decisions(task),
             on_retry=on_retry,
+            on_switch=on_switch,
         )
 
     async def _inputs(self, task: TaskRow) -> dict[str, str]:
@@ -276,6 +297,14 @@ class TaskRunner:
                 run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED.value, summary=reason
             )
         )
+
+
+_STATUS = {
+    Verdict.DONE: TaskStatus.SUCCEEDED,
+    Verdict.UNVERIFIED: TaskStatus.UNVERIFIED,
+    Verdict.FAILED: TaskStatus.FAILED,
+    Verdict.REJECTED: TaskStatus.REJECTED,
+}
 
 
 def _first_line(text: str, limit: int = 140) -> str:

@@ -34,6 +34,8 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     REJECTED = "rejected"
+    # Answered without calling the tools its task needed: not shown as done, not built on.
+    UNVERIFIED = "unverified"
 
     @property
     def is_final(self) -> bool:
@@ -42,6 +44,7 @@ class TaskStatus(StrEnum):
             TaskStatus.FAILED,
             TaskStatus.SKIPPED,
             TaskStatus.REJECTED,
+            TaskStatus.UNVERIFIED,
         )
 
 
@@ -79,6 +82,8 @@ class Run(SQLModel, table=True):
     output_tokens: int = 0
     cost_usd: float = 0.0
     budget_usd: float | None = None
+    # Tokens after which the run asks a person before going on (beside the dollar budget).
+    budget_tokens: int | None = None
     deadline_at: datetime | None = None
     schedule_id: str | None = Field(default=None, index=True)
     # Where progress is shown (a Slack message ts); kept so another process can continue it.
@@ -111,6 +116,8 @@ class TaskRow(SQLModel, table=True):
     cost_usd: float = 0.0
     # The specialist's conversation so far, kept when it suspends at a tool approval.
     transcript: list[dict[str, Any]] | None = _json()
+    # The model that gave the task's final answer (`provider:model-id`), fallbacks included.
+    model: str | None = None
 
 
 class Event(SQLModel, table=True):
@@ -156,6 +163,7 @@ class Approval(SQLModel, table=True):
     channel_id: str | None = Field(default=None, index=True)
     message_ts: str | None = None
     extra_budget_usd: float | None = None
+    extra_budget_tokens: int | None = None
 
 
 class ToolCallRecord(SQLModel, table=True):
@@ -172,6 +180,23 @@ class ToolCallRecord(SQLModel, table=True):
     args: dict[str, Any] | None = _json()
     result: str = Field(default="", sa_column=Column(Text))
     performed_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelUsage(SQLModel, table=True):
+    """One model call's tokens and cost: who asked (agent), which model, priced or not."""
+
+    __tablename__ = "model_usage"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    task_id: str | None = None  # None: the supervisor (planning, the final answer)
+    agent: str
+    model: str
+    at: datetime = Field(default_factory=utcnow)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    priced: bool = True  # False: the model has no price, so cost_usd is 0 and says nothing
 
 
 class AlertMode(StrEnum):

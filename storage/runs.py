@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, update
 from sqlmodel import col, select
 
 from storage.db import Database, utcnow
-from storage.models import Event, Run, RunStatus, TaskRow
+from storage.models import Event, ModelUsage, Run, RunStatus, TaskRow
 
 
 def new_id() -> str:
@@ -128,9 +128,26 @@ async def add_usage(
     input_tokens: int,
     output_tokens: int,
     cost_usd: float,
+    model: str | None = None,
+    agent: str | None = None,
+    priced: bool = True,
 ) -> None:
-    """Add one model call's usage to its task (if any) and to the run."""
+    """Add one model call's usage to its task (if any) and to the run, and, given the model,
+    to the ledger that rolls cost up per agent and model."""
     async with db.session() as s:
+        if model is not None:
+            s.add(
+                ModelUsage(
+                    run_id=run_id,
+                    task_id=task_id,
+                    agent=agent or "supervisor",
+                    model=model,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cost_usd=cost_usd,
+                    priced=priced,
+                )
+            )
         if task_id is not None:
             await s.exec(
                 update(TaskRow)

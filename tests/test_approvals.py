@@ -372,7 +372,8 @@ async def test_approvals_command_lists_what_waits_here_with_links(
 def _usage_heavy(_: Any) -> Any:
     from tests.fakes.model_servers import Reply
 
-    return Reply(text="expensive thoughts", input_tokens=200_000, output_tokens=10_000)
+    # Within the 2,048 tokens an answer may have (the fake server holds to max_tokens).
+    return Reply(text="expensive thoughts", input_tokens=232_000, output_tokens=2_000)
 
 
 async def test_a_run_about_to_exceed_its_budget_asks_before_going_on(

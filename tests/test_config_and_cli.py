@@ -11,7 +11,8 @@ import pytest
 from agents.errors import CatalogError
 from agents.spec import load_catalog, parse_catalog
 from agents.tools.registry import tool_names
-from bot.config import ConfigError, Settings, check, load_settings
+from bot.app import limits_from
+from bot.config import ConfigError, Settings, check, check_common, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +66,40 @@ def test_bad_values_in_the_environment_name_their_variable(monkeypatch: pytest.M
         load_settings(_env_file=None)
     names = sorted(p.split(":")[0] for p in caught.value.problems)
     assert names == ["BATON_MAX_PARALLEL", "BATON_PORT"]
+
+
+def test_model_settings_that_cannot_work_stop_start_up_with_one_line_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_COMPAT", "llama-cpp-python,json_schema=maybe")
+    monkeypatch.setenv("BATON_FALLBACK_MODELS", "rules, gpt-4o")
+    monkeypatch.setenv("BATON_BUDGET_TOKENS", "50000")
+    settings = load_settings(_env_file=None)
+
+    assert settings.baton_fallback_models == ["rules", "gpt-4o"]
+    assert check_common(settings) == [
+        "BATON_FALLBACK_MODELS: 'gpt-4o' is not 'provider:model-id' or 'rules'",
+        "OPENAI_COMPAT: 'json_schema=maybe': use true, false or auto",
+    ]
+    assert limits_from(settings).budget_tokens == 50000
+
+
+def test_a_catalog_with_a_bad_fallback_or_compat_key_is_refused(tmp_path: Path) -> None:
+    text = """
+agents:
+  - name: a
+    description: A.
+    fallbacks: [openai:gpt-4.1-mini, somebody]
+openai_compat:
+  json_schema: false
+  grammar: true
+"""
+    with pytest.raises(CatalogError) as caught:
+        parse_catalog(text, source="agents.yml", known_tools=tool_names())
+
+    problems = str(caught.value).splitlines()
+    assert problems[0].startswith("agents.yml: agents[0] (a).fallbacks: Value error, 'somebody'")
+    assert problems[1].startswith("agents.yml: openai_compat.grammar: Extra inputs")
 
 
 def test_the_built_in_catalog_loads() -> None:

@@ -359,8 +359,8 @@ import asyncio, json, sys
 from pathlib import Path
 from sqlmodel import Field, SQLModel
 
-class Outbox(SQLModel, table=True):
-    __tablename__ = "outbox"
+class Widget(SQLModel, table=True):
+    __tablename__ = "widgets"
     id: int | None = Field(default=None, primary_key=True)
     topic: str = Field(index=True)
     note: str | None = None
@@ -370,7 +370,7 @@ from storage.migrations.autogen import differences
 from storage.migrations.new import main
 
 scripts = Path(sys.argv[1])
-code = main(["outbox table", "--scripts", str(scripts)])
+code = main(["widgets table", "--scripts", str(scripts)])
 
 async def check() -> list[str]:
     db = Database(f"sqlite:///{scripts.parent}/fresh.db")
@@ -401,14 +401,15 @@ async def test_make_migration_writes_the_next_revision_for_a_new_model(tmp_path:
     *said, result = out.decode().splitlines()
     # The revision, applied to a new database, leaves nothing between it and the models.
     assert json.loads(result) == {"code": 0, "differences": []}
-    [written] = (scripts / "versions").glob("0003_*.py")
-    assert written.name == "0003_outbox_table.py" and said == [
+    head = max(int(p.name[:4]) for p in (schema.MIGRATIONS / "versions").glob("[0-9]*.py"))
+    [written] = (scripts / "versions").glob(f"{head + 1:04d}_*.py")
+    assert written.name == f"{head + 1:04d}_widgets_table.py" and said == [
         f"wrote {written}: read it, fix what autogenerate cannot know, then commit it"
     ]
     source = written.read_text()
-    assert 'down_revision = "0002"' in source and "sqlmodel" not in source
+    assert f'down_revision = "{head:04d}"' in source and "sqlmodel" not in source
     assert 'sa.Column("topic", sa.String(), nullable=False)' in source
-    assert 'batch_op.create_index(batch_op.f("ix_outbox_topic"), ["topic"], unique=False)' in source
+    assert 'batch_op.create_index(batch_op.f("ix_widgets_topic"), ["topic"], unique=False)' in source
 
 
 async def test_make_migration_says_so_when_the_models_and_head_agree(tmp_path: Path) -> None:

@@ -252,7 +252,7 @@ async def test_reject_with_reason_opens_a_modal_whose_submission_reaches_baton(
     )
     assert done["ok"] and not page.slack.open_views(BOB)
     final = await page.answer(root_of(page, started["ts"]))
-    assert "rejected this call" in final.text and "Not on a Friday" in final.text
+    assert "rejected by <@U0BOB>: Not on a Friday" in final.text
     assert page.sandbox.shop.calls == []
 
 

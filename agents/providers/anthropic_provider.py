@@ -14,6 +14,7 @@ from anthropic.types import (
     RawMessageDeltaEvent,
     RawMessageStartEvent,
     TextBlockParam,
+    ToolChoiceAnyParam,
     ToolChoiceToolParam,
     ToolParam,
     ToolResultBlockParam,
@@ -21,6 +22,7 @@ from anthropic.types import (
 )
 
 from agents.errors import (
+    Failure,
     ModelBehaviorError,
     ModelError,
     PermanentModelError,
@@ -29,12 +31,14 @@ from agents.errors import (
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
 from agents.providers.base import TextSink
 from agents.retry import parse_retry_after
+from agents.schemas import portable
 
 Block: TypeAlias = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
 
 
 class AnthropicProvider:
     name = "anthropic"
+    label = "Anthropic"
 
     def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
         self._client = anthropic.AsyncAnthropic(
@@ -57,7 +61,7 @@ class AnthropicProvider:
                 return await self._create(request)
             return await self._stream(request, on_text)
         except anthropic.APIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, request.model) from exc
 
     async def _create(self, request: ModelRequest) -> ModelResponse:
         message = await self._client.messages.create(
@@ -148,7 +152,9 @@ def _response(
         if output is None:
             hint = " (the answer was cut off at max_tokens)" if cut_off else ""
             raise ModelBehaviorError(
-                f"Anthropic answered without the '{request.output_name}' output{hint}"
+                f"Anthropic answered without the '{request.output_name}' output{hint}",
+                provider=AnthropicProvider.label,
+                model=request.model,
             )
         structured = output.input
         uses = [p for p in uses if p is not output]
@@ -157,6 +163,7 @@ def _response(
         tool_calls=[ToolCall(id=p.id, name=p.name, arguments=p.input) for p in uses],
         structured=structured,
         usage=usage,
+        cut_off=cut_off,
     )
 
 
@@ -168,10 +175,14 @@ def _json_object(raw: str, tool: str, cut_off: bool) -> dict[str, Any]:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ModelBehaviorError(
-            f"Anthropic sent input for '{tool}' that is not valid JSON{hint}: {exc}"
+            f"Anthropic sent input for '{tool}' that is not valid JSON{hint}: {exc}",
+            provider=AnthropicProvider.label,
         ) from exc
     if not isinstance(value, dict):
-        raise ModelBehaviorError(f"Anthropic sent input for '{tool}' that is not a JSON object")
+        raise ModelBehaviorError(
+            f"Anthropic sent input for '{tool}' that is not a JSON object",
+            provider=AnthropicProvider.label,
+        )
     return value
 
 
@@ -222,7 +233,7 @@ def _blocks(m: Message) -> tuple[Literal["user", "assistant"], list[Block]]:
 
 def _tools(request: ModelRequest) -> list[ToolParam]:
     tools: list[ToolParam] = [
-        {"name": t.name, "description": t.description, "input_schema": t.parameters}
+        {"name": t.name, "description": t.description, "input_schema": portable(t.parameters)}
         for t in request.tools
     ]
     if request.output_schema is not None:
@@ -230,27 +241,41 @@ def _tools(request: ModelRequest) -> list[ToolParam]:
             {
                 "name": request.output_name,
                 "description": "Give your answer by calling this tool with it.",
-                "input_schema": request.output_schema,
+                "input_schema": portable(request.output_schema),
             }
         )
     return tools
 
 
-def _tool_choice(request: ModelRequest) -> ToolChoiceToolParam | anthropic.Omit:
-    if request.output_schema is None:
-        return anthropic.omit
-    return {"type": "tool", "name": request.output_name}
+def _tool_choice(
+    request: ModelRequest,
+) -> ToolChoiceToolParam | ToolChoiceAnyParam | anthropic.Omit:
+    if request.output_schema is not None:
+        return {"type": "tool", "name": request.output_name}
+    if request.require_tool and request.tools:
+        return {"type": "any"}
+    return anthropic.omit
 
 
-def _translate(exc: anthropic.APIError) -> ModelError:
-    """Sort an SDK error into worth-retrying or not, in words a person understands."""
+def _translate(exc: anthropic.APIError, model: str) -> ModelError:
+    """Sort an SDK error into worth-retrying or not, keeping what a person needs to know."""
+    label = AnthropicProvider.label
     if isinstance(exc, anthropic.APITimeoutError):
-        return TransientModelError("Anthropic did not answer in time")
+        return TransientModelError(
+            "Anthropic did not answer in time", failure=Failure.TIMEOUT, provider=label, model=model
+        )
     if isinstance(exc, anthropic.APIConnectionError):
-        return TransientModelError(f"could not reach Anthropic: {exc.message}")
+        return TransientModelError(
+            f"could not reach Anthropic: {exc.message}",
+            failure=Failure.UNREACHABLE,
+            provider=label,
+            model=model,
+        )
     if not isinstance(exc, anthropic.APIStatusError):
         return TransientModelError(
-            f"Anthropic sent an answer that could not be read: {exc.message}"
+            f"Anthropic sent an answer that could not be read: {exc.message}",
+            provider=label,
+            model=model,
         )
     status, kind = exc.status_code, exc.type
     detail = f": {exc.api_message}" if exc.api_message else ""
@@ -258,25 +283,45 @@ def _translate(exc: anthropic.APIError) -> ModelError:
         # An error event in a stream the server had already accepted (its status is 200):
         # the request was fine, the server gave up on this answer.
         reason = "is overloaded" if kind == "overloaded_error" else "stopped answering"
-        return TransientModelError(f"Anthropic {reason} ({kind or 'error in stream'}){detail}")
+        return TransientModelError(
+            f"Anthropic {reason} ({kind or 'error in stream'}){detail}", provider=label, model=model
+        )
     if status == 429:
         return TransientModelError(
             f"Anthropic is rate limiting requests ({status}){detail}",
             retry_after=parse_retry_after(exc.response.headers),
+            failure=Failure.RATE_LIMITED,
+            provider=label,
+            model=model,
+            status=status,
         )
     if status == 529:
-        return TransientModelError(f"Anthropic is overloaded ({status}){detail}")
+        return TransientModelError(
+            f"Anthropic is overloaded ({status}){detail}",
+            provider=label,
+            model=model,
+            status=status,
+        )
     if status >= 500 or status in (408, 409):
-        return TransientModelError(f"Anthropic had a temporary problem ({status}){detail}")
-    reason = _PERMANENT.get(status, "Anthropic refused the request")
-    return PermanentModelError(f"{reason} ({status}){detail}")
+        return TransientModelError(
+            f"Anthropic had a temporary problem ({status}){detail}",
+            provider=label,
+            model=model,
+            status=status,
+        )
+    reason, failure = _PERMANENT.get(
+        status, ("Anthropic refused the request", Failure.REFUSED_REQUEST)
+    )
+    return PermanentModelError(
+        f"{reason} ({status}){detail}", failure=failure, provider=label, model=model, status=status
+    )
 
 
 _PERMANENT = {
-    400: "Anthropic rejected the request",
-    401: "Anthropic rejected the API key",
-    402: "the Anthropic account needs a payment",
-    403: "Anthropic refused access to this model or feature",
-    404: "Anthropic does not know this model or endpoint",
-    413: "the request is too large for Anthropic",
+    400: ("Anthropic rejected the request", Failure.REFUSED_REQUEST),
+    401: ("Anthropic rejected the API key", Failure.BAD_KEY),
+    402: ("the Anthropic account needs a payment", Failure.NO_CREDIT),
+    403: ("Anthropic refused access to this model or feature", Failure.FORBIDDEN),
+    404: ("Anthropic does not know this model or endpoint", Failure.UNKNOWN_MODEL),
+    413: ("the request is too large for Anthropic", Failure.TOO_LARGE),
 }

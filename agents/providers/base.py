@@ -19,6 +19,8 @@ class ModelProvider(Protocol):
     """
 
     name: str
+    # Who this is, for people: "OpenAI", "the OpenAI-compatible server at 127.0.0.1:8080".
+    label: str
 
     async def complete(
         self, request: ModelRequest, *, on_text: TextSink | None = None

@@ -1,41 +1,85 @@
-"""OpenAI (and any OpenAI-compatible server) through the Chat Completions API."""
+"""OpenAI (and any OpenAI-compatible server) through the Chat Completions API.
+
+What each request may use comes from `capabilities`: a feature the endpoint is not known
+to support is tried, and when the server refuses it, it is remembered as unsupported and
+the request goes again without it (json_schema → json_object → the schema in the prompt).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import re
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 from openai.types import CompletionUsage
-from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 from openai.types.chat.chat_completion_chunk import ChoiceDeltaToolCall
-from openai.types.shared_params import ResponseFormatJSONSchema
 
 from agents.errors import (
+    Failure,
     ModelBehaviorError,
     ModelError,
     PermanentModelError,
     TransientModelError,
 )
-from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from agents.messages import ModelRequest, ModelResponse, ToolCall, Usage
+from agents.providers import openai_wire as wire
 from agents.providers.base import TextSink
+from agents.providers.capabilities import (
+    PRESETS,
+    CapabilityMemory,
+    CompatSettings,
+    Feature,
+    preset_for_models,
+)
+from agents.providers.openai_wire import Shape
+from agents.providers.structured import find_object
 from agents.retry import parse_retry_after
+
+log = logging.getLogger(__name__)
 
 # Local OpenAI-compatible servers usually need no key, but the SDK will not start without one.
 _NO_KEY = "not-needed"
+# A 500 that is the server's request validation failing: the same request fails every time.
+_VALIDATION = re.compile(
+    r"\bvalidation errors? for\b|Input should be|Field required|Extra inputs are not permitted"
+    r"|literal_error|Unsupported (?:value|parameter)|not supported",
+    re.IGNORECASE,
+)
 
 
 class OpenAIProvider:
     name = "openai"
 
-    def __init__(self, *, api_key: str, base_url: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        compat: CompatSettings | None = None,
+    ) -> None:
         self._client = openai.AsyncOpenAI(
             api_key=api_key or _NO_KEY,
             base_url=base_url,
             max_retries=0,  # agents.retry retries, the same way for every provider
             timeout=timeout,
         )
+        host = urlsplit(base_url).netloc if base_url else ""
+        self.official = not base_url or host.endswith("api.openai.com")
+        self.label = "OpenAI" if self.official else f"the OpenAI-compatible server at {host}"
+        self.compat = compat or CompatSettings()
+        configured = self.compat.capabilities()
+        self.memory = CapabilityMemory(
+            configured, preset=PRESETS["openai"] if self.official else None
+        )
+        self._probed = self.official or self.compat.preset is not None
+        self._probing = asyncio.Lock()  # concurrent first requests wait for the one probe
+        self.server_kind: str | None = "openai" if self.official else self.compat.preset
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
@@ -45,49 +89,121 @@ class OpenAIProvider:
         self, request: ModelRequest, *, on_text: TextSink | None = None
     ) -> ModelResponse:
         """Ask the model once; stream text to `on_text` when given."""
-        try:
-            if on_text is None:
-                return await self._create(request)
-            return await self._stream(request, on_text)
-        except openai.APIError as exc:
-            raise _translate(exc) from exc
+        await self._probe()
+        # Each refused feature is dropped once, so this ends after at most len(Feature) + 1.
+        for _ in range(len(Feature) + 1):
+            shape = wire.shape_for(
+                request,
+                self.memory.of(request.model),
+                stream=on_text is not None,
+                max_output_tokens=self.compat.max_output_tokens,
+                temperature=self.compat.temperature,
+            )
+            try:
+                if on_text is None:
+                    response = await self._create(request, shape)
+                else:
+                    response = await self._stream(request, shape, on_text)
+            except openai.APIError as exc:
+                error = _translate(exc, self.label, request.model)
+                if not self._learn_from(error, exc, shape, request.model):
+                    raise error from exc
+                continue
+            for feature in shape.unconfirmed:
+                if feature not in (Feature.MAX_COMPLETION_TOKENS, Feature.STREAM_USAGE):
+                    self.memory.learn(request.model, feature, True)
+            return response
+        raise PermanentModelError(
+            f"{self.label} refused every form of the request",
+            provider=self.label,
+            model=request.model,
+        )
 
-    async def _create(self, request: ModelRequest) -> ModelResponse:
+    async def _probe(self) -> None:
+        """Once: recognise the server by its /models answer, for a preset of capabilities."""
+        if self._probed:
+            return
+        async with self._probing:
+            if self._probed:
+                return
+            try:
+                page = await self._client.models.list(timeout=5.0)
+                owners = [str(getattr(m, "owned_by", "")) for m in page.data]
+            except (openai.APIError, ValueError, TypeError):
+                owners = []
+            preset = preset_for_models(owners)
+            if preset is not None:
+                self.server_kind = preset
+                self.memory.recognise(PRESETS[preset])
+                log.info("%s looks like %s; using what it is known to accept", self.label, preset)
+            self._probed = True
+
+    def _learn_from(
+        self, error: ModelError, exc: openai.APIError, shape: Shape, model: str
+    ) -> bool:
+        """After a refusal: True when it was about a feature, now marked unsupported."""
+        if not isinstance(error, PermanentModelError) or error.failure != Failure.REFUSED_REQUEST:
+            return False
+        text = f"{exc.message} {_detail(exc)}"
+        feature = wire.culprit(shape, text, validation=bool(_VALIDATION.search(text)))
+        if feature is None or self.memory.is_configured(feature):
+            return False
+        # A refusal naming max_tokens means "use max_completion_tokens"; the rest are dropped.
+        supported = feature == Feature.MAX_COMPLETION_TOKENS
+        self.memory.learn(model, feature, supported)
+        log.warning(
+            "%s refused %s for model %s (HTTP %s); %s from now on: %s",
+            self.label,
+            feature.value,
+            model,
+            error.status,
+            "using it" if supported else "not sending it",
+            error,
+        )
+        return True
+
+    async def _create(self, request: ModelRequest, shape: Shape) -> ModelResponse:
         completion = await self._client.chat.completions.create(
             model=request.model,
-            messages=_messages(request),
-            tools=_tools(request) or openai.omit,
-            response_format=_response_format(request),
-            max_completion_tokens=request.max_tokens,
+            messages=wire.messages(request, shape),
+            **wire.parameters(request, shape),
         )
         if not completion.choices:
-            raise ModelBehaviorError("OpenAI answered without a message")
+            raise ModelBehaviorError(
+                f"{self.label} answered without a message", provider=self.label, model=request.model
+            )
         choice = completion.choices[0]
         message = choice.message
         if message.refusal:
-            raise ModelBehaviorError(f"OpenAI refused to answer: {message.refusal}")
+            raise ModelBehaviorError(
+                f"the model refused to answer: {message.refusal}",
+                failure=Failure.DECLINED,
+                provider=self.label,
+                model=request.model,
+            )
         calls = [
             _PartialCall(call.id, call.function.name, call.function.arguments)
             for call in message.tool_calls or []
             if call.type == "function"
         ]
-        return _response(
+        text = message.content or ""
+        return self._response(
             request,
-            text=message.content or "",
+            shape,
+            text=text,
             calls=calls,
-            usage=_usage(completion.usage),
+            usage=_usage(completion.usage) or _estimate(request, text, calls),
             cut_off=choice.finish_reason == "length",
         )
 
-    async def _stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+    async def _stream(
+        self, request: ModelRequest, shape: Shape, on_text: TextSink
+    ) -> ModelResponse:
         stream = await self._client.chat.completions.create(
             model=request.model,
-            messages=_messages(request),
-            tools=_tools(request) or openai.omit,
-            response_format=_response_format(request),
-            max_completion_tokens=request.max_tokens,
+            messages=wire.messages(request, shape),
             stream=True,
-            stream_options={"include_usage": True},
+            **wire.parameters(request, shape),
         )
         # Structured output arrives as JSON text, which is for Baton to read, not for people;
         # Anthropic sends it as a tool call and never streams it either.
@@ -95,7 +211,7 @@ class OpenAIProvider:
         text: list[str] = []
         refusal: list[str] = []
         calls: dict[int, _PartialCall] = {}
-        usage = Usage()
+        usage: Usage | None = None
         finish_reason: str | None = None
         async with stream:
             async for chunk in stream:
@@ -110,14 +226,81 @@ class OpenAIProvider:
                             await on_text(choice.delta.content)
                     _add_fragments(calls, choice.delta.tool_calls or [])
         if any(refusal):
-            raise ModelBehaviorError(f"OpenAI refused to answer: {''.join(refusal)}")
-        return _response(
+            raise ModelBehaviorError(
+                f"the model refused to answer: {''.join(refusal)}",
+                failure=Failure.DECLINED,
+                provider=self.label,
+                model=request.model,
+            )
+        ordered = [calls[i] for i in sorted(calls)]
+        if shape.stream_usage:
+            # Asked for, and either sent or not: now it is known.
+            self.memory.learn(request.model, Feature.STREAM_USAGE, usage is not None)
+        return self._response(
             request,
+            shape,
             text="".join(text),
-            calls=[calls[i] for i in sorted(calls)],
-            usage=usage,
+            calls=ordered,
+            usage=usage or _estimate(request, "".join(text), ordered),
             cut_off=finish_reason == "length",
         )
+
+    def _response(
+        self,
+        request: ModelRequest,
+        shape: Shape,
+        *,
+        text: str,
+        calls: list[_PartialCall],
+        usage: Usage,
+        cut_off: bool,
+    ) -> ModelResponse:
+        hint = " (the answer was cut off at max_tokens)" if cut_off else ""
+        tool_calls = [
+            ToolCall(
+                id=c.id or f"call_{i}",
+                name=c.name,
+                arguments=self._json_object(
+                    c.arguments, f"arguments for '{c.name}'", hint, request
+                ),
+            )
+            for i, c in enumerate(calls, start=1)
+        ]
+        structured = None
+        if request.output_schema is not None:
+            structured = find_object(text)
+            if structured is None:
+                what = "prose" if text.strip() and "{" not in text else "no valid JSON object"
+                error = ModelBehaviorError(
+                    f"{self.label} returned {what} instead of the '{request.output_name}' "
+                    f"output (asked as {shape.output}){hint}: {text[:300]!r}",
+                    provider=self.label,
+                    model=request.model,
+                )
+                error.usage = usage
+                raise error
+        return ModelResponse(
+            text=text, tool_calls=tool_calls, structured=structured, usage=usage, cut_off=cut_off
+        )
+
+    def _json_object(self, raw: str, what: str, hint: str, request: ModelRequest) -> dict[str, Any]:
+        if not raw.strip():
+            return {}  # a tool without parameters may be called with no arguments at all
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ModelBehaviorError(
+                f"{self.label} returned {what} that is not valid JSON{hint}: {exc}",
+                provider=self.label,
+                model=request.model,
+            ) from exc
+        if not isinstance(value, dict):
+            raise ModelBehaviorError(
+                f"{self.label} returned {what} that is not a JSON object{hint}",
+                provider=self.label,
+                model=request.model,
+            )
+        return value
 
 
 @dataclass
@@ -139,136 +322,89 @@ def _add_fragments(calls: dict[int, _PartialCall], fragments: list[ChoiceDeltaTo
             call.arguments += fragment.function.arguments or ""
 
 
-def _usage(usage: CompletionUsage | None) -> Usage:
+def _usage(usage: CompletionUsage | None) -> Usage | None:
     if usage is None:
-        return Usage()  # some compatible servers do not count tokens
+        return None
     return Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens)
 
 
-def _response(
-    request: ModelRequest, *, text: str, calls: list[_PartialCall], usage: Usage, cut_off: bool
-) -> ModelResponse:
-    hint = " (the answer was cut off at max_tokens)" if cut_off else ""
-    tool_calls = [
-        ToolCall(
-            id=c.id,
-            name=c.name,
-            arguments=_json_object(c.arguments, f"arguments for '{c.name}'", hint),
-        )
-        for c in calls
-    ]
-    structured = None
-    if request.output_schema is not None:
-        structured = _json_object(text, f"'{request.output_name}' output", hint, empty_ok=False)
-    return ModelResponse(text=text, tool_calls=tool_calls, structured=structured, usage=usage)
+def _estimate(request: ModelRequest, text: str, calls: list[_PartialCall]) -> Usage:
+    """A server that does not count tokens: about four characters a token, rather than zero."""
+    sent = len(request.system) + sum(
+        len(m.content) + sum(len(json.dumps(c.arguments)) for c in m.tool_calls)
+        for m in request.messages
+    )
+    received = len(text) + sum(len(c.arguments) for c in calls)
+    return Usage(input_tokens=-(-sent // 4), output_tokens=-(-received // 4))
 
 
-def _json_object(raw: str, what: str, hint: str, *, empty_ok: bool = True) -> dict[str, Any]:
-    if not raw.strip() and empty_ok:
-        return {}  # a tool without parameters may be called with no arguments at all
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelBehaviorError(
-            f"OpenAI returned {what} that is not valid JSON{hint}: {exc}"
-        ) from exc
-    if not isinstance(value, dict):
-        raise ModelBehaviorError(f"OpenAI returned {what} that is not a JSON object{hint}")
-    return value
-
-
-def _messages(request: ModelRequest) -> list[ChatCompletionMessageParam]:
-    out: list[ChatCompletionMessageParam] = []
-    if request.system:
-        out.append({"role": "system", "content": request.system})
-    out.extend(_message(m) for m in request.messages)
-    return out
-
-
-def _message(m: Message) -> ChatCompletionMessageParam:
-    match m.role:
-        case "user":
-            return {"role": "user", "content": m.content}
-        case "assistant":
-            if not m.tool_calls:
-                return {"role": "assistant", "content": m.content}
-            return {
-                "role": "assistant",
-                "content": m.content or None,
-                "tool_calls": [
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
-                    }
-                    for call in m.tool_calls
-                ],
-            }
-        case "tool":
-            if m.tool_call_id is None:
-                raise PermanentModelError("a tool result without the id of its call cannot be sent")
-            return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
-        case _:
-            assert_never(m.role)
-
-
-def _tools(request: ModelRequest) -> list[ChatCompletionFunctionToolParam]:
-    return [
-        {
-            "type": "function",
-            "function": {
-                "name": tool.name,
-                "description": tool.description,
-                "parameters": tool.parameters,
-            },
-        }
-        for tool in request.tools
-    ]
-
-
-def _response_format(request: ModelRequest) -> ResponseFormatJSONSchema | openai.Omit:
-    if request.output_schema is None:
-        return openai.omit
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": request.output_name, "schema": request.output_schema},
-    }
-
-
-def _translate(exc: openai.APIError) -> ModelError:
-    """Sort an SDK error into worth-retrying or not, in words a person understands."""
+def _translate(exc: openai.APIError, label: str, model: str) -> ModelError:
+    """Sort an SDK error into worth-retrying or not, keeping what a person needs to know."""
     if isinstance(exc, openai.APITimeoutError):
-        return TransientModelError("OpenAI did not answer in time")
+        return TransientModelError(
+            f"{label} did not answer in time", failure=Failure.TIMEOUT, provider=label, model=model
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return TransientModelError(f"could not reach OpenAI: {exc.message}")
+        return TransientModelError(
+            f"could not reach {label}: {exc.message}",
+            failure=Failure.UNREACHABLE,
+            provider=label,
+            model=model,
+        )
     if not isinstance(exc, openai.APIStatusError):
         # An error event in the middle of a stream: the server gave up on this answer.
-        return TransientModelError(f"OpenAI stopped answering: {exc.message}")
+        return TransientModelError(
+            f"{label} stopped answering: {exc.message}", provider=label, model=model
+        )
     status, detail = exc.status_code, _detail(exc)
+    shown = f" ({status}){': ' + detail if detail else ''}"
     if exc.code == "insufficient_quota":
-        return PermanentModelError(f"the OpenAI account has run out of credit ({status}){detail}")
+        return PermanentModelError(
+            f"the {label} account has run out of credit{shown}",
+            failure=Failure.NO_CREDIT,
+            provider=label,
+            model=model,
+            status=status,
+        )
     if status == 429:
         return TransientModelError(
-            f"OpenAI is rate limiting requests ({status}){detail}",
+            f"{label} is rate limiting requests{shown}",
             retry_after=parse_retry_after(exc.response.headers),
+            failure=Failure.RATE_LIMITED,
+            provider=label,
+            model=model,
+            status=status,
+        )
+    if status >= 500 and _VALIDATION.search(detail or exc.message):
+        # The server's own validation refused the request: sending it again changes nothing.
+        return PermanentModelError(
+            f"{label} refused the request{shown}",
+            failure=Failure.REFUSED_REQUEST,
+            provider=label,
+            model=model,
+            status=status,
         )
     if status >= 500 or status in (408, 409):
-        return TransientModelError(f"OpenAI had a temporary problem ({status}){detail}")
+        return TransientModelError(
+            f"{label} had a temporary problem{shown}", provider=label, model=model, status=status
+        )
+    reason, failure = _PERMANENT.get(status, ("refused the request", Failure.REFUSED_REQUEST))
     return PermanentModelError(
-        f"{_PERMANENT.get(status, 'OpenAI refused the request')} ({status}){detail}"
+        f"{label} {reason}{shown}", failure=failure, provider=label, model=model, status=status
     )
 
 
 _PERMANENT = {
-    400: "OpenAI rejected the request",
-    401: "OpenAI rejected the API key",
-    403: "OpenAI refused access to this model or feature",
-    404: "OpenAI does not know this model or endpoint",
-    422: "OpenAI could not process the request",
+    400: ("rejected the request", Failure.REFUSED_REQUEST),
+    401: ("rejected the API key", Failure.BAD_KEY),
+    403: ("refused access to this model or feature", Failure.FORBIDDEN),
+    404: ("does not know this model or endpoint", Failure.UNKNOWN_MODEL),
+    413: ("found the request too large", Failure.TOO_LARGE),
+    422: ("could not process the request", Failure.REFUSED_REQUEST),
 }
 
 
-def _detail(exc: openai.APIStatusError) -> str:
+def _detail(exc: openai.APIStatusError | openai.APIError) -> str:
     body = exc.body
     message = body.get("message") if isinstance(body, dict) else None
-    return f": {message}" if isinstance(message, str) and message else ""
+    return message if isinstance(message, str) else ""

@@ -44,9 +44,20 @@ _CONSTANTS: dict[str, Number] = {"pi": math.pi, "e": math.e}
 
 _PERCENT_OF = re.compile(r"(\d+(?:\.\d+)?|\.\d+)\s*%\s*of\b", re.IGNORECASE)
 _TIMES = re.compile(r"(?<=[\d)])\s*[x×]\s*(?=[\d(.])")
+# Operators in words, as people write them: "17% of 2340 plus 12.5".
+_WORD_OPS = {"plus": "+", "minus": "-", "times": "*", "multiplied by": "*", "divided by": "/"}
+_WORDS = r"plus|minus|times|multiplied\s+by|divided\s+by"
+_WORD_OP = re.compile(rf"\b({_WORDS})\b", re.IGNORECASE)
 _NAMES = "|".join(sorted([*_FUNCTIONS, *_CONSTANTS], key=len, reverse=True))
-_TOKEN = rf"(?:\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+|\*\*|//|[-+*/%^×÷(),]|\b(?:{_NAMES}|of|x)\b)"
+_TOKEN = (
+    rf"(?:\d+(?:\.\d+)?(?:e[-+]?\d+)?|\.\d+|\*\*|//|[-+*/%^×÷(),]|\b(?:{_NAMES}|of|x|{_WORDS})\b)"
+)
 _CANDIDATE = re.compile(rf"{_TOKEN}(?:[ \t]*{_TOKEN})*", re.IGNORECASE)
+# An expression that stops at an operator has more after it that could not be read ("-" is
+# left out: in prose it is mostly a dash).
+_DANGLING = re.compile(rf"(?:[+*/^×÷]|\b(?:{_WORDS}))\s*$", re.IGNORECASE)
+_TRAILING_OPS = re.compile(rf"(?:\s*(?:[-+*/%^×÷(,]|\b(?:{_WORDS})\b))+\s*$", re.IGNORECASE)
+_KNOWN_WORDS = {"of", "x", "e", "by", *(w.split()[0] for w in _WORD_OPS), *_FUNCTIONS, *_CONSTANTS}
 
 
 class CalculatorArgs(BaseModel):
@@ -61,6 +72,7 @@ class CalculatorArgs(BaseModel):
 def normalize(expression: str) -> str:
     """Plain-English arithmetic as Python syntax: `15% of 80`, `3 x 4`, `2^8`, `÷`."""
     text = _PERCENT_OF.sub(r"(\1 / 100) *", expression)
+    text = _WORD_OP.sub(lambda m: f" {_WORD_OPS[' '.join(m.group(1).lower().split())]} ", text)
     text = _TIMES.sub(" * ", text)
     return text.replace("×", "*").replace("÷", "/").replace("^", "**")
 
@@ -70,6 +82,15 @@ def evaluate(expression: str) -> Number:
     try:
         tree = ast.parse(normalize(expression).strip(), mode="eval")
     except (SyntaxError, ValueError) as e:
+        unknown = [
+            w for w in re.findall(r"[A-Za-z_]+", expression) if w.lower() not in _KNOWN_WORDS
+        ]
+        if unknown:
+            words = ", ".join(f"'{w}'" for w in dict.fromkeys(unknown))
+            raise ToolError(
+                f"'{expression}' is not an arithmetic expression I can read: I do not know {words} "
+                "(write numbers, + - * / ^ %, plus, minus, times, divided by, '15% of 80')"
+            ) from e
         raise ToolError(f"'{expression}' is not an arithmetic expression I can read") from e
     try:
         value = _eval(tree.body)
@@ -101,6 +122,11 @@ def _eval(node: ast.expr) -> Number:
         return _checked(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.Name) and node.id in _CONSTANTS:
         return _CONSTANTS[node.id]
+    if isinstance(node, ast.Name):
+        raise ToolError(
+            f"'{node.id}' is not allowed: write numbers in digits; the only names I know are "
+            f"{', '.join(_FUNCTIONS)}, {', '.join(_CONSTANTS)}"
+        )
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -110,8 +136,9 @@ def _eval(node: ast.expr) -> Number:
     ):
         return _checked(_FUNCTIONS[node.func.id](*(_eval(a) for a in node.args)))
     raise ToolError(
-        f"'{ast.unparse(node)}' is not allowed: only numbers, + - * / // % **, "
-        f"parentheses, {', '.join(_FUNCTIONS)} and {', '.join(_CONSTANTS)}"
+        f"'{ast.unparse(node)}' is not allowed: only numbers, + - * / // % ** "
+        f"(or plus, minus, times, divided by), parentheses, {', '.join(_FUNCTIONS)} "
+        f"and {', '.join(_CONSTANTS)}"
     )
 
 
@@ -172,14 +199,24 @@ class Calculator(Tool):
         )
 
     def args_from_text(self, text: str) -> list[BaseModel]:
-        """Each arithmetic expression in the text that can be evaluated."""
+        """Each arithmetic expression in the text, whole.
+
+        One that stops at an operator ("17% of 2340 plus twelve") is passed on with the rest
+        of its clause, so the calculator says what it could not read instead of quietly
+        computing the part before it.
+        """
         found: list[BaseModel] = []
         for match in _CANDIDATE.finditer(text):
-            for part in _split_top_level(match.group(0)):
-                expression = part.strip().rstrip(" \t,+-*/%^×÷(")
-                while expression.endswith(")") and expression.count(")") > expression.count("("):
-                    expression = expression[:-1].rstrip()
+            parts = _split_top_level(match.group(0))
+            for i, part in enumerate(parts):
+                raw = part.strip().rstrip(" \t,")
+                expression = _trim(raw)
                 if not _worth_computing(expression):
+                    continue
+                if i == len(parts) - 1 and _DANGLING.search(raw):
+                    rest = re.match(r"[^.,;:!?\n]*", text[match.end() :])
+                    unread = f"{raw} {rest.group(0).strip() if rest else ''}".strip()
+                    found.append(CalculatorArgs(expression=unread[:500]))
                     continue
                 try:
                     evaluate(expression)
@@ -187,6 +224,14 @@ class Calculator(Tool):
                     continue
                 found.append(CalculatorArgs(expression=expression))
         return found
+
+
+def _trim(raw: str) -> str:
+    """An expression without trailing operators and unopened closing brackets."""
+    expression = _TRAILING_OPS.sub("", raw)
+    while expression.endswith(")") and expression.count(")") > expression.count("("):
+        expression = expression[:-1].rstrip()
+    return expression
 
 
 def _split_top_level(candidate: str) -> list[str]:
@@ -204,5 +249,5 @@ def _split_top_level(candidate: str) -> list[str]:
 def _worth_computing(expression: str) -> bool:
     # A bare number ("in 2024") is not a calculation; an operator or a function call is.
     return bool(re.search(r"\d", expression)) and bool(
-        re.search(r"[-+*/%^×÷]|\w\s*\(|\bx\b", expression.lstrip("+-"))
+        re.search(rf"[-+*/%^×÷]|\w\s*\(|\bx\b|\b(?:{_WORDS})\b", expression.lstrip("+-"), re.I)
     )

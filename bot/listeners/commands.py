@@ -22,11 +22,12 @@ from bot.commands import (
     ScheduleCommand,
     Status,
     parse,
+    unknown_playbook,
 )
 from bot.intake import start_run
 from bot.slack_ops import slack_error
-from bot.text import escape, truncate
-from storage import approvals, runs
+from bot.text import truncate
+from storage import approvals, runs, usage
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -75,7 +76,7 @@ async def handle(
             await ack(
                 response_type="ephemeral",
                 text=f"Run {run.id}: {run.status.value}",
-                blocks=reports.status_report(run, tasks),
+                blocks=reports.status_report(run, tasks, await usage.totals(baton.db, run.id)),
             )
         case ListApprovals():
             pending = await approvals.pending_in_channel(baton.db, channel)
@@ -90,14 +91,7 @@ async def handle(
             await handle_schedule_command(baton, ack, command, args)
         case RunPlaybook(name=name, extra=extra):
             if baton.catalog.playbook(name) is None:
-                names = (
-                    ", ".join(f"`{p.name}`" for p in baton.catalog.playbooks)
-                    or "none are configured"
-                )
-                await ack(
-                    response_type="ephemeral",
-                    text=f"There is no playbook called `{escape(name)}`. Playbooks: {names}.",
-                )
+                await ack(response_type="ephemeral", text=unknown_playbook(name, baton.catalog))
                 return
             await ack()
             await _start_in_thread(

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 
-from bot.commands import HELP, Ask, Help, RunPlaybook, parse
+from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
 from bot.home import home_view
-from bot.intake import start_run
+from bot.intake import reply_once, start_run
 from bot.slack_ops import post_text, slack_error
 from bot.text import strip_mentions
 
@@ -71,7 +71,12 @@ async def handle_message(
         return
     playbook = None
     request = text
-    if isinstance(command, RunPlaybook) and baton.catalog.playbook(command.name):
+    if isinstance(command, RunPlaybook) and baton.catalog.playbook(command.name) is None:
+        answer = unknown_playbook(command.name, baton.catalog)
+        event_id = str(body["event_id"]) if body.get("event_id") else None
+        baton.background.spawn(reply_once(baton, event_id, channel, thread_ts, answer))
+        return
+    if isinstance(command, RunPlaybook):
         playbook, request = command.name, command.extra
     elif not isinstance(command, Ask):
         # Other subcommands are slash-command only; in a conversation, treat it as a request.

@@ -1,5 +1,21 @@
 """Local servers that speak real wire formats, so tests run the real clients against them."""
 
-from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply, Seen
+from tests.fakes.model_servers import (
+    INVENTED,
+    LLAMA_CPP_PYTHON,
+    FakeAnthropic,
+    FakeOpenAI,
+    Quirks,
+    Reply,
+    Seen,
+)
 
-__all__ = ["FakeAnthropic", "FakeOpenAI", "Reply", "Seen"]
+__all__ = [
+    "INVENTED",
+    "LLAMA_CPP_PYTHON",
+    "FakeAnthropic",
+    "FakeOpenAI",
+    "Quirks",
+    "Reply",
+    "Seen",
+]

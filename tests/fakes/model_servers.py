@@ -10,6 +10,10 @@ Point the official SDK at `server.base_url`, then script what the "model" says:
 
 Each request is answered by the first matching `when` rule, else the next queued reply,
 else `server.default`. A reply may be a callable that builds the `Reply` from the request.
+
+`FakeOpenAI(quirks=LLAMA_CPP_PYTHON)` behaves like llama-cpp-python's server instead of
+OpenAI: it refuses what that server refuses (with its status and error body) and ignores
+what it ignores, so each of Baton's ways around them is tested without the real server.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Self
 
 from aiohttp import web
@@ -51,6 +55,7 @@ class Reply:
     hang: bool = False  # never answer; released when the server stops
     input_tokens: int = 12
     output_tokens: int = 5
+    cut_off: bool = False  # finished at the token limit (finish_reason "length")
 
 
 @dataclass
@@ -66,6 +71,7 @@ class Seen:
     received_at: float  # time.monotonic()
     finished_at: float | None = None
     reply: Reply | None = None
+    status: int = 200  # what the server answered with
 
     @property
     def model(self) -> str:
@@ -121,6 +127,14 @@ class _FakeModelServer(LocalServer):
         app.router.add_post(self.path, self._handle)
         return app
 
+    def _refusal(self, seen: Seen) -> web.Response | None:
+        """An error the server answers with before any reply is chosen (its restrictions)."""
+        return None
+
+    def _adjusted(self, reply: Reply, seen: Seen) -> Reply:
+        """The reply as the server would really send it (what it ignores, what it caps)."""
+        return reply
+
     async def start(
         self, host: str = "127.0.0.1", port: int = 0, *, sock: socket.socket | None = None
     ) -> Self:
@@ -145,7 +159,12 @@ class _FakeModelServer(LocalServer):
         seen = self._seen(body, path=request.path, headers=headers)
         self.requests.append(seen)
         self._arrived.set()
-        seen.reply = reply = self._choose(seen)
+        refused = self._refusal(seen)
+        if refused is not None:
+            seen.finished_at = time.monotonic()
+            seen.status = refused.status
+            return refused
+        seen.reply = reply = self._adjusted(self._choose(seen), seen)
         try:
             if reply.hang or reply.delay:
                 with contextlib.suppress(TimeoutError):
@@ -154,6 +173,7 @@ class _FakeModelServer(LocalServer):
                     )
             if self._stopping.is_set():
                 return web.Response(status=503, text="the fake server is stopping")
+            seen.status = reply.status
             if reply.status >= 400:
                 wait = (
                     {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
@@ -208,11 +228,109 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class Quirks:
+    """How an OpenAI-compatible server departs from OpenAI (the defaults are OpenAI's ways)."""
+
+    json_schema: bool = True  # False: response_format json_schema → HTTP 500 validation error
+    json_object: bool = True  # False: response_format json_object → HTTP 400
+    tools_need_tool_choice: bool = False  # True: tools sent without tool_choice are ignored
+    tool_choice: bool = True  # False: any tool_choice → HTTP 400
+    null_content: bool = True  # False: an assistant turn with content null → HTTP 500
+    max_completion_tokens: bool = True  # False: ignored (only max_tokens caps the answer)
+    max_tokens: bool = True  # False: refused, naming it (OpenAI's newest models)
+    stream_usage: bool = True  # False: no usage chunk, whatever stream_options asks
+    owned_by: str = "openai"  # what GET /v1/models says owns the models
+
+
+# llama-cpp-python's server 0.3.x with --chat_format chatml-function-calling.
+LLAMA_CPP_PYTHON = Quirks(
+    json_schema=False,
+    tools_need_tool_choice=True,
+    null_content=False,
+    max_completion_tokens=False,
+    stream_usage=False,
+    owned_by="me",
+)
+INVENTED = "Everything looks fine: all systems are up."
+
+
+def _validation_error(message: str) -> web.Response:
+    """How llama-cpp-python answers a request its pydantic models refuse."""
+    error = {"message": message, "type": "internal_server_error", "param": None, "code": None}
+    return web.json_response({"error": error}, status=500)
+
+
 class FakeOpenAI(_FakeModelServer):
-    """Serves POST /v1/chat/completions; `base_url` ends in /v1, as the SDK expects."""
+    """Serves POST /v1/chat/completions and GET /v1/models; `base_url` ends in /v1."""
 
     path = "/v1/chat/completions"
     url_suffix = "/v1"
+
+    def __init__(self, *, quirks: Quirks | None = None) -> None:
+        super().__init__()
+        self.quirks = quirks or Quirks()
+        self.model_listings = 0
+
+    def web_app(self) -> web.Application:
+        app = super().web_app()
+        app.router.add_get("/v1/models", self._models)
+        return app
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.model_listings += 1
+        model = {"id": "local-model", "object": "model", "owned_by": self.quirks.owned_by}
+        return web.json_response({"object": "list", "data": [model]})
+
+    def _refusal(self, seen: Seen) -> web.Response | None:
+        q, body = self.quirks, seen.body
+        kind = (body.get("response_format") or {}).get("type")
+        if kind == "json_schema" and not q.json_schema:
+            return _validation_error(
+                "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n"
+                "  Input should be 'text' or 'json_object' [type=literal_error, "
+                "input_value='json_schema', input_type=str]"
+            )
+        if kind == "json_object" and not q.json_object:
+            return web.json_response(self._error_body(Reply(status=400, error_message=(
+                "Invalid parameter: 'response_format' of type 'json_object' is not supported."
+            ))), status=400)  # fmt: skip
+        if "max_tokens" in body and not q.max_tokens:
+            return web.json_response(self._error_body(Reply(status=400, error_message=(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            ))), status=400)  # fmt: skip
+        if "tool_choice" in body and not q.tool_choice:
+            return web.json_response(self._error_body(Reply(status=400, error_message=(
+                "Unrecognized request argument supplied: tool_choice"
+            ))), status=400)  # fmt: skip
+        if not q.null_content:
+            for i, m in enumerate(body.get("messages", [])):
+                if m.get("role") == "assistant" and m.get("content", "") is None:
+                    return _validation_error(
+                        f"1 validation error for CreateChatCompletionRequest\nmessages.{i}."
+                        "content\n  Input should be a valid string [type=string_type, "
+                        "input_value=None, input_type=NoneType]"
+                    )
+        return None
+
+    def _adjusted(self, reply: Reply, seen: Seen) -> Reply:
+        q, body = self.quirks, seen.body
+        if reply.status >= 400:
+            return reply
+        if reply.tool_calls and (
+            not seen.tool_names or (q.tools_need_tool_choice and "tool_choice" not in body)
+        ):
+            # No tools reached the model, which answers anyway.
+            reply = replace(reply, tool_calls=[], text=reply.text or INVENTED)
+        caps = [body.get("max_tokens")]
+        if q.max_completion_tokens:
+            caps.append(body.get("max_completion_tokens"))
+        cap = min((c for c in caps if isinstance(c, int)), default=None)
+        if cap is not None and reply.output_tokens > cap:
+            words = reply.text.split(" ")[:cap]
+            reply = replace(reply, text=" ".join(words), output_tokens=cap, cut_off=True)
+        return reply
 
     def _seen(self, body: dict[str, Any], *, path: str, headers: dict[str, str]) -> Seen:
         messages: list[dict[str, Any]] = body.get("messages", [])
@@ -268,14 +386,19 @@ class FakeOpenAI(_FakeModelServer):
                     "index": 0,
                     "message": message,
                     "logprobs": None,
-                    "finish_reason": "tool_calls" if reply.tool_calls else "stop",
+                    "finish_reason": self._finish(reply),
                 }
             ],
             "usage": self._usage(reply),
         }
 
+    @staticmethod
+    def _finish(reply: Reply) -> str:
+        return "length" if reply.cut_off else "tool_calls" if reply.tool_calls else "stop"
+
     def _events(self, reply: Reply, seen: Seen, rid: str) -> Iterator[str]:
         with_usage = bool((seen.body.get("stream_options") or {}).get("include_usage"))
+        with_usage = with_usage and self.quirks.stream_usage
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
             data: dict[str, Any] = {
@@ -304,7 +427,7 @@ class FakeOpenAI(_FakeModelServer):
             yield chunk({"tool_calls": [call]})
             for piece in _json_pieces(args):
                 yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
-        yield chunk({}, "tool_calls" if reply.tool_calls else "stop")
+        yield chunk({}, self._finish(reply))
         if with_usage:
             last = {
                 "id": f"chatcmpl-{rid}",
