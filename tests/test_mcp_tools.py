@@ -266,7 +266,8 @@ async def test_a_tool_that_hangs_is_cancelled_at_the_tool_timeout_and_the_run_go
         run = await runs.get_run(bot.baton.db, run_id)
         trail = progress(await runs.events(bot.baton.db, run_id))
 
-    assert run is not None and run.status == RunStatus.SUCCEEDED
+    # The run ends (it is not left hanging), and honestly: the task's only call failed.
+    assert run is not None and run.status == RunStatus.FAILED and run.finished_at is not None
     expected = "no answer within 0.5 s (BATON_TOOL_TIMEOUT); the call was cancelled"
     assert f"`mcp:ops/hang` failed: {expected}" in trail
     [told] = tool_messages([s for s in openai.requests if is_clerk(s)][-1])

@@ -155,8 +155,10 @@ async def test_metrics_after_scripted_runs_show_exactly_those_counts(
         ("writer", "succeeded"): 1,
         ("writer", "failed"): 1,
     }
-    # Planning, the counter's two turns, the writer, and each run's synthesis.
-    tokens_in, tokens_out = 100 + 20 + 30 + 12 + 12 + 40 + 12, 50 + 5 + 7 + 5 + 5 + 10 + 5
+    # Planning, the counter's two turns, the writer and the synthesis of the first run; the
+    # doomed run's planning (its writer is refused, and with nothing done there is nothing to
+    # synthesise: Baton's own reasons are the answer).
+    tokens_in, tokens_out = 100 + 20 + 30 + 12 + 12 + 40, 50 + 5 + 7 + 5 + 5 + 10
     assert labelled(samples, "baton_model_tokens_total", "model", "kind") == {
         ("openai:gpt-4.1-mini", "input"): tokens_in,
         ("openai:gpt-4.1-mini", "output"): tokens_out,
