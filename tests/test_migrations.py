@@ -409,7 +409,9 @@ async def test_make_migration_writes_the_next_revision_for_a_new_model(tmp_path:
     source = written.read_text()
     assert f'down_revision = "{head:04d}"' in source and "sqlmodel" not in source
     assert 'sa.Column("topic", sa.String(), nullable=False)' in source
-    assert 'batch_op.create_index(batch_op.f("ix_widgets_topic"), ["topic"], unique=False)' in source
+    assert (
+        'batch_op.create_index(batch_op.f("ix_widgets_topic"), ["topic"], unique=False)' in source
+    )
 
 
 async def test_make_migration_says_so_when_the_models_and_head_agree(tmp_path: Path) -> None:
