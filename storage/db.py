@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,6 +24,18 @@ def normalize_url(url: str) -> str:
     if not sep:
         raise ValueError(f"not a database URL: {url!r}")
     return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be used right now (down, unreachable, read-only, full, pool dry).
+
+    Not a bug and not the run's fault: whoever hit it lets go and tries again later.
+    """
+    if isinstance(error, sa_exc.DBAPIError):
+        return bool(error.connection_invalidated) or isinstance(
+            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError)
 
 
 def utcnow() -> datetime:
