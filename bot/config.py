@@ -55,10 +55,17 @@ class Settings(BaseSettings):
     baton_log_level: str = "INFO"
     # A schedule's fire missed while Baton was down runs late if it is at most this old (s).
     baton_schedule_grace: float = Field(default=600.0, ge=0)
+    # User or user-group ids (comma-separated) who may stop any run.
+    baton_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds a run's driver may go without renewing its lease before another process (or
+    # this one, after a crash) takes the run over.
+    baton_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Seconds to wait for one answer from Slack's Web API.
+    baton_slack_timeout: float = Field(default=30.0, gt=0, le=300)
 
-    @field_validator("baton_http_allow_hosts", mode="before")
+    @field_validator("baton_http_allow_hosts", "baton_admins", mode="before")
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value

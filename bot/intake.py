@@ -1,47 +1,199 @@
-"""Where a request from Slack becomes a run: dedupe, store, hand to the orchestrator."""
+"""Where a request from Slack is taken in: stored before the ack, worked on after it.
+
+Slack wants its answer within 3 s and retries an event it did not get one for. So a listener
+does one bounded write — the run with the event's id (or the click, in the inbox) — and acks;
+everything that talks to Slack or a model happens after the ack, in `Background`. A request
+whose write failed is not marked seen, so Slack's retry of it gets through; a crash after the
+ack loses nothing, because the sweep finds what was stored and finishes it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from storage import runs, slack_events
-from storage.models import Run
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from storage import inbox, outbox, runs
+from storage.db import is_unavailable, utcnow
+from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
 
 if TYPE_CHECKING:
     from bot.app import Baton
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-async def start_run(
+# The one write before the ack may take this long; Slack's limit is 3 s.
+INTAKE_SECONDS = 1.5
+WAIT_NOTICE = "I'll answer this when the current run finishes."
+BUSY = (
+    "I couldn't take this request right now (my database is not answering). "
+    "Nothing was started; please try again in a minute."
+)
+CANNOT_POST = (
+    "I can't post in this conversation ({error}). Invite me with `/invite @Baton`, "
+    "or DM me the request."
+)
+
+
+def clean(text: str) -> str:
+    """Text Baton can store: PostgreSQL refuses NUL characters, and no person types them."""
+    return text.replace("\x00", "")
+
+
+class IntakeFailed(Exception):
+    """The request could not be stored in time; nothing of it was kept."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    run: Run
+    queued: bool  # it waits for the thread's current run to finish
+
+
+async def accept_message(
     baton: Baton,
     *,
     source: str,
     request: str,
-    team_id: str | None,
-    channel_id: str | None,
-    thread_ts: str | None,
+    channel_id: str,
+    thread_ts: str,
     user_id: str | None,
+    team_id: str | None,
+    event_id: str | None,
     playbook: str | None = None,
-    event_id: str | None = None,
     context: str | None = None,
-    schedule_id: str | None = None,
-) -> Run | None:
-    """Create the run and start it in the background. None when `event_id` was seen before."""
-    if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):
-        return None
-    run = await runs.create_run(
-        baton.db,
-        Run(
-            id=runs.new_id(),
-            source=source,
-            request=request,
-            team_id=team_id,
-            channel_id=channel_id,
-            thread_ts=thread_ts,
-            user_id=user_id,
-            playbook=playbook,
-            context=context,
-            schedule_id=schedule_id,
-        ),
+) -> Accepted | None:
+    """Store a request made in a thread (a mention, a DM). None for a retry of one stored before."""
+    run = Run(
+        id=runs.new_id(),
+        source=source,
+        request=clean(request),
+        playbook=playbook,
+        team_id=team_id,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        user_id=user_id,
+        context=clean(context) if context else None,
     )
-    baton.background.spawn(baton.orchestrator.execute(run.id), name=f"run-{run.id}")
-    return run
+    stored, queued = await _bounded(
+        runs.create_in_thread(baton.db, run, seen=event_id, notice=WAIT_NOTICE)
+    )
+    return None if stored is None else Accepted(stored, queued)
+
+
+async def accept_command(
+    baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None, shown: str
+) -> Run | None:
+    """Store a slash command's run; its request is posted (from the outbox) to make its thread.
+
+    None for a replay of a command stored before (same trigger id).
+    """
+    user = str(command.get("user_id") or "")
+    channel = str(command.get("channel_id") or "")
+    trigger = str(command.get("trigger_id") or "")
+    from bot.text import truncate
+
+    run = Run(
+        id=runs.new_id(),
+        source="command",
+        request=clean(request),
+        playbook=playbook,
+        team_id=str(command.get("team_id") or "") or None,
+        channel_id=channel,
+        user_id=user or None,
+    )
+    request_message = outbox.new(
+        run.id,
+        DeliveryPurpose.REQUEST,
+        data={
+            "text": f"<@{user}> asked: {truncate(clean(shown), 2500)}",
+            "response_url": command.get("response_url"),
+        },
+    )
+    return await _bounded(
+        runs.create_run(
+            baton.db,
+            run,
+            seen=f"command:{trigger}" if trigger else None,
+            deliver=request_message,
+        )
+    )
+
+
+async def record_click(
+    baton: Baton, *, key: str, kind: str, body: dict[str, Any]
+) -> InboxItem | None:
+    """Store a click or submission before the ack; None for a replay of one stored before."""
+    return await _bounded(inbox.record(baton.db, key=key, kind=kind, body=body))
+
+
+async def _bounded(work: Awaitable[T]) -> T:
+    try:
+        async with asyncio.timeout(INTAKE_SECONDS):
+            return await work
+    except TimeoutError as e:
+        raise IntakeFailed("the database did not answer in time") from e
+    except Exception as e:
+        if is_unavailable(e):
+            raise IntakeFailed(str(e)) from e
+        raise
+
+
+def begin(baton: Baton, accepted: Accepted) -> None:
+    """After the ack: start the run, or tell the thread it waits its turn."""
+    run = accepted.run
+    if accepted.queued:
+        baton.background.spawn(baton.deliverer.deliver_run(run.id), name=f"notice-{run.id}")
+    else:
+        baton.background.spawn(drive(baton, run.id), name=f"run-{run.id}")
+
+
+async def drive(baton: Baton, run_id: str) -> None:
+    """Drive a run from Slack; a slash command's run first needs its request in the channel."""
+    run = await runs.get_run(baton.db, run_id)
+    if run is None:
+        return
+    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+        await baton.deliverer.deliver_run(run_id)
+        run = await runs.get_run(baton.db, run_id)
+        if run is None or not run.thread_ts:
+            return  # Slack did not take it yet; the sweep tries again (or it was refused)
+    await baton.orchestrator.execute(run_id)
+
+
+async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:
+    """A slash command's request could not be posted: tell the person, end the run."""
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+    await runs.record(
+        baton.db,
+        delivery.run_id,
+        "run_failed",
+        data={"error": error},
+        run={
+            "status": RunStatus.FAILED,
+            "error": CANNOT_POST.format(error=error),
+            "finished_at": utcnow(),
+        },
+    )
+    url = (delivery.data or {}).get("response_url")
+    if url:
+        try:
+            await AsyncWebhookClient(str(url)).send(
+                text=CANNOT_POST.format(error=error), response_type="ephemeral"
+            )
+        except Exception as e:
+            log.warning("could not tell the requester of run %s: %s", delivery.run_id, e)
+
+
+async def say_busy(respond: AsyncRespond) -> None:
+    """After an ack: the request was not stored; say so rather than stay silent."""
+    try:
+        await respond(response_type="ephemeral", text=BUSY)
+    except Exception as e:
+        log.warning("could not say the request was not taken: %s", e)

@@ -125,7 +125,25 @@ class Bot:
     async def slash(
         self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
     ) -> tuple[int, dict[str, Any] | None]:
-        """`/baton <text>`; returns the HTTP status and the immediate (ack) reply, if any."""
+        """`/baton <text>`; the HTTP status and Baton's reply to the person: in the ack, or —
+        when the ack is empty — what it sent to the command's response URL once its work was
+        done (None when there was none)."""
+        before = len(self.slack.calls)
+        status, ack = await self.slash_ack(text, user=user, channel=channel)
+        if ack:
+            return status, ack
+        await self.idle()
+        replies = [
+            c.args
+            for c in self.slack.calls[before:]
+            if c.method == "response_url" and c.args.get("channel") == channel
+        ]
+        return status, (replies[-1] if replies else None)
+
+    async def slash_ack(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
+    ) -> tuple[int, dict[str, Any] | None]:
+        """`/baton <text>`; the HTTP status and the ack's body, as soon as Slack would have them."""
         from urllib.parse import urlencode
 
         fields = dict(
