@@ -140,6 +140,26 @@ class Bot:
         ]
         return status, (replies[-1] if replies else None)
 
+    async def command(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
+    ) -> dict[str, Any]:
+        """`/baton <text>` while other work may go on: Baton's reply, from the ack or from
+        the command's response URL, as soon as it comes (runs are not waited for)."""
+        before = len(self.slack.calls)
+        _, ack = await self.slash_ack(text, user=user, channel=channel)
+        if ack:
+            return ack
+
+        def replied() -> dict[str, Any] | None:
+            found = [
+                c.args
+                for c in self.slack.calls[before:]
+                if c.method == "response_url" and c.args.get("channel") == channel
+            ]
+            return found[-1] if found else None
+
+        return await self.slack.wait_for(replied, timeout=20)
+
     async def slash_ack(
         self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
     ) -> tuple[int, dict[str, Any] | None]:
