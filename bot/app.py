@@ -7,6 +7,7 @@ them — Slack client, database, catalog, models and tools, orchestrator, listen
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -73,12 +74,13 @@ class Baton:
 
         if run.source == "schedule":
             return DigestSink(self, run)
+        # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(
             client=self.client,
             db=self.db,
             run=run,
             options=self.progress,
-            deliver=self.deliverer.deliver_run,
+            deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
         )
 
     async def close(self) -> None:

@@ -102,6 +102,7 @@ async def decide(
         return ui.decided_text(result.approval)
     run_id = result.approval.run_id
     await baton.deliverer.deliver_run(run_id)
+    await baton.deliverer.deliver_edits(run_id)
     baton.background.spawn(baton.orchestrator.execute(run_id), name=f"resume-{run_id}")
     return None
 

@@ -2,7 +2,9 @@
 
 A row (`storage.outbox`) is turned into pieces (the messages to post, or the one to edit)
 at its first attempt, and the pieces are kept: a retry — in this process, after a restart,
-in another replica — posts exactly the pieces not posted yet. Every posted message carries
+in another replica — posts exactly the pieces not posted yet. Rows are delivered by whoever
+holds the run's lease (its driver, or the deliverer taking the lease for a run nobody
+drives), so one process at a time posts a run's messages, in order. Every posted message carries
 its row and piece in Slack's message metadata, so an attempt cut off mid-call (a timeout, a
 crash) is first looked up in the thread before it is posted again.
 
@@ -14,6 +16,7 @@ change (`channel_not_found`, `not_in_channel`, …) end the row as failed, in th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,9 +30,11 @@ from bot import approval_blocks
 from bot import blocks as ui
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, split_message
+from orchestration.driving import Tokens, let_go, stopped
 from storage import approvals, outbox, runs, schedules
-from storage.db import utcnow
-from storage.models import Delivery, DeliveryPurpose, Run, RunStatus
+from storage.db import is_unavailable, utcnow
+from storage.models import Delivery, DeliveryPurpose, DeliveryState, Run, RunStatus
+from storage.runs import Lease
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -77,7 +82,6 @@ class DeliveryOptions:
     max_delay: float = 300.0
     # Attempts made right away, in the process that wrote the row; later ones by the sweep.
     attempts_now: int = 5
-    claim_seconds: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -131,18 +135,63 @@ class Deliverer:
         self.baton = baton
         self.options = options
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tokens = Tokens()
 
-    async def deliver_run(self, run_id: str) -> None:
-        """Deliver every due row of the run, in order. Never raises (but for cancellation)."""
+    async def deliver_run(self, run_id: str, *, lease_held: bool = False) -> None:
+        """Deliver every due row of the run, in order. Never raises (but for cancellation).
+
+        `lease_held`: the caller drives the run (it is the run's own progress sink). Anyone
+        else takes the lease first, and leaves the rows to the run's driver if it is taken.
+        """
         lock = self._locks.setdefault(run_id, asyncio.Lock())
         try:
             async with lock:
-                await self._deliver_run(run_id)
-        except Exception:
-            log.exception("delivering run %s failed; the sweep will try again", run_id)
+                if lease_held:
+                    await self._deliver_run(run_id)
+                else:
+                    await self._deliver_under_own_lease(run_id)
+        except Exception as e:
+            if is_unavailable(e):
+                log.warning("delivering run %s: the database is unavailable (%s)", run_id, e)
+            else:
+                log.exception("delivering run %s failed; the sweep will try again", run_id)
         finally:
             if not lock.locked():
                 self._locks.pop(run_id, None)
+
+    async def deliver_edits(self, run_id: str) -> None:
+        """Edit approval messages now, even while the run is driven elsewhere: an edit is the
+        same however often it is made, and a decision should show without waiting for a turn."""
+        for row in await outbox.for_run(self.baton.db, run_id):
+            if (
+                row.purpose != DeliveryPurpose.APPROVAL_DECIDED
+                or row.state != DeliveryState.PENDING
+            ):
+                continue
+            try:
+                posted = await self._attempt(row)
+            except (Retry, GiveUp) as e:
+                log.info("run %s: approval edit left to the run's driver (%s)", run_id, e)
+                continue
+            await outbox.delivered(self.baton.db, row)
+            log.debug("run %s: approval %s edited (%d)", run_id, row.ref, len(posted))
+
+    async def _deliver_under_own_lease(self, run_id: str) -> None:
+        db, limits = self.baton.db, self.baton.orchestrator.limits
+        lease = await runs.acquire_lease(
+            db, run_id, self._tokens.next(), seconds=limits.lease_seconds
+        )
+        if lease is None:
+            return  # its driver delivers (and another deliverer would have the lease too)
+        beat = asyncio.create_task(_keep(lease, self.baton, limits.heartbeat_seconds))
+        try:
+            await self._deliver_run(run_id)
+        finally:
+            await stopped(beat)
+            nudged = await let_go(db, lease)
+        if nudged:
+            # Someone wanted the run driven while this held its lease: drive it now.
+            await self.baton.orchestrator.execute(run_id)
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
@@ -151,10 +200,10 @@ class Deliverer:
         return await outbox.next_due_at(self.baton.db)
 
     async def _deliver_run(self, run_id: str) -> None:
-        db, owner = self.baton.db, self.baton.orchestrator.owner
+        db = self.baton.db
         tries = 0
         while True:
-            row = await outbox.claim_next(db, run_id, owner, seconds=self.options.claim_seconds)
+            row = await outbox.next_due(db, run_id)
             if row is None:
                 return
             try:
@@ -279,6 +328,14 @@ class Deliverer:
             ):
                 return str(m["ts"])
         return None
+
+
+async def _keep(lease: Lease, baton: Baton, every: float) -> None:
+    """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
 
 
 def _channel(run: Run, row: Delivery) -> str | None:

@@ -53,7 +53,9 @@ async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
 
 
 class DigestSink:
-    """The EventSink of a scheduled run: approvals go to the channel, the digest at the end."""
+    """The EventSink of a scheduled run: approvals go to the channel, the digest at the end.
+
+    Made for a drive of the run, so the run's lease is held while it delivers."""
 
     def __init__(self, baton: Baton, run: Run) -> None:
         self.baton = baton
@@ -63,10 +65,10 @@ class DigestSink:
         try:
             match event:
                 case ApprovalRequested(run_id=run_id):
-                    await self.baton.deliverer.deliver_run(run_id)
+                    await self.baton.deliverer.deliver_run(run_id, lease_held=True)
                 case RunFinished(run_id=run_id):
                     await post_digest(self.baton, run_id)
-                    await self.baton.deliverer.deliver_run(run_id)
+                    await self.baton.deliverer.deliver_run(run_id, lease_held=True)
                 case _:
                     pass
         except Exception:

@@ -162,6 +162,7 @@ class SlackProgress:
                 line = self.view.tasks.get(task_id)
                 if line is not None and line.status == "waiting":
                     self._set(task_id, status="pending", summary="decided; resuming")
+                await self._deliver(self.run.id)
             case RunWaiting():
                 self.view.status = "waiting"
                 await self._close(

@@ -212,7 +212,8 @@ class Delivery(SQLModel, table=True):
 
     One row per (run, purpose, ref) — `ref` tells apart several of a kind (an approval id, a
     fire id). A deliverer posts it, retrying across Slack's failures and Baton's restarts;
-    a long message goes out in pieces, each once and in order (`posted`).
+    a long message goes out in pieces, each once and in order (`posted`). Only the holder of
+    the run's lease delivers its rows, so one process at a time does, oldest first.
     """
 
     __tablename__ = "outbox"
@@ -234,8 +235,6 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
     last_error: str | None = Field(default=None, sa_column=Column(Text))
-    claimed_by: str | None = None
-    claimed_until: datetime | None = None
     delivered_at: datetime | None = None
 
 

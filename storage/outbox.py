@@ -2,18 +2,18 @@
 
 A row is added in the same transaction as the state it shows (a finished run and its answer,
 an approval and its request message), so a crash can never leave one without the other.
-A deliverer claims a row, posts it piece by piece, and marks it delivered; on a failure it
-sets the next attempt's time and lets go, so any process (this one later, or another) can
-carry on.
+The holder of the run's lease posts its rows piece by piece, oldest first, and marks each
+delivered; on a failure it sets the next attempt's time, so any process (this one later, or
+another, once the lease is free) carries on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -65,13 +65,9 @@ async def for_run(db: Database, run_id: str) -> list[Delivery]:
         return list((await s.exec(q)).all())
 
 
-async def claim_next(db: Database, run_id: str, owner: str, *, seconds: float) -> Delivery | None:
-    """The run's oldest undelivered row, claimed for `seconds`, if it is due and free.
-
-    Rows of one run go out in order: while the oldest is not delivered (or given up on),
-    none after it is claimed.
-    """
-    now = utcnow()
+async def next_due(db: Database, run_id: str) -> Delivery | None:
+    """The run's oldest undelivered row, if it is due: rows of a run go out in order, so
+    while the oldest waits for its next attempt, none after it goes either."""
     async with db.session() as s:
         first = (
             await s.exec(
@@ -81,20 +77,9 @@ async def claim_next(db: Database, run_id: str, owner: str, *, seconds: float) -
                 .limit(1)
             )
         ).first()
-        if first is None or first.next_attempt_at > now:
-            return None
-        taken = await s.exec(
-            update(Delivery)
-            .where(
-                col(Delivery.id) == first.id,
-                col(Delivery.state) == DeliveryState.PENDING,
-                or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
-            )
-            .values(claimed_by=owner, claimed_until=now + timedelta(seconds=seconds))
-        )
-        if not taken.rowcount:
-            return None
-        return await s.get(Delivery, first.id, populate_existing=True)
+    if first is None or first.next_attempt_at > utcnow():
+        return None
+    return first
 
 
 async def attempt_started(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
@@ -130,8 +115,6 @@ async def delivered(db: Database, delivery: Delivery, *, event: str | None = Non
                 state=DeliveryState.DELIVERED,
                 delivered_at=now,
                 in_doubt=False,
-                claimed_by=None,
-                claimed_until=None,
                 last_error=None,
             )
         )
@@ -158,8 +141,6 @@ async def retry_later(
                 next_attempt_at=at,
                 last_error=error,
                 in_doubt=in_doubt,
-                claimed_by=None,
-                claimed_until=None,
             )
         )
 
@@ -175,8 +156,6 @@ async def give_up(db: Database, delivery: Delivery, *, error: str) -> None:
                 state=DeliveryState.FAILED,
                 last_error=error,
                 in_doubt=False,
-                claimed_by=None,
-                claimed_until=None,
             )
         )
         s.add(
@@ -198,7 +177,6 @@ async def runs_with_due(db: Database, *, limit: int = 200) -> list[str]:
             .where(
                 Delivery.state == DeliveryState.PENDING,
                 col(Delivery.next_attempt_at) <= now,
-                or_(col(Delivery.claimed_until).is_(None), col(Delivery.claimed_until) < now),
             )
             .group_by(col(Delivery.run_id))
             .order_by(func.min(Delivery.id))

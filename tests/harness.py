@@ -20,6 +20,7 @@ from aiohttp import web
 
 from bot.app import Baton, create
 from bot.config import Settings
+from bot.delivery import DeliveryOptions
 from bot.progress import ProgressOptions
 from bot.sandbox.launch import Sandbox
 from bot.sandbox.signing import FORM, JSON_TYPE, signed_headers
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FAST = ProgressOptions(streaming=True, stream_interval=0.05, update_interval=0.05)
+# Retries of Slack posts come quickly in tests (the waits are Baton's own, not Slack's).
+QUICK_DELIVERY = DeliveryOptions(base_delay=0.05, max_delay=0.5)
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -269,10 +272,15 @@ async def running_bot(
     *,
     progress: ProgressOptions = FAST,
     limits: Limits | None = None,
+    delivery: DeliveryOptions = QUICK_DELIVERY,
     **overrides: Any,
 ) -> AsyncIterator[Bot]:
     baton = await create(
-        settings_for(slack, db_url, **overrides), mode="http", progress=progress, limits=limits
+        settings_for(slack, db_url, **overrides),
+        mode="http",
+        progress=progress,
+        limits=limits,
+        delivery=delivery,
     )
     runner = web.AppRunner(web_app(baton), access_log=None)
     await runner.setup()
