@@ -78,8 +78,10 @@ def _check_json(text: str) -> tuple[int, str | None]:
             return 400, "a click without an action"
         if not isinstance(data.get("user"), dict):
             return 400, "a click without its user"
-    if data.get("type") == "view_submission" and not isinstance(data.get("view"), dict):
-        return 400, "a form submission without its form"
+    if data.get("type") in ("view_submission", "view_closed"):
+        view = data.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("type"), str):
+            return 400, "a form submission without its form"
     return 200, None
 
 
