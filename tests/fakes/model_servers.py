@@ -50,6 +50,9 @@ class Reply:
     hang: bool = False  # never answer; released when the server stops
     input_tokens: int = 12
     output_tokens: int = 5
+    # The ids given to `tool_calls` (some compatible servers reuse `call_0` every turn);
+    # by default each call gets a fresh one.
+    tool_call_ids: list[str] | None = None
 
 
 @dataclass
@@ -249,7 +252,7 @@ class FakeOpenAI(_FakeModelServer):
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
-                    "id": f"call_{rid}_{i}",
+                    "id": reply.tool_call_ids[i] if reply.tool_call_ids else f"call_{rid}_{i}",
                     "type": "function",
                     "function": {"name": name, "arguments": json.dumps(args)},
                 }
