@@ -8,6 +8,7 @@ click (same trigger id) is dropped.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +84,8 @@ def first_action(body: dict[str, Any]) -> dict[str, Any]:
 async def handle(baton: Baton, item: InboxItem) -> None:
     """Handle a stored click once (whichever process gets to it first)."""
     assert item.id is not None
-    if not await inbox.claim(baton.db, item.id, seconds=120):
+    # Held like a run's lease: if this process dies, another takes the click over as soon.
+    if not await inbox.claim(baton.db, item.id, seconds=baton.orchestrator.limits.lease_seconds):
         return
     try:
         await _handle(baton, Click(item.kind), item.body or {})
@@ -92,10 +94,12 @@ async def handle(baton: Baton, item: InboxItem) -> None:
     await inbox.done(baton.db, item.id)
 
 
-async def handle_left_over(baton: Baton) -> None:
-    """The sweep: clicks acked by a process that stopped before handling them."""
+async def handle_left_over(baton: Baton) -> datetime | None:
+    """The sweep: clicks acked by a process that stopped before handling them. Returns when
+    a click being handled elsewhere would be free to take over."""
     for item in await inbox.left_over(baton.db):
         await handle(baton, item)
+    return await inbox.next_claim_end(baton.db)
 
 
 async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:

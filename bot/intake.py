@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The one write before the ack may take this long; Slack's limit is 3 s.
-INTAKE_SECONDS = 1.5
+INTAKE_SECONDS = 2.0
 WAIT_NOTICE = "I'll answer this when the current run finishes."
 BUSY = (
     "I couldn't take this request right now (my database is not answering). "

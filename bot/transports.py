@@ -66,13 +66,13 @@ async def sweep(baton: Baton) -> datetime | None:
     """One pass of housekeeping; returns when the next thing it knows of falls due."""
     due = await resume_interrupted(baton)
     await expire_and_resume(baton)
-    await handle_left_over(baton)
+    next_click = await handle_left_over(baton)
     next_delivery = await baton.deliverer.sweep()
     await slack_events.forget_old(baton.db)
     await inbox.forget_old(baton.db)
     # Schedules added, paused or deleted by another replica; fires it could not take.
     await baton.scheduler.sync()
-    times = [t for t in (due, next_delivery) if t is not None]
+    times = [t for t in (due, next_click, next_delivery) if t is not None]
     return min(times) if times else None
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -66,6 +66,16 @@ async def left_over(db: Database, *, limit: int = 100) -> list[InboxItem]:
             .limit(limit)
         )
         return list((await s.exec(q)).all())
+
+
+async def next_claim_end(db: Database) -> datetime | None:
+    """When the soonest claim on an unhandled item lapses (None when none is claimed)."""
+    async with db.session() as s:
+        q = select(func.min(InboxItem.claimed_until)).where(
+            col(InboxItem.done_at).is_(None), col(InboxItem.claimed_until).is_not(None)
+        )
+        found: datetime | None = (await s.exec(q)).one()
+        return found
 
 
 async def forget_old(db: Database) -> int:

@@ -13,13 +13,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database, utcnow
-from storage.models import Delivery, DeliveryPurpose, DeliveryState, Event
+from storage.models import Delivery, DeliveryPurpose, DeliveryState, Event, Run
 
 
 def new(
@@ -186,10 +186,18 @@ async def runs_with_due(db: Database, *, limit: int = 200) -> list[str]:
 
 
 async def next_due_at(db: Database) -> datetime | None:
-    """When the next undelivered row falls due (None when nothing waits)."""
+    """When the next undelivered row can go out: its next attempt, or — while someone holds
+    its run's lease — when that lease lapses (None when nothing waits)."""
+    ready = case(
+        (col(Run.lease_until) > col(Delivery.next_attempt_at), col(Run.lease_until)),
+        else_=col(Delivery.next_attempt_at),
+    )
     async with db.session() as s:
-        q = select(func.min(Delivery.next_attempt_at)).where(
-            Delivery.state == DeliveryState.PENDING
+        q = (
+            select(func.min(ready))
+            .select_from(Delivery)
+            .join(Run, col(Run.id) == col(Delivery.run_id))
+            .where(Delivery.state == DeliveryState.PENDING)
         )
         found: datetime | None = (await s.exec(q)).one()
         return found

@@ -15,10 +15,12 @@ from bot.sandbox.local_server import LocalServer
 class Received:
     body: Any
     idempotency_key: str | None
+    path: str = "/hook"
 
 
 class WebhookReceiver(LocalServer):
-    """POST /hook answers 202; `hold()` keeps the next one waiting until `release()`."""
+    """POST /hook (or /hook/<name>) answers 202; `hold()` keeps the next one waiting until
+    `release()`."""
 
     shutdown_timeout = 1.0
 
@@ -44,11 +46,12 @@ class WebhookReceiver(LocalServer):
     def web_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/hook", self._hook)
+        app.router.add_post("/hook/{name}", self._hook)
         return app
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.received.append(Received(body, request.headers.get("Idempotency-Key")))
+        self.received.append(Received(body, request.headers.get("Idempotency-Key"), request.path))
         self.arrived.set()
         if self._holding:
             self._holding = False
