@@ -30,6 +30,8 @@ from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usag
 from agents.providers.base import TextSink
 from agents.retry import parse_retry_after
 
+NOT_AN_ANSWER = "the model server answered with {what} instead of a message"
+
 Block: TypeAlias = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
 
 
@@ -58,6 +60,8 @@ class AnthropicProvider:
             return await self._stream(request, on_text)
         except anthropic.APIError as exc:
             raise _translate(exc) from exc
+        except json.JSONDecodeError as exc:
+            raise TransientModelError(NOT_AN_ANSWER.format(what="broken JSON")) from exc
 
     async def _create(self, request: ModelRequest) -> ModelResponse:
         message = await self._client.messages.create(
@@ -68,6 +72,9 @@ class AnthropicProvider:
             tools=_tools(request) or anthropic.omit,
             tool_choice=_tool_choice(request),
         )
+        if not isinstance(message, anthropic.types.Message):
+            # A proxy's error page with status 200: the SDK hands back the text as it came.
+            raise TransientModelError(NOT_AN_ANSWER.format(what="a page of text"))
         parts: list[_Part] = []
         for block in message.content:
             if block.type == "text":

@@ -22,6 +22,8 @@ from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usag
 from agents.providers.base import TextSink
 from agents.retry import parse_retry_after
 
+NOT_AN_ANSWER = "the model server answered with {what} instead of a completion"
+
 # Local OpenAI-compatible servers usually need no key, but the SDK will not start without one.
 _NO_KEY = "not-needed"
 
@@ -51,6 +53,8 @@ class OpenAIProvider:
             return await self._stream(request, on_text)
         except openai.APIError as exc:
             raise _translate(exc) from exc
+        except json.JSONDecodeError as exc:
+            raise TransientModelError(NOT_AN_ANSWER.format(what="broken JSON")) from exc
 
     async def _create(self, request: ModelRequest) -> ModelResponse:
         completion = await self._client.chat.completions.create(
@@ -60,6 +64,9 @@ class OpenAIProvider:
             response_format=_response_format(request),
             max_completion_tokens=request.max_tokens,
         )
+        if not isinstance(completion, openai.types.chat.ChatCompletion):
+            # A proxy's error page with status 200: the SDK hands back the text as it came.
+            raise TransientModelError(NOT_AN_ANSWER.format(what="a page of text"))
         if not completion.choices:
             raise ModelBehaviorError("OpenAI answered without a message")
         choice = completion.choices[0]

@@ -53,6 +53,9 @@ class Reply:
     # The ids given to `tool_calls` (some compatible servers reuse `call_0` every turn);
     # by default each call gets a fresh one.
     tool_call_ids: list[str] | None = None
+    # Answer with exactly this body instead (a proxy's error page, truncated JSON, …).
+    raw_body: str | None = None
+    raw_content_type: str = "application/json"
 
 
 @dataclass
@@ -154,6 +157,10 @@ class _FakeModelServer(LocalServer):
                     )
             if self._stopping.is_set():
                 return web.Response(status=503, text="the fake server is stopping")
+            if reply.raw_body is not None:
+                return web.Response(
+                    status=reply.status, text=reply.raw_body, content_type=reply.raw_content_type
+                )
             if reply.status >= 400:
                 wait = (
                     {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
