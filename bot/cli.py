@@ -93,10 +93,16 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
     from bot.transports import forever, serve_http, serve_socket
 
+    from storage.db import is_unavailable
+
     try:
         baton = await create(settings, mode=mode)
     except ConfigError as e:
         return _config_failed(e)
+    except Exception as e:
+        if not is_unavailable(e):
+            raise
+        return _config_failed(ConfigError([f"BATON_DATABASE_URL: {unreachable(e)}"]))
     try:
         if mode == "http":
             runner = await serve_http(baton, port=port)
@@ -113,6 +119,13 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     finally:
         await baton.close()
     return 0
+
+
+def unreachable(error: BaseException) -> str:
+    """One line on why the database could not be used (never the whole driver traceback)."""
+    reason = getattr(error, "orig", None) or error.__cause__ or error
+    first = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return f"cannot use the database ({type(reason).__name__}: {first[:200]})"
 
 
 def _any_slack_variable(settings: Settings) -> bool:
