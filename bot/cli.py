@@ -92,7 +92,6 @@ def _config_failed(e: ConfigError) -> int:
 async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
     from bot.transports import forever, serve_http, serve_socket
-
     from storage.db import is_unavailable
 
     try:

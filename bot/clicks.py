@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.intake import IntakeFailed, record_click
+from bot.intake import IntakeFailed, record_click, stored
 from storage import approvals, inbox
 from storage.models import InboxItem
 
@@ -40,7 +40,7 @@ class Click(StrEnum):
 async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -> None:
     """Store the click, ack it, and handle it in the background."""
     try:
-        item = await record_click(baton, key=_key(kind, body), kind=kind.value, body=body)
+        pending = await record_click(baton, key=_key(kind, body), kind=kind.value, body=body)
     except IntakeFailed as e:
         log.warning("a %s click was not recorded: %s", kind.value, e)
         await ack()
@@ -51,8 +51,13 @@ async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -
             baton.background.spawn(tell(baton, channel=channel, user=user, text=NOT_RECORDED))
         return
     await ack()
-    if item is not None:
-        baton.background.spawn(handle(baton, item), name=f"click-{item.id}")
+
+    async def when_stored() -> None:
+        item = await stored(pending, f"a {kind.value} click")
+        if item is not None:  # None: a replay, or it could not be stored after all
+            await handle(baton, item)
+
+    baton.background.spawn(when_stored(), name=f"click-{kind.value}")
 
 
 def _key(kind: Click, body: dict[str, Any]) -> str:

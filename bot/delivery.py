@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from bot import approval_blocks
 from bot import blocks as ui
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, split_message
-from orchestration.driving import Tokens, let_go, stopped
+from orchestration.driving import Beat, Tokens, let_go, pause
 from storage import approvals, outbox, runs, schedules
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, DeliveryState, Run, RunStatus
@@ -173,7 +174,7 @@ class Deliverer:
             except (Retry, GiveUp) as e:
                 log.info("run %s: approval edit left to the run's driver (%s)", run_id, e)
                 continue
-            await outbox.delivered(self.baton.db, row)
+            await outbox.delivered(self.baton.db, row, posted)
             log.debug("run %s: approval %s edited (%d)", run_id, row.ref, len(posted))
 
     async def _deliver_under_own_lease(self, run_id: str) -> None:
@@ -183,11 +184,11 @@ class Deliverer:
         )
         if lease is None:
             return  # its driver delivers (and another deliverer would have the lease too)
-        beat = asyncio.create_task(_keep(lease, self.baton, limits.heartbeat_seconds))
+        beat = Beat(functools.partial(_keep, lease, self.baton, limits.heartbeat_seconds))
         try:
             await self._deliver_run(run_id)
         finally:
-            await stopped(beat)
+            await beat.stop()
             nudged = await let_go(db, lease)
         if nudged:
             # Someone wanted the run driven while this held its lease: drive it now.
@@ -230,7 +231,7 @@ class Deliverer:
                 await _on_failed(self.baton, row, str(e))
                 continue
             await _on_delivered(self.baton, row, posted)
-            await outbox.delivered(db, row, event=_DELIVERED_EVENTS.get(row.purpose))
+            await outbox.delivered(db, row, posted, event=_DELIVERED_EVENTS.get(row.purpose))
 
     def _delay(self, attempts: int, retry_after: float | None) -> float:
         backoff = self.options.base_delay * float(2 ** max(attempts - 1, 0))
@@ -272,8 +273,9 @@ class Deliverer:
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 raise Retry(f"{type(e).__name__}: {e}".strip(": "), in_doubt=True) from e
             posted.append(ts)
-            await outbox.piece_posted(self.baton.db, row.id, posted)
             i += 1
+            if i < len(pieces):  # the last one is recorded with the row's delivery
+                await outbox.piece_posted(self.baton.db, row.id, posted)
         return posted
 
     async def _send(
@@ -330,10 +332,9 @@ class Deliverer:
         return None
 
 
-async def _keep(lease: Lease, baton: Baton, every: float) -> None:
+async def _keep(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
     """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
-    while True:
-        await asyncio.sleep(every)
+    while not await pause(stop, every):
         with contextlib.suppress(Exception):
             await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
 

@@ -170,7 +170,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
     if action_id == ui.INVESTIGATE:
         text = str(message.get("text") or "")
         try:
-            accepted = await accept_message(
+            pending = await accept_message(
                 baton,
                 source="investigate",
                 request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
@@ -183,9 +183,12 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
             )
         except IntakeFailed:
             return "I couldn't start the investigation (my database is not answering); try again in a minute."
-        if accepted is None:
+        outcome = await pending
+        if outcome.error is not None:
+            return "I couldn't start the investigation (my database is not answering); try again in a minute."
+        if outcome.value is None:
             return "An investigation of this digest has already started: see its thread."
-        begin(baton, accepted)
+        baton.background.spawn(begin(baton, pending), name="investigate")
         return None
     return None
 

@@ -1,10 +1,12 @@
 """Where a request from Slack is taken in: stored before the ack, worked on after it.
 
 Slack wants its answer within 3 s and retries an event it did not get one for. So a listener
-does one bounded write — the run with the event's id (or the click, in the inbox) — and acks;
-everything that talks to Slack or a model happens after the ack, in `Background`. A request
-whose write failed is not marked seen, so Slack's retry of it gets through; a crash after the
-ack loses nothing, because the sweep finds what was stored and finishes it.
+starts one write — the run with the event's id (or the click, in the inbox) — and acks once it
+is stored, or after at most INTAKE_SECONDS; everything that talks to Slack or a model happens
+after the ack, in `Background`. A write that failed (the database is down) is not marked
+seen, so Slack's retry of it gets through; a write that is only slow (a busy SQLite file)
+finishes after the ack; a crash after the ack loses nothing, because the sweep finds what was
+stored and finishes it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.slack_ops import post_text
 from storage import inbox, outbox, runs
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
@@ -46,7 +49,19 @@ def clean(text: str) -> str:
 
 
 class IntakeFailed(Exception):
-    """The request could not be stored in time; nothing of it was kept."""
+    """The request could not be stored; nothing of it was kept."""
+
+
+@dataclass(frozen=True)
+class Stored(Generic[T]):
+    """How a write ended: its value, or why it failed."""
+
+    value: T | None = None
+    error: Exception | None = None
+
+
+# A write that may still be going on after the ack.
+Pending = asyncio.Task[Stored[T]]
 
 
 @dataclass(frozen=True)
@@ -67,8 +82,9 @@ async def accept_message(
     event_id: str | None,
     playbook: str | None = None,
     context: str | None = None,
-) -> Accepted | None:
-    """Store a request made in a thread (a mention, a DM). None for a retry of one stored before."""
+) -> Pending[Accepted | None]:
+    """Store a request made in a thread (a mention, a DM); the value is None for a retry of
+    one stored before."""
     run = Run(
         id=runs.new_id(),
         source=source,
@@ -80,18 +96,22 @@ async def accept_message(
         user_id=user_id,
         context=clean(context) if context else None,
     )
-    stored, queued = await _bounded(
-        runs.create_in_thread(baton.db, run, seen=event_id, notice=WAIT_NOTICE)
-    )
-    return None if stored is None else Accepted(stored, queued)
+
+    async def store() -> Accepted | None:
+        stored, queued = await runs.create_in_thread(
+            baton.db, run, seen=event_id, notice=WAIT_NOTICE
+        )
+        return None if stored is None else Accepted(stored, queued)
+
+    return await _bounded(baton, store())
 
 
 async def accept_command(
     baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None, shown: str
-) -> Run | None:
+) -> Pending[Run | None]:
     """Store a slash command's run; its request is posted (from the outbox) to make its thread.
 
-    None for a replay of a command stored before (same trigger id).
+    The value is None for a replay of a command stored before (same trigger id).
     """
     user = str(command.get("user_id") or "")
     channel = str(command.get("channel_id") or "")
@@ -116,41 +136,79 @@ async def accept_command(
         },
     )
     return await _bounded(
+        baton,
         runs.create_run(
             baton.db,
             run,
             seen=f"command:{trigger}" if trigger else None,
             deliver=request_message,
-        )
+        ),
     )
 
 
 async def record_click(
     baton: Baton, *, key: str, kind: str, body: dict[str, Any]
-) -> InboxItem | None:
-    """Store a click or submission before the ack; None for a replay of one stored before."""
-    return await _bounded(inbox.record(baton.db, key=key, kind=kind, body=body))
+) -> Pending[InboxItem | None]:
+    """Store a click or submission; the value is None for a replay of one stored before."""
+    return await _bounded(baton, inbox.record(baton.db, key=key, kind=kind, body=body))
 
 
-async def _bounded(work: Awaitable[T]) -> T:
-    try:
-        async with asyncio.timeout(INTAKE_SECONDS):
-            return await work
-    except TimeoutError as e:
-        raise IntakeFailed("the database did not answer in time") from e
-    except Exception as e:
-        if is_unavailable(e):
-            raise IntakeFailed(str(e)) from e
-        raise
+async def _bounded(baton: Baton, work: Awaitable[T]) -> Pending[T]:
+    """Start the write; wait for it up to INTAKE_SECONDS. IntakeFailed when it failed within
+    that time for want of a database; otherwise the write, done or still going."""
+
+    async def attempt() -> Stored[T]:
+        try:
+            return Stored(value=await work)
+        except Exception as e:
+            return Stored(error=e)
+
+    task = baton.background.spawn(attempt(), name="intake")
+    done, _ = await asyncio.wait({task}, timeout=INTAKE_SECONDS)
+    if task in done:
+        error = task.result().error
+        if error is not None and is_unavailable(error):
+            raise IntakeFailed(str(error)) from error
+        if error is not None:
+            raise error
+    return task
 
 
-def begin(baton: Baton, accepted: Accepted) -> None:
-    """After the ack: start the run, or tell the thread it waits its turn."""
+async def stored(pending: Pending[T], what: str) -> T | None:
+    """After the ack: the write's value; None (and a log line) when it failed late."""
+    outcome = await pending
+    if outcome.error is None:
+        return outcome.value
+    if is_unavailable(outcome.error):
+        log.warning("%s was acked but could not be stored: %s", what, outcome.error)
+    else:
+        log.error("%s could not be stored", what, exc_info=outcome.error)
+    return None
+
+
+async def begin(
+    baton: Baton,
+    pending: Pending[Accepted | None],
+    *,
+    channel: str | None = None,
+    thread_ts: str | None = None,
+) -> None:
+    """After the ack: start the run, or tell the thread it waits its turn. A request that
+    could not be stored after all is answered with a sentence in its thread."""
+    outcome = await pending
+    if outcome.error is not None:
+        await stored(pending, "a request")
+        if channel:
+            await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=BUSY)
+        return
+    accepted = outcome.value
+    if accepted is None:
+        return  # a retry of a request stored before
     run = accepted.run
     if accepted.queued:
-        baton.background.spawn(baton.deliverer.deliver_run(run.id), name=f"notice-{run.id}")
+        await baton.deliverer.deliver_run(run.id)
     else:
-        baton.background.spawn(drive(baton, run.id), name=f"run-{run.id}")
+        await drive(baton, run.id)
 
 
 async def drive(baton: Baton, run_id: str) -> None:

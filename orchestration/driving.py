@@ -15,8 +15,10 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from orchestration.limits import Limits
 from storage import runs
@@ -59,12 +61,35 @@ class Drive:
         self.work.cancel()
 
 
-async def heartbeat(db: Database, drive: Drive, limits: Limits) -> None:
+class Beat:
+    """A loop that renews a lease until told to stop — between two renewals, never in the
+    middle of one (a renewal cut off mid-query would leave its connection to clean up)."""
+
+    def __init__(self, beat: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(beat(self._stop))
+
+    async def stop(self, *, patience: float = 10.0) -> None:
+        self._stop.set()
+        done, _ = await asyncio.wait([self._task], timeout=patience)
+        if not done:
+            await stopped(self._task)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds`; True when told to stop meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def heartbeat(db: Database, drive: Drive, limits: Limits, stop: asyncio.Event) -> None:
     """Keep the lease while the work goes on; stop the work when it is lost or a Stop comes."""
     loop = asyncio.get_running_loop()
     last_renewed = loop.time()
-    while True:
-        await asyncio.sleep(limits.heartbeat_seconds)
+    while not await pause(stop, limits.heartbeat_seconds):
         try:
             check = await runs.renew_lease(db, drive.lease, seconds=limits.lease_seconds)
         except Exception as e:

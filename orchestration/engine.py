@@ -23,7 +23,7 @@ from agents.spec import Catalog
 from agents.tools.base import Tool, ToolContext
 from agents.tools.extract import plain
 from orchestration import endings
-from orchestration.driving import Drive, StopReason, Tokens, heartbeat, leaves, let_go, stopped
+from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
     ApprovalDecided,
@@ -136,11 +136,10 @@ class Orchestrator:
 
     async def _take_turns(self, run_id: str) -> bool:
         """Drive the run while it is nudged; True when it has finished."""
-        await runs.nudge(self.db, run_id)
+        lease = await runs.nudge_and_acquire(
+            self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
+        )
         while True:
-            lease = await runs.acquire_lease(
-                self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
-            )
             if lease is None:
                 return False  # someone else is driving it and will see the nudge
             left = True
@@ -150,6 +149,9 @@ class Orchestrator:
                 again = await let_go(self.db, lease)
             if left or not again:
                 break
+            lease = await runs.acquire_lease(
+                self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
+            )
         run = await runs.get_run(self.db, run_id)
         return run is not None and run.status.is_final
 
@@ -164,7 +166,7 @@ class Orchestrator:
         work = asyncio.create_task(self._advance(run, sink), name=f"drive-{run_id}")
         drive = Drive(lease=lease, work=work)
         self._drives[run_id] = drive
-        beat = asyncio.create_task(heartbeat(self.db, drive, self.limits))
+        beat = Beat(functools.partial(heartbeat, self.db, drive, self.limits))
         try:
             try:
                 await asyncio.wait([work])
@@ -175,7 +177,7 @@ class Orchestrator:
                 await self._leave_for_later(run_id)
                 raise
         finally:
-            await stopped(beat)
+            await beat.stop()
             self._drives.pop(run_id, None)
         return await self._after(drive, sink)
 

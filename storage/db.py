@@ -32,10 +32,25 @@ def is_unavailable(error: BaseException) -> bool:
     Not a bug and not the run's fault: whoever hit it lets go and tries again later.
     """
     if isinstance(error, sa_exc.DBAPIError):
-        return bool(error.connection_invalidated) or isinstance(
-            error, sa_exc.OperationalError | sa_exc.InterfaceError
+        return (
+            bool(error.connection_invalidated)
+            or isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or _sqlstate(error).startswith(_UNAVAILABLE_STATES)
         )
     return isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError)
+
+
+# PostgreSQL's codes for "not now": connection failures, no resources (disk full, too many
+# connections), shutting down or starting up, a database not accepting connections.
+_UNAVAILABLE_STATES = ("08", "53", "57P", "55000")
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str:
+    for cause in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return ""
 
 
 def utcnow() -> datetime:

@@ -104,7 +104,9 @@ async def replace_pieces(db: Database, delivery_id: int, pieces: list[dict[str, 
         await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(pieces=pieces))
 
 
-async def delivered(db: Database, delivery: Delivery, *, event: str | None = None) -> None:
+async def delivered(
+    db: Database, delivery: Delivery, posted: list[str], *, event: str | None = None
+) -> None:
     """Done: the row is never posted again (and, if given, the run's trail says so)."""
     now = utcnow()
     async with db.session() as s:
@@ -113,6 +115,7 @@ async def delivered(db: Database, delivery: Delivery, *, event: str | None = Non
             .where(col(Delivery.id) == delivery.id)
             .values(
                 state=DeliveryState.DELIVERED,
+                posted=posted,
                 delivered_at=now,
                 in_doubt=False,
                 last_error=None,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, text, update
+from sqlalchemy import case, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -284,6 +284,31 @@ async def acquire_lease(db: Database, run_id: str, token: str, *, seconds: float
             return None
         wakeups = (await s.exec(select(Run.wakeups).where(Run.id == run_id))).one()
         return Lease(run_id=run_id, token=token, wakeups=int(wakeups))
+
+
+async def nudge_and_acquire(
+    db: Database, run_id: str, token: str, *, seconds: float
+) -> Lease | None:
+    """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
+    if nobody does, the lease is this caller's."""
+    now = utcnow()
+    free = or_(col(Run.lease_owner).is_(None), col(Run.lease_until) < now)
+    async with db.session() as s:
+        await s.exec(
+            update(Run)
+            .where(col(Run.id) == run_id)
+            .values(
+                wakeups=Run.wakeups + 1,
+                lease_owner=case((free, token), else_=col(Run.lease_owner)),
+                lease_until=case(
+                    (free, now + timedelta(seconds=seconds)), else_=col(Run.lease_until)
+                ),
+            )
+        )
+        row = (await s.exec(select(Run.lease_owner, Run.wakeups).where(Run.id == run_id))).first()
+    if row is None or row[0] != token:
+        return None
+    return Lease(run_id=run_id, token=token, wakeups=int(row[1]))
 
 
 async def renew_lease(db: Database, lease: Lease, *, seconds: float) -> LeaseCheck:

@@ -28,7 +28,7 @@ from bot.commands import (
     Status,
     parse,
 )
-from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive
+from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
 from bot.stop import stop_command
 from bot.text import escape
 from storage import approvals, runs
@@ -92,15 +92,24 @@ async def handle(
                 )
                 return
             await _start(
-                baton, ack, command, request=extra, playbook=name, shown=f"run `{name}` {extra}"
+                baton,
+                ack,
+                respond,
+                command,
+                request=extra,
+                playbook=name,
+                shown=f"run `{name}` {extra}",
             )
         case Ask(request=request):
-            await _start(baton, ack, command, request=request, playbook=None, shown=request)
+            await _start(
+                baton, ack, respond, command, request=request, playbook=None, shown=request
+            )
 
 
 async def _start(
     baton: Baton,
     ack: AsyncAck,
+    respond: AsyncRespond,
     command: dict[str, Any],
     *,
     request: str,
@@ -108,7 +117,7 @@ async def _start(
     shown: str,
 ) -> None:
     try:
-        run = await accept_command(
+        pending = await accept_command(
             baton, command, request=request, playbook=playbook, shown=shown.strip()
         )
     except IntakeFailed as e:
@@ -116,8 +125,16 @@ async def _start(
         await ack(response_type="ephemeral", text=BUSY)
         return
     await ack()
-    if run is not None:
-        baton.background.spawn(drive(baton, run.id), name=f"run-{run.id}")
+
+    async def start() -> None:
+        outcome = await pending
+        if outcome.error is not None:
+            await stored(pending, "a /baton request")
+            await say_busy(respond)
+        elif outcome.value is not None:  # None: a replay of a command stored before
+            await drive(baton, outcome.value.id)
+
+    baton.background.spawn(start(), name="command-run")
 
 
 async def _answer_after(

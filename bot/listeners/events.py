@@ -87,7 +87,7 @@ async def handle_message(
         # Other subcommands are slash-command only; in a conversation, treat it as a request.
         request = text
     try:
-        accepted = await accept_message(
+        pending = await accept_message(
             baton,
             source=source,
             request=request,
@@ -102,6 +102,7 @@ async def handle_message(
         # Not stored, not marked seen: Slack retries the event (in a minute, then five).
         log.warning("a %s was not stored (%s); Slack will retry it", source, e)
         return BoltResponse(status=503, body="")
-    if accepted is not None:
-        begin(baton, accepted)
+    baton.background.spawn(
+        begin(baton, pending, channel=channel, thread_ts=thread_ts), name="begin-run"
+    )
     return None
