@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
@@ -53,6 +55,15 @@ def _sqlstate(error: sa_exc.DBAPIError) -> str:
     return ""
 
 
+def _sqlite_wal(connection: Any, _: Any) -> None:
+    # Readers no longer wait for the writer, and a commit needs no sync of the whole file:
+    # many runs writing small changes at once would otherwise queue behind each other.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def utcnow() -> datetime:
     """Now, in UTC, with its zone: every stored time is zone-aware."""
     return datetime.now(UTC)
@@ -70,6 +81,8 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_wal)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
