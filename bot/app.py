@@ -7,13 +7,17 @@ them — Slack client, database, catalog, models and tools, orchestrator, listen
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -31,9 +35,11 @@ from agents.tools.registry import ALL_TOOLS, tool_names
 from bot.background import Background
 from bot.config import ConfigError, Mode, Settings, check_common, environment, secret
 from bot.database import open_database
+from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
+from bot.slack_ops import slack_error
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
@@ -59,28 +65,30 @@ class Baton:
     progress: ProgressOptions
     scheduler: Scheduler
     telemetry: Telemetry = field(default_factory=Telemetry.off)
+    delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
     # Set by close(): the housekeeping loop finishes its sweep and stops.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     housekeeping: asyncio.Task[None] | None = None
+    # Nudged when there may be work for the sweep sooner than its next turn.
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.deliverer = Deliverer(self, self.delivery)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
-        from bot.approvals import post_approval_request
         from bot.digest import DigestSink
 
         if run.source == "schedule":
             return DigestSink(self, run)
-
-        async def post_approval(approval_id: str) -> None:
-            await post_approval_request(self, approval_id)
-
+        # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(
             client=self.client,
             db=self.db,
             run=run,
             options=self.progress,
-            post_approval=post_approval,
+            deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
         )
 
     async def close(self) -> None:
@@ -99,12 +107,14 @@ class Baton:
 def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
     """One Web API client for everything; it waits out 429s as Slack's Retry-After says.
 
-    With `metrics`, every call it makes is counted by method and result (429s included).
+    Nothing that answers Slack waits on it: listeners ack first (see `create`). With
+    `metrics`, every call it makes is counted by method and result (429s included).
     """
     counting = [SlackCallCounter(metrics)] if metrics is not None else []
     return AsyncWebClient(
         token=secret(settings.slack_bot_token),
         base_url=settings.slack_api_url,
+        timeout=int(max(settings.baton_slack_timeout, 1)),
         retry_handlers=[
             *counting,
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -150,6 +160,7 @@ def limits_from(settings: Settings) -> Limits:
         run_deadline=settings.baton_run_deadline,
         budget_usd=settings.baton_budget_usd,
         budget_tokens=settings.baton_budget_tokens,
+        lease_seconds=settings.baton_lease_seconds,
     )
 
 
@@ -177,6 +188,27 @@ def toolbox_for(catalog: Catalog, settings: Settings) -> Toolbox:
     )
 
 
+async def identity(client: AsyncWebClient, settings: Settings) -> AuthorizeResult:
+    """Who Baton is in Slack (`auth.test`), asked once at start-up.
+
+    Bolt would otherwise ask on the first request, before that request's ack: a throttled
+    Slack would then hold the ack.
+    """
+    try:
+        resp = await client.auth_test()
+    except SlackApiError as e:
+        raise ConfigError(
+            [f"SLACK_BOT_TOKEN: Slack refused it ({slack_error(e)}); check the bot token"]
+        ) from e
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        raise ConfigError(
+            [f"SLACK_API_URL: cannot reach Slack at {settings.slack_api_url} ({type(e).__name__})"]
+        ) from e
+    return AuthorizeResult.from_auth_test_response(
+        auth_test_response=resp, bot_token=client.token, user_token=None
+    )
+
+
 async def create(
     settings: Settings,
     *,
@@ -184,6 +216,7 @@ async def create(
     progress: ProgressOptions | None = None,
     limits: Limits | None = None,
     telemetry: Telemetry | None = None,
+    delivery: DeliveryOptions | None = None,
 ) -> Baton:
     """Build and connect every part. Raises ConfigError for anything a person must fix.
 
@@ -208,6 +241,11 @@ async def create(
     db = await open_database(settings)
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
+    me = await identity(client, settings)
+
+    async def authorize() -> AuthorizeResult:
+        return me
+
     gateway = SlackToolGateway(client)
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
@@ -223,10 +261,17 @@ async def create(
 
     app = AsyncApp(
         signing_secret=secret(settings.slack_signing_secret) or "",
-        client=client,
+        # Bolt's own client carries no token: `authorize` gives each request Baton's.
+        client=AsyncWebClient(
+            base_url=settings.slack_api_url,
+            timeout=client.timeout,
+            retry_handlers=client.retry_handlers,
+        ),
+        authorize=authorize,
         request_verification_enabled=mode == "http",
-        # Listeners only ack, record and hand slow work to `Background`, so Slack gets its
-        # answer within milliseconds and every piece of work is tracked (and awaitable).
+        # Slack's answer waits for the listener to return. That stays true to the 3 s limit
+        # because a listener does no Web API call and at most one bounded write (storing the
+        # request) before it acks; everything else runs after, in `Background`.
         process_before_response=True,
     )
     holder: dict[str, Baton] = {}
@@ -259,6 +304,7 @@ async def create(
         orchestrator=orchestrator,
         app=app,
         progress=progress or ProgressOptions(streaming=settings.baton_streaming),
+        delivery=delivery or DeliveryOptions(),
         scheduler=Scheduler(
             db,
             launch,

@@ -93,6 +93,8 @@ def decided_blocks(approval: Approval, run: Run, task: TaskRow | None) -> list[B
     elif approval.status == ApprovalStatus.REJECTED:
         reason = f" — “{escape(truncate(approval.reason, 500))}”" if approval.reason else ""
         verdict = f"🚫 Rejected by <@{approval.decided_by}> {when(approval.decided_at)}{reason}"
+    elif approval.status == ApprovalStatus.WITHDRAWN:
+        verdict = f"⏹️ Withdrawn: run stopped by <@{approval.decided_by}> {when(approval.decided_at)}; nothing was done"
     else:
         verdict = f"⌛ Expired {when(approval.decided_at or approval.expires_at)} without a decision; counted as rejected"
     return [
@@ -107,6 +109,8 @@ def decided_text(approval: Approval) -> str:
         return "This approval is still waiting for a decision."
     if approval.status == ApprovalStatus.EXPIRED:
         return "This approval expired without a decision, so it counts as rejected. Nothing was changed."
+    if approval.status == ApprovalStatus.WITHDRAWN:
+        return f"This approval was withdrawn: <@{approval.decided_by}> stopped the run. Nothing was changed."
     verb = "approved" if approval.status == ApprovalStatus.APPROVED else "rejected"
     return f"This was already {verb} by <@{approval.decided_by}> {when(approval.decided_at)}. Nothing was changed."
 

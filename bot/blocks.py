@@ -22,6 +22,7 @@ STATUS_EMOJI = {
     "skipped": "⏭️",
     "rejected": "🚫",
     "unverified": "❔",
+    "cancelled": "⏹️",
 }
 
 RUN_STATUS_TEXT = {
@@ -32,7 +33,11 @@ RUN_STATUS_TEXT = {
     "succeeded": "done",
     "partial": "done, with problems",
     "failed": "failed",
+    "cancelled": "stopped",
 }
+# Run states in which a person may still stop the run.
+STOPPABLE = ("queued", "planning", "running", "waiting")
+STOP = "run:stop"
 
 
 @dataclass
@@ -117,17 +122,29 @@ def task_line_text(t: TaskLine) -> str:
     return line
 
 
+def stop_actions(run_id: str) -> Block:
+    """The task list's Stop button."""
+    return {
+        "type": "actions",
+        "block_id": f"run:{run_id}",
+        "elements": [button("Stop", STOP, run_id, style="danger")],
+    }
+
+
 def status_blocks(view: RunView) -> list[Block]:
     """The one status message edited in place when streaming is off or unavailable."""
     blocks: list[Block] = [
         section(f"*{escape(view.title)}* · {RUN_STATUS_TEXT.get(view.status, view.status)}")
     ]
     blocks += sections(task_line_text(t) for t in view.tasks.values())
+    blocks = blocks[:47]
     about = [f"Run `{view.run_id}`", f"`/baton status {view.run_id}` for details"]
     if view.estimate:
         about.insert(1, escape(view.estimate))
     blocks.append(context(" · ".join(about)))
-    return blocks[:50]
+    if view.status in STOPPABLE:
+        blocks.append(stop_actions(view.run_id))
+    return blocks
 
 
 def estimate_text(estimate: CostEstimate) -> str:
@@ -145,7 +162,9 @@ def estimate_text(estimate: CostEstimate) -> str:
 def status_text(view: RunView) -> str:
     """The plain-text fallback (notifications, screen readers)."""
     done = sum(
-        1 for t in view.tasks.values() if t.status in ("succeeded", "failed", "skipped", "rejected")
+        1
+        for t in view.tasks.values()
+        if t.status in ("succeeded", "failed", "skipped", "rejected", "cancelled")
     )
     return f"{view.title}: {done}/{len(view.tasks)} tasks done ({RUN_STATUS_TEXT.get(view.status, view.status)})"
 

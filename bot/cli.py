@@ -131,6 +131,7 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.app import create
     from bot.database import DatabaseNotReady
     from bot.transports import serve_http, serve_operator_routes, serve_socket
+    from storage.db import is_unavailable
 
     try:
         baton = await create(settings, mode=mode)
@@ -139,6 +140,10 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     except DatabaseNotReady as e:
         print(f"Baton cannot start: {e}", file=sys.stderr)
         return 2
+    except Exception as e:
+        if not is_unavailable(e):
+            raise
+        return _config_failed(ConfigError([f"BATON_DATABASE_URL: {unreachable(e)}"]))
     # SIGTERM (a service manager stopping Baton) ends it as cleanly as Ctrl-C: runs are
     # cancelled, MCP servers stopped, connections closed.
     stop = asyncio.Event()
@@ -200,6 +205,13 @@ async def _mcp(settings: Settings) -> int:
     finally:
         await baton.close()
     return 0
+
+
+def unreachable(error: BaseException) -> str:
+    """One line on why the database could not be used (never the whole driver traceback)."""
+    reason = getattr(error, "orig", None) or error.__cause__ or error
+    first = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+    return f"cannot use the database ({type(reason).__name__}: {first[:200]})"
 
 
 def _any_slack_variable(settings: Settings) -> bool:

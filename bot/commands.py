@@ -35,6 +35,11 @@ class ListApprovals:
 
 
 @dataclass(frozen=True)
+class Cancel:
+    run_id: str | None
+
+
+@dataclass(frozen=True)
 class ScheduleCommand:
     args: str
 
@@ -49,7 +54,17 @@ class Invalid:
     message: str
 
 
-Command = Help | ListAgents | RunPlaybook | Status | ListApprovals | ScheduleCommand | Ask | Invalid
+Command = (
+    Help
+    | ListAgents
+    | RunPlaybook
+    | Status
+    | ListApprovals
+    | Cancel
+    | ScheduleCommand
+    | Ask
+    | Invalid
+)
 
 
 def parse(text: str) -> Command:
@@ -72,6 +87,8 @@ def parse(text: str) -> Command:
             return Status(run_id=rest.split()[0] if rest else None)
         case "approvals":
             return ListApprovals()
+        case "cancel" | "stop":
+            return Cancel(run_id=rest.split()[0] if rest else None)
         case "schedule" | "schedules":
             return ScheduleCommand(args=rest)
         case _:
@@ -91,5 +108,6 @@ HELP = """*Baton* runs a team of AI specialists for you.
 • `/baton run <playbook> [details]` — run a predefined workflow, no planning model needed
 • `/baton status [run-id]` — a run's tasks, states, timings and cost (default: the latest here)
 • `/baton approvals` — approvals waiting in this channel
+• `/baton cancel [run-id]` — stop a run (default: the newest one still going here); the Stop button on a task list does the same
 • `/baton schedule add "<when>" <request>` — recurring runs (`/baton schedule help`)
 • `/baton help` — this message"""

@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     baton_tool_timeout: float = Field(default=60.0, gt=0)
     # A schedule's fire missed while Baton was down runs late if it is at most this old (s).
     baton_schedule_grace: float = Field(default=600.0, ge=0)
+    # User or user-group ids (comma-separated) who may stop any run.
+    baton_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds a run's driver may go without renewing its lease before another process (or
+    # this one, after a crash) takes the run over.
+    baton_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Seconds to wait for one answer from Slack's Web API.
+    baton_slack_timeout: float = Field(default=30.0, gt=0, le=300)
 
     # OpenTelemetry: traces are exported over OTLP/HTTP only when an endpoint is set.
     otel_exporter_otlp_endpoint: str | None = None
@@ -96,9 +103,11 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not '{value}'")
         return value.upper()
 
-    @field_validator("baton_http_allow_hosts", "baton_fallback_models", mode="before")
+    @field_validator(
+        "baton_http_allow_hosts", "baton_fallback_models", "baton_admins", mode="before"
+    )
     @classmethod
-    def _split_hosts(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value

@@ -14,14 +14,17 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import digest_blocks as ui
-from bot.intake import start_run
-from bot.slack_ops import post_answer, post_text, slack_error
+from bot.blocks import answer_blocks
+from bot.delivery import Piece
+from bot.intake import IntakeFailed, accept_message, begin
+from bot.slack_ops import slack_error
+from bot.text import MESSAGE_LIMIT, split_message
 from orchestration import digests
 from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
-from storage import runs, schedules
+from storage import outbox, runs, schedules
 from storage.db import utcnow
-from storage.models import Run, Schedule, ScheduleFire
+from storage.models import DeliveryPurpose, Run, Schedule, ScheduleFire
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -50,21 +53,22 @@ async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
 
 
 class DigestSink:
-    """The EventSink of a scheduled run: approvals go to the channel, the digest at the end."""
+    """The EventSink of a scheduled run: approvals go to the channel, the digest at the end.
+
+    Made for a drive of the run, so the run's lease is held while it delivers."""
 
     def __init__(self, baton: Baton, run: Run) -> None:
         self.baton = baton
         self.run = run
 
     async def publish(self, event: RunEvent) -> None:
-        from bot.approvals import post_approval_request
-
         try:
             match event:
-                case ApprovalRequested(approval_id=approval_id):
-                    await post_approval_request(self.baton, approval_id)
+                case ApprovalRequested(run_id=run_id):
+                    await self.baton.deliverer.deliver_run(run_id, lease_held=True)
                 case RunFinished(run_id=run_id):
                     await post_digest(self.baton, run_id)
+                    await self.baton.deliverer.deliver_run(run_id, lease_held=True)
                 case _:
                     pass
         except Exception:
@@ -72,59 +76,64 @@ class DigestSink:
 
 
 async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
-    """Compare, decide, post. Once per fire, whichever process finishes the run."""
+    """Compare and decide, then queue the digest (or the quiet line) in the outbox — in the
+    transaction that settles the fire, so it is posted once, whoever finishes the run."""
     run = await runs.get_run(baton.db, run_id)
     if run is None:
         return None
     digest = await digests.build(baton.db, run)
     if digest is None or digest.fire.id is None:
         return None
-    if not await schedules.settle_fire(baton.db, digest.fire.id, checks=digest.snapshot()):
-        return None  # already posted (the run's end was shown before)
     now = utcnow()
     fires = await schedules.recent_fires(baton.db, digest.schedule.id, limit=200)
     choice = digests.verdict(
         digest, now=now, posted_today=digests.posted_on_day(fires, digest.schedule, now)
     )
-    channel = digest.schedule.channel_id
+    message = None
     if choice == Verdict.POST:
-        ts = await post_text(
-            baton.client,
-            channel=channel,
-            thread_ts=None,
-            text=ui.digest_text(digest),
-            blocks=ui.digest_blocks(digest),
+        message = outbox.new(
+            run.id,
+            DeliveryPurpose.DIGEST,
+            ref=str(digest.fire.id),
+            data={
+                "channel": digest.schedule.channel_id,
+                "fire_id": digest.fire.id,
+                "messages": [p.to_json() for p in await _digest_pieces(baton, digest)],
+            },
         )
-        if ts is not None:
-            await schedules.update_fire(baton.db, digest.fire.id, posted=True, digest_ts=ts)
-            await _post_details(baton, digest, ts)
     elif choice == Verdict.QUIET:
-        ts = await post_text(
-            baton.client,
-            channel=channel,
-            thread_ts=None,
-            text=ui.quiet_text(digest.schedule, digest),
+        message = outbox.new(
+            run.id,
+            DeliveryPurpose.QUIET,
+            ref=str(digest.fire.id),
+            data={
+                "channel": digest.schedule.channel_id,
+                "fire_id": digest.fire.id,
+                "messages": [
+                    Piece(text=ui.quiet_text(digest.schedule, digest), thread="none").to_json()
+                ],
+            },
         )
-        if ts is not None:
-            await schedules.update_fire(baton.db, digest.fire.id, posted=True, quiet_line=True)
+    if not await schedules.settle_fire(
+        baton.db, digest.fire.id, checks=digest.snapshot(), deliver=message
+    ):
+        return None  # already settled (the run's end was shown before)
     return choice
 
 
-async def _post_details(baton: Baton, digest: Digest, ts: str) -> None:
-    """The answer and every task's output, in the digest's thread."""
+async def _digest_pieces(baton: Baton, digest: Digest) -> list[Piece]:
+    """The digest in the channel, then the answer and every task's output in its thread."""
     parts = [digest.run.answer or digest.run.error or ""]
     for task in await runs.list_tasks(baton.db, digest.run.id):
         body = (task.output or task.error or "").strip() or "_(no output)_"
         parts.append(f"*{task.agent}* — `{task.task_id}` ({task.status.value})\n{body}")
-    try:
-        await post_answer(
-            baton.client,
-            channel=digest.schedule.channel_id,
-            thread_ts=ts,
-            text="\n\n".join(p for p in parts if p.strip()),
-        )
-    except SlackApiError as e:
-        log.warning("digest details for run %s: %s", digest.run.id, slack_error(e))
+    details = "\n\n".join(p for p in parts if p.strip())
+    pieces = [Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread="none")]
+    pieces += [
+        Piece(text=p, blocks=answer_blocks(p), thread="first")
+        for p in split_message(details, MESSAGE_LIMIT)
+    ]
+    return pieces
 
 
 # The digest's buttons
@@ -160,19 +169,26 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         return None
     if action_id == ui.INVESTIGATE:
         text = str(message.get("text") or "")
-        run = await start_run(
-            baton,
-            source="investigate",
-            request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
-            context=f"The digest that asked for this:\n{text}",
-            team_id=str((body.get("team") or {}).get("id") or "") or None,
-            channel_id=channel,
-            thread_ts=ts,
-            user_id=user,
-            event_id=f"investigate:{fire.id}",
-        )
-        if run is None:
+        try:
+            pending = await accept_message(
+                baton,
+                source="investigate",
+                request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
+                context=f"The digest that asked for this:\n{text}",
+                team_id=str((body.get("team") or {}).get("id") or "") or None,
+                channel_id=channel,
+                thread_ts=ts,
+                user_id=user,
+                event_id=f"investigate:{fire.id}",
+            )
+        except IntakeFailed:
+            return "I couldn't start the investigation (my database is not answering); try again in a minute."
+        outcome = await pending
+        if outcome.error is not None:
+            return "I couldn't start the investigation (my database is not answering); try again in a minute."
+        if outcome.value is None:
             return "An investigation of this digest has already started: see its thread."
+        baton.background.spawn(begin(baton, pending), name="investigate")
         return None
     return None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from sqlmodel import col, select
@@ -10,7 +12,7 @@ from agents.tools.extract import plain
 from bot.blocks import RUN_STATUS_TEXT, context, divider, header, section, when
 from bot.text import escape, truncate
 from storage.db import Database
-from storage.models import Approval, ApprovalStatus, Run
+from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
 
 RECENT = 10
 
@@ -28,6 +30,9 @@ async def home_view(db: Database, user_id: str) -> dict[str, Any]:
         waiting = (
             await s.exec(select(Approval).where(Approval.status == ApprovalStatus.PENDING))
         ).all()
+        tasks = (
+            await s.exec(select(TaskRow).where(col(TaskRow.run_id).in_([r.id for r in recent])))
+        ).all()
     mine = [a for a in waiting if user_id in a.approvers]
     blocks = [
         header("Baton"),
@@ -41,9 +46,20 @@ async def home_view(db: Database, user_id: str) -> dict[str, Any]:
         ]
     blocks.append(section("*Your recent runs*" if recent else "_No runs yet._"))
     for r in recent:
-        state = RUN_STATUS_TEXT.get(r.status.value, r.status.value)
+        state = RUN_STATUS_TEXT.get(r.status.value, r.status.value) + _not_done(r, tasks)
         what = f"playbook `{r.playbook}`" if r.playbook else escape(truncate(plain(r.request), 120))
         blocks.append(
             context(f"`{r.id}` · {state} · {what} · {when(r.created_at)} · ${r.cost_usd:.4f}")
         )
     return {"type": "home", "blocks": blocks[:100]}
+
+
+def _not_done(run: Run, tasks: Sequence[TaskRow]) -> str:
+    """Steps of a finished run that did not happen, by why: a run is never just "done"."""
+    counts = Counter(
+        t.status for t in tasks if t.run_id == run.id and t.status != TaskStatus.SUCCEEDED
+    )
+    if not run.status.is_final or not counts:
+        return ""
+    parts = [f"{n} {status.value}" for status, n in sorted(counts.items())]
+    return f" ({', '.join(parts)})"

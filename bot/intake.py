@@ -1,56 +1,266 @@
-"""Where a request from Slack becomes a run: dedupe, store, hand to the orchestrator."""
+"""Where a request from Slack is taken in: stored before the ack, worked on after it.
+
+Slack wants its answer within 3 s and retries an event it did not get one for. So a listener
+starts one write — the run with the event's id (or the click, in the inbox) — and acks once it
+is stored, or after at most INTAKE_SECONDS; everything that talks to Slack or a model happens
+after the ack, in `Background`. A write that failed (the database is down) is not marked
+seen, so Slack's retry of it gets through; a write that is only slow (a busy SQLite file)
+finishes after the ack; a crash after the ack loses nothing, because the sweep finds what was
+stored and finishes it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from storage import runs, slack_events
-from storage.models import Run
+from slack_bolt.context.respond.async_respond import AsyncRespond
+
+from bot.slack_ops import post_text
+from storage import inbox, outbox, runs, slack_events
+from storage.db import is_unavailable, utcnow
+from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
 
 if TYPE_CHECKING:
     from bot.app import Baton
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-async def start_run(
+# The one write before the ack may take this long; Slack's limit is 3 s.
+INTAKE_SECONDS = 2.0
+WAIT_NOTICE = "I'll answer this when the current run finishes."
+BUSY = (
+    "I couldn't take this request right now (my database is not answering). "
+    "Nothing was started; please try again in a minute."
+)
+CANNOT_POST = (
+    "I can't post in this conversation ({error}). Invite me with `/invite @Baton`, "
+    "or DM me the request."
+)
+
+
+def clean(text: str) -> str:
+    """Text Baton can store: PostgreSQL refuses NUL characters, and no person types them."""
+    return text.replace("\x00", "")
+
+
+class IntakeFailed(Exception):
+    """The request could not be stored; nothing of it was kept."""
+
+
+@dataclass(frozen=True)
+class Stored(Generic[T]):
+    """How a write ended: its value, or why it failed."""
+
+    value: T | None = None
+    error: Exception | None = None
+
+
+# A write that may still be going on after the ack.
+Pending = asyncio.Task[Stored[T]]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    run: Run
+    queued: bool  # it waits for the thread's current run to finish
+
+
+async def accept_message(
     baton: Baton,
     *,
     source: str,
     request: str,
-    team_id: str | None,
-    channel_id: str | None,
-    thread_ts: str | None,
+    channel_id: str,
+    thread_ts: str,
     user_id: str | None,
+    team_id: str | None,
+    event_id: str | None,
     playbook: str | None = None,
-    event_id: str | None = None,
     context: str | None = None,
-    schedule_id: str | None = None,
-) -> Run | None:
-    """Create the run and start it in the background. None when `event_id` was seen before."""
-    if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):
-        return None
-    run = await runs.create_run(
-        baton.db,
-        Run(
-            id=runs.new_id(),
-            source=source,
-            request=request,
-            team_id=team_id,
-            channel_id=channel_id,
-            thread_ts=thread_ts,
-            user_id=user_id,
-            playbook=playbook,
-            context=context,
-            schedule_id=schedule_id,
+) -> Pending[Accepted | None]:
+    """Store a request made in a thread (a mention, a DM); the value is None for a retry of
+    one stored before."""
+    run = Run(
+        id=runs.new_id(),
+        source=source,
+        request=clean(request),
+        playbook=playbook,
+        team_id=team_id,
+        channel_id=channel_id,
+        thread_ts=thread_ts,
+        user_id=user_id,
+        context=clean(context) if context else None,
+    )
+
+    async def store() -> Accepted | None:
+        stored, queued = await runs.create_in_thread(
+            baton.db, run, seen=event_id, notice=WAIT_NOTICE
+        )
+        return None if stored is None else Accepted(stored, queued)
+
+    return await _bounded(baton, store())
+
+
+async def accept_command(
+    baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None, shown: str
+) -> Pending[Run | None]:
+    """Store a slash command's run; its request is posted (from the outbox) to make its thread.
+
+    The value is None for a replay of a command stored before (same trigger id).
+    """
+    user = str(command.get("user_id") or "")
+    channel = str(command.get("channel_id") or "")
+    trigger = str(command.get("trigger_id") or "")
+    from bot.text import truncate
+
+    run = Run(
+        id=runs.new_id(),
+        source="command",
+        request=clean(request),
+        playbook=playbook,
+        team_id=str(command.get("team_id") or "") or None,
+        channel_id=channel,
+        user_id=user or None,
+    )
+    request_message = outbox.new(
+        run.id,
+        DeliveryPurpose.REQUEST,
+        data={
+            "text": f"<@{user}> asked: {truncate(clean(shown), 2500)}",
+            "response_url": command.get("response_url"),
+        },
+    )
+    return await _bounded(
+        baton,
+        runs.create_run(
+            baton.db,
+            run,
+            seen=f"command:{trigger}" if trigger else None,
+            deliver=request_message,
         ),
     )
-    baton.background.spawn(baton.orchestrator.execute(run.id), name=f"run-{run.id}")
-    return run
+
+
+async def record_click(
+    baton: Baton, *, key: str, kind: str, body: dict[str, Any]
+) -> Pending[InboxItem | None]:
+    """Store a click or submission; the value is None for a replay of one stored before."""
+    return await _bounded(baton, inbox.record(baton.db, key=key, kind=kind, body=body))
+
+
+async def _bounded(baton: Baton, work: Awaitable[T]) -> Pending[T]:
+    """Start the write; wait for it up to INTAKE_SECONDS. IntakeFailed when it failed within
+    that time for want of a database; otherwise the write, done or still going."""
+
+    async def attempt() -> Stored[T]:
+        try:
+            return Stored(value=await work)
+        except Exception as e:
+            return Stored(error=e)
+
+    task = baton.background.spawn(attempt(), name="intake")
+    done, _ = await asyncio.wait({task}, timeout=INTAKE_SECONDS)
+    if task in done:
+        error = task.result().error
+        if error is not None and is_unavailable(error):
+            raise IntakeFailed(str(error)) from error
+        if error is not None:
+            raise error
+    return task
+
+
+async def stored(pending: Pending[T], what: str) -> T | None:
+    """After the ack: the write's value; None (and a log line) when it failed late."""
+    outcome = await pending
+    if outcome.error is None:
+        return outcome.value
+    if is_unavailable(outcome.error):
+        log.warning("%s was acked but could not be stored: %s", what, outcome.error)
+    else:
+        log.error("%s could not be stored", what, exc_info=outcome.error)
+    return None
+
+
+async def begin(
+    baton: Baton,
+    pending: Pending[Accepted | None],
+    *,
+    channel: str | None = None,
+    thread_ts: str | None = None,
+) -> None:
+    """After the ack: start the run, or tell the thread it waits its turn. A request that
+    could not be stored after all is answered with a sentence in its thread."""
+    outcome = await pending
+    if outcome.error is not None:
+        await stored(pending, "a request")
+        if channel:
+            await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=BUSY)
+        return
+    accepted = outcome.value
+    if accepted is None:
+        return  # a retry of a request stored before
+    run = accepted.run
+    if accepted.queued:
+        await baton.deliverer.deliver_run(run.id)
+    else:
+        await drive(baton, run.id)
+
+
+async def drive(baton: Baton, run_id: str) -> None:
+    """Drive a run from Slack; a slash command's run first needs its request in the channel."""
+    run = await runs.get_run(baton.db, run_id)
+    if run is None:
+        return
+    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+        await baton.deliverer.deliver_run(run_id)
+        run = await runs.get_run(baton.db, run_id)
+        if run is None or not run.thread_ts:
+            return  # Slack did not take it yet; the sweep tries again (or it was refused)
+    await baton.orchestrator.execute(run_id)
+
+
+async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:
+    """A slash command's request could not be posted: tell the person, end the run."""
+    from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+    await runs.record(
+        baton.db,
+        delivery.run_id,
+        "run_failed",
+        data={"error": error},
+        run={
+            "status": RunStatus.FAILED,
+            "error": CANNOT_POST.format(error=error),
+            "finished_at": utcnow(),
+        },
+    )
+    url = (delivery.data or {}).get("response_url")
+    if url:
+        try:
+            await AsyncWebhookClient(str(url)).send(
+                text=CANNOT_POST.format(error=error), response_type="ephemeral"
+            )
+        except Exception as e:
+            log.warning("could not tell the requester of run %s: %s", delivery.run_id, e)
+
+
+async def say_busy(respond: AsyncRespond) -> None:
+    """After an ack: the request was not stored; say so rather than stay silent."""
+    try:
+        await respond(response_type="ephemeral", text=BUSY)
+    except Exception as e:
+        log.warning("could not say the request was not taken: %s", e)
 
 
 async def reply_once(
     baton: Baton, event_id: str | None, channel: str, thread_ts: str, text: str
 ) -> None:
-    """Answer in the thread, unless Slack is delivering this event again."""
+    """Answer in the thread, unless Slack is delivering this event again (after the ack)."""
     from bot.slack_ops import post_text
 
     if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import section
-from bot.intake import start_run
+from bot.intake import accept_message, drive, stored
 from bot.reports import permalink
 from bot.slack_ops import slack_error
 from bot.text import truncate
@@ -102,7 +102,7 @@ def baton_mcp(baton: Baton) -> MCPServer[Any]:
                 f"Baton cannot post in {channel} ({slack_error(e)}): invite it to the channel."
             ) from e
         thread_ts = str(posted["ts"])
-        run = await start_run(
+        pending = await accept_message(
             baton,
             source="mcp",
             request=details,
@@ -111,8 +111,15 @@ def baton_mcp(baton: Baton) -> MCPServer[Any]:
             channel_id=channel,
             thread_ts=thread_ts,
             user_id=user or None,
+            event_id=None,
         )
-        assert run is not None
+        accepted = await stored(pending, "a run asked for over MCP")
+        if accepted is None:
+            raise ToolError(
+                "Baton could not store the run (its database did not answer); try again."
+            )
+        run = accepted.run
+        baton.background.spawn(drive(baton, run.id), name=f"mcp-{run.id}")
         return StartedRun(
             run_id=run.id,
             status=run.status.value,

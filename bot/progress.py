@@ -1,9 +1,14 @@
 """Turns one run's events into Slack messages in the request's thread.
 
 Prefers Slack's streaming API: the plan renders as a live task list (`plan_update` and
-`task_update` chunks). Where streaming fails or is switched off, one status message is
-edited in place with `chat.update`. Either way updates are coalesced (at most one Slack
-call per interval per run), sent in order, and the final answer is always posted.
+`task_update` chunks) with a Stop button. Where streaming fails or is switched off, one status
+message is edited in place with `chat.update`. Either way updates are coalesced (at most one
+Slack call per interval per run) and sent in order.
+
+The task list is one message for the whole run: its ts is stored (`status_message_ts`), and a
+run resumed after an approval or a restart — in any process — continues that message (the
+stream if it is still open, else by editing it). Approval requests and the answer come from
+the outbox (`bot/delivery.py`), so they are posted exactly once whatever happens here.
 """
 
 from __future__ import annotations
@@ -16,14 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.models.messages.chunk import Chunk, PlanUpdateChunk, TaskUpdateChunk
+from slack_sdk.models.messages.chunk import BlocksChunk, Chunk, PlanUpdateChunk, TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import blocks
 from bot.blocks import RunView, TaskLine
-from bot.slack_ops import post_answer, post_text, slack_error
+from bot.slack_ops import post_text, slack_error
 from bot.text import truncate
-from orchestration.costs import notes
 from orchestration.events import (
     AnswerDelta,
     ApprovalDecided,
@@ -53,7 +57,15 @@ STREAM_STATUS = {
     "skipped": "error",
     "rejected": "error",
     "unverified": "error",
+    "cancelled": "error",
 }
+# chat.update answers these when the message is gone or no longer Baton's to edit.
+MESSAGE_GONE = (
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "channel_not_found",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,8 @@ class ProgressOptions:
     update_interval: float = 1.5
 
 
-ApprovalPoster = Callable[[str], Awaitable[None]]
+# Delivers the run's outbox (approval requests, the answer) now, in order.
+DeliverRun = Callable[[str], Awaitable[None]]
 
 
 class SlackProgress:
@@ -77,20 +90,26 @@ class SlackProgress:
         db: Database,
         run: Run,
         options: ProgressOptions,
-        post_approval: ApprovalPoster,
+        deliver: DeliverRun,
     ) -> None:
         self.client = client
         self.db = db
         self.run = run
         self.options = options
-        self._post_approval = post_approval
+        self._deliver = deliver
         self.view = RunView(run_id=run.id, status=run.status.value)
         can_stream = options.streaming and bool(run.thread_ts)
         # Slack needs a recipient to stream into a channel; DMs and people's requests have one.
         if run.channel_id and not run.channel_id.startswith("D"):
             can_stream = can_stream and bool(run.user_id and run.team_id)
         self.mode = "stream" if can_stream else "update"
-        self._ts: str | None = None
+        # A run that already has its task list (resumed after an approval or a restart)
+        # continues that message: the stream if it is still open, else by editing it.
+        self._ts: str | None = run.status_message_ts
+        # The list was posted anew once (its message was gone); if that one goes too, the
+        # thread keeps what it shows and the answer still comes.
+        self._replaced = False
+        self._frozen = False
         self._dirty: set[str] = set()
         self._title_dirty = False
         self._lock = asyncio.Lock()
@@ -137,14 +156,15 @@ class SlackProgress:
                     self._touch(task_id)
             case TaskFinished(task_id=task_id, status=status, summary=summary):
                 self._set(task_id, status=status, summary=summary)
-            case ApprovalRequested(task_id=task_id, approval_id=approval_id):
+            case ApprovalRequested(task_id=task_id):
                 self._set(task_id, status="waiting")
                 await self._flush_now()
-                await self._post_approval(approval_id)
+                await self._deliver(self.run.id)
             case ApprovalDecided(task_id=task_id):
                 line = self.view.tasks.get(task_id)
                 if line is not None and line.status == "waiting":
                     self._set(task_id, status="pending", summary="decided; resuming")
+                await self._deliver(self.run.id)
             case RunWaiting():
                 self.view.status = "waiting"
                 await self._close(
@@ -153,7 +173,7 @@ class SlackProgress:
             case RunFinished():
                 self.view.status = event.status
                 await self._close()
-                await self._post_final(event)
+                await self._deliver(self.run.id)
             case AnswerDelta():
                 pass
 
@@ -214,7 +234,7 @@ class SlackProgress:
 
     async def _open(self) -> None:
         """Show that the run has started: a stream, or a status message."""
-        if self._ts is not None:
+        if self._ts is not None or self._frozen:
             return
         if self.mode == "stream":
             try:
@@ -227,6 +247,7 @@ class SlackProgress:
                     chunks=[
                         PlanUpdateChunk(title=self._title()),
                         *self._task_chunks(),
+                        BlocksChunk(blocks=[blocks.stop_actions(self.run.id)]),
                     ],
                 )
                 self._ts = str(resp["ts"])
@@ -249,6 +270,8 @@ class SlackProgress:
             await runs.set_status_message(self.db, self.run.id, self._ts)
 
     async def _flush(self) -> None:
+        if self._frozen:
+            return
         if self._ts is None:
             await self._open()
             return
@@ -267,33 +290,49 @@ class SlackProgress:
                     channel=self.channel, ts=self._ts, chunks=chunks
                 )
             except SlackApiError as e:
-                # The stream ended on Slack's side (about 5 minutes) or failed: carry on in a
-                # fresh status message rather than lose the progress.
+                # The stream ended (Slack closes it after about 5 minutes; a wait for an
+                # approval closes it too) or failed: the same message is edited from now on.
                 log.info(
-                    "stream for run %s ended (%s); continuing with a status message",
+                    "stream for run %s ended (%s); editing its message instead",
                     self.run.id,
                     slack_error(e),
                 )
-                self.mode, self._ts = "update", None
-                await self._open()
+                self.mode = "update"
+                await self._edit()
                 return
         else:
-            try:
-                await self.client.chat_update(
-                    channel=self.channel,
-                    ts=self._ts,
-                    text=blocks.status_text(self.view),
-                    blocks=blocks.status_blocks(self.view),
-                )
-            except SlackApiError as e:
-                log.info(
-                    "status message for run %s not editable (%s); posting anew",
+            await self._edit()
+            return
+        self._last_flush = asyncio.get_running_loop().time()
+
+    async def _edit(self) -> None:
+        """Show the whole list in the status message; post it anew once if it is gone."""
+        assert self._ts is not None
+        try:
+            await self.client.chat_update(
+                channel=self.channel,
+                ts=self._ts,
+                text=blocks.status_text(self.view),
+                blocks=blocks.status_blocks(self.view),
+            )
+        except SlackApiError as e:
+            code = slack_error(e)
+            if code not in MESSAGE_GONE:
+                raise
+            if self._replaced:
+                log.warning(
+                    "status message of run %s cannot be edited (%s); no more live updates",
                     self.run.id,
-                    slack_error(e),
+                    code,
                 )
-                self._ts = None
-                await self._open()
+                self._frozen = True
                 return
+            log.info("status message of run %s is gone (%s); posting it anew", self.run.id, code)
+            self._replaced, self._ts, self.mode = True, None, "update"
+            await self._open()
+            return
+        self._dirty.clear()
+        self._title_dirty = False
         self._last_flush = asyncio.get_running_loop().time()
 
     async def _close(self, *, final_note: str | None = None) -> None:
@@ -306,6 +345,8 @@ class SlackProgress:
         async with self._lock:
             if self._ts is None:
                 await self._open()
+            if self._frozen:
+                return
             if self.mode == "stream" and self._ts is not None:
                 # Every task, not only those marked changed: a change that landed while an
                 # append was in flight was cleared with it, and the final list must be right.
@@ -322,38 +363,15 @@ class SlackProgress:
                     )
                 except SlackApiError as e:
                     log.info("could not stop stream for run %s: %s", self.run.id, slack_error(e))
-                    self.mode, self._ts = "update", None
-                    await self._open()
-                self._ts = None if self.mode == "stream" else self._ts
+                    self.mode = "update"
+                    await self._edit()
+                    return
+                # The message stays the run's task list: a resumed run edits it.
+                self.mode = "update"
                 self._dirty.clear()
             else:
                 self._title_dirty = True
                 await self._flush()
-
-    async def _post_final(self, event: RunFinished) -> None:
-        footer = blocks.footer(
-            run_id=event.run_id,
-            status=event.status,
-            tokens=event.input_tokens + event.output_tokens,
-            cost_usd=event.cost_usd,
-            contributors=event.contributors,
-            notes=await notes(self.db, event.run_id),
-        )
-        text = (
-            event.answer
-            if event.status != "failed" or not event.answer
-            else f":warning: {event.answer}"
-        )
-        try:
-            await post_answer(
-                self.client,
-                channel=self.channel,
-                thread_ts=self.run.thread_ts,
-                text=text,
-                footer=footer,
-            )
-        except SlackApiError as e:
-            log.error("could not post the answer of run %s: %s", event.run_id, slack_error(e))
 
     # --- rendering -----------------------------------------------------------------------
 

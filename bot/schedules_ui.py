@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from agents.spec import Catalog
@@ -140,19 +142,38 @@ def _split_when(text: str) -> tuple[str, str]:
 
 
 async def handle_schedule_command(
-    baton: Baton, ack: AsyncAck, command: dict[str, Any], args: str
+    baton: Baton, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any], args: str
 ) -> None:
+    """Answered in the ack when the text alone decides; else acked and answered after."""
     word, _, rest = args.strip().partition(" ")
     rest = rest.strip()
     match word.lower():
         case "" | "help" | "?":
             await ack(response_type="ephemeral", text=HELP)
         case "add" | "new" | "create":
-            await _add(baton, ack, command, rest)
+            try:
+                wanted = parse_add(rest, baton.catalog)
+            except WhenError as e:
+                await ack(
+                    response_type="ephemeral",
+                    text=f"{e.problem} Nothing was scheduled.\n{ACCEPTED_FORMS}",
+                )
+                return
+            except ScheduleInputError as e:
+                await ack(response_type="ephemeral", text=f"{e} Nothing was scheduled.")
+                return
+            await _after(baton, ack, respond, _add(baton, command, wanted))
         case "list" | "ls":
-            await _list(baton, ack, str(command.get("channel_id") or ""))
+            await _after(baton, ack, respond, _list(baton, str(command.get("channel_id") or "")))
         case "pause" | "resume" | "delete" | "remove" | "run":
-            await _by_id(baton, ack, command, word.lower(), rest.split(" ")[0] if rest else "")
+            schedule_id = rest.split(" ")[0] if rest else ""
+            if not schedule_id:
+                await ack(
+                    response_type="ephemeral",
+                    text=f"Say which schedule: `/baton schedule {word.lower()} <id>` (`/baton schedule list` shows the ids).",
+                )
+                return
+            await _after(baton, ack, respond, _by_id(baton, command, word.lower(), schedule_id))
         case _:
             await ack(
                 response_type="ephemeral",
@@ -160,18 +181,27 @@ async def handle_schedule_command(
             )
 
 
-async def _add(baton: Baton, ack: AsyncAck, command: dict[str, Any], text: str) -> None:
+async def _after(
+    baton: Baton, ack: AsyncAck, respond: AsyncRespond, reply: Awaitable[dict[str, Any]]
+) -> None:
+    """Ack now; answer through the command's response URL once the work is done."""
+    await ack()
+
+    async def answer() -> None:
+        try:
+            await respond(**await reply)
+        except Exception:
+            log.exception("a schedule command failed")
+            await respond(
+                response_type="ephemeral",
+                text="Something went wrong inside Baton while doing this; nothing may have changed. Try again in a minute.",
+            )
+
+    baton.background.spawn(answer(), name="schedule-command")
+
+
+async def _add(baton: Baton, command: dict[str, Any], wanted: NewSchedule) -> dict[str, Any]:
     user = str(command.get("user_id") or "") or None
-    try:
-        wanted = parse_add(text, baton.catalog)
-    except WhenError as e:
-        await ack(
-            response_type="ephemeral", text=f"{e.problem} Nothing was scheduled.\n{ACCEPTED_FORMS}"
-        )
-        return
-    except ScheduleInputError as e:
-        await ack(response_type="ephemeral", text=f"{e} Nothing was scheduled.")
-        return
     tz_name = wanted.timezone or await _users_zone(baton, user)
     schedule = await schedules.create(
         baton.db,
@@ -192,11 +222,11 @@ async def _add(baton: Baton, ack: AsyncAck, command: dict[str, Any], text: str) 
         ),
     )
     baton.scheduler.watch(schedule)
-    await ack(
-        response_type="in_channel",
-        text=f"Scheduled {schedule.id}: {describe(wanted.when, tz_name)}",
-        blocks=created_blocks(schedule),
-    )
+    return {
+        "response_type": "in_channel",
+        "text": f"Scheduled {schedule.id}: {describe(wanted.when, tz_name)}",
+        "blocks": created_blocks(schedule),
+    }
 
 
 async def _users_zone(baton: Baton, user: str | None) -> str:
@@ -233,14 +263,13 @@ def created_blocks(schedule: Schedule) -> list[Block]:
     ]
 
 
-async def _list(baton: Baton, ack: AsyncAck, channel: str) -> None:
+async def _list(baton: Baton, channel: str) -> dict[str, Any]:
     found = await schedules.in_channel(baton.db, channel)
     if not found:
-        await ack(
-            response_type="ephemeral",
-            text='No schedules in this channel. Add one: `/baton schedule add "every day at 09:00" <request>`.',
-        )
-        return
+        return {
+            "response_type": "ephemeral",
+            "text": 'No schedules in this channel. Add one: `/baton schedule add "every day at 09:00" <request>`.',
+        }
     now = utcnow()
     lines = []
     for s in found:
@@ -257,25 +286,18 @@ async def _list(baton: Baton, ack: AsyncAck, channel: str) -> None:
         )
     blocks: list[Block] = [section(f"*{len(found)} schedule(s) in this channel*")]
     blocks += [section(line) for line in lines[:45]]
-    await ack(response_type="ephemeral", text=f"{len(found)} schedule(s)", blocks=blocks)
+    return {"response_type": "ephemeral", "text": f"{len(found)} schedule(s)", "blocks": blocks}
 
 
 async def _by_id(
-    baton: Baton, ack: AsyncAck, command: dict[str, Any], verb: str, schedule_id: str
-) -> None:
-    if not schedule_id:
-        await ack(
-            response_type="ephemeral",
-            text=f"Say which schedule: `/baton schedule {verb} <id>` (`/baton schedule list` shows the ids).",
-        )
-        return
+    baton: Baton, command: dict[str, Any], verb: str, schedule_id: str
+) -> dict[str, Any]:
     schedule = await schedules.get(baton.db, schedule_id)
     if schedule is None:
-        await ack(
-            response_type="ephemeral",
-            text=f"There is no schedule `{escape(truncate(schedule_id, 40))}`. `/baton schedule list` shows this channel's.",
-        )
-        return
+        return {
+            "response_type": "ephemeral",
+            "text": f"There is no schedule `{escape(truncate(schedule_id, 40))}`. `/baton schedule list` shows this channel's.",
+        }
     user = str(command.get("user_id") or "")
     match verb:
         case "pause":
@@ -306,4 +328,4 @@ async def _by_id(
                 )
             else:
                 text = f"▶️ Running schedule `{schedule.id}` now (run `{result.run_id}`); its digest will be posted in <#{schedule.channel_id}>."
-    await ack(response_type="ephemeral", text=text)
+    return {"response_type": "ephemeral", "text": text}

@@ -1,21 +1,30 @@
-"""How Slack reaches Baton: Socket Mode, or HTTP on `POST /slack/events` (+ `GET /healthz`)."""
+"""How Slack reaches Baton: Socket Mode, or HTTP on `POST /slack/events` (+ `GET /healthz`).
+
+Also the housekeeping sweep, one per process: it resumes runs whose process stopped, applies
+decisions, expires approvals, delivers the outbox, and handles clicks a stopped process acked
+but never handled.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from datetime import datetime
 
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import Baton
 from bot.approvals import expire_and_resume
+from bot.clicks import handle_left_over
 from bot.config import secret
+from bot.intake import drive
 from bot.manifest import EVENTS_PATH
 from bot.metrics import metrics_route
-from orchestration.engine import interrupted_runs
-from storage import stats
+from bot.payloads import refuse_malformed
+from orchestration.engine import runs_to_drive
+from storage import inbox, slack_events, stats
+from storage.db import is_unavailable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -29,28 +38,57 @@ async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
 
 
 async def housekeeping_loop(baton: Baton, *, every: float) -> None:
-    """One sweep per interval for the whole process — never a timer per waiting run."""
+    """One sweep at a time for the whole process — never a timer per waiting run. It comes
+    back sooner when it knows something falls due (a lease lapses, a retry is due)."""
     while not baton.stopping.is_set():
+        soonest: datetime | None = None
         try:
-            await resume_interrupted(baton)
-            await expire_and_resume(baton)
-            # Schedules added, paused or deleted by another replica; fires it could not take.
-            await baton.scheduler.sync()
-        except Exception:
-            log.exception("housekeeping sweep failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(baton.stopping.wait(), timeout=every)
+            soonest = await sweep(baton)
+        except Exception as e:
+            if is_unavailable(e):
+                log.warning("housekeeping: the database is unavailable (%s)", e)
+            else:
+                log.exception("housekeeping sweep failed")
+        wait = every
+        if soonest is not None:
+            wait = min(every, max((soonest - utcnow()).total_seconds() + 0.05, 0.05))
+        baton.wake.clear()
+        waits = [asyncio.create_task(baton.stopping.wait()), asyncio.create_task(baton.wake.wait())]
+        try:
+            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
 
-async def resume_interrupted(baton: Baton) -> None:
-    """Runs whose process died (their lease lapses) are picked up here; live ones are left."""
-    for run_id in await interrupted_runs(baton.db):
-        baton.background.spawn(baton.orchestrator.execute(run_id), name=f"recover-{run_id}")
+async def sweep(baton: Baton) -> datetime | None:
+    """One pass of housekeeping; returns when the next thing it knows of falls due."""
+    due = await resume_interrupted(baton)
+    await expire_and_resume(baton)
+    next_click = await handle_left_over(baton)
+    next_delivery = await baton.deliverer.sweep()
+    await slack_events.forget_old(baton.db)
+    await inbox.forget_old(baton.db)
+    # Schedules added, paused or deleted by another replica; fires it could not take.
+    await baton.scheduler.sync()
+    times = [t for t in (due, next_click, next_delivery) if t is not None]
+    return min(times) if times else None
+
+
+async def resume_interrupted(baton: Baton) -> datetime | None:
+    """Runs whose process stopped (their lease lapsed) and decided gates not yet applied."""
+    found = await runs_to_drive(baton.db)
+    for run_id in found.run_ids:
+        if not baton.orchestrator.driving(run_id):
+            baton.background.spawn(drive(baton, run_id), name=f"recover-{run_id}")
+    return found.next_check
 
 
 def web_app(baton: Baton) -> web.Application:
     """Bolt's aiohttp app (signature checks included), a health check and the metrics."""
     app = baton.app.web_app(path=EVENTS_PATH)
+    app.middlewares.append(refuse_malformed)
     add_operator_routes(app, baton)
     return app
 

@@ -1,8 +1,10 @@
 """The orchestrator: drives one run from the database until it finishes or waits for a person.
 
-`execute(run_id)` is the only entry point. It can be called for a new run, after an approval
-decision, after a restart, from any process: the database says where the run stands, a lease
-makes sure one process drives it at a time, and finished tasks are never run again.
+`execute(run_id)` starts or continues a run; `stop(run_id, by)` stops one. Either can be
+called for any run, from any process, any number of times at once: the database says where
+the run stands, a lease (`driving.py`) lets exactly one drive drive it, and finished tasks
+are never run again. Every task a drive starts belongs to it (an `asyncio.TaskGroup`):
+stopping the drive — a Stop, a shutdown, the deadline, a lost lease — ends them all.
 """
 
 from __future__ import annotations
@@ -10,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import socket
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from agents.errors import ModelError
 from agents.explain import sentence
@@ -24,7 +25,9 @@ from agents.telemetry import Telemetry
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.extract import plain
+from orchestration import endings
 from orchestration.costs import estimate
+from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
     ApprovalDecided,
@@ -40,19 +43,26 @@ from orchestration.events import (
 from orchestration.gates import Gates, Show
 from orchestration.limits import Limits
 from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
-from orchestration.supervisor import TaskOutcome, compose, synthesize
+from orchestration.supervisor import compose, synthesize
 from orchestration.tasks import TaskRunner
 from orchestration.telemetry import traced_run, with_run_id
-from storage import approvals, runs
-from storage.db import Database, utcnow
-from storage.models import ApprovalStatus, Run, RunStatus, TaskRow, TaskStatus
+from storage import approvals, outbox, runs
+from storage.db import Database, is_unavailable, utcnow
+from storage.models import ApprovalStatus, DeliveryPurpose, Run, RunStatus, TaskRow, TaskStatus
+from storage.runs import Lease
 
 log = logging.getLogger(__name__)
 
 SinkFactory = Callable[[Run], EventSink]
 ToolContextFactory = Callable[[str, str, str], ToolContext]  # run id, task id, idempotency key
 
-BLOCKING = (TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.REJECTED, TaskStatus.UNVERIFIED)
+BLOCKING = (
+    TaskStatus.FAILED,
+    TaskStatus.SKIPPED,
+    TaskStatus.REJECTED,
+    TaskStatus.UNVERIFIED,
+    TaskStatus.CANCELLED,
+)
 
 
 class Orchestrator:
@@ -77,8 +87,8 @@ class Orchestrator:
         self.limits = limits or Limits()
         self.prices = PriceTable(catalog.prices)
         self._sinks = sinks
-        self._driving: set[str] = set()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._drives: dict[str, Drive] = {}
+        self._tokens = Tokens()
         self.gates = Gates(
             db=db,
             catalog=catalog,
@@ -98,42 +108,146 @@ class Orchestrator:
 
     @with_run_id
     async def execute(self, run_id: str) -> None:
-        """Start or continue a run. Returns when it is finished or waiting; never raises."""
-        while True:
-            if run_id in self._driving or not await runs.acquire_lease(
-                self.db, run_id, self.owner, seconds=self.limits.lease_seconds
-            ):
-                return  # someone else is driving it and will see what changed
-            self._driving.add(run_id)
-            heartbeat = asyncio.create_task(self._keep_lease(run_id))
+        """Start or continue a run, then any message that waited for it in its thread.
+
+        Returns when the run has finished, waits for a person, or is driven elsewhere (that
+        driver will see whatever changed). Never raises, but for cancellation.
+        """
+        next_id: str | None = run_id
+        while next_id is not None:
             try:
-                await self._advance(run_id)
-            except Exception:
-                log.exception("run %s failed inside Baton", run_id)
-                await self._fail(
-                    run_id,
-                    f"Something went wrong inside Baton while running this (run `{run_id}`). "
-                    "The error is in the bot's log; try again, and tell your Baton admin if it repeats.",
-                )
-            finally:
-                heartbeat.cancel()
-                await runs.release_lease(self.db, run_id, self.owner)
-                self._driving.discard(run_id)
-            # A decision may have landed while we held the lease and could not act on it.
-            if not await self._decided_while_busy(run_id):
+                finished = await self._take_turns(next_id)
+                next_id = await runs.next_follower(self.db, next_id) if finished else None
+            except Exception as e:
+                if not is_unavailable(e):
+                    log.exception("run %s could not be driven", next_id)
+                else:
+                    log.warning(
+                        "run %s: the database is unavailable (%s); it will be resumed", next_id, e
+                    )
                 return
 
-    async def _keep_lease(self, run_id: str) -> None:
+    async def stop(self, run_id: str, *, by: str) -> bool:
+        """Stop a run (in whichever process drives it). False when it had finished already or
+        a stop was asked before."""
+        if not await runs.request_cancel(self.db, run_id, by):
+            return False
+        drive = self._drives.get(run_id)
+        if drive is not None:
+            drive.stop(StopReason.PERSON, by)
+        else:
+            # Waiting, queued, or driven elsewhere: whoever holds it sees the request.
+            await self.execute(run_id)
+        return True
+
+    @property
+    def owner(self) -> str:
+        """This process's name in the leases it holds."""
+        return self._tokens.owner
+
+    def driving(self, run_id: str) -> bool:
+        return run_id in self._drives
+
+    async def _take_turns(self, run_id: str) -> bool:
+        """Drive the run while it is nudged; True when it has finished."""
+        lease = await runs.nudge_and_acquire(
+            self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
+        )
         while True:
-            await asyncio.sleep(self.limits.lease_seconds / 3)
-            await runs.acquire_lease(self.db, run_id, self.owner, seconds=self.limits.lease_seconds)
+            if lease is None:
+                return False  # someone else is driving it and will see the nudge
+            left = True
+            try:
+                left = await self._drive_under(lease)
+            finally:
+                again = await let_go(self.db, lease)
+            if left or not again:
+                break
+            lease = await runs.acquire_lease(
+                self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
+            )
+        run = await runs.get_run(self.db, run_id)
+        return run is not None and run.status.is_final
+
+    async def _drive_under(self, lease: Lease) -> bool:
+        """One drive while the lease is held. True when the driver had to leave the run as it
+        was (the database went away, the lease was lost): the sweep takes it up later."""
+        run_id = lease.run_id
+        run = await runs.get_run(self.db, run_id)
+        if run is None:
+            return False
+        sink = self._sinks(run)
+        work = asyncio.create_task(self._advance(run, sink), name=f"drive-{run_id}")
+        drive = Drive(lease=lease, work=work)
+        self._drives[run_id] = drive
+        beat = Beat(functools.partial(heartbeat, self.db, drive, self.limits))
+        try:
+            try:
+                await asyncio.wait([work])
+            except asyncio.CancelledError:
+                # This process is stopping: end the work, and leave its tasks for the next driver.
+                drive.stop(StopReason.SHUTDOWN)
+                await asyncio.wait([work])
+                await self._leave_for_later(run_id)
+                raise
+        finally:
+            await beat.stop()
+            self._drives.pop(run_id, None)
+        return await self._after(drive, sink)
+
+    async def _after(self, drive: Drive, sink: EventSink) -> bool:
+        """What a drive's end means for the run."""
+        run_id = drive.lease.run_id
+        if drive.work.cancelled():
+            if drive.reason == StopReason.PERSON:
+                await self._stop(run_id, drive.stopped_by or "someone", sink)
+                return False
+            log.warning("run %s: lease lost; leaving it to whoever takes it over", run_id)
+            return True
+        error = drive.work.exception()
+        if error is None:
+            return False
+        if any(is_unavailable(e) for e in leaves(error)):
+            log.warning(
+                "run %s: the database is unavailable (%s); it will be resumed", run_id, error
+            )
+            return True
+        log.error("run %s failed inside Baton", run_id, exc_info=error)
+        await self._fail(
+            run_id,
+            f"Something went wrong inside Baton while running this (run `{run_id}`). "
+            "The error is in the bot's log; try again, and tell your Baton admin if it repeats.",
+            sink=sink,
+        )
+        return False
+
+    async def _leave_for_later(self, run_id: str) -> None:
+        """Tasks cut off by a shutdown go back to pending: the next driver runs them."""
+        try:
+            for t in await runs.list_tasks(self.db, run_id):
+                if t.status == TaskStatus.RUNNING:
+                    await runs.record(
+                        self.db,
+                        run_id,
+                        "task_requeued",
+                        task_id=t.task_id,
+                        data={"why": "Baton stopped while it ran"},
+                        task={"status": TaskStatus.PENDING},
+                    )
+        except Exception as e:
+            if not is_unavailable(e):
+                log.exception("run %s: could not requeue its tasks", run_id)
 
     @traced_run
-    async def _advance(self, run_id: str) -> None:
-        run = await runs.get_run(self.db, run_id)
-        if run is None or run.status.is_final:
+    async def _advance(self, run: Run, sink: EventSink) -> None:
+        run_id = run.id
+        if run.status.is_final:
             return
-        sink = self._sinks(run)
+        if run.cancel_requested_by:
+            await self._stop(run_id, run.cancel_requested_by, sink)
+            return
+        if run.follows_run_id and not await self._predecessor_done(run):
+            return  # it starts when the run before it in the thread has finished
         deadline = utcnow() + timedelta(seconds=self.limits.run_deadline)
         if run.status in (RunStatus.QUEUED, RunStatus.PLANNING):
             await runs.record(
@@ -152,6 +266,8 @@ class Orchestrator:
             if not await self._plan(run, sink):
                 return
         else:
+            if run.status == RunStatus.WAITING and not await self._has_news(run_id):
+                return  # nothing was decided: it keeps waiting, and nothing is shown again
             await runs.record(
                 self.db,
                 run_id,
@@ -160,6 +276,23 @@ class Orchestrator:
             )
             await self._requeue_orphans(run_id)
         await self._drive(run_id, sink)
+
+    async def _predecessor_done(self, run: Run) -> bool:
+        assert run.follows_run_id is not None
+        before = await runs.get_run(self.db, run.follows_run_id)
+        return before is None or before.status.is_final
+
+    async def _has_news(self, run_id: str) -> bool:
+        """A waiting run has something to act on: a decided gate not applied yet."""
+        waiting = {
+            t.task_id
+            for t in await runs.list_tasks(self.db, run_id)
+            if t.status == TaskStatus.WAITING
+        }
+        latest: dict[str, ApprovalStatus] = {}
+        for a in await approvals.for_run(self.db, run_id):
+            latest[a.task_id] = a.status
+        return any(latest.get(t, ApprovalStatus.PENDING) != ApprovalStatus.PENDING for t in waiting)
 
     async def _requeue_orphans(self, run_id: str) -> None:
         """Tasks left running by a process that died go back to pending (we hold the lease)."""
@@ -236,35 +369,15 @@ class Orchestrator:
         run = await runs.get_run(self.db, run_id)
         assert run is not None and run.deadline_at is not None
         show: Show = functools.partial(self.publish, sink)
-        running: dict[str, asyncio.Task[None]] = {}
         deadline_hit = False
         remaining = (run.deadline_at - utcnow()).total_seconds()
         try:
-            async with asyncio.timeout(max(remaining, 0.0)):
-                while True:
-                    tasks = await runs.list_tasks(self.db, run_id)
-                    if await self._settle(run_id, tasks, show) or await self._skip_blocked(
-                        run_id, tasks, show
-                    ):
-                        continue
-                    run = await runs.get_run(self.db, run_id)
-                    assert run is not None
-                    for t in self._ready(tasks, running):
-                        if len(running) >= self.limits.max_parallel:
-                            break
-                        if await self.gates.before_start(run, t, show):
-                            continue
-                        running[t.task_id] = asyncio.create_task(self.tasks.run(run, t, show))
-                    if not running:
-                        break
-                    done, _ = await asyncio.wait(
-                        running.values(), return_when=asyncio.FIRST_COMPLETED
-                    )
-                    for task_id in [k for k, v in running.items() if v in done]:
-                        running.pop(task_id).result()
+            async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
+                await self._run_tasks(run_id, group, show)
         except TimeoutError:
+            # The group has cancelled and awaited every task it started.
             deadline_hit = True
-            await self._stop_at_deadline(run_id, running, show)
+            await self._stop_at_deadline(run_id, show)
         tasks = await runs.list_tasks(self.db, run_id)
         waiting = [t for t in tasks if t.status == TaskStatus.WAITING]
         if waiting and not deadline_hit:
@@ -277,6 +390,31 @@ class Orchestrator:
             await self.publish(sink, RunWaiting(run_id=run_id, pending=tuple(pending)))
             return
         await self._finish(run_id, tasks, sink, deadline_hit=deadline_hit)
+
+    async def _run_tasks(self, run_id: str, group: asyncio.TaskGroup, show: Show) -> None:
+        """Start what is ready, wait for one to end, repeat; returns when nothing runs."""
+        running: dict[str, asyncio.Task[None]] = {}
+        while True:
+            tasks = await runs.list_tasks(self.db, run_id)
+            if await self._settle(run_id, tasks, show) or await self._skip_blocked(
+                run_id, tasks, show
+            ):
+                continue
+            run = await runs.get_run(self.db, run_id)
+            assert run is not None
+            for t in self._ready(tasks, running):
+                if len(running) >= self.limits.max_parallel:
+                    break
+                if await self.gates.before_start(run, t, show):
+                    continue
+                running[t.task_id] = group.create_task(
+                    self.tasks.run(run, t, show), name=f"task-{run_id}-{t.task_id}"
+                )
+            if not running:
+                return
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for task_id in [k for k, v in running.items() if v in done]:
+                running.pop(task_id)
 
     @staticmethod
     def _ready(tasks: list[TaskRow], running: dict[str, asyncio.Task[None]]) -> list[TaskRow]:
@@ -347,12 +485,7 @@ class Orchestrator:
                 changed = True
         return changed
 
-    async def _stop_at_deadline(
-        self, run_id: str, running: dict[str, asyncio.Task[None]], show: Show
-    ) -> None:
-        for task in running.values():
-            task.cancel()
-        await asyncio.gather(*running.values(), return_exceptions=True)
+    async def _stop_at_deadline(self, run_id: str, show: Show) -> None:
         reason = f"stopped at the run's {self.limits.run_deadline:g} s deadline"
         for t in await runs.list_tasks(self.db, run_id):
             if t.status.is_final:
@@ -374,22 +507,8 @@ class Orchestrator:
     ) -> None:
         run = await runs.get_run(self.db, run_id)
         assert run is not None
-        outcomes = [
-            TaskOutcome(
-                id=t.task_id,
-                agent=t.agent,
-                status=t.status.value,
-                output=(t.output if t.status == TaskStatus.SUCCEEDED else t.error) or "",
-            )
-            for t in tasks
-        ]
-        succeeded = [t for t in tasks if t.status == TaskStatus.SUCCEEDED]
-        if len(succeeded) == len(tasks):
-            status = RunStatus.SUCCEEDED
-        elif succeeded:
-            status = RunStatus.PARTIAL
-        else:
-            status = RunStatus.FAILED
+        outcomes = endings.outcomes(tasks)
+        status = endings.run_status(tasks)
         if deadline_hit:
             answer = (
                 f"⏱️ This run reached its {self.limits.run_deadline:g} s deadline, so unfinished "
@@ -411,12 +530,93 @@ class Orchestrator:
                     )
             except TimeoutError:
                 answer = compose(outcomes)
+        contributors = endings.contributors(tasks)
+        await self._end(
+            run_id,
+            "run_finished",
+            status,
+            answer,
+            sink,
+            contributors=contributors,
+            data={"status": status.value},
+        )
+
+    async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
+        """End the run as failed, with a sentence that says what happened and what to do."""
+        run = await runs.get_run(self.db, run_id)
+        if run is None or run.status.is_final:
+            return
+        await self._end(
+            run_id,
+            "run_failed",
+            RunStatus.FAILED,
+            message,
+            sink or self._sinks(run),
+            error=message,
+            data={"error": message},
+        )
+
+    async def _stop(self, run_id: str, by: str, sink: EventSink) -> None:
+        """A person stopped the run: nothing more starts; its answer says what was done."""
+        run = await runs.get_run(self.db, run_id)
+        if run is None or run.status.is_final:
+            return
+        show: Show = functools.partial(self.publish, sink)
+        now = utcnow()
+        for t in await runs.list_tasks(self.db, run_id):
+            if t.status.is_final:
+                continue
+            move = endings.stopped_task(t, by)
+            await runs.record(
+                self.db,
+                run_id,
+                move.event,
+                task_id=t.task_id,
+                task={"status": move.status, "error": move.reason, "finished_at": now},
+            )
+            await show(
+                TaskFinished(
+                    run_id=run_id, task_id=t.task_id, status=move.status.value, summary=move.reason
+                )
+            )
+        await approvals.withdraw_pending(self.db, run_id, by=by)
+        tasks = await runs.list_tasks(self.db, run_id)
+        answer = endings.stopped_answer(by, tasks, await self.tasks.unfinished_calls(run_id))
+        await self._end(
+            run_id,
+            "run_cancelled",
+            RunStatus.CANCELLED,
+            answer,
+            sink,
+            contributors=endings.contributors(tasks),
+            data={"by": by},
+        )
+
+    async def _end(
+        self,
+        run_id: str,
+        kind: str,
+        status: RunStatus,
+        answer: str,
+        sink: EventSink,
+        *,
+        contributors: tuple[str, ...] = (),
+        error: str | None = None,
+        data: dict[str, object] | None = None,
+    ) -> None:
+        """Record the run's end and queue its answer in one transaction, then show it."""
+        fields: dict[str, object] = {"status": status, "answer": answer, "finished_at": utcnow()}
+        if error is not None:
+            fields["error"] = error
         await runs.record(
             self.db,
             run_id,
-            "run_finished",
-            data={"status": status.value},
-            run={"status": status, "answer": answer, "finished_at": utcnow()},
+            kind,
+            data=dict(data or {}),
+            run=fields,
+            deliver=outbox.new(
+                run_id, DeliveryPurpose.ANSWER, data={"contributors": list(contributors)}
+            ),
         )
         final = await runs.get_run(self.db, run_id)
         assert final is not None
@@ -429,43 +629,9 @@ class Orchestrator:
                 input_tokens=final.input_tokens,
                 output_tokens=final.output_tokens,
                 cost_usd=final.cost_usd,
-                contributors=tuple(dict.fromkeys(t.agent for t in succeeded)),
+                contributors=contributors,
             ),
         )
-
-    async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
-        """End the run as failed, with a sentence that says what happened and what to do."""
-        run = await runs.get_run(self.db, run_id)
-        if run is None or run.status.is_final:
-            return
-        await runs.record(
-            self.db,
-            run_id,
-            "run_failed",
-            data={"error": message},
-            run={
-                "status": RunStatus.FAILED,
-                "error": message,
-                "answer": message,
-                "finished_at": utcnow(),
-            },
-        )
-        final = await runs.get_run(self.db, run_id)
-        assert final is not None
-        await self.publish(
-            sink or self._sinks(final),
-            RunFinished(
-                run_id=run_id,
-                status=RunStatus.FAILED.value,
-                answer=message,
-                input_tokens=final.input_tokens,
-                output_tokens=final.output_tokens,
-                cost_usd=final.cost_usd,
-            ),
-        )
-
-    async def _decided_while_busy(self, run_id: str) -> bool:
-        return run_id in await interrupted_runs_of(self.db, [run_id])
 
     @staticmethod
     async def publish(sink: EventSink, event: RunEvent) -> None:
@@ -487,28 +653,18 @@ def _title(agent: str, instruction: str) -> str:
     return first if len(first) <= 80 else first[:77] + "…"
 
 
-async def interrupted_runs(db: Database) -> list[str]:
-    """Runs a stopped process left mid-way (and waiting runs with a decision not yet applied)."""
-    active = await runs.runs_by_status(
-        db, [RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.RUNNING]
-    )
-    waiting = await runs.runs_by_status(db, [RunStatus.WAITING])
-    return [r.id for r in active] + await interrupted_runs_of(db, [r.id for r in waiting])
+@dataclass(frozen=True)
+class Due:
+    """Runs the sweep should drive now, and when to look again for more."""
+
+    run_ids: list[str]
+    next_check: datetime | None
 
 
-async def interrupted_runs_of(db: Database, run_ids: list[str]) -> list[str]:
-    """Those of `run_ids` that wait at a gate already decided (the decision is not applied yet)."""
-    found = []
-    for run_id in run_ids:
-        run = await runs.get_run(db, run_id)
-        if run is None or run.status != RunStatus.WAITING:
-            continue
-        tasks = {t.task_id: t for t in await runs.list_tasks(db, run_id)}
-        if any(
-            a.status != ApprovalStatus.PENDING
-            and a.task_id in tasks
-            and tasks[a.task_id].status == TaskStatus.WAITING
-            for a in await approvals.for_run(db, run_id)
-        ):
-            found.append(run_id)
-    return found
+async def runs_to_drive(db: Database) -> Due:
+    """Runs nobody drives (their process stopped), and waiting runs with a decision not yet
+    applied: one query each, however many runs there are."""
+    free = await runs.runs_to_resume(db)
+    decided = await approvals.runs_with_decisions_to_apply(db)
+    ids = list(dict.fromkeys([*free.run_ids, *decided]))
+    return Due(run_ids=ids, next_check=free.next_lease_end)

@@ -156,8 +156,8 @@ class Gates:
             return None
         approved = latest.status == ApprovalStatus.APPROVED
         fields: dict[str, Any]
-        if latest.kind == "tool":
-            fields = {"status": TaskStatus.PENDING}  # the specialist continues, told the decision
+        if approved and latest.kind == "tool":
+            fields = {"status": TaskStatus.PENDING}  # the specialist continues with that call
         elif approved and latest.kind == "agent":
             fields = {"status": TaskStatus.SUCCEEDED, "finished_at": utcnow()}
         elif approved:
@@ -181,7 +181,7 @@ class Gates:
         await runs.record(
             self.db,
             task.run_id,
-            "approval_applied",
+            "approval_applied" if approved else "task_rejected",
             task_id=task.task_id,
             data={"approval_id": latest.id, "status": latest.status.value},
             task=fields,
@@ -205,7 +205,16 @@ class Gates:
 
 
 def describe_refusal(approval: Approval) -> str:
+    """For people: what did not happen, and why (never an instruction meant for a model)."""
+    if approval.tool_name:
+        what = f"`{approval.tool_name}` was not called"
+    elif approval.kind == "budget":
+        what = "not run: no more budget was approved"
+    else:
+        what = "not done"
     if approval.status == ApprovalStatus.EXPIRED:
-        return "not approved in time: the approval expired"
-    why = f": {approval.reason}" if approval.reason else ""
-    return f"rejected by <@{approval.decided_by}>{why}"
+        return f"{what}: the approval expired without a decision"
+    if approval.status == ApprovalStatus.WITHDRAWN:
+        return f"{what}: the run was stopped by <@{approval.decided_by}>"
+    why = f" — “{approval.reason}”" if approval.reason else ""
+    return f"{what}: rejected by <@{approval.decided_by}>{why}"

@@ -20,4 +20,11 @@ class Limits:
     budget_usd: float | None = None
     # Tokens after which the run asks a person before going on; None for no budget.
     budget_tokens: int | None = None
+    # A driver renews its lease while it works; a lease not renewed for this long lapses and
+    # another process (or the same one, after a crash) takes the run over.
     lease_seconds: float = 30.0
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often a driver renews its lease and looks for a Stop asked elsewhere."""
+        return min(self.lease_seconds / 3, 5.0)

@@ -45,7 +45,13 @@ REPAIR_PROSE = (
     "nothing before or after it."
 )
 
-_MARK = {"failed": "❌", "skipped": "⏭️", "rejected": "🚫", "unverified": "❔"}
+_MARK = {
+    "failed": "❌",
+    "skipped": "⏭️",
+    "rejected": "🚫",
+    "unverified": "❔",
+    "cancelled": "⏹️",
+}
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,7 +36,7 @@ from orchestration.planning import usage_hook
 from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, runs, tool_calls
 from storage.db import Database, utcnow
-from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus
+from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +192,15 @@ class TaskRunner:
             )
             await progress(f"{failed.ref} failed ({short(error)}); {next_.ref} takes over")
 
+        # The n-th identical call of this task (same tool, same arguments) has key n: a
+        # replay after a restart finds its earlier claim, a deliberate repeat gets its own.
+        calls = Counter(_signature(c) for c in _answered_calls(transcript))
+
         async def perform(tool: Tool, args: BaseModel, call: ToolCall) -> ToolResult:
-            return await self._perform(run, task, tool, args, call)
+            signature = _signature(call)
+            key = f"{run.id}:{task.task_id}:{signature}#{calls[signature]}"
+            calls[signature] += 1
+            return await self._perform(run, task, tool, args, call, key)
 
         return await run_specialist(
             spec,
@@ -216,27 +227,25 @@ class TaskRunner:
             f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
         }
 
-    async def _decisions(self, task: TaskRow) -> dict[str, Decision]:
-        decided: dict[str, Decision] = {}
-        for a in await approvals.for_run(self.db, task.run_id):
-            if a.task_id != task.task_id or a.call_id is None or a.status == ApprovalStatus.PENDING:
-                continue
-            reason = a.reason or (
-                "the approval expired" if a.status == ApprovalStatus.EXPIRED else ""
-            )
-            decided[a.call_id] = Decision(
-                approved=a.status == ApprovalStatus.APPROVED,
-                by=a.decided_by or "nobody",
-                reason=reason,
-            )
-        return decided
+    async def _decisions(self, task: TaskRow) -> Mapping[str, Decision]:
+        """The decision on the call the task stopped at: its latest gate, and only that one."""
+        gates = [
+            a for a in await approvals.for_run(self.db, task.run_id) if a.task_id == task.task_id
+        ]
+        latest = gates[-1] if gates else None
+        if latest is None or latest.call_id is None or latest.status != ApprovalStatus.APPROVED:
+            return OneShot({})
+        return OneShot({latest.call_id: Decision(approved=True, by=latest.decided_by or "nobody")})
+
+    async def unfinished_calls(self, run_id: str) -> list[ToolCallRecord]:
+        """Side-effecting calls claimed but never finished: they may have happened."""
+        return [c for c in await tool_calls.for_run(self.db, run_id) if not c.result]
 
     @traced_tool
     async def _perform(
-        self, run: Run, task: TaskRow, tool: Tool, args: BaseModel, call: ToolCall
+        self, run: Run, task: TaskRow, tool: Tool, args: BaseModel, call: ToolCall, key: str
     ) -> ToolResult:
         """Call the tool; a side-effecting call is claimed first so it can never happen twice."""
-        key = f"{run.id}:{task.task_id}:{call.id}"
         ctx: ToolContext = self.tool_context(run.id, task.task_id, key)
         if not tool.requires_approval:
             result = await tool.run(args, ctx)
@@ -305,6 +314,54 @@ _STATUS = {
     Verdict.FAILED: TaskStatus.FAILED,
     Verdict.REJECTED: TaskStatus.REJECTED,
 }
+
+
+class OneShot(Mapping[str, Decision]):
+    """Decisions by call id, each given out once.
+
+    Some model servers reuse call ids (`call_0` every turn): a decision must answer the one
+    call a person saw, never a later, different call that happens to carry the same id.
+    """
+
+    def __init__(self, decisions: dict[str, Decision]) -> None:
+        self._decisions = dict(decisions)
+
+    def __getitem__(self, call_id: str) -> Decision:
+        return self._decisions.pop(call_id)
+
+    def get(self, call_id: str, default: Any = None) -> Any:
+        return self._decisions.pop(call_id, default)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._decisions))
+
+    def __len__(self) -> int:
+        return len(self._decisions)
+
+
+def _signature(call: ToolCall) -> str:
+    """The call's content — tool and canonical arguments — never the model's call id."""
+    canonical = json.dumps(call.arguments, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{call.name}:{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
+
+
+def _answered_calls(transcript: list[Message]) -> list[ToolCall]:
+    """Calls in a saved transcript that already have a result (performed, or refused).
+
+    A call's result follows its own assistant turn, so ids are matched turn by turn.
+    """
+    found: list[ToolCall] = []
+    for i, m in enumerate(transcript):
+        if m.role != "assistant":
+            continue
+        answered: set[str | None] = set()
+        for later in transcript[i + 1 :]:
+            if later.role == "assistant":
+                break
+            if later.role == "tool":
+                answered.add(later.tool_call_id)
+        found += [c for c in m.tool_calls if c.id in answered]
+    return found
 
 
 def _first_line(text: str, limit: int = 140) -> str:

@@ -59,15 +59,14 @@ def with_run_id(
 
 
 def traced_run(
-    fn: Callable[[D, str], Coroutine[Any, Any, None]],
-) -> Callable[[D, str], Coroutine[Any, Any, None]]:
+    fn: Callable[[D, Run, S], Coroutine[Any, Any, None]],
+) -> Callable[[D, Run, S], Coroutine[Any, Any, None]]:
     """One stretch of a run inside the supervisor's span; a run that ends is timed and counted."""
 
     @functools.wraps(fn)
-    async def wrapper(self: D, run_id: str) -> None:
-        run = await runs.get_run(self.db, run_id)
-        if run is None or run.status.is_final:
-            await fn(self, run_id)
+    async def wrapper(self: D, run: Run, sink: S) -> None:
+        if run.status.is_final:
+            await fn(self, run, sink)
             return
         with run_span(
             self.telemetry,
@@ -79,8 +78,8 @@ def traced_run(
         ) as span:
             if run.traceparent is None and (parent := traceparent(span)) is not None:
                 await runs.set_traceparent(self.db, run.id, parent)
-            await fn(self, run_id)
-            after = await runs.get_run(self.db, run_id)
+            await fn(self, run, sink)
+            after = await runs.get_run(self.db, run.id)
             if after is not None:
                 _run_outcome(self.telemetry, span, after)
 
@@ -135,14 +134,17 @@ def traced_task(
     return wrapper
 
 
-def traced_tool(
-    fn: Callable[[S, Run, TaskRow, Tool, BaseModel, ToolCall], Coroutine[Any, Any, ToolResult]],
-) -> Callable[[S, Run, TaskRow, Tool, BaseModel, ToolCall], Coroutine[Any, Any, ToolResult]]:
-    """A tool call inside an `execute_tool` span."""
+PerformTool = Callable[
+    [S, Run, TaskRow, Tool, BaseModel, ToolCall, str], Coroutine[Any, Any, ToolResult]
+]
+
+
+def traced_tool(fn: PerformTool[S]) -> PerformTool[S]:
+    """A tool call (under its idempotency key) inside an `execute_tool` span."""
 
     @functools.wraps(fn)
     async def wrapper(
-        self: S, run: Run, task: TaskRow, tool: Tool, args: BaseModel, call: ToolCall
+        self: S, run: Run, task: TaskRow, tool: Tool, args: BaseModel, call: ToolCall, key: str
     ) -> ToolResult:
         with tool_span(
             name=tool.name,
@@ -150,7 +152,7 @@ def traced_tool(
             description=tool.description,
             arguments=args.model_dump_json(),
         ) as span:
-            result = await fn(self, run, task, tool, args, call)
+            result = await fn(self, run, task, tool, args, call, key)
             tool_result(span, ok=result.ok, content=result.content)
             return result
 

@@ -11,10 +11,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
+from storage import outbox
 from storage.db import Database, utcnow
-from storage.models import Approval, ApprovalStatus, Event
+from storage.models import (
+    Approval,
+    ApprovalStatus,
+    DeliveryPurpose,
+    Event,
+    Run,
+    RunStatus,
+    TaskRow,
+    TaskStatus,
+)
 
 
 def new_approval_id() -> str:
@@ -22,11 +33,11 @@ def new_approval_id() -> str:
 
 
 async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any]) -> Approval:
-    """Store the approval, put its task into waiting, and log the request — atomically."""
-    from storage.models import TaskRow
-
+    """Store the approval, put its task into waiting, log the request and queue its message
+    (with the buttons) — atomically, so a gate never waits without a way to decide it."""
     async with db.session() as s:
         s.add(approval)
+        s.add(outbox.new(approval.run_id, DeliveryPurpose.APPROVAL, ref=approval.id))
         if task_fields:
             await s.exec(
                 update(TaskRow)
@@ -113,6 +124,7 @@ async def decide(
         if current is None:
             return None
         if won:
+            s.add(outbox.new(current.run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=approval_id))
             s.add(
                 Event(
                     run_id=current.run_id,
@@ -151,5 +163,84 @@ async def expire_due(db: Database) -> list[Approval]:
                         data={"approval_id": a.id},
                     )
                 )
+                s.add(outbox.new(a.run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=a.id))
+                s.add(
+                    outbox.new(
+                        a.run_id,
+                        DeliveryPurpose.NOTICE,
+                        ref=f"expired:{a.id}",
+                        data={
+                            "text": f"⌛ The approval for task `{a.task_id}` expired without a "
+                            "decision, so it counts as rejected: that step did not happen."
+                        },
+                    )
+                )
                 changed.append(a)
     return changed
+
+
+async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
+    """A stopped run's open approvals: withdrawn, their messages to lose the buttons."""
+    now = utcnow()
+    async with db.session() as s:
+        pending = (
+            await s.exec(
+                select(Approval.id).where(
+                    Approval.run_id == run_id, Approval.status == ApprovalStatus.PENDING
+                )
+            )
+        ).all()
+        for approval_id in pending:
+            result = await s.exec(
+                update(Approval)
+                .where(
+                    col(Approval.id) == approval_id,
+                    col(Approval.status) == ApprovalStatus.PENDING,
+                )
+                .values(status=ApprovalStatus.WITHDRAWN, decided_at=now, decided_by=by)
+            )
+            if result.rowcount:
+                s.add(
+                    Event(
+                        run_id=run_id,
+                        kind="approval_withdrawn",
+                        data={"approval_id": approval_id, "by": by},
+                    )
+                )
+                s.add(outbox.new(run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=approval_id))
+        return list(pending)
+
+
+async def runs_with_decisions_to_apply(db: Database) -> list[str]:
+    """Waiting runs with a decided gate whose task still waits: one query for all of them.
+
+    Only a task's latest gate counts (an earlier one was applied before it asked again).
+    """
+    later = aliased(Approval)
+    newer = (
+        select(later.id)
+        .where(
+            col(later.run_id) == col(Approval.run_id),
+            col(later.task_id) == col(Approval.task_id),
+            col(later.requested_at) > col(Approval.requested_at),
+        )
+        .exists()
+    )
+    async with db.session() as s:
+        q = (
+            select(Approval.run_id)
+            .join(
+                TaskRow,
+                (col(TaskRow.run_id) == col(Approval.run_id))
+                & (col(TaskRow.task_id) == col(Approval.task_id)),
+            )
+            .join(Run, col(Run.id) == col(Approval.run_id))
+            .where(
+                Approval.status != ApprovalStatus.PENDING,
+                TaskRow.status == TaskStatus.WAITING,
+                Run.status == RunStatus.WAITING,
+                ~newer,
+            )
+            .distinct()
+        )
+        return list((await s.exec(q)).all())

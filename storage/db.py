@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,6 +28,42 @@ def normalize_url(url: str) -> str:
     return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
 
 
+def is_unavailable(error: BaseException) -> bool:
+    """The database cannot be used right now (down, unreachable, read-only, full, pool dry).
+
+    Not a bug and not the run's fault: whoever hit it lets go and tries again later.
+    """
+    if isinstance(error, sa_exc.DBAPIError):
+        return (
+            bool(error.connection_invalidated)
+            or isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
+            or _sqlstate(error).startswith(_UNAVAILABLE_STATES)
+        )
+    return isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError | OSError)
+
+
+# PostgreSQL's codes for "not now": connection failures, no resources (disk full, too many
+# connections), shutting down or starting up, a database not accepting connections.
+_UNAVAILABLE_STATES = ("08", "53", "57P", "55000")
+
+
+def _sqlstate(error: sa_exc.DBAPIError) -> str:
+    for cause in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(cause, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return ""
+
+
+def _sqlite_wal(connection: Any, _: Any) -> None:
+    # Readers no longer wait for the writer, and a commit needs no sync of the whole file:
+    # many runs writing small changes at once would otherwise queue behind each other.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 def utcnow() -> datetime:
     """Now, in UTC, with its zone: every stored time is zone-aware."""
     return datetime.now(UTC)
@@ -42,6 +81,8 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(self.engine.sync_engine, "connect", _sqlite_wal)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )

@@ -20,10 +20,16 @@ class RunStatus(StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # finished, but some tasks failed, were skipped or rejected
     FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped by a person before it finished
 
     @property
     def is_final(self) -> bool:
-        return self in (RunStatus.SUCCEEDED, RunStatus.PARTIAL, RunStatus.FAILED)
+        return self in (
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        )
 
 
 class TaskStatus(StrEnum):
@@ -33,9 +39,10 @@ class TaskStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # a person said no (or the approval expired): it did not happen
     # Answered without calling the tools its task needed: not shown as done, not built on.
     UNVERIFIED = "unverified"
+    CANCELLED = "cancelled"  # it was running when the run was stopped
 
     @property
     def is_final(self) -> bool:
@@ -45,6 +52,7 @@ class TaskStatus(StrEnum):
             TaskStatus.SKIPPED,
             TaskStatus.REJECTED,
             TaskStatus.UNVERIFIED,
+            TaskStatus.CANCELLED,
         )
 
 
@@ -53,6 +61,7 @@ class ApprovalStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"  # the run was stopped before anyone decided
 
 
 def _json() -> Any:
@@ -92,6 +101,14 @@ class Run(SQLModel, table=True):
     lease_until: datetime | None = None
     # W3C traceparent of the run's first span: later stretches of the run continue its trace.
     traceparent: str | None = None
+    # Bumped by everyone who wants the run looked at again (a decision, a Stop, a sweep): the
+    # driver compares it before letting go, so a nudge that lands mid-drive is never lost.
+    wakeups: int = 0
+    # Who asked to stop the run; the driver (in whichever process) stops it.
+    cancel_requested_by: str | None = None
+    # A message sent in the thread while this run's predecessor was still going: it starts
+    # when that run has finished, and sees its answer.
+    follows_run_id: str | None = Field(default=None, index=True)
 
 
 class TaskRow(SQLModel, table=True):
@@ -197,6 +214,75 @@ class ModelUsage(SQLModel, table=True):
     output_tokens: int = 0
     cost_usd: float = 0.0
     priced: bool = True  # False: the model has no price, so cost_usd is 0 and says nothing
+
+
+class DeliveryPurpose(StrEnum):
+    """What an outbox row shows people."""
+
+    REQUEST = "request"  # a slash command's request, posted so the run has a thread
+    ANSWER = "answer"  # the run's final answer (split into pieces when long)
+    APPROVAL = "approval"  # an approval request with its buttons
+    APPROVAL_DECIDED = "approval_decided"  # the approval message, edited: who decided, no buttons
+    NOTICE = "notice"  # one sentence in the run's thread
+    DIGEST = "digest"  # a scheduled run's digest, its details in its thread
+    QUIET = "quiet"  # a schedule's daily "all quiet" line
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # Slack refused for good (the reason is in `last_error`)
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: something to show people, written in the transaction that made it true.
+
+    One row per (run, purpose, ref) — `ref` tells apart several of a kind (an approval id, a
+    fire id). A deliverer posts it, retrying across Slack's failures and Baton's restarts;
+    a long message goes out in pieces, each once and in order (`posted`). Only the holder of
+    the run's lease delivers its rows, so one process at a time does, oldest first.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("run_id", "purpose", "ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    purpose: DeliveryPurpose
+    ref: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    state: DeliveryState = Field(default=DeliveryState.PENDING, index=True)
+    # What to show, as the purpose needs it (text, blocks, a response URL, …).
+    data: dict[str, Any] | None = _json()
+    # The messages to post, fixed at the first attempt, and the ts of each one posted so far.
+    pieces: list[dict[str, Any]] | None = _json()
+    posted: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # An attempt was cut off (timeout, crash): Slack may have the message already.
+    in_doubt: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    delivered_at: datetime | None = None
+
+
+class InboxItem(SQLModel, table=True):
+    """A click or form submission, stored before Slack gets its ack and handled after it.
+
+    A crash between the ack and the handling loses nothing: the sweep handles what is left.
+    `key` (Slack's trigger id, or the action's own id) drops a replayed request.
+    """
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str
+    kind: str
+    body: dict[str, Any] | None = _json()
+    received_at: datetime = Field(default_factory=utcnow)
+    claimed_until: datetime | None = None
+    attempts: int = 0
+    done_at: datetime | None = Field(default=None, index=True)
 
 
 class AlertMode(StrEnum):

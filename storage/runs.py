@@ -7,15 +7,33 @@ one transaction: what Slack later shows has always been written first.
 from __future__ import annotations
 
 import secrets
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, update
+from sqlalchemy import case, func, or_, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import outbox
 from storage.db import Database, utcnow
-from storage.models import Event, ModelUsage, Run, RunStatus, TaskRow
+from storage.models import (
+    Delivery,
+    DeliveryPurpose,
+    Event,
+    ModelUsage,
+    Run,
+    RunStatus,
+    SeenSlackEvent,
+    TaskRow,
+)
+
+ACTIVE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.RUNNING)
+FINAL = tuple(s for s in RunStatus if s.is_final)
 
 
 def new_id() -> str:
@@ -23,17 +41,85 @@ def new_id() -> str:
     return secrets.token_hex(4)
 
 
-async def create_run(db: Database, run: Run) -> Run:
-    async with db.session() as s:
-        s.add(run)
-        s.add(
-            Event(
-                run_id=run.id,
-                kind="run_created",
-                data={"source": run.source, "request": run.request},
-            )
-        )
+async def create_run(
+    db: Database, run: Run, *, seen: str | None = None, deliver: Delivery | None = None
+) -> Run | None:
+    """Store a new run (and what to show for it) in one transaction.
+
+    `seen` is the Slack request's own id (event id, trigger id): it is recorded in the same
+    transaction, so a retry of a request whose run exists is dropped (None), and a request
+    whose run could not be stored leaves no trace that would drop its retry.
+    """
+    try:
+        async with db.session() as s:
+            if seen is not None:
+                s.add(SeenSlackEvent(event_id=seen))
+                await s.flush()
+            _add_run(s, run, deliver)
+    except IntegrityError:
+        if seen is not None and await _was_seen(db, seen):
+            return None
+        raise
     return run
+
+
+async def create_in_thread(
+    db: Database, run: Run, *, seen: str | None, notice: str
+) -> tuple[Run | None, bool]:
+    """Store a run asked for in a Slack thread; returns (run, queued).
+
+    If the thread's previous run is still going, the new one waits for it (`follows_run_id`)
+    and the thread is told so (`notice`): never two runs side by side in one thread.
+    None for a request seen before.
+    """
+    assert run.channel_id and run.thread_ts
+    try:
+        async with db.session() as s:
+            if seen is not None:
+                s.add(SeenSlackEvent(event_id=seen))
+                await s.flush()
+            if not db.is_sqlite:
+                # Two messages in one thread at once must not both find it idle.
+                key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
+                conn = await s.connection()
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+            going = (
+                await s.exec(
+                    select(Run)
+                    .where(
+                        Run.channel_id == run.channel_id,
+                        Run.thread_ts == run.thread_ts,
+                        col(Run.status).not_in(list(FINAL)),
+                    )
+                    .order_by(col(Run.created_at).desc())
+                    .limit(1)
+                )
+            ).first()
+            deliver = None
+            if going is not None:
+                run.follows_run_id = going.id
+                deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
+            _add_run(s, run, deliver)
+    except IntegrityError:
+        if seen is not None and await _was_seen(db, seen):
+            return None, False
+        raise
+    return run, run.follows_run_id is not None
+
+
+def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
+    s.add(run)
+    data: dict[str, Any] = {"source": run.source, "request": run.request}
+    if run.follows_run_id:
+        data["after"] = run.follows_run_id
+    s.add(Event(run_id=run.id, kind="run_created", data=data))
+    if deliver is not None:
+        s.add(deliver)
+
+
+async def _was_seen(db: Database, key: str) -> bool:
+    async with db.session() as s:
+        return await s.get(SeenSlackEvent, key) is not None
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:
@@ -103,10 +189,17 @@ async def record(
     data: dict[str, Any] | None = None,
     run: dict[str, Any] | None = None,
     task: dict[str, Any] | None = None,
+    deliver: Delivery | None = None,
 ) -> None:
-    """Apply a state change to the run and/or one task and append its event, atomically."""
+    """Apply a state change to the run and/or one task and append its event, atomically.
+
+    `deliver` is what to show people about it (an outbox row), stored in the same
+    transaction: the change and its message are never one without the other.
+    """
     now = utcnow()
     async with db.session() as s:
+        if deliver is not None:
+            await outbox.add_in(s, deliver)
         if run:
             await s.exec(update(Run).where(col(Run.id) == run_id).values(updated_at=now, **run))
         if task:
@@ -169,32 +262,171 @@ async def add_usage(
         )
 
 
-async def acquire_lease(db: Database, run_id: str, owner: str, *, seconds: float) -> bool:
-    """Claim the right to drive a run; only one process drives a run at a time."""
+@dataclass(frozen=True)
+class Lease:
+    """The right to drive one run, held under a token unique to one drive."""
+
+    run_id: str
+    token: str
+    wakeups: int  # the run's nudge counter when the lease was taken
+
+
+@dataclass(frozen=True)
+class LeaseCheck:
+    held: bool
+    cancel_requested_by: str | None = None
+
+
+async def nudge(db: Database, run_id: str) -> None:
+    """Ask whoever drives the run to look at it again before letting go."""
+    async with db.session() as s:
+        await s.exec(update(Run).where(col(Run.id) == run_id).values(wakeups=Run.wakeups + 1))
+
+
+async def acquire_lease(db: Database, run_id: str, token: str, *, seconds: float) -> Lease | None:
+    """Claim the right to drive a run, unless a live lease is held (by anyone, this process too).
+
+    Every drive has its own token, so two drives of one run can never both hold it.
+    """
     now = utcnow()
     async with db.session() as s:
         result = await s.exec(
             update(Run)
             .where(
                 col(Run.id) == run_id,
-                or_(
-                    col(Run.lease_owner).is_(None),
-                    col(Run.lease_owner) == owner,
-                    col(Run.lease_until) < now,
-                ),
+                or_(col(Run.lease_owner).is_(None), col(Run.lease_until) < now),
             )
-            .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+            .values(lease_owner=token, lease_until=now + timedelta(seconds=seconds))
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return None
+        wakeups = (await s.exec(select(Run.wakeups).where(Run.id == run_id))).one()
+        return Lease(run_id=run_id, token=token, wakeups=int(wakeups))
 
 
-async def release_lease(db: Database, run_id: str, owner: str) -> None:
+async def nudge_and_acquire(
+    db: Database, run_id: str, token: str, *, seconds: float
+) -> Lease | None:
+    """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
+    if nobody does, the lease is this caller's."""
+    now = utcnow()
+    free = or_(col(Run.lease_owner).is_(None), col(Run.lease_until) < now)
     async with db.session() as s:
         await s.exec(
             update(Run)
-            .where(col(Run.id) == run_id, col(Run.lease_owner) == owner)
+            .where(col(Run.id) == run_id)
+            .values(
+                wakeups=Run.wakeups + 1,
+                lease_owner=case((free, token), else_=col(Run.lease_owner)),
+                lease_until=case(
+                    (free, now + timedelta(seconds=seconds)), else_=col(Run.lease_until)
+                ),
+            )
+        )
+        row = (await s.exec(select(Run.lease_owner, Run.wakeups).where(Run.id == run_id))).first()
+    if row is None or row[0] != token:
+        return None
+    return Lease(run_id=run_id, token=token, wakeups=int(row[1]))
+
+
+async def renew_lease(db: Database, lease: Lease, *, seconds: float) -> LeaseCheck:
+    """Extend a lease still held; says whether it is, and whether someone asked to stop."""
+    async with db.session() as s:
+        result = await s.exec(
+            update(Run)
+            .where(col(Run.id) == lease.run_id, col(Run.lease_owner) == lease.token)
+            .values(lease_until=utcnow() + timedelta(seconds=seconds))
+        )
+        if not result.rowcount:
+            return LeaseCheck(held=False)
+        by = (await s.exec(select(Run.cancel_requested_by).where(Run.id == lease.run_id))).one()
+        return LeaseCheck(held=True, cancel_requested_by=by)
+
+
+async def release_lease(db: Database, lease: Lease) -> bool:
+    """Let go; True when someone nudged the run while it was held (drive it again)."""
+    async with db.session() as s:
+        await s.exec(
+            update(Run)
+            .where(col(Run.id) == lease.run_id, col(Run.lease_owner) == lease.token)
             .values(lease_owner=None, lease_until=None)
         )
+        wakeups = (await s.exec(select(Run.wakeups).where(Run.id == lease.run_id))).one()
+        return int(wakeups) != lease.wakeups
+
+
+async def request_cancel(db: Database, run_id: str, by: str) -> bool:
+    """Ask for the run to be stopped; False when it has finished or a stop was asked before."""
+    async with db.session() as s:
+        result = await s.exec(
+            update(Run)
+            .where(
+                col(Run.id) == run_id,
+                col(Run.status).not_in(list(FINAL)),
+                col(Run.cancel_requested_by).is_(None),
+            )
+            .values(cancel_requested_by=by, wakeups=Run.wakeups + 1)
+        )
+        if result.rowcount:
+            s.add(Event(run_id=run_id, kind="cancel_requested", data={"by": by}))
+        return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Resumable:
+    run_ids: list[str]
+    # The soonest a live lease lapses: a sweep then would find more to resume.
+    next_lease_end: datetime | None
+
+
+async def runs_to_resume(db: Database) -> Resumable:
+    """Unfinished runs nobody drives (their lease lapsed), one query; followers whose
+    predecessor is still going are left to it."""
+    now = utcnow()
+    prev = aliased(Run)
+    async with db.session() as s:
+        q = (
+            select(Run.id, Run.lease_until, Run.lease_owner)
+            .outerjoin(prev, col(prev.id) == col(Run.follows_run_id))
+            .where(
+                col(Run.status).in_(list(ACTIVE)),
+                or_(col(Run.follows_run_id).is_(None), col(prev.status).in_(list(FINAL))),
+            )
+            .order_by(col(Run.created_at))
+        )
+        rows = (await s.exec(q)).all()
+    free = [r for r, until, owner in rows if owner is None or until is None or until < now]
+    live = [until for _, until, owner in rows if owner is not None and until is not None]
+    live = [u for u in live if u >= now]
+    return Resumable(run_ids=free, next_lease_end=min(live) if live else None)
+
+
+async def next_follower(db: Database, run_id: str) -> str | None:
+    """The message that waited for this run, if any."""
+    async with db.session() as s:
+        q = (
+            select(Run.id)
+            .where(Run.follows_run_id == run_id, Run.status == RunStatus.QUEUED)
+            .order_by(col(Run.created_at))
+            .limit(1)
+        )
+        return (await s.exec(q)).first()
+
+
+async def latest_unfinished(
+    db: Database, *, channel_id: str, thread_ts: str | None = None
+) -> Run | None:
+    """The newest run still going in a channel (or one of its threads)."""
+    async with db.session() as s:
+        q = (
+            select(Run)
+            .where(Run.channel_id == channel_id, col(Run.status).not_in(list(FINAL)))
+            .order_by(col(Run.created_at).desc())
+            .limit(1)
+        )
+        if thread_ts:
+            q = q.where(Run.thread_ts == thread_ts)
+        return (await s.exec(q)).first()
 
 
 async def count_runs(db: Database) -> int:
@@ -210,6 +442,12 @@ async def runs_by_status(
         if older_than is not None:
             q = q.where(col(Run.updated_at) < older_than)
         return list((await s.exec(q)).all())
+
+
+async def set_thread(db: Database, run_id: str, thread_ts: str) -> None:
+    """The run's request is in Slack now: its thread is where everything else goes."""
+    async with db.session() as s:
+        await s.exec(update(Run).where(col(Run.id) == run_id).values(thread_ts=thread_ts))
 
 
 async def set_status_message(db: Database, run_id: str, ts: str | None) -> None:

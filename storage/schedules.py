@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from storage.db import Database, utcnow
-from storage.models import Event, FireOutcome, Run, Schedule, ScheduleFire
+from storage.models import Delivery, Event, FireOutcome, Run, Schedule, ScheduleFire
 
 
 def new_schedule_id() -> str:
@@ -101,15 +101,22 @@ async def update_fire(db: Database, fire_id: int, **values: Any) -> None:
         await s.exec(update(ScheduleFire).where(col(ScheduleFire.id) == fire_id).values(**values))
 
 
-async def settle_fire(db: Database, fire_id: int, *, checks: dict[str, Any]) -> bool:
-    """Keep what the fire's run found; False when it was kept before (the digest is done)."""
+async def settle_fire(
+    db: Database, fire_id: int, *, checks: dict[str, Any], deliver: Delivery | None = None
+) -> bool:
+    """Keep what the fire's run found, and queue what to show for it, in one transaction;
+    False when it was kept before (the digest is done)."""
     async with db.session() as s:
         result = await s.exec(
             update(ScheduleFire)
             .where(col(ScheduleFire.id) == fire_id, col(ScheduleFire.settled).is_(False))
             .values(checks=checks, settled=True)
         )
-        return bool(result.rowcount == 1)
+        if result.rowcount != 1:
+            return False
+        if deliver is not None:
+            s.add(deliver)
+        return True
 
 
 async def get_fire(db: Database, fire_id: int) -> ScheduleFire | None:

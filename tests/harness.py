@@ -21,6 +21,7 @@ from aiohttp import web
 from agents.telemetry import Telemetry
 from bot.app import Baton, create
 from bot.config import Settings
+from bot.delivery import DeliveryOptions
 from bot.progress import ProgressOptions
 from bot.sandbox.launch import Sandbox
 from bot.sandbox.signing import FORM, JSON_TYPE, signed_headers
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FAST = ProgressOptions(streaming=True, stream_interval=0.05, update_interval=0.05)
+# Retries of Slack posts come quickly in tests (the waits are Baton's own, not Slack's).
+QUICK_DELIVERY = DeliveryOptions(base_delay=0.05, max_delay=0.5)
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -126,7 +129,45 @@ class Bot:
     async def slash(
         self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
     ) -> tuple[int, dict[str, Any] | None]:
-        """`/baton <text>`; returns the HTTP status and the immediate (ack) reply, if any."""
+        """`/baton <text>`; the HTTP status and Baton's reply to the person: in the ack, or —
+        when the ack is empty — what it sent to the command's response URL once its work was
+        done (None when there was none)."""
+        before = len(self.slack.calls)
+        status, ack = await self.slash_ack(text, user=user, channel=channel)
+        if ack:
+            return status, ack
+        await self.idle()
+        replies = [
+            c.args
+            for c in self.slack.calls[before:]
+            if c.method == "response_url" and c.args.get("channel") == channel
+        ]
+        return status, (replies[-1] if replies else None)
+
+    async def command(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
+    ) -> dict[str, Any]:
+        """`/baton <text>` while other work may go on: Baton's reply, from the ack or from
+        the command's response URL, as soon as it comes (runs are not waited for)."""
+        before = len(self.slack.calls)
+        _, ack = await self.slash_ack(text, user=user, channel=channel)
+        if ack:
+            return ack
+
+        def replied() -> dict[str, Any] | None:
+            found = [
+                c.args
+                for c in self.slack.calls[before:]
+                if c.method == "response_url" and c.args.get("channel") == channel
+            ]
+            return found[-1] if found else None
+
+        return await self.slack.wait_for(replied, timeout=20)
+
+    async def slash_ack(
+        self, text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL"
+    ) -> tuple[int, dict[str, Any] | None]:
+        """`/baton <text>`; the HTTP status and the ack's body, as soon as Slack would have them."""
         from urllib.parse import urlencode
 
         fields = dict(
@@ -235,6 +276,7 @@ async def running_bot(
     progress: ProgressOptions = FAST,
     limits: Limits | None = None,
     telemetry: Telemetry | None = None,
+    delivery: DeliveryOptions = QUICK_DELIVERY,
     **overrides: Any,
 ) -> AsyncIterator[Bot]:
     baton = await create(
@@ -243,6 +285,7 @@ async def running_bot(
         progress=progress,
         limits=limits,
         telemetry=telemetry,
+        delivery=delivery,
     )
     runner = web.AppRunner(web_app(baton), access_log=None)
     await runner.setup()

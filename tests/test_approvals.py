@@ -74,12 +74,20 @@ def approval_messages(slack: SlackStandIn, channel: str = "C0GENERAL") -> list[M
     return [
         m
         for m in slack.messages(channel)
-        if m.blocks and any(b.get("type") == "actions" for b in m.blocks)
+        if m.blocks
+        and any(
+            b.get("type") == "actions" and str(b.get("block_id", "")).startswith("approval:")
+            for b in m.blocks
+        )
     ]
 
 
 def value_of(message: Message) -> str:
-    actions = next(b for b in message.blocks if b.get("type") == "actions")
+    actions = next(
+        b
+        for b in message.blocks
+        if b.get("type") == "actions" and str(b.get("block_id", "")).startswith("approval:")
+    )
     return str(actions["elements"][0]["value"])
 
 

@@ -168,3 +168,24 @@ def test_baton_run_with_a_wrong_token_stops_with_one_line_per_problem(tmp_path: 
     assert "  - SLACK_BOT_TOKEN must be a bot token starting with xoxb-" in result.stderr
     assert "  - SLACK_SIGNING_SECRET is not set" in result.stderr
     assert "xoxp-nope" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_baton_run_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    from tests.test_approval_restart import free_port
+
+    result = baton(
+        "run",
+        "--http",
+        "--port",
+        str(free_port()),
+        env={
+            "SLACK_BOT_TOKEN": "xoxb-0000-baton-sandbox",
+            "SLACK_SIGNING_SECRET": "secret",
+            "BATON_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/baton",
+        },
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Baton cannot start:" and len(lines) == 2
+    assert lines[1].startswith("  - BATON_DATABASE_URL: cannot use the database (")
+    assert "Traceback" not in result.stderr

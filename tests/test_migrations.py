@@ -279,7 +279,7 @@ def test_the_revisions_form_one_line_from_the_initial_one() -> None:
         assert Path(script.path).name.startswith(f"{script.revision}_"), script.path
 
 
-ADD_CANCELLED = '''"""A later Baton's run status: `cancelled`.
+ADD_ARCHIVED = '''"""A later Baton's run status: `archived`.
 
 Revision ID: 0099
 Revises: {down}
@@ -296,9 +296,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    add_enum_values("runstatus", "CANCELLED")
+    add_enum_values("runstatus", "ARCHIVED")
     # Usable at once, in the same revision.
-    op.execute("UPDATE runs SET status = 'CANCELLED' WHERE id = 'a1000006'")
+    op.execute("UPDATE runs SET status = 'ARCHIVED' WHERE id = 'a1000006'")
 
 
 def downgrade() -> None:
@@ -311,8 +311,8 @@ async def test_a_later_revision_can_add_an_enum_value_on_both_databases(
 ) -> None:
     later = Migrations(tmp_path / "migrations")
     shutil.copytree(schema.MIGRATIONS, later.location, ignore=shutil.ignore_patterns("__pycache__"))
-    (later.location / "versions" / "0099_run_cancelled.py").write_text(
-        ADD_CANCELLED.format(down=schema.BATON.head)
+    (later.location / "versions" / "0099_run_archived.py").write_text(
+        ADD_ARCHIVED.format(down=schema.BATON.head)
     )
     db = release_db
     if not db.is_sqlite:
@@ -320,16 +320,16 @@ async def test_a_later_revision_can_add_an_enum_value_on_both_databases(
         with pytest.raises(DBAPIError, match="invalid input value for enum runstatus"):
             async with db.engine.begin() as conn:
                 await conn.execute(
-                    text("UPDATE runs SET status = 'CANCELLED' WHERE id = 'a1000006'")
+                    text("UPDATE runs SET status = 'ARCHIVED' WHERE id = 'a1000006'")
                 )
 
     await schema.upgrade(db, later)
 
     async with db.engine.connect() as conn:
         status = await conn.scalar(text("SELECT status FROM runs WHERE id = 'a1000006'"))
-    assert status == "CANCELLED"
+    assert status == "ARCHIVED"
     assert (await schema.state(db, later)).status is SchemaStatus.AT_HEAD
-    # The models here do not know `cancelled`: on PostgreSQL the comparison says so, which
+    # The models here do not know `archived`: on PostgreSQL the comparison says so, which
     # is how a model change without its revision is caught. SQLite has nothing to compare.
     found = await schema_differences(db)
     if db.is_sqlite:

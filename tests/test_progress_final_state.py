@@ -21,7 +21,7 @@ from storage import Database, runs
 from storage.models import Run
 
 
-async def no_approvals(approval_id: str) -> None:
+async def nothing_to_deliver(run_id: str) -> None:
     raise AssertionError("this run asks for no approval")
 
 
@@ -48,7 +48,7 @@ async def test_a_task_finishing_during_an_append_is_complete_in_the_final_list(
             db=db,
             run=run,
             options=ProgressOptions(stream_interval=0.0),
-            post_approval=no_approvals,
+            deliver=nothing_to_deliver,
         )
         finished: list[str] = []
 

@@ -82,7 +82,7 @@ class Page:
                 (
                     m
                     for m in self.slack.messages(channel)
-                    if any(b.get("type") == "actions" for b in m.blocks)
+                    if any(str(b.get("block_id", "")).startswith("approval:") for b in m.blocks)
                 ),
                 None,
             )
@@ -225,6 +225,8 @@ async def test_reject_with_reason_opens_a_modal_whose_submission_reaches_baton(
     approval = await page.approval_message()
 
     await page.click(BOB, approval, "Reject with reason")
+    # The form opens right after the click's ack.
+    await page.slack.wait_for(lambda: page.slack.open_views(BOB))
     [view] = (await page.state(BOB))["views"]
     assert view["title"]["text"] == "Reject with reason"
     assert (await page.state(ALICE))["views"] == []
@@ -252,7 +254,8 @@ async def test_reject_with_reason_opens_a_modal_whose_submission_reaches_baton(
     )
     assert done["ok"] and not page.slack.open_views(BOB)
     final = await page.answer(root_of(page, started["ts"]))
-    assert "rejected by <@U0BOB>: Not on a Friday" in final.text
+    assert "`webhook_post` was not called: rejected by <@U0BOB>" in final.text
+    assert "Not on a Friday" in final.text and "Do not try it again" not in final.text
     assert page.sandbox.shop.calls == []
 
 
@@ -260,7 +263,7 @@ async def test_closing_a_modal_closes_it_for_that_person(page: Page) -> None:
     await page.say(ALICE, "@Baton run deploy")
     approval = await page.approval_message()
     await page.click(BOB, approval, "Reject with reason")
-    [view] = page.slack.open_views(BOB)
+    [view] = await page.slack.wait_for(lambda: page.slack.open_views(BOB))
 
     closed = await page.post("/api/views/close", {"user": BOB, "view_id": view.id, "values": {}})
 

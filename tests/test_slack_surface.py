@@ -118,7 +118,10 @@ async def test_slash_in_a_conversation_baton_cannot_post_in_explains_why(
     await bot.idle()
     notes = [c for c in slack.calls if c.method == "response_url"]
     assert len(notes) == 1 and "/invite @Baton" in notes[0].args["text"]
-    assert await runs.count_runs(bot.baton.db) == 0
+    # The request was stored before the ack; it ends failed, saying why, and nothing ran.
+    run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+    assert run is not None and run.status == RunStatus.FAILED
+    assert "/invite @Baton" in (run.error or "") and run.plan is None
 
 
 async def test_a_dm_is_answered_in_the_dm(bot: Bot, slack: SlackStandIn, site: Site) -> None:

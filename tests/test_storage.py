@@ -77,18 +77,54 @@ async def test_a_slack_event_id_is_accepted_once(any_db: Database) -> None:
     assert sorted(results) == [False, False, False, False, True]
 
 
-async def test_only_one_owner_holds_a_run_lease(any_db: Database) -> None:
+async def test_only_one_drive_holds_a_run_lease(any_db: Database) -> None:
     run = await _run_with_task(any_db)
-    assert await runs.acquire_lease(any_db, run.id, "p1", seconds=30)
-    assert not await runs.acquire_lease(any_db, run.id, "p2", seconds=30)
-    await runs.release_lease(any_db, run.id, "p1")
-    assert await runs.acquire_lease(any_db, run.id, "p2", seconds=30)
+    first = await runs.acquire_lease(any_db, run.id, "p1:1", seconds=30)
+    assert first is not None
+    assert await runs.acquire_lease(any_db, run.id, "p2:1", seconds=30) is None
+    # The same process gets no second lease either: every drive has its own token.
+    assert await runs.acquire_lease(any_db, run.id, "p1:2", seconds=30) is None
+    assert not await runs.release_lease(any_db, first)
+    assert await runs.acquire_lease(any_db, run.id, "p2:1", seconds=30) is not None
+
+
+async def test_concurrent_drives_of_one_run_get_one_lease(any_db: Database) -> None:
+    run = await _run_with_task(any_db)
+    leases = await asyncio.gather(
+        *[runs.acquire_lease(any_db, run.id, f"p:{i}", seconds=30) for i in range(10)]
+    )
+    assert len([lease for lease in leases if lease is not None]) == 1
+
+
+async def test_a_nudge_during_a_drive_is_seen_when_it_lets_go(any_db: Database) -> None:
+    run = await _run_with_task(any_db)
+    lease = await runs.acquire_lease(any_db, run.id, "p:1", seconds=30)
+    assert lease is not None
+    await runs.nudge(any_db, run.id)
+    assert await runs.release_lease(any_db, lease)
+    quiet = await runs.acquire_lease(any_db, run.id, "p:2", seconds=30)
+    assert quiet is not None and not await runs.release_lease(any_db, quiet)
+
+
+async def test_a_lost_lease_is_not_renewed_and_a_stop_request_is_reported(
+    any_db: Database,
+) -> None:
+    run = await _run_with_task(any_db)
+    lease = await runs.acquire_lease(any_db, run.id, "p:1", seconds=30)
+    assert lease is not None
+    assert await runs.request_cancel(any_db, run.id, "U1")
+    assert not await runs.request_cancel(any_db, run.id, "U2")  # the first Stop stands
+    check = await runs.renew_lease(any_db, lease, seconds=30)
+    assert check.held and check.cancel_requested_by == "U1"
+    await runs.release_lease(any_db, lease)
+    assert await runs.acquire_lease(any_db, run.id, "p:2", seconds=30) is not None
+    assert not (await runs.renew_lease(any_db, lease, seconds=30)).held
 
 
 async def test_an_expired_lease_can_be_taken_over(any_db: Database) -> None:
     run = await _run_with_task(any_db)
-    assert await runs.acquire_lease(any_db, run.id, "dead", seconds=-1)
-    assert await runs.acquire_lease(any_db, run.id, "alive", seconds=30)
+    assert await runs.acquire_lease(any_db, run.id, "dead:1", seconds=-1)
+    assert await runs.acquire_lease(any_db, run.id, "alive:1", seconds=30)
 
 
 async def _approval(

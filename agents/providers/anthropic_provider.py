@@ -33,6 +33,8 @@ from agents.providers.base import TextSink
 from agents.retry import parse_retry_after
 from agents.schemas import portable
 
+NOT_AN_ANSWER = "the model server answered with {what} instead of a message"
+
 Block: TypeAlias = TextBlockParam | ToolUseBlockParam | ToolResultBlockParam
 
 
@@ -62,6 +64,12 @@ class AnthropicProvider:
             return await self._stream(request, on_text)
         except anthropic.APIError as exc:
             raise _translate(exc, request.model) from exc
+        except json.JSONDecodeError as exc:
+            raise TransientModelError(
+                NOT_AN_ANSWER.format(what="broken JSON"),
+                provider=self.label,
+                model=request.model,
+            ) from exc
 
     async def _create(self, request: ModelRequest) -> ModelResponse:
         message = await self._client.messages.create(
@@ -72,6 +80,13 @@ class AnthropicProvider:
             tools=_tools(request) or anthropic.omit,
             tool_choice=_tool_choice(request),
         )
+        if not isinstance(message, anthropic.types.Message):
+            # A proxy's error page with status 200: the SDK hands back the text as it came.
+            raise TransientModelError(
+                NOT_AN_ANSWER.format(what="a page of text"),
+                provider=self.label,
+                model=request.model,
+            )
         parts: list[_Part] = []
         for block in message.content:
             if block.type == "text":

@@ -42,6 +42,8 @@ from agents.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
+NOT_AN_ANSWER = "the model server answered with {what} instead of a completion"
+
 # Local OpenAI-compatible servers usually need no key, but the SDK will not start without one.
 _NO_KEY = "not-needed"
 # A 500 that is the server's request validation failing: the same request fails every time.
@@ -109,6 +111,12 @@ class OpenAIProvider:
                 if not self._learn_from(error, exc, shape, request.model):
                     raise error from exc
                 continue
+            except json.JSONDecodeError as exc:
+                raise TransientModelError(
+                    NOT_AN_ANSWER.format(what="broken JSON"),
+                    provider=self.label,
+                    model=request.model,
+                ) from exc
             for feature in shape.unconfirmed:
                 if feature not in (Feature.MAX_COMPLETION_TOKENS, Feature.STREAM_USAGE):
                     self.memory.learn(request.model, feature, True)
@@ -168,6 +176,13 @@ class OpenAIProvider:
             messages=wire.messages(request, shape),
             **wire.parameters(request, shape),
         )
+        if not isinstance(completion, openai.types.chat.ChatCompletion):
+            # A proxy's error page with status 200: the SDK hands back the text as it came.
+            raise TransientModelError(
+                NOT_AN_ANSWER.format(what="a page of text"),
+                provider=self.label,
+                model=request.model,
+            )
         if not completion.choices:
             raise ModelBehaviorError(
                 f"{self.label} answered without a message", provider=self.label, model=request.model

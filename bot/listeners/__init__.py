@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
+
+from slack_bolt.context.ack.async_ack import AsyncAck
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -15,3 +18,17 @@ def register(baton: Baton) -> None:
     commands.register(baton)
     actions.register(baton)
     digests.register(baton)
+    _ignore_the_rest(baton)
+
+
+def _ignore_the_rest(baton: Baton) -> None:
+    """Slack sends more than Baton handles; a 404 would make it retry (or give up on Baton)."""
+    anything = re.compile(".*")
+
+    @baton.app.event(anything)
+    async def other_event() -> None:
+        return None
+
+    @baton.app.action(anything)
+    async def other_action(ack: AsyncAck) -> None:
+        await ack()

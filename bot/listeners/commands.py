@@ -1,19 +1,24 @@
-"""`/baton …`: answered at once (ephemeral), or a run started in a new thread."""
+"""`/baton …`: answered in the ack when no I/O is needed, else acked first and answered after.
+
+A request (or a playbook) is stored with the command's trigger id before the ack, so a
+replayed command starts nothing; its request is then posted (from the outbox) to open the
+thread the run answers in.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.errors import SlackApiError
 
 from bot import reports
-from bot.blocks import section
 from bot.commands import (
     HELP,
     Ask,
+    Cancel,
     Help,
     Invalid,
     ListAgents,
@@ -24,9 +29,9 @@ from bot.commands import (
     parse,
     unknown_playbook,
 )
-from bot.intake import start_run
-from bot.slack_ops import slack_error
-from bot.text import truncate
+from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
+from bot.stop import stop_command
+from bot.text import escape
 from storage import approvals, runs, usage
 
 if TYPE_CHECKING:
@@ -34,10 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CANNOT_POST = (
-    "I can't post in this conversation ({error}). Invite me with `/invite @Baton`, "
-    "or DM me the request."
-)
+Reply = dict[str, Any]
 
 
 def register(baton: Baton) -> None:
@@ -49,8 +51,13 @@ def register(baton: Baton) -> None:
 async def handle(
     baton: Baton, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]
 ) -> None:
-    parsed = parse(str(command.get("text") or ""))
-    channel = str(command.get("channel_id") or "")
+    parsed = parse(clean(str(command.get("text") or "")))
+    if not command.get("channel_id") or not command.get("user_id"):
+        await ack(
+            response_type="ephemeral",
+            text="Slack sent this command without its channel or user, so I can't act on it.",
+        )
+        return
     match parsed:
         case Help():
             await ack(response_type="ephemeral", text=HELP)
@@ -60,57 +67,42 @@ async def handle(
             blocks = reports.agents_report(baton.catalog, baton.models.ref, baton.toolbox.servers())
             await ack(response_type="ephemeral", text="Baton's specialists", blocks=blocks)
         case Status(run_id=run_id):
-            run = (
-                await runs.get_run(baton.db, run_id)
-                if run_id
-                else await runs.latest_run(baton.db, channel_id=channel)
-            )
-            if run is None:
-                what = f"run `{run_id}`" if run_id else "any run in this channel"
-                await ack(
-                    response_type="ephemeral",
-                    text=f"I can't find {what}. Run ids are in each answer's footer.",
-                )
-                return
-            tasks = await runs.list_tasks(baton.db, run.id)
-            await ack(
-                response_type="ephemeral",
-                text=f"Run {run.id}: {run.status.value}",
-                blocks=reports.status_report(run, tasks, await usage.totals(baton.db, run.id)),
-            )
+            await _answer_after(baton, ack, respond, lambda: _status(baton, command, run_id))
         case ListApprovals():
-            pending = await approvals.pending_in_channel(baton.db, channel)
-            await ack(
-                response_type="ephemeral",
-                text=f"{len(pending)} approval(s) waiting",
-                blocks=reports.approvals_report(pending),
+            await _answer_after(baton, ack, respond, lambda: _approvals(baton, command))
+        case Cancel(run_id=run_id):
+            await _answer_after(
+                baton,
+                ack,
+                respond,
+                lambda: _text(stop_command(baton, command, run_id)),
             )
         case ScheduleCommand(args=args):
             from bot.schedules_ui import handle_schedule_command
 
-            await handle_schedule_command(baton, ack, command, args)
+            await handle_schedule_command(baton, ack, respond, command, args)
         case RunPlaybook(name=name, extra=extra):
             if baton.catalog.playbook(name) is None:
                 await ack(response_type="ephemeral", text=unknown_playbook(name, baton.catalog))
                 return
-            await ack()
-            await _start_in_thread(
+            await _start(
                 baton,
+                ack,
                 respond,
                 command,
                 request=extra,
                 playbook=name,
-                shown=f"run `{name}` {extra}".strip(),
+                shown=f"run `{name}` {extra}",
             )
         case Ask(request=request):
-            await ack()
-            await _start_in_thread(
-                baton, respond, command, request=request, playbook=None, shown=request
+            await _start(
+                baton, ack, respond, command, request=request, playbook=None, shown=request
             )
 
 
-async def _start_in_thread(
+async def _start(
     baton: Baton,
+    ack: AsyncAck,
     respond: AsyncRespond,
     command: dict[str, Any],
     *,
@@ -118,24 +110,73 @@ async def _start_in_thread(
     playbook: str | None,
     shown: str,
 ) -> None:
-    """A slash command has no thread: post the request visibly, and answer under it."""
-    user = str(command.get("user_id") or "")
-    channel = str(command.get("channel_id") or "")
-    text = f"<@{user}> asked: {truncate(shown, 2500)}"
     try:
-        resp = await baton.client.chat_postMessage(
-            channel=channel, text=text, blocks=[section(text)]
+        pending = await accept_command(
+            baton, command, request=request, playbook=playbook, shown=shown.strip()
         )
-    except SlackApiError as e:
-        await respond(response_type="ephemeral", text=CANNOT_POST.format(error=slack_error(e)))
+    except IntakeFailed as e:
+        log.warning("a /baton request was not stored: %s", e)
+        await ack(response_type="ephemeral", text=BUSY)
         return
-    await start_run(
-        baton,
-        source="command",
-        request=request,
-        playbook=playbook,
-        team_id=str(command.get("team_id") or "") or None,
-        channel_id=channel,
-        thread_ts=str(resp["ts"]),
-        user_id=user or None,
+    await ack()
+
+    async def start() -> None:
+        outcome = await pending
+        if outcome.error is not None:
+            await stored(pending, "a /baton request")
+            await say_busy(respond)
+        elif outcome.value is not None:  # None: a replay of a command stored before
+            await drive(baton, outcome.value.id)
+
+    baton.background.spawn(start(), name="command-run")
+
+
+async def _answer_after(
+    baton: Baton,
+    ack: AsyncAck,
+    respond: AsyncRespond,
+    reply: Callable[[], Awaitable[Reply]],
+) -> None:
+    """Ack at once; the answer follows through the command's response URL."""
+    await ack()
+
+    async def answer() -> None:
+        try:
+            await respond(response_type="ephemeral", **await reply())
+        except Exception:
+            log.exception("could not answer a /baton command")
+            await respond(
+                response_type="ephemeral",
+                text="Something went wrong inside Baton while answering this; try again in a minute.",
+            )
+
+    baton.background.spawn(answer(), name="command-reply")
+
+
+async def _text(sentence: Awaitable[str]) -> Reply:
+    return {"text": await sentence}
+
+
+async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> Reply:
+    channel = str(command.get("channel_id") or "")
+    run = (
+        await runs.get_run(baton.db, run_id)
+        if run_id
+        else await runs.latest_run(baton.db, channel_id=channel)
     )
+    if run is None:
+        what = f"run `{escape(run_id)}`" if run_id else "any run in this channel"
+        return {"text": f"I can't find {what}. Run ids are in each answer's footer."}
+    tasks = await runs.list_tasks(baton.db, run.id)
+    return {
+        "text": f"Run {run.id}: {run.status.value}",
+        "blocks": reports.status_report(run, tasks, await usage.totals(baton.db, run.id)),
+    }
+
+
+async def _approvals(baton: Baton, command: dict[str, Any]) -> Reply:
+    pending = await approvals.pending_in_channel(baton.db, str(command.get("channel_id") or ""))
+    return {
+        "text": f"{len(pending)} approval(s) waiting",
+        "blocks": reports.approvals_report(pending),
+    }

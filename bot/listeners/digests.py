@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import digest_blocks as ui
-from bot.approvals import tell
-from bot.digest import on_button
+from bot.clicks import Click, take
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -22,9 +21,4 @@ def register(baton: Baton) -> None:
 def _listen(baton: Baton, action_id: str) -> None:
     @baton.app.action(action_id)
     async def on_click(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        reply = await on_button(baton, action_id, body)
-        channel = str((body.get("channel") or {}).get("id") or "")
-        user = str((body.get("user") or {}).get("id") or "")
-        if reply is not None and channel and user:
-            await tell(baton, channel=channel, user=user, text=reply)
+        await take(baton, ack, Click.DIGEST, body)

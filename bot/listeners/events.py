@@ -1,4 +1,9 @@
-"""@-mentions, DMs and the App Home."""
+"""@-mentions, DMs and the App Home.
+
+An event is acked by returning: before that, only the run is stored (with the event id, so a
+retry is dropped); if that write fails, Slack gets a 503 and retries. Everything else —
+posting, planning — happens after the ack.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 
 from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
 from bot.home import home_view
-from bot.intake import reply_once, start_run
+from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
 from bot.slack_ops import post_text, slack_error
 from bot.text import strip_mentions
 
@@ -26,21 +32,21 @@ def register(baton: Baton) -> None:
     @app.event("app_mention")
     async def on_mention(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
-        await handle_message(baton, event, body, context, source="mention")
+    ) -> BoltResponse | None:
+        return await handle_message(baton, event, body, context, source="mention")
 
     @app.event("message")
     async def on_message(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
-    ) -> None:
+    ) -> BoltResponse | None:
         # Only people's own messages in DMs with Baton; edits, joins and bots are ignored.
         if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
-            return
-        await handle_message(baton, event, body, context, source="dm")
+            return None
+        return await handle_message(baton, event, body, context, source="dm")
 
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any]) -> None:
-        if event.get("tab", "home") == "home":
+        if event.get("tab", "home") == "home" and event.get("user"):
             baton.background.spawn(_publish_home(baton, str(event["user"])))
 
 
@@ -58,37 +64,50 @@ async def handle_message(
     context: AsyncBoltContext,
     *,
     source: str,
-) -> None:
+) -> BoltResponse | None:
     """A mention or DM: a request, a playbook, or a question about Baton itself."""
-    channel = str(event["channel"])
-    thread_ts = str(event.get("thread_ts") or event["ts"])
-    text = strip_mentions(str(event.get("text") or ""), context.bot_user_id)
+    channel = event.get("channel")
+    ts = event.get("thread_ts") or event.get("ts")
+    if not isinstance(channel, str) or not channel or not isinstance(ts, str) or not ts:
+        log.warning("ignored a %s event without its channel or timestamp", source)
+        return None
+    thread_ts = ts
+    text = strip_mentions(clean(str(event.get("text") or "")), context.bot_user_id)
     command = parse(text)
     if isinstance(command, Help) or not text:
         baton.background.spawn(
             post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
         )
-        return
+        return None
     playbook = None
     request = text
     if isinstance(command, RunPlaybook) and baton.catalog.playbook(command.name) is None:
         answer = unknown_playbook(command.name, baton.catalog)
         event_id = str(body["event_id"]) if body.get("event_id") else None
         baton.background.spawn(reply_once(baton, event_id, channel, thread_ts, answer))
-        return
+        return None
     if isinstance(command, RunPlaybook):
         playbook, request = command.name, command.extra
     elif not isinstance(command, Ask):
         # Other subcommands are slash-command only; in a conversation, treat it as a request.
         request = text
-    await start_run(
-        baton,
-        source=source,
-        request=request,
-        playbook=playbook,
-        team_id=str(body.get("team_id") or event.get("team") or "") or None,
-        channel_id=channel,
-        thread_ts=thread_ts,
-        user_id=str(event.get("user") or "") or None,
-        event_id=str(body["event_id"]) if body.get("event_id") else None,
+    try:
+        pending = await accept_message(
+            baton,
+            source=source,
+            request=request,
+            playbook=playbook,
+            team_id=str(body.get("team_id") or event.get("team") or "") or None,
+            channel_id=channel,
+            thread_ts=thread_ts,
+            user_id=str(event.get("user") or "") or None,
+            event_id=str(body["event_id"]) if body.get("event_id") else None,
+        )
+    except IntakeFailed as e:
+        # Not stored, not marked seen: Slack retries the event (in a minute, then five).
+        log.warning("a %s was not stored (%s); Slack will retry it", source, e)
+        return BoltResponse(status=503, body="")
+    baton.background.spawn(
+        begin(baton, pending, channel=channel, thread_ts=thread_ts), name="begin-run"
     )
+    return None

@@ -45,6 +45,8 @@ Listener = Callable[[Change], Awaitable[None] | None]
 CallWatcher = Callable[["Call"], None]
 
 DEFAULT_TOKEN = "xoxb-0000-baton-sandbox"
+# What a proxy or load balancer in front of Slack answers when something is wrong there.
+HTML_PAGE = "<html><body><h1>Service temporarily unavailable</h1></body></html>"
 # Fields slack_sdk sends as JSON text when a method goes out form-encoded.
 JSON_FIELDS = ("blocks", "attachments", "chunks", "view", "metadata", "loading_messages", "prompts")
 
@@ -65,6 +67,34 @@ class _Fault:
     error: str
     status: int
     retry_after: int | None = None
+    html: bool = False  # an HTML page instead of JSON, as a proxy in front of Slack sends
+
+
+class Hold:
+    """A call kept waiting: `arrived` is set when it comes; `release()` answers it.
+
+    `release(apply=False)` answers 503 without doing anything, like Slack failing before it
+    acted; a client that went away meanwhile (its process killed) never sees the answer.
+    """
+
+    def __init__(self, method: str, when: Callable[[JSON], bool] | None) -> None:
+        self.method = method
+        self.when = when
+        self.arrived = asyncio.Event()
+        self.args: JSON = {}
+        self._released = asyncio.Event()
+        self.apply = True
+
+    def matches(self, method: str, args: JSON) -> bool:
+        return method == self.method and (self.when is None or bool(self.when(args)))
+
+    def release(self, *, apply: bool = True) -> None:
+        self.apply = apply
+        self._released.set()
+
+    async def wait(self) -> bool:
+        await self._released.wait()
+        return self.apply
 
 
 class SlackStandIn(LocalServer):
@@ -94,6 +124,9 @@ class SlackStandIn(LocalServer):
         self.calls: list[Call] = []
         self._faults: dict[str, deque[_Fault]] = {}
         self._faults_everywhere: deque[_Fault] = deque()
+        self._holds: list[Hold] = []
+        self._held: list[Hold] = []
+        self._throttle: int | None = None
         self._listeners: list[Listener] = []
         self._call_watchers: list[CallWatcher] = []
 
@@ -124,6 +157,11 @@ class SlackStandIn(LocalServer):
         self.workspace.base_url = self.url
         return self
 
+    async def stop(self) -> None:
+        for held in self._held:
+            held.release(apply=False)  # a stopping server answers what it still holds
+        await super().stop()
+
     # misbehaviour on demand
 
     def ratelimit(self, method: str, times: int = 1, retry_after: int = 1) -> None:
@@ -139,6 +177,23 @@ class SlackStandIn(LocalServer):
     def fail(self, method: str, error: str, times: int = 1, *, status: int = 200) -> None:
         """Answer the next `times` calls of `method` with Slack error `error`."""
         self._faults.setdefault(method, deque()).extend([_Fault(error, status)] * times)
+
+    def html(self, method: str, times: int = 1, *, status: int = 200) -> None:
+        """Answer the next `times` calls of `method` with an HTML page instead of JSON."""
+        self._faults.setdefault(method, deque()).extend([_Fault("html", status, html=True)] * times)
+
+    def throttle(self, retry_after: int = 4) -> None:
+        """Answer every call with HTTP 429 and `Retry-After` until `unthrottle()`."""
+        self._throttle = retry_after
+
+    def unthrottle(self) -> None:
+        self._throttle = None
+
+    def hold(self, method: str, *, when: Callable[[JSON], bool] | None = None) -> Hold:
+        """Keep the next call of `method` (that `when` accepts) waiting until released."""
+        held = Hold(method, when)
+        self._holds.append(held)
+        return held
 
     # what happened
 
@@ -253,9 +308,21 @@ class SlackStandIn(LocalServer):
         else:
             token = _bearer(request) or args.pop("token", None)
             args.pop("token", None)
+            held = next((h for h in self._holds if h.matches(name, args)), None)
+            if held is not None:
+                self._holds.remove(held)
+                self._held.append(held)
+                held.args = args
+                held.arrived.set()
+                if not await held.wait():
+                    body = {"ok": False, "error": "service_unavailable"}
+                    self._record(Call(name, args, 503, body, time.time()))
+                    return web.json_response(body, status=503)
             status, body, headers = self._answer(name, token, args)
         self._record(Call(name, args, status, body, time.time()))
         await self.publish()
+        if body.get("error") == "html":
+            return web.Response(status=status, text=HTML_PAGE, content_type="text/html")
         return web.json_response(body, status=status, headers=headers)
 
     def response_url(self, channel: str, user: str) -> str:
@@ -277,6 +344,9 @@ class SlackStandIn(LocalServer):
             return 200, {"ok": False, "error": "not_authed"}, {}
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if self._throttle is not None:
+            headers = {"Retry-After": str(self._throttle)}
+            return 429, {"ok": False, "error": "ratelimited"}, headers
         fault = self._next_fault(name)
         if fault is not None:
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}

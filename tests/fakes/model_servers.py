@@ -56,6 +56,12 @@ class Reply:
     input_tokens: int = 12
     output_tokens: int = 5
     cut_off: bool = False  # finished at the token limit (finish_reason "length")
+    # The ids given to `tool_calls` (some compatible servers reuse `call_0` every turn);
+    # by default each call gets a fresh one.
+    tool_call_ids: list[str] | None = None
+    # Answer with exactly this body instead (a proxy's error page, truncated JSON, …).
+    raw_body: str | None = None
+    raw_content_type: str = "application/json"
 
 
 @dataclass
@@ -174,6 +180,10 @@ class _FakeModelServer(LocalServer):
             if self._stopping.is_set():
                 return web.Response(status=503, text="the fake server is stopping")
             seen.status = reply.status
+            if reply.raw_body is not None:
+                return web.Response(
+                    status=reply.status, text=reply.raw_body, content_type=reply.raw_content_type
+                )
             if reply.status >= 400:
                 wait = (
                     {} if reply.retry_after is None else {"retry-after": f"{reply.retry_after:g}"}
@@ -370,7 +380,7 @@ class FakeOpenAI(_FakeModelServer):
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
-                    "id": f"call_{rid}_{i}",
+                    "id": reply.tool_call_ids[i] if reply.tool_call_ids else f"call_{rid}_{i}",
                     "type": "function",
                     "function": {"name": name, "arguments": json.dumps(args)},
                 }

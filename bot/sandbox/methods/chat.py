@@ -59,6 +59,8 @@ def update(ws: Workspace, args: JSON) -> JSON:
         message.text = text
     if args.get("blocks") is not None:
         message.blocks = blocks
+        # A streamed message's plan and tasks are part of its content: new blocks replace them.
+        message.tasks, message.plan_title = {}, None
     if args.get("attachments") is not None:
         message.attachments = attachments
     message.edited = Edited(user=ws.bot.id, ts=ws.next_ts())

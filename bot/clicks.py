@@ -1,0 +1,157 @@
+"""Button clicks and form submissions: stored before the ack, handled after it.
+
+The listener stores the click in the inbox (one bounded write), acks, and hands it to
+`handle`. A click whose process died after the ack is handled by the next sweep; a replayed
+click (same trigger id) is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot.intake import IntakeFailed, record_click, stored
+from storage import approvals, inbox
+from storage.models import InboxItem
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+NOT_RECORDED = (
+    "I couldn't record that click (my database is not answering), so nothing changed. "
+    "Please click again in a minute."
+)
+
+
+class Click(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    REASON = "reason"  # the reject-with-reason form, submitted
+    STOP = "stop"
+    DIGEST = "digest"  # a digest's Acknowledge / Snooze / Investigate
+
+
+async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -> None:
+    """Store the click, ack it, and handle it in the background."""
+    try:
+        pending = await record_click(baton, key=_key(kind, body), kind=kind.value, body=body)
+    except IntakeFailed as e:
+        log.warning("a %s click was not recorded: %s", kind.value, e)
+        await ack()
+        channel, user = where(body)
+        if channel and user:
+            from bot.approvals import tell
+
+            baton.background.spawn(tell(baton, channel=channel, user=user, text=NOT_RECORDED))
+        return
+    await ack()
+
+    async def when_stored() -> None:
+        item = await stored(pending, f"a {kind.value} click")
+        if item is not None:  # None: a replay, or it could not be stored after all
+            await handle(baton, item)
+
+    baton.background.spawn(when_stored(), name=f"click-{kind.value}")
+
+
+def _key(kind: Click, body: dict[str, Any]) -> str:
+    trigger = str(body.get("trigger_id") or "")
+    if trigger:
+        return f"{kind.value}:{trigger}"
+    action = (body.get("actions") or [{}])[0] if isinstance(body.get("actions"), list) else {}
+    user = where(body)[1]
+    return f"{kind.value}:{user}:{action.get('action_ts') or (body.get('view') or {}).get('id')}"
+
+
+def where(body: dict[str, Any]) -> tuple[str, str]:
+    """The channel a click came from, and who clicked."""
+    channel = str(
+        (body.get("channel") or {}).get("id")
+        or (body.get("container") or {}).get("channel_id")
+        or ""
+    )
+    return channel, str((body.get("user") or {}).get("id") or "")
+
+
+def first_action(body: dict[str, Any]) -> dict[str, Any]:
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        return actions[0]
+    return {}
+
+
+async def handle(baton: Baton, item: InboxItem) -> None:
+    """Handle a stored click once (whichever process gets to it first)."""
+    assert item.id is not None
+    # Held like a run's lease: if this process dies, another takes the click over as soon.
+    if not await inbox.claim(baton.db, item.id, seconds=baton.orchestrator.limits.lease_seconds):
+        return
+    try:
+        await _handle(baton, Click(item.kind), item.body or {})
+    except Exception:
+        log.exception("click %s (%s) failed", item.id, item.kind)
+    await inbox.done(baton.db, item.id)
+
+
+async def handle_left_over(baton: Baton) -> datetime | None:
+    """The sweep: clicks acked by a process that stopped before handling them. Returns when
+    a click being handled elsewhere would be free to take over."""
+    for item in await inbox.left_over(baton.db):
+        await handle(baton, item)
+    return await inbox.next_claim_end(baton.db)
+
+
+async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
+    from bot.approvals import decide, tell
+
+    channel, user = where(body)
+    match kind:
+        case Click.APPROVE | Click.REJECT:
+            refusal = await decide(
+                baton,
+                approval_id=str(first_action(body).get("value") or ""),
+                user_id=user,
+                approve=kind == Click.APPROVE,
+                message_ts=(body.get("container") or {}).get("message_ts"),
+                channel_id=channel or None,
+            )
+            if refusal is not None and channel:
+                await tell(baton, channel=channel, user=user, text=refusal)
+        case Click.REASON:
+            view = body.get("view") or {}
+            approval_id = str(view.get("private_metadata") or "")
+            refusal = await decide(
+                baton,
+                approval_id=approval_id,
+                user_id=user,
+                approve=False,
+                reason=reason_of(view),
+                from_form=True,
+            )
+            approval = await approvals.get(baton.db, approval_id) if refusal else None
+            if refusal is not None and approval is not None and approval.channel_id:
+                await tell(baton, channel=approval.channel_id, user=user, text=refusal)
+        case Click.STOP:
+            from bot.stop import stop_from_button
+
+            await stop_from_button(baton, body)
+        case Click.DIGEST:
+            from bot.digest import on_button
+
+            reply = await on_button(baton, str(first_action(body).get("action_id") or ""), body)
+            if reply is not None and channel and user:
+                await tell(baton, channel=channel, user=user, text=reply)
+
+
+def reason_of(view: dict[str, Any]) -> str:
+    from bot import approval_blocks as ui
+
+    values = (view.get("state") or {}).get("values") or {}
+    field = (values.get(ui.REASON_BLOCK) or {}).get(ui.REASON_INPUT) or {}
+    return str(field.get("value") or "").strip()

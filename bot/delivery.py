@@ -1,0 +1,509 @@
+"""Delivering the outbox to Slack: each message once, in order, whatever Slack or Baton does.
+
+A row (`storage.outbox`) is turned into pieces (the messages to post, or the one to edit)
+at its first attempt, and the pieces are kept: a retry — in this process, after a restart,
+in another replica — posts exactly the pieces not posted yet. Rows are delivered by whoever
+holds the run's lease (its driver, or the deliverer taking the lease for a run nobody
+drives), so one process at a time posts a run's messages, in order. Every posted message carries
+its row and piece in Slack's message metadata, so an attempt cut off mid-call (a timeout, a
+crash) is first looked up in the thread before it is posted again.
+
+Failures that may pass (429 beyond the client's own retries, 5xx, an HTML page instead of
+JSON, timeouts, dropped connections) are retried with backoff; Slack's refusals that will not
+change (`channel_not_found`, `not_in_channel`, …) end the row as failed, in the run's trail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot import approval_blocks
+from bot import blocks as ui
+from bot.slack_ops import slack_error
+from bot.text import MESSAGE_LIMIT, split_message
+from orchestration.costs import RunNotes, notes
+from orchestration.driving import Beat, Tokens, let_go, pause
+from storage import approvals, outbox, runs, schedules
+from storage.db import is_unavailable, utcnow
+from storage.models import Delivery, DeliveryPurpose, DeliveryState, Run, RunStatus
+from storage.runs import Lease
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+METADATA_TYPE = "baton_delivery"
+SMALLEST_PIECE = 500
+
+# Slack's answers that will be the same however often the call is repeated.
+TERMINAL = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "no_permission",
+        "missing_scope",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "ekm_access_denied",
+        "team_access_not_granted",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "thread_not_found",
+        "msg_too_long",
+        "invalid_arguments",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "no_text",
+        "user_not_in_channel",
+    }
+)
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    base_delay: float = 2.0  # seconds before the second attempt
+    max_delay: float = 300.0
+    # Attempts made right away, in the process that wrote the row; later ones by the sweep.
+    attempts_now: int = 5
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One message to post (or to edit in place)."""
+
+    text: str
+    blocks: list[dict[str, Any]] | None = None
+    # Where: the run's thread, the thread of this row's first piece, or the channel itself.
+    thread: str = "run"  # run | first | none
+    update_ts: str | None = None  # edit this message instead of posting
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "blocks": self.blocks,
+            "thread": self.thread,
+            "update_ts": self.update_ts,
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Piece:
+        return Piece(
+            text=str(data.get("text") or ""),
+            blocks=data.get("blocks"),
+            thread=str(data.get("thread") or "run"),
+            update_ts=data.get("update_ts"),
+        )
+
+
+class Retry(Exception):
+    """This attempt failed in a way that may pass."""
+
+    def __init__(self, error: str, *, in_doubt: bool, retry_after: float | None = None) -> None:
+        super().__init__(error)
+        self.error, self.in_doubt, self.retry_after = error, in_doubt, retry_after
+
+
+class GiveUp(Exception):
+    """Slack refused for good."""
+
+
+# What to do once a row is in Slack, and when it never will be.
+Hook = Callable[["Baton", Delivery, list[str]], Awaitable[None]]
+
+
+class Deliverer:
+    """Posts a run's outbox rows in order; the sweep finishes what a process left."""
+
+    def __init__(self, baton: Baton, options: DeliveryOptions) -> None:
+        self.baton = baton
+        self.options = options
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tokens = Tokens()
+
+    async def deliver_run(self, run_id: str, *, lease_held: bool = False) -> None:
+        """Deliver every due row of the run, in order. Never raises (but for cancellation).
+
+        `lease_held`: the caller drives the run (it is the run's own progress sink). Anyone
+        else takes the lease first, and leaves the rows to the run's driver if it is taken.
+        """
+        lock = self._locks.setdefault(run_id, asyncio.Lock())
+        try:
+            async with lock:
+                if lease_held:
+                    await self._deliver_run(run_id)
+                else:
+                    await self._deliver_under_own_lease(run_id)
+        except Exception as e:
+            if is_unavailable(e):
+                log.warning("delivering run %s: the database is unavailable (%s)", run_id, e)
+            else:
+                log.exception("delivering run %s failed; the sweep will try again", run_id)
+        finally:
+            if not lock.locked():
+                self._locks.pop(run_id, None)
+
+    async def deliver_edits(self, run_id: str) -> None:
+        """Edit approval messages now, even while the run is driven elsewhere: an edit is the
+        same however often it is made, and a decision should show without waiting for a turn."""
+        for row in await outbox.for_run(self.baton.db, run_id):
+            if (
+                row.purpose != DeliveryPurpose.APPROVAL_DECIDED
+                or row.state != DeliveryState.PENDING
+            ):
+                continue
+            try:
+                posted = await self._attempt(row)
+            except (Retry, GiveUp) as e:
+                log.info("run %s: approval edit left to the run's driver (%s)", run_id, e)
+                continue
+            await outbox.delivered(self.baton.db, row, posted)
+            log.debug("run %s: approval %s edited (%d)", run_id, row.ref, len(posted))
+
+    async def _deliver_under_own_lease(self, run_id: str) -> None:
+        db, limits = self.baton.db, self.baton.orchestrator.limits
+        lease = await runs.acquire_lease(
+            db, run_id, self._tokens.next(), seconds=limits.lease_seconds
+        )
+        if lease is None:
+            return  # its driver delivers (and another deliverer would have the lease too)
+        beat = Beat(functools.partial(_keep, lease, self.baton, limits.heartbeat_seconds))
+        try:
+            await self._deliver_run(run_id)
+        finally:
+            await beat.stop()
+            nudged = await let_go(db, lease)
+        if nudged:
+            # Someone wanted the run driven while this held its lease: drive it now.
+            await self.baton.orchestrator.execute(run_id)
+
+    async def sweep(self) -> datetime | None:
+        """Deliver what is due for every run; returns when the next row falls due."""
+        for run_id in await outbox.runs_with_due(self.baton.db):
+            await self.deliver_run(run_id)
+        return await outbox.next_due_at(self.baton.db)
+
+    async def _deliver_run(self, run_id: str) -> None:
+        db = self.baton.db
+        tries = 0
+        while True:
+            row = await outbox.next_due(db, run_id)
+            if row is None:
+                return
+            try:
+                posted = await self._attempt(row)
+            except Retry as e:
+                tries += 1
+                wait = self._delay(row.attempts + 1, e.retry_after)
+                log.info(
+                    "run %s: %s not delivered (%s); again in %.1f s",
+                    run_id,
+                    row.purpose.value,
+                    e.error,
+                    wait,
+                )
+                at = utcnow() + timedelta(seconds=wait)
+                await outbox.retry_later(db, row.id or 0, at=at, error=e.error, in_doubt=e.in_doubt)
+                if tries >= self.options.attempts_now:
+                    return  # the sweep carries on at `at`
+                await asyncio.sleep(wait)
+                continue
+            except GiveUp as e:
+                log.warning("run %s: %s cannot be delivered: %s", run_id, row.purpose.value, e)
+                await outbox.give_up(db, row, error=str(e))
+                await _on_failed(self.baton, row, str(e))
+                continue
+            await _on_delivered(self.baton, row, posted)
+            await outbox.delivered(db, row, posted, event=_DELIVERED_EVENTS.get(row.purpose))
+
+    def _delay(self, attempts: int, retry_after: float | None) -> float:
+        backoff = self.options.base_delay * float(2 ** max(attempts - 1, 0))
+        return max(min(self.options.max_delay, backoff), retry_after or 0.0)
+
+    async def _attempt(self, row: Delivery) -> list[str]:
+        """Post the row's remaining pieces; the timestamps of all its pieces."""
+        assert row.id is not None
+        run = await runs.get_run(self.baton.db, row.run_id)
+        if run is None:
+            return []
+        channel = _channel(run, row)
+        pieces = (
+            [Piece.from_json(p) for p in row.pieces]
+            if row.pieces is not None
+            else await _render(self.baton, row, run)
+        )
+        if not channel or not pieces:
+            return []
+        posted = list(row.posted)
+        if row.in_doubt and len(posted) < len(pieces) and pieces[len(posted)].update_ts is None:
+            found = await self._find(row, channel, run, posted)
+            if found is not None:
+                posted.append(found)
+                await outbox.piece_posted(self.baton.db, row.id, posted)
+        await outbox.attempt_started(self.baton.db, row.id, [p.to_json() for p in pieces])
+        i = len(posted)
+        while i < len(pieces):
+            piece = pieces[i]
+            try:
+                ts = await self._send(row, channel, run, piece, i, posted)
+            except SlackApiError as e:
+                smaller = _smaller(piece, slack_error(e))
+                if smaller is None:
+                    raise _classify(e) from e
+                pieces[i : i + 1] = smaller
+                await outbox.replace_pieces(self.baton.db, row.id, [p.to_json() for p in pieces])
+                continue
+            except (TimeoutError, aiohttp.ClientError, OSError) as e:
+                raise Retry(f"{type(e).__name__}: {e}".strip(": "), in_doubt=True) from e
+            posted.append(ts)
+            i += 1
+            if i < len(pieces):  # the last one is recorded with the row's delivery
+                await outbox.piece_posted(self.baton.db, row.id, posted)
+        return posted
+
+    async def _send(
+        self, row: Delivery, channel: str, run: Run, piece: Piece, index: int, posted: list[str]
+    ) -> str:
+        client = self.baton.client
+        if piece.update_ts is not None:
+            await client.chat_update(
+                channel=channel, ts=piece.update_ts, text=piece.text, blocks=piece.blocks
+            )
+            return piece.update_ts
+        resp = await client.chat_postMessage(
+            channel=channel,
+            thread_ts=_thread(run, piece, posted),
+            text=piece.text,
+            blocks=piece.blocks,
+            unfurl_links=False,
+            metadata={
+                "event_type": METADATA_TYPE,
+                "event_payload": {"delivery": row.id, "piece": index},
+            },
+        )
+        return str(resp["ts"])
+
+    async def _find(self, row: Delivery, channel: str, run: Run, posted: list[str]) -> str | None:
+        """An earlier attempt may have reached Slack: look for its message by metadata."""
+        assert row.pieces is not None
+        piece = Piece.from_json(row.pieces[len(posted)])
+        thread = _thread(run, piece, posted)
+        try:
+            if thread:
+                resp = await self.baton.client.conversations_replies(
+                    channel=channel, ts=thread, include_all_metadata=True, limit=200
+                )
+            else:
+                resp = await self.baton.client.conversations_history(
+                    channel=channel,
+                    oldest=f"{row.created_at.timestamp() - 1:.6f}",
+                    include_all_metadata=True,
+                    limit=200,
+                )
+        except (SlackApiError, TimeoutError, aiohttp.ClientError, OSError) as e:
+            log.info("run %s: could not look for an earlier attempt (%s)", run.id, e)
+            return None
+        for m in resp.get("messages") or []:
+            meta = m.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == METADATA_TYPE
+                and payload.get("delivery") == row.id
+                and payload.get("piece") == len(posted)
+            ):
+                return str(m["ts"])
+        return None
+
+
+async def _keep(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
+    """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
+    while not await pause(stop, every):
+        with contextlib.suppress(Exception):
+            await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
+
+
+def _channel(run: Run, row: Delivery) -> str | None:
+    data = row.data or {}
+    return str(data.get("channel") or run.channel_id or "") or None
+
+
+def _thread(run: Run, piece: Piece, posted: list[str]) -> str | None:
+    if piece.thread == "first":
+        return posted[0] if posted else None
+    if piece.thread == "none":
+        return None
+    return run.thread_ts
+
+
+def _classify(e: SlackApiError) -> Exception:
+    code = slack_error(e)
+    if code in TERMINAL:
+        return GiveUp(code)
+    retry_after = None
+    if e.response is not None and e.response.status_code == 429:
+        try:
+            retry_after = float(e.response.headers.get("Retry-After", "1"))
+        except (TypeError, ValueError):
+            retry_after = 1.0
+    # 5xx, `ratelimited` after the client's own retries, an HTML page (no error code): Slack
+    # answered, so nothing was posted — no need to look for it before the next attempt.
+    return Retry(code, in_doubt=False, retry_after=retry_after)
+
+
+def _smaller(piece: Piece, code: str) -> list[Piece] | None:
+    """The piece again in a form Slack may take, or None when there is none."""
+    if code == "msg_too_long" and len(piece.text) > SMALLEST_PIECE:
+        parts = split_message(piece.text, max(len(piece.text) // 2, SMALLEST_PIECE))
+        footer = _footer_of(piece)
+        out = [Piece(text=p, blocks=ui.answer_blocks(p), thread=piece.thread) for p in parts]
+        last = out[-1]
+        out[-1] = Piece(
+            text=last.text,
+            blocks=ui.answer_blocks(last.text, footer_block=footer),
+            thread=last.thread,
+        )
+        return out
+    if code in ("invalid_blocks", "invalid_blocks_format") and piece.blocks:
+        return [Piece(text=piece.text, blocks=None, thread=piece.thread, update_ts=piece.update_ts)]
+    return None
+
+
+def _footer_of(piece: Piece) -> dict[str, Any] | None:
+    if piece.blocks and len(piece.blocks) > 1 and piece.blocks[-1].get("type") == "context":
+        return piece.blocks[-1]
+    return None
+
+
+# Rendering: what each purpose shows, fixed at the first attempt
+
+
+async def _render(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
+    data = row.data or {}
+    match row.purpose:
+        case DeliveryPurpose.ANSWER:
+            return answer_pieces(
+                run,
+                contributors=tuple(data.get("contributors") or ()),
+                notes=await notes(baton.db, run.id),
+            )
+        case DeliveryPurpose.APPROVAL:
+            return await _approval_pieces(baton, row.ref, run)
+        case DeliveryPurpose.APPROVAL_DECIDED:
+            return await _decided_pieces(baton, row.ref, run)
+        case DeliveryPurpose.NOTICE:
+            return [Piece(text=str(data.get("text") or ""))]
+        case DeliveryPurpose.REQUEST:
+            text = str(data.get("text") or "")
+            return [Piece(text=text, blocks=[ui.section(text)], thread="none")]
+        case DeliveryPurpose.DIGEST | DeliveryPurpose.QUIET:
+            return [Piece.from_json(p) for p in data.get("messages") or []]
+    return []
+
+
+def answer_pieces(
+    run: Run, *, contributors: tuple[str, ...], notes: RunNotes | None = None
+) -> list[Piece]:
+    """The answer in pieces under Slack's limits; the footer (run id, models, cost) on the last."""
+    if run.source == "schedule":
+        return []  # a scheduled run's answer is in its digest
+    footer = ui.footer(
+        run_id=run.id,
+        status=run.status.value,
+        tokens=run.input_tokens + run.output_tokens,
+        cost_usd=run.cost_usd,
+        contributors=contributors,
+        notes=notes,
+    )
+    answer = run.answer or "(empty answer)"
+    if run.status == RunStatus.FAILED:
+        answer = f":warning: {answer}"
+    parts = split_message(answer, MESSAGE_LIMIT)
+    return [
+        Piece(
+            text=p, blocks=ui.answer_blocks(p, footer_block=footer if i == len(parts) - 1 else None)
+        )
+        for i, p in enumerate(parts)
+    ]
+
+
+async def _approval_pieces(baton: Baton, approval_id: str, run: Run) -> list[Piece]:
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None:
+        return []
+    task = await runs.get_task(baton.db, run.id, approval.task_id)
+    kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+    return [
+        Piece(
+            text=f"Approval needed: {kind} (run {run.id})",
+            blocks=approval_blocks.request_blocks(approval, run, task),
+        )
+    ]
+
+
+async def _decided_pieces(baton: Baton, approval_id: str, run: Run) -> list[Piece]:
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None or not approval.message_ts:
+        return []  # its request never reached Slack: there are no buttons to take away
+    task = await runs.get_task(baton.db, run.id, approval.task_id)
+    return [
+        Piece(
+            text=approval_blocks.decided_text(approval),
+            blocks=approval_blocks.decided_blocks(approval, run, task),
+            update_ts=approval.message_ts,
+        )
+    ]
+
+
+_DELIVERED_EVENTS = {
+    DeliveryPurpose.ANSWER: "answer_delivered",
+    DeliveryPurpose.APPROVAL: "approval_posted",
+    DeliveryPurpose.DIGEST: "digest_posted",
+}
+
+
+async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
+    data = row.data or {}
+    match row.purpose:
+        case DeliveryPurpose.APPROVAL if posted:
+            run = await runs.get_run(baton.db, row.run_id)
+            if run is not None and run.channel_id:
+                await approvals.set_message(
+                    baton.db, row.ref, channel_id=run.channel_id, message_ts=posted[0]
+                )
+        case DeliveryPurpose.REQUEST if posted:
+            await runs.set_thread(baton.db, row.run_id, posted[0])
+        case DeliveryPurpose.DIGEST if posted and data.get("fire_id") is not None:
+            await schedules.update_fire(
+                baton.db, int(data["fire_id"]), posted=True, digest_ts=posted[0]
+            )
+        case DeliveryPurpose.QUIET if posted and data.get("fire_id") is not None:
+            await schedules.update_fire(
+                baton.db, int(data["fire_id"]), posted=True, quiet_line=True
+            )
+        case _:
+            pass
+
+
+async def _on_failed(baton: Baton, row: Delivery, error: str) -> None:
+    if row.purpose == DeliveryPurpose.REQUEST:
+        from bot.intake import request_not_postable
+
+        await request_not_postable(baton, row, error)

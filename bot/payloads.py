@@ -1,0 +1,107 @@
+"""Requests to /slack/events that cannot be Slack's, refused before Bolt reads them.
+
+Pure checks over the raw request: a body that is not UTF-8, JSON nested beyond reason, a
+timestamp header that is not a number, a payload whose `event` or `actions` has the wrong
+shape. Each gets a 4xx and one log line — never a 500 with a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from bot.manifest import EVENTS_PATH
+
+log = logging.getLogger(__name__)
+
+# Slack's payloads nest a few levels (blocks in views in payloads); this is far beyond that.
+MAX_DEPTH = 64
+MAX_BODY = 1_000_000
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def refuse_malformed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method != "POST" or request.path != EVENTS_PATH:
+        return await handler(request)
+    body = await request.read()
+    status, problem = problem_with(body, request.headers)
+    if problem is not None:
+        log.warning("refused a request to %s: %s", EVENTS_PATH, problem)
+        return web.json_response({"ok": False, "error": problem}, status=status)
+    return await handler(request)
+
+
+def problem_with(body: bytes, headers: Any) -> tuple[int, str | None]:
+    """(HTTP status, what is wrong) — or (200, None) when Bolt may have it."""
+    stamp = headers.get("X-Slack-Request-Timestamp")
+    if stamp is not None and not str(stamp).strip().isdigit():
+        return 401, "the request timestamp is not a number"
+    if len(body) > MAX_BODY:
+        return 413, "the body is too large"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return 400, "the body is not UTF-8"
+    content_type = str(headers.get("Content-Type", ""))
+    if content_type.startswith("application/json"):
+        return _check_json(text)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(text, keep_blank_values=True)
+        if "payload" in form:
+            return _check_json(form["payload"][0])
+    return 200, None
+
+
+def _check_json(text: str) -> tuple[int, str | None]:
+    if _depth(text) > MAX_DEPTH:
+        return 400, "the JSON is nested too deeply"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return 400, "the body is not valid JSON"
+    if not isinstance(data, dict):
+        return 400, "the payload is not a JSON object"
+    if "event" in data and not isinstance(data["event"], dict):
+        return 400, "`event` is not an object"
+    if isinstance(data.get("event"), dict) and not isinstance(data["event"].get("type"), str):
+        return 400, "the event has no type"
+    if data.get("type") == "block_actions":
+        actions = data.get("actions")
+        if not isinstance(actions, list) or not actions or not isinstance(actions[0], dict):
+            return 400, "a click without an action"
+        if not isinstance(data.get("user"), dict):
+            return 400, "a click without its user"
+    if data.get("type") in ("view_submission", "view_closed"):
+        view = data.get("view")
+        if not isinstance(view, dict) or not isinstance(view.get("type"), str):
+            return 400, "a form submission without its form"
+    return 200, None
+
+
+def _depth(text: str) -> int:
+    """How deeply brackets nest, outside strings (cheap, and no recursion)."""
+    deepest = level = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            level += 1
+            deepest = max(deepest, level)
+        elif ch in "]}":
+            level -= 1
+    return deepest

@@ -1,0 +1,133 @@
+"""One driver per run: a lease per drive, a heartbeat that keeps it, and why a drive stopped.
+
+`Orchestrator.execute` may be called for one run from many places at once (a click, the
+sweep, a Stop, another replica). Each call nudges the run, then tries to take its lease under
+a token of its own: exactly one wins and drives; the others leave, and the winner — seeing
+the nudge when it lets go — looks at the run again. The lease lives in the database, so the
+same rule holds across processes (a worker process takes runs the same way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from orchestration.limits import Limits
+from storage import runs
+from storage.db import Database, is_unavailable
+from storage.runs import Lease
+
+log = logging.getLogger(__name__)
+
+
+class StopReason(StrEnum):
+    PERSON = "person"  # someone asked to stop the run
+    LEASE_LOST = "lease_lost"  # the lease lapsed (the database was unreachable too long)
+    SHUTDOWN = "shutdown"  # this process is stopping
+
+
+class Tokens:
+    """Lease tokens: this process's name and a counter, unique for every drive."""
+
+    def __init__(self) -> None:
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self.owner}:{next(self._count)}"
+
+
+@dataclass
+class Drive:
+    """One drive of one run in this process."""
+
+    lease: Lease
+    work: asyncio.Task[None]
+    reason: StopReason | None = None
+    stopped_by: str | None = None
+
+    def stop(self, reason: StopReason, by: str | None = None) -> None:
+        """Cancel the work; the first reason given is the one acted on."""
+        if self.reason is None:
+            self.reason, self.stopped_by = reason, by
+        self.work.cancel()
+
+
+class Beat:
+    """A loop that renews a lease until told to stop — between two renewals, never in the
+    middle of one (a renewal cut off mid-query would leave its connection to clean up)."""
+
+    def __init__(self, beat: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(beat(self._stop))
+
+    async def stop(self, *, patience: float = 10.0) -> None:
+        self._stop.set()
+        done, _ = await asyncio.wait([self._task], timeout=patience)
+        if not done:
+            await stopped(self._task)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds`; True when told to stop meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def heartbeat(db: Database, drive: Drive, limits: Limits, stop: asyncio.Event) -> None:
+    """Keep the lease while the work goes on; stop the work when it is lost or a Stop comes."""
+    loop = asyncio.get_running_loop()
+    last_renewed = loop.time()
+    while not await pause(stop, limits.heartbeat_seconds):
+        try:
+            check = await runs.renew_lease(db, drive.lease, seconds=limits.lease_seconds)
+        except Exception as e:
+            if not is_unavailable(e):
+                log.exception("run %s: could not renew its lease", drive.lease.run_id)
+            if loop.time() - last_renewed >= limits.lease_seconds:
+                # Another process may take the run over now: this one must not write to it.
+                drive.stop(StopReason.LEASE_LOST)
+                return
+            continue
+        last_renewed = loop.time()
+        if not check.held:
+            drive.stop(StopReason.LEASE_LOST)
+            return
+        if check.cancel_requested_by:
+            drive.stop(StopReason.PERSON, check.cancel_requested_by)
+            return
+
+
+async def let_go(db: Database, lease: Lease) -> bool:
+    """Release the lease; True when the run was nudged meanwhile. Never raises: a lease that
+    cannot be released lapses, and the sweep takes the run up again."""
+    try:
+        return await runs.release_lease(db, lease)
+    except Exception as e:
+        if not is_unavailable(e):
+            log.exception("run %s: could not release its lease", lease.run_id)
+        return False
+
+
+async def stopped(task: asyncio.Task[None]) -> None:
+    """Cancel a helper task and wait until it has really ended."""
+    task.cancel()
+    await asyncio.wait([task])
+
+
+def leaves(error: BaseException) -> list[BaseException]:
+    """The plain exceptions inside (possibly nested) exception groups."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for e in error.exceptions for leaf in leaves(e)]
+    return [error]

@@ -1,0 +1,210 @@
+"""The outbox: what Baton must show people, kept until it has been shown.
+
+A row is added in the same transaction as the state it shows (a finished run and its answer,
+an approval and its request message), so a crash can never leave one without the other.
+The holder of the run's lease posts its rows piece by piece, oldest first, and marks each
+delivered; on a failure it sets the next attempt's time, so any process (this one later, or
+another, once the lease is free) carries on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage.db import Database, utcnow
+from storage.models import Delivery, DeliveryPurpose, DeliveryState, Event, Run
+
+
+def new(
+    run_id: str, purpose: DeliveryPurpose, *, ref: str = "", data: dict[str, Any] | None = None
+) -> Delivery:
+    """A row to add inside the transaction that makes it true."""
+    return Delivery(run_id=run_id, purpose=purpose, ref=ref, data=data or {})
+
+
+async def add_in(session: AsyncSession, delivery: Delivery) -> None:
+    """Add `delivery` in `session`'s transaction unless an equal one (run, purpose, ref) exists."""
+    found = (
+        await session.exec(
+            select(Delivery.id).where(
+                Delivery.run_id == delivery.run_id,
+                Delivery.purpose == delivery.purpose,
+                Delivery.ref == delivery.ref,
+            )
+        )
+    ).first()
+    if found is None:
+        session.add(delivery)
+
+
+async def add(db: Database, delivery: Delivery) -> bool:
+    """Add a row on its own; False when one with the same (run, purpose, ref) exists."""
+    try:
+        async with db.session() as s:
+            s.add(delivery)
+    except IntegrityError:
+        return False
+    return True
+
+
+async def get(db: Database, delivery_id: int) -> Delivery | None:
+    async with db.session() as s:
+        return await s.get(Delivery, delivery_id)
+
+
+async def for_run(db: Database, run_id: str) -> list[Delivery]:
+    async with db.session() as s:
+        q = select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id))
+        return list((await s.exec(q)).all())
+
+
+async def next_due(db: Database, run_id: str) -> Delivery | None:
+    """The run's oldest undelivered row, if it is due: rows of a run go out in order, so
+    while the oldest waits for its next attempt, none after it goes either."""
+    async with db.session() as s:
+        first = (
+            await s.exec(
+                select(Delivery)
+                .where(Delivery.run_id == run_id, Delivery.state == DeliveryState.PENDING)
+                .order_by(col(Delivery.id))
+                .limit(1)
+            )
+        ).first()
+    if first is None or first.next_attempt_at > utcnow():
+        return None
+    return first
+
+
+async def attempt_started(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
+    """Fix the pieces (at the first attempt) and note that Slack may see this attempt."""
+    async with db.session() as s:
+        await s.exec(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .values(pieces=pieces, in_doubt=True, attempts=Delivery.attempts + 1)
+        )
+
+
+async def piece_posted(db: Database, delivery_id: int, posted: list[str]) -> None:
+    """One more piece is in Slack: never post it again."""
+    async with db.session() as s:
+        await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(posted=posted))
+
+
+async def replace_pieces(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
+    """Slack said a piece was too long: the rest goes out in smaller pieces."""
+    async with db.session() as s:
+        await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(pieces=pieces))
+
+
+async def delivered(
+    db: Database, delivery: Delivery, posted: list[str], *, event: str | None = None
+) -> None:
+    """Done: the row is never posted again (and, if given, the run's trail says so)."""
+    now = utcnow()
+    async with db.session() as s:
+        await s.exec(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery.id)
+            .values(
+                state=DeliveryState.DELIVERED,
+                posted=posted,
+                delivered_at=now,
+                in_doubt=False,
+                last_error=None,
+            )
+        )
+        if event is not None:
+            s.add(
+                Event(
+                    run_id=delivery.run_id,
+                    at=now,
+                    kind=event,
+                    data={"purpose": delivery.purpose.value, "ref": delivery.ref},
+                )
+            )
+
+
+async def retry_later(
+    db: Database, delivery_id: int, *, at: datetime, error: str, in_doubt: bool
+) -> None:
+    """A failure that may pass: let go, and try again from `at`."""
+    async with db.session() as s:
+        await s.exec(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery_id)
+            .values(
+                next_attempt_at=at,
+                last_error=error,
+                in_doubt=in_doubt,
+            )
+        )
+
+
+async def give_up(db: Database, delivery: Delivery, *, error: str) -> None:
+    """Slack refused for good (the channel is gone, Baton was removed): stop trying."""
+    now = utcnow()
+    async with db.session() as s:
+        await s.exec(
+            update(Delivery)
+            .where(col(Delivery.id) == delivery.id)
+            .values(
+                state=DeliveryState.FAILED,
+                last_error=error,
+                in_doubt=False,
+            )
+        )
+        s.add(
+            Event(
+                run_id=delivery.run_id,
+                at=now,
+                kind="delivery_failed",
+                data={"purpose": delivery.purpose.value, "ref": delivery.ref, "error": error},
+            )
+        )
+
+
+async def runs_with_due(db: Database, *, limit: int = 200) -> list[str]:
+    """Runs with something due to deliver now (one query, oldest first)."""
+    now = utcnow()
+    async with db.session() as s:
+        q = (
+            select(Delivery.run_id, func.min(Delivery.id))
+            .where(
+                Delivery.state == DeliveryState.PENDING,
+                col(Delivery.next_attempt_at) <= now,
+            )
+            .group_by(col(Delivery.run_id))
+            .order_by(func.min(Delivery.id))
+            .limit(limit)
+        )
+        return [run_id for run_id, _ in (await s.exec(q)).all()]
+
+
+async def next_due_at(db: Database) -> datetime | None:
+    """When the next undelivered row can go out: its next attempt, or — while someone holds
+    its run's lease — when that lease lapses (None when nothing waits)."""
+    ready = case(
+        (col(Run.lease_until) > col(Delivery.next_attempt_at), col(Run.lease_until)),
+        else_=col(Delivery.next_attempt_at),
+    )
+    async with db.session() as s:
+        q = (
+            select(func.min(ready))
+            .select_from(Delivery)
+            .join(Run, col(Run.id) == col(Delivery.run_id))
+            .where(Delivery.state == DeliveryState.PENDING)
+        )
+        found: datetime | None = (await s.exec(q)).one()
+        return found
+
+
+def undelivered(rows: Sequence[Delivery], purpose: DeliveryPurpose) -> list[Delivery]:
+    return [r for r in rows if r.purpose == purpose and r.state != DeliveryState.DELIVERED]
