@@ -191,8 +191,11 @@ class Deliverer:
             await beat.stop()
             nudged = await let_go(db, lease)
         if nudged:
-            # Someone wanted the run driven while this held its lease: drive it now.
-            await self.baton.orchestrator.execute(run_id)
+            # Someone wanted the run driven while this held its lease: drive it now — in its
+            # own task, since its driver delivers too (and would wait for this one's lock).
+            self.baton.background.spawn(
+                self.baton.orchestrator.execute(run_id), name=f"nudged-{run_id}"
+            )
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
