@@ -96,6 +96,7 @@ class Piece:
     update_ts: str | None = None  # edit this message instead of posting
 
     def to_json(self) -> dict[str, Any]:
+        """As kept in the outbox row."""
         return {
             "text": self.text,
             "blocks": self.blocks,
@@ -105,6 +106,7 @@ class Piece:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Piece:
+        """Back from the outbox row."""
         return Piece(
             text=str(data.get("text") or ""),
             blocks=data.get("blocks"),

@@ -43,6 +43,7 @@ async def add_in(session: AsyncSession, delivery: Delivery) -> None:
 
 
 async def for_run(db: Database, run_id: str) -> list[Delivery]:
+    """A run's rows, oldest first."""
     async with db.session() as s:
         q = select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id))
         return list((await s.exec(q)).all())
