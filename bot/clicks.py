@@ -80,6 +80,7 @@ def where(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def first_action(body: dict[str, Any]) -> dict[str, Any]:
+    """The clicked element (empty when the payload has none)."""
     actions = body.get("actions")
     if isinstance(actions, list) and actions and isinstance(actions[0], dict):
         return actions[0]
@@ -150,6 +151,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
 
 
 def reason_of(view: dict[str, Any]) -> str:
+    """What the person typed in the reject-with-reason form."""
     from bot import approval_blocks as ui
 
     values = (view.get("state") or {}).get("values") or {}

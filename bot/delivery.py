@@ -97,6 +97,7 @@ class Piece:
     update_ts: str | None = None  # edit this message instead of posting
 
     def to_json(self) -> dict[str, Any]:
+        """As kept in the outbox row."""
         return {
             "text": self.text,
             "blocks": self.blocks,
@@ -106,6 +107,7 @@ class Piece:
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Piece:
+        """Back from the outbox row."""
         return Piece(
             text=str(data.get("text") or ""),
             blocks=data.get("blocks"),
@@ -192,8 +194,11 @@ class Deliverer:
             await beat.stop()
             nudged = await let_go(db, lease)
         if nudged:
-            # Someone wanted the run driven while this held its lease: drive it now.
-            await self.baton.orchestrator.execute(run_id)
+            # Someone wanted the run driven while this held its lease: drive it now — in its
+            # own task, since its driver delivers too (and would wait for this one's lock).
+            self.baton.background.spawn(
+                self.baton.orchestrator.execute(run_id), name=f"nudged-{run_id}"
+            )
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""

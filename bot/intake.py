@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.slack_ops import post_text
+from bot.text import truncate
 from storage import inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
@@ -116,8 +117,6 @@ async def accept_command(
     user = str(command.get("user_id") or "")
     channel = str(command.get("channel_id") or "")
     trigger = str(command.get("trigger_id") or "")
-    from bot.text import truncate
-
     run = Run(
         id=runs.new_id(),
         source="command",

@@ -28,6 +28,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def refuse_malformed(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp middleware: a 4xx for what `problem_with` finds, else on to Bolt."""
     if request.method != "POST" or request.path != EVENTS_PATH:
         return await handler(request)
     body = await request.read()

@@ -42,6 +42,7 @@ class Tokens:
         self._count = itertools.count(1)
 
     def next(self) -> str:
+        """A token no other drive has."""
         return f"{self.owner}:{next(self._count)}"
 
 
@@ -70,6 +71,7 @@ class Beat:
         self._task = asyncio.create_task(beat(self._stop))
 
     async def stop(self, *, patience: float = 10.0) -> None:
+        """Stop after the renewal in progress, if any; cancel only if it does not end."""
         self._stop.set()
         done, _ = await asyncio.wait([self._task], timeout=patience)
         if not done:

@@ -26,6 +26,7 @@ def outcomes(tasks: Sequence[TaskRow]) -> list[TaskOutcome]:
 
 
 def run_status(tasks: Sequence[TaskRow]) -> RunStatus:
+    """Succeeded when every task did, partial when some did, else failed."""
     succeeded = sum(1 for t in tasks if t.status == TaskStatus.SUCCEEDED)
     if succeeded == len(tasks):
         return RunStatus.SUCCEEDED
@@ -47,6 +48,7 @@ class TaskMove:
 
 
 def stopped_task(task: TaskRow, by: str) -> TaskMove:
+    """Running or at a gate: cancelled; not started yet: skipped."""
     if task.status == TaskStatus.RUNNING:
         return TaskMove(TaskStatus.CANCELLED, "task_cancelled", f"stopped by <@{by}> while it ran")
     if task.status == TaskStatus.WAITING:

@@ -146,6 +146,7 @@ class Orchestrator:
         return self._tokens.owner
 
     def driving(self, run_id: str) -> bool:
+        """Whether a drive of this run is going on in this process."""
         return run_id in self._drives
 
     async def _take_turns(self, run_id: str) -> bool:

@@ -44,6 +44,7 @@ async def claim(db: Database, item_id: int, *, seconds: float) -> bool:
 
 
 async def done(db: Database, item_id: int) -> None:
+    """Handled: never handled again."""
     async with db.session() as s:
         await s.exec(
             update(InboxItem)

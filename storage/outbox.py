@@ -9,12 +9,10 @@ another, once the lease is free) carries on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,22 +42,8 @@ async def add_in(session: AsyncSession, delivery: Delivery) -> None:
         session.add(delivery)
 
 
-async def add(db: Database, delivery: Delivery) -> bool:
-    """Add a row on its own; False when one with the same (run, purpose, ref) exists."""
-    try:
-        async with db.session() as s:
-            s.add(delivery)
-    except IntegrityError:
-        return False
-    return True
-
-
-async def get(db: Database, delivery_id: int) -> Delivery | None:
-    async with db.session() as s:
-        return await s.get(Delivery, delivery_id)
-
-
 async def for_run(db: Database, run_id: str) -> list[Delivery]:
+    """A run's rows, oldest first."""
     async with db.session() as s:
         q = select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id))
         return list((await s.exec(q)).all())
@@ -204,7 +188,3 @@ async def next_due_at(db: Database) -> datetime | None:
         )
         found: datetime | None = (await s.exec(q)).one()
         return found
-
-
-def undelivered(rows: Sequence[Delivery], purpose: DeliveryPurpose) -> list[Delivery]:
-    return [r for r in rows if r.purpose == purpose and r.state != DeliveryState.DELIVERED]

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from bot import approval_blocks as ui
 from bot.approvals import expire_and_resume
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
-from storage.models import ApprovalStatus, RunStatus, TaskStatus
+from storage.db import utcnow
+from storage.models import Approval, ApprovalStatus, RunStatus, TaskStatus
 from tests.conftest import Site
 from tests.harness import Bot, running_bot
 
@@ -306,15 +309,23 @@ async def test_a_gated_step_without_gated_tools_waits_for_approval_first(
     assert task.status == TaskStatus.SUCCEEDED
 
 
+async def expire_now(bot: Bot, run_id: str) -> None:
+    """Time passes: the run's approvals are moved past their expiry (instead of waiting)."""
+    async with bot.baton.db.session() as s:
+        await s.exec(
+            update(Approval)
+            .where(Approval.run_id == run_id)  # type: ignore[arg-type]
+            .values(expires_at=utcnow() - timedelta(minutes=1))
+        )
+
+
 async def test_an_expired_approval_counts_as_rejected_and_the_thread_says_so(
     slack: SlackStandIn, sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with running_bot(
-        slack, sqlite_url, baton_agents_file=write_catalog(tmp_path, expiry=0.0001)
-    ) as bot:
+    async with running_bot(slack, sqlite_url, baton_agents_file=write_catalog(tmp_path)) as bot:
         run_id = await start_playbook(bot, "announce")
         [message] = approval_messages(slack)
-        await asyncio.sleep(0.5)
+        await expire_now(bot, run_id)
         await bot.click(ui.APPROVE, value_of(message), user="U0ALICE", message=message)
         await bot.idle()
         [approval] = await approvals.for_run(bot.baton.db, run_id)
@@ -330,11 +341,9 @@ async def test_an_expired_approval_counts_as_rejected_and_the_thread_says_so(
 async def test_the_expiry_sweep_needs_no_click(
     slack: SlackStandIn, sqlite_url: str, tmp_path: Path
 ) -> None:
-    async with running_bot(
-        slack, sqlite_url, baton_agents_file=write_catalog(tmp_path, expiry=0.0001)
-    ) as bot:
+    async with running_bot(slack, sqlite_url, baton_agents_file=write_catalog(tmp_path)) as bot:
         run_id = await start_playbook(bot, "announce")
-        await asyncio.sleep(0.5)
+        await expire_now(bot, run_id)
         assert await expire_and_resume(bot.baton) == 1
         await bot.idle()
         run = await runs.get_run(bot.baton.db, run_id)
