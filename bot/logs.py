@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from bot.config import Settings
 
 # Chatty at INFO and of no use to an operator: a line per scheduler tick.
-QUIETED = ("apscheduler",)
+# Libraries whose INFO lines say nothing an operator acts on (ticks, migration plumbing);
+# Baton logs what matters about them itself.
+QUIETED = ("apscheduler", "alembic")
 
 
 class _Fields(logging.Filter):

@@ -38,7 +38,13 @@ async def test_acks_arrive_in_time_while_slack_throttles_every_call(
         await bot.slash("run two-posts")
         waiting = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
         assert waiting is not None
-        to_approve, to_reject = approval_requests(slack)
+        # The two steps run at once: tell their approvals apart by what each would post.
+        asked = {}
+        for m in approval_requests(slack):
+            approval = await approvals.get(bot.baton.db, approval_value(m))
+            assert approval is not None and approval.tool_args is not None
+            asked[str(approval.tool_args.get("text"))] = m
+        to_approve, to_reject = asked["one"], asked["two"]
         reject_id = approval_value(to_reject)
         before = len(slack.calls)
 

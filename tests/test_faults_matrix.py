@@ -143,6 +143,8 @@ async def baton(
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": slack.api_url,
         "BATON_DATABASE_URL": db_url,
+        # The first start on a new PostgreSQL database creates the tables, as an operator's would.
+        "BATON_AUTO_MIGRATE": "true",
         "BATON_AGENTS_FILE": str(catalog),
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_BASE_URL": models.base_url,

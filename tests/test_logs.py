@@ -131,11 +131,19 @@ def free_port() -> int:
 
 async def test_baton_run_writes_json_lines_when_its_log_is_not_a_terminal(tmp_path: Path) -> None:
     port = free_port()
+    async with SlackStandIn() as slack:
+        logged = await _start_logging(tmp_path, port, slack)
+    assert logged[-1]["level"] == "INFO"
+    assert logged[-1]["message"] == f"Baton is listening on http://0.0.0.0:{port}/slack/events"
+
+
+async def _start_logging(tmp_path: Path, port: int, slack: SlackStandIn) -> list[dict[str, Any]]:
+    """`baton run --http` until it says it listens: every line it logged, parsed."""
     env = {
         **os.environ,
-        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_BOT_TOKEN": slack.token,
         "SLACK_SIGNING_SECRET": "secret",
-        "SLACK_API_URL": "http://127.0.0.1:9/api/",
+        "SLACK_API_URL": slack.api_url,
         "BATON_DATABASE_URL": f"sqlite:///{tmp_path}/baton.db",
         "BATON_PORT": str(port),
     }
@@ -160,8 +168,7 @@ async def test_baton_run_writes_json_lines_when_its_log_is_not_a_terminal(tmp_pa
     finally:
         proc.terminate()
         await proc.wait()
-    assert logged[-1]["level"] == "INFO"
-    assert logged[-1]["message"] == f"Baton is listening on http://0.0.0.0:{port}/slack/events"
+    return logged
 
 
 def test_an_unknown_log_level_stops_start_up_with_one_line(

@@ -187,15 +187,17 @@ async def test_a_rejected_destructive_tool_never_runs_and_the_thread_says_so(
             await bot.click(ui.REJECT, value_of(approval), user="U0ALICE", message=approval) == 200
         )
         await bot.idle()
-        trail = progress(await runs.events(bot.baton.db, run_id))
+        [task] = await runs.list_tasks(bot.baton.db, run_id)
 
     assert recorded(record, "call") == []
-    assert "`mcp:ops/cancel` rejected by <@U0ALICE>" in trail
+    # The step is rejected, in Baton's words; the model is not asked to work around it.
+    assert task.status == TaskStatus.REJECTED
+    assert task.error == "`mcp:ops/cancel` was not called: rejected by <@U0ALICE>"
+    assert len([s for s in openai.requests if is_clerk(s)]) == 1
     decided = slack.workspace.message("C0GENERAL", approval.ts)
     assert "Rejected by <@U0ALICE>" in json.dumps(decided.blocks)
-    [told] = tool_messages([s for s in openai.requests if is_clerk(s)][-1])
-    assert "rejected this call; it was not performed" in told["content"]
-    assert "cancelled" not in bot.thread(msg)[-1].text
+    answer = bot.thread(msg)[-1].text
+    assert "was not called: rejected by <@U0ALICE>" in answer and "Do not try" not in answer
 
 
 async def test_the_catalog_can_require_or_waive_approval_whatever_the_annotations_say(

@@ -45,8 +45,10 @@ async def test_a_planner_that_answers_nonsense_ends_the_run_with_a_sentence(
             run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
     assert run is not None and run.status == RunStatus.FAILED
     [answer] = answers(slack, run.id)
-    assert answer.text.startswith(":warning: I could not plan this: the model failed")
-    assert "Something went wrong inside Baton" not in answer.text
+    # One sentence naming the server and what to do: never the server's own text.
+    assert answer.text.startswith(":warning: I could not plan this: The OpenAI-compatible server")
+    assert "try again in a minute" in answer.text
+    assert "Something went wrong inside Baton" not in answer.text and "<html>" not in answer.text
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
@@ -68,6 +70,8 @@ async def test_a_specialist_whose_model_answers_nonsense_fails_its_step_with_the
             assert run is not None
             [task] = await runs.list_tasks(bot.baton.db, run.id)
     assert run.status == RunStatus.FAILED and task.status == TaskStatus.FAILED
-    assert "the model kept failing" in (task.error or "")
+    error = task.error or ""
+    assert error.startswith("The OpenAI-compatible server at 127.0.0.1:")
+    assert "2 attempts); try again in a minute." in error
     [answer] = answers(slack, run.id)
-    assert "kept failing" in answer.text and "internal error" not in answer.text
+    assert error in answer.text and "internal error" not in answer.text
