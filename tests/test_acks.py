@@ -38,13 +38,10 @@ async def test_acks_arrive_in_time_while_slack_throttles_every_call(
         await bot.slash("run two-posts")
         waiting = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
         assert waiting is not None
-        # The two steps run at once: tell their approvals apart by what each would post.
-        asked = {}
-        for m in approval_requests(slack):
-            approval = await approvals.get(bot.baton.db, approval_value(m))
-            assert approval is not None and approval.tool_args is not None
-            asked[str(approval.tool_args.get("text"))] = m
-        to_approve, to_reject = asked["one"], asked["two"]
+        gates = approval_requests(slack)
+        # The two steps ask in parallel: tell their messages apart by what they would post.
+        [to_approve] = [m for m in gates if "*text*: one" in json.dumps(m.blocks)]
+        [to_reject] = [m for m in gates if "*text*: two" in json.dumps(m.blocks)]
         reject_id = approval_value(to_reject)
         before = len(slack.calls)
 
@@ -78,8 +75,13 @@ async def test_acks_arrive_in_time_while_slack_throttles_every_call(
         )
         status, body = await asyncio.wait_for(submitted, SLACKS_LIMIT)
         assert status == 200 and body is None
-        # Every call Baton tried meanwhile was answered 429: none of it held an ack.
-        assert {c.status for c in slack.calls[before:] if c.method != "response_url"} <= {429}
+        # The work behind each request meets the throttling too (after its ack), and waits.
+        throttled = await slack.wait_for(
+            lambda: [c for c in slack.calls[before:] if c.status == 429][3:], timeout=20
+        )
+        assert throttled and {
+            c.status for c in slack.calls[before:] if c.method != "response_url"
+        } == {429}
 
         slack.unthrottle()
         await bot.idle()

@@ -118,7 +118,6 @@ async def test_postgresql_refusing_connections_for_a_while_delays_the_run_and_lo
             )
             # The step finishes while the database is away: its driver cannot record it.
             await bot.slack.wait_for(lambda: not bot.baton.orchestrator.driving(run_id), timeout=30)
-            await asyncio.sleep(LEASES.lease_seconds * 2)  # an outage longer than a lease
         finally:
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await admin.close()
