@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 # Chatty at INFO and of no use to an operator: a line per scheduler tick.
 # Libraries whose INFO lines say nothing an operator acts on (ticks, migration plumbing);
-# Baton logs what matters about them itself.
-QUIETED = ("apscheduler", "alembic")
+# Alembic's "Running upgrade …" lines stay: they say what an upgrade did.
+QUIETED = ("apscheduler", "alembic.runtime.plugins")
 
 
 class _Fields(logging.Filter):

@@ -87,7 +87,7 @@ async def test_baton_sandbox_prints_exactly_one_line_the_url_of_a_page_that_answ
         code, rest, err = await stop(process, signal.SIGTERM)
 
     assert rest == "", "stdout holds only the URL line"
-    assert code == 0 and "Traceback" not in err
+    assert code == 0 and "Traceback" not in err, err
     assert "INFO" not in err and "/slack/events" not in err
     assert {c["name"] for c in body["channels"]} >= {"general", "random", "deploys", "alice"}
     assert [u["real_name"] for u in body["users"]] == ["Alice", "Bob", "Carol"]
