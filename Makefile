@@ -75,6 +75,7 @@ test: $(VENV)/.dev-installed $(VENV)/.real-model
 	$(BIN)/pytest -q $(ARGS)
 
 lint: $(VENV)/.dev-installed
+	bash -n .ci/run
 	$(BIN)/ruff check bot agents orchestration storage tests bench
 	$(BIN)/ruff format --check bot agents orchestration storage tests bench
 	$(BIN)/mypy
