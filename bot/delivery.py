@@ -84,6 +84,7 @@ class DeliveryOptions:
     max_delay: float = 300.0
     # Attempts made right away, in the process that wrote the row; later ones by the sweep.
     attempts_now: int = 5
+    clock: Callable[[], datetime] = utcnow  # what "now" is when deciding what is due
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ class Deliverer:
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
-        for run_id in await outbox.runs_with_due(self.baton.db):
+        for run_id in await outbox.runs_with_due(self.baton.db, now=self.options.clock()):
             await self.deliver_run(run_id)
         return await outbox.next_due_at(self.baton.db)
 
@@ -210,7 +211,7 @@ class Deliverer:
         db = self.baton.db
         tries = 0
         while True:
-            row = await outbox.next_due(db, run_id)
+            row = await outbox.next_due(db, run_id, now=self.options.clock())
             if row is None:
                 return
             try:
@@ -225,7 +226,7 @@ class Deliverer:
                     e.error,
                     wait,
                 )
-                at = utcnow() + timedelta(seconds=wait)
+                at = self.options.clock() + timedelta(seconds=wait)
                 await outbox.retry_later(db, row.id or 0, at=at, error=e.error, in_doubt=e.in_doubt)
                 if tries >= self.options.attempts_now:
                     return  # the sweep carries on at `at`

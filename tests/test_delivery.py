@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from bot.delivery import DeliveryOptions
 from bot.sandbox.web_api import SlackStandIn
 from storage import outbox, runs
+from storage.db import utcnow
 from storage.models import DeliveryPurpose, DeliveryState, RunStatus
 from tests.fakes.model_servers import FakeOpenAI, Reply
 from tests.harness import Bot, running_bot
@@ -193,7 +195,9 @@ async def test_an_answer_slack_keeps_refusing_is_delivered_by_the_next_process(
         run = await runs.get_run(bot.baton.db, run_id)
         assert run is not None and run.status == RunStatus.SUCCEEDED
 
-    async with bot_for(slack, sqlite_url, tmp_path, openai) as restarted:
+    # The next process starts after the retry fell due (the clock moves instead of a sleep).
+    later = DeliveryOptions(clock=lambda: utcnow() + timedelta(seconds=1))
+    async with bot_for(slack, sqlite_url, tmp_path, openai, delivery=later) as restarted:
         await restarted.baton.deliverer.sweep()
         [row] = await outbox.for_run(restarted.baton.db, run_id)
     assert row.state == DeliveryState.DELIVERED
@@ -214,7 +218,9 @@ async def test_approval_buttons_held_when_the_process_stops_are_posted_once_afte
         run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
         assert run is not None and approval_requests(slack) == []
 
-    async with bot_for(slack, sqlite_url, tmp_path, openai) as restarted:
+    # The next process starts after the retry fell due (the clock moves instead of a sleep).
+    later = DeliveryOptions(clock=lambda: utcnow() + timedelta(seconds=1))
+    async with bot_for(slack, sqlite_url, tmp_path, openai, delivery=later) as restarted:
         await restarted.baton.deliverer.sweep()
         await restarted.idle()
         rows = await outbox.for_run(restarted.baton.db, run.id)
