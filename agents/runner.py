@@ -176,19 +176,17 @@ async def run_specialist(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
         made = Counter(m.name for m in messages if m.role == "tool")
-        # The task names things for a tool that has not been called for all of them: ask
-        # for that call, with the tool's arguments held to what the task names.
+        # The task names things for a tool that has not been called for all of them: a
+        # server without a working "auto" is asked for that call, with the tool's arguments
+        # held to what the task names; any other model chooses (and is judged on it).
         suggested = next((name for name, n in wanted.items() if made[name] < n), None)
         request = ModelRequest(
             model=links[0].model_id,
             system=system_prompt(spec),
             messages=messages,
-            tools=[
-                narrowed(t, prompt, messages) if name == suggested else t.schema()
-                for name, t in own_tools.items()
-            ],
-            require_tool=suggested is not None,
+            tools=[t.schema() for t in own_tools.values()],
             suggested_tool=suggested,
+            grounded_tool=(narrowed(own_tools[suggested], prompt, messages) if suggested else None),
         )
         answered_by, response = await fallback.ask(
             links,
