@@ -188,6 +188,28 @@ async def save_plan(
         s.add(Event(run_id=run_id, kind="plan_ready", data=plan))
 
 
+async def save_revision(
+    db: Database, run_id: str, revision: dict[str, Any], tasks: Sequence[TaskRow]
+) -> bool:
+    """Store the run's one plan revision (its new tasks, or none) with the plan; False when
+    the run was revised before (nothing is stored then)."""
+    async with db.session() as s:
+        run = await s.get(Run, run_id)
+        if run is None:
+            raise LookupError(run_id)
+        plan = dict(run.plan or {})
+        if plan.get("revision"):
+            return False
+        plan["revision"] = revision
+        run.plan = plan
+        run.updated_at = utcnow()
+        s.add(run)
+        for t in tasks:
+            s.add(t)
+        s.add(Event(run_id=run_id, kind="plan_revised", data=revision))
+        return True
+
+
 async def record(
     db: Database,
     run_id: str,
