@@ -15,6 +15,7 @@ import pytest
 
 from agents.retry import RetryPolicy
 from bot.sandbox.web_api import SlackStandIn
+from bot.transports import resume_interrupted
 from orchestration.limits import Limits
 from storage import runs
 from storage.models import RunStatus, TaskStatus
@@ -201,3 +202,41 @@ async def test_the_offline_planner_finishes_honestly_without_a_revision(
     assert run.plan is not None and run.plan["revision"]["tasks"] == []
     answer = bot.thread(msg)[-1].text
     assert "*lookup* (failed)" in answer and "(HTTP 503, 2 attempts)" in answer
+
+
+async def test_a_revision_survives_a_restart_and_the_run_gets_one_answer(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    stuck = {"research": True}  # the revised task hangs until the process is replaced
+    async with FakeOpenAI() as server:
+        server.when(planner, Reply(structured=PLAN))
+        server.when(reviser, Reply(structured=REVISED))
+        server.when(model("lookup-model"), DOWN)
+        server.when(lambda s: model("research-model")(s) and stuck["research"], Reply(hang=True))
+        server.when(model("research-model"), Reply(text="Dana owns it."))
+        server.when(synthesis, Reply(text="*researcher* found that Dana owns it."))
+        async with bot_on(slack, server, sqlite_url, tmp_path) as bot:
+            await bot.mention("who owns the billing service?")
+            while not [s for s in server.requests if model("research-model")(s)]:
+                await server.received(len(server.requests) + 1)
+            run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+            assert run is not None
+            await bot.baton.background.cancel_all()  # what a shutdown does
+        stuck["research"] = False
+        async with bot_on(slack, server, sqlite_url, tmp_path) as second:
+            await resume_interrupted(second.baton)
+            await second.idle()
+            finished = await runs.get_run(second.baton.db, run.id)
+            kinds = [e.kind for e in await runs.events(second.baton.db, run.id)]
+            tasks = {t.task_id: t.status for t in await runs.list_tasks(second.baton.db, run.id)}
+
+    assert len([s for s in server.requests if reviser(s)]) == 1
+    assert kinds.count("plan_revised") == 1 and "task_requeued" in kinds
+    assert tasks == {"wiki": TaskStatus.FAILED, "ask": TaskStatus.SUCCEEDED}
+    assert finished is not None and finished.status == RunStatus.PARTIAL
+    answers = [
+        m
+        for m in slack.messages("C0GENERAL")
+        if m.text.startswith("*researcher* found that Dana owns it.")
+    ]
+    assert len(answers) == 1
