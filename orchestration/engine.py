@@ -20,12 +20,12 @@ from agents.errors import ModelError
 from agents.explain import sentence
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
-from agents.spec import Catalog
+from agents.spec import REVIEWER, Catalog
 from agents.telemetry import Telemetry
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.extract import plain
-from orchestration import endings, replanning
+from orchestration import endings, replanning, verification
 from orchestration.costs import estimate
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
@@ -44,7 +44,7 @@ from orchestration.events import (
 from orchestration.gates import Gates, Show
 from orchestration.limits import Limits
 from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
-from orchestration.supervisor import compose, synthesize
+from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
 from orchestration.telemetry import traced_run, with_run_id
 from storage import approvals, outbox, runs
@@ -565,6 +565,7 @@ class Orchestrator:
                     )
             except TimeoutError:
                 answer = compose(outcomes)
+            answer = await self._verified(run, tasks, outcomes, answer)
         contributors = endings.contributors(tasks)
         await self._end(
             run_id,
@@ -575,6 +576,31 @@ class Orchestrator:
             contributors=contributors,
             data={"status": status.value},
         )
+
+    async def _verified(
+        self, run: Run, tasks: list[TaskRow], outcomes: list[TaskOutcome], answer: str
+    ) -> str:
+        """The answer, with the reviewer's verdict under it when the run asks for a check."""
+        if not verification.wanted(run, tasks, self.catalog) or not any(
+            t.status == TaskStatus.SUCCEEDED for t in tasks
+        ):
+            return answer
+        try:
+            async with asyncio.timeout(self.limits.task_timeout):
+                verdict = await verification.review(
+                    run,
+                    outcomes,
+                    answer,
+                    db=self.db,
+                    catalog=self.catalog,
+                    models=self.models,
+                    prices=self.prices,
+                    retry=self.limits.retry,
+                )
+            note = verdict.note
+        except TimeoutError:
+            note = f"⚠️ _Not checked: *{REVIEWER}* did not finish in time._"
+        return f"{answer}\n\n{note}"
 
     async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
         """End the run as failed, with a sentence that says what happened and what to do."""
