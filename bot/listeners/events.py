@@ -67,8 +67,9 @@ def is_follow_up(event: dict[str, Any], bot_user_id: str | None) -> bool:
     thread_ts, ts = event.get("thread_ts"), event.get("ts")
     if not thread_ts or thread_ts == ts:
         return False
-    text = str(event.get("text") or "")
-    return not (bot_user_id and f"<@{bot_user_id}" in text)
+    if not bot_user_id:
+        return False  # without its own id Baton cannot tell a mention (answered as such)
+    return f"<@{bot_user_id}" not in str(event.get("text") or "")
 
 
 async def _publish_home(baton: Baton, user: str) -> None:
