@@ -145,7 +145,8 @@ async def handle_message(
         begin(
             baton,
             pending,
-            channel=channel,
+            # A reply that could not be stored is not answered: the thread may not be Baton's.
+            channel=None if follow_up_only else channel,
             thread_ts=thread_ts,
             reply_ts=str(event["ts"]) if in_thread else None,
             bot_user_id=context.bot_user_id,
