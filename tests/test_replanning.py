@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agents.retry import RetryPolicy
+from bot import approval_blocks as ui
 from bot.sandbox.web_api import SlackStandIn
 from bot.transports import resume_interrupted
 from orchestration.limits import Limits
@@ -240,3 +241,49 @@ async def test_a_revision_survives_a_restart_and_the_run_gets_one_answer(
         if m.text.startswith("*researcher* found that Dana owns it.")
     ]
     assert len(answers) == 1
+
+
+async def test_a_rejected_step_is_replanned_once_without_doing_it(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    gated = {
+        "title": "Find the owner",
+        "tasks": [
+            {
+                "id": "wiki",
+                "agent": "lookup",
+                "instruction": "Find the service owner",
+                "requires_approval": True,
+            }
+        ],
+    }
+    async with FakeOpenAI() as server:
+        server.when(planner, Reply(structured=gated))
+        server.when(reviser, Reply(structured=REVISED))
+        server.when(model("research-model"), Reply(text="Dana owns it."))
+        server.when(synthesis, Reply(text="*researcher* found that Dana owns it."))
+        async with bot_on(slack, server, sqlite_url, tmp_path) as bot:
+            msg = await bot.mention("who owns the billing service?")
+            await bot.idle()
+            [gate] = [
+                m
+                for m in slack.messages("C0GENERAL")
+                if any(str(b.get("block_id", "")).startswith("approval:") for b in m.blocks or [])
+            ]
+            value = next(
+                str(b["elements"][0]["value"])
+                for b in gate.blocks
+                if str(b.get("block_id", "")).startswith("approval:")
+            )
+            await bot.click(ui.REJECT, value, user="U0ALICE", message=gate)
+            await bot.idle()
+            run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+            assert run is not None
+            tasks = {t.task_id: t.status for t in await runs.list_tasks(bot.baton.db, run.id)}
+
+    assert not [s for s in server.requests if model("lookup-model")(s)]  # never done
+    [revise] = [s for s in server.requests if reviser(s)]
+    assert "lookup (task wiki, rejected)" in revise.last_user_text
+    assert "never redo by other means a step a person rejected" in revise.system
+    assert tasks == {"wiki": TaskStatus.REJECTED, "ask": TaskStatus.SUCCEEDED}
+    assert bot.thread(msg)[-1].text.startswith("*researcher* found that Dana owns it.")
