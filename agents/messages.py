@@ -74,6 +74,9 @@ class ModelRequest(BaseModel):
     # The tool the task still needs called, by Baton's own reading of it (a URL for
     # http_check that has not been checked yet): named to servers that need a name.
     suggested_tool: str | None = None
+    # That tool's schema held to the values the task names (agents/grounding.py): sent, with
+    # the call named, only to servers whose `tool_choice: auto` does not work.
+    grounded_tool: ToolSchema | None = None
 
 
 class ModelResponse(BaseModel):

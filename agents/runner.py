@@ -80,7 +80,8 @@ class Hooks:
     perform: Callable[[Tool, BaseModel, ToolCall], Awaitable[ToolResult]]
 
 
-def system_prompt(spec: AgentSpec) -> str:
+def system_prompt(spec: AgentSpec, context: str = "") -> str:
+    """The specialist's role and rules, and the conversation its task comes from, if any."""
     base = f"You are {spec.name}, a specialist on a team: {spec.description}"
     rules = (
         "Do only the task you are given. Use only the tools you are given. "
@@ -88,7 +89,12 @@ def system_prompt(spec: AgentSpec) -> str:
         "If you cannot finish without a person deciding something, start your answer with "
         "'NEEDS HUMAN:' and say what must be decided."
     )
-    return "\n\n".join(p for p in (base, spec.instructions.strip(), rules) if p)
+    background = (
+        f"For reference only (your task is in the user message):\n{context.strip()}"
+        if context.strip()
+        else ""
+    )
+    return "\n\n".join(p for p in (base, spec.instructions.strip(), rules, background) if p)
 
 
 def first_prompt(instruction: str, inputs: Mapping[str, str]) -> str:
@@ -141,8 +147,11 @@ async def run_specialist(
     decisions: Mapping[str, Decision] | None = None,
     on_retry: RetryHook | None = None,
     on_switch: SwitchHook | None = None,
+    context: str = "",
 ) -> Outcome:
     """Run (or continue) a specialist until it answers or stops at an approval gate.
+
+    `context` is the conversation the task comes from (a follow-up's thread), if any.
 
     The model is `binding`; when it keeps failing, its fallbacks take over, in order, and the
     one that took over answers the rest of this task's turns.
@@ -176,19 +185,17 @@ async def run_specialist(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
         made = Counter(m.name for m in messages if m.role == "tool")
-        # The task names things for a tool that has not been called for all of them: ask
-        # for that call, with the tool's arguments held to what the task names.
+        # The task names things for a tool that has not been called for all of them: a
+        # server without a working "auto" is asked for that call, with the tool's arguments
+        # held to what the task names; any other model chooses (and is judged on it).
         suggested = next((name for name, n in wanted.items() if made[name] < n), None)
         request = ModelRequest(
             model=links[0].model_id,
-            system=system_prompt(spec),
+            system=system_prompt(spec, context),
             messages=messages,
-            tools=[
-                narrowed(t, prompt, messages) if name == suggested else t.schema()
-                for name, t in own_tools.items()
-            ],
-            require_tool=suggested is not None,
+            tools=[t.schema() for t in own_tools.values()],
             suggested_tool=suggested,
+            grounded_tool=(narrowed(own_tools[suggested], prompt, messages) if suggested else None),
         )
         answered_by, response = await fallback.ask(
             links,

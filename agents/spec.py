@@ -63,6 +63,8 @@ class AgentSpec(BaseModel):
     # For the offline planner: when both are in a plan, this specialist waits for these.
     runs_after: list[str] = Field(default_factory=list)
     max_turns: int = Field(default=6, ge=1, le=50)
+    # The reviewer checks an answer this specialist worked on before it is posted.
+    verify: bool = False
 
     _n = field_validator("name")(_check_name)
 
@@ -83,6 +85,10 @@ class AgentSpec(BaseModel):
     @classmethod
     def _fallback_forms(cls, value: list[str]) -> list[str]:
         return [check_model(v) for v in value]
+
+
+# The specialist that checks answers for `verify: true`.
+REVIEWER = "reviewer"
 
 
 class PlaybookTask(BaseModel):
@@ -107,6 +113,8 @@ class PlaybookSpec(BaseModel):
     tasks: list[PlaybookTask] = Field(min_length=1)
     # Regular expressions: a request that matches only this playbook's runs it, unplanned.
     triggers: list[str] = Field(default_factory=list)
+    # The reviewer checks this playbook's answer before it is posted.
+    verify: bool = False
 
     _n = field_validator("name")(_check_name)
     _t = field_validator("triggers")(_check_triggers)
@@ -254,6 +262,17 @@ def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
             problems.append(
                 f"playbooks ({pb.name}): tasks depend on each other in a cycle: {' -> '.join(e.args[1])}"
             )
+    if REVIEWER not in names:
+        for agent in catalog.agents:
+            if agent.verify:
+                problems.append(
+                    f"agents ({agent.name}): verify: true needs a specialist named '{REVIEWER}'"
+                )
+        for pb in catalog.playbooks:
+            if pb.verify:
+                problems.append(
+                    f"playbooks ({pb.name}): verify: true needs a specialist named '{REVIEWER}'"
+                )
     for name, url in catalog.webhooks.items():
         if not url.startswith(("https://", "http://")):
             problems.append(f"webhooks ({name}): '{url}' is not an http(s) URL")

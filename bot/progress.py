@@ -33,6 +33,7 @@ from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
     PlanReady,
+    PlanRevised,
     RunAccepted,
     RunEvent,
     RunFinished,
@@ -147,6 +148,12 @@ class SlackProgress:
                 }
                 self._title_dirty = True
                 self._touch(*self.view.tasks)
+            case PlanRevised(title=title, tasks=tasks):
+                self.view.title = title
+                for t in tasks:
+                    self.view.tasks[t.id] = TaskLine(id=t.id, agent=t.agent, title=t.title)
+                self._title_dirty = True
+                self._touch(*(t.id for t in tasks))
             case TaskStarted(task_id=task_id):
                 self._set(task_id, status="running", summary="")
             case TaskProgress(task_id=task_id, detail=detail):
@@ -184,7 +191,8 @@ class SlackProgress:
         self._loaded = True
         if not self.run.plan:
             return
-        self.view.title = str(self.run.plan.get("title") or "Plan")
+        revision = self.run.plan.get("revision") or {}
+        self.view.title = str(revision.get("title") or self.run.plan.get("title") or "Plan")
         self.view.status = "running"
         for t in await runs.list_tasks(self.db, self.run.id):
             self.view.tasks[t.task_id] = TaskLine(

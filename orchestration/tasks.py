@@ -32,7 +32,7 @@ from agents.verdict import Verdict
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.limits import Limits
-from orchestration.planning import usage_hook
+from orchestration.planning import thread_context, usage_hook
 from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, runs, tool_calls
 from storage.db import Database, utcnow
@@ -218,6 +218,7 @@ class TaskRunner:
             decisions=await self._decisions(task),
             on_retry=on_retry,
             on_switch=on_switch,
+            context=await thread_context(self.db, run),
         )
 
     async def _inputs(self, task: TaskRow) -> dict[str, str]:

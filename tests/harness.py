@@ -118,6 +118,39 @@ class Bot:
         assert await self.event(event, event_id=event_id) == 200
         return msg
 
+    async def say(
+        self,
+        text: str,
+        *,
+        channel: str = "C0GENERAL",
+        user: str = "U0ALICE",
+        thread_ts: str | None = None,
+        event_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Message:
+        """A person posts in a channel (a thread reply when `thread_ts`); Slack delivers
+        `message.channels` to Baton, as it does for every message of a channel it is in."""
+        msg = await self.slack.post_as_user(channel, user, text, thread_ts=thread_ts)
+        event = copy.deepcopy(
+            sample("message_im_in_thread_event_callback.bolt_tests.json")["event"]
+        )
+        for key in ("user_team", "source_team", "user_profile", "parent_user_id", "thread_ts"):
+            event.pop(key, None)
+        event.update(
+            user=user,
+            text=text,
+            ts=msg.ts,
+            channel=channel,
+            event_ts=msg.ts,
+            channel_type="channel",
+        )
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        event.update(extra or {})
+        template = "message_im_in_thread_event_callback.bolt_tests.json"
+        assert await self.event(event, event_id=event_id, template=template) == 200
+        return msg
+
     async def dm(self, text: str, *, user: str = "U0ALICE") -> Message:
         channel = f"D{user[1:]}"
         msg = await self.slack.post_as_user(channel, user, text)

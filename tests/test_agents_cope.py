@@ -476,12 +476,27 @@ async def test_an_answer_cut_off_at_the_limit_goes_to_the_next_model_and_still_c
     assert task.output_tokens == 5 + 40 + 5  # the call, the cut-off answer, the whole one
 
 
-async def test_a_call_the_task_needs_is_asked_for_until_each_thing_it_names_is_done(
+async def test_a_server_without_a_working_auto_is_asked_for_each_call_the_task_names(
     slack: SlackStandIn, sqlite_url: str, tmp_path: Path, site: Site
 ) -> None:
     ok, status = site.url("/ok"), site.url("/status")
-    async with FakeOpenAI() as server:
+    async with FakeOpenAI(quirks=LLAMA_CPP_PYTHON) as server:
         # The model checks only one of the two pages at first.
+        server.when(
+            planner,
+            Reply(
+                structured={
+                    "title": "Check",
+                    "tasks": [
+                        {
+                            "id": "check",
+                            "agent": "checker",
+                            "instruction": f"Check {ok} and {status}",
+                        }
+                    ],
+                }
+            ),
+        )
         server.queue(
             Reply(tool_calls=[("http_check", {"url": ok})]),
             Reply(tool_calls=[("http_check", {"url": status})]),
@@ -500,5 +515,28 @@ async def test_a_call_the_task_needs_is_asked_for_until_each_thing_it_names_is_d
     named = {"type": "function", "function": {"name": "http_check"}}
     assert (first.body["tool_choice"], url_enum(first)) == (named, [ok, status])
     assert (second.body["tool_choice"], url_enum(second)) == (named, [status])
-    assert (third.body["tool_choice"], url_enum(third)) == ("auto", None)
+    assert "tools" not in third.body and "tool_choice" not in third.body
     assert site.hits == {"/ok": 1, "/status": 1}
+
+
+async def test_a_server_with_a_working_auto_chooses_its_calls_and_is_not_forced(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path, site: Site
+) -> None:
+    ok, status = site.url("/ok"), site.url("/status")
+    async with FakeOpenAI() as server:
+        server.queue(
+            Reply(tool_calls=[("http_check", {"url": ok})]),
+            Reply(tool_calls=[("http_check", {"url": status})]),
+            Reply(text="Both are up."),
+        )
+        server.when(synthesis, Reply(text="Both pages are up."))
+        async with bot_on(slack, server, sqlite_url, catalog(tmp_path)) as bot:
+            msg = await bot.mention(f"are {ok} and {status} up?")
+            await bot.idle()
+
+    calls = [s for s in server.requests if agent("checker")(s)]
+    assert [s.body["tool_choice"] for s in calls] == ["auto", "auto", "auto"]
+    sent = [s.body["tools"][0]["function"]["parameters"]["properties"]["url"] for s in calls]
+    assert all("enum" not in url for url in sent)  # the model's own choice, not held
+    assert site.hits == {"/ok": 1, "/status": 1}
+    assert bot.thread(msg)[-1].text == "Both pages are up."

@@ -26,6 +26,8 @@ EVENTS_URL = f"{HOST}/slack/events"
 EVENT_SCOPES: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
     "message.im": "im:history",
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
     "app_home_opened": None,
 }
 
@@ -181,7 +183,7 @@ def test_each_scope_says_why_it_is_needed(socket_manifest: dict[str, Any]) -> No
 
 def test_events_commands_and_clicks_are_enabled(socket_manifest: dict[str, Any]) -> None:
     settings = socket_manifest["settings"]
-    assert {"app_mention", "message.im", "app_home_opened"} <= set(
+    assert {"app_mention", "message.im", "message.channels", "message.groups"} <= set(
         settings["event_subscriptions"]["bot_events"]
     )
     assert settings["interactivity"]["is_enabled"] is True

@@ -19,12 +19,14 @@ from slack_bolt.request.payload_utils import (
 )
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import select
 
 from bot.sandbox.launch import Sandbox
 from bot.sandbox.relay import Relay
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
 from storage import runs
+from storage.models import Run
 from tests.fakes.model_servers import FakeOpenAI, Reply
 from tests.harness import PAYLOADS, running_sandbox, sample
 
@@ -165,6 +167,33 @@ async def test_a_plain_channel_message_stays_in_the_channel_and_a_dm_reaches_bat
     root = next(m for m in page.slack.messages("D0ALICE") if m.ts == dm["ts"])
     final = await page.answer(root)
     assert "/health → 200" in final.text
+
+
+async def test_a_reply_in_batons_thread_on_the_page_is_a_follow_up_and_others_are_not(
+    page: Page, sandbox: Sandbox
+) -> None:
+    shop = page.sandbox.shop.url
+    first = await page.say(ALICE, f"@Baton check {shop}/health")
+    root = root_of(page, first["ts"])
+    await page.answer(root)
+    chat = await page.say(BOB, "lunch at noon?")
+    aside = await page.say(ALICE, f"check {shop}/health too", thread_ts=chat["ts"])
+    follow = await page.say(ALICE, f"and {shop}/payments/health?", thread_ts=root.ts)
+
+    assert (aside["delivered"], follow["delivered"]) == ("message", "message")
+
+    def answered_twice() -> bool:
+        return (
+            len([m for m in page.slack.thread(GENERAL, root.ts) if "payments/health" in m.text]) > 1
+        )
+
+    await page.slack.wait_for(answered_twice, timeout=15)
+    assert sandbox.baton is not None
+    async with sandbox.baton.db.session() as s:
+        requests = sorted(r.request for r in (await s.exec(select(Run))).all())
+    # Slack shows the links as <url>; one run each, and none for the thread Baton is not in.
+    assert requests == [f"and <{shop}/payments/health>?", f"check <{shop}/health>"]
+    assert [m.user for m in page.slack.thread(GENERAL, chat["ts"])] == [BOB, ALICE]
 
 
 async def test_a_slash_command_with_bad_input_shows_the_error_only_to_its_author(

@@ -49,7 +49,9 @@ def message_event(ws: Workspace, message: Message, *, kind: str) -> JSON:
         if parent is not None:
             event["parent_user_id"] = parent.user
     if kind == "message":
-        event["channel_type"] = "im" if channel.is_im else "channel"
+        event["channel_type"] = (
+            "im" if channel.is_im else "group" if channel.is_private else "channel"
+        )
     return event
 
 
