@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -30,7 +30,7 @@ from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.toolbox import Toolbox
 from agents.tools import extract
-from agents.tools.base import Tool, ToolResult
+from agents.tools.base import Scope, Tool, ToolResult
 from agents.verdict import Judgement, judge, wanted_calls
 
 
@@ -78,6 +78,9 @@ class Hooks:
     usage: Callable[[Usage, str], Awaitable[None]]
     # Performs a permitted call; the orchestrator wraps it with idempotency records.
     perform: Callable[[Tool, BaseModel, ToolCall], Awaitable[ToolResult]]
+    # Who the calls act for and where they may reach; a call outside it is refused before
+    # anyone is asked to approve it.
+    scope: Scope = field(default_factory=Scope)
 
 
 def system_prompt(spec: AgentSpec) -> str:
@@ -237,6 +240,15 @@ async def _answer_call(
         await hooks.progress(note)
         return _tool_message(
             call, f"Error: invalid arguments for {call.name}: {e}", CallOutcome.ERROR, note
+        )
+    if refusal := tool.out_of_reach(args, hooks.scope):
+        note = f"refused `{tool.name}`: {refusal}"
+        await hooks.progress(note)
+        return _tool_message(
+            call,
+            f"Error: this call was refused and not performed: {refusal}.",
+            CallOutcome.REFUSED,
+            note,
         )
     if tool.requires_approval:
         decision = decisions.get(call.id)

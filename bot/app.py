@@ -37,6 +37,7 @@ from bot.config import ConfigError, Mode, Settings, check_common, environment, s
 from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
+from bot.members import ChannelMembers
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
@@ -64,6 +65,8 @@ class Baton:
     app: AsyncApp
     progress: ProgressOptions
     scheduler: Scheduler
+    # Who is in which channel (`conversations.members`), cached briefly.
+    members: ChannelMembers
     telemetry: Telemetry = field(default_factory=Telemetry.off)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
@@ -246,7 +249,8 @@ async def create(
     async def authorize() -> AuthorizeResult:
         return me
 
-    gateway = SlackToolGateway(client)
+    members = ChannelMembers(client)
+    gateway = SlackToolGateway(client, members)
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
     def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
@@ -311,6 +315,7 @@ async def create(
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
+        members=members,
         telemetry=telemetry,
     )
     holder["baton"] = baton
