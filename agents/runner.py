@@ -26,6 +26,7 @@ from agents.fallback import SwitchHook
 from agents.grounding import narrowed
 from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
 from agents.providers.registry import Binding
+from agents.redact import redact
 from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.toolbox import Toolbox
@@ -271,9 +272,10 @@ async def _answer_call(
     try:
         result = await hooks.perform(tool, args, call)
     except ToolError as e:
-        note = f"`{tool.name}` failed: {e}"
+        why = redact(str(e))  # a server's words may echo a credential
+        note = f"`{tool.name}` failed: {why}"
         await hooks.progress(note)
-        return _tool_message(call, f"Error: {e}", CallOutcome.ERROR, note)
+        return _tool_message(call, f"Error: {why}", CallOutcome.ERROR, note)
     await hooks.progress(result.summary)
     outcome = CallOutcome.OK if result.ok else CallOutcome.PROBLEM
     return _tool_message(call, _result_text(result), outcome)

@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agents.metrics import Metrics
 from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
+from agents.redact import remember
 from agents.spec import Catalog, load_catalog
 from agents.telemetry import Telemetry, otlp_exporter
 from agents.toolbox import Toolbox
@@ -232,6 +233,8 @@ async def create(
     problems = check_common(settings)
     if problems:
         raise ConfigError(problems)
+    # From here on, nothing shown, stored or logged carries one of these.
+    remember(settings.secret_values())
     try:
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:

@@ -18,6 +18,7 @@ from agents.explain import log_failure, sentence, short
 from agents.messages import Message, ToolCall
 from agents.pricing import PriceTable
 from agents.providers.registry import Binding, Models
+from agents.redact import redact
 from agents.runner import (
     Decision,
     Finished,
@@ -310,6 +311,7 @@ class TaskRunner:
         )
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
+        reason = redact(reason)  # a server's words may echo a credential
         await runs.record(
             self.db,
             run.id,
