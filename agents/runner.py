@@ -24,7 +24,7 @@ from agents.errors import (
 )
 from agents.fallback import SwitchHook
 from agents.grounding import narrowed
-from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
+from agents.messages import DATA_RULE, CallOutcome, Message, ModelRequest, ToolCall, Usage
 from agents.providers.registry import Binding
 from agents.redact import redact
 from agents.retry import RetryHook, RetryPolicy
@@ -87,6 +87,7 @@ class Hooks:
 def system_prompt(spec: AgentSpec) -> str:
     base = f"You are {spec.name}, a specialist on a team: {spec.description}"
     rules = (
+        f"{DATA_RULE} "
         "Do only the task you are given. Use only the tools you are given. "
         "Answer concisely with the facts and figures the task asks for. "
         "If you cannot finish without a person deciding something, start your answer with "
