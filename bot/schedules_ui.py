@@ -46,7 +46,7 @@ HELP = f"""*Schedules* run a request or a playbook again and again, and post a d
 • `/baton schedule add "<when>" <request>` — e.g. `/baton schedule add "every 15m" check https://example.com`
 • `/baton schedule add "<when>" run <playbook> [details]` — e.g. `/baton schedule add "every weekday at 09:00" run morning-digest https://example.com`
 • options: `tz=Europe/Berlin` · `alert=always` (default), `alert=on_change` or `alert=on_failure` · `quiet=daily` (one "all quiet" line a day when nothing is posted)
-• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now)
+• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now) — for whoever made it, the members of its channel and Baton admins
 {ACCEPTED_FORMS}"""
 
 _OPTION = re.compile(r"(?<!\S)(tz|alert|quiet)=(\S*)", re.IGNORECASE)

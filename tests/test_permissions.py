@@ -105,6 +105,26 @@ async def test_a_run_is_shown_to_its_requester_and_admins_anywhere_and_in_its_ow
         assert "blocks" in reply
 
 
+async def home_of(bot: Bot, user: str) -> str:
+    before = len(bot.slack.calls_to("views.publish"))
+    await bot.event(
+        {"type": "app_home_opened", "user": user, "channel": f"D{user[1:]}", "tab": "home"}
+    )
+    await bot.idle()
+    [published] = bot.slack.calls_to("views.publish")[before:]
+    assert published.args["user_id"] == user
+    return json.dumps(published.args["view"], ensure_ascii=False)
+
+
+async def test_the_home_tab_shows_a_person_their_own_runs_only(bot: Bot) -> None:
+    run_id = await dm_run(bot)
+
+    alice, bob = await home_of(bot, "U0ALICE"), await home_of(bot, "U0BOB")
+
+    assert run_id in alice and "17% of 2340" in alice
+    assert run_id not in bob and "2340" not in bob
+
+
 async def exec_schedule(bot: Bot) -> Schedule:
     """Alice schedules a digest in #exec."""
     _, made = await bot.slash(
