@@ -235,3 +235,25 @@ async def test_slack_history_reads_another_channel_for_a_member_when_the_catalog
     assert narrow.status.value != "succeeded"
     events = json.dumps([e.data for e in await runs.events(bot.baton.db, latest.id)])
     assert "may read only the channel the request was made in" in events
+
+
+async def test_channel_members_are_remembered_for_a_minute_and_a_refusal_lets_nobody_in(
+    slack: SlackStandIn,
+) -> None:
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    from bot.members import ChannelMembers
+
+    now = [0.0]
+    members = ChannelMembers(
+        AsyncWebClient(token=slack.token, base_url=slack.api_url), clock=lambda: now[0]
+    )
+
+    assert await members.has("C0EXEC", "U0ALICE") and not await members.has("C0EXEC", "U0BOB")
+    now[0] = 59.0
+    assert await members.has("C0EXEC", "U0CAROL")
+    assert len(slack.calls_to("conversations.members")) == 1
+    now[0] = 61.0
+    slack.fail("conversations.members", "channel_not_found")
+    assert not await members.has("C0EXEC", "U0ALICE")
+    assert len(slack.calls_to("conversations.members")) == 2
