@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -24,13 +24,14 @@ from agents.errors import (
 )
 from agents.fallback import SwitchHook
 from agents.grounding import narrowed
-from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
+from agents.messages import DATA_RULE, CallOutcome, Message, ModelRequest, ToolCall, Usage
 from agents.providers.registry import Binding
+from agents.redact import redact
 from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.toolbox import Toolbox
 from agents.tools import extract
-from agents.tools.base import Tool, ToolResult
+from agents.tools.base import Scope, Tool, ToolResult
 from agents.verdict import Judgement, judge, wanted_calls
 
 
@@ -78,12 +79,16 @@ class Hooks:
     usage: Callable[[Usage, str], Awaitable[None]]
     # Performs a permitted call; the orchestrator wraps it with idempotency records.
     perform: Callable[[Tool, BaseModel, ToolCall], Awaitable[ToolResult]]
+    # Who the calls act for and where they may reach; a call outside it is refused before
+    # anyone is asked to approve it.
+    scope: Scope = field(default_factory=Scope)
 
 
 def system_prompt(spec: AgentSpec, context: str = "") -> str:
     """The specialist's role and rules, and the conversation its task comes from, if any."""
     base = f"You are {spec.name}, a specialist on a team: {spec.description}"
     rules = (
+        f"{DATA_RULE} "
         "Do only the task you are given. Use only the tools you are given. "
         "Answer concisely with the facts and figures the task asks for. "
         "If you cannot finish without a person deciding something, start your answer with "
@@ -245,6 +250,15 @@ async def _answer_call(
         return _tool_message(
             call, f"Error: invalid arguments for {call.name}: {e}", CallOutcome.ERROR, note
         )
+    if refusal := tool.out_of_reach(args, hooks.scope):
+        note = f"refused `{tool.name}`: {refusal}"
+        await hooks.progress(note)
+        return _tool_message(
+            call,
+            f"Error: this call was refused and not performed: {refusal}.",
+            CallOutcome.REFUSED,
+            note,
+        )
     if tool.requires_approval:
         decision = decisions.get(call.id)
         if decision is None:
@@ -266,9 +280,10 @@ async def _answer_call(
     try:
         result = await hooks.perform(tool, args, call)
     except ToolError as e:
-        note = f"`{tool.name}` failed: {e}"
+        why = redact(str(e))  # a server's words may echo a credential
+        note = f"`{tool.name}` failed: {why}"
         await hooks.progress(note)
-        return _tool_message(call, f"Error: {e}", CallOutcome.ERROR, note)
+        return _tool_message(call, f"Error: {why}", CallOutcome.ERROR, note)
     await hooks.progress(result.summary)
     outcome = CallOutcome.OK if result.ok else CallOutcome.PROBLEM
     return _tool_message(call, _result_text(result), outcome)

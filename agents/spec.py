@@ -45,6 +45,23 @@ def _check_triggers(value: list[str]) -> list[str]:
     return value
 
 
+class Reach(BaseModel):
+    """Where a specialist's Slack and webhook tools may act, whatever its model asks.
+
+    The request's own channel is always within reach; `slack_history` reads another channel
+    only for a requester who is a member of it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Channel ids `slack_history` may read besides the request's own; `*`: any of the requester's.
+    read_channels: list[str] = Field(default_factory=list)
+    # Channel ids `post_message` may post in besides the request's own; `*`: any of the requester's.
+    post_channels: list[str] = Field(default_factory=list)
+    # Names (from `webhooks:`) `webhook_post` may call; left out: every configured webhook.
+    webhooks: list[str] | None = None
+
+
 class AgentSpec(BaseModel):
     """A specialist: its own model, instructions and tools."""
 
@@ -65,6 +82,8 @@ class AgentSpec(BaseModel):
     max_turns: int = Field(default=6, ge=1, le=50)
     # The reviewer checks an answer this specialist worked on before it is posted.
     verify: bool = False
+    # Where its tools may read, post and call (see `Reach`).
+    reach: Reach = Field(default_factory=Reach)
 
     _n = field_validator("name")(_check_name)
 
@@ -272,6 +291,12 @@ def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
             if pb.verify:
                 problems.append(
                     f"playbooks ({pb.name}): verify: true needs a specialist named '{REVIEWER}'"
+                )
+    for agent in catalog.agents:
+        for hook in agent.reach.webhooks or []:
+            if hook not in catalog.webhooks:
+                problems.append(
+                    f"agents ({agent.name}): reach.webhooks names '{hook}', which is not in webhooks:"
                 )
     for name, url in catalog.webhooks.items():
         if not url.startswith(("https://", "http://")):

@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agents.metrics import Metrics
 from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
+from agents.redact import remember
 from agents.spec import Catalog, load_catalog
 from agents.telemetry import Telemetry, otlp_exporter
 from agents.toolbox import Toolbox
@@ -37,6 +38,7 @@ from bot.config import ConfigError, Mode, Settings, check_common, environment, s
 from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
+from bot.members import ChannelMembers
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
@@ -64,6 +66,8 @@ class Baton:
     app: AsyncApp
     progress: ProgressOptions
     scheduler: Scheduler
+    # Who is in which channel (`conversations.members`), cached briefly.
+    members: ChannelMembers
     telemetry: Telemetry = field(default_factory=Telemetry.off)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
@@ -229,6 +233,8 @@ async def create(
     problems = check_common(settings)
     if problems:
         raise ConfigError(problems)
+    # From here on, nothing shown, stored or logged carries one of these.
+    remember(settings.secret_values())
     try:
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:
@@ -246,7 +252,8 @@ async def create(
     async def authorize() -> AuthorizeResult:
         return me
 
-    gateway = SlackToolGateway(client)
+    members = ChannelMembers(client)
+    gateway = SlackToolGateway(client, members)
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
     def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
@@ -311,6 +318,7 @@ async def create(
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
+        members=members,
         telemetry=telemetry,
     )
     holder["baton"] = baton

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from agents.mcp import names as mcp_names
 from bot.blocks import Block, button, context, header, section, when
@@ -57,11 +59,34 @@ def what_happens(approval: Approval, task: TaskRow | None) -> str:
     return f"{agent} says:\n>{escape(truncate(approval.summary, 1500))}"
 
 
-def request_blocks(approval: Approval, run: Run, task: TaskRow | None) -> list[Block]:
+def target(approval: Approval, webhooks: Mapping[str, str]) -> str | None:
+    """Where a side-effecting call would act, resolved as it will run: the channel (Slack
+    shows its name) or the named webhook and its host (never its full URL, which may hold a
+    secret)."""
+    args = approval.tool_args or {}
+    if approval.tool_name == "post_message" and args.get("channel"):
+        return f"*Target:* <#{escape(str(args['channel']))}>"
+    if approval.tool_name == "webhook_post" and args.get("name"):
+        name = str(args["name"])
+        url = webhooks.get(name)
+        where = f" at `{urlsplit(url).hostname}`" if url else " (not configured: it will fail)"
+        return f"*Target:* the webhook *{escape(name)}*{where}"
+    return None
+
+
+def request_blocks(
+    approval: Approval,
+    run: Run,
+    task: TaskRow | None,
+    *,
+    webhooks: Mapping[str, str] | None = None,
+) -> list[Block]:
     blocks: list[Block] = [
         header(f"✋ {KIND_TITLE.get(approval.kind, 'Approval needed')}"),
         section(what_happens(approval, task)),
     ]
+    if (where := target(approval, webhooks or {})) is not None:
+        blocks.append(section(where))
     if approval.kind == "tool" and approval.summary:
         blocks.append(section(f"*Why:* {escape(truncate(approval.summary, 1500))}"))
     blocks.append(

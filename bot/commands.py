@@ -106,7 +106,7 @@ HELP = """*Baton* runs a team of AI specialists for you.
 • `@Baton <request>` in a channel, or a DM — the same; reply in the thread to follow up
 • `/baton agents` — the specialists, their models and tools, and the playbooks
 • `/baton run <playbook> [details]` — run a predefined workflow, no planning model needed
-• `/baton status [run-id]` — a run's tasks, states, timings and cost (default: the latest here)
+• `/baton status [run-id]` — a run's tasks, states, timings and cost (default: the latest here; another channel's runs only if you asked for them or decide on them)
 • `/baton approvals` — approvals waiting in this channel
 • `/baton cancel [run-id]` — stop a run (default: the newest one still going here); the Stop button on a task list does the same
 • `/baton schedule add "<when>" <request>` — recurring runs (`/baton schedule help`)

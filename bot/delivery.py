@@ -459,7 +459,9 @@ async def _approval_pieces(baton: Baton, approval_id: str, run: Run) -> list[Pie
     return [
         Piece(
             text=f"Approval needed: {kind} (run {run.id})",
-            blocks=approval_blocks.request_blocks(approval, run, task),
+            blocks=approval_blocks.request_blocks(
+                approval, run, task, webhooks=baton.catalog.webhooks
+            ),
         )
     ]
 

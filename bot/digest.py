@@ -162,7 +162,9 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         return None
     if action_id in SNOOZES:
         until = utcnow() + SNOOZES[action_id]
-        schedule = await schedules.change(baton.db, fire.schedule_id, snoozed_until=until)
+        schedule = await schedules.change(
+            baton.db, fire.schedule_id, action="snoozed", by=user or None, snoozed_until=until
+        )
         if schedule is None:
             return "That schedule was deleted, so there is nothing to snooze."
         await _mark(baton, channel, ts, blocks, ui.snoozed_note(user, until), keep_buttons=False)

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from agents.spec import Catalog
 from bot.blocks import Block, context, section
 from bot.digest_blocks import title
+from bot.permissions import may_manage
 from bot.text import escape, truncate
 from orchestration.schedules import Fired, when_of
 from orchestration.when import (
@@ -45,7 +46,7 @@ HELP = f"""*Schedules* run a request or a playbook again and again, and post a d
 • `/baton schedule add "<when>" <request>` — e.g. `/baton schedule add "every 15m" check https://example.com`
 • `/baton schedule add "<when>" run <playbook> [details]` — e.g. `/baton schedule add "every weekday at 09:00" run morning-digest https://example.com`
 • options: `tz=Europe/Berlin` · `alert=always` (default), `alert=on_change` or `alert=on_failure` · `quiet=daily` (one "all quiet" line a day when nothing is posted)
-• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now)
+• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now) — for whoever made it, the members of its channel and Baton admins
 {ACCEPTED_FORMS}"""
 
 _OPTION = re.compile(r"(?<!\S)(tz|alert|quiet)=(\S*)", re.IGNORECASE)
@@ -299,13 +300,24 @@ async def _by_id(
             "text": f"There is no schedule `{escape(truncate(schedule_id, 40))}`. `/baton schedule list` shows this channel's.",
         }
     user = str(command.get("user_id") or "")
+    if not await may_manage(baton, schedule, user):
+        return {
+            "response_type": "ephemeral",
+            "text": (
+                f"You can't {verb} schedule `{schedule.id}`: only the person who made it, members "
+                f"of <#{schedule.channel_id}> (where it posts) and Baton admins can. "
+                "Nothing was changed."
+            ),
+        }
     match verb:
         case "pause":
-            await schedules.change(baton.db, schedule.id, paused=True)
+            await schedules.change(baton.db, schedule.id, action="paused", by=user, paused=True)
             baton.scheduler.forget(schedule.id)
             text = f"⏸️ Paused schedule `{schedule.id}` ({escape(title(schedule))}). `/baton schedule resume {schedule.id}` starts it again."
         case "resume":
-            resumed = await schedules.change(baton.db, schedule.id, paused=False)
+            resumed = await schedules.change(
+                baton.db, schedule.id, action="resumed", by=user, paused=False
+            )
             if resumed is not None:
                 baton.scheduler.watch(resumed)
             tz = zone(schedule.timezone)
@@ -314,10 +326,11 @@ async def _by_id(
                 f"; next run {show_time(nxt[0], tz)}." if nxt else "."
             )
         case "delete" | "remove":
-            await schedules.change(baton.db, schedule.id, deleted=True)
+            await schedules.change(baton.db, schedule.id, action="deleted", by=user, deleted=True)
             baton.scheduler.forget(schedule.id)
             text = f"🗑️ Deleted schedule `{schedule.id}` ({escape(title(schedule))})."
         case _:
+            await schedules.audit(baton.db, schedule.id, "run_now", by=user)
             result = await baton.scheduler.run_now(schedule, user_id=user or None)
             if result is None:
                 text = f"Schedule `{schedule.id}` was started by someone else just now."

@@ -100,7 +100,10 @@ def add_operator_routes(app: web.Application, baton: Baton) -> None:
         try:
             await stats.reachable(baton.db)
         except Exception as e:
-            return web.json_response({"ok": False, "database": str(e)}, status=503)
+            # The reason is for the operator's log; the caller (unauthenticated) learns only
+            # that Baton is not healthy: no driver text, host or database name.
+            log.warning("health check: the database is not reachable (%s)", type(e).__name__)
+            return web.json_response({"ok": False}, status=503)
         return web.json_response({"ok": True})
 
     app.router.add_get("/healthz", healthz)

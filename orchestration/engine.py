@@ -20,6 +20,7 @@ from agents.errors import ModelError
 from agents.explain import sentence
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
+from agents.redact import redact
 from agents.spec import REVIEWER, Catalog
 from agents.telemetry import Telemetry
 from agents.toolbox import Toolbox
@@ -604,6 +605,7 @@ class Orchestrator:
 
     async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
         """End the run as failed, with a sentence that says what happened and what to do."""
+        message = redact(message)  # a server's words may echo a credential
         run = await runs.get_run(self.db, run_id)
         if run is None or run.status.is_final:
             return

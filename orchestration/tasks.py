@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from agents.explain import log_failure, sentence, short
 from agents.messages import Message, ToolCall
 from agents.pricing import PriceTable
 from agents.providers.registry import Binding, Models
+from agents.redact import redact
 from agents.runner import (
     Decision,
     Finished,
@@ -25,9 +27,9 @@ from agents.runner import (
     first_prompt,
     run_specialist,
 )
-from agents.spec import Catalog
+from agents.spec import AgentSpec, Catalog
 from agents.toolbox import Toolbox
-from agents.tools.base import Tool, ToolContext, ToolResult
+from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.verdict import Verdict
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
@@ -39,6 +41,18 @@ from storage.db import Database, utcnow
 from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
 
 log = logging.getLogger(__name__)
+
+
+def scope_of(run: Run, spec: AgentSpec) -> Scope:
+    """A call's reach: the person who asked, where they asked, and the specialist's `reach:`."""
+    reach = spec.reach
+    return Scope(
+        requester=run.user_id,
+        channel=run.channel_id,
+        read_channels=frozenset(reach.read_channels),
+        post_channels=frozenset(reach.post_channels),
+        webhooks=frozenset(reach.webhooks) if reach.webhooks is not None else None,
+    )
 
 
 class TaskRunner:
@@ -213,6 +227,7 @@ class TaskRunner:
                     self.db, self.prices, run.id, task.task_id, binding.ref, agent=spec.name
                 ),
                 perform=perform,
+                scope=scope_of(run, spec),
             ),
             retry=self.limits.retry,
             decisions=await self._decisions(task),
@@ -248,6 +263,9 @@ class TaskRunner:
     ) -> ToolResult:
         """Call the tool; a side-effecting call is claimed first so it can never happen twice."""
         ctx: ToolContext = self.tool_context(run.id, task.task_id, key)
+        spec = self.catalog.agent(task.agent)
+        if spec is not None:
+            ctx = dataclasses.replace(ctx, scope=scope_of(run, spec))
         if not tool.requires_approval:
             result = await tool.run(args, ctx)
             await self._remember(run, task, tool, result)
@@ -294,6 +312,7 @@ class TaskRunner:
         )
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
+        reason = redact(reason)  # a server's words may echo a credential
         await runs.record(
             self.db,
             run.id,

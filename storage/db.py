@@ -74,7 +74,9 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
-        kwargs: dict[str, object] = {"echo": echo}
+        # Bound parameters (people's requests, answers, ids) never appear in an error's text,
+        # so they never reach a log, a stored error or a message.
+        kwargs: dict[str, object] = {"echo": echo, "hide_parameters": True}
         if self.url.startswith("sqlite"):
             # Several coroutines share one file; wait for the writer instead of failing.
             kwargs["connect_args"] = {"timeout": 30}

@@ -28,6 +28,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: [C0RANDOM]}
   - name: checker
     description: Checks websites.
     model: rules
@@ -121,6 +122,7 @@ async def test_a_gated_call_shows_exactly_what_will_happen_and_waits(
     shown = json.dumps(message.blocks, ensure_ascii=False)
     assert "*announcer* wants to call `post_message`" in shown
     assert "*channel*: C0RANDOM" in shown and "*text*: Deploy finished" in shown
+    assert "*Target:* <#C0RANDOM>" in shown  # Slack shows the channel's name
     assert "cost so far $0.0000" in shown and "<@U0ALICE>" in shown
     actions = next(b for b in message.blocks if b["type"] == "actions")
     assert [(e["text"]["text"], e.get("style")) for e in actions["elements"]] == [

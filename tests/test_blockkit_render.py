@@ -276,15 +276,24 @@ async def test_an_approval_request_shows_what_will_happen_and_styled_buttons(
 
     drawn = await draw.blocks(request)
 
-    assert drawn.blocks == ["bk-header", "bk-section", "bk-section", "bk-context", "bk-actions"]
+    assert drawn.blocks == [
+        "bk-header",
+        "bk-section",
+        "bk-section",
+        "bk-section",
+        "bk-context",
+        "bk-actions",
+    ]
     assert drawn.text.startswith("✋ Approval needed before an action")
+    assert "Target:" in drawn.text
     assert "announcer wants to call post_message with:" in drawn.text
     assert [(b["text"], b["style"], b["value"]) for b in drawn.buttons] == [
         ("Approve", "primary", "ap_1"),
         ("Reject", "danger", "ap_1"),
         ("Reject with reason", None, "ap_1"),
     ]
-    assert drawn.mentions == ["@Bob", "@S0ONCALL"] and drawn.times == 1
+    # The target channel is shown by its name.
+    assert drawn.mentions == ["#general", "@Bob", "@S0ONCALL"] and drawn.times == 1
     assert {"b", "code"} <= set(drawn.tags)
 
 

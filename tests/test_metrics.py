@@ -49,6 +49,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: [C0RANDOM]}
   - name: web-checker
     description: Checks websites.
     model: rules

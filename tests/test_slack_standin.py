@@ -823,3 +823,29 @@ async def test_signed_mention_event_gets_a_threaded_reply(
     await slack.wait_for(lambda: len(slack.thread(GENERAL, mention.ts)) == 2)
     reply = slack.thread(GENERAL, mention.ts)[1]
     assert (reply.text, reply.user) == ("hello!", "U0BATON")
+
+
+# who is in a channel
+
+
+async def test_conversations_members_lists_a_channels_people_and_the_bot_page_by_page() -> None:
+    from bot.sandbox.workspace import DEFAULT_CHANNELS, Channel
+
+    private = Channel("C0EXEC", "exec", is_private=True, members=("U0ALICE",))
+    async with SlackStandIn(channels=(*DEFAULT_CHANNELS, private)) as slack:
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+
+        everyone = await client.conversations_members(channel=GENERAL)
+        first = await client.conversations_members(channel=GENERAL, limit=2)
+        rest = await client.conversations_members(
+            channel=GENERAL, cursor=first["response_metadata"]["next_cursor"]
+        )
+        exec_ = await client.conversations_members(channel="C0EXEC")
+        dm = await client.conversations_members(channel=ALICE_DM)
+        missing = await slack_error(client.conversations_members(channel="C0NOPE"))
+
+    assert everyone["members"] == ["U0ALICE", "U0BOB", "U0BATON"]
+    assert first["members"] + rest["members"] == everyone["members"]
+    assert exec_["members"] == ["U0ALICE", "U0BATON"]
+    assert dm["members"] == ["U0ALICE", "U0BATON"]
+    assert missing.response["error"] == "channel_not_found"

@@ -20,7 +20,7 @@ from openai.types.shared_params import (
 )
 
 from agents.errors import PermanentModelError
-from agents.messages import Message, ModelRequest
+from agents.messages import Message, ModelRequest, as_data
 from agents.providers.capabilities import Capabilities, Feature
 from agents.providers.structured import schema_instruction
 from agents.schemas import portable
@@ -158,7 +158,7 @@ def messages(request: ModelRequest, shape: Shape) -> list[ChatCompletionMessageP
     results: list[str] = []
     for m in request.messages:
         if m.role == "tool" and shape.tool_results_as_text:
-            results.append(f"Result of {m.name or 'the tool'}:\n{m.content}")
+            results.append(f"Result of {m.name or 'the tool'}:\n{as_data(m)}")
             continue
         if results:
             out.append({"role": "user", "content": "\n\n".join(results)})
@@ -192,7 +192,7 @@ def _message(m: Message) -> ChatCompletionMessageParam:
         case "tool":
             if m.tool_call_id is None:
                 raise PermanentModelError("a tool result without the id of its call cannot be sent")
-            return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+            return {"role": "tool", "tool_call_id": m.tool_call_id, "content": as_data(m)}
         case _:
             assert_never(m.role)
 

@@ -30,8 +30,8 @@ from bot.commands import (
     unknown_playbook,
 )
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
+from bot.permissions import CANT_SHOW, may_see
 from bot.stop import stop_command
-from bot.text import escape
 from storage import approvals, runs, usage
 
 if TYPE_CHECKING:
@@ -164,9 +164,15 @@ async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> 
         if run_id
         else await runs.latest_run(baton.db, channel_id=channel)
     )
-    if run is None:
-        what = f"run `{escape(run_id)}`" if run_id else "any run in this channel"
-        return {"text": f"I can't find {what}. Run ids are in each answer's footer."}
+    if run is None and not run_id:
+        return {
+            "text": "I can't find any run in this channel. Run ids are in each answer's footer."
+        }
+    if run is None or not await may_see(
+        baton, run, user_id=str(command.get("user_id") or ""), channel_id=channel
+    ):
+        # The same words whether the run exists or not: nothing is revealed about it.
+        return {"text": CANT_SHOW}
     tasks = await runs.list_tasks(baton.db, run.id)
     return {
         "text": f"Run {run.id}: {run.status.value}",

@@ -117,6 +117,8 @@ class Channel:
     is_private: bool = False
     user: str | None = None
     bot_is_member: bool = True
+    # Who is in it; None: everyone in the workspace (a DM: its person).
+    members: tuple[str, ...] | None = None
 
     def to_slack(self) -> JSON:
         """The `channel` object of `conversations.info`."""
@@ -315,6 +317,16 @@ class Workspace:
             if not channel.is_im and channel.name == ref.lstrip("#"):
                 return channel
         raise SlackError("channel_not_found")
+
+    def members_of(self, channel: Channel) -> list[str]:
+        """`conversations.members`: the people in a channel, the bot too when it is in."""
+        if channel.is_im:
+            people = [channel.user] if channel.user else []
+        elif channel.members is not None:
+            people = list(channel.members)
+        else:
+            people = [u.id for u in self.users.values() if not u.is_bot]
+        return people + ([self.bot.id] if channel.bot_is_member else [])
 
     def user(self, ref: Any) -> User:
         """The user with id `ref`."""

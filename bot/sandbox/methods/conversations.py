@@ -53,6 +53,13 @@ def conversations_replies(ws: Workspace, args: JSON) -> JSON:
     return {"ok": True, "messages": [ws.render(m) for m in chosen], **paging}
 
 
+def conversations_members(ws: Workspace, args: JSON) -> JSON:
+    """The ids of a channel's members, paged like Slack's."""
+    channel = ws.channel(args.get("channel"))
+    chosen, paging = page(ws.members_of(channel), args, default_limit=100)
+    return {"ok": True, "members": chosen, **paging}
+
+
 def usergroup_members(ws: Workspace, args: JSON) -> JSON:
     """The members of a user group (S…)."""
     group = required(args, "usergroup")
@@ -67,5 +74,6 @@ METHODS: dict[str, Handler] = {
     "users.info": users_info,
     "conversations.info": conversations_info,
     "conversations.history": conversations_history,
+    "conversations.members": conversations_members,
     "conversations.replies": conversations_replies,
 }
