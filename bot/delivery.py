@@ -35,7 +35,15 @@ from orchestration.costs import RunNotes, notes
 from orchestration.driving import Beat, Tokens, let_go, pause
 from storage import approvals, outbox, runs, schedules
 from storage.db import is_unavailable, utcnow
-from storage.models import Delivery, DeliveryPurpose, DeliveryState, Run, RunStatus
+from storage.models import (
+    Approval,
+    ApprovalStatus,
+    Delivery,
+    DeliveryPurpose,
+    DeliveryState,
+    Run,
+    RunStatus,
+)
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -411,9 +419,9 @@ async def _render(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
                 notes=await notes(baton.db, run.id),
             )
         case DeliveryPurpose.APPROVAL:
-            return await _approval_pieces(baton, row.ref, run)
+            return await _approval_pieces(baton, row, run)
         case DeliveryPurpose.APPROVAL_DECIDED:
-            return await _decided_pieces(baton, row.ref, run)
+            return await _decided_pieces(baton, row, run)
         case DeliveryPurpose.NOTICE:
             return [Piece(text=str(data.get("text") or ""))]
         case DeliveryPurpose.REQUEST:
@@ -450,30 +458,69 @@ def answer_pieces(
     ]
 
 
-async def _approval_pieces(baton: Baton, approval_id: str, run: Run) -> list[Piece]:
-    approval = await approvals.get(baton.db, approval_id)
+def approval_of(ref: str) -> str:
+    """The approval an outbox row is about (`ap_…`, or `ap_…:<what>` for a copy or a refresh)."""
+    return ref.split(":", 1)[0]
+
+
+async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
+    approval = await approvals.get(baton.db, approval_of(row.ref))
     if approval is None:
         return []
     task = await runs.get_task(baton.db, run.id, approval.task_id)
     kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+    copy = (row.data or {}).get("channel") is not None
     return [
         Piece(
             text=f"Approval needed: {kind} (run {run.id})",
-            blocks=approval_blocks.request_blocks(approval, run, task),
+            blocks=approval_blocks.request_blocks(
+                approval,
+                run,
+                task,
+                votes=await approvals.votes(baton.db, approval.id),
+                editable=editable(baton, approval),
+            ),
+            thread="none" if copy else "run",
         )
     ]
 
 
-async def _decided_pieces(baton: Baton, approval_id: str, run: Run) -> list[Piece]:
-    approval = await approvals.get(baton.db, approval_id)
-    if approval is None or not approval.message_ts:
+def editable(baton: Baton, approval: Approval) -> bool:
+    """Whether "Edit & approve" is offered for Baton's own tools, whose arguments have a schema."""
+    from bot.approval_edits import fields
+
+    return bool(fields(baton, approval))
+
+
+async def _decided_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
+    """The request's message as it stands now: decided (no buttons), or still open with who
+    has approved so far and whether it was escalated."""
+    approval = await approvals.get(baton.db, approval_of(row.ref))
+    data = row.data or {}
+    update_ts = str(data.get("ts") or "") or (approval.message_ts if approval else None)
+    if approval is None or not update_ts:
         return []  # its request never reached Slack: there are no buttons to take away
     task = await runs.get_task(baton.db, run.id, approval.task_id)
+    if approval.status == ApprovalStatus.PENDING:
+        kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+        return [
+            Piece(
+                text=f"Approval needed: {kind} (run {run.id})",
+                blocks=approval_blocks.request_blocks(
+                    approval,
+                    run,
+                    task,
+                    votes=await approvals.votes(baton.db, approval.id),
+                    editable=editable(baton, approval),
+                ),
+                update_ts=update_ts,
+            )
+        ]
     return [
         Piece(
             text=approval_blocks.decided_text(approval),
             blocks=approval_blocks.decided_blocks(approval, run, task),
-            update_ts=approval.message_ts,
+            update_ts=update_ts,
         )
     ]
 
@@ -488,12 +535,24 @@ _DELIVERED_EVENTS = {
 async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
     data = row.data or {}
     match row.purpose:
+        case DeliveryPurpose.APPROVAL if posted and data.get("channel"):
+            await approvals.add_copy(
+                baton.db,
+                approval_of(row.ref),
+                channel_id=str(data["channel"]),
+                message_ts=posted[0],
+            )
         case DeliveryPurpose.APPROVAL if posted:
             run = await runs.get_run(baton.db, row.run_id)
             if run is not None and run.channel_id:
                 await approvals.set_message(
                     baton.db, row.ref, channel_id=run.channel_id, message_ts=posted[0]
                 )
+            from bot.approval_dms import send_to_absent_approvers
+
+            baton.background.spawn(
+                send_to_absent_approvers(baton, row.ref), name=f"approval-dms-{row.ref}"
+            )
         case DeliveryPurpose.REQUEST if posted:
             await runs.set_thread(baton.db, row.run_id, posted[0])
         case DeliveryPurpose.DIGEST if posted and data.get("fire_id") is not None:

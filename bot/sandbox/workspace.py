@@ -261,6 +261,8 @@ class Workspace:
         self.home_views: dict[str, JSON] = {}
         # User groups (S…) and their members, for approval rules.
         self.usergroups: dict[str, list[str]] = {}
+        # Who is in a channel, where a test says so; otherwise everyone (and a DM: its person).
+        self.channel_members: dict[str, list[str]] = {}
         self.view_stacks: dict[str, list[str]] = {}
         self.statuses: dict[tuple[str, str], str] = {}
         self.loading_messages: dict[tuple[str, str], list[str]] = {}
@@ -321,6 +323,18 @@ class Workspace:
         if str(ref) not in self.users:
             raise SlackError("user_not_found")
         return self.users[str(ref)]
+
+    def members(self, channel: Channel) -> list[str]:
+        """The channel's members, the bot included when it is in the channel."""
+        if channel.id in self.channel_members:
+            people = list(self.channel_members[channel.id])
+        elif channel.is_im:
+            people = [channel.user] if channel.user else []
+        else:
+            people = [u.id for u in self.users.values() if not u.is_bot]
+        if channel.bot_is_member and self.bot.id not in people:
+            people.append(self.bot.id)
+        return people
 
     def message(self, channel: str, ts: Any) -> Message:
         """The visible message at `ts` (ephemeral ones cannot be addressed)."""
