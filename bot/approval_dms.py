@@ -59,7 +59,7 @@ async def channel_members(baton: Baton, channel: str) -> set[str] | None:
 
 async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) -> int:
     """Queue a direct-message copy of the request for each of `users`; how many were new."""
-    sent = 0
+    queued: list[str] = []
     for user in users:
         try:
             resp = await baton.client.conversations_open(users=user)
@@ -69,20 +69,15 @@ async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) ->
         channel = str((resp.get("channel") or {}).get("id") or "")
         if not channel:
             continue
-        if await outbox.add_once(
-            baton.db,
-            outbox.new(
-                approval.run_id,
-                DeliveryPurpose.APPROVAL,
-                ref=f"{approval.id}:dm:{user}",
-                data={"channel": channel},
-            ),
-        ):
-            sent += 1
-    if sent:
-        await baton.deliverer.deliver_edits(approval.run_id)
-        await baton.deliverer.deliver_run(approval.run_id)
-    return sent
+        ref = f"{approval.id}:dm:{user}"
+        row = outbox.new(
+            approval.run_id, DeliveryPurpose.APPROVAL, ref=ref, data={"channel": channel}
+        )
+        if await outbox.add_once(baton.db, row):
+            queued.append(ref)
+    if queued:
+        await baton.deliverer.deliver_copies(approval.run_id, queued)
+    return len(queued)
 
 
 async def send_to_absent_approvers(baton: Baton, approval_id: str) -> None:

@@ -189,6 +189,21 @@ class Deliverer:
             await outbox.delivered(self.baton.db, row, posted)
             log.debug("run %s: approval %s edited (%d)", run_id, row.ref, len(posted))
 
+    async def deliver_copies(self, run_id: str, refs: list[str]) -> None:
+        """Post direct-message copies of an approval request now, beside the run's thread:
+        they are not in its order, and are queued only by the process that posts them
+        (the sweep posts one whose process stopped first)."""
+        for row in await outbox.for_run(self.baton.db, run_id):
+            if row.ref not in refs or row.state != DeliveryState.PENDING:
+                continue
+            try:
+                posted = await self._attempt(row)
+            except (Retry, GiveUp) as e:
+                log.info("run %s: approval copy left to the sweep (%s)", run_id, e)
+                continue
+            await _on_delivered(self.baton, row, posted)
+            await outbox.delivered(self.baton.db, row, posted)
+
     async def _deliver_under_own_lease(self, run_id: str) -> None:
         db, limits = self.baton.db, self.baton.orchestrator.limits
         lease = await runs.acquire_lease(
