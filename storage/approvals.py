@@ -390,21 +390,22 @@ async def expire_due(db: Database) -> list[Approval]:
 
 
 async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
-    """A stopped run's open approvals: withdrawn, their messages to lose the buttons."""
+    """A stopped run's open approvals: withdrawn, their messages (and copies) to lose the
+    buttons."""
     now = utcnow()
     async with db.session() as s:
         pending = (
             await s.exec(
-                select(Approval.id).where(
+                select(Approval).where(
                     Approval.run_id == run_id, Approval.status == ApprovalStatus.PENDING
                 )
             )
         ).all()
-        for approval_id in pending:
+        for a in pending:
             result = await s.exec(
                 update(Approval)
                 .where(
-                    col(Approval.id) == approval_id,
+                    col(Approval.id) == a.id,
                     col(Approval.status) == ApprovalStatus.PENDING,
                 )
                 .values(status=ApprovalStatus.WITHDRAWN, decided_at=now, decided_by=by)
@@ -414,11 +415,11 @@ async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
                     Event(
                         run_id=run_id,
                         kind="approval_withdrawn",
-                        data={"approval_id": approval_id, "by": by},
+                        data={"approval_id": a.id, "by": by},
                     )
                 )
-                s.add(outbox.new(run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=approval_id))
-        return list(pending)
+                s.add_all(refreshes(a))
+        return [a.id for a in pending]
 
 
 async def runs_with_decisions_to_apply(db: Database) -> list[str]:

@@ -92,6 +92,8 @@ async def _open_form(baton: Baton, body: dict[str, Any], *, edit: bool) -> None:
     approval = await approvals.get(baton.db, approval_id) if refusal is None else None
     if approval is not None and approval.status != ApprovalStatus.PENDING:
         refusal = ui.decided_text(approval)
+    elif approval is not None and edit and not fields(baton, approval):
+        refusal = "This call can't be edited before approving it; use Approve or Reject."
     if refusal is not None or approval is None:
         if channel and user:
             await tell(
