@@ -361,3 +361,39 @@ def test_policies_are_inherited_task_over_tool_over_global() -> None:
     effective = ApprovalPolicy(quorum=3).over(tool.over(catalog.approvals))
     assert effective.approvers == ["S0OPS"] and effective.quorum == 3
     assert effective.expires_after == timedelta(hours=2)
+
+
+async def test_a_tool_policy_sets_approvers_and_expiry_for_its_calls(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    catalog = write_catalog(
+        tmp_path,
+        "approvers: [U0ALICE]\ntools:\n  post_message: {approvers: [U0BOB], expires_after: 2h}",
+    )
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog) as bot:
+        run_id = await start(bot, "announce")
+        [approval] = await approvals.for_run(bot.baton.db, run_id)
+    assert approval.approvers == ["U0BOB"] and not approval.self_approval
+    assert approval.expires_at - approval.requested_at == pytest.approx(
+        timedelta(hours=2), abs=timedelta(seconds=5)
+    )
+
+
+async def test_a_vote_towards_a_quorum_survives_a_restart(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    catalog = write_catalog(tmp_path, "approvers: [U0ALICE]")
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog) as bot:
+        run_id = await start(bot, "announce-by-two")
+        [message] = approval_messages(slack)
+        await bot.click(ui.APPROVE, value_of(message), user="U0ALICE", message=message)
+        await bot.idle()
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog) as restarted:
+        await restarted.click(ui.APPROVE, value_of(message), user="U0ALICE", message=message)
+        await restarted.idle()
+        assert posted_in_random(slack) == []  # the same person again, after the restart
+        await restarted.click(ui.APPROVE, value_of(message), user="U0BOB", message=message)
+        await restarted.idle()
+        run = await runs.get_run(restarted.baton.db, run_id)
+    assert posted_in_random(slack) == ["Deploy finished"]
+    assert run is not None and run.status == RunStatus.SUCCEEDED
