@@ -4,6 +4,7 @@ approvers who are not in the channel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -397,3 +398,33 @@ async def test_a_vote_towards_a_quorum_survives_a_restart(
         run = await runs.get_run(restarted.baton.db, run_id)
     assert posted_in_random(slack) == ["Deploy finished"]
     assert run is not None and run.status == RunStatus.SUCCEEDED
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
+    if request.param == "sqlite":
+        return sqlite_url
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def test_two_approvals_at_once_reach_the_quorum_once(
+    slack: SlackStandIn, db_url: str, tmp_path: Path
+) -> None:
+    catalog = write_catalog(tmp_path, "approvers: [U0ALICE]")
+    async with running_bot(slack, db_url, baton_agents_file=catalog) as bot:
+        run_id = await start(bot, "announce-by-two")
+        [message] = approval_messages(slack)
+        value = value_of(message)
+        await asyncio.gather(
+            bot.click(ui.APPROVE, value, user="U0ALICE", message=message),
+            bot.click(ui.APPROVE, value, user="U0BOB", message=message),
+            bot.click(ui.APPROVE, value, user="U0BOB", message=message),
+        )
+        await bot.idle()
+        [approval] = await approvals.for_run(bot.baton.db, run_id)
+        voters = await approvals.votes(bot.baton.db, approval.id)
+        decided = await _events(bot, run_id, "approval_approved")
+    assert sorted(voters) == ["U0ALICE", "U0BOB"] and len(decided) == 1
+    assert approval.status == ApprovalStatus.APPROVED
+    assert posted_in_random(slack) == ["Deploy finished"]
