@@ -81,6 +81,13 @@ def where(body: dict[str, Any]) -> tuple[str, str]:
     return channel, str((body.get("user") or {}).get("id") or "")
 
 
+def clicked_thread(body: dict[str, Any]) -> str | None:
+    """The thread the clicked message is in, as the click says (None at a channel's root)."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    return str(container.get("thread_ts") or message.get("thread_ts") or "") or None
+
+
 def first_action(body: dict[str, Any]) -> dict[str, Any]:
     """The clicked element (empty when the payload has none)."""
     actions = body.get("actions")
@@ -132,7 +139,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                     channel=channel,
                     user=user,
                     text=refusal,
-                    thread_ts=await thread_of(baton, approval_id, channel),
+                    thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
                 )
         case Click.EDIT:
             from bot.approval_edits import edited_args, form_of

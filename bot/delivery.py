@@ -563,11 +563,14 @@ async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
                 await approvals.set_message(
                     baton.db, row.ref, channel_id=run.channel_id, message_ts=posted[0]
                 )
+            # Before the row counts as delivered: a process that stops here posts the
+            # request's DM copies when the row is delivered again (each copy once).
             from bot.approval_dms import send_to_absent_approvers
 
-            baton.background.spawn(
-                send_to_absent_approvers(baton, row.ref), name=f"approval-dms-{row.ref}"
-            )
+            try:
+                await send_to_absent_approvers(baton, row.ref)
+            except Exception:
+                log.exception("approval %s: could not send its direct-message copies", row.ref)
         case DeliveryPurpose.REQUEST if posted:
             await runs.set_thread(baton.db, row.run_id, posted[0])
         case DeliveryPurpose.DIGEST if posted and data.get("fire_id") is not None:

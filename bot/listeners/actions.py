@@ -17,7 +17,7 @@ from bot import approval_blocks as ui
 from bot.approval_edits import fields, problems
 from bot.approvals import check_clicker, tell, thread_of
 from bot.blocks import STOP
-from bot.clicks import Click, first_action, reason_of, take, where
+from bot.clicks import Click, clicked_thread, first_action, reason_of, take, where
 from bot.slack_ops import slack_error
 from storage import approvals
 from storage.models import ApprovalStatus
@@ -101,7 +101,7 @@ async def _open_form(baton: Baton, body: dict[str, Any], *, edit: bool) -> None:
                 channel=channel,
                 user=user,
                 text=refusal or "I don't know that approval, so nothing was changed.",
-                thread_ts=await thread_of(baton, approval_id, channel),
+                thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
             )
         return
     if edit:
@@ -118,5 +118,5 @@ async def _open_form(baton: Baton, body: dict[str, Any], *, edit: bool) -> None:
                 channel=channel,
                 user=user,
                 text=f"I couldn't open the form ({slack_error(e)}); {instead}.",
-                thread_ts=await thread_of(baton, approval_id, channel),
+                thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
             )
