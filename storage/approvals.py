@@ -147,25 +147,20 @@ async def decide(
     now: datetime | None = None,
 ) -> DecisionResult | None:
     """Record a decision (or, under a quorum, one person's approval) if the approval is still
-    pending and not expired. None if unknown."""
+    pending and not expired. None if unknown.
+
+    An approval that needs one person is decided by one conditional UPDATE. Under a quorum,
+    each person's approval is a row (unique per person); whoever's approval is counted
+    after the quorum is reached makes the decision, by the same conditional UPDATE.
+    """
     now = now or utcnow()
-    async with db.session() as s:
-        current = await s.get(Approval, approval_id)
-        if current is None:
-            return None
-        if approve and current.quorum > 1:
-            if current.status != ApprovalStatus.PENDING or current.expires_at <= now:
-                return DecisionResult(won=False, approval=current)
-            already = (
-                await s.exec(
-                    select(ApprovalVote.id).where(
-                        ApprovalVote.approval_id == approval_id, ApprovalVote.user_id == by
-                    )
-                )
-            ).first()
-            if already is not None:
-                return DecisionResult(won=False, approval=current, repeated=True)
-    if approve and current.quorum > 1:
+    if approve:
+        outcome = await _decide(db, approval_id, True, by, reason, for_run, edited_args, now)
+        if outcome is None or outcome.won or outcome.approval.quorum <= 1:
+            return outcome
+        current = outcome.approval
+        if current.status != ApprovalStatus.PENDING or current.expires_at <= now:
+            return outcome
         try:
             async with db.session() as s:
                 s.add(ApprovalVote(approval_id=approval_id, user_id=by, at=now))
@@ -179,22 +174,44 @@ async def decide(
                         data={"approval_id": approval_id, "by": by, "quorum": current.quorum},
                     )
                 )
-        except IntegrityError:  # the same person, twice at once: it counts once
-            fresh = await get(db, approval_id)
-            return DecisionResult(won=False, approval=fresh or current, repeated=True)
-        voters = await votes(db, approval_id)
-        if len(voters) < current.quorum:
-            fresh = await get(db, approval_id)
-            return DecisionResult(won=False, approval=fresh or current, counted=True)
+        except IntegrityError:  # this person's approval is counted already
+            return DecisionResult(won=False, approval=current, repeated=True)
+        # Counted after this vote was committed: of two last votes at once, at least the
+        # later count sees both.
+        if len(await votes(db, approval_id)) < current.quorum:
+            return DecisionResult(won=False, approval=current, counted=True)
+        return await _decide(
+            db, approval_id, True, by, reason, for_run, edited_args, now, quorum_met=True
+        )
+    return await _decide(db, approval_id, False, by, reason, for_run, edited_args, now)
+
+
+async def _decide(
+    db: Database,
+    approval_id: str,
+    approve: bool,
+    by: str,
+    reason: str | None,
+    for_run: bool,
+    edited_args: dict[str, Any] | None,
+    now: datetime,
+    *,
+    quorum_met: bool = False,
+) -> DecisionResult | None:
+    """The conditional UPDATE that decides (an approval needing several people only once
+    they have approved: `quorum_met`)."""
+    conditions = [
+        col(Approval.id) == approval_id,
+        col(Approval.status) == ApprovalStatus.PENDING,
+        col(Approval.expires_at) > now,
+    ]
+    if approve and not quorum_met:
+        conditions.append(col(Approval.quorum) <= 1)
     status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     async with db.session() as s:
         result = await s.exec(
             update(Approval)
-            .where(
-                col(Approval.id) == approval_id,
-                col(Approval.status) == ApprovalStatus.PENDING,
-                col(Approval.expires_at) > now,
-            )
+            .where(*conditions)
             .values(
                 status=status,
                 decided_at=now,
