@@ -205,6 +205,7 @@ async def test_an_undecided_approval_is_escalated_after_its_time_by_the_sweep(
         assert "<!subteam^S0LEADS>" in said
         [dm] = approval_messages(slack, "D0BOB")
         assert value_of(dm) == value_of(message)
+        assert "escalated to <!subteam^S0LEADS>" in json.dumps(dm.blocks)
 
         await bot.click(ui.APPROVE, value_of(dm), user="U0BOB", message=dm)
         await bot.idle()
@@ -247,6 +248,11 @@ async def test_approve_for_this_run_passes_the_identical_call_only(
         await bot.idle()
         run = await runs.get_run(bot.baton.db, run_id)
         performed = await tool_calls.for_run(bot.baton.db, run_id)
+        _, audit = await bot.slash(f"audit {run_id}")
+    assert audit is not None
+    trail = json.dumps(audit["blocks"], ensure_ascii=False)
+    assert "approved by <@U0BOB> for the rest of the run" in trail
+    assert "`again`: `post_message`" in trail and "passed without asking" in trail
     assert posted_in_random(slack) == ["Deploy finished", "Deploy finished", "Rollback done"]
     assert len(performed) == 3
     assert run is not None and run.status == RunStatus.SUCCEEDED
