@@ -343,7 +343,6 @@ async def escalate_due(db: Database, *, now: datetime | None = None) -> list[App
                     data={"approval_id": a.id, "to": a.escalate_to},
                 )
             )
-            a.approvers, a.escalated_at = approvers, now
             s.add_all(refreshes(a, "escalated"))
             names = ", ".join(
                 f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in a.escalate_to
