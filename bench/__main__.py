@@ -5,6 +5,7 @@
 - run throughput: offline (`rules`) runs checking a local site, 20 at once, SQLite and PostgreSQL
 - Slack calls per run: how many Web API calls a 12-task-update run costs after coalescing
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
+- quorum race: 50 approvals by 10 people at once on a quorum-5 gate (each counts once, one decision)
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
 - telemetry: the same offline runs with tracing and metrics off and on (OTLP to a local collector)
@@ -280,6 +281,12 @@ async def page_latency(_: Site) -> list[tuple[str, str, str]]:
     ]
 
 
+async def quorum_race(_: Site) -> list[tuple[str, str, str]]:
+    from bench.approval_policies import quorum_race as measure
+
+    return await measure()
+
+
 async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
     from bench.schedules import fire_race
 
@@ -323,6 +330,7 @@ async def main() -> None:
         run_throughput,
         slack_calls,
         approval_race,
+        quorum_race,
         page_latency,
         schedule_race,
         telemetry,

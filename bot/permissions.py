@@ -73,9 +73,7 @@ async def may_stop(baton: Baton, run: Run, user_id: str) -> bool:
     if user_id and user_id == run.user_id:
         return True
     settings = baton.catalog.approvals
-    allowed = {*baton.settings.baton_admins, *settings.approvers}
-    for approvers in settings.tools.values():
-        allowed.update(approvers)
+    allowed = {*baton.settings.baton_admins, *settings.everyone_named()}
     for a in await approvals.for_run(baton.db, run.id):
         allowed.update(a.approvers)
     return await is_one_of(baton, user_id, sorted(allowed))

@@ -15,7 +15,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import Baton
-from bot.approvals import expire_and_resume
+from bot.approvals import escalate_and_tell, expire_and_resume
 from bot.clicks import handle_left_over
 from bot.config import secret
 from bot.intake import drive
@@ -66,6 +66,7 @@ async def sweep(baton: Baton) -> datetime | None:
     """One pass of housekeeping; returns when the next thing it knows of falls due."""
     due = await resume_interrupted(baton)
     await expire_and_resume(baton)
+    await escalate_and_tell(baton)
     next_click = await handle_left_over(baton)
     next_delivery = await baton.deliverer.sweep()
     await slack_events.forget_old(baton.db)

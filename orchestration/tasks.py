@@ -94,30 +94,14 @@ class TaskRunner:
             },
         )
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
-        try:
-            async with asyncio.timeout(self.limits.task_timeout):
-                outcome = await self._specialist(run, task, show)
-        except TimeoutError:
-            await self._fail(
-                run,
-                task,
-                show,
-                f"took longer than {self.limits.task_timeout:g} s and was stopped",
-            )
+        outcome = await self._attempt(run, task, show)
+        while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
+            run, task, outcome
+        ):
+            # An identical call was approved for the rest of the run: go on without asking.
+            outcome = await self._attempt(run, task, show, outcome.transcript)
+        if outcome is None:
             return
-        except ModelError as e:
-            log_failure(run.id, f"task {task.task_id}", e.model or task.agent, e)
-            tries = self.limits.retry.max_attempts if isinstance(e, TransientModelError) else None
-            await self._fail(run, task, show, sentence(e, attempts=tries))
-            return
-        except ToolServerError as e:
-            await self._fail(run, task, show, str(e))
-            return
-        except Exception:
-            log.exception("task %s/%s crashed", run.id, task.task_id)
-            await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
-            return
-
         if isinstance(outcome, NeedsApproval):
             await self.gates.open(
                 run,
@@ -142,6 +126,32 @@ class TaskRunner:
             )
             return
         await self._finish(run, task, show, outcome)
+
+    async def _attempt(
+        self, run: Run, task: TaskRow, show: Show, transcript: list[Message] | None = None
+    ) -> Finished | NeedsApproval | None:
+        """The specialist's turn within the task's time; None when it failed (and was
+        reported so)."""
+        try:
+            async with asyncio.timeout(self.limits.task_timeout):
+                return await self._specialist(run, task, show, transcript)
+        except TimeoutError:
+            await self._fail(
+                run,
+                task,
+                show,
+                f"took longer than {self.limits.task_timeout:g} s and was stopped",
+            )
+        except ModelError as e:
+            log_failure(run.id, f"task {task.task_id}", e.model or task.agent, e)
+            tries = self.limits.retry.max_attempts if isinstance(e, TransientModelError) else None
+            await self._fail(run, task, show, sentence(e, attempts=tries))
+        except ToolServerError as e:
+            await self._fail(run, task, show, str(e))
+        except Exception:
+            log.exception("task %s/%s crashed", run.id, task.task_id)
+            await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
+        return None
 
     async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> None:
         """The task's status is the verdict on what happened, not the model's say-so."""
@@ -172,13 +182,18 @@ class TaskRunner:
             )
         )
 
-    async def _specialist(self, run: Run, task: TaskRow, show: Show) -> Finished | NeedsApproval:
+    async def _specialist(
+        self, run: Run, task: TaskRow, show: Show, saved: list[Message] | None = None
+    ) -> Finished | NeedsApproval:
         spec = self.catalog.agent(task.agent)
         if spec is None:
             raise ModelError(f"the specialist '{task.agent}' is no longer in the catalog")
         binding = self.models.for_agent(spec)
-        if task.transcript:
+        if saved is not None:
+            transcript = saved
+        elif task.transcript:
             transcript = [Message.model_validate(m) for m in task.transcript]
+            transcript = await self._with_edits(task, transcript)
         else:
             transcript = [
                 Message(
@@ -242,6 +257,38 @@ class TaskRunner:
         return {
             f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
         }
+
+    async def _with_edits(self, task: TaskRow, transcript: list[Message]) -> list[Message]:
+        """A call approved with edited arguments is made with those: the transcript's call
+        is changed to what the approver set (the audit keeps what was asked)."""
+        gates = [
+            a for a in await approvals.for_run(self.db, task.run_id) if a.task_id == task.task_id
+        ]
+        latest = gates[-1] if gates else None
+        if (
+            latest is None
+            or latest.status != ApprovalStatus.APPROVED
+            or latest.edited_args is None
+            or latest.call_id is None
+        ):
+            return transcript
+        answered = {m.tool_call_id for m in transcript if m.role == "tool"}
+        for i in range(len(transcript) - 1, -1, -1):
+            m = transcript[i]
+            if m.role != "assistant" or not any(c.id == latest.call_id for c in m.tool_calls):
+                continue
+            calls = [
+                c.model_copy(update={"arguments": dict(latest.edited_args)})
+                if c.id == latest.call_id and c.id not in answered
+                else c
+                for c in m.tool_calls
+            ]
+            return [
+                *transcript[:i],
+                m.model_copy(update={"tool_calls": calls}),
+                *transcript[i + 1 :],
+            ]
+        return transcript
 
     async def _decisions(self, task: TaskRow) -> Mapping[str, Decision]:
         """The decision on the call the task stopped at: its latest gate, and only that one."""

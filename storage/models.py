@@ -181,6 +181,31 @@ class Approval(SQLModel, table=True):
     message_ts: str | None = None
     extra_budget_usd: float | None = None
     extra_budget_tokens: int | None = None
+    # The policy it was opened under (catalog `approvals:`), fixed at the request.
+    requested_by: str | None = None
+    self_approval: bool = True
+    quorum: int = 1
+    escalate_at: datetime | None = None
+    escalate_to: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    escalated_at: datetime | None = None
+    # Approved for the rest of the run: later identical calls pass without asking.
+    for_run: bool = False
+    # What the approver changed the call's arguments to ("Edit & approve").
+    edited_args: dict[str, Any] | None = _json()
+    # Direct-message copies of the request: [[channel, ts], …].
+    copies: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class ApprovalVote(SQLModel, table=True):
+    """One person's approval of a gate that needs several (`quorum`); once per person."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("approval_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    approval_id: str = Field(index=True)
+    user_id: str
+    at: datetime = Field(default_factory=utcnow)
 
 
 class ToolCallRecord(SQLModel, table=True):

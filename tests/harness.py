@@ -243,6 +243,9 @@ class Bot:
             "text": message.text,
             "blocks": message.blocks or [],
         }
+        if message.thread_ts:  # as Slack sends a click on a message in a thread
+            payload["container"]["thread_ts"] = message.thread_ts
+            payload["message"]["thread_ts"] = message.thread_ts
         payload["actions"] = [
             {
                 "type": "button",

@@ -56,9 +56,13 @@ approvals:
 """
 
 
-def write_catalog(tmp_path: Path, *, approvers: str = "", expiry: float = 24) -> Path:
+def write_catalog(
+    tmp_path: Path, *, approvers: str = "", expiry: float = 24, policy: str = ""
+) -> Path:
+    """The catalog above; `policy`: more lines for its `approvals:` section."""
     path = tmp_path / "agents.yml"
-    path.write_text(CATALOG.replace("APPROVERS", approvers).replace("EXPIRY", str(expiry)))
+    text = CATALOG.replace("APPROVERS", approvers).replace("EXPIRY", str(expiry))
+    path.write_text(text + "".join(f"  {line}\n" for line in policy.splitlines()))
     return path
 
 
@@ -127,6 +131,8 @@ async def test_a_gated_call_shows_exactly_what_will_happen_and_waits(
     actions = next(b for b in message.blocks if b["type"] == "actions")
     assert [(e["text"]["text"], e.get("style")) for e in actions["elements"]] == [
         ("Approve", "primary"),
+        ("Approve for this run", None),
+        ("Edit & approve", None),
         ("Reject", "danger"),
         ("Reject with reason", None),
     ]
@@ -177,7 +183,11 @@ async def test_two_approvers_clicking_at_once_make_one_decision(
     slack: SlackStandIn, sqlite_url: str, tmp_path: Path
 ) -> None:
     async with running_bot(
-        slack, sqlite_url, baton_agents_file=write_catalog(tmp_path, approvers="U0ALICE, U0BOB")
+        slack,
+        sqlite_url,
+        baton_agents_file=write_catalog(
+            tmp_path, approvers="U0ALICE, U0BOB", policy="self_approval: true"
+        ),
     ) as bot:
         run_id = await start_playbook(bot, "announce")
         [message] = approval_messages(slack)

@@ -289,6 +289,7 @@ async def test_an_approval_request_shows_what_will_happen_and_styled_buttons(
     assert "announcer wants to call post_message with:" in drawn.text
     assert [(b["text"], b["style"], b["value"]) for b in drawn.buttons] == [
         ("Approve", "primary", "ap_1"),
+        ("Approve for this run", None, "ap_1"),
         ("Reject", "danger", "ap_1"),
         ("Reject with reason", None, "ap_1"),
     ]

@@ -122,6 +122,23 @@ async def test_posting_to_a_user_id_goes_to_the_bots_dm_with_them(
     assert [m.text for m in slack.messages(ALICE_DM)] == ["hi Alice"]
 
 
+async def test_conversations_open_finds_the_dm_and_members_lists_who_is_in_a_channel(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    opened = await client.conversations_open(users="U0BOB")
+    assert opened["channel"]["id"] == "D0BOB"
+    everyone = await client.conversations_members(channel="C0GENERAL")
+    assert sorted(everyone["members"]) == ["U0ALICE", "U0BATON", "U0BOB"]
+    slack.workspace.channel_members["C0GENERAL"] = ["U0ALICE"]
+    first = await client.conversations_members(channel="C0GENERAL", limit=1)
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = await client.conversations_members(channel="C0GENERAL", cursor=cursor)
+    assert first["members"] + rest["members"] == ["U0ALICE", "U0BATON"]
+    with pytest.raises(SlackApiError) as e:
+        await client.conversations_open(users="U0NOBODY")
+    assert e.value.response["error"] == "user_not_found"
+
+
 async def test_update_edits_in_place_marks_edited_and_keeps_blocks(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:

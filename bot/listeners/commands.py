@@ -18,6 +18,7 @@ from bot import reports
 from bot.commands import (
     HELP,
     Ask,
+    Audit,
     Cancel,
     Help,
     Invalid,
@@ -77,6 +78,10 @@ async def handle(
                 respond,
                 lambda: _text(stop_command(baton, command, run_id)),
             )
+        case Audit(run_id=run_id):
+            from bot.audit import audit_reply
+
+            await _answer_after(baton, ack, respond, lambda: audit_reply(baton, command, run_id))
         case ScheduleCommand(args=args):
             from bot.schedules_ui import handle_schedule_command
 

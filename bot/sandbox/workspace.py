@@ -263,6 +263,8 @@ class Workspace:
         self.home_views: dict[str, JSON] = {}
         # User groups (S…) and their members, for approval rules.
         self.usergroups: dict[str, list[str]] = {}
+        # Who is in a channel, where a test says so; otherwise everyone (and a DM: its person).
+        self.channel_members: dict[str, list[str]] = {}
         self.view_stacks: dict[str, list[str]] = {}
         self.statuses: dict[tuple[str, str], str] = {}
         self.loading_messages: dict[tuple[str, str], list[str]] = {}
@@ -320,13 +322,16 @@ class Workspace:
 
     def members_of(self, channel: Channel) -> list[str]:
         """`conversations.members`: the people in a channel, the bot too when it is in."""
-        if channel.is_im:
+        if channel.id in self.channel_members:
+            people = list(self.channel_members[channel.id])
+        elif channel.is_im:
             people = [channel.user] if channel.user else []
         elif channel.members is not None:
             people = list(channel.members)
         else:
             people = [u.id for u in self.users.values() if not u.is_bot]
-        return people + ([self.bot.id] if channel.bot_is_member else [])
+        bot = [self.bot.id] if channel.bot_is_member and self.bot.id not in people else []
+        return people + bot
 
     def user(self, ref: Any) -> User:
         """The user with id `ref`."""
