@@ -93,6 +93,7 @@ class Baton:
             run=run,
             options=self.progress,
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
+            spawn=self.background.spawn,
         )
 
     async def close(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,8 @@ class ProgressOptions:
 
 # Delivers the run's outbox (approval requests, the answer) now, in order.
 DeliverRun = Callable[[str], Awaitable[None]]
+# Starts a task the process keeps track of (see bot/background.py).
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class SlackProgress:
@@ -92,12 +94,16 @@ class SlackProgress:
         run: Run,
         options: ProgressOptions,
         deliver: DeliverRun,
+        spawn: Spawn = asyncio.create_task,
     ) -> None:
         self.client = client
         self.db = db
         self.run = run
         self.options = options
         self._deliver = deliver
+        # Delayed flushes run as their own tasks: the process's background set keeps them,
+        # so a shutdown cancels and waits for them as it does for the run itself.
+        self._spawn = spawn
         self.view = RunView(run_id=run.id, status=run.status.value)
         can_stream = options.streaming and bool(run.thread_ts)
         # Slack needs a recipient to stream into a channel; DMs and people's requests have one.
@@ -217,7 +223,7 @@ class SlackProgress:
     def _touch(self, *task_ids: str) -> None:
         self._dirty.update(task_ids)
         if self._pending_flush is None or self._pending_flush.done():
-            self._pending_flush = asyncio.create_task(self._flush_later())
+            self._pending_flush = self._spawn(self._flush_later())
 
     async def _flush_later(self) -> None:
         interval = (

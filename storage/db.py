@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -83,6 +84,8 @@ class Database:
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # Sessions still handing their connection back (see `session`); `dispose` waits.
+        self._closing: set[asyncio.Future[None]] = set()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_wal)
         self._sessions = async_sessionmaker(
@@ -111,9 +114,22 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction, committed on success."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A session inside one transaction, committed on success.
+
+        Closing is shielded: a caller cancelled mid-query (a Stop, a shutdown) still hands its
+        connection back rolled back, instead of leaving the pool to reset it later and log an
+        error for a cancellation that was expected."""
+        session = self._sessions()
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            closing = asyncio.ensure_future(session.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            await asyncio.shield(closing)
 
     async def dispose(self) -> None:
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=10)
         await self.engine.dispose()

@@ -160,10 +160,10 @@ async def test_a_request_streams_its_plan_and_an_approver_approves_it(
     await expect(thread.locator(".bk-button.bk-danger", has_text="Reject")).to_be_visible()
     await shot(page, "02-plan-and-approval")
 
-    # Carol may not decide: only she is told, and nothing happens.
+    # Carol may not decide: only she is told, in the thread where she clicked; nothing happens.
     await switch_to(page, "U0CAROL")
     await approve.click()
-    refusal = page.locator("#messages .message.ephemeral", has_text="You cannot approve")
+    refusal = thread.locator(".message.ephemeral", has_text="You cannot approve")
     await expect(refusal).to_contain_text("@Bob can. Nothing was changed.")
     await expect(refusal.locator(".ephemeral-note")).to_have_text("Only visible to you")
     await shot(page, "03-refused")
