@@ -38,6 +38,7 @@ from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
 from bot.metrics import SlackCallCounter
+from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
 from orchestration.engine import Orchestrator
@@ -75,6 +76,7 @@ class Baton:
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
+        self.names = Names(self.client)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
@@ -89,6 +91,7 @@ class Baton:
             run=run,
             options=self.progress,
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
+            names=self.names,
         )
 
     async def close(self) -> None:

@@ -378,23 +378,18 @@ def _smaller(piece: Piece, code: str) -> list[Piece] | None:
     """The piece again in a form Slack may take, or None when there is none."""
     if code == "msg_too_long" and len(piece.text) > SMALLEST_PIECE:
         parts = split_message(piece.text, max(len(piece.text) // 2, SMALLEST_PIECE))
-        footer = _footer_of(piece)
+        # The footer and the feedback buttons stay under the last piece.
+        tail = list(piece.blocks[1:]) if piece.blocks else []
         out = [Piece(text=p, blocks=ui.answer_blocks(p), thread=piece.thread) for p in parts]
         last = out[-1]
         out[-1] = Piece(
             text=last.text,
-            blocks=ui.answer_blocks(last.text, footer_block=footer),
+            blocks=[*ui.answer_blocks(last.text), *tail],
             thread=last.thread,
         )
         return out
     if code in ("invalid_blocks", "invalid_blocks_format") and piece.blocks:
         return [Piece(text=piece.text, blocks=None, thread=piece.thread, update_ts=piece.update_ts)]
-    return None
-
-
-def _footer_of(piece: Piece) -> dict[str, Any] | None:
-    if piece.blocks and len(piece.blocks) > 1 and piece.blocks[-1].get("type") == "context":
-        return piece.blocks[-1]
     return None
 
 
@@ -444,7 +439,10 @@ def answer_pieces(
     parts = split_message(answer, MESSAGE_LIMIT)
     return [
         Piece(
-            text=p, blocks=ui.answer_blocks(p, footer_block=footer if i == len(parts) - 1 else None)
+            text=p,
+            blocks=ui.answer_blocks(p, footer_block=footer, feedback_run=run.id)
+            if i == len(parts) - 1
+            else ui.answer_blocks(p),
         )
         for i, p in enumerate(parts)
     ]

@@ -24,8 +24,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.messages.chunk import BlocksChunk, Chunk, PlanUpdateChunk, TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import blocks
+from bot import assistant_ui, blocks
+from bot.assistant import StatusLine
 from bot.blocks import RunView, TaskLine
+from bot.names import Names
 from bot.slack_ops import post_text, slack_error
 from bot.text import truncate
 from orchestration.events import (
@@ -91,8 +93,13 @@ class SlackProgress:
         run: Run,
         options: ProgressOptions,
         deliver: DeliverRun,
+        names: Names | None = None,
     ) -> None:
         self.client = client
+        # The status line under an assistant-container thread (inactive elsewhere).
+        self.status = StatusLine(client, db, names or Names(client), run)
+        # Steps in progress: task id -> (agent, what it is doing), for the status line.
+        self._running: dict[str, tuple[str, str]] = {}
         self.db = db
         self.run = run
         self.options = options
@@ -134,6 +141,7 @@ class SlackProgress:
 
     async def _apply(self, event: RunEvent) -> None:
         await self._load()
+        await self._show_status(event)
         match event:
             case RunAccepted():
                 async with self._lock:
@@ -177,11 +185,40 @@ class SlackProgress:
             case AnswerDelta():
                 pass
 
+    async def _show_status(self, event: RunEvent) -> None:
+        """The assistant thread's status line: what the run is doing now, cleared at its end."""
+        if not self.status.active:
+            return
+        match event:
+            case RunAccepted():
+                await self.status.name_thread()
+                await self.status.show(assistant_ui.PLANNING)
+            case TaskStarted(task_id=task_id):
+                line = self.view.tasks.get(task_id)
+                if line is not None:
+                    self._running[task_id] = (line.agent, f"working on: {line.title}")
+                await self.status.show(assistant_ui.working(list(self._running.values())))
+            case TaskProgress(task_id=task_id, detail=detail) if task_id in self._running:
+                agent = self._running[task_id][0]
+                self._running[task_id] = (agent, assistant_ui.doing(detail))
+                await self.status.show(assistant_ui.working(list(self._running.values())))
+            case TaskFinished(task_id=task_id):
+                self._running.pop(task_id, None)
+                if self._running:
+                    await self.status.show(assistant_ui.working(list(self._running.values())))
+            case RunWaiting():
+                await self.status.waiting()
+            case RunFinished():
+                await self.status.show(assistant_ui.CLEARED)
+            case _:
+                pass
+
     async def _load(self) -> None:
         """A run resumed in this process: rebuild the task list from the database once."""
         if self._loaded:
             return
         self._loaded = True
+        await self.status.load()
         if not self.run.plan:
             return
         self.view.title = str(self.run.plan.get("title") or "Plan")

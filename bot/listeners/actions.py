@@ -8,6 +8,7 @@ exception that talks to Slack right after the ack — Slack accepts `views.open`
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -15,8 +16,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import approval_blocks as ui
 from bot.approvals import tell
-from bot.blocks import STOP
+from bot.blocks import FEEDBACK, STOP
 from bot.clicks import Click, first_action, reason_of, take, where
+from bot.home_blocks import HOME_PREFIX
 from bot.slack_ops import slack_error
 
 if TYPE_CHECKING:
@@ -39,6 +41,14 @@ def register(baton: Baton) -> None:
     @app.action(STOP)
     async def on_stop(ack: AsyncAck, body: dict[str, Any]) -> None:
         await take(baton, ack, Click.STOP, body)
+
+    @app.action(FEEDBACK)
+    async def on_feedback(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await take(baton, ack, Click.FEEDBACK, body)
+
+    @app.action(re.compile(f"^{HOME_PREFIX}"))
+    async def on_home_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await take(baton, ack, Click.HOME, body)
 
     @app.action(ui.REJECT_WITH_REASON)
     async def on_reject_with_reason(ack: AsyncAck, body: dict[str, Any]) -> None:

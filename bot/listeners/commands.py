@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -32,7 +33,8 @@ from bot.commands import (
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
 from bot.stop import stop_command
 from bot.text import escape
-from storage import approvals, runs, usage
+from storage import approvals, feedback, runs, usage
+from storage.db import utcnow
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -168,9 +170,13 @@ async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> 
         what = f"run `{escape(run_id)}`" if run_id else "any run in this channel"
         return {"text": f"I can't find {what}. Run ids are in each answer's footer."}
     tasks = await runs.list_tasks(baton.db, run.id)
+    votes = feedback.tally(await feedback.for_run(baton.db, run.id))
+    week = feedback.tally(await feedback.since(baton.db, utcnow() - timedelta(days=7)))
     return {
         "text": f"Run {run.id}: {run.status.value}",
-        "blocks": reports.status_report(run, tasks, await usage.totals(baton.db, run.id)),
+        "blocks": reports.status_report(
+            run, tasks, await usage.totals(baton.db, run.id), votes=votes, week=week
+        ),
     }
 
 

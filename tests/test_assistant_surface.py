@@ -1,0 +1,238 @@
+"""Slack's AI-app surface, as people meet it: the assistant container, feedback, the Home tab.
+
+Signed events go in through the sandbox's relay (Slack's half of the conversation); what Baton
+does is read back from the Slack stand-in and the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from bot import home_blocks
+from bot.blocks import FEEDBACK
+from bot.sandbox.relay import Relay
+from bot.sandbox.web_api import SlackStandIn
+from bot.sandbox.workspace import Message
+from storage import approvals, runs
+from storage.models import ApprovalStatus, Feedback, Run, RunStatus
+from tests.conftest import Site
+from tests.harness import SECRET, Bot, running_bot
+
+CATALOG = """
+agents:
+  - name: announcer
+    description: Posts messages to channels.
+    model: rules
+    tools: [post_message]
+  - name: web-checker
+    description: Checks HTTP endpoints — status code and latency.
+    model: rules
+    tools: [http_check]
+    triggers: ['https?://']
+playbooks:
+  - name: announce
+    description: Announce a deploy in #random, once approved.
+    tasks:
+      - id: post
+        agent: announcer
+        instruction: 'Post "Deploy finished" to <#C0RANDOM>'
+        requires_approval: true
+approvals:
+  approvers: [APPROVERS]
+"""
+
+
+def catalog(tmp_path: Path, approvers: str) -> Path:
+    path = tmp_path / "agents.yml"
+    path.write_text(CATALOG.replace("APPROVERS", approvers))
+    return path
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn() as standin:
+        yield standin
+
+
+@pytest.fixture
+async def bot(slack: SlackStandIn, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Bot]:
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog(tmp_path, "U0BOB")) as b:
+        yield b
+
+
+@pytest.fixture
+async def relay(bot: Bot, slack: SlackStandIn) -> AsyncIterator[Relay]:
+    r = Relay(slack, events_url=f"{bot.url}/slack/events", signing_secret=SECRET)
+    try:
+        yield r
+    finally:
+        await r.aclose()
+
+
+async def open_container(relay: Relay, bot: Bot, user: str = "U0ALICE") -> str:
+    opened = await relay.open_assistant(user, "C0GENERAL")
+    assert opened.ok and opened.ts is not None
+    await bot.idle()
+    return opened.ts
+
+
+def replies(slack: SlackStandIn, channel: str, ts: str) -> list[Message]:
+    return [m for m in slack.thread(channel, ts) if m.ts != ts]
+
+
+def statuses(slack: SlackStandIn, ts: str) -> list[str]:
+    return [
+        str(c.args.get("status"))
+        for c in slack.calls_to("assistant.threads.setStatus")
+        if c.args.get("thread_ts") == ts and c.status == 200 and c.response.get("ok")
+    ]
+
+
+def answer_message(slack: SlackStandIn, channel: str) -> Message:
+    [answer] = [
+        m
+        for m in slack.messages(channel)
+        if any(b.get("type") == "context_actions" for b in m.blocks or [])
+    ]
+    return answer
+
+
+async def test_opening_the_container_welcomes_once_with_prompts_from_the_catalog(
+    bot: Bot, relay: Relay, slack: SlackStandIn
+) -> None:
+    ts = await open_container(relay, bot)
+    thread = slack.workspace.assistant_thread("D0ALICE", ts)
+    assert [p["message"] for p in thread.prompts] == ["run announce", "help"]
+    assert thread.prompts[0]["title"].startswith("Run announce")
+    [welcome] = replies(slack, "D0ALICE", ts)
+    assert "announcer" in welcome.text and "web-checker" in welcome.text
+    # Slack delivering the same start again: no second welcome, no second set of prompts.
+    event = {
+        "type": "assistant_thread_started",
+        "assistant_thread": {
+            "user_id": "U0ALICE",
+            "channel_id": "D0ALICE",
+            "thread_ts": ts,
+            "context": {"channel_id": "C0GENERAL"},
+        },
+        "event_ts": ts,
+    }
+    assert await bot.event(event, retry_num=1) == 200
+    await bot.idle()
+    assert len(replies(slack, "D0ALICE", ts)) == 1
+    assert len(slack.calls_to("assistant.threads.setSuggestedPrompts")) == 1
+
+
+async def test_a_request_in_the_container_shows_a_status_while_it_runs_and_clears_it(
+    bot: Bot, relay: Relay, slack: SlackStandIn, site: Site
+) -> None:
+    ts = await open_container(relay, bot)
+    moved = await relay.change_context("U0ALICE", ts, "C0RANDOM")
+    assert moved.ok
+    await bot.idle()
+    request = f"is {site.url('/ok')} up?"
+    said = await relay.say("U0ALICE", "D0ALICE", request, thread_ts=ts)
+    assert said.ok
+    await bot.idle()
+
+    shown = statuses(slack, ts)
+    assert shown[0] == "is planning…"
+    assert any(s.startswith("web-checker is ") for s in shown)
+    assert shown[-1] == "" and slack.status("D0ALICE", ts) is None
+    assert slack.workspace.assistant_thread("D0ALICE", ts).title == request
+    run = await runs.latest_run(bot.baton.db, channel_id="D0ALICE")
+    assert run is not None and run.status == RunStatus.SUCCEEDED
+    # The planner heard which channel the person was looking at, by name.
+    assert run.context is not None and "#random" in run.context and "<#C0RANDOM>" in run.context
+    # A second request in the same thread does not rename it.
+    await relay.say("U0ALICE", "D0ALICE", "and is it fast?", thread_ts=ts)
+    await bot.idle()
+    assert len(slack.calls_to("assistant.threads.setTitle")) == 1
+
+
+async def test_a_run_waiting_for_approval_names_the_approver_in_its_status(
+    bot: Bot, relay: Relay, slack: SlackStandIn
+) -> None:
+    ts = await open_container(relay, bot)
+    await relay.say("U0ALICE", "D0ALICE", "run announce", thread_ts=ts)
+    await bot.idle()
+    assert slack.status("D0ALICE", ts) == "is waiting for Bob's approval"
+    run = await runs.latest_run(bot.baton.db, channel_id="D0ALICE")
+    assert run is not None and run.status == RunStatus.WAITING
+
+
+async def test_feedback_is_stored_once_per_person_and_shown_in_status_and_home(
+    bot: Bot, relay: Relay, slack: SlackStandIn, site: Site
+) -> None:
+    await bot.mention(f"is {site.url('/ok')} up?")
+    await bot.idle()
+    answer = answer_message(slack, "C0GENERAL")
+    [buttons] = [b for b in answer.blocks if b["type"] == "context_actions"]
+    assert buttons["elements"][0]["type"] == "feedback_buttons"
+
+    for _ in range(2):  # a double click
+        clicked = await relay.click(
+            "U0ALICE",
+            "C0GENERAL",
+            answer.ts,
+            action_id=FEEDBACK,
+            block_index=None,
+            feedback="positive",
+        )
+        assert clicked.ok
+        await bot.idle()
+    async with bot.baton.db.session() as s:
+        votes = list((await s.exec(select(Feedback))).all())
+    run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+    assert run is not None
+    assert [(v.run_id, v.user_id, v.positive) for v in votes] == [(run.id, "U0ALICE", True)]
+    assert "web-checker" in votes[0].agents and votes[0].models == ["rules"]
+    thanks = [m for m in slack.messages("C0GENERAL") if m.ephemeral_for == "U0ALICE"]
+    assert len(thanks) == 1 and "👍" in thanks[0].text
+
+    _, status = await bot.slash(f"status {run.id}")
+    assert status is not None and "👍 1 · 👎 0 on this answer" in json.dumps(
+        status["blocks"], ensure_ascii=False
+    )
+    assert (await relay.open_home("U0ALICE")).ok
+    await bot.idle()
+    home = json.dumps(slack.workspace.home_views["U0ALICE"], ensure_ascii=False)
+    assert "👍 1 · 👎 0 this week" in home
+
+
+async def test_the_home_tab_of_a_group_member_lists_the_approval_and_its_buttons_work(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    slack.workspace.usergroups["S0OPS"] = ["U0BOB"]
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog(tmp_path, "S0OPS")) as bot:
+        relay = Relay(slack, events_url=f"{bot.url}/slack/events", signing_secret=SECRET)
+        try:
+            await bot.slash("run announce")
+            await bot.idle()
+            run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+            assert run is not None and run.status == RunStatus.WAITING
+
+            await relay.open_home("U0ALICE")  # the requester, not an approver
+            await relay.open_home("U0BOB")
+            await bot.idle()
+            alice = json.dumps(slack.workspace.home_views["U0ALICE"])
+            assert "Nothing waits for your decision" in alice and home_blocks.APPROVE not in alice
+            bob = slack.workspace.home_views["U0BOB"]
+            assert "1 approval" in json.dumps(bob) and run.id in json.dumps(bob)
+
+            assert (await relay.click_in_home("U0BOB", action_id=home_blocks.APPROVE)).ok
+            await bot.idle()
+            [approval] = await approvals.for_run(bot.baton.db, run.id)
+            assert approval.status == ApprovalStatus.APPROVED and approval.decided_by == "U0BOB"
+            assert [m.text for m in slack.messages("C0RANDOM")] == ["Deploy finished"]
+            after = json.dumps(slack.workspace.home_views["U0BOB"])
+            assert "Approved run" in after and "Nothing waits for your decision" in after
+            finished = await runs.get_run(bot.baton.db, run.id)
+            assert isinstance(finished, Run) and finished.status == RunStatus.SUCCEEDED
+        finally:
+            await relay.aclose()
