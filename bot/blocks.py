@@ -51,6 +51,8 @@ class TaskLine:
     status: str = "pending"
     details: list[str] = field(default_factory=list)
     summary: str = ""
+    # URLs the step read (shown as the task card's sources where Slack streams them).
+    sources: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks.block_elements import UrlSourceElement
 from slack_sdk.models.messages.chunk import BlocksChunk, Chunk, PlanUpdateChunk, TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agents.tools.extract import urls
 from bot import assistant_ui, blocks
+from bot.answer_preview import AnswerPreview
 from bot.assistant import StatusLine
 from bot.blocks import RunView, TaskLine
 from bot.names import Names
@@ -61,6 +64,8 @@ STREAM_STATUS = {
     "unverified": "error",
     "cancelled": "error",
 }
+# Links shown under one task card.
+MAX_SOURCES = 5
 # chat.update answers these when the message is gone or no longer Baton's to edit.
 MESSAGE_GONE = (
     "message_not_found",
@@ -119,6 +124,15 @@ class SlackProgress:
         self._frozen = False
         self._dirty: set[str] = set()
         self._title_dirty = False
+        # The answer as the supervisor writes it, in its own message (which the outbox then
+        # turns into the answer).
+        self.preview = AnswerPreview(
+            client,
+            db,
+            run,
+            stream=self.mode == "stream",
+            interval=options.stream_interval if self.mode == "stream" else options.update_interval,
+        )
         self._lock = asyncio.Lock()
         self._pending_flush: asyncio.Task[None] | None = None
         self._last_flush = 0.0
@@ -162,7 +176,10 @@ class SlackProgress:
                 if line is not None:
                     line.details = [*line.details[-2:], detail]
                     self._touch(task_id)
-            case TaskFinished(task_id=task_id, status=status, summary=summary):
+            case TaskFinished(task_id=task_id, status=status, summary=summary, output=output):
+                line = self.view.tasks.get(task_id)
+                if line is not None and status == "succeeded":
+                    line.sources = urls(output)[:MAX_SOURCES]
                 self._set(task_id, status=status, summary=summary)
             case ApprovalRequested(task_id=task_id):
                 self._set(task_id, status="waiting")
@@ -181,9 +198,11 @@ class SlackProgress:
             case RunFinished():
                 self.view.status = event.status
                 await self._close()
+                # The preview stops growing; the outbox puts the answer in its place.
+                await self.preview.finish()
                 await self._deliver(self.run.id)
-            case AnswerDelta():
-                pass
+            case AnswerDelta(text=text):
+                await self.preview.add(text)
 
     async def _show_status(self, event: RunEvent) -> None:
         """The assistant thread's status line: what the run is doing now, cleared at its end."""
@@ -435,6 +454,11 @@ class SlackProgress:
                     status=STREAM_STATUS.get(t.status, "pending"),
                     details=truncate(details, 500) or None,
                     output=truncate(t.summary, 500) or None,
+                    sources=[
+                        UrlSourceElement(url=u, text=truncate(u.split("://", 1)[-1], 60))
+                        for u in t.sources
+                    ]
+                    or None,
                 )
             )
         return chunks

@@ -30,6 +30,7 @@ from orchestration.costs import estimate
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
+    AnswerDelta,
     ApprovalDecided,
     EventSink,
     PlanReady,
@@ -528,6 +529,7 @@ class Orchestrator:
                         retry=self.limits.retry,
                         usage=usage_hook(self.db, self.prices, run.id, None, binding.ref),
                         on_failure=failure_hook(self.db, run.id, "answer"),
+                        on_text=functools.partial(self._answer_delta, sink, run.id),
                     )
             except TimeoutError:
                 answer = compose(outcomes)
@@ -541,6 +543,10 @@ class Orchestrator:
             contributors=contributors,
             data={"status": status.value},
         )
+
+    async def _answer_delta(self, sink: EventSink, run_id: str, text: str) -> None:
+        """A piece of the answer as the model writes it: a preview; the answer is what is stored."""
+        await self.publish(sink, AnswerDelta(run_id=run_id, text=text))
 
     async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
         """End the run as failed, with a sentence that says what happened and what to do."""

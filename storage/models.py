@@ -109,6 +109,8 @@ class Run(SQLModel, table=True):
     # A message sent in the thread while this run's predecessor was still going: it starts
     # when that run has finished, and sees its answer.
     follows_run_id: str | None = Field(default=None, index=True)
+    # The message the answer streamed into as it was written: the answer is delivered there.
+    answer_preview_ts: str | None = None
 
 
 class TaskRow(SQLModel, table=True):

@@ -63,6 +63,8 @@ def update(ws: Workspace, args: JSON) -> JSON:
         message.tasks, message.plan_title = {}, None
     if args.get("attachments") is not None:
         message.attachments = attachments
+    if isinstance(args.get("metadata"), dict):
+        message.metadata = args["metadata"]
     message.edited = Edited(user=ws.bot.id, ts=ws.next_ts())
     ws.emit("message_updated", message)
     return {

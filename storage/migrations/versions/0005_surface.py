@@ -1,4 +1,5 @@
-"""Assistant threads (the channel a person is looking at) and feedback on answers
+"""Assistant threads (the channel a person is looking at), feedback on answers, and the
+message an answer streams into
 
 Revision ID: 0005_surface
 Revises: 0004
@@ -17,6 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("answer_preview_ts", sa.String(), nullable=True))
     op.create_table(
         "assistant_threads",
         sa.Column("channel_id", sa.String(), nullable=False),
@@ -51,3 +54,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_feedback_at"))
     op.drop_table("feedback")
     op.drop_table("assistant_threads")
+    with op.batch_alter_table("runs", schema=None) as batch_op:
+        batch_op.drop_column("answer_preview_ts")
