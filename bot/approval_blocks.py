@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from agents.mcp import names as mcp_names
@@ -16,6 +17,9 @@ REJECT_WITH_REASON = "approval:reject_reason"
 REASON_CALLBACK = "approval:reason"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
+
+# A channel (C…, G…) or person (U…, W…) id as a tool argument.
+SLACK_ID = re.compile(r"^[CGUW][A-Z0-9]{6,}$")
 
 KIND_TITLE = {
     "tool": "Approval needed before an action",
@@ -35,6 +39,10 @@ def readable_args(args: dict[str, Any] | None) -> str:
         return "_(no arguments)_"
     lines = []
     for key, value in args.items():
+        if isinstance(value, str) and SLACK_ID.match(value):
+            # Slack shows a channel or a person by name where the id is written as a mention.
+            lines.append(f"• *{escape(key)}*: {'<#' if value[0] in 'CG' else '<@'}{value}>")
+            continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines.append(f"• *{escape(key)}*: {escape(truncate(str(shown), 600))}")
     return "\n".join(lines)

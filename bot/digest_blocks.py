@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.blocks import Block, button, context, section, sections, when
-from bot.text import escape, truncate
+from bot.text import escape, plural, truncate
 from orchestration.digests import Digest, Line
 from orchestration.schedules import when_of
 from orchestration.when import describe, show_time, zone
@@ -25,6 +25,11 @@ def title(schedule: Schedule) -> str:
     return truncate(" ".join(schedule.request.split()), 60)
 
 
+def _all(n: int) -> str:
+    """`all 3 checks`; a single check is `1 check`, never `all 1 checks`."""
+    return "1 check" if n == 1 else f"all {n} checks"
+
+
 def headline(digest: Digest) -> str:
     checks = [line for line in digest.lines if not line.key.startswith(("task:", "run"))]
     failing = [line for line in digest.lines if not line.ok]
@@ -35,11 +40,15 @@ def headline(digest: Digest) -> str:
         if bad:
             state = f"❌ {bad} of {len(checks)} checks failing"
         elif failing:
-            state = f"⚠️ all {len(checks)} checks passing, {len(failing)} task(s) failed"
+            state = f"⚠️ {_all(len(checks))} passing, {plural(len(failing), 'task')} failed"
         else:
-            state = f"✅ all {len(checks)} checks passing"
+            state = f"✅ {_all(len(checks))} passing"
     else:
-        state = "✅ all tasks done" if not failing else f"❌ {len(failing)} task(s) did not succeed"
+        state = (
+            "✅ all tasks done"
+            if not failing
+            else f"❌ {plural(len(failing), 'task')} did not succeed"
+        )
     if digest.recovered:
         state += " — recovered"
     elif digest.changed:
@@ -71,10 +80,13 @@ def digest_blocks(digest: Digest) -> list[Block]:
         blocks.append(section(truncate(first, 700)))
     notes = []
     if digest.missed:
-        notes.append(f"⏭️ {digest.missed} scheduled run(s) were missed while Baton was down")
+        were = "was" if digest.missed == 1 else "were"
+        notes.append(
+            f"⏭️ {plural(digest.missed, 'scheduled run')} {were} missed while Baton was down"
+        )
     if digest.skipped_busy:
         notes.append(
-            f"⏭️ {digest.skipped_busy} run(s) skipped because the previous one was still going"
+            f"⏭️ {plural(digest.skipped_busy, 'run')} skipped because the previous one was still going"
         )
     if notes:
         blocks.append(context(" · ".join(notes)))
@@ -119,7 +131,7 @@ def quiet_text(schedule: Schedule, digest: Digest) -> str:
     checks = len(digest.lines)
     return (
         f"🌙 All quiet: schedule `{schedule.id}` ({escape(title(schedule))}) has nothing to report today"
-        + (f" — {checks} check(s) fine." if checks else ".")
+        + (f" — {plural(checks, 'check')} fine." if checks else ".")
     )
 
 

@@ -7,6 +7,7 @@ falls back to the mention syntax, which Slack itself renders as a name.
 from __future__ import annotations
 
 import logging
+import re
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -14,6 +15,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack_ops import slack_error
 
 log = logging.getLogger(__name__)
+
+# Slack's markup in text: <#C…|name>, <@U…>, <!subteam^S…>, <https://…|label>.
+_MARKUP = re.compile(r"<([#@!][^>|]*|https?://[^>|]+)(?:\|([^>]*))?>")
+# An id already unwrapped (`#C0DEPLOYS`, `@U0BOB`), as plain-text titles carry them.
+_BARE_ID = re.compile(r"(?<![\w<])([#@])([CGUW][A-Z0-9]{6,})\b")
 
 
 class Names:
@@ -57,6 +63,35 @@ class Names:
                 return None
             self._channels[channel_id] = str(name)
         return self._channels[channel_id]
+
+    async def readable(self, text: str) -> str:
+        """Text for a plain-text field (a task card's title): names for ids, links as their
+        label, and no mrkdwn marks left to show literally."""
+        parts: list[str] = []
+        last = 0
+        for m in _MARKUP.finditer(text):
+            parts.append(text[last : m.start()])
+            target, label = m.group(1), m.group(2)
+            if target.startswith("#"):
+                shown = label or await self.channel(target[1:]) or target[1:]
+                parts.append(f"#{shown}")
+            elif target.startswith("@"):
+                parts.append(f"@{label or await self.user(target[1:])}")
+            elif target.startswith("!"):
+                parts.append(label or "@" + target.split("^")[-1].lstrip("!"))
+            else:
+                parts.append(label or target)
+            last = m.end()
+        parts.append(text[last:])
+        out = "".join(parts)
+        for m in reversed(list(_BARE_ID.finditer(out))):
+            sign, ident = m.group(1), m.group(2)
+            if sign == "#":
+                name = await self.channel(ident) or ident
+            else:
+                name = await self.user(ident)
+            out = out[: m.start()] + sign + name + out[m.end() :]
+        return out.replace("`", "")
 
     async def permalink(self, channel_id: str, ts: str) -> str | None:
         key = (channel_id, ts)

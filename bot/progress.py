@@ -102,7 +102,8 @@ class SlackProgress:
     ) -> None:
         self.client = client
         # The status line under an assistant-container thread (inactive elsewhere).
-        self.status = StatusLine(client, db, names or Names(client), run)
+        self.names = names or Names(client)
+        self.status = StatusLine(client, db, self.names, run)
         # Steps in progress: task id -> (agent, what it is doing), for the status line.
         self._running: dict[str, tuple[str, str]] = {}
         self.db = db
@@ -165,7 +166,8 @@ class SlackProgress:
                 self.view.estimate = blocks.estimate_text(estimate) if estimate else ""
                 self.view.status = "running"
                 self.view.tasks = {
-                    t.id: TaskLine(id=t.id, agent=t.agent, title=t.title) for t in tasks
+                    t.id: TaskLine(id=t.id, agent=t.agent, title=await self.names.readable(t.title))
+                    for t in tasks
                 }
                 self._title_dirty = True
                 self._touch(*self.view.tasks)
@@ -247,7 +249,10 @@ class SlackProgress:
                 id=t.task_id,
                 agent=t.agent,
                 title=truncate(
-                    t.instruction.strip().splitlines()[0] if t.instruction.strip() else t.agent, 80
+                    await self.names.readable(
+                        t.instruction.strip().splitlines()[0] if t.instruction.strip() else t.agent
+                    ),
+                    80,
                 ),
                 status=t.status.value,
                 summary=t.error or "",

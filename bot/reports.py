@@ -19,7 +19,7 @@ from bot.blocks import (
     section,
     when,
 )
-from bot.text import escape, truncate
+from bot.text import escape, plural, truncate
 from storage.feedback import Tally
 from storage.models import Approval, Run, TaskRow
 from storage.usage import Total
@@ -204,4 +204,4 @@ def approvals_report(pending: Sequence[Approval]) -> list[Block]:
         lines.append(
             f"• Run `{a.run_id}` · {what} · task `{a.task_id}` · expires {when(a.expires_at)} · {link}"
         )
-    return [section(f"*{len(pending)} approval(s) waiting here*\n" + "\n".join(lines))]
+    return [section(f"*{plural(len(pending), 'approval')} waiting here*\n" + "\n".join(lines))]

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from agents.spec import Catalog
 from bot.blocks import Block, context, section
 from bot.digest_blocks import title
-from bot.text import escape, truncate
+from bot.text import escape, plural, truncate
 from orchestration.schedules import Fired, when_of
 from orchestration.when import (
     ACCEPTED_FORMS,
@@ -284,9 +284,9 @@ async def _list(baton: Baton, channel: str) -> dict[str, Any]:
             f"`{s.id}` *{escape(title(s))}* — {describe(when_of(s), s.timezone)} · "
             f"alerts `{s.alert.value}` · {state}"
         )
-    blocks: list[Block] = [section(f"*{len(found)} schedule(s) in this channel*")]
+    blocks: list[Block] = [section(f"*{plural(len(found), 'schedule')} in this channel*")]
     blocks += [section(line) for line in lines[:45]]
-    return {"response_type": "ephemeral", "text": f"{len(found)} schedule(s)", "blocks": blocks}
+    return {"response_type": "ephemeral", "text": plural(len(found), "schedule"), "blocks": blocks}
 
 
 async def _by_id(

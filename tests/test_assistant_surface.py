@@ -236,3 +236,28 @@ async def test_the_home_tab_of_a_group_member_lists_the_approval_and_its_buttons
             assert isinstance(finished, Run) and finished.status == RunStatus.SUCCEEDED
         finally:
             await relay.aclose()
+
+
+async def test_task_cards_and_approval_cards_show_names_not_ids(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await bot.slash("run announce")
+    await bot.idle()
+    titles = [
+        str(chunk.get("title"))
+        for call in slack.calls
+        if call.method in ("chat.startStream", "chat.appendStream", "chat.stopStream")
+        for chunk in call.args.get("chunks") or []
+        if chunk.get("type") == "task_update"
+    ]
+    assert titles and all("#random" in t and "<#" not in t for t in titles)
+    [card] = [
+        m
+        for m in slack.messages("C0GENERAL")
+        if any(b.get("type") == "actions" for b in m.blocks or [])
+        and "Approval needed" in json.dumps(m.blocks)
+    ]
+    shown = json.dumps(card.blocks)
+    assert "<#C0RANDOM>" in shown and "*channel*: C0RANDOM" not in shown
+    _, waiting = await bot.slash("approvals")
+    assert waiting is not None and "1 approval waiting" in json.dumps(waiting)

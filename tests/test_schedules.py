@@ -256,7 +256,7 @@ async def test_fires_come_from_the_scheduler_and_each_posts_a_digest(
         )
         posted = digests(slack)
         assert len(posted) >= 2
-        assert "✅ all 1 checks passing" in str(posted[0].blocks)
+        assert "✅ 1 check passing" in str(posted[0].blocks)
         assert "_(unchanged)_" in str(posted[1].blocks)
         async with bot.baton.db.session() as s:
             schedule_runs = (await s.exec(select(Run).where(Run.schedule_id == made.id))).all()
@@ -336,7 +336,7 @@ async def test_a_missed_fire_within_grace_runs_once_when_baton_comes_back(
         assert fire.missed_before == 9
         assert (utcnow() - fire.fire_time) < timedelta(seconds=10)
         [digest] = digests(slack)
-        assert "9 scheduled run(s) were missed while Baton was down" in str(digest.blocks)
+        assert "9 scheduled runs were missed while Baton was down" in str(digest.blocks)
 
 
 async def test_a_missed_fire_beyond_grace_is_skipped_and_the_next_digest_says_so(
@@ -363,7 +363,7 @@ async def test_a_missed_fire_beyond_grace_is_skipped_and_the_next_digest_says_so
         await bot.slash(f"schedule run {made.id}")
         await bot.idle()
         [digest] = digests(slack)
-        assert "3 scheduled run(s) were missed while Baton was down" in str(digest.blocks)
+        assert "3 scheduled runs were missed while Baton was down" in str(digest.blocks)
 
 
 async def test_a_fire_while_the_last_run_is_still_going_is_skipped_and_recorded(
@@ -517,7 +517,7 @@ async def test_on_failure_with_a_daily_quiet_line(
         await settled(bot.baton.db, made.id, 3)
         quiet = [m.text for m in slack.messages(CHANNEL) if m.text.startswith("🌙 All quiet")]
         assert quiet == [
-            f"🌙 All quiet: schedule `{made.id}` (check {site.url('/ok')}) has nothing to report today — 1 check(s) fine."
+            f"🌙 All quiet: schedule `{made.id}` (check {site.url('/ok')}) has nothing to report today — 1 check fine."
         ]
         assert digests(slack) == []
 
@@ -571,6 +571,6 @@ async def test_a_scheduled_run_waits_for_approval_like_any_other(
         await bot.idle()
 
         [digest] = digests(slack)
-        assert "✅ all 1 checks passing" in str(digest.blocks)
+        assert "✅ 1 check passing" in str(digest.blocks)
         posted = [m.text for m in slack.messages("C0RANDOM")]
         assert len(posted) == 1 and site.url("/ok") in posted[0]

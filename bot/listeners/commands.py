@@ -32,7 +32,7 @@ from bot.commands import (
 )
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
 from bot.stop import stop_command
-from bot.text import escape
+from bot.text import escape, plural
 from storage import approvals, feedback, runs, usage
 from storage.db import utcnow
 
@@ -183,6 +183,6 @@ async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> 
 async def _approvals(baton: Baton, command: dict[str, Any]) -> Reply:
     pending = await approvals.pending_in_channel(baton.db, str(command.get("channel_id") or ""))
     return {
-        "text": f"{len(pending)} approval(s) waiting",
+        "text": f"{plural(len(pending), 'approval')} waiting",
         "blocks": reports.approvals_report(pending),
     }
