@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from bot.blocks import Block, button, context, section, sections, when
@@ -135,10 +136,23 @@ def quiet_text(schedule: Schedule, digest: Digest) -> str:
     )
 
 
-def marked(blocks: list[Block], note: str, *, keep_buttons: bool) -> list[Block]:
-    """A digest's blocks with a note added under it, and its buttons kept or removed."""
-    kept = [b for b in blocks if keep_buttons or b.get("block_id") != ACTIONS_BLOCK]
+def marked(blocks: list[Block], note: str, *, done: Iterable[str]) -> list[Block]:
+    """A digest's blocks with a note added under its buttons; the buttons in `done` go (what
+    they did is the note), the others keep working. The notes stay in the order they came."""
+    gone = set(done)
+    kept: list[Block] = []
+    for b in blocks:
+        if b.get("block_id") == ACTIONS_BLOCK:
+            left = [e for e in b.get("elements") or [] if e.get("action_id") not in gone]
+            if left:
+                kept.append({**b, "elements": left})
+            continue
+        kept.append(b)
     return [*kept, context(note)]
+
+
+def investigating_note(user: str) -> str:
+    return f"🔎 <@{user}> started an investigation: its progress and answer are in this thread"
 
 
 def acknowledged_note(user: str, at: datetime) -> str:

@@ -414,7 +414,7 @@ def button_value(message: Message, action_id: str) -> str:
     raise AssertionError(f"no {action_id} button")
 
 
-async def test_acknowledge_marks_who_and_removes_the_buttons(
+async def test_acknowledge_marks_who_and_keeps_snooze_and_investigate_working(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
     async with running_bot(slack, sqlite_url) as bot:
@@ -427,7 +427,20 @@ async def test_acknowledge_marks_who_and_removes_the_buttons(
         [updated] = digests(slack)
         assert updated.edited is not None
         assert "Acknowledged by <@U0BOB>" in str(updated.blocks)
-        assert not [b for b in updated.blocks if b["type"] == "actions"]
+        [buttons] = [b for b in updated.blocks if b["type"] == "actions"]
+        assert [e["action_id"] for e in buttons["elements"]] == [
+            ui.SNOOZE_HOUR,
+            ui.SNOOZE_DAY,
+            ui.INVESTIGATE,
+        ]
+        # Snooze still works on the acknowledged digest, and says so in it.
+        await bot.click(ui.SNOOZE_HOUR, value, user="U0BOB", message=updated)
+        await bot.idle()
+        [snoozed] = digests(slack)
+        assert "Acknowledged by <@U0BOB>" in str(snoozed.blocks)
+        assert "snoozed this schedule's alerts until" in str(snoozed.blocks)
+        [buttons] = [b for b in snoozed.blocks if b["type"] == "actions"]
+        assert [e["action_id"] for e in buttons["elements"]] == [ui.INVESTIGATE]
         fire = await schedules.get_fire(bot.baton.db, int(value))
         assert fire is not None and fire.acknowledged_by == "U0BOB"
 
@@ -485,6 +498,10 @@ async def test_investigate_starts_one_run_in_the_digest_thread(
         assert ephemeral_to(slack, "U0ALICE") == [
             "An investigation of this digest has already started: see its thread."
         ]
+        # The click shows at once in the digest itself.
+        [marked] = digests(slack)
+        assert "<@U0BOB> started an investigation" in str(marked.blocks)
+        assert ui.INVESTIGATE not in str(marked.blocks)
         # Its progress and answer are in the digest's thread, after the details.
         footers = [str(m.blocks[-1]) for m in bot.thread(digest)[1:] if m.blocks]
         assert any(f"Run `{investigation.id}` · done" in f for f in footers)
