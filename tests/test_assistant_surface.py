@@ -18,7 +18,7 @@ from bot.blocks import FEEDBACK
 from bot.sandbox.relay import Relay
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
-from storage import approvals, runs
+from storage import approvals, runs, schedules
 from storage.models import ApprovalStatus, Feedback, Run, RunStatus
 from tests.conftest import Site
 from tests.harness import SECRET, Bot, running_bot
@@ -261,3 +261,31 @@ async def test_task_cards_and_approval_cards_show_names_not_ids(
     assert "<#C0RANDOM>" in shown and "*channel*: C0RANDOM" not in shown
     _, waiting = await bot.slash("approvals")
     assert waiting is not None and "1 approval waiting" in json.dumps(waiting)
+
+
+async def test_my_schedules_on_the_home_tab_pause_and_resume_from_their_buttons(
+    bot: Bot, relay: Relay, slack: SlackStandIn
+) -> None:
+    _, added = await bot.slash('schedule add "every day at 09:00" run announce')
+    assert added is not None and "Scheduled" in json.dumps(added)
+    [made] = await schedules.in_channel(bot.baton.db, "C0GENERAL")
+
+    await relay.open_home("U0ALICE")
+    await relay.open_home("U0BOB")
+    await bot.idle()
+    assert made.id not in json.dumps(slack.workspace.home_views["U0BOB"])
+    mine = json.dumps(slack.workspace.home_views["U0ALICE"], ensure_ascii=False)
+    assert made.id in mine and "next <!date^" in mine and home_blocks.PAUSE in mine
+
+    assert (await relay.click_in_home("U0ALICE", action_id=home_blocks.PAUSE)).ok
+    await bot.idle()
+    paused = await schedules.get(bot.baton.db, made.id)
+    assert paused is not None and paused.paused
+    shown = json.dumps(slack.workspace.home_views["U0ALICE"], ensure_ascii=False)
+    assert "⏸️ paused" in shown and home_blocks.RESUME in shown and "Paused schedule" in shown
+
+    assert (await relay.click_in_home("U0ALICE", action_id=home_blocks.RESUME)).ok
+    await bot.idle()
+    resumed = await schedules.get(bot.baton.db, made.id)
+    assert resumed is not None and not resumed.paused
+    assert home_blocks.PAUSE in json.dumps(slack.workspace.home_views["U0ALICE"])
