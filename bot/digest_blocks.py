@@ -9,7 +9,7 @@ from bot.blocks import Block, button, context, section, sections, when
 from bot.text import escape, plural, truncate
 from orchestration.digests import Digest, Line
 from orchestration.schedules import when_of
-from orchestration.when import describe, show_time, zone
+from orchestration.when import describe
 from storage.models import Schedule
 
 ACKNOWLEDGE = "digest:ack"
@@ -91,13 +91,12 @@ def digest_blocks(digest: Digest) -> list[Block]:
         )
     if notes:
         blocks.append(context(" · ".join(notes)))
-    tz = zone(schedule.timezone)
     tokens = run.input_tokens + run.output_tokens
     blocks.append(
         context(
             f"Schedule `{schedule.id}` ({describe(when_of(schedule), schedule.timezone)}) · "
             f"run `{run.id}` · {tokens:,} tokens · ${run.cost_usd:.4f} · "
-            f"{show_time(digest.fire.fire_time, tz)}" + (" · run now" if digest.fire.manual else "")
+            f"{when(digest.fire.fire_time)}" + (" · run now" if digest.fire.manual else "")
         )
     )
     if digest.needs_attention:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -130,8 +131,13 @@ async def test_add_answers_with_id_reading_and_next_three_times(
         # No tz= given: Alice's Slack time zone (Europe/Berlin in the stand-in).
         assert "on weekdays at 09:00 (Europe/Berlin)" in shown
         assert "run `morning-digest` https://status.example.com" in shown
-        next_times = re.findall(r"\w{3} \d{2} \w{3} 09:00 CES?T", shown)
+        # Shown as Slack date tokens: each reader sees them in their own zone and format.
+        next_times = [
+            datetime.fromtimestamp(int(t), ZoneInfo("Europe/Berlin"))
+            for t in re.findall(r"<!date\^(\d+)\^", shown.split("*Next:*")[1])
+        ]
         assert len(next_times) == 3
+        assert all(t.hour == 9 and t.minute == 0 and t.weekday() < 5 for t in next_times)
         assert (stored.kind, stored.cron, stored.timezone) == (
             "cron",
             "0 9 * * 1-5",
