@@ -26,20 +26,22 @@ def welcome(catalog: Catalog) -> str:
 
 
 def suggested_prompts(catalog: Catalog) -> list[dict[str, str]]:
-    """Up to four `{title, message}`: the catalog's playbooks first, then what the team does."""
+    """Up to four `{title, message}`: the catalog's playbooks that run as they are (one that
+    works on what is "given after the name" needs more than a click), then *What can you do?*."""
+    ready = [p for p in catalog.playbooks if "after the name" not in p.description.lower()]
     prompts = [
         {
             "title": truncate(f"Run {p.name}: {_first_clause(p.description)}", 75),
             "message": f"run {p.name}",
         }
-        for p in catalog.playbooks[: MAX_PROMPTS - 1]
+        for p in ready[: MAX_PROMPTS - 1]
     ]
     prompts.append({"title": "What can you do?", "message": "help"})
     return prompts[:MAX_PROMPTS]
 
 
 def _first_clause(text: str) -> str:
-    for stop in (" — ", ". ", ", ", " ("):
+    for stop in (" — ", ". ", " ("):
         if stop in text:
             text = text.split(stop, 1)[0]
     return text.rstrip(".").lower()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.approvals import tell
+from slack_sdk.errors import SlackApiError
+
 from bot.blocks import parse_feedback
 from bot.clicks import first_action, where
+from bot.slack_ops import slack_error
 from storage import feedback, runs
 
 if TYPE_CHECKING:
@@ -33,4 +35,11 @@ async def on_feedback(baton: Baton, body: dict[str, Any]) -> None:
         log.info("feedback for unknown run %s ignored", run_id)
         return
     if await feedback.record(baton.db, run_id, user, positive=positive) and channel:
-        await tell(baton, channel=channel, user=user, text=THANKS[positive])
+        # Only the clicker sees it, in the answer's thread.
+        thread = (body.get("container") or {}).get("thread_ts")
+        try:
+            await baton.client.chat_postEphemeral(
+                channel=channel, user=user, text=THANKS[positive], thread_ts=thread
+            )
+        except SlackApiError as e:
+            log.info("could not thank %s for feedback: %s", user, slack_error(e))
