@@ -302,7 +302,8 @@ async def test_an_approval_request_shows_what_will_happen_and_styled_buttons(
         ("Reject", "danger", "ap_1"),
         ("Reject with reason", None, "ap_1"),
     ]
-    assert drawn.mentions == ["@Bob", "@S0ONCALL"] and drawn.times == 1
+    # The channel argument is shown by name, as are the people who may decide.
+    assert drawn.mentions == ["#general", "@Bob", "@S0ONCALL"] and drawn.times == 1
     assert {"b", "code"} <= set(drawn.tags)
 
 
