@@ -214,10 +214,10 @@ FEEDBACK = "answer:feedback"
 def feedback_block(run_id: str) -> Block:
     """Slack's 👍 / 👎 pair under an answer; each button's value names the run it rates."""
 
-    def side(text: str, vote: str) -> Block:
+    def side(emoji: str, label: str, vote: str) -> Block:
         return {
-            "text": {"type": "plain_text", "text": text},
-            "accessibility_label": f"Mark this answer as {text.lower()}",
+            "text": {"type": "plain_text", "text": emoji},
+            "accessibility_label": f"Mark this answer as {label}",
             "value": f"{vote}:{run_id}",
         }
 
@@ -228,8 +228,8 @@ def feedback_block(run_id: str) -> Block:
             {
                 "type": "feedback_buttons",
                 "action_id": FEEDBACK,
-                "positive_button": side("Good answer", "good"),
-                "negative_button": side("Bad answer", "bad"),
+                "positive_button": side("👍", "good", "good"),
+                "negative_button": side("👎", "bad", "bad"),
             }
         ],
     }
