@@ -6,6 +6,8 @@ come from the outbox. A status that could not be set is logged and left.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -101,12 +103,30 @@ def planner_context(thread: AssistantThread) -> str | None:
 
 
 class StatusLine:
-    """A run's status under its assistant thread; each text is sent once, in order."""
+    """A run's status under its assistant thread.
 
-    def __init__(self, client: AsyncWebClient, db: Database, names: Names, run: Run) -> None:
+    Changes are coalesced: at most one `setStatus` per interval, showing the newest text (a
+    busy run changes it many times a second). Waiting for a person and the end are shown at
+    once, and nothing older can overwrite them.
+    """
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        db: Database,
+        names: Names,
+        run: Run,
+        *,
+        interval: float = 1.0,
+    ) -> None:
         self.client, self.db, self.names, self.run = client, db, names, run
+        self.interval = interval
         self.thread: AssistantThread | None = None
         self._shown: str | None = None
+        self._wanted: str | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self._last = 0.0
+        self._lock = asyncio.Lock()
 
     async def load(self) -> None:
         if self.run.channel_id and self.run.thread_ts and self.run.channel_id.startswith("D"):
@@ -131,16 +151,41 @@ class StatusLine:
         except SlackApiError as e:
             log.info("could not name assistant thread of run %s: %s", self.run.id, slack_error(e))
 
-    async def show(self, text: str) -> None:
-        if self.thread is None or text == self._shown:
+    async def show(self, text: str, *, now: bool = False) -> None:
+        """Show `text` soon (the newest wins), or `now`."""
+        if self.thread is None:
             return
-        self._shown = text
-        try:
-            await self.client.assistant_threads_setStatus(
-                channel_id=self.thread.channel_id, thread_ts=self.thread.thread_ts, status=text
-            )
-        except SlackApiError as e:
-            log.info("could not set the status of run %s: %s", self.run.id, slack_error(e))
+        self._wanted = text
+        if now:
+            task, self._pending = self._pending, None
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._send()
+        elif self._pending is None or self._pending.done():
+            self._pending = asyncio.create_task(self._send_later())
+
+    async def _send_later(self) -> None:
+        wait = self._last + self.interval - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self._send()
+
+    async def _send(self) -> None:
+        assert self.thread is not None
+        async with self._lock:
+            text = self._wanted
+            if text is None or text == self._shown:
+                return
+            self._shown = text
+            self._last = asyncio.get_running_loop().time()
+            try:
+                await self.client.assistant_threads_setStatus(
+                    channel_id=self.thread.channel_id, thread_ts=self.thread.thread_ts, status=text
+                )
+            except SlackApiError as e:
+                log.info("could not set the status of run %s: %s", self.run.id, slack_error(e))
 
     async def waiting(self) -> None:
         """`is waiting for Bob's approval`, named from the run's pending approvals."""
@@ -156,4 +201,4 @@ class StatusLine:
                 )
                 if name not in people:
                     people.append(name)
-        await self.show(ui.waiting_for(people))
+        await self.show(ui.waiting_for(people), now=True)

@@ -81,6 +81,8 @@ class ProgressOptions:
     # Seconds between two Slack calls for one run (appendStream is Tier 4, chat.update Tier 3).
     stream_interval: float = 1.0
     update_interval: float = 1.5
+    # Seconds between two assistant.threads.setStatus calls for one run.
+    status_interval: float = 1.0
 
 
 # Delivers the run's outbox (approval requests, the answer) now, in order.
@@ -103,7 +105,7 @@ class SlackProgress:
         self.client = client
         # The status line under an assistant-container thread (inactive elsewhere).
         self.names = names or Names(client)
-        self.status = StatusLine(client, db, self.names, run)
+        self.status = StatusLine(client, db, self.names, run, interval=options.status_interval)
         # Steps in progress: task id -> (agent, what it is doing), for the status line.
         self._running: dict[str, tuple[str, str]] = {}
         self.db = db
@@ -230,7 +232,7 @@ class SlackProgress:
             case RunWaiting():
                 await self.status.waiting()
             case RunFinished():
-                await self.status.show(assistant_ui.CLEARED)
+                await self.status.show(assistant_ui.CLEARED, now=True)
             case _:
                 pass
 

@@ -6,11 +6,13 @@ does is read back from the Slack stand-in and the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from sqlmodel import select
 
 from bot import home_blocks
@@ -128,22 +130,49 @@ async def test_opening_the_container_welcomes_once_with_prompts_from_the_catalog
     assert len(slack.calls_to("assistant.threads.setSuggestedPrompts")) == 1
 
 
+@pytest.fixture
+async def gated_page() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A page that answers only when the test lets it: a check that is still going."""
+    gate = asyncio.Event()
+
+    async def page(_: web.Request) -> web.Response:
+        await gate.wait()
+        return web.Response(text="All systems operational")
+
+    app = web.Application()
+    app.router.add_get("/health", page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/health", gate
+    finally:
+        gate.set()
+        await runner.cleanup()
+
+
 async def test_a_request_in_the_container_shows_a_status_while_it_runs_and_clears_it(
-    bot: Bot, relay: Relay, slack: SlackStandIn, site: Site
+    bot: Bot, relay: Relay, slack: SlackStandIn, gated_page: tuple[str, asyncio.Event]
 ) -> None:
+    url, gate = gated_page
     ts = await open_container(relay, bot)
     moved = await relay.change_context("U0ALICE", ts, "C0RANDOM")
     assert moved.ok
     await bot.idle()
-    request = f"is {site.url('/ok')} up?"
+    request = f"is {url} up?"
     said = await relay.say("U0ALICE", "D0ALICE", request, thread_ts=ts)
     assert said.ok
+
+    # While the check is going, the status line says who is doing what.
+    working = await slack.wait_for(
+        lambda: (slack.status("D0ALICE", ts) or "").startswith("web-checker is "), timeout=20
+    )
+    assert working
+    assert statuses(slack, ts)[0] == "is planning…"
+    gate.set()
     await bot.idle()
 
-    shown = statuses(slack, ts)
-    assert shown[0] == "is planning…"
-    assert any(s.startswith("web-checker is ") for s in shown)
-    assert shown[-1] == "" and slack.status("D0ALICE", ts) is None
+    assert statuses(slack, ts)[-1] == "" and slack.status("D0ALICE", ts) is None
     assert slack.workspace.assistant_thread("D0ALICE", ts).title == request
     run = await runs.latest_run(bot.baton.db, channel_id="D0ALICE")
     assert run is not None and run.status == RunStatus.SUCCEEDED
