@@ -67,16 +67,14 @@ class AnswerPreview:
             # A wait is cut short; a call in flight is let finish (its message must be known).
             if self._waiting:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         async with self._lock:
             if self.ts is not None and self.mode == "stream" and not self._gone:
                 try:
                     await self.client.chat_stopStream(channel=self._channel, ts=self.ts)
-                except SlackApiError as e:
-                    log.info(
-                        "answer preview of run %s: stop failed (%s)", self.run.id, slack_error(e)
-                    )
+                except Exception as e:  # the outbox's edit stops it if it is still going
+                    log.info("answer preview of run %s: stop failed (%r)", self.run.id, e)
                 self.mode = "update"
 
     @property
@@ -97,6 +95,9 @@ class AnswerPreview:
                 await self._flush()
             except SlackApiError as e:
                 log.info("answer preview of run %s stopped: %s", self.run.id, slack_error(e))
+                self._gone = True
+            except Exception as e:  # a timeout, a connection cut: the answer still comes
+                log.info("answer preview of run %s stopped: %r", self.run.id, e)
                 self._gone = True
         self._last = asyncio.get_running_loop().time()
         if self._unsent and not (self._gone or self._finished):

@@ -186,6 +186,8 @@ class StatusLine:
                 )
             except SlackApiError as e:
                 log.info("could not set the status of run %s: %s", self.run.id, slack_error(e))
+            except Exception as e:  # a timeout, a connection cut: only the status line is late
+                log.info("could not set the status of run %s: %r", self.run.id, e)
 
     async def waiting(self) -> None:
         """`is waiting for Bob's approval`, named from the run's pending approvals."""

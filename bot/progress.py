@@ -158,7 +158,11 @@ class SlackProgress:
 
     async def _apply(self, event: RunEvent) -> None:
         await self._load()
-        await self._show_status(event)
+        try:
+            await self._show_status(event)
+        except Exception:
+            # The status line is a courtesy: the task list and the answer still go out.
+            log.exception("run %s: could not show the assistant status", self.run.id)
         match event:
             case RunAccepted():
                 async with self._lock:
