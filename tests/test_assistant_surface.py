@@ -318,3 +318,47 @@ async def test_my_schedules_on_the_home_tab_pause_and_resume_from_their_buttons(
     resumed = await schedules.get(bot.baton.db, made.id)
     assert resumed is not None and not resumed.paused
     assert home_blocks.PAUSE in json.dumps(slack.workspace.home_views["U0ALICE"])
+
+
+def test_a_crowded_home_tab_stays_within_slacks_100_blocks() -> None:
+    from datetime import timedelta
+
+    from storage.db import utcnow
+    from storage.feedback import Tally
+    from storage.models import Approval, ModelUsage, Schedule
+
+    now = utcnow()
+    waiting = [
+        Approval(
+            id=f"ap_{i:016d}",
+            run_id=f"run{i}",
+            task_id="t",
+            kind="tool",
+            summary=f"step {i}",
+            expires_at=now + timedelta(hours=1),
+            approvers=["U0BOB"],
+        )
+        for i in range(30)
+    ]
+    mine = [
+        home_blocks.ScheduleLine(
+            Schedule(id=f"sc{i}", channel_id="C0GENERAL", when_text="every 1h", kind="interval"),
+            "every hour",
+            now + timedelta(hours=1),
+        )
+        for i in range(30)
+    ]
+    spent = [
+        ModelUsage(run_id="r", agent=f"agent-{i}", model="rules", cost_usd=0.01) for i in range(60)
+    ]
+    recent = [Run(id=f"r{i}", request=f"request {i}", user_id="U0BOB") for i in range(10)]
+    view = home_blocks.home_view(
+        home_blocks.Dashboard(
+            recent=recent, mine=waiting, schedules=mine, usage=spent, votes=Tally(12, 2)
+        )
+    )
+    blocks = view["blocks"]
+    assert isinstance(blocks, list) and len(blocks) <= 100
+    shown = json.dumps(blocks, ensure_ascii=False)
+    assert "…and 20 more." in shown and "30 approvals" in shown and "30 schedules" in shown
+    assert "👍 12 · 👎 2 this week" in shown
