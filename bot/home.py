@@ -20,7 +20,7 @@ from orchestration.schedules import when_of
 from orchestration.when import describe, upcoming, zone
 from storage import approvals, feedback, home, schedules
 from storage.db import utcnow
-from storage.models import Approval
+from storage.models import Approval, Schedule
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -74,7 +74,7 @@ async def waiting_for(baton: Baton, user_id: str, waiting: list[Approval]) -> li
     return [a for a in waiting if user_id in a.approvers or member_of & set(a.approvers)]
 
 
-def _schedule_line(s: Any, now: datetime) -> ui.ScheduleLine:
+def _schedule_line(s: Schedule, now: datetime) -> ui.ScheduleLine:
     when = when_of(s)
     nxt = (
         [] if s.paused else upcoming(when, zone(s.timezone), anchor=s.created_at, now=now, count=1)
