@@ -71,8 +71,12 @@ class AnswerPreview:
                 await task
         async with self._lock:
             if self.ts is not None and self.mode == "stream" and not self._gone:
+                # What was written since the last append ends the stream, in the same call.
+                rest, self._unsent = self._unsent[:MAX_APPEND], ""
                 try:
-                    await self.client.chat_stopStream(channel=self._channel, ts=self.ts)
+                    await self.client.chat_stopStream(
+                        channel=self._channel, ts=self.ts, markdown_text=rest or None
+                    )
                 except Exception as e:  # the outbox's edit stops it if it is still going
                     log.info("answer preview of run %s: stop failed (%r)", self.run.id, e)
                 self.mode = "update"

@@ -44,14 +44,20 @@ async def openai() -> AsyncIterator[FakeOpenAI]:
 
 
 def markdown_streamed(slack: SlackStandIn) -> list[str]:
-    """The answer's text as it went to Slack: the stream's first chunk, then each append."""
-    return [
-        str(chunk.get("text"))
-        for call in slack.calls
-        if call.method in ("chat.startStream", "chat.appendStream")
-        for chunk in call.args.get("chunks") or []
-        if chunk.get("type") == "markdown_text"
-    ]
+    """The answer's text as it went to Slack: the stream's first chunk, each append, and the
+    rest with the stop."""
+    sent: list[str] = []
+    for call in slack.calls:
+        if call.method not in ("chat.startStream", "chat.appendStream", "chat.stopStream"):
+            continue
+        sent += [
+            str(chunk.get("text"))
+            for chunk in call.args.get("chunks") or []
+            if chunk.get("type") == "markdown_text"
+        ]
+        if call.method == "chat.stopStream" and call.args.get("markdown_text"):
+            sent.append(str(call.args["markdown_text"]))
+    return sent
 
 
 async def test_the_answer_streams_after_the_task_list_and_is_posted_once(
