@@ -40,6 +40,7 @@ from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
 from bot.members import ChannelMembers
 from bot.metrics import SlackCallCounter
+from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
 from orchestration.engine import Orchestrator
@@ -79,6 +80,7 @@ class Baton:
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
+        self.names = Names(self.client)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
@@ -94,6 +96,7 @@ class Baton:
             options=self.progress,
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
             spawn=self.background.spawn,
+            names=self.names,
         )
 
     async def close(self) -> None:

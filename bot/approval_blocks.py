@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,9 @@ REASON_CALLBACK = "approval:reason"
 REASON_BLOCK = "reason"
 REASON_INPUT = "reason_input"
 
+# A channel (C…, G…) or person (U…, W…) id as a tool argument.
+SLACK_ID = re.compile(r"^[CGUW][A-Z0-9]{6,}$")
+
 KIND_TITLE = {
     "tool": "Approval needed before an action",
     "task": "Approval needed before a step",
@@ -41,6 +45,10 @@ def readable_args(args: dict[str, Any] | None) -> str:
         return "_(no arguments)_"
     lines = []
     for key, value in args.items():
+        if isinstance(value, str) and SLACK_ID.match(value):
+            # Slack shows a channel or a person by name where the id is written as a mention.
+            lines.append(f"• *{escape(key)}*: {'<#' if value[0] in 'CG' else '<@'}{value}>")
+            continue
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         lines.append(f"• *{escape(key)}*: {escape(truncate(str(shown), 600))}")
     return "\n".join(lines)

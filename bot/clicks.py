@@ -37,6 +37,8 @@ class Click(StrEnum):
     REASON = "reason"  # the reject-with-reason form, submitted
     STOP = "stop"
     DIGEST = "digest"  # a digest's Acknowledge / Snooze / Investigate
+    FEEDBACK = "feedback"  # 👍 / 👎 under an answer
+    HOME = "home"  # a button on the App Home tab
 
 
 async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -> None:
@@ -196,6 +198,14 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
             reply = await on_button(baton, str(first_action(body).get("action_id") or ""), body)
             if reply is not None and channel and user:
                 await tell(baton, channel=channel, user=user, text=reply)
+        case Click.FEEDBACK:
+            from bot.feedback import on_feedback
+
+            await on_feedback(baton, body)
+        case Click.HOME:
+            from bot.home import on_home_button
+
+            await on_home_button(baton, body)
 
 
 def reason_of(view: dict[str, Any]) -> str:

@@ -312,23 +312,48 @@ class Deliverer:
         self, row: Delivery, channel: str, run: Run, piece: Piece, index: int, posted: list[str]
     ) -> str:
         client = self.baton.client
+        metadata = {
+            "event_type": METADATA_TYPE,
+            "event_payload": {"delivery": row.id, "piece": index},
+        }
         if piece.update_ts is not None:
-            await client.chat_update(
-                channel=channel, ts=piece.update_ts, text=piece.text, blocks=piece.blocks
-            )
-            return piece.update_ts
+            try:
+                await self._update(channel, piece, metadata)
+                return piece.update_ts
+            except SlackApiError as e:
+                # The answer's preview is gone: the answer is posted as a message of its own.
+                if row.purpose != DeliveryPurpose.ANSWER or slack_error(e) not in PREVIEW_GONE:
+                    raise
+                log.info("run %s: answer preview gone (%s); posting it", run.id, slack_error(e))
         resp = await client.chat_postMessage(
             channel=channel,
             thread_ts=_thread(run, piece, posted),
             text=piece.text,
             blocks=piece.blocks,
             unfurl_links=False,
-            metadata={
-                "event_type": METADATA_TYPE,
-                "event_payload": {"delivery": row.id, "piece": index},
-            },
+            metadata=metadata,
         )
         return str(resp["ts"])
+
+    async def _update(self, channel: str, piece: Piece, metadata: dict[str, Any]) -> None:
+        """Edit a message; one still streaming (its writer stopped mid-way) is stopped first."""
+        assert piece.update_ts is not None
+        client = self.baton.client
+        for attempt in (1, 2):
+            try:
+                await client.chat_update(
+                    channel=channel,
+                    ts=piece.update_ts,
+                    text=piece.text,
+                    blocks=piece.blocks,
+                    metadata=metadata,
+                )
+                return
+            except SlackApiError as e:
+                if slack_error(e) != "streaming_state_conflict" or attempt == 2:
+                    raise
+                with contextlib.suppress(SlackApiError):
+                    await client.chat_stopStream(channel=channel, ts=piece.update_ts)
 
     async def _find(self, row: Delivery, channel: str, run: Run, posted: list[str]) -> str | None:
         """An earlier attempt may have reached Slack: look for its message by metadata."""
@@ -401,12 +426,17 @@ def _smaller(piece: Piece, code: str) -> list[Piece] | None:
     """The piece again in a form Slack may take, or None when there is none."""
     if code == "msg_too_long" and len(piece.text) > SMALLEST_PIECE:
         parts = split_message(piece.text, max(len(piece.text) // 2, SMALLEST_PIECE))
-        footer = _footer_of(piece)
+        # The footer and the feedback buttons stay under the last piece.
+        tail = list(piece.blocks[1:]) if piece.blocks else []
         out = [Piece(text=p, blocks=ui.answer_blocks(p), thread=piece.thread) for p in parts]
+        # A piece that edits a message (the answer's preview) still edits it, with less text.
+        out[0] = Piece(
+            text=out[0].text, blocks=out[0].blocks, thread=piece.thread, update_ts=piece.update_ts
+        )
         last = out[-1]
         out[-1] = Piece(
             text=last.text,
-            blocks=ui.answer_blocks(last.text, footer_block=footer),
+            blocks=[*ui.answer_blocks(last.text), *tail],
             thread=last.thread,
         )
         return out
@@ -415,10 +445,13 @@ def _smaller(piece: Piece, code: str) -> list[Piece] | None:
     return None
 
 
-def _footer_of(piece: Piece) -> dict[str, Any] | None:
-    if piece.blocks and len(piece.blocks) > 1 and piece.blocks[-1].get("type") == "context":
-        return piece.blocks[-1]
-    return None
+# An answer's preview message that cannot become the answer: the answer is posted instead.
+PREVIEW_GONE = (
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "streaming_state_conflict",
+)
 
 
 # Rendering: what each purpose shows, fixed at the first attempt
@@ -467,7 +500,12 @@ def answer_pieces(
     parts = split_message(answer, MESSAGE_LIMIT)
     return [
         Piece(
-            text=p, blocks=ui.answer_blocks(p, footer_block=footer if i == len(parts) - 1 else None)
+            text=p,
+            blocks=ui.answer_blocks(p, footer_block=footer, feedback_run=run.id)
+            if i == len(parts) - 1
+            else ui.answer_blocks(p),
+            # The message the answer streamed into becomes its first piece.
+            update_ts=run.answer_preview_ts if i == 0 else None,
         )
         for i, p in enumerate(parts)
     ]

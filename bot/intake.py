@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.assistant import planner_context
 from bot.slack_ops import post_text
 from bot.text import truncate
-from storage import inbox, outbox, runs, slack_events
+from storage import assistant, inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
 
@@ -101,6 +102,12 @@ async def accept_message(
     )
 
     async def store() -> Accepted | None:
+        if channel_id.startswith("D"):
+            # In the assistant container, the channel the person is looking at is context.
+            thread = await assistant.get(baton.db, channel_id, thread_ts)
+            looking = planner_context(thread) if thread is not None else None
+            if looking:
+                run.context = "\n\n".join(p for p in (looking, run.context) if p)
         stored, queued = await runs.create_in_thread(
             baton.db, run, seen=event_id, notice=WAIT_NOTICE, follow_up_only=follow_up_only
         )

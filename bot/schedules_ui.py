@@ -19,9 +19,10 @@ from slack_sdk.errors import SlackApiError
 
 from agents.spec import Catalog
 from bot.blocks import Block, context, section
+from bot.blocks import when as when_token
 from bot.digest_blocks import title
 from bot.permissions import may_manage
-from bot.text import escape, truncate
+from bot.text import escape, plural, truncate
 from orchestration.schedules import Fired, when_of
 from orchestration.when import (
     ACCEPTED_FORMS,
@@ -29,7 +30,6 @@ from orchestration.when import (
     WhenError,
     describe,
     parse_when,
-    show_time,
     upcoming,
     zone,
 )
@@ -255,7 +255,7 @@ def created_blocks(schedule: Schedule) -> list[Block]:
             f"🗓️ Scheduled `{schedule.id}`: *{describe(when, schedule.timezone)}* — "
             f"{escape(truncate(what, 500))}"
         ),
-        section("*Next:* " + " · ".join(show_time(t, tz) for t in nexts)),
+        section("*Next:* " + " · ".join(when_token(t) for t in nexts)),
         context(
             f"Digests post here · alerts: `{schedule.alert.value}`"
             + (" · a daily all-quiet line" if schedule.quiet_daily else "")
@@ -276,18 +276,16 @@ async def _list(baton: Baton, channel: str) -> dict[str, Any]:
     for s in found:
         tz = zone(s.timezone)
         nxt = upcoming(when_of(s), tz, anchor=s.created_at, now=now, count=1)
-        state = (
-            "⏸️ paused" if s.paused else ("next " + show_time(nxt[0], tz) if nxt else "no next run")
-        )
+        state = "⏸️ paused" if s.paused else ("next " + when_token(nxt[0]) if nxt else "no next run")
         if s.snoozed_until and s.snoozed_until > now and not s.paused:
-            state += f" · alerts snoozed until {show_time(s.snoozed_until, tz)}"
+            state += f" · alerts snoozed until {when_token(s.snoozed_until)}"
         lines.append(
             f"`{s.id}` *{escape(title(s))}* — {describe(when_of(s), s.timezone)} · "
             f"alerts `{s.alert.value}` · {state}"
         )
-    blocks: list[Block] = [section(f"*{len(found)} schedule(s) in this channel*")]
+    blocks: list[Block] = [section(f"*{plural(len(found), 'schedule')} in this channel*")]
     blocks += [section(line) for line in lines[:45]]
-    return {"response_type": "ephemeral", "text": f"{len(found)} schedule(s)", "blocks": blocks}
+    return {"response_type": "ephemeral", "text": plural(len(found), "schedule"), "blocks": blocks}
 
 
 async def _by_id(
@@ -323,7 +321,7 @@ async def _by_id(
             tz = zone(schedule.timezone)
             nxt = upcoming(when_of(schedule), tz, anchor=schedule.created_at, now=utcnow(), count=1)
             text = f"▶️ Resumed schedule `{schedule.id}`" + (
-                f"; next run {show_time(nxt[0], tz)}." if nxt else "."
+                f"; next run {when_token(nxt[0])}." if nxt else "."
             )
         case "delete" | "remove":
             await schedules.change(baton.db, schedule.id, action="deleted", by=user, deleted=True)

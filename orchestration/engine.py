@@ -31,6 +31,7 @@ from orchestration.costs import estimate
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
+    AnswerDelta,
     ApprovalDecided,
     EventSink,
     PlanReady,
@@ -563,6 +564,7 @@ class Orchestrator:
                         retry=self.limits.retry,
                         usage=usage_hook(self.db, self.prices, run.id, None, binding.ref),
                         on_failure=failure_hook(self.db, run.id, "answer"),
+                        on_text=functools.partial(self._answer_delta, sink, run.id),
                     )
             except TimeoutError:
                 answer = compose(outcomes)
@@ -602,6 +604,10 @@ class Orchestrator:
         except TimeoutError:
             note = f"⚠️ _Not checked: *{REVIEWER}* did not finish in time._"
         return f"{answer}\n\n{note}"
+
+    async def _answer_delta(self, sink: EventSink, run_id: str, text: str) -> None:
+        """A piece of the answer as the model writes it: a preview; the answer is what is stored."""
+        await self.publish(sink, AnswerDelta(run_id=run_id, text=text))
 
     async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
         """End the run as failed, with a sentence that says what happened and what to do."""

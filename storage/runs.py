@@ -490,3 +490,9 @@ async def set_traceparent(db: Database, run_id: str, traceparent: str) -> None:
     """Remember the run's trace so that every later stretch joins it (not a state change)."""
     async with db.session() as s:
         await s.exec(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent))
+
+
+async def set_answer_preview(db: Database, run_id: str, ts: str) -> None:
+    """The message the answer is being written into; its delivery edits that message."""
+    async with db.session() as s:
+        await s.exec(update(Run).where(col(Run.id) == run_id).values(answer_preview_ts=ts))

@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-FAST = ProgressOptions(streaming=True, stream_interval=0.05, update_interval=0.05)
+FAST = ProgressOptions(
+    streaming=True, stream_interval=0.05, update_interval=0.05, status_interval=0.05
+)
 # Retries of Slack posts come quickly in tests (the waits are Baton's own, not Slack's).
 QUICK_DELIVERY = DeliveryOptions(base_delay=0.05, max_delay=0.5)
 

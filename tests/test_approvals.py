@@ -125,7 +125,7 @@ async def test_a_gated_call_shows_exactly_what_will_happen_and_waits(
     [message] = approval_messages(slack)
     shown = json.dumps(message.blocks, ensure_ascii=False)
     assert "*announcer* wants to call `post_message`" in shown
-    assert "*channel*: C0RANDOM" in shown and "*text*: Deploy finished" in shown
+    assert "*channel*: <#C0RANDOM>" in shown and "*text*: Deploy finished" in shown
     assert "*Target:* <#C0RANDOM>" in shown  # Slack shows the channel's name
     assert "cost so far $0.0000" in shown and "<@U0ALICE>" in shown
     actions = next(b for b in message.blocks if b["type"] == "actions")
@@ -393,7 +393,7 @@ async def test_approvals_command_lists_what_waits_here_with_links(
     _, reply = await bot.slash("approvals")
     assert reply is not None
     shown = json.dumps(reply["blocks"])
-    assert "2 approval(s) waiting here" in shown and run_id in shown
+    assert "2 approvals waiting here" in shown and run_id in shown
     for m in approval_messages(slack):
         assert f"p{m.ts.replace('.', '')}" in shown
 

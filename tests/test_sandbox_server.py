@@ -322,6 +322,26 @@ async def test_the_home_tab_is_published_for_the_person_who_opened_it(page: Page
     assert home["type"] == "home" and (await page.state(BOB))["home"] is None
 
 
+async def test_an_approval_waiting_on_the_home_tab_is_decided_from_its_button(
+    page: Page,
+) -> None:
+    started = await page.say(ALICE, "@Baton run deploy")
+    await page.approval_message()
+    assert (await page.post("/api/home", {"user": BOB}))["ok"]
+    await page.slack.wait_for(
+        lambda: "home:approve" in json.dumps(page.slack.workspace.home_views.get(BOB))
+    )
+
+    clicked = await page.post(
+        "/api/actions", {"user": BOB, "home": True, "action_id": "home:approve"}
+    )
+    assert clicked["ok"] and clicked["delivered"] == "block_actions"
+    final = await page.answer(root_of(page, started["ts"]))
+    assert "Webhook 'deploys' → 202" in final.text and len(page.sandbox.shop.calls) == 1
+    home = json.dumps((await page.state(BOB))["home"])
+    assert "Approved run" in home and "home:approve" not in home
+
+
 async def test_the_socket_pushes_each_change_only_to_the_people_who_may_see_it(
     page: Page, sandbox: Sandbox
 ) -> None:

@@ -8,6 +8,7 @@ the exception that talks to Slack right after the ack — Slack accepts `views.o
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -16,8 +17,9 @@ from slack_sdk.errors import SlackApiError
 from bot import approval_blocks as ui
 from bot.approval_edits import fields, problems
 from bot.approvals import check_clicker, tell, thread_of
-from bot.blocks import STOP
+from bot.blocks import FEEDBACK, STOP
 from bot.clicks import Click, clicked_thread, first_action, reason_of, take, where
+from bot.home_blocks import HOME_PREFIX
 from bot.slack_ops import slack_error
 from storage import approvals
 from storage.models import ApprovalStatus
@@ -59,6 +61,14 @@ def register(baton: Baton) -> None:
     @app.action(STOP)
     async def on_stop(ack: AsyncAck, body: dict[str, Any]) -> None:
         await take(baton, ack, Click.STOP, body)
+
+    @app.action(FEEDBACK)
+    async def on_feedback(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await take(baton, ack, Click.FEEDBACK, body)
+
+    @app.action(re.compile(f"^{HOME_PREFIX}"))
+    async def on_home_button(ack: AsyncAck, body: dict[str, Any]) -> None:
+        await take(baton, ack, Click.HOME, body)
 
     @app.action(ui.REJECT_WITH_REASON)
     async def on_reject_with_reason(ack: AsyncAck, body: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -33,7 +34,9 @@ from bot.commands import (
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
 from bot.permissions import CANT_SHOW, may_see
 from bot.stop import stop_command
-from storage import approvals, runs, usage
+from bot.text import plural
+from storage import approvals, feedback, runs, usage
+from storage.db import utcnow
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -179,15 +182,19 @@ async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> 
         # The same words whether the run exists or not: nothing is revealed about it.
         return {"text": CANT_SHOW}
     tasks = await runs.list_tasks(baton.db, run.id)
+    votes = feedback.tally(await feedback.for_run(baton.db, run.id))
+    week = feedback.tally(await feedback.since(baton.db, utcnow() - timedelta(days=7)))
     return {
         "text": f"Run {run.id}: {run.status.value}",
-        "blocks": reports.status_report(run, tasks, await usage.totals(baton.db, run.id)),
+        "blocks": reports.status_report(
+            run, tasks, await usage.totals(baton.db, run.id), votes=votes, week=week
+        ),
     }
 
 
 async def _approvals(baton: Baton, command: dict[str, Any]) -> Reply:
     pending = await approvals.pending_in_channel(baton.db, str(command.get("channel_id") or ""))
     return {
-        "text": f"{len(pending)} approval(s) waiting",
+        "text": f"{plural(len(pending), 'approval')} waiting",
         "blocks": reports.approvals_report(pending),
     }

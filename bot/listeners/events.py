@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 
 from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
-from bot.home import home_view
 from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
-from bot.slack_ops import post_text, slack_error
+from bot.slack_ops import post_text
 from bot.text import strip_mentions
 
 if TYPE_CHECKING:
@@ -55,7 +53,9 @@ def register(baton: Baton) -> None:
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
-            baton.background.spawn(_publish_home(baton, str(event["user"])))
+            from bot.home import publish
+
+            baton.background.spawn(publish(baton, str(event["user"])), name="home")
 
 
 def is_follow_up(event: dict[str, Any], bot_user_id: str | None) -> bool:
@@ -70,13 +70,6 @@ def is_follow_up(event: dict[str, Any], bot_user_id: str | None) -> bool:
     if not bot_user_id:
         return False  # without its own id Baton cannot tell a mention (answered as such)
     return f"<@{bot_user_id}" not in str(event.get("text") or "")
-
-
-async def _publish_home(baton: Baton, user: str) -> None:
-    try:
-        await baton.client.views_publish(user_id=user, view=await home_view(baton.db, user))
-    except SlackApiError as e:
-        log.warning("could not publish the App Home for %s: %s", user, slack_error(e))
 
 
 async def handle_message(

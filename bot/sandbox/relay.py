@@ -254,6 +254,20 @@ class Relay:
         status, answer = await self._post(block_actions_body(payload), FORM)
         return _acked(status, answer, "block_actions")
 
+    async def click_in_home(
+        self, user: str, *, action_id: str, block_index: int | None = None
+    ) -> Outcome:
+        """A button on the person's App Home tab: `block_actions` with the home view."""
+        payload = payloads.home_click(
+            self.ws,
+            user_id=self.ws.user(user).id,
+            action_id=action_id,
+            block_index=block_index,
+            trigger_id=self.slack.trigger_id(user),
+        )
+        status, answer = await self._post(block_actions_body(payload), FORM)
+        return _acked(status, answer, "block_actions")
+
     async def submit(self, user: str, view_id: str, values: dict[str, Any]) -> Outcome:
         """The modal's submit button: `view_submission`, then what Baton's answer asks for."""
         view = self._view(user, view_id)
