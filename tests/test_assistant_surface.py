@@ -31,6 +31,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: ['*']}
   - name: web-checker
     description: Checks HTTP endpoints — status code and latency.
     model: rules

@@ -312,7 +312,7 @@ async def test_an_approval_request_shows_what_will_happen_and_styled_buttons(
         ("Reject with reason", None, "ap_1"),
     ]
     # The channel (argument and target) is shown by name, as are the people who may decide.
-    assert drawn.mentions == ["#general", "@Bob", "@S0ONCALL"] and drawn.times == 1
+    assert drawn.mentions == ["#general", "#general", "@Bob", "@S0ONCALL"] and drawn.times == 1
     assert {"b", "code"} <= set(drawn.tags)
 
 
