@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -116,18 +116,26 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction, committed on success.
 
-        Closing is shielded: a caller cancelled mid-query (a Stop, a shutdown) still hands its
-        connection back rolled back, instead of leaving the pool to reset it later and log an
-        error for a cancellation that was expected."""
+        Rolling back and closing are shielded: a caller cancelled mid-query (a Stop, a
+        shutdown) still rolls back and hands its connection back whole, instead of leaving
+        the pool a half-reset connection (and an error in the log for an expected cancel)."""
         session = self._sessions()
         try:
-            async with session.begin():
-                yield session
+            yield session
+            await session.commit()  # a commit may wait for SQLite's lock: cancellable
+        except BaseException:
+            await self._finish(session.rollback())
+            raise
         finally:
-            closing = asyncio.ensure_future(session.close())
-            self._closing.add(closing)
-            closing.add_done_callback(self._closing.discard)
-            await asyncio.shield(closing)
+            await self._finish(session.close())
+
+    async def _finish(self, step: Coroutine[Any, Any, None]) -> None:
+        """Run the end of a transaction to completion even if the caller is cancelled;
+        `dispose` waits for those still going."""
+        finishing = asyncio.ensure_future(step)
+        self._closing.add(finishing)
+        finishing.add_done_callback(self._closing.discard)
+        await asyncio.shield(finishing)
 
     async def dispose(self) -> None:
         if self._closing:
