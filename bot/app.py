@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -40,10 +41,12 @@ from bot.gateway import SlackToolGateway
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
+from bot.workspaces import StoredAuthorize, Workspaces
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
 from orchestration.schedules import Scheduler
+from storage import runs
 from storage.db import Database
 from storage.models import Run, Schedule, ScheduleFire
 
@@ -72,9 +75,24 @@ class Baton:
     housekeeping: asyncio.Task[None] | None = None
     # Nudged when there may be work for the sweep sooner than its next turn.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # OAuth mode: a token per workspace. None: one workspace, `client` carries its token.
+    workspaces: Workspaces | None = None
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
+
+    def client_for(self, team_id: str | None) -> AsyncWebClient:
+        """The Web API client with the token of `team_id`'s workspace."""
+        if self.workspaces is None:
+            return self.client
+        return self.workspaces.client(team_id)
+
+    async def client_for_run(self, run_id: str) -> AsyncWebClient:
+        """The client of the workspace a run belongs to."""
+        if self.workspaces is None:
+            return self.client
+        run = await runs.get_run(self.db, run_id)
+        return self.workspaces.client(run.team_id if run is not None else None)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
@@ -84,7 +102,7 @@ class Baton:
             return DigestSink(self, run)
         # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(
-            client=self.client,
+            client=self.client_for(run.team_id),
             db=self.db,
             run=run,
             options=self.progress,
@@ -108,7 +126,8 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
     """One Web API client for everything; it waits out 429s as Slack's Retry-After says.
 
     Nothing that answers Slack waits on it: listeners ack first (see `create`). With
-    `metrics`, every call it makes is counted by method and result (429s included).
+    `metrics`, every call it makes is counted by method and result (429s included). In OAuth
+    mode it carries no token: it is the model each workspace's client copies.
     """
     counting = [SlackCallCounter(metrics)] if metrics is not None else []
     return AsyncWebClient(
@@ -209,6 +228,48 @@ async def identity(client: AsyncWebClient, settings: Settings) -> AuthorizeResul
     )
 
 
+async def bolt_app(
+    settings: Settings,
+    *,
+    mode: Mode,
+    client: AsyncWebClient,
+    db: Database,
+    workspaces: Workspaces | None,
+) -> AsyncApp:
+    """Bolt, authorising each request: with Baton's one identity (asked once, here), or in
+    OAuth mode from the installation of the request's workspace."""
+    # Bolt's own client carries no token: `authorize` gives each request its workspace's.
+    bolt_client = AsyncWebClient(
+        base_url=settings.slack_api_url,
+        timeout=client.timeout,
+        retry_handlers=client.retry_handlers,
+    )
+    # Slack's answer waits for the listener to return. That stays true to the 3 s limit
+    # because a listener does no Web API call and at most one bounded write (storing the
+    # request) before it acks; everything else runs after, in `Background`.
+    common: dict[str, Any] = {
+        "signing_secret": secret(settings.slack_signing_secret) or "",
+        "client": bolt_client,
+        "request_verification_enabled": mode == "http",
+        "process_before_response": True,
+    }
+    if workspaces is None:
+        me = await identity(client, settings)
+
+        async def authorize() -> AuthorizeResult:
+            return me
+
+        return AsyncApp(authorize=authorize, **common)
+    from bot.install import oauth_settings
+
+    return AsyncApp(
+        oauth_settings=oauth_settings(settings, db, workspaces),
+        # Bolt takes an AsyncAuthorize as is (its annotation names only plain functions).
+        authorize=StoredAuthorize(db),  # type: ignore[arg-type]
+        **common,
+    )
+
+
 async def create(
     settings: Settings,
     *,
@@ -241,12 +302,8 @@ async def create(
     db = await open_database(settings)
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
-    me = await identity(client, settings)
-
-    async def authorize() -> AuthorizeResult:
-        return me
-
-    gateway = SlackToolGateway(client)
+    workspaces = Workspaces(db, client) if settings.oauth else None
+    holder: dict[str, Baton] = {}
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
     def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
@@ -255,26 +312,11 @@ async def create(
             task_id=task_id,
             http_allow_hosts=allow,
             webhooks=dict(catalog.webhooks),
-            slack=gateway,
+            slack=SlackToolGateway(functools.partial(holder["baton"].client_for_run, run_id)),
             idempotency_key=key,
         )
 
-    app = AsyncApp(
-        signing_secret=secret(settings.slack_signing_secret) or "",
-        # Bolt's own client carries no token: `authorize` gives each request Baton's.
-        client=AsyncWebClient(
-            base_url=settings.slack_api_url,
-            timeout=client.timeout,
-            retry_handlers=client.retry_handlers,
-        ),
-        authorize=authorize,
-        request_verification_enabled=mode == "http",
-        # Slack's answer waits for the listener to return. That stays true to the 3 s limit
-        # because a listener does no Web API call and at most one bounded write (storing the
-        # request) before it acks; everything else runs after, in `Background`.
-        process_before_response=True,
-    )
-    holder: dict[str, Baton] = {}
+    app = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
 
     def sinks(run: Run) -> EventSink:
         return holder["baton"].sink(run)
@@ -312,6 +354,7 @@ async def create(
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
         telemetry=telemetry,
+        workspaces=workspaces,
     )
     holder["baton"] = baton
 

@@ -107,10 +107,12 @@ async def decide(
     return None
 
 
-async def tell(baton: Baton, *, channel: str, user: str, text: str) -> None:
-    """An ephemeral note to the one person who clicked."""
+async def tell(
+    baton: Baton, *, channel: str, user: str, text: str, team_id: str | None = None
+) -> None:
+    """An ephemeral note to the one person who clicked (in `team_id`'s workspace)."""
     try:
-        await baton.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        await baton.client_for(team_id).chat_postEphemeral(channel=channel, user=user, text=text)
     except SlackApiError as e:
         log.warning("could not tell %s: %s", user, slack_error(e))
 

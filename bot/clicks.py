@@ -48,7 +48,9 @@ async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -
         if channel and user:
             from bot.approvals import tell
 
-            baton.background.spawn(tell(baton, channel=channel, user=user, text=NOT_RECORDED))
+            baton.background.spawn(
+                tell(baton, channel=channel, user=user, text=NOT_RECORDED, team_id=team_of(body))
+            )
         return
     await ack()
 
@@ -77,6 +79,17 @@ def where(body: dict[str, Any]) -> tuple[str, str]:
         or ""
     )
     return channel, str((body.get("user") or {}).get("id") or "")
+
+
+def team_of(body: dict[str, Any]) -> str | None:
+    """The workspace a request came from (events and commands say it at the top, clicks
+    and forms under `team` or the person)."""
+    team = (
+        body.get("team_id")
+        or (body.get("team") or {}).get("id")
+        or (body.get("user") or {}).get("team_id")
+    )
+    return str(team) if team else None
 
 
 def first_action(body: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +136,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                 channel_id=channel or None,
             )
             if refusal is not None and channel:
-                await tell(baton, channel=channel, user=user, text=refusal)
+                await tell(baton, channel=channel, user=user, text=refusal, team_id=team_of(body))
         case Click.REASON:
             view = body.get("view") or {}
             approval_id = str(view.get("private_metadata") or "")
@@ -137,7 +150,13 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
             )
             approval = await approvals.get(baton.db, approval_id) if refusal else None
             if refusal is not None and approval is not None and approval.channel_id:
-                await tell(baton, channel=approval.channel_id, user=user, text=refusal)
+                await tell(
+                    baton,
+                    channel=approval.channel_id,
+                    user=user,
+                    text=refusal,
+                    team_id=team_of(body),
+                )
         case Click.STOP:
             from bot.stop import stop_from_button
 
@@ -147,7 +166,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
 
             reply = await on_button(baton, str(first_action(body).get("action_id") or ""), body)
             if reply is not None and channel and user:
-                await tell(baton, channel=channel, user=user, text=reply)
+                await tell(baton, channel=channel, user=user, text=reply, team_id=team_of(body))
 
 
 def reason_of(view: dict[str, Any]) -> str:

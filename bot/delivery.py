@@ -288,7 +288,7 @@ class Deliverer:
     async def _send(
         self, row: Delivery, channel: str, run: Run, piece: Piece, index: int, posted: list[str]
     ) -> str:
-        client = self.baton.client
+        client = self.baton.client_for(run.team_id)
         if piece.update_ts is not None:
             await client.chat_update(
                 channel=channel, ts=piece.update_ts, text=piece.text, blocks=piece.blocks
@@ -314,11 +314,11 @@ class Deliverer:
         thread = _thread(run, piece, posted)
         try:
             if thread:
-                resp = await self.baton.client.conversations_replies(
+                resp = await self.baton.client_for(run.team_id).conversations_replies(
                     channel=channel, ts=thread, include_all_metadata=True, limit=200
                 )
             else:
-                resp = await self.baton.client.conversations_history(
+                resp = await self.baton.client_for(run.team_id).conversations_history(
                     channel=channel,
                     oldest=f"{row.created_at.timestamp() - 1:.6f}",
                     include_all_metadata=True,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 
 from bot.slack_ops import slack_error
-from storage import approvals
+from storage import approvals, runs
 from storage.models import Approval, Run
 
 if TYPE_CHECKING:
@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def is_one_of(baton: Baton, user_id: str, ids: Iterable[str]) -> bool:
+async def is_one_of(
+    baton: Baton, user_id: str, ids: Iterable[str], *, team_id: str | None = None
+) -> bool:
     """The user is listed by id, or is a member of a listed user group (S…)."""
     wanted = [i for i in ids if i]
     if not user_id:
@@ -27,7 +29,7 @@ async def is_one_of(baton: Baton, user_id: str, ids: Iterable[str]) -> bool:
         return True
     for group in (g for g in wanted if g.startswith("S")):
         try:
-            resp = await baton.client.usergroups_users_list(usergroup=group)
+            resp = await baton.client_for(team_id).usergroups_users_list(usergroup=group)
         except SlackApiError as e:
             log.warning("could not read user group %s: %s", group, slack_error(e))
             continue
@@ -38,7 +40,9 @@ async def is_one_of(baton: Baton, user_id: str, ids: Iterable[str]) -> bool:
 
 async def may_decide(baton: Baton, approval: Approval, user_id: str) -> bool:
     """Listed approvers, members of listed user groups; with none listed, nobody."""
-    return await is_one_of(baton, user_id, approval.approvers)
+    run = await runs.get_run(baton.db, approval.run_id)
+    team = run.team_id if run is not None else None
+    return await is_one_of(baton, user_id, approval.approvers, team_id=team)
 
 
 async def may_stop(baton: Baton, run: Run, user_id: str) -> bool:
@@ -51,4 +55,4 @@ async def may_stop(baton: Baton, run: Run, user_id: str) -> bool:
         allowed.update(approvers)
     for a in await approvals.for_run(baton.db, run.id):
         allowed.update(a.approvers)
-    return await is_one_of(baton, user_id, sorted(allowed))
+    return await is_one_of(baton, user_id, sorted(allowed), team_id=run.team_id)

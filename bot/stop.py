@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.blocks import RUN_STATUS_TEXT
-from bot.clicks import first_action, where
+from bot.clicks import first_action, team_of, where
 from bot.permissions import may_stop
 from bot.text import escape, truncate
 from storage import runs
@@ -58,4 +58,4 @@ async def stop_from_button(baton: Baton, body: dict[str, Any]) -> None:
         else await request_stop(baton, run, user)
     )
     if channel and user:
-        await tell(baton, channel=channel, user=user, text=reply)
+        await tell(baton, channel=channel, user=user, text=reply, team_id=team_of(body))

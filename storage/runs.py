@@ -460,3 +460,14 @@ async def set_traceparent(db: Database, run_id: str, traceparent: str) -> None:
     """Remember the run's trace so that every later stretch joins it (not a state change)."""
     async with db.session() as s:
         await s.exec(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent))
+
+
+async def unfinished_in_team(db: Database, team_id: str) -> list[str]:
+    """The runs of a workspace that have not ended, oldest first."""
+    async with db.session() as s:
+        q = (
+            select(Run.id)
+            .where(col(Run.team_id) == team_id, col(Run.status).not_in(list(FINAL)))
+            .order_by(col(Run.created_at))
+        )
+        return list((await s.exec(q)).all())

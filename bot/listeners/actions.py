@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot import approval_blocks as ui
 from bot.approvals import tell
 from bot.blocks import STOP
-from bot.clicks import Click, first_action, reason_of, take, where
+from bot.clicks import Click, first_action, reason_of, take, team_of, where
 from bot.slack_ops import slack_error
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def register(baton: Baton) -> None:
 async def _open_reason_form(baton: Baton, body: dict[str, Any]) -> None:
     value = str(first_action(body).get("value") or "")
     try:
-        await baton.client.views_open(
+        await baton.client_for(team_of(body)).views_open(
             trigger_id=str(body.get("trigger_id")), view=ui.reason_modal(value)
         )
     except SlackApiError as e:
@@ -70,4 +70,5 @@ async def _open_reason_form(baton: Baton, body: dict[str, Any]) -> None:
                 channel=channel,
                 user=user,
                 text=f"I couldn't open the reason form ({slack_error(e)}); use Reject instead.",
+                team_id=team_of(body),
             )

@@ -45,14 +45,17 @@ def register(baton: Baton) -> None:
         return await handle_message(baton, event, body, context, source="dm")
 
     @app.event("app_home_opened")
-    async def on_home(event: dict[str, Any]) -> None:
+    async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
-            baton.background.spawn(_publish_home(baton, str(event["user"])))
+            team = str(body.get("team_id") or "") or None
+            baton.background.spawn(_publish_home(baton, str(event["user"]), team))
 
 
-async def _publish_home(baton: Baton, user: str) -> None:
+async def _publish_home(baton: Baton, user: str, team_id: str | None) -> None:
     try:
-        await baton.client.views_publish(user_id=user, view=await home_view(baton.db, user))
+        await baton.client_for(team_id).views_publish(
+            user_id=user, view=await home_view(baton.db, user)
+        )
     except SlackApiError as e:
         log.warning("could not publish the App Home for %s: %s", user, slack_error(e))
 
@@ -76,7 +79,9 @@ async def handle_message(
     command = parse(text)
     if isinstance(command, Help) or not text:
         baton.background.spawn(
-            post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
+            post_text(
+                baton.client_for(context.team_id), channel=channel, thread_ts=thread_ts, text=HELP
+            )
         )
         return None
     playbook = None
@@ -84,7 +89,9 @@ async def handle_message(
     if isinstance(command, RunPlaybook) and baton.catalog.playbook(command.name) is None:
         answer = unknown_playbook(command.name, baton.catalog)
         event_id = str(body["event_id"]) if body.get("event_id") else None
-        baton.background.spawn(reply_once(baton, event_id, channel, thread_ts, answer))
+        baton.background.spawn(
+            reply_once(baton, event_id, channel, thread_ts, answer, team_id=context.team_id)
+        )
         return None
     if isinstance(command, RunPlaybook):
         playbook, request = command.name, command.extra
@@ -108,6 +115,7 @@ async def handle_message(
         log.warning("a %s was not stored (%s); Slack will retry it", source, e)
         return BoltResponse(status=503, body="")
     baton.background.spawn(
-        begin(baton, pending, channel=channel, thread_ts=thread_ts), name="begin-run"
+        begin(baton, pending, channel=channel, thread_ts=thread_ts, team_id=context.team_id),
+        name="begin-run",
     )
     return None

@@ -1,0 +1,51 @@
+"""Workspaces Baton is installed in (OAuth mode) and the states of installs under way
+
+Revision ID: 0005_oauth
+Revises: 0004
+Create Date: 2026-11-30 02:00:54.511339
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005_oauth"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "slack_installations",
+        sa.Column("team_id", sa.String(), nullable=False),
+        sa.Column("enterprise_id", sa.String(), nullable=True),
+        sa.Column("team_name", sa.String(), nullable=True),
+        sa.Column("app_id", sa.String(), nullable=True),
+        sa.Column("bot_token", sa.String(), nullable=False),
+        sa.Column("bot_id", sa.String(), nullable=True),
+        sa.Column("bot_user_id", sa.String(), nullable=True),
+        sa.Column("bot_scopes", sa.String(), nullable=True),
+        sa.Column("installed_by", sa.String(), nullable=True),
+        sa.Column("installed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("team_id"),
+    )
+    op.create_table(
+        "slack_oauth_states",
+        sa.Column("state", sa.String(), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("state"),
+    )
+    with op.batch_alter_table("slack_oauth_states", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_slack_oauth_states_expires_at"), ["expires_at"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("slack_oauth_states", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_slack_oauth_states_expires_at"))
+
+    op.drop_table("slack_oauth_states")
+    op.drop_table("slack_installations")

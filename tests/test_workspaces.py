@@ -1,0 +1,232 @@
+"""Many workspaces (OAuth mode): installs through /slack/install and /slack/oauth_redirect,
+each team answered with its own token, unknown teams and bad states refused, uninstalls.
+
+Against the Slack stand-in: it answers `oauth.v2.access` for the codes it hands out and
+every other method per token, and records the token of each call.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from bot.sandbox.signing import JSON_TYPE
+from bot.sandbox.web_api import Call, SlackStandIn
+from storage import installations, runs, schedules
+from storage.models import RunStatus, Schedule
+from tests.harness import Bot, running_bot, sample
+
+FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
+SECOND_TOKEN = "xoxb-2222-second-workspace"
+STATE_COOKIE = "slack-app-oauth-state"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn() as standin:
+        standin.add_team(SECOND, token=SECOND_TOKEN)
+        yield standin
+
+
+@pytest.fixture
+async def bot(slack: SlackStandIn, sqlite_url: str) -> AsyncIterator[Bot]:
+    async with running_bot(
+        slack,
+        sqlite_url,
+        slack_bot_token=None,
+        slack_client_id=slack.client_id,
+        slack_client_secret=slack.client_secret,
+    ) as b:
+        yield b
+
+
+async def start_install(bot: Bot) -> tuple[str, str]:
+    """`GET /slack/install`: the state in Slack's authorize URL, and the browser's cookie."""
+    async with bot.session.get(f"{bot.url}/slack/install", allow_redirects=False) as resp:
+        assert resp.status == 302
+        location = resp.headers["Location"]
+        cookie = resp.headers["Set-Cookie"]
+    query = parse_qs(urlsplit(location).query)
+    assert location.startswith("https://slack.com/oauth/v2/authorize?")
+    assert "chat:write" in query["scope"][0].split(",")
+    assert query["client_id"] == [bot.slack.client_id]
+    name, _, value = cookie.split(";")[0].partition("=")
+    assert name == STATE_COOKIE
+    return query["state"][0], value
+
+
+async def finish_install(bot: Bot, *, code: str, state: str, cookie: str) -> tuple[int, str]:
+    """The browser comes back from Slack to `/slack/oauth_redirect`."""
+    async with bot.session.get(
+        f"{bot.url}/slack/oauth_redirect",
+        params={"code": code, "state": state},
+        headers={"Cookie": f"{STATE_COOKIE}={cookie}"},
+        allow_redirects=False,
+    ) as resp:
+        return resp.status, await resp.text()
+
+
+async def install(bot: Bot, team_id: str) -> None:
+    state, cookie = await start_install(bot)
+    status, page = await finish_install(
+        bot, code=bot.slack.allow_install(team_id), state=state, cookie=cookie
+    )
+    assert status == 200, page
+
+
+async def mention(bot: Bot, team_id: str, text: str) -> str:
+    """Someone in `team_id` mentions Baton in #general; the ts of their message."""
+    ws = bot.slack.team(team_id)
+    full = f"<@{ws.bot.id}> {text}"
+    msg = ws.add_user_message("C0GENERAL", "U0ALICE", full)
+    event = copy.deepcopy(sample("app_mention_event_callback.slack_docs.json")["event"])
+    event.update(user="U0ALICE", text=full, ts=msg.ts, channel="C0GENERAL", event_ts=msg.ts)
+    assert await send_event(bot, team_id, event) == 200
+    return msg.ts
+
+
+async def send_event(bot: Bot, team_id: str, event: dict[str, object]) -> int:
+    envelope = sample("app_mention_event_callback.slack_docs.json")
+    envelope.update(
+        team_id=team_id,
+        api_app_id="A0BATON",
+        event=event,
+        event_id=f"Ev{time.monotonic_ns()}",
+        event_time=int(time.time()),
+    )
+    for auth in envelope.get("authorizations", []):
+        auth.update(team_id=team_id, user_id=bot.slack.workspace.bot.id, is_bot=True)
+    resp = await bot.post(json.dumps(envelope).encode(), JSON_TYPE)
+    return resp.status
+
+
+def replies_in(slack: SlackStandIn, thread_ts: str) -> list[Call]:
+    """Baton's calls that wrote into a thread (posts, streams, edits)."""
+    return [
+        c
+        for c in slack.calls
+        if c.method.startswith("chat.") and c.args.get("thread_ts") == thread_ts
+    ]
+
+
+async def test_two_workspaces_install_and_each_is_answered_with_its_own_token(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    assert {c.token for c in slack.calls_to("auth.test")} == {slack.token, SECOND_TOKEN}
+
+    first = await mention(bot, FIRST, "what is 2 + 3?")
+    second = await mention(bot, SECOND, "what is 4 + 5?")
+    await bot.idle()
+
+    assert replies_in(slack, first) and replies_in(slack, second)
+    assert {c.token for c in replies_in(slack, first)} == {slack.token}
+    assert {c.token for c in replies_in(slack, second)} == {SECOND_TOKEN}
+    # Each answer is in its own workspace's thread, and each run knows its workspace.
+    bot_id = slack.workspace.bot.id
+    assert any(m.user == bot_id for m in slack.team(SECOND).replies("C0GENERAL", second))
+    assert not any(m.user == bot_id for m in slack.team(FIRST).replies("C0GENERAL", second))
+    done = await runs.runs_by_status(bot.baton.db, [RunStatus.SUCCEEDED])
+    assert sorted(r.team_id or "" for r in done) == [FIRST, SECOND]
+
+
+async def test_a_replayed_state_is_refused_and_installs_nothing(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    state, cookie = await start_install(bot)
+    status, _ = await finish_install(
+        bot, code=slack.allow_install(FIRST), state=state, cookie=cookie
+    )
+    assert status == 200
+    status, page = await finish_install(
+        bot, code=slack.allow_install(SECOND), state=state, cookie=cookie
+    )
+    assert status >= 400 and "Traceback" not in page
+    assert await installations.find(bot.baton.db, SECOND) is None
+    assert len(slack.calls_to("oauth.v2.access")) == 1
+
+
+async def test_a_state_that_baton_never_issued_is_refused(bot: Bot, slack: SlackStandIn) -> None:
+    status, page = await finish_install(
+        bot, code=slack.allow_install(SECOND), state="made-up", cookie="made-up"
+    )
+    assert status >= 400 and "Traceback" not in page
+    assert await installations.find(bot.baton.db, SECOND) is None
+    assert slack.calls_to("oauth.v2.access") == []
+
+
+async def test_a_state_from_another_browser_is_refused(bot: Bot, slack: SlackStandIn) -> None:
+    state, _ = await start_install(bot)
+    other_state, other_cookie = await start_install(bot)
+    status, _ = await finish_install(
+        bot, code=slack.allow_install(SECOND), state=state, cookie=other_cookie
+    )
+    assert status >= 400
+    assert await installations.find(bot.baton.db, SECOND) is None
+    assert other_state != state
+
+
+async def test_an_event_from_a_workspace_that_never_installed_gets_no_answer(
+    bot: Bot, slack: SlackStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    await install(bot, FIRST)
+    slack.add_team(STRANGER, token="xoxb-3333-stranger")
+    before = len(slack.calls)
+    ts = await mention(bot, STRANGER, "what is 2 + 3?")
+    await bot.idle()
+    assert [c.method for c in slack.calls[before:]] == []
+    assert replies_in(slack, ts) == []
+    assert await runs.count_runs(bot.baton.db) == 0
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_app_uninstalled_stops_that_workspaces_schedules_and_forgets_it(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    made = []
+    for team in (FIRST, SECOND):
+        schedule = await schedules.create(
+            bot.baton.db,
+            Schedule(
+                id=schedules.new_schedule_id(),
+                team_id=team,
+                channel_id="C0GENERAL",
+                when_text="every 15m",
+                kind="interval",
+                interval_seconds=900,
+                request="check https://example.com",
+            ),
+        )
+        bot.baton.scheduler.watch(schedule)
+        made.append(schedule.id)
+    await bot.baton.scheduler.start()
+    assert all(bot.baton.scheduler.next_wakeup(i) is not None for i in made)
+
+    slack.revoke(SECOND)
+    assert await send_event(bot, SECOND, {"type": "app_uninstalled"}) == 200
+    await bot.idle()
+
+    kept, stopped = [await schedules.get(bot.baton.db, i) for i in made]
+    assert kept is not None and not kept.paused
+    assert stopped is not None and stopped.paused
+    assert bot.baton.scheduler.next_wakeup(made[0]) is not None
+    assert bot.baton.scheduler.next_wakeup(made[1]) is None
+    assert await installations.find(bot.baton.db, SECOND) is None
+    assert await installations.find(bot.baton.db, FIRST) is not None
+
+    # Its events are no longer answered; the other workspace's still are.
+    before = len(slack.calls)
+    await mention(bot, SECOND, "are you there?")
+    await bot.idle()
+    assert slack.calls[before:] == []
+    first = await mention(bot, FIRST, "what is 2 + 3?")
+    await bot.idle()
+    assert {c.token for c in replies_in(slack, first)} == {slack.token}
