@@ -11,14 +11,16 @@ import copy
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot.sandbox.signing import JSON_TYPE
-from bot.sandbox.web_api import Call, SlackStandIn
-from storage import installations, runs, schedules
-from storage.models import RunStatus, Schedule
+from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body
+from bot.sandbox.web_api import Call, Message, SlackStandIn
+from bot.sandbox.workspace import Workspace
+from storage import approvals, installations, runs, schedules
+from storage.models import ApprovalStatus, RunStatus, Schedule
 from tests.harness import Bot, running_bot, sample
 
 FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
@@ -230,3 +232,125 @@ async def test_app_uninstalled_stops_that_workspaces_schedules_and_forgets_it(
     first = await mention(bot, FIRST, "what is 2 + 3?")
     await bot.idle()
     assert {c.token for c in replies_in(slack, first)} == {slack.token}
+
+
+GATED = """
+agents:
+  - name: announcer
+    description: Posts messages to channels.
+    model: rules
+    tools: [post_message]
+playbooks:
+  - name: announce
+    description: Announce a deploy.
+    tasks:
+      - id: post
+        agent: announcer
+        instruction: 'Post "Deploy finished" to <#C0RANDOM>'
+        requires_approval: true
+approvals:
+  approvers: [U0ALICE]
+"""
+
+
+@pytest.fixture
+async def gated_bot(slack: SlackStandIn, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Bot]:
+    catalog = tmp_path / "agents.yml"
+    catalog.write_text(GATED)
+    async with running_bot(
+        slack,
+        sqlite_url,
+        slack_bot_token=None,
+        slack_client_id=slack.client_id,
+        slack_client_secret=slack.client_secret,
+        baton_agents_file=catalog,
+    ) as b:
+        yield b
+
+
+def approval_message(ws: Workspace) -> Message:
+    [found] = [
+        m
+        for m in ws.all_messages("C0GENERAL")
+        if any(str(b.get("block_id", "")).startswith("approval:") for b in m.blocks or [])
+    ]
+    return found
+
+
+async def click(bot: Bot, team_id: str, message: Message, action_id: str, value: str) -> int:
+    payload = sample("block_actions_button_click.bolt_tests.json")
+    payload.update(
+        user={"id": "U0ALICE", "username": "alice", "team_id": team_id},
+        trigger_id=bot.slack.team(team_id).new_trigger_id("U0ALICE"),
+        team={"id": team_id},
+        api_app_id="A0BATON",
+        channel={"id": message.channel},
+        message={"type": "message", "ts": message.ts, "text": message.text},
+        response_url=bot.slack.response_url(message.channel, "U0ALICE"),
+        actions=[
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "b",
+                "value": value,
+                "action_ts": str(time.time()),
+            }
+        ],
+    )
+    payload["container"].update(message_ts=message.ts, channel_id=message.channel)
+    resp = await bot.post(block_actions_body(payload), FORM)
+    return resp.status
+
+
+def approve_button(message: Message) -> dict[str, str]:
+    actions = next(
+        b
+        for b in message.blocks or []
+        if b.get("type") == "actions" and str(b.get("block_id", "")).startswith("approval:")
+    )
+    element: dict[str, str] = actions["elements"][0]
+    return element
+
+
+async def test_an_approval_in_a_second_workspace_is_asked_decided_and_acted_on_there(
+    gated_bot: Bot, slack: SlackStandIn
+) -> None:
+    bot = gated_bot
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    await mention(bot, SECOND, "run announce")
+    await bot.idle()
+    message = approval_message(slack.team(SECOND))
+    button = approve_button(message)
+
+    assert await click(bot, SECOND, message, button["action_id"], button["value"]) == 200
+    await bot.idle()
+
+    posted = [c for c in slack.calls_to("chat.postMessage") if c.args.get("channel") == "C0RANDOM"]
+    assert [(c.token, c.args.get("text")) for c in posted] == [(SECOND_TOKEN, "Deploy finished")]
+    assert [m.text for m in slack.team(SECOND).all_messages("C0RANDOM")] == ["Deploy finished"]
+    assert slack.team(FIRST).all_messages("C0RANDOM") == []
+    assert {c.token for c in slack.calls if c.token is not None} == {slack.token, SECOND_TOKEN}
+    assert not [c for c in slack.calls if c.token == slack.token and c.method != "auth.test"]
+
+
+async def test_app_uninstalled_ends_that_workspaces_waiting_run_without_calling_slack(
+    gated_bot: Bot, slack: SlackStandIn
+) -> None:
+    bot = gated_bot
+    await install(bot, SECOND)
+    await mention(bot, SECOND, "run announce")
+    await bot.idle()
+    run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+    assert run is not None and run.status == RunStatus.WAITING and run.team_id == SECOND
+
+    slack.revoke(SECOND)
+    assert await send_event(bot, SECOND, {"type": "app_uninstalled"}) == 200
+    await bot.idle()
+
+    ended = await runs.get_run(bot.baton.db, run.id)
+    assert ended is not None and ended.status == RunStatus.CANCELLED
+    [approval] = await approvals.for_run(bot.baton.db, run.id)
+    assert approval.status == ApprovalStatus.WITHDRAWN
+    # Nothing was sent with the revoked token: Baton knew it had none.
+    assert [c for c in slack.calls if c.status == 200 and c.response.get("error")] == []
