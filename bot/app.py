@@ -48,6 +48,7 @@ from orchestration.limits import Limits
 from orchestration.schedules import Scheduler
 from storage import runs
 from storage.db import Database
+from storage.installations import adopt_unowned
 from storage.models import Run, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,10 @@ async def bolt_app(
     }
     if workspaces is None:
         me = await identity(client, settings)
+        if me.team_id:
+            # Rows from before Baton knew workspaces apart belong to this one; then they
+            # keep working if Baton is later installed into many.
+            await adopt_unowned(db, me.team_id)
 
         async def authorize() -> AuthorizeResult:
             return me

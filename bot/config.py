@@ -205,7 +205,7 @@ def check(settings: Settings, mode: Mode) -> None:
         problems.append(
             "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to check Slack's signatures ('Basic Information' → 'Signing Secret')"
         )
-    if settings.slack_client_id and settings.slack_client_secret:
+    if bot and settings.slack_client_id and settings.slack_client_secret:
         problems.append(
             "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set beside SLACK_BOT_TOKEN: set SLACK_BOT_TOKEN for one workspace, or the client id and secret (and no bot token) to install into many"
         )

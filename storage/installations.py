@@ -5,11 +5,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import col
 
 from storage.db import Database, utcnow
-from storage.models import Installation, OAuthState
+from storage.models import Installation, OAuthState, Run, Schedule
 
 
 async def save(db: Database, installation: Installation) -> None:
@@ -47,3 +47,16 @@ async def consume_state(db: Database, state: str, *, now: datetime | None = None
             )
         )
         return bool(result.rowcount)
+
+
+async def adopt_unowned(db: Database, team_id: str) -> int:
+    """Give runs and schedules stored without a workspace to `team_id` (single-token mode:
+    there is only one). How many rows changed."""
+    changed = 0
+    async with db.session() as s:
+        for table in (Run, Schedule):
+            result = await s.exec(
+                update(table).where(col(table.team_id).is_(None)).values(team_id=team_id)
+            )
+            changed += result.rowcount
+    return changed

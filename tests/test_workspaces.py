@@ -19,7 +19,7 @@ import pytest
 from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
-from storage import approvals, installations, runs, schedules
+from storage import Database, approvals, installations, runs, schedules
 from storage.models import ApprovalStatus, RunStatus, Schedule
 from tests.harness import Bot, running_bot, sample
 
@@ -354,3 +354,27 @@ async def test_app_uninstalled_ends_that_workspaces_waiting_run_without_calling_
     assert approval.status == ApprovalStatus.WITHDRAWN
     # Nothing was sent with the revoked token: Baton knew it had none.
     assert [c for c in slack.calls if c.status == 200 and c.response.get("error")] == []
+
+
+async def test_rows_stored_without_a_workspace_are_given_the_single_token_workspace(
+    slack: SlackStandIn, sqlite_url: str
+) -> None:
+    db = Database(sqlite_url)
+    try:
+        older = await schedules.create(
+            db,
+            Schedule(
+                id=schedules.new_schedule_id(),
+                channel_id="C0GENERAL",
+                when_text="every 15m",
+                kind="interval",
+                interval_seconds=900,
+                request="check https://example.com",
+            ),
+        )
+        assert older.team_id is None
+        async with running_bot(slack, sqlite_url) as bot:
+            adopted = await schedules.get(bot.baton.db, older.id)
+        assert adopted is not None and adopted.team_id == FIRST
+    finally:
+        await db.dispose()
