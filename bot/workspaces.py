@@ -28,7 +28,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from storage import installations
 from storage.db import Database
-from storage.models import Installation
+from storage.models import Installation, Run
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,13 @@ class StoredAuthorize(AsyncAuthorize):
             bot_scopes=row.bot_scopes,
             user_id=user_id,
         )
+
+
+def seen_from(run: Run | None, team_id: str | None) -> Run | None:
+    """The run, if a person in `team_id` may see it by its id: each workspace sees its own."""
+    if run is None or (run.team_id and team_id and run.team_id != team_id):
+        return None
+    return run
 
 
 class TeamClient(AsyncWebClient):

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
@@ -21,7 +21,7 @@ from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
 from storage import Database, approvals, installations, runs, schedules
 from storage.models import ApprovalStatus, RunStatus, Schedule
-from tests.harness import Bot, running_bot, sample
+from tests.harness import PAYLOADS, Bot, running_bot, sample
 
 FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
 SECOND_TOKEN = "xoxb-2222-second-workspace"
@@ -188,8 +188,16 @@ async def test_an_event_from_a_workspace_that_never_installed_gets_no_answer(
     assert not any(r.exc_info for r in caplog.records)
 
 
-async def test_app_uninstalled_stops_that_workspaces_schedules_and_forgets_it(
-    bot: Bot, slack: SlackStandIn
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "app_uninstalled"},
+        {"type": "tokens_revoked", "tokens": {"oauth": [], "bot": ["U0BATON"]}},
+    ],
+    ids=["app_uninstalled", "tokens_revoked"],
+)
+async def test_an_uninstall_stops_that_workspaces_schedules_and_forgets_it(
+    bot: Bot, slack: SlackStandIn, event: dict[str, object]
 ) -> None:
     await install(bot, FIRST)
     await install(bot, SECOND)
@@ -213,7 +221,7 @@ async def test_app_uninstalled_stops_that_workspaces_schedules_and_forgets_it(
     assert all(bot.baton.scheduler.next_wakeup(i) is not None for i in made)
 
     slack.revoke(SECOND)
-    assert await send_event(bot, SECOND, {"type": "app_uninstalled"}) == 200
+    assert await send_event(bot, SECOND, event) == 200
     await bot.idle()
 
     kept, stopped = [await schedules.get(bot.baton.db, i) for i in made]
@@ -378,3 +386,45 @@ async def test_rows_stored_without_a_workspace_are_given_the_single_token_worksp
         assert adopted is not None and adopted.team_id == FIRST
     finally:
         await db.dispose()
+
+
+async def slash(bot: Bot, team_id: str, text: str) -> str:
+    """`/baton <text>` typed in `team_id`'s #general: what Baton answered the person."""
+    fields = dict(
+        line.split("=", 1)
+        for line in (PAYLOADS / "slash_command_body.slack_docs.txt").read_text().strip().split("&")
+    )
+    fields.update(
+        team_id=team_id,
+        channel_id="C0GENERAL",
+        user_id="U0ALICE",
+        command="/baton",
+        text=text,
+        response_url=bot.slack.response_url("C0GENERAL", "U0ALICE"),
+        trigger_id=bot.slack.team(team_id).new_trigger_id("U0ALICE"),
+    )
+    before = len(bot.slack.calls)
+    resp = await bot.post(urlencode(fields).encode(), FORM)
+    assert resp.status == 200
+    await bot.idle()
+    [reply] = [c.args for c in bot.slack.calls[before:] if c.method == "response_url"]
+    return str(reply.get("text"))
+
+
+async def test_a_run_is_seen_and_stopped_only_from_its_own_workspace(
+    gated_bot: Bot, slack: SlackStandIn
+) -> None:
+    bot = gated_bot
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    await mention(bot, SECOND, "run announce")
+    await bot.idle()
+    run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+    assert run is not None and run.status == RunStatus.WAITING
+
+    assert f"I can't find run `{run.id}`" in await slash(bot, FIRST, f"status {run.id}")
+    assert f"I can't find run `{run.id}`" in await slash(bot, FIRST, f"cancel {run.id}")
+    still = await runs.get_run(bot.baton.db, run.id)
+    assert still is not None and still.status == RunStatus.WAITING
+
+    assert await slash(bot, SECOND, f"status {run.id}") == f"Run {run.id}: waiting"
