@@ -18,6 +18,7 @@ from typing import Any
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.error import BoltError
 from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Bot
 from slack_sdk.oauth.installation_store import Installation as SlackInstallation
@@ -56,7 +57,9 @@ class InstallationStore(AsyncInstallationStore):
 
     async def async_save(self, installation: SlackInstallation) -> None:
         if not installation.team_id or not installation.bot_token:
-            raise ValueError("an installation without a workspace or a bot token")
+            # An org-wide (Enterprise Grid) install has no workspace: Baton serves workspaces.
+            # Bolt turns this error into its failure page.
+            raise BoltError("Baton installs into a workspace, not a whole organisation")
         await installations.save(
             self.db,
             Installation(

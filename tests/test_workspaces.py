@@ -11,15 +11,19 @@ import copy
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from slack_sdk.oauth.installation_store import Installation as SlackInstallation
 
 from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
+from bot.workspaces import InstallationStore
 from storage import Database, approvals, installations, runs, schedules
+from storage.db import utcnow
 from storage.models import ApprovalStatus, RunStatus, Schedule
 from tests.harness import PAYLOADS, Bot, running_bot, sample
 
@@ -428,3 +432,44 @@ async def test_a_run_is_seen_and_stopped_only_from_its_own_workspace(
     assert still is not None and still.status == RunStatus.WAITING
 
     assert await slash(bot, SECOND, f"status {run.id}") == f"Run {run.id}: waiting"
+
+
+async def test_a_command_from_a_workspace_that_never_installed_starts_nothing(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await install(bot, FIRST)
+    slack.add_team(STRANGER, token="xoxb-3333-stranger")
+    reply = await slash(bot, STRANGER, "check https://example.com")
+    assert "install" in reply.lower()
+    assert [c.method for c in slack.calls if c.token is not None and c.method != "auth.test"] == []
+    assert await runs.count_runs(bot.baton.db) == 0
+
+
+async def test_a_state_is_good_once_and_only_until_it_expires(any_db: Database) -> None:
+    issued = utcnow()
+    state = await installations.issue_state(any_db, lifetime=timedelta(minutes=10), now=issued)
+    later = await installations.issue_state(any_db, lifetime=timedelta(minutes=10), now=issued)
+    assert state != later
+    assert await installations.consume_state(any_db, state, now=issued + timedelta(minutes=9))
+    assert not await installations.consume_state(any_db, state, now=issued + timedelta(minutes=9))
+    assert not await installations.consume_state(any_db, later, now=issued + timedelta(minutes=11))
+    assert not await installations.consume_state(any_db, "never-issued", now=issued)
+
+
+async def test_a_workspace_installed_again_keeps_one_installation_with_the_new_token(
+    any_db: Database,
+) -> None:
+    forgotten: list[str] = []
+    store = InstallationStore(any_db, on_change=forgotten.append)
+    for token in ("xoxb-old", "xoxb-new"):
+        await store.async_save(
+            SlackInstallation(
+                team_id=SECOND, bot_token=token, bot_id="B1", bot_user_id="U0BATON", user_id="U1"
+            )
+        )
+    bot = await store.async_find_bot(enterprise_id=None, team_id=SECOND)
+    assert bot is not None and bot.bot_token == "xoxb-new"
+    assert forgotten == [SECOND, SECOND]
+    await store.async_delete_installation(enterprise_id=None, team_id=SECOND)
+    assert await store.async_find_bot(enterprise_id=None, team_id=SECOND) is None
+    assert await installations.remove(any_db, SECOND) is False
