@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 
 from bot.slack_ops import slack_error
-from storage import approvals, runs
+from storage import approvals
 from storage.models import Approval, Run
 
 if TYPE_CHECKING:
@@ -40,9 +40,7 @@ async def is_one_of(
 
 async def may_decide(baton: Baton, approval: Approval, user_id: str) -> bool:
     """Listed approvers, members of listed user groups; with none listed, nobody."""
-    run = await runs.get_run(baton.db, approval.run_id)
-    team = run.team_id if run is not None else None
-    return await is_one_of(baton, user_id, approval.approvers, team_id=team)
+    return await is_one_of(baton, user_id, approval.approvers, team_id=approval.team_id)
 
 
 async def may_stop(baton: Baton, run: Run, user_id: str) -> bool:

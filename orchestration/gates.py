@@ -123,6 +123,7 @@ class Gates:
         approval = Approval(
             id=approvals.new_approval_id(),
             run_id=run.id,
+            team_id=run.team_id,
             task_id=task.task_id,
             kind=kind,
             expires_at=utcnow() + self.ttl,

@@ -9,7 +9,7 @@ from sqlalchemy import delete, update
 from sqlmodel import col
 
 from storage.db import Database, utcnow
-from storage.models import Installation, OAuthState, Run, Schedule
+from storage.models import Approval, Installation, OAuthState, Run, Schedule
 
 
 async def save(db: Database, installation: Installation) -> None:
@@ -50,11 +50,11 @@ async def consume_state(db: Database, state: str, *, now: datetime | None = None
 
 
 async def adopt_unowned(db: Database, team_id: str) -> int:
-    """Give runs and schedules stored without a workspace to `team_id` (single-token mode:
-    there is only one). How many rows changed."""
+    """Give runs, approvals and schedules stored without a workspace to `team_id`
+    (single-token mode: there is only one). How many rows changed."""
     changed = 0
     async with db.session() as s:
-        for table in (Run, Schedule):
+        for table in (Run, Approval, Schedule):
             result = await s.exec(
                 update(table).where(col(table.team_id).is_(None)).values(team_id=team_id)
             )

@@ -164,6 +164,8 @@ class Approval(SQLModel, table=True):
 
     id: str = Field(primary_key=True)
     run_id: str = Field(index=True)
+    # The workspace of the run (OAuth mode serves several).
+    team_id: str | None = None
     task_id: str
     kind: str  # tool | task | agent | budget
     status: ApprovalStatus = Field(default=ApprovalStatus.PENDING, index=True)

@@ -32,7 +32,6 @@ from bot.commands import (
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
 from bot.stop import stop_command
 from bot.text import escape
-from bot.workspaces import seen_from
 from storage import approvals, runs, usage
 
 if TYPE_CHECKING:
@@ -161,7 +160,7 @@ async def _text(sentence: Awaitable[str]) -> Reply:
 async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> Reply:
     channel = str(command.get("channel_id") or "")
     run = (
-        seen_from(await runs.get_run(baton.db, run_id), str(command.get("team_id") or ""))
+        baton.own_run(await runs.get_run(baton.db, run_id), str(command.get("team_id") or ""))
         if run_id
         else await runs.latest_run(baton.db, channel_id=channel)
     )

@@ -1,4 +1,5 @@
-"""Workspaces Baton is installed in (OAuth mode) and the states of installs under way
+"""Workspaces Baton is installed in (OAuth mode), the states of installs under way, and the
+workspace of each approval
 
 Revision ID: 0005_oauth
 Revises: 0004
@@ -17,6 +18,14 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("approvals", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("team_id", sa.String(), nullable=True))
+    # An approval belongs to its run's workspace (none yet for runs stored without one:
+    # single-token start-up gives those its workspace).
+    op.execute(
+        "UPDATE approvals SET team_id = "
+        "(SELECT runs.team_id FROM runs WHERE runs.id = approvals.run_id)"
+    )
     op.create_table(
         "slack_installations",
         sa.Column("team_id", sa.String(), nullable=False),
@@ -49,3 +58,5 @@ def downgrade() -> None:
 
     op.drop_table("slack_oauth_states")
     op.drop_table("slack_installations")
+    with op.batch_alter_table("approvals", schema=None) as batch_op:
+        batch_op.drop_column("team_id")
