@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,10 +23,11 @@ from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
 from bot.workspaces import InstallationStore
-from storage import Database, approvals, installations, runs, schedules
+from storage import Database, approvals, installations, runs, schedules, schema
 from storage.db import utcnow
 from storage.models import ApprovalStatus, RunStatus, Schedule
 from tests.harness import PAYLOADS, Bot, running_bot, sample
+from tests.test_migrations import RELEASE_SQLITE
 
 FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
 SECOND_TOKEN = "xoxb-2222-second-workspace"
@@ -473,3 +475,25 @@ async def test_a_workspace_installed_again_keeps_one_installation_with_the_new_t
     await store.async_delete_installation(enterprise_id=None, team_id=SECOND)
     assert await store.async_find_bot(enterprise_id=None, team_id=SECOND) is None
     assert await installations.remove(any_db, SECOND) is False
+
+
+async def test_upgrading_a_release_database_gives_each_approval_its_runs_workspace(
+    tmp_path: Path,
+) -> None:
+    shutil.copyfile(RELEASE_SQLITE, tmp_path / "baton.db")
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    try:
+        await schema.upgrade(db)
+        found = {
+            a.id: a.team_id
+            for run_id in ("a1000001", "a1000002", "a1000004")
+            for a in await approvals.for_run(db, run_id)
+        }
+    finally:
+        await db.dispose()
+    assert found == {
+        "ap000001": "T0ACME",
+        "ap000002": "T0ACME",
+        "ap000003": "T0ACME",
+        "ap000004": "T0ACME",
+    }
