@@ -366,6 +366,8 @@ async def test_app_uninstalled_ends_that_workspaces_waiting_run_without_calling_
     assert ended is not None and ended.status == RunStatus.CANCELLED
     [approval] = await approvals.for_run(bot.baton.db, run.id)
     assert approval.status == ApprovalStatus.WITHDRAWN and approval.team_id == SECOND
+    trail = [e.kind for e in await runs.events(bot.baton.db, run.id)]
+    assert trail.index("workspace_uninstalled") < trail.index("cancel_requested")
     # Nothing was sent with the revoked token: Baton knew it had none.
     assert [c for c in slack.calls if c.status == 200 and c.response.get("error")] == []
 

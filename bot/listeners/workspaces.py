@@ -1,7 +1,7 @@
 """OAuth mode: Slack says Baton was uninstalled from a workspace, or its bot token revoked.
 
 Baton forgets the installation (no token is left to use), pauses the workspace's schedules
-and stops its unfinished runs; each run's trail says it was stopped.
+and stops its unfinished runs; each run's trail says why it was stopped.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ async def forget_workspace(baton: Baton, team_id: str) -> None:
         baton.scheduler.forget(schedule_id)
     stopped = 0
     for run_id in await runs.unfinished_in_team(baton.db, team_id):
+        # The trail says why the run stopped; nothing can be posted in the workspace now.
+        await runs.record(baton.db, run_id, "workspace_uninstalled", data={"team_id": team_id})
         stopped += await baton.orchestrator.stop(run_id, by=UNINSTALLED_BY)
     log.info(
         "Baton was uninstalled from %s: %d schedule(s) paused, %d run(s) stopped",
