@@ -19,14 +19,15 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from slack_sdk.oauth.installation_store import Installation as SlackInstallation
 
-from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body
+from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
 from bot.workspaces import InstallationStore
 from storage import Database, approvals, installations, runs, schedules, schema
 from storage.db import utcnow
 from storage.models import ApprovalStatus, RunStatus, Schedule
-from tests.harness import PAYLOADS, Bot, running_bot, sample
+from tests.conftest import Site
+from tests.harness import PAYLOADS, SECRET, Bot, running_bot, sample
 from tests.test_migrations import RELEASE_SQLITE
 
 FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
@@ -412,8 +413,16 @@ async def slash(bot: Bot, team_id: str, text: str) -> str:
         trigger_id=bot.slack.team(team_id).new_trigger_id("U0ALICE"),
     )
     before = len(bot.slack.calls)
-    resp = await bot.post(urlencode(fields).encode(), FORM)
-    assert resp.status == 200
+    body = urlencode(fields).encode()
+    async with bot.session.post(
+        f"{bot.url}/slack/events",
+        data=body,
+        headers=signed_headers(SECRET, body, content_type=FORM),
+    ) as resp:
+        assert resp.status == 200
+        ack = await resp.text()
+    if ack.strip():
+        return str(json.loads(ack).get("text"))
     await bot.idle()
     [reply] = [c.args for c in bot.slack.calls[before:] if c.method == "response_url"]
     return str(reply.get("text"))
@@ -499,3 +508,34 @@ async def test_upgrading_a_release_database_gives_each_approval_its_runs_workspa
         "ap000003": "T0ACME",
         "ap000004": "T0ACME",
     }
+
+
+async def test_a_second_workspaces_schedule_posts_its_digest_there_with_its_token(
+    bot: Bot, slack: SlackStandIn, site: Site
+) -> None:
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    before = len(slack.calls)
+    added = await slash(bot, SECOND, f'schedule add "every day at 09:00" check {site.url("/ok")}')
+    assert added.startswith("Scheduled ")
+    [made] = await schedules.in_channel(bot.baton.db, "C0GENERAL")
+    assert made.team_id == SECOND
+
+    assert f"Running schedule `{made.id}` now" in await slash(
+        bot, SECOND, f"schedule run {made.id}"
+    )
+    await bot.idle()
+
+    def digests(team: str) -> list[Message]:
+        return [
+            m
+            for m in slack.team(team).all_messages("C0GENERAL")
+            if m.user == slack.workspace.bot.id and "Schedule `" in str(m.blocks)
+        ]
+
+    [digest] = digests(SECOND)
+    assert f"✅ {site.url('/ok')} — 200 in " in str(digest.blocks)
+    # (Replies through a response URL land in the stand-in's first workspace whatever the team.)
+    assert digests(FIRST) == []
+    used = {c.token for c in slack.calls[before:] if c.token is not None}
+    assert used == {SECOND_TOKEN}
