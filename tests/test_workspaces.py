@@ -8,7 +8,9 @@ every other method per token, and records the token of each call.
 from __future__ import annotations
 
 import copy
+import io
 import json
+import logging
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from slack_sdk.oauth.installation_store import Installation as SlackInstallation
 
+from bot.config import Settings
+from bot.logs import configure_logging
 from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
@@ -539,3 +543,26 @@ async def test_a_second_workspaces_schedule_posts_its_digest_there_with_its_toke
     assert digests(FIRST) == []
     used = {c.token for c in slack.calls[before:] if c.token is not None}
     assert used == {SECOND_TOKEN}
+
+
+async def test_log_records_of_an_uninstall_carry_its_workspace(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await install(bot, SECOND)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    stream = io.StringIO()
+    try:
+        configure_logging(
+            Settings(_env_file=None, baton_log_format="json"),  # type: ignore[call-arg]
+            stream=stream,
+        )
+        slack.revoke(SECOND)
+        assert await send_event(bot, SECOND, {"type": "app_uninstalled"}) == 200
+        await bot.idle()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    logged = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [line] = [r for r in logged if r["message"].startswith("Baton was uninstalled from")]
+    assert line["team_id"] == SECOND

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from agents.telemetry import TEAM_ID, bound
 from storage import installations, runs, schedules
 
 if TYPE_CHECKING:
@@ -38,6 +39,11 @@ def register(baton: Baton) -> None:
 
 async def forget_workspace(baton: Baton, team_id: str) -> None:
     """Delete the installation, pause the schedules, stop the runs. Safe to repeat."""
+    with bound(TEAM_ID, team_id):
+        await _forget(baton, team_id)
+
+
+async def _forget(baton: Baton, team_id: str) -> None:
     await installations.remove(baton.db, team_id)
     if baton.workspaces is not None:
         baton.workspaces.forget(team_id)
