@@ -57,6 +57,7 @@ TERMINAL = frozenset(
         "account_inactive",
         "token_revoked",
         "token_expired",
+        "not_installed",  # Baton's own: it holds no token for the run's workspace
         "no_permission",
         "missing_scope",
         "restricted_action",

@@ -27,9 +27,9 @@ from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_head
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
 from bot.workspaces import InstallationStore
-from storage import Database, approvals, installations, runs, schedules, schema
+from storage import Database, approvals, installations, outbox, runs, schedules, schema
 from storage.db import utcnow
-from storage.models import ApprovalStatus, RunStatus, Schedule
+from storage.models import ApprovalStatus, DeliveryState, RunStatus, Schedule
 from tests.conftest import Site
 from tests.harness import PAYLOADS, SECRET, Bot, running_bot, sample
 from tests.test_migrations import RELEASE_SQLITE
@@ -373,6 +373,10 @@ async def test_app_uninstalled_ends_that_workspaces_waiting_run_without_calling_
     assert approval.status == ApprovalStatus.WITHDRAWN and approval.team_id == SECOND
     trail = [e.kind for e in await runs.events(bot.baton.db, run.id)]
     assert trail.index("workspace_uninstalled") < trail.index("cancel_requested")
+    # What it would have shown ends in the trail as not deliverable, not retried forever.
+    rows = await outbox.for_run(bot.baton.db, run.id)
+    assert rows and DeliveryState.PENDING not in {r.state for r in rows}
+    assert {r.last_error for r in rows if r.state == DeliveryState.FAILED} == {"not_installed"}
     # Nothing was sent with the revoked token: Baton knew it had none.
     assert [c for c in slack.calls if c.status == 200 and c.response.get("error")] == []
 
