@@ -41,7 +41,7 @@ from bot.gateway import SlackToolGateway
 from bot.metrics import SlackCallCounter
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
-from bot.workspaces import StoredAuthorize, Workspaces, seen_from
+from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
@@ -95,12 +95,12 @@ class Baton:
         run = await runs.get_run(self.db, run_id)
         return self.workspaces.client(run.team_id if run is not None else None)
 
-    def own_run(self, run: Run | None, team_id: str | None) -> Run | None:
-        """The run, if people in `team_id` may reach it by its id: with many workspaces,
-        each reaches only its own (one workspace reaches every run)."""
+    def own(self, row: Row | None, team_id: str | None) -> Row | None:
+        """The run or schedule, if people in `team_id` may reach it by its id: with many
+        workspaces, each reaches only its own (one workspace reaches every row)."""
         if self.workspaces is None:
-            return run
-        return seen_from(run, team_id)
+            return row
+        return seen_from(row, team_id)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""

@@ -293,7 +293,9 @@ async def _list(baton: Baton, channel: str) -> dict[str, Any]:
 async def _by_id(
     baton: Baton, command: dict[str, Any], verb: str, schedule_id: str
 ) -> dict[str, Any]:
-    schedule = await schedules.get(baton.db, schedule_id)
+    schedule = baton.own(
+        await schedules.get(baton.db, schedule_id), str(command.get("team_id") or "")
+    )
     if schedule is None:
         return {
             "response_type": "ephemeral",

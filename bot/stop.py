@@ -35,7 +35,7 @@ async def stop_command(baton: Baton, command: dict[str, Any], run_id: str | None
     user = str(command.get("user_id") or "")
     channel = str(command.get("channel_id") or "")
     if run_id:
-        run = baton.own_run(await runs.get_run(baton.db, run_id), str(command.get("team_id") or ""))
+        run = baton.own(await runs.get_run(baton.db, run_id), str(command.get("team_id") or ""))
         if run is None:
             return f"I can't find run `{escape(truncate(run_id, 40))}`. Run ids are in each answer's footer."
     else:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.authorization.async_authorize import AsyncAuthorize
@@ -29,7 +29,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from storage import installations
 from storage.db import Database
-from storage.models import Installation, Run
+from storage.models import Installation
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +185,19 @@ class StoredAuthorize(AsyncAuthorize):
         )
 
 
-def seen_from(run: Run | None, team_id: str | None) -> Run | None:
-    """The run, if a person in `team_id` may see it by its id: each workspace sees its own."""
-    if run is None or (run.team_id and team_id and run.team_id != team_id):
+class OfWorkspace(Protocol):
+    team_id: str | None
+
+
+Row = TypeVar("Row", bound=OfWorkspace)
+
+
+def seen_from(row: Row | None, team_id: str | None) -> Row | None:
+    """The run or schedule, if a person in `team_id` may reach it by its id: each workspace
+    reaches its own."""
+    if row is None or (row.team_id and team_id and row.team_id != team_id):
         return None
-    return run
+    return row
 
 
 class TeamClient(AsyncWebClient):

@@ -528,6 +528,11 @@ async def test_a_second_workspaces_schedule_posts_its_digest_there_with_its_toke
     assert added.startswith("Scheduled ")
     [made] = await schedules.in_channel(bot.baton.db, "C0GENERAL")
     assert made.team_id == SECOND
+    # Another workspace cannot reach it by its id.
+    refused = await slash(bot, FIRST, f"schedule pause {made.id}")
+    assert refused.startswith(f"There is no schedule `{made.id}`")
+    still = await schedules.get(bot.baton.db, made.id)
+    assert still is not None and not still.paused
 
     assert f"Running schedule `{made.id}` now" in await slash(
         bot, SECOND, f"schedule run {made.id}"
