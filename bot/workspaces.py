@@ -1,10 +1,11 @@
 """Many workspaces (OAuth mode): installations on Baton's own tables, a token per team.
 
 Bolt runs the install flow (`/slack/install` → Slack → `/slack/oauth_redirect`) through the
-stores below, which keep installations and states in Baton's database over its async engine
-(slack_sdk's SQLAlchemy stores are synchronous: each query would block the event loop).
-Every request is authorised from the stored installation without a Web API call, so the
-ack never waits on Slack. Anything that calls Slack outside a request (the outbox, schedules,
+stores below, which keep installations and states in Baton's database over its async engine:
+tables the migrations own, one row per workspace. (slack_sdk's synchronous SQLAlchemy store
+holds the event loop for every query; its async one makes tables of its own outside the
+migrations — `bench/workspaces.py` measures all three.) Every request is authorised from the
+stored installation without a Web API call, so the ack never waits on Slack. Anything that calls Slack outside a request (the outbox, schedules,
 the sweep) asks `Workspaces.client(team_id)` for a client that carries that team's token.
 """
 
