@@ -14,6 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -30,7 +31,7 @@ from bot.workspaces import InstallationStore
 from storage import Database, approvals, installations, outbox, runs, schedules, schema
 from storage.db import utcnow
 from storage.models import ApprovalStatus, DeliveryState, RunStatus, Schedule
-from tests.conftest import Site
+from tests.conftest import Site, fresh_pg_database
 from tests.harness import PAYLOADS, SECRET, Bot, running_bot, sample
 from tests.test_migrations import RELEASE_SQLITE
 
@@ -48,9 +49,15 @@ async def slack() -> AsyncIterator[SlackStandIn]:
 
 @pytest.fixture
 async def bot(slack: SlackStandIn, sqlite_url: str) -> AsyncIterator[Bot]:
+    async with oauth_bot(slack, sqlite_url) as b:
+        yield b
+
+
+@asynccontextmanager
+async def oauth_bot(slack: SlackStandIn, url: str) -> AsyncIterator[Bot]:
     async with running_bot(
         slack,
-        sqlite_url,
+        url,
         slack_bot_token=None,
         slack_client_id=slack.client_id,
         slack_client_secret=slack.client_secret,
@@ -127,9 +134,27 @@ def replies_in(slack: SlackStandIn, thread_ts: str) -> list[Call]:
     ]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_url(request: pytest.FixtureRequest, sqlite_url: str) -> AsyncIterator[str]:
+    """A database at head: SQLite, then PostgreSQL (a new database, dropped afterwards)."""
+    if request.param == "sqlite":
+        yield sqlite_url
+        return
+    async with fresh_pg_database() as url:
+        db = Database(url)
+        await schema.upgrade(db)
+        await db.dispose()
+        yield url
+
+
 async def test_two_workspaces_install_and_each_is_answered_with_its_own_token(
-    bot: Bot, slack: SlackStandIn
+    slack: SlackStandIn, any_url: str
 ) -> None:
+    async with oauth_bot(slack, any_url) as bot:
+        await answered_with_their_own_tokens(bot, slack)
+
+
+async def answered_with_their_own_tokens(bot: Bot, slack: SlackStandIn) -> None:
     await install(bot, FIRST)
     await install(bot, SECOND)
     assert {c.token for c in slack.calls_to("auth.test")} == {slack.token, SECOND_TOKEN}
