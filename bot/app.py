@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agents.metrics import Metrics
 from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
+from agents.redact import remember
 from agents.spec import Catalog, load_catalog
 from agents.telemetry import Telemetry, otlp_exporter
 from agents.toolbox import Toolbox
@@ -38,7 +39,9 @@ from bot.config import ConfigError, Mode, Settings, check_common, environment, s
 from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
+from bot.members import ChannelMembers
 from bot.metrics import SlackCallCounter
+from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
 from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
@@ -68,6 +71,8 @@ class Baton:
     app: AsyncApp
     progress: ProgressOptions
     scheduler: Scheduler
+    # Who is in which channel (`conversations.members`), cached briefly.
+    members: ChannelMembers
     telemetry: Telemetry = field(default_factory=Telemetry.off)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
@@ -81,6 +86,10 @@ class Baton:
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
+        self.names = Names(self.client)
+        # OAuth mode: each workspace's names and channel members, asked with its own token.
+        self._names: dict[str, Names] = {}
+        self._members: dict[str, ChannelMembers] = {}
 
     def client_for(self, team_id: str | None) -> AsyncWebClient:
         """The Web API client with the token of `team_id`'s workspace."""
@@ -94,6 +103,35 @@ class Baton:
             return self.client
         run = await runs.get_run(self.db, run_id)
         return self.workspaces.client(run.team_id if run is not None else None)
+
+    def names_for(self, team_id: str | None) -> Names:
+        """Names of people and channels as `team_id`'s workspace gives them."""
+        if self.workspaces is None:
+            return self.names
+        team = team_id or ""
+        found = self._names.get(team)
+        if found is None:
+            found = self._names[team] = Names(self.client_for(team_id))
+        return found
+
+    def members_for(self, team_id: str | None) -> ChannelMembers:
+        """Who is in which channel of `team_id`'s workspace (cached as `members` is)."""
+        if self.workspaces is None:
+            return self.members
+        team = team_id or ""
+        found = self._members.get(team)
+        if found is None:
+            found = self._members[team] = ChannelMembers(
+                self.client_for(team_id), ttl=self.members.ttl, clock=self.members.clock
+            )
+        return found
+
+    async def members_for_run(self, run_id: str) -> ChannelMembers:
+        """The channel members of the workspace a run belongs to."""
+        if self.workspaces is None:
+            return self.members
+        run = await runs.get_run(self.db, run_id)
+        return self.members_for(run.team_id if run is not None else None)
 
     def own(self, row: Row | None, team_id: str | None) -> Row | None:
         """The run or schedule, if people in `team_id` may reach it by its id: with many
@@ -115,6 +153,8 @@ class Baton:
             run=run,
             options=self.progress,
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
+            spawn=self.background.spawn,
+            names=self.names_for(run.team_id),
         )
 
     async def close(self) -> None:
@@ -302,6 +342,8 @@ async def create(
     problems = check_common(settings)
     if problems:
         raise ConfigError(problems)
+    # From here on, nothing shown, stored or logged carries one of these.
+    remember(settings.secret_values())
     try:
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:
@@ -324,7 +366,10 @@ async def create(
             task_id=task_id,
             http_allow_hosts=allow,
             webhooks=dict(catalog.webhooks),
-            slack=SlackToolGateway(functools.partial(holder["baton"].client_for_run, run_id)),
+            slack=SlackToolGateway(
+                functools.partial(holder["baton"].client_for_run, run_id),
+                functools.partial(holder["baton"].members_for_run, run_id),
+            ),
             idempotency_key=key,
         )
 
@@ -365,6 +410,7 @@ async def create(
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
+        members=ChannelMembers(client),
         telemetry=telemetry,
         workspaces=workspaces,
     )

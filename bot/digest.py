@@ -160,22 +160,17 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         if marked.acknowledged_by != user:
             return f"<@{marked.acknowledged_by}> already acknowledged this digest."
         note = ui.acknowledged_note(user, marked.acknowledged_at)
-        await _mark(baton, channel, ts, blocks, note, keep_buttons=False, team_id=team)
+        await _mark(baton, channel, ts, blocks, note, done=[ui.ACKNOWLEDGE], team_id=team)
         return None
     if action_id in SNOOZES:
         until = utcnow() + SNOOZES[action_id]
-        schedule = await schedules.change(baton.db, fire.schedule_id, snoozed_until=until)
+        schedule = await schedules.change(
+            baton.db, fire.schedule_id, action="snoozed", by=user or None, snoozed_until=until
+        )
         if schedule is None:
             return "That schedule was deleted, so there is nothing to snooze."
-        await _mark(
-            baton,
-            channel,
-            ts,
-            blocks,
-            ui.snoozed_note(user, until),
-            keep_buttons=False,
-            team_id=team,
-        )
+        note = ui.snoozed_note(user, until)
+        await _mark(baton, channel, ts, blocks, note, done=list(SNOOZES), team_id=team)
         return None
     if action_id == ui.INVESTIGATE:
         text = str(message.get("text") or "")
@@ -198,6 +193,15 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
             return "I couldn't start the investigation (my database is not answering); try again in a minute."
         if outcome.value is None:
             return "An investigation of this digest has already started: see its thread."
+        await _mark(
+            baton,
+            channel,
+            ts,
+            blocks,
+            ui.investigating_note(user),
+            done=[ui.INVESTIGATE],
+            team_id=team,
+        )
         baton.background.spawn(begin(baton, pending, team_id=team), name="investigate")
         return None
     return None
@@ -210,7 +214,7 @@ async def _mark(
     blocks: list[dict[str, Any]],
     note: str,
     *,
-    keep_buttons: bool,
+    done: list[str],
     team_id: str | None = None,
 ) -> None:
     try:
@@ -218,7 +222,7 @@ async def _mark(
             channel=channel,
             ts=ts,
             text=note,
-            blocks=ui.marked(blocks, note, keep_buttons=keep_buttons),
+            blocks=ui.marked(blocks, note, done=done),
         )
     except SlackApiError as e:
         log.warning("could not update digest %s: %s", ts, slack_error(e))

@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agents.errors import ToolError
+from bot.members import ChannelMembers
 from bot.slack_ops import slack_error
 
 _HINTS = {
@@ -20,8 +21,16 @@ _HINTS = {
 
 
 class SlackToolGateway:
-    def __init__(self, client: Callable[[], Awaitable[AsyncWebClient]]) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Awaitable[AsyncWebClient]],
+        members: Callable[[], Awaitable[ChannelMembers]],
+    ) -> None:
         self.client = client
+        self.members = members
+
+    async def is_member(self, channel: str, user: str) -> bool:
+        return await (await self.members()).has(channel, user)
 
     async def history(self, channel: str, *, limit: int) -> list[dict[str, Any]]:
         try:

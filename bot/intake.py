@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.assistant import planner_context
 from bot.slack_ops import post_text
 from bot.text import truncate
-from storage import inbox, outbox, runs, slack_events
+from storage import assistant, inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
 
@@ -83,9 +84,11 @@ async def accept_message(
     event_id: str | None,
     playbook: str | None = None,
     context: str | None = None,
+    follow_up_only: bool = False,
 ) -> Pending[Accepted | None]:
-    """Store a request made in a thread (a mention, a DM); the value is None for a retry of
-    one stored before."""
+    """Store a request made in a thread (a mention, a DM, a reply in a thread Baton answered);
+    the value is None for a retry of one stored before, and with `follow_up_only` for a
+    message in a thread Baton has not spoken in."""
     run = Run(
         id=runs.new_id(),
         source=source,
@@ -99,8 +102,14 @@ async def accept_message(
     )
 
     async def store() -> Accepted | None:
+        if channel_id.startswith("D"):
+            # In the assistant container, the channel the person is looking at is context.
+            thread = await assistant.get(baton.db, channel_id, thread_ts)
+            looking = planner_context(thread) if thread is not None else None
+            if looking:
+                run.context = "\n\n".join(p for p in (looking, run.context) if p)
         stored, queued = await runs.create_in_thread(
-            baton.db, run, seen=event_id, notice=WAIT_NOTICE
+            baton.db, run, seen=event_id, notice=WAIT_NOTICE, follow_up_only=follow_up_only
         )
         return None if stored is None else Accepted(stored, queued)
 
@@ -192,9 +201,15 @@ async def begin(
     channel: str | None = None,
     thread_ts: str | None = None,
     team_id: str | None = None,
+    reply_ts: str | None = None,
+    bot_user_id: str | None = None,
 ) -> None:
     """After the ack: start the run, or tell the thread it waits its turn. A request that
-    could not be stored after all is answered with a sentence in its thread."""
+    could not be stored after all is answered with a sentence in its thread.
+
+    `reply_ts` is the request's own message when it is a reply in a thread: what people
+    wrote there before it is read first, for the models to see.
+    """
     outcome = await pending
     if outcome.error is not None:
         await stored(pending, "a request")
@@ -207,6 +222,10 @@ async def begin(
     if accepted is None:
         return  # a retry of a request stored before
     run = accepted.run
+    if reply_ts is not None:
+        from bot.thread_ops import gather
+
+        await gather(baton, run, request_ts=reply_ts, bot_user_id=bot_user_id)
     if accepted.queued:
         await baton.deliverer.deliver_run(run.id)
     else:

@@ -1,8 +1,8 @@
 """Workspaces Baton is installed in (OAuth mode), the states of installs under way, and the
 workspace of each approval
 
-Revision ID: 0005_oauth
-Revises: 0004
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 02:00:54.511339
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_oauth"
-down_revision = "0004"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
