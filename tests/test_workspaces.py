@@ -24,6 +24,7 @@ from slack_sdk.oauth.installation_store import Installation as SlackInstallation
 
 from bot.config import Settings
 from bot.logs import configure_logging
+from bot.permissions import CANT_SHOW
 from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
 from bot.sandbox.web_api import Call, Message, SlackStandIn
 from bot.sandbox.workspace import Workspace
@@ -284,6 +285,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: [C0RANDOM]}
 playbooks:
   - name: announce
     description: Announce a deploy.
@@ -472,8 +474,9 @@ async def test_a_run_is_seen_and_stopped_only_from_its_own_workspace(
     run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
     assert run is not None and run.status == RunStatus.WAITING
 
-    assert f"I can't find run `{run.id}`" in await slash(bot, FIRST, f"status {run.id}")
-    assert f"I can't find run `{run.id}`" in await slash(bot, FIRST, f"cancel {run.id}")
+    # An unknown run and another workspace's get the same answer: it reveals nothing.
+    assert await slash(bot, FIRST, f"status {run.id}") == CANT_SHOW
+    assert await slash(bot, FIRST, f"cancel {run.id}") == CANT_SHOW
     still = await runs.get_run(bot.baton.db, run.id)
     assert still is not None and still.status == RunStatus.WAITING
 
@@ -600,3 +603,89 @@ async def test_log_records_of_an_uninstall_carry_its_workspace(
     logged = [json.loads(line) for line in stream.getvalue().splitlines()]
     [line] = [r for r in logged if r["message"].startswith("Baton was uninstalled from")]
     assert line["team_id"] == SECOND
+
+
+# Slack's AI-app surface in a second workspace: names, the assistant container, the Home tab,
+# feedback and follow-ups each call Slack with that workspace's token.
+
+SURFACE_CALLS = (
+    "conversations.info",
+    "conversations.replies",
+    "chat.postMessage",
+    "chat.postEphemeral",
+    "assistant.threads.setSuggestedPrompts",
+    "views.publish",
+)
+
+
+def calls_since(slack: SlackStandIn, before: int) -> list[tuple[str, str | None]]:
+    return [(c.method, c.token) for c in slack.calls[before:] if c.method in SURFACE_CALLS]
+
+
+async def test_a_second_workspaces_assistant_container_and_home_tab_use_its_token(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    from bot.sandbox import payloads
+
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    ws = slack.team(SECOND)
+    before = len(slack.calls)
+
+    thread = ws.start_assistant_thread("U0ALICE", "C0GENERAL")
+    started = payloads.assistant_thread_event(ws, thread, kind="assistant_thread_started")
+    assert await send_event(bot, SECOND, started) == 200
+    assert await send_event(bot, SECOND, payloads.home_opened_event(ws, "U0ALICE")) == 200
+    await bot.idle()
+
+    assert ws.assistant_thread(thread.channel, thread.thread_ts).prompts
+    assert [m for m in ws.replies(thread.channel, thread.thread_ts) if m.ts != thread.thread_ts]
+    assert "U0ALICE" in ws.home_views
+    assert slack.team(FIRST).home_views == {}
+    made = calls_since(slack, before)
+    assert {m for m, _ in made} == {
+        "conversations.info",
+        "chat.postMessage",
+        "assistant.threads.setSuggestedPrompts",
+        "views.publish",
+    }
+    assert {t for _, t in made} == {SECOND_TOKEN}
+
+
+async def test_feedback_and_a_follow_up_in_a_second_workspace_use_its_token(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    ws = slack.team(SECOND)
+    ts = await mention(bot, SECOND, "what is 4 + 5?")
+    await bot.idle()
+    run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+    assert run is not None and run.team_id == SECOND and run.status == RunStatus.SUCCEEDED
+    answer = next(
+        m
+        for m in ws.replies("C0GENERAL", ts)
+        if any(b.get("type") == "context_actions" for b in m.blocks or [])
+    )
+    before = len(slack.calls)
+
+    assert await click(bot, SECOND, answer, "answer:feedback", f"good:{run.id}") == 200
+    reply = ws.add_user_message("C0GENERAL", "U0ALICE", "and times 2?", thread_ts=ts)
+    event = {
+        "type": "message",
+        "user": "U0ALICE",
+        "text": reply.text,
+        "ts": reply.ts,
+        "thread_ts": ts,
+        "channel": "C0GENERAL",
+        "channel_type": "channel",
+        "event_ts": reply.ts,
+    }
+    assert await send_event(bot, SECOND, event) == 200
+    await bot.idle()
+
+    made = calls_since(slack, before)
+    assert ("chat.postEphemeral", SECOND_TOKEN) in made
+    assert ("conversations.replies", SECOND_TOKEN) in made
+    assert {t for _, t in made} == {SECOND_TOKEN}
+    assert await runs.count_runs(bot.baton.db) == 2
