@@ -432,8 +432,8 @@ async def test_rows_stored_without_a_workspace_are_given_the_single_token_worksp
         await db.dispose()
 
 
-async def slash(bot: Bot, team_id: str, text: str) -> str:
-    """`/baton <text>` typed in `team_id`'s #general: what Baton answered the person."""
+async def slash(bot: Bot, team_id: str, text: str, *, user: str = "U0ALICE") -> str:
+    """`/baton <text>` typed by `user` in `team_id`'s #general: what Baton answered them."""
     fields = dict(
         line.split("=", 1)
         for line in (PAYLOADS / "slash_command_body.slack_docs.txt").read_text().strip().split("&")
@@ -441,11 +441,11 @@ async def slash(bot: Bot, team_id: str, text: str) -> str:
     fields.update(
         team_id=team_id,
         channel_id="C0GENERAL",
-        user_id="U0ALICE",
+        user_id=user,
         command="/baton",
         text=text,
-        response_url=bot.slack.response_url("C0GENERAL", "U0ALICE"),
-        trigger_id=bot.slack.team(team_id).new_trigger_id("U0ALICE"),
+        response_url=bot.slack.response_url("C0GENERAL", user),
+        trigger_id=bot.slack.team(team_id).new_trigger_id(user),
     )
     before = len(bot.slack.calls)
     body = urlencode(fields).encode()
@@ -689,3 +689,23 @@ async def test_feedback_and_a_follow_up_in_a_second_workspace_use_its_token(
     assert ("conversations.replies", SECOND_TOKEN) in made
     assert {t for _, t in made} == {SECOND_TOKEN}
     assert await runs.count_runs(bot.baton.db) == 2
+
+
+async def test_a_channel_member_in_a_second_workspace_is_looked_up_there_to_pause_a_schedule(
+    bot: Bot, slack: SlackStandIn, site: Site
+) -> None:
+    await install(bot, FIRST)
+    await install(bot, SECOND)
+    added = await slash(bot, SECOND, f'schedule add "every day at 09:00" check {site.url("/ok")}')
+    assert added.startswith("Scheduled ")
+    [made] = await schedules.in_channel(bot.baton.db, "C0GENERAL")
+    before = len(slack.calls)
+
+    # Bob did not make it; he may pause it as a member of its channel, asked of his workspace.
+    await slash(bot, SECOND, f"schedule pause {made.id}", user="U0BOB")
+    await bot.idle()
+
+    paused = await schedules.get(bot.baton.db, made.id)
+    assert paused is not None and paused.paused
+    members = [c.token for c in slack.calls[before:] if c.method == "conversations.members"]
+    assert members == [SECOND_TOKEN]
