@@ -14,6 +14,7 @@
 - first start: `make run` in a fresh copy, nothing installed or cached, until the sandbox's URL
 - MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
 - migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
+- installation stores: authorising requests in OAuth mode, and how long each store blocks the loop
 - real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
 """
 
@@ -319,6 +320,12 @@ async def migrations(_: Site) -> list[tuple[str, str, str]]:
     return await upgrades()
 
 
+async def installation_stores(_: Site) -> list[tuple[str, str, str]]:
+    from bench.workspaces import installation_stores as measure
+
+    return await measure()
+
+
 async def real_model(site: Site) -> list[tuple[str, str, str]]:
     from bench.real_model import real_model_run
 
@@ -386,6 +393,7 @@ async def main() -> None:
         first_start,
         mcp_overhead,
         migrations,
+        installation_stores,
         real_model,
     ):
         rows += await with_site(bench)

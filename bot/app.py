@@ -13,6 +13,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
@@ -43,11 +44,14 @@ from bot.metrics import SlackCallCounter
 from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
+from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
 from orchestration.schedules import Scheduler
+from storage import runs
 from storage.db import Database
+from storage.installations import adopt_unowned
 from storage.models import Run, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
@@ -77,10 +81,64 @@ class Baton:
     housekeeping: asyncio.Task[None] | None = None
     # Nudged when there may be work for the sweep sooner than its next turn.
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # OAuth mode: a token per workspace. None: one workspace, `client` carries its token.
+    workspaces: Workspaces | None = None
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
         self.names = Names(self.client)
+        # OAuth mode: each workspace's names and channel members, asked with its own token.
+        self._names: dict[str, Names] = {}
+        self._members: dict[str, ChannelMembers] = {}
+
+    def client_for(self, team_id: str | None) -> AsyncWebClient:
+        """The Web API client with the token of `team_id`'s workspace."""
+        if self.workspaces is None:
+            return self.client
+        return self.workspaces.client(team_id)
+
+    async def client_for_run(self, run_id: str) -> AsyncWebClient:
+        """The client of the workspace a run belongs to."""
+        if self.workspaces is None:
+            return self.client
+        run = await runs.get_run(self.db, run_id)
+        return self.workspaces.client(run.team_id if run is not None else None)
+
+    def names_for(self, team_id: str | None) -> Names:
+        """Names of people and channels as `team_id`'s workspace gives them."""
+        if self.workspaces is None:
+            return self.names
+        team = team_id or ""
+        found = self._names.get(team)
+        if found is None:
+            found = self._names[team] = Names(self.client_for(team_id))
+        return found
+
+    def members_for(self, team_id: str | None) -> ChannelMembers:
+        """Who is in which channel of `team_id`'s workspace (cached as `members` is)."""
+        if self.workspaces is None:
+            return self.members
+        team = team_id or ""
+        found = self._members.get(team)
+        if found is None:
+            found = self._members[team] = ChannelMembers(
+                self.client_for(team_id), ttl=self.members.ttl, clock=self.members.clock
+            )
+        return found
+
+    async def members_for_run(self, run_id: str) -> ChannelMembers:
+        """The channel members of the workspace a run belongs to."""
+        if self.workspaces is None:
+            return self.members
+        run = await runs.get_run(self.db, run_id)
+        return self.members_for(run.team_id if run is not None else None)
+
+    def own(self, row: Row | None, team_id: str | None) -> Row | None:
+        """The run or schedule, if people in `team_id` may reach it by its id: with many
+        workspaces, each reaches only its own (one workspace reaches every row)."""
+        if self.workspaces is None:
+            return row
+        return seen_from(row, team_id)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
@@ -90,13 +148,13 @@ class Baton:
             return DigestSink(self, run)
         # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(
-            client=self.client,
+            client=self.client_for(run.team_id),
             db=self.db,
             run=run,
             options=self.progress,
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
             spawn=self.background.spawn,
-            names=self.names,
+            names=self.names_for(run.team_id),
         )
 
     async def close(self) -> None:
@@ -116,7 +174,8 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
     """One Web API client for everything; it waits out 429s as Slack's Retry-After says.
 
     Nothing that answers Slack waits on it: listeners ack first (see `create`). With
-    `metrics`, every call it makes is counted by method and result (429s included).
+    `metrics`, every call it makes is counted by method and result (429s included). In OAuth
+    mode it carries no token: it is the model each workspace's client copies.
     """
     counting = [SlackCallCounter(metrics)] if metrics is not None else []
     return AsyncWebClient(
@@ -217,6 +276,52 @@ async def identity(client: AsyncWebClient, settings: Settings) -> AuthorizeResul
     )
 
 
+async def bolt_app(
+    settings: Settings,
+    *,
+    mode: Mode,
+    client: AsyncWebClient,
+    db: Database,
+    workspaces: Workspaces | None,
+) -> AsyncApp:
+    """Bolt, authorising each request: with Baton's one identity (asked once, here), or in
+    OAuth mode from the installation of the request's workspace."""
+    # Bolt's own client carries no token: `authorize` gives each request its workspace's.
+    bolt_client = AsyncWebClient(
+        base_url=settings.slack_api_url,
+        timeout=client.timeout,
+        retry_handlers=client.retry_handlers,
+    )
+    # Slack's answer waits for the listener to return. That stays true to the 3 s limit
+    # because a listener does no Web API call and at most one bounded write (storing the
+    # request) before it acks; everything else runs after, in `Background`.
+    common: dict[str, Any] = {
+        "signing_secret": secret(settings.slack_signing_secret) or "",
+        "client": bolt_client,
+        "request_verification_enabled": mode == "http",
+        "process_before_response": True,
+    }
+    if workspaces is None:
+        me = await identity(client, settings)
+        if me.team_id:
+            # Rows from before Baton knew workspaces apart belong to this one; then they
+            # keep working if Baton is later installed into many.
+            await adopt_unowned(db, me.team_id)
+
+        async def authorize() -> AuthorizeResult:
+            return me
+
+        return AsyncApp(authorize=authorize, **common)
+    from bot.install import oauth_settings
+
+    return AsyncApp(
+        oauth_settings=oauth_settings(settings, db, workspaces),
+        # Bolt takes an AsyncAuthorize as is (its annotation names only plain functions).
+        authorize=StoredAuthorize(db),  # type: ignore[arg-type]
+        **common,
+    )
+
+
 async def create(
     settings: Settings,
     *,
@@ -251,13 +356,8 @@ async def create(
     db = await open_database(settings)
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
-    me = await identity(client, settings)
-
-    async def authorize() -> AuthorizeResult:
-        return me
-
-    members = ChannelMembers(client)
-    gateway = SlackToolGateway(client, members)
+    workspaces = Workspaces(db, client) if settings.oauth else None
+    holder: dict[str, Baton] = {}
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
     def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
@@ -266,26 +366,14 @@ async def create(
             task_id=task_id,
             http_allow_hosts=allow,
             webhooks=dict(catalog.webhooks),
-            slack=gateway,
+            slack=SlackToolGateway(
+                functools.partial(holder["baton"].client_for_run, run_id),
+                functools.partial(holder["baton"].members_for_run, run_id),
+            ),
             idempotency_key=key,
         )
 
-    app = AsyncApp(
-        signing_secret=secret(settings.slack_signing_secret) or "",
-        # Bolt's own client carries no token: `authorize` gives each request Baton's.
-        client=AsyncWebClient(
-            base_url=settings.slack_api_url,
-            timeout=client.timeout,
-            retry_handlers=client.retry_handlers,
-        ),
-        authorize=authorize,
-        request_verification_enabled=mode == "http",
-        # Slack's answer waits for the listener to return. That stays true to the 3 s limit
-        # because a listener does no Web API call and at most one bounded write (storing the
-        # request) before it acks; everything else runs after, in `Background`.
-        process_before_response=True,
-    )
-    holder: dict[str, Baton] = {}
+    app = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
 
     def sinks(run: Run) -> EventSink:
         return holder["baton"].sink(run)
@@ -322,8 +410,9 @@ async def create(
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
-        members=members,
+        members=ChannelMembers(client),
         telemetry=telemetry,
+        workspaces=workspaces,
     )
     holder["baton"] = baton
 

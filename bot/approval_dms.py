@@ -23,15 +23,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def people(baton: Baton, ids: Iterable[str]) -> list[str]:
-    """User ids, with user groups (S…) replaced by their members."""
+async def people(baton: Baton, ids: Iterable[str], *, team_id: str | None = None) -> list[str]:
+    """User ids, with user groups (S…) replaced by their members (in `team_id`'s workspace)."""
     found: list[str] = []
     for i in ids:
         if not i.startswith("S"):
             found.append(i)
             continue
         try:
-            resp = await baton.client.usergroups_users_list(usergroup=i)
+            resp = await baton.client_for(team_id).usergroups_users_list(usergroup=i)
         except SlackApiError as e:
             log.warning("could not read user group %s: %s", i, slack_error(e))
             continue
@@ -39,13 +39,15 @@ async def people(baton: Baton, ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-async def channel_members(baton: Baton, channel: str) -> set[str] | None:
-    """Who is in `channel` (None when Slack would not say)."""
+async def channel_members(
+    baton: Baton, channel: str, *, team_id: str | None = None
+) -> set[str] | None:
+    """Who is in `channel` of `team_id`'s workspace (None when Slack would not say)."""
     members: set[str] = set()
     cursor: str | None = None
     try:
         while True:
-            resp = await baton.client.conversations_members(
+            resp = await baton.client_for(team_id).conversations_members(
                 channel=channel, limit=1000, cursor=cursor
             )
             members.update(str(m) for m in resp.get("members") or [])
@@ -62,7 +64,7 @@ async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) ->
     queued: list[str] = []
     for user in users:
         try:
-            resp = await baton.client.conversations_open(users=user)
+            resp = await baton.client_for(approval.team_id).conversations_open(users=user)
         except SlackApiError as e:
             log.warning("could not open a DM with %s: %s", user, slack_error(e))
             continue
@@ -85,10 +87,10 @@ async def send_to_absent_approvers(baton: Baton, approval_id: str) -> None:
     approval = await approvals.get(baton.db, approval_id)
     if approval is None or approval.status != ApprovalStatus.PENDING or not approval.channel_id:
         return
-    wanted = await people(baton, approval.approvers)
+    wanted = await people(baton, approval.approvers, team_id=approval.team_id)
     if not wanted:
         return
-    members = await channel_members(baton, approval.channel_id)
+    members = await channel_members(baton, approval.channel_id, team_id=approval.team_id)
     if members is None:
         return
     await send_copies(baton, approval, [u for u in wanted if u not in members])

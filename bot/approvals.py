@@ -141,11 +141,18 @@ async def decide(
 
 
 async def tell(
-    baton: Baton, *, channel: str, user: str, text: str, thread_ts: str | None = None
+    baton: Baton,
+    *,
+    channel: str,
+    user: str,
+    text: str,
+    thread_ts: str | None = None,
+    team_id: str | None = None,
 ) -> None:
-    """An ephemeral note to the one person who clicked (in the thread they clicked in)."""
+    """An ephemeral note to the one person who clicked (in the thread they clicked in, in
+    `team_id`'s workspace)."""
     try:
-        await baton.client.chat_postEphemeral(
+        await baton.client_for(team_id).chat_postEphemeral(
             channel=channel, user=user, text=text, thread_ts=thread_ts
         )
     except SlackApiError as e:
@@ -174,7 +181,9 @@ async def escalate_and_tell(baton: Baton) -> int:
         await baton.deliverer.deliver_edits(a.run_id)
         fresh = await approvals.get(baton.db, a.id)
         if fresh is not None:
-            await send_copies(baton, fresh, await people(baton, a.escalate_to))
+            await send_copies(
+                baton, fresh, await people(baton, a.escalate_to, team_id=fresh.team_id)
+            )
     return len(escalated)
 
 

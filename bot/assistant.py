@@ -39,14 +39,14 @@ def _thread_of(payload: dict[str, Any]) -> tuple[str, str, str, str | None] | No
     return channel, ts, user, looking if isinstance(looking, str) and looking else None
 
 
-async def started(baton: Baton, payload: dict[str, Any]) -> None:
+async def started(baton: Baton, payload: dict[str, Any], *, team_id: str | None = None) -> None:
     """A person opened the container: remember the thread, welcome them, suggest prompts."""
     found = _thread_of(payload)
     if found is None:
         log.info("ignored an assistant_thread_started without its thread")
         return
     channel, ts, user, looking = found
-    name = await baton.names.channel(looking) if looking else None
+    name = await baton.names_for(team_id).channel(looking) if looking else None
     thread = AssistantThread(
         channel_id=channel,
         thread_ts=ts,
@@ -56,9 +56,10 @@ async def started(baton: Baton, payload: dict[str, Any]) -> None:
     )
     if not await assistant.start(baton.db, thread):
         return  # Slack delivering the event again: the thread was welcomed
-    await post_text(baton.client, channel=channel, thread_ts=ts, text=ui.welcome(baton.catalog))
+    client = baton.client_for(team_id)
+    await post_text(client, channel=channel, thread_ts=ts, text=ui.welcome(baton.catalog))
     try:
-        await baton.client.assistant_threads_setSuggestedPrompts(
+        await client.assistant_threads_setSuggestedPrompts(
             channel_id=channel,
             thread_ts=ts,
             title=ui.PROMPTS_TITLE,
@@ -68,7 +69,9 @@ async def started(baton: Baton, payload: dict[str, Any]) -> None:
         log.warning("could not suggest prompts in %s/%s: %s", channel, ts, slack_error(e))
 
 
-async def context_changed(baton: Baton, payload: dict[str, Any]) -> None:
+async def context_changed(
+    baton: Baton, payload: dict[str, Any], *, team_id: str | None = None
+) -> None:
     """The person moved to another channel with the container open: the planner hears of it."""
     found = _thread_of(payload)
     if found is None:
@@ -76,7 +79,7 @@ async def context_changed(baton: Baton, payload: dict[str, Any]) -> None:
     channel, ts, user, looking = found
     if looking is None:
         return
-    name = await baton.names.channel(looking)
+    name = await baton.names_for(team_id).channel(looking)
     if not await assistant.look_at(baton.db, channel, ts, context_id=looking, context_name=name):
         # A thread opened before Baton knew of threads (or whose start was lost): keep it now.
         await assistant.start(

@@ -24,15 +24,18 @@ NOT_HERE = (
 async def audit_reply(baton: Baton, command: dict[str, Any], run_id: str | None) -> dict[str, Any]:
     channel = str(command.get("channel_id") or "")
     user = str(command.get("user_id") or "")
+    team = str(command.get("team_id") or "") or None
     if run_id is None:
         run = await runs.latest_run(baton.db, channel_id=channel)
         if run is None:
             return {"text": "There is no run in this channel to audit yet."}
     else:
-        run = await runs.get_run(baton.db, run_id)
+        # With many workspaces, a run is reached by its id only from its own.
+        run = baton.own(await runs.get_run(baton.db, run_id), team)
     # An unknown run and someone else's run get the same answer: it reveals nothing.
     allowed = run is not None and (
-        run.channel_id == channel or await is_one_of(baton, user, baton.settings.baton_admins)
+        run.channel_id == channel
+        or await is_one_of(baton, user, baton.settings.baton_admins, team_id=run.team_id)
     )
     if run is None or not allowed:
         return {"text": NOT_HERE.format(what=f"run `{escape(run_id or '')}`")}

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if sandbox_instead:
         # Nothing configured yet: the sandbox, whose page says how to connect real Slack.
         return _run_sandbox(settings, args.port)
-    if not settings.has_slack_credentials and not args.http:
+    if not settings.has_slack_credentials and not settings.oauth and not args.http:
         print(NO_CREDENTIALS)
         return 1
     try:

@@ -52,7 +52,9 @@ async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -
         if channel and user:
             from bot.approvals import tell
 
-            baton.background.spawn(tell(baton, channel=channel, user=user, text=NOT_RECORDED))
+            baton.background.spawn(
+                tell(baton, channel=channel, user=user, text=NOT_RECORDED, team_id=team_of(body))
+            )
         return
     await ack()
 
@@ -81,6 +83,17 @@ def where(body: dict[str, Any]) -> tuple[str, str]:
         or ""
     )
     return channel, str((body.get("user") or {}).get("id") or "")
+
+
+def team_of(body: dict[str, Any]) -> str | None:
+    """The workspace a request came from (events and commands say it at the top, clicks
+    and forms under `team` or the person)."""
+    team = (
+        body.get("team_id")
+        or (body.get("team") or {}).get("id")
+        or (body.get("user") or {}).get("team_id")
+    )
+    return str(team) if team else None
 
 
 def clicked_thread(body: dict[str, Any]) -> str | None:
@@ -141,6 +154,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                     channel=channel,
                     user=user,
                     text=refusal,
+                    team_id=team_of(body),
                     thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
                 )
         case Click.EDIT:
@@ -166,6 +180,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                     channel=approval.channel_id,
                     user=user,
                     text=refusal,
+                    team_id=team_of(body),
                     thread_ts=await thread_of(baton, approval_id, approval.channel_id),
                 )
         case Click.REASON:
@@ -186,6 +201,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                     channel=approval.channel_id,
                     user=user,
                     text=refusal,
+                    team_id=team_of(body),
                     thread_ts=await thread_of(baton, approval_id, approval.channel_id),
                 )
         case Click.STOP:
@@ -197,7 +213,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
 
             reply = await on_button(baton, str(first_action(body).get("action_id") or ""), body)
             if reply is not None and channel and user:
-                await tell(baton, channel=channel, user=user, text=reply)
+                await tell(baton, channel=channel, user=user, text=reply, team_id=team_of(body))
         case Click.FEEDBACK:
             from bot.feedback import on_feedback
 

@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         return self.baton_database_url.get_secret_value()
 
     @property
+    def oauth(self) -> bool:
+        """Installed into many workspaces through OAuth: a client id and secret, no bot token."""
+        return (
+            self.slack_bot_token is None
+            and bool(self.slack_client_id)
+            and self.slack_client_secret is not None
+        )
+
+    @property
     def has_slack_credentials(self) -> bool:
         return self.slack_bot_token is not None and (
             self.slack_app_token is not None or self.slack_signing_secret is not None
@@ -201,13 +210,20 @@ def check(settings: Settings, mode: Mode) -> None:
     """What this mode needs, and what would silently misbehave. Raises ConfigError."""
     problems: list[str] = []
     bot = secret(settings.slack_bot_token)
-    if not bot:
+    if settings.oauth:
+        problems += _oauth_problems(settings, mode)
+    elif bool(settings.slack_client_id) != (settings.slack_client_secret is not None) and not bot:
+        missing = "SLACK_CLIENT_SECRET" if settings.slack_client_id else "SLACK_CLIENT_ID"
+        problems.append(
+            f"{missing} is not set: installing into many workspaces needs both SLACK_CLIENT_ID and SLACK_CLIENT_SECRET ('Basic Information' → 'App Credentials')"
+        )
+    elif not bot:
         problems.append(
             "SLACK_BOT_TOKEN is not set: copy the Bot User OAuth Token (xoxb-…) from your app's 'OAuth & Permissions' page"
         )
     elif not bot.startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
-    if mode == "socket":
+    if mode == "socket" and not settings.oauth:
         app = secret(settings.slack_app_token)
         if not app:
             problems.append(
@@ -219,15 +235,23 @@ def check(settings: Settings, mode: Mode) -> None:
         problems.append(
             "SLACK_SIGNING_SECRET is not set: HTTP mode needs it to check Slack's signatures ('Basic Information' → 'Signing Secret')"
         )
-    if settings.slack_client_id and settings.slack_client_secret:
+    if bot and settings.slack_client_id and settings.slack_client_secret:
         problems.append(
-            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are both set: that switches Slack's SDK into multi-workspace OAuth mode and ignores SLACK_BOT_TOKEN; unset them"
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET are set beside SLACK_BOT_TOKEN: set SLACK_BOT_TOKEN for one workspace, or the client id and secret (and no bot token) to install into many"
         )
     if not settings.slack_api_url.startswith(("https://", "http://")):
         problems.append("SLACK_API_URL must be an http(s) URL, e.g. https://slack.com/api/")
     problems += check_common(settings)
     if problems:
         raise ConfigError(problems)
+
+
+def _oauth_problems(settings: Settings, mode: Mode) -> list[str]:
+    if mode != "http":
+        return [
+            "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET install Baton into many workspaces, which needs HTTP: run `baton run --http`"
+        ]
+    return []
 
 
 def check_common(settings: Settings) -> list[str]:

@@ -47,6 +47,8 @@ from storage.models import (
 from storage.runs import Lease
 
 if TYPE_CHECKING:
+    from slack_sdk.web.async_client import AsyncWebClient
+
     from bot.app import Baton
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ TERMINAL = frozenset(
         "account_inactive",
         "token_revoked",
         "token_expired",
+        "not_installed",  # Baton's own: it holds no token for the run's workspace
         "no_permission",
         "missing_scope",
         "restricted_action",
@@ -311,14 +314,14 @@ class Deliverer:
     async def _send(
         self, row: Delivery, channel: str, run: Run, piece: Piece, index: int, posted: list[str]
     ) -> str:
-        client = self.baton.client
+        client = self.baton.client_for(run.team_id)
         metadata = {
             "event_type": METADATA_TYPE,
             "event_payload": {"delivery": row.id, "piece": index},
         }
         if piece.update_ts is not None:
             try:
-                await self._update(channel, piece, metadata)
+                await self._update(client, channel, piece, metadata)
                 return piece.update_ts
             except SlackApiError as e:
                 # The answer's preview is gone: the answer is posted as a message of its own.
@@ -335,10 +338,11 @@ class Deliverer:
         )
         return str(resp["ts"])
 
-    async def _update(self, channel: str, piece: Piece, metadata: dict[str, Any]) -> None:
+    async def _update(
+        self, client: AsyncWebClient, channel: str, piece: Piece, metadata: dict[str, Any]
+    ) -> None:
         """Edit a message; one still streaming (its writer stopped mid-way) is stopped first."""
         assert piece.update_ts is not None
-        client = self.baton.client
         for attempt in (1, 2):
             try:
                 await client.chat_update(
@@ -362,11 +366,11 @@ class Deliverer:
         thread = _thread(run, piece, posted)
         try:
             if thread:
-                resp = await self.baton.client.conversations_replies(
+                resp = await self.baton.client_for(run.team_id).conversations_replies(
                     channel=channel, ts=thread, include_all_metadata=True, limit=200
                 )
             else:
-                resp = await self.baton.client.conversations_history(
+                resp = await self.baton.client_for(run.team_id).conversations_history(
                     channel=channel,
                     oldest=f"{row.created_at.timestamp() - 1:.6f}",
                     include_all_metadata=True,

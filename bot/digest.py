@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import digest_blocks as ui
 from bot.blocks import answer_blocks
+from bot.clicks import team_of
 from bot.delivery import Piece
 from bot.intake import IntakeFailed, accept_message, begin
 from bot.slack_ops import slack_error
@@ -146,6 +147,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
     user = str((body.get("user") or {}).get("id") or "")
     message = body.get("message") or {}
     channel = str((body.get("channel") or {}).get("id") or "")
+    team = team_of(body)
     fire = await schedules.get_fire(baton.db, int(value)) if value.isdigit() else None
     if fire is None or fire.id is None:
         return "I don't know that digest (its button value is not one of mine), so nothing was changed."
@@ -158,7 +160,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         if marked.acknowledged_by != user:
             return f"<@{marked.acknowledged_by}> already acknowledged this digest."
         note = ui.acknowledged_note(user, marked.acknowledged_at)
-        await _mark(baton, channel, ts, blocks, note, done=[ui.ACKNOWLEDGE])
+        await _mark(baton, channel, ts, blocks, note, done=[ui.ACKNOWLEDGE], team_id=team)
         return None
     if action_id in SNOOZES:
         until = utcnow() + SNOOZES[action_id]
@@ -168,7 +170,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         if schedule is None:
             return "That schedule was deleted, so there is nothing to snooze."
         note = ui.snoozed_note(user, until)
-        await _mark(baton, channel, ts, blocks, note, done=list(SNOOZES))
+        await _mark(baton, channel, ts, blocks, note, done=list(SNOOZES), team_id=team)
         return None
     if action_id == ui.INVESTIGATE:
         text = str(message.get("text") or "")
@@ -178,7 +180,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
                 source="investigate",
                 request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
                 context=f"The digest that asked for this:\n{text}",
-                team_id=str((body.get("team") or {}).get("id") or "") or None,
+                team_id=team,
                 channel_id=channel,
                 thread_ts=ts,
                 user_id=user,
@@ -191,8 +193,16 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
             return "I couldn't start the investigation (my database is not answering); try again in a minute."
         if outcome.value is None:
             return "An investigation of this digest has already started: see its thread."
-        await _mark(baton, channel, ts, blocks, ui.investigating_note(user), done=[ui.INVESTIGATE])
-        baton.background.spawn(begin(baton, pending), name="investigate")
+        await _mark(
+            baton,
+            channel,
+            ts,
+            blocks,
+            ui.investigating_note(user),
+            done=[ui.INVESTIGATE],
+            team_id=team,
+        )
+        baton.background.spawn(begin(baton, pending, team_id=team), name="investigate")
         return None
     return None
 
@@ -205,9 +215,10 @@ async def _mark(
     note: str,
     *,
     done: list[str],
+    team_id: str | None = None,
 ) -> None:
     try:
-        await baton.client.chat_update(
+        await baton.client_for(team_id).chat_update(
             channel=channel,
             ts=ts,
             text=note,

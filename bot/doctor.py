@@ -177,6 +177,12 @@ def _missing_sqlite_file(database: str | None, shown: str) -> Check | None:
 async def slack(settings: Settings, *, within: float) -> Check:
     """`auth.test` with the bot token; the token's scopes against the manifest's."""
     token = secret(settings.slack_bot_token)
+    if not token and settings.oauth:
+        return Check(
+            "slack",
+            Outcome.SKIPPED,
+            "not checked: OAuth mode, each workspace's token comes with its install",
+        )
     if not token:
         return Check("slack", Outcome.SKIPPED, "not checked: SLACK_BOT_TOKEN is not set")
     client = AsyncWebClient(

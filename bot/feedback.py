@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import parse_feedback
-from bot.clicks import first_action, where
+from bot.clicks import first_action, team_of, where
 from bot.slack_ops import slack_error
 from storage import feedback, runs
 
@@ -31,14 +31,15 @@ async def on_feedback(baton: Baton, body: dict[str, Any]) -> None:
         log.info("ignored a feedback click without a run or a person")
         return
     run_id, positive = parsed
-    if await runs.get_run(baton.db, run_id) is None:
+    run = baton.own(await runs.get_run(baton.db, run_id), team_of(body))
+    if run is None:
         log.info("feedback for unknown run %s ignored", run_id)
         return
     if await feedback.record(baton.db, run_id, user, positive=positive) and channel:
         # Only the clicker sees it, in the answer's thread.
         thread = (body.get("container") or {}).get("thread_ts")
         try:
-            await baton.client.chat_postEphemeral(
+            await baton.client_for(run.team_id).chat_postEphemeral(
                 channel=channel, user=user, text=THANKS[positive], thread_ts=thread
             )
         except SlackApiError as e:

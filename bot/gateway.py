@@ -1,7 +1,9 @@
-"""The Slack calls tools may make (`agents.tools.base.SlackGateway`), over the bot's client."""
+"""The Slack calls tools may make (`agents.tools.base.SlackGateway`), over the client of the
+run's workspace."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -19,23 +21,29 @@ _HINTS = {
 
 
 class SlackToolGateway:
-    def __init__(self, client: AsyncWebClient, members: ChannelMembers) -> None:
+    def __init__(
+        self,
+        client: Callable[[], Awaitable[AsyncWebClient]],
+        members: Callable[[], Awaitable[ChannelMembers]],
+    ) -> None:
         self.client = client
         self.members = members
 
     async def is_member(self, channel: str, user: str) -> bool:
-        return await self.members.has(channel, user)
+        return await (await self.members()).has(channel, user)
 
     async def history(self, channel: str, *, limit: int) -> list[dict[str, Any]]:
         try:
-            resp = await self.client.conversations_history(channel=channel, limit=limit)
+            client = await self.client()
+            resp = await client.conversations_history(channel=channel, limit=limit)
         except SlackApiError as e:
             raise ToolError(_explain(e, channel)) from e
         return list(resp.get("messages") or [])
 
     async def post_message(self, channel: str, text: str) -> str:
         try:
-            resp = await self.client.chat_postMessage(channel=channel, text=text)
+            client = await self.client()
+            resp = await client.chat_postMessage(channel=channel, text=text)
         except SlackApiError as e:
             raise ToolError(_explain(e, channel)) from e
         return str(resp["ts"])

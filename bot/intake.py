@@ -200,6 +200,7 @@ async def begin(
     *,
     channel: str | None = None,
     thread_ts: str | None = None,
+    team_id: str | None = None,
     reply_ts: str | None = None,
     bot_user_id: str | None = None,
 ) -> None:
@@ -213,7 +214,9 @@ async def begin(
     if outcome.error is not None:
         await stored(pending, "a request")
         if channel:
-            await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=BUSY)
+            await post_text(
+                baton.client_for(team_id), channel=channel, thread_ts=thread_ts, text=BUSY
+            )
         return
     accepted = outcome.value
     if accepted is None:
@@ -276,11 +279,17 @@ async def say_busy(respond: AsyncRespond) -> None:
 
 
 async def reply_once(
-    baton: Baton, event_id: str | None, channel: str, thread_ts: str, text: str
+    baton: Baton,
+    event_id: str | None,
+    channel: str,
+    thread_ts: str,
+    text: str,
+    *,
+    team_id: str | None = None,
 ) -> None:
     """Answer in the thread, unless Slack is delivering this event again (after the ack)."""
     from bot.slack_ops import post_text
 
     if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):
         return
-    await post_text(baton.client, channel=channel, thread_ts=thread_ts, text=text)
+    await post_text(baton.client_for(team_id), channel=channel, thread_ts=thread_ts, text=text)

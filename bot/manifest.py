@@ -10,6 +10,8 @@ import yaml
 
 # HTTP mode serves events, slash commands and interactivity on this one path.
 EVENTS_PATH = "/slack/events"
+# Where Slack sends a browser back after someone installs Baton (OAuth mode).
+REDIRECT_PATH = "/slack/oauth_redirect"
 
 
 def render_manifest(*, url: str | None = None) -> str:
@@ -26,6 +28,10 @@ def render_manifest(*, url: str | None = None) -> str:
     settings["event_subscriptions"]["request_url"] = request_url
     settings["interactivity"]["request_url"] = request_url
     settings["socket_mode_enabled"] = False
+    # Installing into many workspaces: Slack only redirects to URLs listed here.
+    manifest["oauth_config"]["redirect_urls"] = [
+        request_url.removesuffix(EVENTS_PATH) + REDIRECT_PATH
+    ]
     header = f"# Baton's Slack app manifest, HTTP mode: Slack calls {request_url}\n"
     return header + yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True, width=1000)
 

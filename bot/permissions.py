@@ -27,7 +27,9 @@ CANT_SHOW = (
 )
 
 
-async def is_one_of(baton: Baton, user_id: str, ids: Iterable[str]) -> bool:
+async def is_one_of(
+    baton: Baton, user_id: str, ids: Iterable[str], *, team_id: str | None = None
+) -> bool:
     """The user is listed by id, or is a member of a listed user group (S…)."""
     wanted = [i for i in ids if i]
     if not user_id:
@@ -36,7 +38,7 @@ async def is_one_of(baton: Baton, user_id: str, ids: Iterable[str]) -> bool:
         return True
     for group in (g for g in wanted if g.startswith("S")):
         try:
-            resp = await baton.client.usergroups_users_list(usergroup=group)
+            resp = await baton.client_for(team_id).usergroups_users_list(usergroup=group)
         except SlackApiError as e:
             log.warning("could not read user group %s: %s", group, slack_error(e))
             continue
@@ -47,12 +49,13 @@ async def is_one_of(baton: Baton, user_id: str, ids: Iterable[str]) -> bool:
 
 async def may_decide(baton: Baton, approval: Approval, user_id: str) -> bool:
     """Listed approvers, members of listed user groups; with none listed, nobody."""
-    return await is_one_of(baton, user_id, approval.approvers)
+    return await is_one_of(baton, user_id, approval.approvers, team_id=approval.team_id)
 
 
-async def is_admin(baton: Baton, user_id: str) -> bool:
-    """A Baton admin: listed in `BATON_ADMINS`, by id or through a user group."""
-    return await is_one_of(baton, user_id, baton.settings.baton_admins)
+async def is_admin(baton: Baton, user_id: str, *, team_id: str | None = None) -> bool:
+    """A Baton admin: listed in `BATON_ADMINS`, by id or through a user group (of `team_id`'s
+    workspace)."""
+    return await is_one_of(baton, user_id, baton.settings.baton_admins, team_id=team_id)
 
 
 async def may_see(baton: Baton, run: Run, *, user_id: str, channel_id: str) -> bool:
@@ -65,7 +68,7 @@ async def may_see(baton: Baton, run: Run, *, user_id: str, channel_id: str) -> b
     allowed = {*baton.settings.baton_admins}
     for a in await approvals.for_run(baton.db, run.id):
         allowed.update(a.approvers)
-    return await is_one_of(baton, user_id, sorted(allowed))
+    return await is_one_of(baton, user_id, sorted(allowed), team_id=run.team_id)
 
 
 async def may_stop(baton: Baton, run: Run, user_id: str) -> bool:
@@ -76,7 +79,7 @@ async def may_stop(baton: Baton, run: Run, user_id: str) -> bool:
     allowed = {*baton.settings.baton_admins, *settings.everyone_named()}
     for a in await approvals.for_run(baton.db, run.id):
         allowed.update(a.approvers)
-    return await is_one_of(baton, user_id, sorted(allowed))
+    return await is_one_of(baton, user_id, sorted(allowed), team_id=run.team_id)
 
 
 async def may_manage(baton: Baton, schedule: Schedule, user_id: str) -> bool:
@@ -86,6 +89,6 @@ async def may_manage(baton: Baton, schedule: Schedule, user_id: str) -> bool:
         return False
     if user_id == schedule.created_by:
         return True
-    if await baton.members.has(schedule.channel_id, user_id):
+    if await baton.members_for(schedule.team_id).has(schedule.channel_id, user_id):
         return True
-    return await is_admin(baton, user_id)
+    return await is_admin(baton, user_id, team_id=schedule.team_id)

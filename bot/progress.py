@@ -33,6 +33,7 @@ from bot.blocks import RunView, TaskLine
 from bot.names import Names
 from bot.slack_ops import post_text, slack_error
 from bot.text import truncate
+from bot.workspaces import DEAD_TOKEN
 from orchestration.events import (
     AnswerDelta,
     ApprovalDecided,
@@ -398,6 +399,15 @@ class SlackProgress:
             )
         except SlackApiError as e:
             code = slack_error(e)
+            if code in DEAD_TOKEN:
+                # Uninstalled (or its token revoked): nothing can be shown there any more.
+                log.warning(
+                    "run %s: Baton can no longer post in its workspace (%s); no more live updates",
+                    self.run.id,
+                    code,
+                )
+                self._frozen = True
+                return
             if code not in MESSAGE_GONE:
                 raise
             if self._replaced:

@@ -203,13 +203,14 @@ async def _after(
 
 async def _add(baton: Baton, command: dict[str, Any], wanted: NewSchedule) -> dict[str, Any]:
     user = str(command.get("user_id") or "") or None
-    tz_name = wanted.timezone or await _users_zone(baton, user)
+    team = str(command.get("team_id") or "") or None
+    tz_name = wanted.timezone or await _users_zone(baton, user, team)
     schedule = await schedules.create(
         baton.db,
         Schedule(
             id=schedules.new_schedule_id(),
             created_by=user,
-            team_id=str(command.get("team_id") or "") or None,
+            team_id=team,
             channel_id=str(command.get("channel_id") or ""),
             when_text=wanted.when_text,
             kind=wanted.when.kind,
@@ -230,12 +231,12 @@ async def _add(baton: Baton, command: dict[str, Any], wanted: NewSchedule) -> di
     }
 
 
-async def _users_zone(baton: Baton, user: str | None) -> str:
+async def _users_zone(baton: Baton, user: str | None, team_id: str | None) -> str:
     """The requester's time zone from their Slack profile, else UTC."""
     if not user:
         return "UTC"
     try:
-        resp = await baton.client.users_info(user=user)
+        resp = await baton.client_for(team_id).users_info(user=user)
         name = str((resp.get("user") or {}).get("tz") or "UTC")
         return zone(name).key
     except (SlackApiError, WhenError) as e:
@@ -291,7 +292,9 @@ async def _list(baton: Baton, channel: str) -> dict[str, Any]:
 async def _by_id(
     baton: Baton, command: dict[str, Any], verb: str, schedule_id: str
 ) -> dict[str, Any]:
-    schedule = await schedules.get(baton.db, schedule_id)
+    schedule = baton.own(
+        await schedules.get(baton.db, schedule_id), str(command.get("team_id") or "")
+    )
     if schedule is None:
         return {
             "response_type": "ephemeral",

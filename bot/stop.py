@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bot.blocks import RUN_STATUS_TEXT
-from bot.clicks import first_action, where
+from bot.clicks import first_action, team_of, where
 from bot.permissions import CANT_SHOW, may_see, may_stop
 from storage import runs
 from storage.models import Run
@@ -34,7 +34,7 @@ async def stop_command(baton: Baton, command: dict[str, Any], run_id: str | None
     user = str(command.get("user_id") or "")
     channel = str(command.get("channel_id") or "")
     if run_id:
-        run = await runs.get_run(baton.db, run_id)
+        run = baton.own(await runs.get_run(baton.db, run_id), str(command.get("team_id") or ""))
         if run is None or not await may_see(baton, run, user_id=user, channel_id=channel):
             return CANT_SHOW
     else:
@@ -57,4 +57,4 @@ async def stop_from_button(baton: Baton, body: dict[str, Any]) -> None:
         else await request_stop(baton, run, user)
     )
     if channel and user:
-        await tell(baton, channel=channel, user=user, text=reply)
+        await tell(baton, channel=channel, user=user, text=reply, team_id=team_of(body))

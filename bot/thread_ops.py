@@ -55,7 +55,7 @@ async def gather(baton: Baton, run: Run, *, request_ts: str, bot_user_id: str | 
     if not (run.channel_id and run.thread_ts):
         return
     try:
-        resp = await baton.client.conversations_replies(
+        resp = await baton.client_for(run.team_id).conversations_replies(
             channel=run.channel_id, ts=run.thread_ts, limit=PAGE
         )
     except SlackApiError as e:

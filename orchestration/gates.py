@@ -168,6 +168,7 @@ class Gates:
         approval = Approval(
             id=approvals.new_approval_id(),
             run_id=run.id,
+            team_id=run.team_id,
             task_id=task.task_id,
             kind=kind,
             expires_at=rules.expires_at,
@@ -226,6 +227,7 @@ class Gates:
                 approvers=grant.approvers,
                 channel_id=run.channel_id,
                 requested_by=run.user_id,
+                team_id=run.team_id,
             ),
             grant=grant,
             task_fields={"transcript": [m.model_dump(mode="json") for m in asked.transcript]},

@@ -166,6 +166,8 @@ class Approval(SQLModel, table=True):
 
     id: str = Field(primary_key=True)
     run_id: str = Field(index=True)
+    # The workspace of the run (OAuth mode serves several).
+    team_id: str | None = None
     task_id: str
     kind: str  # tool | task | agent | budget
     status: ApprovalStatus = Field(default=ApprovalStatus.PENDING, index=True)
@@ -375,6 +377,36 @@ class ScheduleFire(SQLModel, table=True):
     quiet_line: bool = False
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+
+
+class Installation(SQLModel, table=True):
+    """A workspace Baton is installed in (OAuth mode): its bot token and who Baton is there.
+
+    One row per workspace (the newest install wins); deleted when Slack says Baton was
+    uninstalled or its tokens were revoked.
+    """
+
+    __tablename__ = "slack_installations"
+
+    team_id: str = Field(primary_key=True)
+    enterprise_id: str | None = None
+    team_name: str | None = None
+    app_id: str | None = None
+    bot_token: str
+    bot_id: str | None = None
+    bot_user_id: str | None = None
+    bot_scopes: str | None = None
+    installed_by: str | None = None
+    installed_at: datetime = Field(default_factory=utcnow)
+
+
+class OAuthState(SQLModel, table=True):
+    """A state handed to a browser by `/slack/install`, good for one redirect back."""
+
+    __tablename__ = "slack_oauth_states"
+
+    state: str = Field(primary_key=True)
+    expires_at: datetime = Field(index=True)
 
 
 class AssistantThread(SQLModel, table=True):

@@ -492,6 +492,17 @@ async def set_traceparent(db: Database, run_id: str, traceparent: str) -> None:
         await s.exec(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent))
 
 
+async def unfinished_in_team(db: Database, team_id: str) -> list[str]:
+    """The runs of a workspace that have not ended, oldest first."""
+    async with db.session() as s:
+        q = (
+            select(Run.id)
+            .where(col(Run.team_id) == team_id, col(Run.status).not_in(list(FINAL)))
+            .order_by(col(Run.created_at))
+        )
+        return list((await s.exec(q)).all())
+
+
 async def set_answer_preview(db: Database, run_id: str, ts: str) -> None:
     """The message the answer is being written into; its delivery edits that message."""
     async with db.session() as s:

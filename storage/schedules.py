@@ -204,3 +204,19 @@ async def acknowledge(db: Database, fire_id: int, user_id: str) -> ScheduleFire 
 
 def started(fire: ScheduleFire) -> bool:
     return fire.outcome == FireOutcome.STARTED and fire.run_id is not None
+
+
+async def pause_team(db: Database, team_id: str) -> list[str]:
+    """Pause every schedule of a workspace (Baton was uninstalled there); their ids."""
+    async with db.session() as s:
+        q = select(Schedule).where(
+            col(Schedule.team_id) == team_id,
+            col(Schedule.deleted).is_(False),
+            col(Schedule.paused).is_(False),
+        )
+        found = list((await s.exec(q)).all())
+        for schedule in found:
+            schedule.paused = True
+            schedule.updated_at = utcnow()
+            s.add(schedule)
+        return [schedule.id for schedule in found]

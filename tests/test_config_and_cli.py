@@ -59,6 +59,26 @@ def test_oauth_variables_that_would_silently_take_over_are_refused() -> None:
     assert "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET" in caught.value.problems[0]
 
 
+def test_oauth_mode_needs_http_and_the_signing_secret_but_no_bot_token() -> None:
+    oauth = {"slack_client_id": "1.2", "slack_client_secret": "c"}
+    check(settings(slack_signing_secret="s", **oauth), "http")
+    assert settings(**oauth).oauth and not settings(slack_bot_token="xoxb-1", **oauth).oauth
+    with pytest.raises(ConfigError) as caught:
+        check(settings(**oauth), "http")
+    assert [p.split(" ")[0] for p in caught.value.problems] == ["SLACK_SIGNING_SECRET"]
+    with pytest.raises(ConfigError) as caught:
+        check(settings(slack_signing_secret="s", **oauth), "socket")
+    [problem] = caught.value.problems
+    assert "needs HTTP: run `baton run --http`" in problem
+
+
+def test_half_of_the_oauth_credentials_names_the_other_half() -> None:
+    with pytest.raises(ConfigError) as caught:
+        check(settings(slack_signing_secret="s", slack_client_id="1.2"), "http")
+    [problem] = caught.value.problems
+    assert problem.startswith("SLACK_CLIENT_SECRET is not set")
+
+
 def test_bad_values_in_the_environment_name_their_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BATON_PORT", "not-a-port")
     monkeypatch.setenv("BATON_MAX_PARALLEL", "0")

@@ -245,3 +245,25 @@ async def test_migrations_line_says_behind_and_what_to_run(tmp_path: Path) -> No
         f"behind: no tables yet, head is {head}; start-up upgrades it (BATON_AUTO_MIGRATE)",
     )
     assert line(ready) == (Outcome.OK, f"at head ({head})")
+
+
+async def test_oauth_mode_passes_the_configuration_and_leaves_slack_to_each_install(
+    tmp_path: Path,
+) -> None:
+    async with SlackStandIn() as slack:
+        checks = await run_checks(
+            Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                baton_database_url=f"sqlite:///{tmp_path}/baton.db",
+                slack_client_id=slack.client_id,
+                slack_client_secret=slack.client_secret,
+                slack_signing_secret="s",
+                slack_api_url=slack.api_url,
+            ),
+            "http",
+        )
+    found = {c.name: c for c in checks}
+    assert found["configuration"].outcome == Outcome.OK
+    assert found["slack"].outcome == Outcome.SKIPPED
+    assert "OAuth mode" in found["slack"].detail
+    assert slack.calls == []

@@ -122,8 +122,15 @@ def test_http_manifest_changes_nothing_but_the_urls_and_socket_mode(
         del command["url"]
     del stripped["settings"]["event_subscriptions"]["request_url"]
     del stripped["settings"]["interactivity"]["request_url"]
+    del stripped["oauth_config"]["redirect_urls"]
     stripped["settings"]["socket_mode_enabled"] = True
     assert stripped == socket_manifest
+
+
+def test_http_manifest_lists_the_install_redirect_under_the_same_host(
+    http_manifest: dict[str, Any],
+) -> None:
+    assert http_manifest["oauth_config"]["redirect_urls"] == [f"{HOST}/slack/oauth_redirect"]
 
 
 @pytest.mark.parametrize(

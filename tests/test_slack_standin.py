@@ -842,6 +842,42 @@ async def test_signed_mention_event_gets_a_threaded_reply(
     assert (reply.text, reply.user) == ("hello!", "U0BATON")
 
 
+async def test_an_install_code_is_exchanged_once_and_each_token_is_its_own_workspace() -> None:
+    async with SlackStandIn() as slack:
+        slack.add_team("T0SECOND", token="xoxb-second")
+        app = AsyncWebClient(base_url=slack.api_url)
+        code = slack.allow_install("T0SECOND")
+        with pytest.raises(SlackApiError) as refused:
+            await app.oauth_v2_access(client_id=slack.client_id, client_secret="wrong", code=code)
+        assert refused.value.response["error"] == "invalid_client_id"
+        granted = await app.oauth_v2_access(
+            client_id=slack.client_id, client_secret=slack.client_secret, code=code
+        )
+        assert granted["access_token"] == "xoxb-second"
+        assert granted["team"]["id"] == "T0SECOND"
+        with pytest.raises(SlackApiError) as again:
+            await app.oauth_v2_access(
+                client_id=slack.client_id, client_secret=slack.client_secret, code=code
+            )
+        assert again.value.response["error"] == "invalid_code"
+
+        second = AsyncWebClient(token="xoxb-second", base_url=slack.api_url)
+        first = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+        assert (await second.auth_test())["team_id"] == "T0SECOND"
+        assert (await first.auth_test())["team_id"] == slack.workspace.team_id
+        await second.chat_postMessage(channel="C0GENERAL", text="hello from two")
+        assert [m.text for m in slack.team("T0SECOND").all_messages("C0GENERAL")] == [
+            "hello from two"
+        ]
+        assert slack.messages("C0GENERAL") == []
+        assert slack.calls_to("chat.postMessage")[-1].token == "xoxb-second"
+
+        slack.revoke("T0SECOND")
+        with pytest.raises(SlackApiError) as revoked:
+            await second.auth_test()
+        assert revoked.value.response["error"] == "invalid_auth"
+
+
 # who is in a channel
 
 

@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 
 
 def register(baton: Baton) -> None:
-    from bot.listeners import actions, assistant, commands, digests, events
+    from bot.listeners import actions, assistant, commands, digests, events, workspaces
 
+    if baton.workspaces is not None:
+        workspaces.register(baton)
     assistant.register(baton)
     events.register(baton)
     commands.register(baton)

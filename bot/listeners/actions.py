@@ -18,7 +18,7 @@ from bot import approval_blocks as ui
 from bot.approval_edits import fields, problems
 from bot.approvals import check_clicker, tell, thread_of
 from bot.blocks import FEEDBACK, STOP
-from bot.clicks import Click, clicked_thread, first_action, reason_of, take, where
+from bot.clicks import Click, clicked_thread, first_action, reason_of, take, team_of, where
 from bot.home_blocks import HOME_PREFIX
 from bot.slack_ops import slack_error
 from storage import approvals
@@ -111,6 +111,7 @@ async def _open_form(baton: Baton, body: dict[str, Any], *, edit: bool) -> None:
                 channel=channel,
                 user=user,
                 text=refusal or "I don't know that approval, so nothing was changed.",
+                team_id=team_of(body),
                 thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
             )
         return
@@ -119,7 +120,9 @@ async def _open_form(baton: Baton, body: dict[str, Any], *, edit: bool) -> None:
     else:
         view = ui.reason_modal(approval_id)
     try:
-        await baton.client.views_open(trigger_id=str(body.get("trigger_id")), view=view)
+        await baton.client_for(team_of(body)).views_open(
+            trigger_id=str(body.get("trigger_id")), view=view
+        )
     except SlackApiError as e:
         if channel and user:
             instead = "use Approve instead" if edit else "use Reject instead"
@@ -128,5 +131,6 @@ async def _open_form(baton: Baton, body: dict[str, Any], *, edit: bool) -> None:
                 channel=channel,
                 user=user,
                 text=f"I couldn't open the form ({slack_error(e)}); {instead}.",
+                team_id=team_of(body),
                 thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
             )

@@ -21,11 +21,21 @@ def register(baton: Baton) -> None:
     container = AsyncAssistant()
 
     @container.thread_started
-    async def on_started(payload: dict[str, Any]) -> None:
-        baton.background.spawn(assistant.started(baton, payload), name="assistant-started")
+    async def on_started(payload: dict[str, Any], body: dict[str, Any]) -> None:
+        baton.background.spawn(
+            assistant.started(baton, payload, team_id=_team(body)), name="assistant-started"
+        )
 
     @container.thread_context_changed
-    async def on_context_changed(payload: dict[str, Any]) -> None:
-        baton.background.spawn(assistant.context_changed(baton, payload), name="assistant-context")
+    async def on_context_changed(payload: dict[str, Any], body: dict[str, Any]) -> None:
+        baton.background.spawn(
+            assistant.context_changed(baton, payload, team_id=_team(body)),
+            name="assistant-context",
+        )
 
     baton.app.assistant(container)
+
+
+def _team(body: dict[str, Any]) -> str | None:
+    """The workspace the event came from: its names and calls use that workspace's token."""
+    return str(body.get("team_id") or "") or None

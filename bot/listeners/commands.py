@@ -168,7 +168,7 @@ async def _text(sentence: Awaitable[str]) -> Reply:
 async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> Reply:
     channel = str(command.get("channel_id") or "")
     run = (
-        await runs.get_run(baton.db, run_id)
+        baton.own(await runs.get_run(baton.db, run_id), str(command.get("team_id") or ""))
         if run_id
         else await runs.latest_run(baton.db, channel_id=channel)
     )

@@ -51,11 +51,12 @@ def register(baton: Baton) -> None:
         return None
 
     @app.event("app_home_opened")
-    async def on_home(event: dict[str, Any]) -> None:
+    async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
             from bot.home import publish
 
-            baton.background.spawn(publish(baton, str(event["user"])), name="home")
+            team = str(body.get("team_id") or "") or None
+            baton.background.spawn(publish(baton, str(event["user"]), team_id=team), name="home")
 
 
 def is_follow_up(event: dict[str, Any], bot_user_id: str | None) -> bool:
@@ -101,7 +102,9 @@ async def handle_message(
         if follow_up_only:
             return None
         baton.background.spawn(
-            post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
+            post_text(
+                baton.client_for(context.team_id), channel=channel, thread_ts=thread_ts, text=HELP
+            )
         )
         return None
     playbook = None
@@ -109,7 +112,9 @@ async def handle_message(
     if isinstance(command, RunPlaybook) and baton.catalog.playbook(command.name) is None:
         answer = unknown_playbook(command.name, baton.catalog)
         event_id = str(body["event_id"]) if body.get("event_id") else None
-        baton.background.spawn(reply_once(baton, event_id, channel, thread_ts, answer))
+        baton.background.spawn(
+            reply_once(baton, event_id, channel, thread_ts, answer, team_id=context.team_id)
+        )
         return None
     if isinstance(command, RunPlaybook):
         playbook, request = command.name, command.extra
@@ -141,6 +146,7 @@ async def handle_message(
             # A reply that could not be stored is not answered: the thread may not be Baton's.
             channel=None if follow_up_only else channel,
             thread_ts=thread_ts,
+            team_id=context.team_id,
             reply_ts=str(event["ts"]) if in_thread else None,
             bot_user_id=context.bot_user_id,
         ),

@@ -7,10 +7,13 @@ the workspace's state, records every call, and misbehaves on demand (rate limits
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import inspect
 import json
 import logging
+import secrets
 import socket
 import time
 from collections import deque
@@ -60,6 +63,8 @@ class Call:
     status: int
     response: JSON
     at: float
+    # The token it came with (the Authorization header, or the `token` argument).
+    token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,13 @@ class SlackStandIn(LocalServer):
             trigger_ttl=trigger_ttl,
         )
         self.calls: list[Call] = []
+        # OAuth: the app's credentials, more workspaces by their bot tokens, and the codes
+        # Slack hands a browser after someone allows an install.
+        self.client_id = "0000000000.1111111111"
+        self.client_secret = "standin-client-secret"
+        self._workspaces: dict[str, Workspace] = {team_id: self.workspace}
+        self._tokens: dict[str, str] = {token: team_id}  # token -> team id
+        self._codes: dict[str, str] = {}
         self._faults: dict[str, deque[_Fault]] = {}
         self._faults_everywhere: deque[_Fault] = deque()
         self._holds: list[Hold] = []
@@ -227,6 +239,35 @@ class SlackStandIn(LocalServer):
         """The assistant status shown under a thread, if any."""
         return self.workspace.statuses.get((self.workspace.channel(channel).id, thread_ts))
 
+    def add_team(self, team_id: str, *, token: str, team_name: str | None = None) -> Workspace:
+        """Another workspace, with the same people and channels, reached with its own token."""
+        ws = Workspace(
+            team_id=team_id,
+            team_name=team_name or f"Workspace {team_id}",
+            bot=self.workspace.bot,
+            users=DEFAULT_USERS,
+            channels=DEFAULT_CHANNELS,
+        )
+        self._workspaces[team_id] = ws
+        self._tokens[token] = team_id
+        return ws
+
+    def team(self, team_id: str) -> Workspace:
+        return self._workspaces[team_id]
+
+    def allow_install(self, team_id: str) -> str:
+        """Someone clicked Allow on Slack's install page for `team_id`: the one-use code
+        Slack puts in the redirect back to the app."""
+        token = next(t for t, team in self._tokens.items() if team == team_id)
+        code = f"code-{secrets.token_hex(8)}"
+        self._codes[code] = token
+        return code
+
+    def revoke(self, team_id: str) -> None:
+        """The workspace uninstalled the app: its token stops working."""
+        for token in [t for t, team in self._tokens.items() if team == team_id]:
+            del self._tokens[token]
+
     def trigger_id(self, user: str) -> str:
         """A trigger id for `user`, as a click of theirs would carry."""
         return self.workspace.new_trigger_id(user)
@@ -308,6 +349,11 @@ class SlackStandIn(LocalServer):
         else:
             token = _bearer(request) or args.pop("token", None)
             args.pop("token", None)
+            if name == "oauth.v2.access":
+                body = self._oauth_access(request, args)
+                call = Call(name, args, 200, body, time.time(), token=None)
+                self._record(call)
+                return web.json_response(body)
             held = next((h for h in self._holds if h.matches(name, args)), None)
             if held is not None:
                 self._holds.remove(held)
@@ -319,7 +365,7 @@ class SlackStandIn(LocalServer):
                     self._record(Call(name, args, 503, body, time.time()))
                     return web.json_response(body, status=503)
             status, body, headers = self._answer(name, token, args)
-        self._record(Call(name, args, status, body, time.time()))
+        self._record(Call(name, args, status, body, time.time(), token=token))
         await self.publish()
         if body.get("error") == "html":
             return web.Response(status=status, text=HTML_PAGE, content_type="text/html")
@@ -342,8 +388,10 @@ class SlackStandIn(LocalServer):
             return 200, {"ok": False, "error": "unknown_method", "req_method": name}, {}
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if token != self.token:
+        team = self._tokens.get(str(token))
+        if team is None:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        ws = self._workspaces[team]
         if self._throttle is not None:
             headers = {"Retry-After": str(self._throttle)}
             return 429, {"ok": False, "error": "ratelimited"}, headers
@@ -352,9 +400,35 @@ class SlackStandIn(LocalServer):
             headers = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
             return fault.status, {"ok": False, "error": fault.error}, headers
         try:
-            return 200, methods.call(self.workspace, name, args), {}
+            return 200, methods.call(ws, name, args), {}
         except SlackError as e:
             return 200, e.body(), {}
+
+    def _oauth_access(self, request: web.Request, args: JSON) -> JSON:
+        """`oauth.v2.access`: the app's credentials and a code it was given, once."""
+        client_id, client_secret = _basic(request) or (
+            args.get("client_id"),
+            args.get("client_secret"),
+        )
+        if client_id != self.client_id or client_secret != self.client_secret:
+            return {"ok": False, "error": "invalid_client_id"}
+        token = self._codes.pop(str(args.get("code") or ""), None)
+        team = self._tokens.get(token) if token else None
+        if token is None or team is None:
+            return {"ok": False, "error": "invalid_code"}
+        ws = self._workspaces[team]
+        return {
+            "ok": True,
+            "app_id": "A0BATON",
+            "authed_user": {"id": "U0ALICE"},
+            "scope": "app_mentions:read,chat:write,commands",
+            "token_type": "bot",
+            "access_token": token,
+            "bot_user_id": ws.bot.id,
+            "team": {"id": ws.team_id, "name": ws.team_name},
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
 
     def _next_fault(self, name: str) -> _Fault | None:
         if self._faults_everywhere:
@@ -386,6 +460,17 @@ class SlackStandIn(LocalServer):
 def _bearer(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() or None if scheme == "Bearer" else None
+
+
+def _basic(request: web.Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Basic":
+        return None
+    try:
+        user, _, password = base64.b64decode(encoded).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user, password
 
 
 async def _read_args(request: web.Request) -> JSON:
