@@ -21,6 +21,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.slack_ops import post_text
 from bot.text import truncate
+from bot.work import hand_over
 from storage import inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
@@ -207,20 +208,7 @@ async def begin(
     if accepted.queued:
         await baton.deliverer.deliver_run(run.id)
     else:
-        await drive(baton, run.id)
-
-
-async def drive(baton: Baton, run_id: str) -> None:
-    """Drive a run from Slack; a slash command's run first needs its request in the channel."""
-    run = await runs.get_run(baton.db, run_id)
-    if run is None:
-        return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
-        await baton.deliverer.deliver_run(run_id)
-        run = await runs.get_run(baton.db, run_id)
-        if run is None or not run.thread_ts:
-            return  # Slack did not take it yet; the sweep tries again (or it was refused)
-    await baton.orchestrator.execute(run_id)
+        await hand_over(baton, run.id)
 
 
 async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:

@@ -18,10 +18,11 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import section
-from bot.intake import accept_message, drive, stored
+from bot.intake import accept_message, stored
 from bot.reports import permalink
 from bot.slack_ops import slack_error
 from bot.text import truncate
+from bot.work import drive
 from storage import approvals, runs
 from storage.models import Approval, ApprovalStatus
 

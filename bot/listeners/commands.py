@@ -29,9 +29,10 @@ from bot.commands import (
     parse,
     unknown_playbook,
 )
-from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
+from bot.intake import BUSY, IntakeFailed, accept_command, clean, say_busy, stored
 from bot.stop import stop_command
 from bot.text import escape
+from bot.work import hand_over
 from storage import approvals, runs, usage
 
 if TYPE_CHECKING:
@@ -126,7 +127,7 @@ async def _start(
             await stored(pending, "a /baton request")
             await say_busy(respond)
         elif outcome.value is not None:  # None: a replay of a command stored before
-            await drive(baton, outcome.value.id)
+            await hand_over(baton, outcome.value.id)
 
     baton.background.spawn(start(), name="command-run")
 
