@@ -12,6 +12,8 @@
 - MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
 - migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
 - real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
+- scale (`bench/scale.py`): acks under bursts against a bare Bolt app, with runs in flight in
+  a worker; orchestration overhead per task; throughput with 1 and 2 workers
 """
 
 from __future__ import annotations
@@ -316,6 +318,12 @@ async def real_model(site: Site) -> list[tuple[str, str, str]]:
     return await real_model_run(site)
 
 
+async def scale(_: Site) -> list[tuple[str, str, str]]:
+    from bench.scale import scale as measure
+
+    return await measure()
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
@@ -330,6 +338,7 @@ async def main() -> None:
         mcp_overhead,
         migrations,
         real_model,
+        scale,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

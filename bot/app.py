@@ -74,7 +74,11 @@ class Baton:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
+        from bot.work import Waker
+
         self.deliverer = Deliverer(self, self.delivery)
+        # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
+        self.wake_workers = Waker(self.db)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""

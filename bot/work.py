@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from orchestration.driving import Beat, let_go
 from storage import queue, runs
-from storage.db import is_unavailable
+from storage.db import Database, is_unavailable
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -40,11 +40,35 @@ async def hand_over(baton: Baton, run_id: str) -> None:
     if not external(baton):
         await drive(baton, run_id)
         return
-    try:
-        await queue.notify(baton.db)
-    except Exception as e:
-        # The run is stored: a worker finds it when it next looks.
-        log.warning("run %s: could not wake the workers (%s)", run_id, e)
+    await baton.wake_workers()
+
+
+class Waker:
+    """Wakes the workers, coalescing a burst: while one NOTIFY is on its way, the requests
+    that come meanwhile share the one sent after it (a worker claims every run stored by then)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sending: asyncio.Task[None] | None = None
+        self._again = False
+
+    async def __call__(self) -> None:
+        if self._sending is not None and not self._sending.done():
+            self._again = True
+            return
+        self._sending = asyncio.create_task(self._send())
+        await asyncio.shield(self._sending)
+
+    async def _send(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await queue.notify(self.db)
+            except Exception as e:
+                # The runs are stored: a worker finds them when it next looks.
+                log.warning("could not wake the workers (%s)", e)
+            if not self._again:
+                return
 
 
 def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:

@@ -417,11 +417,15 @@ class Orchestrator:
                 run_id, tasks, show
             ):
                 continue
-            run = await runs.get_run(self.db, run_id)
-            assert run is not None
-            for t in self._ready(tasks, running):
+            ready = self._ready(tasks, running)
+            # Read afresh, and only when a task may start: what a start checks (the budget,
+            # what the run has spent) changes as tasks finish.
+            room = len(running) < self.limits.max_parallel
+            run = await runs.get_run(self.db, run_id) if ready and room else None
+            for t in ready:
                 if len(running) >= self.limits.max_parallel:
                     break
+                assert run is not None
                 if await self.gates.before_start(run, t, show):
                     continue
                 running[t.task_id] = group.create_task(

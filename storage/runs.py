@@ -152,6 +152,17 @@ async def list_tasks(db: Database, run_id: str) -> list[TaskRow]:
         return list((await s.exec(q)).all())
 
 
+async def tasks_named(db: Database, run_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
+    """Some of a run's tasks (a task's dependencies), in plan order."""
+    async with db.session() as s:
+        q = (
+            select(TaskRow)
+            .where(TaskRow.run_id == run_id, col(TaskRow.task_id).in_(list(task_ids)))
+            .order_by(col(TaskRow.position))
+        )
+        return list((await s.exec(q)).all())
+
+
 async def get_task(db: Database, run_id: str, task_id: str) -> TaskRow | None:
     async with db.session() as s:
         return await s.get(TaskRow, (run_id, task_id))
