@@ -21,7 +21,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.slack_ops import post_text
 from bot.text import truncate
-from bot.work import hand_over
+from bot.work import external, hand_over
 from storage import inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
@@ -101,7 +101,7 @@ async def accept_message(
 
     async def store() -> Accepted | None:
         stored, queued = await runs.create_in_thread(
-            baton.db, run, seen=event_id, notice=WAIT_NOTICE
+            baton.db, run, seen=event_id, notice=WAIT_NOTICE, wake=external(baton)
         )
         return None if stored is None else Accepted(stored, queued)
 
@@ -142,6 +142,7 @@ async def accept_command(
             run,
             seen=f"command:{trigger}" if trigger else None,
             deliver=request_message,
+            wake=external(baton),
         ),
     )
 

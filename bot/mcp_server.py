@@ -22,7 +22,7 @@ from bot.intake import accept_message, stored
 from bot.reports import permalink
 from bot.slack_ops import slack_error
 from bot.text import truncate
-from bot.work import drive
+from bot.work import hand_over
 from storage import approvals, runs
 from storage.models import Approval, ApprovalStatus
 
@@ -120,7 +120,7 @@ def baton_mcp(baton: Baton) -> MCPServer[Any]:
                 "Baton could not store the run (its database did not answer); try again."
             )
         run = accepted.run
-        baton.background.spawn(drive(baton, run.id), name=f"mcp-{run.id}")
+        baton.background.spawn(hand_over(baton, run.id), name=f"mcp-{run.id}")
         return StartedRun(
             run_id=run.id,
             status=run.status.value,

@@ -36,11 +36,10 @@ def external(baton: Baton) -> bool:
 
 
 async def hand_over(baton: Baton, run_id: str) -> None:
-    """After the ack: drive the run here, or wake the workers to take it."""
+    """After the ack: drive the run here; otherwise the workers take it (the transaction that
+    stored it woke them: `bot/intake.py`)."""
     if not external(baton):
         await drive(baton, run_id)
-        return
-    await baton.wake_workers()
 
 
 class Waker:
@@ -75,7 +74,7 @@ def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
     """Continue a run that has its thread already (a decision, an expiry, a nudge, a
     schedule's fire): in the background here, or by a worker."""
     if external(baton):
-        baton.background.spawn(hand_over(baton, run_id), name=name)
+        baton.background.spawn(baton.wake_workers(), name=name)
     else:
         baton.background.spawn(baton.orchestrator.execute(run_id), name=name)
 

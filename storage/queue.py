@@ -21,6 +21,7 @@ from sqlalchemy import and_, exists, literal, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.approvals import decided_gates
 from storage.db import Database, utcnow
@@ -86,6 +87,12 @@ async def notify(db: Database) -> None:
     if db.is_sqlite:
         return
     async with db.session() as s:
+        await notify_in(db, s)
+
+
+async def notify_in(db: Database, s: AsyncSession) -> None:
+    """`notify` as part of a transaction: the workers are woken when it commits."""
+    if not db.is_sqlite:
         conn = await s.connection()
         await conn.execute(text(f"NOTIFY {CHANNEL}"))
 

@@ -42,13 +42,19 @@ def new_id() -> str:
 
 
 async def create_run(
-    db: Database, run: Run, *, seen: str | None = None, deliver: Delivery | None = None
+    db: Database,
+    run: Run,
+    *,
+    seen: str | None = None,
+    deliver: Delivery | None = None,
+    wake: bool = False,
 ) -> Run | None:
     """Store a new run (and what to show for it) in one transaction.
 
     `seen` is the Slack request's own id (event id, trigger id): it is recorded in the same
     transaction, so a retry of a request whose run exists is dropped (None), and a request
-    whose run could not be stored leaves no trace that would drop its retry.
+    whose run could not be stored leaves no trace that would drop its retry. `wake`: tell the
+    workers on commit (`storage.queue`).
     """
     try:
         async with db.session() as s:
@@ -56,6 +62,8 @@ async def create_run(
                 s.add(SeenSlackEvent(event_id=seen))
                 await s.flush()
             _add_run(s, run, deliver)
+            if wake:
+                await _wake(db, s)
     except IntegrityError:
         if seen is not None and await _was_seen(db, seen):
             return None
@@ -64,7 +72,7 @@ async def create_run(
 
 
 async def create_in_thread(
-    db: Database, run: Run, *, seen: str | None, notice: str
+    db: Database, run: Run, *, seen: str | None, notice: str, wake: bool = False
 ) -> tuple[Run | None, bool]:
     """Store a run asked for in a Slack thread; returns (run, queued).
 
@@ -100,11 +108,19 @@ async def create_in_thread(
                 run.follows_run_id = going.id
                 deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
             _add_run(s, run, deliver)
+            if wake and going is None:
+                await _wake(db, s)
     except IntegrityError:
         if seen is not None and await _was_seen(db, seen):
             return None, False
         raise
     return run, run.follows_run_id is not None
+
+
+async def _wake(db: Database, s: AsyncSession) -> None:
+    from storage.queue import notify_in
+
+    await notify_in(db, s)
 
 
 def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
