@@ -273,3 +273,48 @@ async def test_a_run_waiting_for_a_person_is_not_claimed(pg_url: str) -> None:
         assert await queue.Claims("w").claim(db, limit=5, seconds=30) == []
     finally:
         await db.dispose()
+
+
+async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db: Database) -> None:
+    """On SQLite and PostgreSQL alike: queued runs, not a follower whose predecessor is going,
+    not a run waiting for a person until the person has decided, not a run someone drives."""
+    from datetime import timedelta
+
+    from storage import approvals
+    from storage.db import utcnow
+    from storage.models import Approval, TaskRow, TaskStatus
+
+    db = any_db
+    queued, follower, waiting, driven = (runs.new_id() for _ in range(4))
+    for run_id in (queued, waiting, driven):
+        await runs.create_run(db, Run(id=run_id, source="command", request="x"))
+    await runs.create_run(
+        db, Run(id=follower, source="mention", request="x", follows_run_id=queued)
+    )
+    await runs.save_plan(
+        db, waiting, {}, [TaskRow(run_id=waiting, task_id="t", agent="a", instruction="i")]
+    )
+    await runs.record(db, waiting, "run_waiting", run={"status": RunStatus.WAITING})
+    gate = await approvals.create(
+        db,
+        Approval(
+            id=approvals.new_approval_id(),
+            run_id=waiting,
+            task_id="t",
+            kind="task",
+            expires_at=utcnow() + timedelta(hours=1),
+        ),
+        task_fields={"status": TaskStatus.WAITING},
+    )
+    assert await runs.acquire_lease(db, driven, "elsewhere:1", seconds=60) is not None
+    claims = queue.Claims("w")
+
+    first = await claims.claim(db, limit=10, seconds=30)
+    assert [lease.run_id for lease in first] == [queued]
+    assert await approvals.decide(db, gate.id, approve=True, by="U0ALICE") is not None
+    second = await claims.claim(db, limit=10, seconds=30)
+    assert [lease.run_id for lease in second] == [waiting]
+    # The predecessor ends: its follower is work now.
+    await runs.record(db, queued, "run_finished", run={"status": RunStatus.SUCCEEDED})
+    third = await claims.claim(db, limit=10, seconds=30)
+    assert [lease.run_id for lease in third] == [follower]
