@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import outbox
@@ -59,9 +59,8 @@ async def create_run(
     try:
         async with db.session() as s:
             if seen is not None:
-                s.add(SeenSlackEvent(event_id=seen))
-                await s.flush()
-            _add_run(s, run, deliver)
+                await _insert(s, SeenSlackEvent(event_id=seen))
+            await _add_run(s, run, deliver)
             if wake:
                 await _wake(db, s)
     except IntegrityError:
@@ -84,8 +83,7 @@ async def create_in_thread(
     try:
         async with db.session() as s:
             if seen is not None:
-                s.add(SeenSlackEvent(event_id=seen))
-                await s.flush()
+                await _insert(s, SeenSlackEvent(event_id=seen))
             if not db.is_sqlite:
                 # Two messages in one thread at once must not both find it idle.
                 key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
@@ -107,7 +105,7 @@ async def create_in_thread(
             if going is not None:
                 run.follows_run_id = going.id
                 deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
-            _add_run(s, run, deliver)
+            await _add_run(s, run, deliver)
             if wake and going is None:
                 await _wake(db, s)
     except IntegrityError:
@@ -123,14 +121,28 @@ async def _wake(db: Database, s: AsyncSession) -> None:
     await notify_in(db, s)
 
 
-def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
-    s.add(run)
+async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
+    """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
+    flush), since this runs before Slack's ack."""
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
-    s.add(Event(run_id=run.id, kind="run_created", data=data))
+    await _insert(s, run, Event(run_id=run.id, kind="run_created", data=data))
     if deliver is not None:
-        s.add(deliver)
+        await _insert(s, deliver)
+
+
+async def _insert(s: AsyncSession, *rows: SQLModel) -> None:
+    """INSERT new rows as they are (an id left to the database is left out)."""
+    conn = await s.connection()
+    for row in rows:
+        table = row.__table__  # type: ignore[attr-defined]
+        values = {
+            c.name: getattr(row, c.name)
+            for c in table.columns
+            if not (c.primary_key and getattr(row, c.name) is None)
+        }
+        await conn.execute(table.insert().values(values))
 
 
 async def _was_seen(db: Database, key: str) -> bool:
