@@ -142,7 +142,8 @@ async def _insert(s: AsyncSession, *rows: SQLModel) -> None:
             for c in table.columns
             if not (c.primary_key and getattr(row, c.name) is None)
         }
-        await conn.execute(table.insert().values(values))
+        # Parameters apart from the statement: it is compiled once and cached.
+        await conn.execute(table.insert(), values)
 
 
 async def _was_seen(db: Database, key: str) -> bool:
