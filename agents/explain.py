@@ -2,7 +2,8 @@
 
 This is the one place a `ModelError` becomes text a person reads. The sentence names the
 provider and says what to do; the server's own words (tracebacks, paths, validation dumps)
-never reach Slack — `log_failure` writes them to the log at WARNING with the run id.
+never reach Slack — `log_failure` writes them to the log at WARNING with the run id, with
+any secret they echo ("Incorrect API key provided: sk-…") hidden.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from agents.errors import Failure, ModelError
+from agents.redact import redact
 
 log = logging.getLogger("baton.models")
 
@@ -88,7 +90,7 @@ def sentence(error: ModelError, *, attempts: int | None = None) -> str:
             return f"The model{model} declined to answer; rephrase the request."
         case Failure.UNSUPPORTED | Failure.OTHER:
             # Baton's own words (e.g. from the offline `rules` model): already a sentence.
-            text = str(error).strip()
+            text = redact(str(error)).strip()
             return _capital(text if text.endswith(".") else text + ".")
 
 
@@ -125,5 +127,12 @@ def short(error: ModelError) -> str:
 
 
 def log_failure(run_id: str, where: str, model: str, error: ModelError) -> None:
-    """The whole error, server text included, for whoever runs Baton."""
-    log.warning("run %s, %s: %s failed (%s): %s", run_id, where, model, error.failure.value, error)
+    """The whole error, server text included (secrets it echoes hidden), for whoever runs Baton."""
+    log.warning(
+        "run %s, %s: %s failed (%s): %s",
+        run_id,
+        where,
+        model,
+        error.failure.value,
+        redact(str(error)),
+    )

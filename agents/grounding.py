@@ -1,10 +1,12 @@
 """Tool calls Baton asks for, held to what the task names.
 
 When a task names things for a specialist's tool (a URL for `http_check`, a sum for
-`calculator`) and the model has not called it for all of them yet, Baton asks for that
-call — and offers the tool with its text arguments limited to the values the task names
-and that were not used yet. A server that holds answers to a schema (llama.cpp's grammars)
-can then only copy them; any other model is shown exactly what is meant.
+`calculator`) and the model has not called it for all of them yet, a server whose
+`tool_choice: auto` does not work (per its capabilities) is asked for that call by name —
+with the tool's text arguments limited to the values the task names and that were not used
+yet, so a server that holds answers to a schema (llama.cpp's grammars) can only copy them.
+A model with a working "auto" chooses its calls itself, with the tool's own schema; what it
+did is judged afterwards (`verdict.py`).
 """
 
 from __future__ import annotations

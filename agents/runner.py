@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -24,13 +24,14 @@ from agents.errors import (
 )
 from agents.fallback import SwitchHook
 from agents.grounding import narrowed
-from agents.messages import CallOutcome, Message, ModelRequest, ToolCall, Usage
+from agents.messages import DATA_RULE, CallOutcome, Message, ModelRequest, ToolCall, Usage
 from agents.providers.registry import Binding
+from agents.redact import redact
 from agents.retry import RetryHook, RetryPolicy
 from agents.spec import AgentSpec
 from agents.toolbox import Toolbox
 from agents.tools import extract
-from agents.tools.base import Tool, ToolResult
+from agents.tools.base import Scope, Tool, ToolResult
 from agents.verdict import Judgement, judge, wanted_calls
 
 
@@ -78,17 +79,27 @@ class Hooks:
     usage: Callable[[Usage, str], Awaitable[None]]
     # Performs a permitted call; the orchestrator wraps it with idempotency records.
     perform: Callable[[Tool, BaseModel, ToolCall], Awaitable[ToolResult]]
+    # Who the calls act for and where they may reach; a call outside it is refused before
+    # anyone is asked to approve it.
+    scope: Scope = field(default_factory=Scope)
 
 
-def system_prompt(spec: AgentSpec) -> str:
+def system_prompt(spec: AgentSpec, context: str = "") -> str:
+    """The specialist's role and rules, and the conversation its task comes from, if any."""
     base = f"You are {spec.name}, a specialist on a team: {spec.description}"
     rules = (
+        f"{DATA_RULE} "
         "Do only the task you are given. Use only the tools you are given. "
         "Answer concisely with the facts and figures the task asks for. "
         "If you cannot finish without a person deciding something, start your answer with "
         "'NEEDS HUMAN:' and say what must be decided."
     )
-    return "\n\n".join(p for p in (base, spec.instructions.strip(), rules) if p)
+    background = (
+        f"For reference only (your task is in the user message):\n{context.strip()}"
+        if context.strip()
+        else ""
+    )
+    return "\n\n".join(p for p in (base, spec.instructions.strip(), rules, background) if p)
 
 
 def first_prompt(instruction: str, inputs: Mapping[str, str]) -> str:
@@ -141,8 +152,11 @@ async def run_specialist(
     decisions: Mapping[str, Decision] | None = None,
     on_retry: RetryHook | None = None,
     on_switch: SwitchHook | None = None,
+    context: str = "",
 ) -> Outcome:
     """Run (or continue) a specialist until it answers or stops at an approval gate.
+
+    `context` is the conversation the task comes from (a follow-up's thread), if any.
 
     The model is `binding`; when it keeps failing, its fallbacks take over, in order, and the
     one that took over answers the rest of this task's turns.
@@ -176,19 +190,17 @@ async def run_specialist(
                 f"{spec.name} used all {spec.max_turns} of its turns without a final answer"
             )
         made = Counter(m.name for m in messages if m.role == "tool")
-        # The task names things for a tool that has not been called for all of them: ask
-        # for that call, with the tool's arguments held to what the task names.
+        # The task names things for a tool that has not been called for all of them: a
+        # server without a working "auto" is asked for that call, with the tool's arguments
+        # held to what the task names; any other model chooses (and is judged on it).
         suggested = next((name for name, n in wanted.items() if made[name] < n), None)
         request = ModelRequest(
             model=links[0].model_id,
-            system=system_prompt(spec),
+            system=system_prompt(spec, context),
             messages=messages,
-            tools=[
-                narrowed(t, prompt, messages) if name == suggested else t.schema()
-                for name, t in own_tools.items()
-            ],
-            require_tool=suggested is not None,
+            tools=[t.schema() for t in own_tools.values()],
             suggested_tool=suggested,
+            grounded_tool=(narrowed(own_tools[suggested], prompt, messages) if suggested else None),
         )
         answered_by, response = await fallback.ask(
             links,
@@ -238,6 +250,15 @@ async def _answer_call(
         return _tool_message(
             call, f"Error: invalid arguments for {call.name}: {e}", CallOutcome.ERROR, note
         )
+    if refusal := tool.out_of_reach(args, hooks.scope):
+        note = f"refused `{tool.name}`: {refusal}"
+        await hooks.progress(note)
+        return _tool_message(
+            call,
+            f"Error: this call was refused and not performed: {refusal}.",
+            CallOutcome.REFUSED,
+            note,
+        )
     if tool.requires_approval:
         decision = decisions.get(call.id)
         if decision is None:
@@ -259,9 +280,10 @@ async def _answer_call(
     try:
         result = await hooks.perform(tool, args, call)
     except ToolError as e:
-        note = f"`{tool.name}` failed: {e}"
+        why = redact(str(e))  # a server's words may echo a credential
+        note = f"`{tool.name}` failed: {why}"
         await hooks.progress(note)
-        return _tool_message(call, f"Error: {e}", CallOutcome.ERROR, note)
+        return _tool_message(call, f"Error: {why}", CallOutcome.ERROR, note)
     await hooks.progress(result.summary)
     outcome = CallOutcome.OK if result.ok else CallOutcome.PROBLEM
     return _tool_message(call, _result_text(result), outcome)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import graphlib
 import re
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,23 @@ def _check_triggers(value: list[str]) -> list[str]:
     return value
 
 
+class Reach(BaseModel):
+    """Where a specialist's Slack and webhook tools may act, whatever its model asks.
+
+    The request's own channel is always within reach; `slack_history` reads another channel
+    only for a requester who is a member of it.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Channel ids `slack_history` may read besides the request's own; `*`: any of the requester's.
+    read_channels: list[str] = Field(default_factory=list)
+    # Channel ids `post_message` may post in besides the request's own; `*`: any of the requester's.
+    post_channels: list[str] = Field(default_factory=list)
+    # Names (from `webhooks:`) `webhook_post` may call; left out: every configured webhook.
+    webhooks: list[str] | None = None
+
+
 class AgentSpec(BaseModel):
     """A specialist: its own model, instructions and tools."""
 
@@ -63,6 +81,10 @@ class AgentSpec(BaseModel):
     # For the offline planner: when both are in a plan, this specialist waits for these.
     runs_after: list[str] = Field(default_factory=list)
     max_turns: int = Field(default=6, ge=1, le=50)
+    # The reviewer checks an answer this specialist worked on before it is posted.
+    verify: bool = False
+    # Where its tools may read, post and call (see `Reach`).
+    reach: Reach = Field(default_factory=Reach)
 
     _n = field_validator("name")(_check_name)
 
@@ -85,6 +107,10 @@ class AgentSpec(BaseModel):
         return [check_model(v) for v in value]
 
 
+# The specialist that checks answers for `verify: true`.
+REVIEWER = "reviewer"
+
+
 class PlaybookTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -93,6 +119,8 @@ class PlaybookTask(BaseModel):
     instruction: str
     depends_on: list[str] = Field(default_factory=list)
     requires_approval: bool = False
+    # Who decides this task's gates (and its tools' calls), over the catalog's policy.
+    approval: ApprovalPolicy | None = None
 
     _n = field_validator("id")(_check_name)
 
@@ -107,31 +135,96 @@ class PlaybookSpec(BaseModel):
     tasks: list[PlaybookTask] = Field(min_length=1)
     # Regular expressions: a request that matches only this playbook's runs it, unplanned.
     triggers: list[str] = Field(default_factory=list)
+    # The reviewer checks this playbook's answer before it is posted.
+    verify: bool = False
 
     _n = field_validator("name")(_check_name)
     _t = field_validator("triggers")(_check_triggers)
 
 
-class ApprovalSettings(BaseModel):
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30m`, `2h`, `1d`, `90s` (or a number of seconds) as a timedelta; ValueError otherwise."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        found = _DURATION.match(str(value))
+        if not found:
+            raise ValueError(f"'{value}' is not a duration: write it like 90s, 30m, 2h or 1d")
+        seconds = float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    if seconds <= 0:
+        raise ValueError(f"'{value}': a duration must be longer than zero")
+    return timedelta(seconds=seconds)
+
+
+class ApprovalPolicy(BaseModel):
+    """Who decides a gate and how. Every key left out is inherited (task → tool → global)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    # Slack user ids (U…) or user-group ids (S…) who may approve anything.
+    # Slack user ids (U…/W…) or user-group ids (S…).
+    approvers: list[str] | None = None
+    # Whether the person who asked may approve their own request. Left out: no for tools
+    # that change things, yes for other gates.
+    self_approval: bool | None = None
+    # How many different people must approve (the same person twice counts once).
+    quorum: int | None = Field(default=None, ge=1, le=20)
+    # Without a decision after this long, `escalate_to` may decide too (and is told so).
+    escalate_after: timedelta | None = None
+    escalate_to: list[str] | None = None
+    # Without a decision after this long, the gate expires (counts as rejected).
+    expires_after: timedelta | None = None
+
+    @field_validator("escalate_after", "expires_after", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> Any:
+        return None if value is None else parse_duration(value)
+
+    def over(self, base: ApprovalPolicy) -> ApprovalPolicy:
+        """This policy, with what it leaves out taken from `base`."""
+        mine = self.model_dump(exclude_none=True)
+        return base.model_copy(update=mine)
+
+
+class ApprovalSettings(ApprovalPolicy):
+    """The catalog's `approvals:` section: the global policy and its per-tool overrides."""
+
     approvers: list[str] = Field(default_factory=list)
-    # Per tool: who may approve calls of that tool (overrides `approvers`).
-    tools: dict[str, list[str]] = Field(default_factory=dict)
+    # Per tool: who may approve calls of that tool (a list), or a whole policy for it.
+    tools: dict[str, list[str] | ApprovalPolicy] = Field(default_factory=dict)
     # MCP tools (`mcp:<server>/<tool>` or `mcp:<server>/*`): whether each call needs a
     # person's approval, overriding what the tool's own annotations say.
     require: dict[str, bool] = Field(default_factory=dict)
     expires_after_hours: float = Field(default=24.0, gt=0)
 
+    def tool_policy(self, tool: str) -> ApprovalPolicy | None:
+        """The policy written for `tool` (or for its whole MCP server), if any."""
+        entry = self.tools.get(tool)
+        if entry is None:
+            ref = mcp_names.parse(tool)
+            if ref is not None:
+                entry = self.tools.get(mcp_names.canonical(ref.server, mcp_names.ANY))
+        if entry is None:
+            return None
+        return ApprovalPolicy(approvers=entry or None) if isinstance(entry, list) else entry
+
     def approvers_for(self, tool: str) -> list[str]:
         """Who may approve calls of `tool` here (empty: the usual approvers decide)."""
-        if self.tools.get(tool):
-            return list(self.tools[tool])
-        ref = mcp_names.parse(tool)
-        if ref is not None:
-            return list(self.tools.get(mcp_names.canonical(ref.server, mcp_names.ANY)) or [])
-        return []
+        policy = self.tool_policy(tool)
+        return list(policy.approvers or []) if policy is not None else []
+
+    def everyone_named(self) -> set[str]:
+        """Every approver named anywhere in this section."""
+        named = {*self.approvers, *(self.escalate_to or [])}
+        for tool in self.tools:
+            policy = self.tool_policy(tool)
+            if policy is not None:
+                named.update(policy.approvers or [])
+                named.update(policy.escalate_to or [])
+        return named
 
 
 class Catalog(BaseModel):
@@ -254,6 +347,23 @@ def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
             problems.append(
                 f"playbooks ({pb.name}): tasks depend on each other in a cycle: {' -> '.join(e.args[1])}"
             )
+    if REVIEWER not in names:
+        for agent in catalog.agents:
+            if agent.verify:
+                problems.append(
+                    f"agents ({agent.name}): verify: true needs a specialist named '{REVIEWER}'"
+                )
+        for pb in catalog.playbooks:
+            if pb.verify:
+                problems.append(
+                    f"playbooks ({pb.name}): verify: true needs a specialist named '{REVIEWER}'"
+                )
+    for agent in catalog.agents:
+        for hook in agent.reach.webhooks or []:
+            if hook not in catalog.webhooks:
+                problems.append(
+                    f"agents ({agent.name}): reach.webhooks names '{hook}', which is not in webhooks:"
+                )
     for name, url in catalog.webhooks.items():
         if not url.startswith(("https://", "http://")):
             problems.append(f"webhooks ({name}): '{url}' is not an http(s) URL")

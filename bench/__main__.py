@@ -4,7 +4,10 @@
   3 s), with Slack answering normally and with Slack answering 429 to every Web API call
 - run throughput: offline (`rules`) runs checking a local site, 20 at once, SQLite and PostgreSQL
 - Slack calls per run: how many Web API calls a 12-task-update run costs after coalescing
+- streamed answer: a 600-word answer streamed by a model, from its first piece to the answer
+  in the thread, and the Slack calls its preview took
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
+- quorum race: 50 approvals by 10 people at once on a quorum-5 gate (each counts once, one decision)
 - sandbox page: from a Web API call to the page's WebSocket frame that shows it
 - schedule fires: 40 schedules due at once, ticked by two schedulers (replicas) together
 - telemetry: the same offline runs with tracing and metrics off and on (OTLP to a local collector)
@@ -282,6 +285,12 @@ async def page_latency(_: Site) -> list[tuple[str, str, str]]:
     ]
 
 
+async def quorum_race(_: Site) -> list[tuple[str, str, str]]:
+    from bench.approval_policies import quorum_race as measure
+
+    return await measure()
+
+
 async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
     from bench.schedules import fire_race
 
@@ -324,13 +333,61 @@ async def scale(_: Site) -> list[tuple[str, str, str]]:
     return await measure()
 
 
+async def streamed_answer(site: Site) -> list[tuple[str, str, str]]:
+    from bot.sandbox.web_api import SlackStandIn
+    from storage import runs
+    from tests.fakes.model_servers import FakeOpenAI, Reply
+    from tests.harness import running_bot
+
+    words = 600
+    answer = " ".join(f"w{i}" for i in range(words))
+    catalog = (
+        "agents:\n  - {name: web-checker, description: Checks URLs., model: rules, "
+        "tools: [http_check]}\nplaybooks:\n  - name: check\n    description: Check.\n"
+        "    tasks:\n      - {id: c, agent: web-checker, instruction: Check the URL.}\n"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "agents.yml").write_text(catalog)
+        async with FakeOpenAI() as openai, SlackStandIn() as slack:
+            openai.default = Reply(text=answer)
+            async with running_bot(
+                slack,
+                f"sqlite:///{tmp}/b.db",
+                openai_api_key="sk-bench",
+                openai_base_url=openai.base_url,
+                baton_model="openai:gpt-4.1-mini",
+                baton_agents_file=Path(tmp) / "agents.yml",
+            ) as bot:
+                started = time.perf_counter()
+                await bot.mention(f"run check {site.url('/ok')}")
+                await bot.idle()
+                took = time.perf_counter() - started
+                run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+                assert run is not None and run.answer_preview_ts is not None
+                preview = [
+                    c
+                    for c in slack.calls
+                    if c.method.startswith("chat.")
+                    and run.answer_preview_ts in (c.args.get("ts"), c.response.get("ts"))
+                ]
+    return [
+        (
+            "Streamed answer, 600 words (OpenAI wire, local)",
+            "model pieces → Slack calls; request to answer",
+            f"{words} → {len(preview)}; {took:.2f} s",
+        )
+    ]
+
+
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
         ack_latency,
         run_throughput,
         slack_calls,
+        streamed_answer,
         approval_race,
+        quorum_race,
         page_latency,
         schedule_race,
         telemetry,

@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agents.metrics import Metrics
 from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
+from agents.redact import remember
 from agents.spec import Catalog, load_catalog
 from agents.telemetry import Telemetry, otlp_exporter
 from agents.toolbox import Toolbox
@@ -37,7 +38,9 @@ from bot.config import ConfigError, Mode, Settings, check_common, environment, s
 from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
 from bot.gateway import SlackToolGateway
+from bot.members import ChannelMembers
 from bot.metrics import SlackCallCounter
+from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
 from orchestration.engine import Orchestrator
@@ -64,6 +67,8 @@ class Baton:
     app: AsyncApp
     progress: ProgressOptions
     scheduler: Scheduler
+    # Who is in which channel (`conversations.members`), cached briefly.
+    members: ChannelMembers
     telemetry: Telemetry = field(default_factory=Telemetry.off)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
@@ -79,6 +84,7 @@ class Baton:
         self.deliverer = Deliverer(self, self.delivery)
         # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
         self.wake_workers = Waker(self.db)
+        self.names = Names(self.client)
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
@@ -93,6 +99,8 @@ class Baton:
             run=run,
             options=self.progress,
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
+            spawn=self.background.spawn,
+            names=self.names,
         )
 
     async def close(self) -> None:
@@ -233,6 +241,8 @@ async def create(
     problems = check_common(settings)
     if problems:
         raise ConfigError(problems)
+    # From here on, nothing shown, stored or logged carries one of these.
+    remember(settings.secret_values())
     try:
         catalog = load_catalog(settings.baton_agents_file, known_tools=tool_names())
     except CatalogError as e:
@@ -250,7 +260,8 @@ async def create(
     async def authorize() -> AuthorizeResult:
         return me
 
-    gateway = SlackToolGateway(client)
+    members = ChannelMembers(client)
+    gateway = SlackToolGateway(client, members)
     allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
 
     def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
@@ -315,6 +326,7 @@ async def create(
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
+        members=members,
         telemetry=telemetry,
     )
     holder["baton"] = baton

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
@@ -17,9 +17,9 @@ from bot import approval_blocks as ui
 from bot.permissions import may_decide
 from bot.slack_ops import slack_error
 from bot.work import hand_over_later
-from storage import approvals
+from storage import approvals, runs
 from storage.db import utcnow
-from storage.models import ApprovalStatus
+from storage.models import Approval, ApprovalStatus
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -36,6 +36,7 @@ async def check_clicker(
     user_id: str,
     message_ts: str | None,
     channel_id: str | None = None,
+    approve: bool = True,
 ) -> str | None:
     """Why this click cannot decide this approval, or None when it may."""
     if not APPROVAL_ID.match(approval_id):
@@ -45,17 +46,30 @@ async def check_clicker(
         return (
             "I don't know that approval (it may belong to another Baton), so nothing was changed."
         )
-    # A click carries the message it came from; a button copied elsewhere does not match.
-    moved = (
-        message_ts is None
-        or (approval.message_ts is not None and message_ts != approval.message_ts)
-        or (channel_id is not None and approval.channel_id not in (None, channel_id))
-    )
-    if moved:
+    if not _on_its_message(approval, message_ts, channel_id):
         return "That button does not belong to this approval message, so nothing was changed."
     if not await may_decide(baton, approval, user_id):
         return f"You cannot approve or reject this: {ui.who(approval.approvers)} can. Nothing was changed."
+    if approve and not approval.self_approval and user_id == approval.requested_by:
+        others = [a for a in approval.approvers if a != user_id]
+        return (
+            "You asked for this, so someone else must approve it: "
+            f"{ui.who(others)} can. Nothing was changed."
+        )
     return None
+
+
+def _on_its_message(approval: Approval, message_ts: str | None, channel_id: str | None) -> bool:
+    """A click carries the message it came from: the request in the thread, or one of its
+    direct-message copies. A button copied elsewhere does not match."""
+    if message_ts is None:
+        return False
+    for channel, ts in approval.copies or []:
+        if ts == message_ts and channel_id in (None, channel):
+            return True
+    if approval.message_ts is not None and message_ts != approval.message_ts:
+        return False
+    return channel_id is None or approval.channel_id in (None, channel_id)
 
 
 async def decide(
@@ -68,8 +82,11 @@ async def decide(
     message_ts: str | None = None,
     channel_id: str | None = None,
     from_form: bool = False,
+    for_run: bool = False,
+    edited_args: dict[str, Any] | None = None,
 ) -> str | None:
-    """Record a click. Returns a sentence for the clicker when nothing changed, else None.
+    """Record a click. Returns a sentence for the clicker when nothing changed (or their
+    approval counted towards a quorum not yet reached), else None.
 
     A form submission (`from_form`) has no message of its own: the form was opened from the
     approval's own button, which was checked then.
@@ -84,14 +101,30 @@ async def decide(
         user_id=user_id,
         message_ts=message_ts,
         channel_id=channel_id,
+        approve=approve,
     )
     if refusal is not None:
         return refusal
     result = await approvals.decide(
-        baton.db, approval_id, approve=approve, by=user_id, reason=reason
+        baton.db,
+        approval_id,
+        approve=approve,
+        by=user_id,
+        reason=reason,
+        for_run=for_run,
+        edited_args=edited_args,
     )
     if result is None:
         return "I don't know that approval, so nothing was changed."
+    if result.repeated:
+        return "Your approval was already counted; it needs someone else's too."
+    if result.counted:
+        await baton.deliverer.deliver_edits(result.approval.run_id)
+        votes = await approvals.votes(baton.db, approval_id)
+        return (
+            f"Your approval is counted ({len(votes)} of {result.approval.quorum}); "
+            "it needs more people before anything happens."
+        )
     if not result.won:
         if (
             result.approval.status == ApprovalStatus.PENDING
@@ -108,12 +141,42 @@ async def decide(
     return None
 
 
-async def tell(baton: Baton, *, channel: str, user: str, text: str) -> None:
-    """An ephemeral note to the one person who clicked."""
+async def tell(
+    baton: Baton, *, channel: str, user: str, text: str, thread_ts: str | None = None
+) -> None:
+    """An ephemeral note to the one person who clicked (in the thread they clicked in)."""
     try:
-        await baton.client.chat_postEphemeral(channel=channel, user=user, text=text)
+        await baton.client.chat_postEphemeral(
+            channel=channel, user=user, text=text, thread_ts=thread_ts
+        )
     except SlackApiError as e:
         log.warning("could not tell %s: %s", user, slack_error(e))
+
+
+async def thread_of(baton: Baton, approval_id: str, channel: str) -> str | None:
+    """The thread an approval's message is in, when it is in `channel` (not a DM copy)."""
+    if not APPROVAL_ID.match(approval_id):
+        return None
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None or approval.channel_id != channel:
+        return None
+    run = await runs.get_run(baton.db, approval.run_id)
+    return run.thread_ts if run is not None else None
+
+
+async def escalate_and_tell(baton: Baton) -> int:
+    """Escalate approvals whose time has come (by the process's clock): the thread says so
+    from the outbox, and the second group gets the request by direct message."""
+    from bot.approval_dms import people, send_copies
+
+    escalated = await approvals.escalate_due(baton.db, now=baton.deliverer.options.clock())
+    for a in escalated:
+        await baton.deliverer.deliver_run(a.run_id)
+        await baton.deliverer.deliver_edits(a.run_id)
+        fresh = await approvals.get(baton.db, a.id)
+        if fresh is not None:
+            await send_copies(baton, fresh, await people(baton, a.escalate_to))
+    return len(escalated)
 
 
 async def expire_and_resume(baton: Baton) -> int:

@@ -35,6 +35,10 @@ class Background:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def cancel_all(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Cancel every task and wait for each to end, including any started meanwhile
+        (a cancelled run may flush its progress once more on its way out)."""
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

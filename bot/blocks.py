@@ -10,6 +10,7 @@ from typing import Any
 from bot.text import escape, truncate
 from orchestration.costs import RunNotes
 from orchestration.events import CostEstimate
+from storage.feedback import Tally
 
 Block = dict[str, Any]
 
@@ -50,6 +51,8 @@ class TaskLine:
     status: str = "pending"
     details: list[str] = field(default_factory=list)
     summary: str = ""
+    # URLs the step read (shown as the task card's sources where Slack streams them).
+    sources: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -192,11 +195,59 @@ def footer(
     return context(" · ".join(parts))
 
 
-def answer_blocks(text: str, *, footer_block: Block | None = None) -> list[Block]:
+def answer_blocks(
+    text: str, *, footer_block: Block | None = None, feedback_run: str | None = None
+) -> list[Block]:
+    """A piece of an answer; the last piece carries the feedback buttons, then the footer
+    (kept last: what the run was, whatever else the message holds)."""
     blocks = [section(text)]
+    if feedback_run is not None:
+        blocks.append(feedback_block(feedback_run))
     if footer_block is not None:
         blocks.append(footer_block)
     return blocks
+
+
+FEEDBACK = "answer:feedback"
+
+
+def feedback_block(run_id: str) -> Block:
+    """Slack's 👍 / 👎 pair under an answer; each button's value names the run it rates."""
+
+    def side(emoji: str, label: str, vote: str) -> Block:
+        return {
+            "text": {"type": "plain_text", "text": emoji},
+            "accessibility_label": f"Mark this answer as {label}",
+            "value": f"{vote}:{run_id}",
+        }
+
+    return {
+        "type": "context_actions",
+        "block_id": f"feedback:{run_id}",
+        "elements": [
+            {
+                "type": "feedback_buttons",
+                "action_id": FEEDBACK,
+                "positive_button": side("👍", "good", "good"),
+                "negative_button": side("👎", "bad", "bad"),
+            }
+        ],
+    }
+
+
+def feedback_line(votes: Tally) -> str:
+    """`👍 12 · 👎 2 this week`."""
+    if not votes.total:
+        return "No feedback on answers this week."
+    return f"👍 {votes.positive} · 👎 {votes.negative} this week"
+
+
+def parse_feedback(value: str) -> tuple[str, bool] | None:
+    """`good:<run id>` / `bad:<run id>` → (run id, positive); None for anything else."""
+    vote, _, run_id = value.partition(":")
+    if vote not in ("good", "bad") or not run_id or len(run_id) > 64:
+        return None
+    return run_id, vote == "good"
 
 
 def error_blocks(message: str) -> list[Block]:

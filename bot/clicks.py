@@ -31,10 +31,14 @@ NOT_RECORDED = (
 
 class Click(StrEnum):
     APPROVE = "approve"
+    APPROVE_RUN = "approve_run"  # approved for the rest of the run
+    EDIT = "edit"  # the edit & approve form, submitted
     REJECT = "reject"
     REASON = "reason"  # the reject-with-reason form, submitted
     STOP = "stop"
     DIGEST = "digest"  # a digest's Acknowledge / Snooze / Investigate
+    FEEDBACK = "feedback"  # 👍 / 👎 under an answer
+    HOME = "home"  # a button on the App Home tab
 
 
 async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -> None:
@@ -79,6 +83,13 @@ def where(body: dict[str, Any]) -> tuple[str, str]:
     return channel, str((body.get("user") or {}).get("id") or "")
 
 
+def clicked_thread(body: dict[str, Any]) -> str | None:
+    """The thread the clicked message is in, as the click says (None at a channel's root)."""
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    return str(container.get("thread_ts") or message.get("thread_ts") or "") or None
+
+
 def first_action(body: dict[str, Any]) -> dict[str, Any]:
     """The clicked element (empty when the payload has none)."""
     actions = body.get("actions")
@@ -109,21 +120,54 @@ async def handle_left_over(baton: Baton) -> datetime | None:
 
 
 async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
-    from bot.approvals import decide, tell
+    from bot.approvals import decide, tell, thread_of
 
     channel, user = where(body)
     match kind:
-        case Click.APPROVE | Click.REJECT:
+        case Click.APPROVE | Click.APPROVE_RUN | Click.REJECT:
+            approval_id = str(first_action(body).get("value") or "")
             refusal = await decide(
                 baton,
-                approval_id=str(first_action(body).get("value") or ""),
+                approval_id=approval_id,
                 user_id=user,
-                approve=kind == Click.APPROVE,
+                approve=kind != Click.REJECT,
+                for_run=kind == Click.APPROVE_RUN,
                 message_ts=(body.get("container") or {}).get("message_ts"),
                 channel_id=channel or None,
             )
             if refusal is not None and channel:
-                await tell(baton, channel=channel, user=user, text=refusal)
+                await tell(
+                    baton,
+                    channel=channel,
+                    user=user,
+                    text=refusal,
+                    thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
+                )
+        case Click.EDIT:
+            from bot.approval_edits import edited_args, form_of
+
+            view = body.get("view") or {}
+            approval_id, _ = form_of(view)
+            approval = await approvals.get(baton.db, approval_id)
+            args = (
+                edited_args(baton, approval.tool_name or "", view) if approval is not None else None
+            )
+            refusal = await decide(
+                baton,
+                approval_id=approval_id,
+                user_id=user,
+                approve=True,
+                edited_args=args if args != (approval.tool_args if approval else None) else None,
+                from_form=True,
+            )
+            if refusal is not None and approval is not None and approval.channel_id:
+                await tell(
+                    baton,
+                    channel=approval.channel_id,
+                    user=user,
+                    text=refusal,
+                    thread_ts=await thread_of(baton, approval_id, approval.channel_id),
+                )
         case Click.REASON:
             view = body.get("view") or {}
             approval_id = str(view.get("private_metadata") or "")
@@ -137,7 +181,13 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
             )
             approval = await approvals.get(baton.db, approval_id) if refusal else None
             if refusal is not None and approval is not None and approval.channel_id:
-                await tell(baton, channel=approval.channel_id, user=user, text=refusal)
+                await tell(
+                    baton,
+                    channel=approval.channel_id,
+                    user=user,
+                    text=refusal,
+                    thread_ts=await thread_of(baton, approval_id, approval.channel_id),
+                )
         case Click.STOP:
             from bot.stop import stop_from_button
 
@@ -148,6 +198,14 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
             reply = await on_button(baton, str(first_action(body).get("action_id") or ""), body)
             if reply is not None and channel and user:
                 await tell(baton, channel=channel, user=user, text=reply)
+        case Click.FEEDBACK:
+            from bot.feedback import on_feedback
+
+            await on_feedback(baton, body)
+        case Click.HOME:
+            from bot.home import on_home_button
+
+            await on_home_button(baton, body)
 
 
 def reason_of(view: dict[str, Any]) -> str:

@@ -40,6 +40,11 @@ class Cancel:
 
 
 @dataclass(frozen=True)
+class Audit:
+    run_id: str | None
+
+
+@dataclass(frozen=True)
 class ScheduleCommand:
     args: str
 
@@ -61,6 +66,7 @@ Command = (
     | Status
     | ListApprovals
     | Cancel
+    | Audit
     | ScheduleCommand
     | Ask
     | Invalid
@@ -89,6 +95,8 @@ def parse(text: str) -> Command:
             return ListApprovals()
         case "cancel" | "stop":
             return Cancel(run_id=rest.split()[0] if rest else None)
+        case "audit":
+            return Audit(run_id=rest.split()[0] if rest else None)
         case "schedule" | "schedules":
             return ScheduleCommand(args=rest)
         case _:
@@ -106,8 +114,9 @@ HELP = """*Baton* runs a team of AI specialists for you.
 • `@Baton <request>` in a channel, or a DM — the same; reply in the thread to follow up
 • `/baton agents` — the specialists, their models and tools, and the playbooks
 • `/baton run <playbook> [details]` — run a predefined workflow, no planning model needed
-• `/baton status [run-id]` — a run's tasks, states, timings and cost (default: the latest here)
+• `/baton status [run-id]` — a run's tasks, states, timings and cost (default: the latest here; another channel's runs only if you asked for them or decide on them)
 • `/baton approvals` — approvals waiting in this channel
 • `/baton cancel [run-id]` — stop a run (default: the newest one still going here); the Stop button on a task list does the same
+• `/baton audit [run-id]` — who asked, what was planned, every decision and side effect (default: the latest run here; admins and the run's channel)
 • `/baton schedule add "<when>" <request>` — recurring runs (`/baton schedule help`)
 • `/baton help` — this message"""

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     # What the OpenAI-compatible endpoint accepts: `llama-cpp-python,json_schema=false,…`.
     openai_compat: str | None = None
 
-    baton_database_url: str = "sqlite:///baton.db"
+    # Secret: a PostgreSQL URL may carry its password. Read it with `database_url`.
+    baton_database_url: SecretStr = SecretStr("sqlite:///baton.db")
     # Upgrade the database's schema at start-up. Unset: on for SQLite, off for PostgreSQL.
     baton_auto_migrate: bool | None = None
     baton_model: str | None = None
@@ -136,7 +137,36 @@ class Settings(BaseSettings):
         """
         if self.baton_auto_migrate is not None:
             return self.baton_auto_migrate
-        return not self.baton_database_url.startswith("postgres")
+        return not self.database_url.startswith("postgres")
+
+    def secret_values(self) -> list[str]:
+        """Every secret value configured here (and the database URL's password), to redact."""
+        values = [
+            v.get_secret_value()
+            for v in (
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.slack_signing_secret,
+                self.slack_client_secret,
+                self.openai_api_key,
+                self.anthropic_api_key,
+            )
+            if v is not None
+        ]
+        try:
+            from sqlalchemy.engine import make_url
+
+            password = make_url(self.database_url).password
+        except Exception:  # a malformed URL is reported by database_problems
+            password = None
+        if password:
+            values.append(str(password))
+        return values
+
+    @property
+    def database_url(self) -> str:
+        """BATON_DATABASE_URL itself, for the code that connects (never to be shown)."""
+        return self.baton_database_url.get_secret_value()
 
     @property
     def has_slack_credentials(self) -> bool:
@@ -240,7 +270,7 @@ def check_common(settings: Settings) -> list[str]:
 def database_problems(settings: Settings) -> list[str]:
     """BATON_DATABASE_URL must be a URL SQLAlchemy can use."""
     try:
-        normalize_url(settings.baton_database_url)
+        normalize_url(settings.database_url)
     except ValueError:
         return [
             "BATON_DATABASE_URL must be an SQLAlchemy URL such as sqlite:///baton.db or postgresql://user@host/db"

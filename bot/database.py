@@ -45,7 +45,7 @@ async def open_database(settings: Settings) -> Database:
     Raises DatabaseNotReady (one sentence) when it is behind and auto-migrate is off, or when
     a newer Baton has upgraded it.
     """
-    db = Database(settings.baton_database_url)
+    db = Database(settings.database_url)
     try:
         found = await schema.state(db)
         if found.status is SchemaStatus.UNKNOWN:
@@ -68,12 +68,12 @@ async def open_database(settings: Settings) -> Database:
 
 def shown_url(settings: Settings) -> str:
     """BATON_DATABASE_URL with its password hidden."""
-    return make_url(settings.baton_database_url).render_as_string(hide_password=True)
+    return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
 def missing_sqlite_file(settings: Settings) -> bool:
     """A SQLite file that does not exist yet (connecting would create it)."""
-    url = make_url(settings.baton_database_url)
+    url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return False
     return not Path(url.database).exists()
@@ -83,7 +83,7 @@ async def stored_state(settings: Settings) -> SchemaState | None:
     """Where the database stands, or None for a SQLite file not made yet (nothing is created)."""
     if missing_sqlite_file(settings):
         return None
-    db = Database(settings.baton_database_url)
+    db = Database(settings.database_url)
     try:
         return await schema.state(db)
     finally:
@@ -128,7 +128,7 @@ def upgrade(settings: Settings, *, out: TextIO | None = None) -> int:
 
 
 async def _upgrade(settings: Settings) -> schema.Upgrade:
-    db = Database(settings.baton_database_url)
+    db = Database(settings.database_url)
     try:
         return await schema.upgrade(db)
     finally:

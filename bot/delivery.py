@@ -35,7 +35,15 @@ from orchestration.costs import RunNotes, notes
 from orchestration.driving import Beat, Tokens, let_go, pause
 from storage import approvals, outbox, runs, schedules
 from storage.db import is_unavailable, utcnow
-from storage.models import Delivery, DeliveryPurpose, DeliveryState, Run, RunStatus
+from storage.models import (
+    Approval,
+    ApprovalStatus,
+    Delivery,
+    DeliveryPurpose,
+    DeliveryState,
+    Run,
+    RunStatus,
+)
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -181,6 +189,21 @@ class Deliverer:
             await outbox.delivered(self.baton.db, row, posted)
             log.debug("run %s: approval %s edited (%d)", run_id, row.ref, len(posted))
 
+    async def deliver_copies(self, run_id: str, refs: list[str]) -> None:
+        """Post direct-message copies of an approval request now, beside the run's thread:
+        they are not in its order, and are queued only by the process that posts them
+        (the sweep posts one whose process stopped first)."""
+        for row in await outbox.for_run(self.baton.db, run_id):
+            if row.ref not in refs or row.state != DeliveryState.PENDING:
+                continue
+            try:
+                posted = await self._attempt(row)
+            except (Retry, GiveUp) as e:
+                log.info("run %s: approval copy left to the sweep (%s)", run_id, e)
+                continue
+            await _on_delivered(self.baton, row, posted)
+            await outbox.delivered(self.baton.db, row, posted)
+
     async def _deliver_under_own_lease(self, run_id: str) -> None:
         db, limits = self.baton.db, self.baton.orchestrator.limits
         lease = await runs.acquire_lease(
@@ -289,23 +312,48 @@ class Deliverer:
         self, row: Delivery, channel: str, run: Run, piece: Piece, index: int, posted: list[str]
     ) -> str:
         client = self.baton.client
+        metadata = {
+            "event_type": METADATA_TYPE,
+            "event_payload": {"delivery": row.id, "piece": index},
+        }
         if piece.update_ts is not None:
-            await client.chat_update(
-                channel=channel, ts=piece.update_ts, text=piece.text, blocks=piece.blocks
-            )
-            return piece.update_ts
+            try:
+                await self._update(channel, piece, metadata)
+                return piece.update_ts
+            except SlackApiError as e:
+                # The answer's preview is gone: the answer is posted as a message of its own.
+                if row.purpose != DeliveryPurpose.ANSWER or slack_error(e) not in PREVIEW_GONE:
+                    raise
+                log.info("run %s: answer preview gone (%s); posting it", run.id, slack_error(e))
         resp = await client.chat_postMessage(
             channel=channel,
             thread_ts=_thread(run, piece, posted),
             text=piece.text,
             blocks=piece.blocks,
             unfurl_links=False,
-            metadata={
-                "event_type": METADATA_TYPE,
-                "event_payload": {"delivery": row.id, "piece": index},
-            },
+            metadata=metadata,
         )
         return str(resp["ts"])
+
+    async def _update(self, channel: str, piece: Piece, metadata: dict[str, Any]) -> None:
+        """Edit a message; one still streaming (its writer stopped mid-way) is stopped first."""
+        assert piece.update_ts is not None
+        client = self.baton.client
+        for attempt in (1, 2):
+            try:
+                await client.chat_update(
+                    channel=channel,
+                    ts=piece.update_ts,
+                    text=piece.text,
+                    blocks=piece.blocks,
+                    metadata=metadata,
+                )
+                return
+            except SlackApiError as e:
+                if slack_error(e) != "streaming_state_conflict" or attempt == 2:
+                    raise
+                with contextlib.suppress(SlackApiError):
+                    await client.chat_stopStream(channel=channel, ts=piece.update_ts)
 
     async def _find(self, row: Delivery, channel: str, run: Run, posted: list[str]) -> str | None:
         """An earlier attempt may have reached Slack: look for its message by metadata."""
@@ -378,12 +426,17 @@ def _smaller(piece: Piece, code: str) -> list[Piece] | None:
     """The piece again in a form Slack may take, or None when there is none."""
     if code == "msg_too_long" and len(piece.text) > SMALLEST_PIECE:
         parts = split_message(piece.text, max(len(piece.text) // 2, SMALLEST_PIECE))
-        footer = _footer_of(piece)
+        # The footer and the feedback buttons stay under the last piece.
+        tail = list(piece.blocks[1:]) if piece.blocks else []
         out = [Piece(text=p, blocks=ui.answer_blocks(p), thread=piece.thread) for p in parts]
+        # A piece that edits a message (the answer's preview) still edits it, with less text.
+        out[0] = Piece(
+            text=out[0].text, blocks=out[0].blocks, thread=piece.thread, update_ts=piece.update_ts
+        )
         last = out[-1]
         out[-1] = Piece(
             text=last.text,
-            blocks=ui.answer_blocks(last.text, footer_block=footer),
+            blocks=[*ui.answer_blocks(last.text), *tail],
             thread=last.thread,
         )
         return out
@@ -392,10 +445,13 @@ def _smaller(piece: Piece, code: str) -> list[Piece] | None:
     return None
 
 
-def _footer_of(piece: Piece) -> dict[str, Any] | None:
-    if piece.blocks and len(piece.blocks) > 1 and piece.blocks[-1].get("type") == "context":
-        return piece.blocks[-1]
-    return None
+# An answer's preview message that cannot become the answer: the answer is posted instead.
+PREVIEW_GONE = (
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+    "streaming_state_conflict",
+)
 
 
 # Rendering: what each purpose shows, fixed at the first attempt
@@ -411,9 +467,9 @@ async def _render(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
                 notes=await notes(baton.db, run.id),
             )
         case DeliveryPurpose.APPROVAL:
-            return await _approval_pieces(baton, row.ref, run)
+            return await _approval_pieces(baton, row, run)
         case DeliveryPurpose.APPROVAL_DECIDED:
-            return await _decided_pieces(baton, row.ref, run)
+            return await _decided_pieces(baton, row, run)
         case DeliveryPurpose.NOTICE:
             return [Piece(text=str(data.get("text") or ""))]
         case DeliveryPurpose.REQUEST:
@@ -444,36 +500,81 @@ def answer_pieces(
     parts = split_message(answer, MESSAGE_LIMIT)
     return [
         Piece(
-            text=p, blocks=ui.answer_blocks(p, footer_block=footer if i == len(parts) - 1 else None)
+            text=p,
+            blocks=ui.answer_blocks(p, footer_block=footer, feedback_run=run.id)
+            if i == len(parts) - 1
+            else ui.answer_blocks(p),
+            # The message the answer streamed into becomes its first piece.
+            update_ts=run.answer_preview_ts if i == 0 else None,
         )
         for i, p in enumerate(parts)
     ]
 
 
-async def _approval_pieces(baton: Baton, approval_id: str, run: Run) -> list[Piece]:
-    approval = await approvals.get(baton.db, approval_id)
+def approval_of(ref: str) -> str:
+    """The approval an outbox row is about (`ap_…`, or `ap_…:<what>` for a copy or a refresh)."""
+    return ref.split(":", 1)[0]
+
+
+async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
+    approval = await approvals.get(baton.db, approval_of(row.ref))
     if approval is None:
         return []
     task = await runs.get_task(baton.db, run.id, approval.task_id)
     kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+    copy = (row.data or {}).get("channel") is not None
     return [
         Piece(
             text=f"Approval needed: {kind} (run {run.id})",
-            blocks=approval_blocks.request_blocks(approval, run, task),
+            blocks=approval_blocks.request_blocks(
+                approval,
+                run,
+                task,
+                webhooks=baton.catalog.webhooks,
+                votes=await approvals.votes(baton.db, approval.id),
+                editable=editable(baton, approval),
+            ),
+            thread="none" if copy else "run",
         )
     ]
 
 
-async def _decided_pieces(baton: Baton, approval_id: str, run: Run) -> list[Piece]:
-    approval = await approvals.get(baton.db, approval_id)
-    if approval is None or not approval.message_ts:
+def editable(baton: Baton, approval: Approval) -> bool:
+    """Whether "Edit & approve" is offered for Baton's own tools, whose arguments have a schema."""
+    from bot.approval_edits import fields
+
+    return bool(fields(baton, approval))
+
+
+async def _decided_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
+    """The request's message as it stands now: decided (no buttons), or still open with who
+    has approved so far and whether it was escalated."""
+    approval = await approvals.get(baton.db, approval_of(row.ref))
+    data = row.data or {}
+    update_ts = str(data.get("ts") or "") or (approval.message_ts if approval else None)
+    if approval is None or not update_ts:
         return []  # its request never reached Slack: there are no buttons to take away
     task = await runs.get_task(baton.db, run.id, approval.task_id)
+    if approval.status == ApprovalStatus.PENDING:
+        kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+        return [
+            Piece(
+                text=f"Approval needed: {kind} (run {run.id})",
+                blocks=approval_blocks.request_blocks(
+                    approval,
+                    run,
+                    task,
+                    votes=await approvals.votes(baton.db, approval.id),
+                    editable=editable(baton, approval),
+                ),
+                update_ts=update_ts,
+            )
+        ]
     return [
         Piece(
             text=approval_blocks.decided_text(approval),
             blocks=approval_blocks.decided_blocks(approval, run, task),
-            update_ts=approval.message_ts,
+            update_ts=update_ts,
         )
     ]
 
@@ -488,12 +589,27 @@ _DELIVERED_EVENTS = {
 async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
     data = row.data or {}
     match row.purpose:
+        case DeliveryPurpose.APPROVAL if posted and data.get("channel"):
+            await approvals.add_copy(
+                baton.db,
+                approval_of(row.ref),
+                channel_id=str(data["channel"]),
+                message_ts=posted[0],
+            )
         case DeliveryPurpose.APPROVAL if posted:
             run = await runs.get_run(baton.db, row.run_id)
             if run is not None and run.channel_id:
                 await approvals.set_message(
                     baton.db, row.ref, channel_id=run.channel_id, message_ts=posted[0]
                 )
+            # Before the row counts as delivered: a process that stops here posts the
+            # request's DM copies when the row is delivered again (each copy once).
+            from bot.approval_dms import send_to_absent_approvers
+
+            try:
+                await send_to_absent_approvers(baton, row.ref)
+            except Exception:
+                log.exception("approval %s: could not send its direct-message copies", row.ref)
         case DeliveryPurpose.REQUEST if posted:
             await runs.set_thread(baton.db, row.run_id, posted[0])
         case DeliveryPurpose.DIGEST if posted and data.get("fire_id") is not None:

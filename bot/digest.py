@@ -159,14 +159,17 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         if marked.acknowledged_by != user:
             return f"<@{marked.acknowledged_by}> already acknowledged this digest."
         note = ui.acknowledged_note(user, marked.acknowledged_at)
-        await _mark(baton, channel, ts, blocks, note, keep_buttons=False)
+        await _mark(baton, channel, ts, blocks, note, done=[ui.ACKNOWLEDGE])
         return None
     if action_id in SNOOZES:
         until = utcnow() + SNOOZES[action_id]
-        schedule = await schedules.change(baton.db, fire.schedule_id, snoozed_until=until)
+        schedule = await schedules.change(
+            baton.db, fire.schedule_id, action="snoozed", by=user or None, snoozed_until=until
+        )
         if schedule is None:
             return "That schedule was deleted, so there is nothing to snooze."
-        await _mark(baton, channel, ts, blocks, ui.snoozed_note(user, until), keep_buttons=False)
+        note = ui.snoozed_note(user, until)
+        await _mark(baton, channel, ts, blocks, note, done=list(SNOOZES))
         return None
     if action_id == ui.INVESTIGATE:
         text = str(message.get("text") or "")
@@ -189,6 +192,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
             return "I couldn't start the investigation (my database is not answering); try again in a minute."
         if outcome.value is None:
             return "An investigation of this digest has already started: see its thread."
+        await _mark(baton, channel, ts, blocks, ui.investigating_note(user), done=[ui.INVESTIGATE])
         baton.background.spawn(begin(baton, pending), name="investigate")
         return None
     return None
@@ -201,14 +205,14 @@ async def _mark(
     blocks: list[dict[str, Any]],
     note: str,
     *,
-    keep_buttons: bool,
+    done: list[str],
 ) -> None:
     try:
         await baton.client.chat_update(
             channel=channel,
             ts=ts,
             text=note,
-            blocks=ui.marked(blocks, note, keep_buttons=keep_buttons),
+            blocks=ui.marked(blocks, note, done=done),
         )
     except SlackApiError as e:
         log.warning("could not update digest %s: %s", ts, slack_error(e))

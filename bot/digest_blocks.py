@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from bot.blocks import Block, button, context, section, sections, when
-from bot.text import escape, truncate
+from bot.text import escape, plural, truncate
 from orchestration.digests import Digest, Line
 from orchestration.schedules import when_of
-from orchestration.when import describe, show_time, zone
+from orchestration.when import describe
 from storage.models import Schedule
 
 ACKNOWLEDGE = "digest:ack"
@@ -25,6 +26,11 @@ def title(schedule: Schedule) -> str:
     return truncate(" ".join(schedule.request.split()), 60)
 
 
+def _all(n: int) -> str:
+    """`all 3 checks`; a single check is `1 check`, never `all 1 checks`."""
+    return "1 check" if n == 1 else f"all {n} checks"
+
+
 def headline(digest: Digest) -> str:
     checks = [line for line in digest.lines if not line.key.startswith(("task:", "run"))]
     failing = [line for line in digest.lines if not line.ok]
@@ -35,11 +41,15 @@ def headline(digest: Digest) -> str:
         if bad:
             state = f"❌ {bad} of {len(checks)} checks failing"
         elif failing:
-            state = f"⚠️ all {len(checks)} checks passing, {len(failing)} task(s) failed"
+            state = f"⚠️ {_all(len(checks))} passing, {plural(len(failing), 'task')} failed"
         else:
-            state = f"✅ all {len(checks)} checks passing"
+            state = f"✅ {_all(len(checks))} passing"
     else:
-        state = "✅ all tasks done" if not failing else f"❌ {len(failing)} task(s) did not succeed"
+        state = (
+            "✅ all tasks done"
+            if not failing
+            else f"❌ {plural(len(failing), 'task')} did not succeed"
+        )
     if digest.recovered:
         state += " — recovered"
     elif digest.changed:
@@ -71,20 +81,22 @@ def digest_blocks(digest: Digest) -> list[Block]:
         blocks.append(section(truncate(first, 700)))
     notes = []
     if digest.missed:
-        notes.append(f"⏭️ {digest.missed} scheduled run(s) were missed while Baton was down")
+        were = "was" if digest.missed == 1 else "were"
+        notes.append(
+            f"⏭️ {plural(digest.missed, 'scheduled run')} {were} missed while Baton was down"
+        )
     if digest.skipped_busy:
         notes.append(
-            f"⏭️ {digest.skipped_busy} run(s) skipped because the previous one was still going"
+            f"⏭️ {plural(digest.skipped_busy, 'run')} skipped because the previous one was still going"
         )
     if notes:
         blocks.append(context(" · ".join(notes)))
-    tz = zone(schedule.timezone)
     tokens = run.input_tokens + run.output_tokens
     blocks.append(
         context(
             f"Schedule `{schedule.id}` ({describe(when_of(schedule), schedule.timezone)}) · "
             f"run `{run.id}` · {tokens:,} tokens · ${run.cost_usd:.4f} · "
-            f"{show_time(digest.fire.fire_time, tz)}" + (" · run now" if digest.fire.manual else "")
+            f"{when(digest.fire.fire_time)}" + (" · run now" if digest.fire.manual else "")
         )
     )
     if digest.needs_attention:
@@ -119,14 +131,27 @@ def quiet_text(schedule: Schedule, digest: Digest) -> str:
     checks = len(digest.lines)
     return (
         f"🌙 All quiet: schedule `{schedule.id}` ({escape(title(schedule))}) has nothing to report today"
-        + (f" — {checks} check(s) fine." if checks else ".")
+        + (f" — {plural(checks, 'check')} fine." if checks else ".")
     )
 
 
-def marked(blocks: list[Block], note: str, *, keep_buttons: bool) -> list[Block]:
-    """A digest's blocks with a note added under it, and its buttons kept or removed."""
-    kept = [b for b in blocks if keep_buttons or b.get("block_id") != ACTIONS_BLOCK]
+def marked(blocks: list[Block], note: str, *, done: Iterable[str]) -> list[Block]:
+    """A digest's blocks with a note added under its buttons; the buttons in `done` go (what
+    they did is the note), the others keep working. The notes stay in the order they came."""
+    gone = set(done)
+    kept: list[Block] = []
+    for b in blocks:
+        if b.get("block_id") == ACTIONS_BLOCK:
+            left = [e for e in b.get("elements") or [] if e.get("action_id") not in gone]
+            if left:
+                kept.append({**b, "elements": left})
+            continue
+        kept.append(b)
     return [*kept, context(note)]
+
+
+def investigating_note(user: str) -> str:
+    return f"🔎 <@{user}> started an investigation: its progress and answer are in this thread"
 
 
 def acknowledged_note(user: str, at: datetime) -> str:

@@ -115,8 +115,8 @@ def configuration(settings: Settings, mode: Mode) -> tuple[Check, Catalog | None
 async def database(settings: Settings, *, within: float) -> Check:
     """Reachable, and which of Baton's tables exist (nothing is created)."""
     try:
-        url = make_url(settings.baton_database_url)
-        db = Database(settings.baton_database_url)
+        url = make_url(settings.database_url)
+        db = Database(settings.database_url)
     except Exception as e:
         return Check("database", Outcome.FAIL, f"BATON_DATABASE_URL is not usable: {e}")
     shown = url.render_as_string(hide_password=True)

@@ -8,6 +8,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agents.errors import ToolError
+from bot.members import ChannelMembers
 from bot.slack_ops import slack_error
 
 _HINTS = {
@@ -18,8 +19,12 @@ _HINTS = {
 
 
 class SlackToolGateway:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, members: ChannelMembers) -> None:
         self.client = client
+        self.members = members
+
+    async def is_member(self, channel: str, user: str) -> bool:
+        return await self.members.has(channel, user)
 
     async def history(self, channel: str, *, limit: int) -> list[dict[str, Any]]:
         try:

@@ -1,65 +1,151 @@
-"""The App Home tab: a person's recent runs and what waits for them."""
+"""The App Home tab: gathered after the ack, drawn by `bot/home_blocks.py`, published.
+
+Its buttons (approve/reject what waits for the person, pause/resume their schedules) are
+stored and acked like every click (`bot/clicks.py`); the tab is then published again, so
+the person sees what their click did.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
+from slack_sdk.errors import SlackApiError
 
-from agents.tools.extract import plain
-from bot.blocks import RUN_STATUS_TEXT, context, divider, header, section, when
-from bot.text import escape, truncate
-from storage.db import Database
-from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
+from bot import home_blocks as ui
+from bot.clicks import first_action, where
+from bot.permissions import may_manage
+from bot.slack_ops import slack_error
+from orchestration.schedules import when_of
+from orchestration.when import describe, upcoming, zone
+from storage import approvals, feedback, home, schedules
+from storage.db import utcnow
+from storage.models import Approval, Schedule
 
-RECENT = 10
+if TYPE_CHECKING:
+    from datetime import datetime
 
+    from bot.app import Baton
 
-async def home_view(db: Database, user_id: str) -> dict[str, Any]:
-    async with db.session() as s:
-        recent = (
-            await s.exec(
-                select(Run)
-                .where(Run.user_id == user_id)
-                .order_by(col(Run.created_at).desc())
-                .limit(RECENT)
-            )
-        ).all()
-        waiting = (
-            await s.exec(select(Approval).where(Approval.status == ApprovalStatus.PENDING))
-        ).all()
-        tasks = (
-            await s.exec(select(TaskRow).where(col(TaskRow.run_id).in_([r.id for r in recent])))
-        ).all()
-    mine = [a for a in waiting if user_id in a.approvers]
-    blocks = [
-        header("Baton"),
-        section("Ask with `/baton <request>`, @Baton in a channel, or right here in a DM."),
-    ]
-    blocks.append(divider())
-    if mine:
-        blocks.append(section(f"*Waiting for you* ({len(mine)})"))
-        blocks += [
-            section(f"• Run `{a.run_id}` · {escape(truncate(a.summary, 200))}") for a in mine[:10]
-        ]
-    blocks.append(section("*Your recent runs*" if recent else "_No runs yet._"))
-    for r in recent:
-        state = RUN_STATUS_TEXT.get(r.status.value, r.status.value) + _not_done(r, tasks)
-        what = f"playbook `{r.playbook}`" if r.playbook else escape(truncate(plain(r.request), 120))
-        blocks.append(
-            context(f"`{r.id}` · {state} · {what} · {when(r.created_at)} · ${r.cost_usd:.4f}")
-        )
-    return {"type": "home", "blocks": blocks[:100]}
+log = logging.getLogger(__name__)
+
+WEEK = timedelta(days=7)
 
 
-def _not_done(run: Run, tasks: Sequence[TaskRow]) -> str:
-    """Steps of a finished run that did not happen, by why: a run is never just "done"."""
-    counts = Counter(
-        t.status for t in tasks if t.run_id == run.id and t.status != TaskStatus.SUCCEEDED
+async def dashboard(baton: Baton, user_id: str, *, notice: str = "") -> ui.Dashboard:
+    """Everything the person's Home tab shows (database reads, then a few cached Slack asks)."""
+    now = utcnow()
+    data = await home.for_user(baton.db, user_id, since=now - WEEK)
+    mine = await waiting_for(baton, user_id, data.waiting)
+    links: dict[str, str] = {}
+    for run in [
+        *data.recent,
+        *(data.waiting_runs[a.run_id] for a in mine if a.run_id in data.waiting_runs),
+    ]:
+        if run.channel_id and run.thread_ts and run.id not in links:
+            link = await baton.names.permalink(run.channel_id, run.thread_ts)
+            if link:
+                links[run.id] = link
+    return ui.Dashboard(
+        recent=data.recent,
+        tasks=data.tasks,
+        mine=mine,
+        waiting_runs=data.waiting_runs,
+        schedules=[_schedule_line(s, now) for s in data.schedules],
+        usage=data.usage,
+        votes=feedback.tally(data.feedback),
+        links=links,
+        notice=notice,
     )
-    if not run.status.is_final or not counts:
-        return ""
-    parts = [f"{n} {status.value}" for status, n in sorted(counts.items())]
-    return f" ({', '.join(parts)})"
+
+
+async def waiting_for(baton: Baton, user_id: str, waiting: list[Approval]) -> list[Approval]:
+    """The approvals this person may decide: named, or in a named user group (asked once)."""
+    groups = {g for a in waiting for g in a.approvers if g.startswith("S")}
+    member_of: set[str] = set()
+    for group in sorted(groups):
+        try:
+            resp = await baton.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as e:
+            log.warning("could not read user group %s: %s", group, slack_error(e))
+            continue
+        if user_id in (resp.get("users") or []):
+            member_of.add(group)
+    return [a for a in waiting if user_id in a.approvers or member_of & set(a.approvers)]
+
+
+def _schedule_line(s: Schedule, now: datetime) -> ui.ScheduleLine:
+    when = when_of(s)
+    nxt = (
+        [] if s.paused else upcoming(when, zone(s.timezone), anchor=s.created_at, now=now, count=1)
+    )
+    return ui.ScheduleLine(s, describe(when, s.timezone), nxt[0] if nxt else None)
+
+
+async def publish(baton: Baton, user_id: str, *, notice: str = "") -> None:
+    try:
+        view = ui.home_view(await dashboard(baton, user_id, notice=notice))
+        await baton.client.views_publish(user_id=user_id, view=view)
+    except SlackApiError as e:
+        log.warning("could not publish the App Home for %s: %s", user_id, slack_error(e))
+
+
+async def on_home_button(baton: Baton, body: dict[str, Any]) -> None:
+    """A click on the Home tab; the tab is published again with what it did."""
+    _, user = where(body)
+    action = first_action(body)
+    action_id, value = str(action.get("action_id") or ""), str(action.get("value") or "")
+    if not user:
+        return
+    match action_id:
+        case ui.APPROVE | ui.REJECT:
+            notice = await _decide(baton, user, value, approve=action_id == ui.APPROVE)
+        case ui.PAUSE | ui.RESUME:
+            notice = await _pause(baton, user, value, pause=action_id == ui.PAUSE)
+        case _:
+            notice = "That button is not Baton's any more; here is the tab as it is now."
+    await publish(baton, user, notice=notice)
+
+
+async def _decide(baton: Baton, user: str, approval_id: str, *, approve: bool) -> str:
+    from bot.approvals import decide
+
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None:
+        return (
+            "I don't know that approval (it may belong to another Baton), so nothing was changed."
+        )
+    # The Home tab stands for the approval's own message, as its buttons do.
+    refusal = await decide(
+        baton,
+        approval_id=approval_id,
+        user_id=user,
+        approve=approve,
+        message_ts=approval.message_ts,
+        channel_id=None,
+    )
+    if refusal is not None:
+        return refusal
+    verb = "Approved" if approve else "Rejected"
+    return f"{verb} run `{approval.run_id}`'s step `{approval.task_id}`; the run's thread shows what happens next."
+
+
+async def _pause(baton: Baton, user: str, schedule_id: str, *, pause: bool) -> str:
+    schedule = await schedules.get(baton.db, schedule_id)
+    if schedule is None or schedule.deleted:
+        return "That schedule no longer exists, so nothing was changed."
+    if not await may_manage(baton, schedule, user):
+        return (
+            f"Only <@{schedule.created_by}>, members of <#{schedule.channel_id}> and Baton admins "
+            f"can pause or resume schedule `{schedule.id}`. Nothing was changed."
+        )
+    changed = await schedules.change(
+        baton.db, schedule.id, action="paused" if pause else "resumed", by=user, paused=pause
+    )
+    if pause:
+        baton.scheduler.forget(schedule.id)
+        return f"⏸️ Paused schedule `{schedule.id}`."
+    if changed is not None:
+        baton.scheduler.watch(changed)
+    return f"▶️ Resumed schedule `{schedule.id}`."

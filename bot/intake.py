@@ -15,16 +15,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
+from bot.assistant import planner_context
 from bot.slack_ops import post_text
 from bot.text import truncate
 from bot.work import external, hand_over
-from storage import inbox, outbox, runs, slack_events
+from orchestration.driving import let_go
+from storage import assistant, inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
+from storage.runs import Lease
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -70,6 +74,9 @@ Pending = asyncio.Task[Stored[T]]
 class Accepted:
     run: Run
     queued: bool  # it waits for the thread's current run to finish
+    # With BATON_WORKERS=external, a reply's run is stored under this process's lease, so no
+    # worker plans it before its thread has been read (`begin` lets go and wakes them).
+    held: Lease | None = None
 
 
 async def accept_message(
@@ -84,9 +91,13 @@ async def accept_message(
     event_id: str | None,
     playbook: str | None = None,
     context: str | None = None,
+    follow_up_only: bool = False,
+    reply: bool = False,
 ) -> Pending[Accepted | None]:
-    """Store a request made in a thread (a mention, a DM); the value is None for a retry of
-    one stored before."""
+    """Store a request made in a thread (a mention, a DM, a reply in a thread Baton answered);
+    the value is None for a retry of one stored before, and with `follow_up_only` for a
+    message in a thread Baton has not spoken in. A `reply` has its thread read after the
+    ack (`begin`) before anyone plans it."""
     run = Run(
         id=runs.new_id(),
         source=source,
@@ -98,12 +109,28 @@ async def accept_message(
         user_id=user_id,
         context=clean(context) if context else None,
     )
+    held = None
+    if reply and external(baton):
+        held = Lease(run_id=run.id, token=f"{baton.orchestrator.owner}:intake:{run.id}", wakeups=0)
+        run.lease_owner = held.token
+        run.lease_until = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
 
     async def store() -> Accepted | None:
+        if channel_id.startswith("D"):
+            # In the assistant container, the channel the person is looking at is context.
+            thread = await assistant.get(baton.db, channel_id, thread_ts)
+            looking = planner_context(thread) if thread is not None else None
+            if looking:
+                run.context = "\n\n".join(p for p in (looking, run.context) if p)
         stored, queued = await runs.create_in_thread(
-            baton.db, run, seen=event_id, notice=WAIT_NOTICE, wake=external(baton)
+            baton.db,
+            run,
+            seen=event_id,
+            notice=WAIT_NOTICE,
+            follow_up_only=follow_up_only,
+            wake=external(baton) and held is None,
         )
-        return None if stored is None else Accepted(stored, queued)
+        return None if stored is None else Accepted(stored, queued, held)
 
     return await _bounded(baton, store())
 
@@ -193,9 +220,15 @@ async def begin(
     *,
     channel: str | None = None,
     thread_ts: str | None = None,
+    reply_ts: str | None = None,
+    bot_user_id: str | None = None,
 ) -> None:
     """After the ack: start the run, or tell the thread it waits its turn. A request that
-    could not be stored after all is answered with a sentence in its thread."""
+    could not be stored after all is answered with a sentence in its thread.
+
+    `reply_ts` is the request's own message when it is a reply in a thread: what people
+    wrote there before it is read first, for the models to see.
+    """
     outcome = await pending
     if outcome.error is not None:
         await stored(pending, "a request")
@@ -206,6 +239,14 @@ async def begin(
     if accepted is None:
         return  # a retry of a request stored before
     run = accepted.run
+    if reply_ts is not None:
+        from bot.thread_ops import gather
+
+        await gather(baton, run, request_ts=reply_ts, bot_user_id=bot_user_id)
+    if accepted.held is not None:
+        # Read: the workers may plan it now (or, if it waits its turn, when its turn comes).
+        await let_go(baton.db, accepted.held)
+        await baton.wake_workers()
     if accepted.queued:
         await baton.deliverer.deliver_run(run.id)
     else:

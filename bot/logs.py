@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO
 
+from agents.redact import redact
 from agents.telemetry import log_fields
 from bot.config import LogFormat
 
@@ -33,6 +34,22 @@ class _Fields(logging.Filter):
         return True
 
 
+class _Redacted(logging.Filter):
+    """No record carries a secret: its message (and any traceback) is redacted before it is
+    written, whoever logged it — Baton, a library, or an error's echo of a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line."""
 
@@ -45,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         }
         entry.update(getattr(record, "baton", {}))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
@@ -84,6 +101,7 @@ def configure_logging(
     fmt = settings.baton_log_format or (LogFormat.TEXT if _is_terminal(out) else LogFormat.JSON)
     level = (settings.baton_log_level or ("WARNING" if quiet else "INFO")).upper()
     handler = _BatonHandler(out)
+    handler.addFilter(_Redacted())
     handler.addFilter(_Fields())
     handler.setFormatter(JsonFormatter() if fmt == LogFormat.JSON else TextFormatter())
     root = logging.getLogger()

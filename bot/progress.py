@@ -16,16 +16,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks.block_elements import UrlSourceElement
 from slack_sdk.models.messages.chunk import BlocksChunk, Chunk, PlanUpdateChunk, TaskUpdateChunk
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import blocks
+from agents.tools.extract import urls
+from bot import assistant_ui, blocks
+from bot.answer_preview import AnswerPreview
+from bot.assistant import StatusLine
 from bot.blocks import RunView, TaskLine
+from bot.names import Names
 from bot.slack_ops import post_text, slack_error
 from bot.text import truncate
 from orchestration.events import (
@@ -33,6 +38,7 @@ from orchestration.events import (
     ApprovalDecided,
     ApprovalRequested,
     PlanReady,
+    PlanRevised,
     RunAccepted,
     RunEvent,
     RunFinished,
@@ -59,6 +65,8 @@ STREAM_STATUS = {
     "unverified": "error",
     "cancelled": "error",
 }
+# Links shown under one task card.
+MAX_SOURCES = 5
 # chat.update answers these when the message is gone or no longer Baton's to edit.
 MESSAGE_GONE = (
     "message_not_found",
@@ -74,10 +82,14 @@ class ProgressOptions:
     # Seconds between two Slack calls for one run (appendStream is Tier 4, chat.update Tier 3).
     stream_interval: float = 1.0
     update_interval: float = 1.5
+    # Seconds between two assistant.threads.setStatus calls for one run.
+    status_interval: float = 1.0
 
 
 # Delivers the run's outbox (approval requests, the answer) now, in order.
 DeliverRun = Callable[[str], Awaitable[None]]
+# Starts a task the process keeps track of (see bot/background.py).
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 class SlackProgress:
@@ -91,12 +103,22 @@ class SlackProgress:
         run: Run,
         options: ProgressOptions,
         deliver: DeliverRun,
+        spawn: Spawn = asyncio.create_task,
+        names: Names | None = None,
     ) -> None:
         self.client = client
+        # The status line under an assistant-container thread (inactive elsewhere).
+        self.names = names or Names(client)
+        self.status = StatusLine(client, db, self.names, run, interval=options.status_interval)
+        # Steps in progress: task id -> (agent, what it is doing), for the status line.
+        self._running: dict[str, tuple[str, str]] = {}
         self.db = db
         self.run = run
         self.options = options
         self._deliver = deliver
+        # Delayed flushes run as their own tasks: the process's background set keeps them,
+        # so a shutdown cancels and waits for them as it does for the run itself.
+        self._spawn = spawn
         self.view = RunView(run_id=run.id, status=run.status.value)
         can_stream = options.streaming and bool(run.thread_ts)
         # Slack needs a recipient to stream into a channel; DMs and people's requests have one.
@@ -112,6 +134,15 @@ class SlackProgress:
         self._frozen = False
         self._dirty: set[str] = set()
         self._title_dirty = False
+        # The answer as the supervisor writes it, in its own message (which the outbox then
+        # turns into the answer).
+        self.preview = AnswerPreview(
+            client,
+            db,
+            run,
+            stream=self.mode == "stream",
+            interval=options.stream_interval if self.mode == "stream" else options.update_interval,
+        )
         self._lock = asyncio.Lock()
         self._pending_flush: asyncio.Task[None] | None = None
         self._last_flush = 0.0
@@ -134,6 +165,11 @@ class SlackProgress:
 
     async def _apply(self, event: RunEvent) -> None:
         await self._load()
+        try:
+            await self._show_status(event)
+        except Exception:
+            # The status line is a courtesy: the task list and the answer still go out.
+            log.exception("run %s: could not show the assistant status", self.run.id)
         match event:
             case RunAccepted():
                 async with self._lock:
@@ -143,10 +179,17 @@ class SlackProgress:
                 self.view.estimate = blocks.estimate_text(estimate) if estimate else ""
                 self.view.status = "running"
                 self.view.tasks = {
-                    t.id: TaskLine(id=t.id, agent=t.agent, title=t.title) for t in tasks
+                    t.id: TaskLine(id=t.id, agent=t.agent, title=await self.names.readable(t.title))
+                    for t in tasks
                 }
                 self._title_dirty = True
                 self._touch(*self.view.tasks)
+            case PlanRevised(title=title, tasks=tasks):
+                self.view.title = title
+                for t in tasks:
+                    self.view.tasks[t.id] = TaskLine(id=t.id, agent=t.agent, title=t.title)
+                self._title_dirty = True
+                self._touch(*(t.id for t in tasks))
             case TaskStarted(task_id=task_id):
                 self._set(task_id, status="running", summary="")
             case TaskProgress(task_id=task_id, detail=detail):
@@ -154,7 +197,10 @@ class SlackProgress:
                 if line is not None:
                     line.details = [*line.details[-2:], detail]
                     self._touch(task_id)
-            case TaskFinished(task_id=task_id, status=status, summary=summary):
+            case TaskFinished(task_id=task_id, status=status, summary=summary, output=output):
+                line = self.view.tasks.get(task_id)
+                if line is not None and status == "succeeded":
+                    line.sources = urls(output)[:MAX_SOURCES]
                 self._set(task_id, status=status, summary=summary)
             case ApprovalRequested(task_id=task_id):
                 self._set(task_id, status="waiting")
@@ -173,8 +219,38 @@ class SlackProgress:
             case RunFinished():
                 self.view.status = event.status
                 await self._close()
+                # The preview stops growing; the outbox puts the answer in its place.
+                await self.preview.finish()
                 await self._deliver(self.run.id)
-            case AnswerDelta():
+            case AnswerDelta(text=text):
+                await self.preview.add(text)
+
+    async def _show_status(self, event: RunEvent) -> None:
+        """The assistant thread's status line: what the run is doing now, cleared at its end."""
+        if not self.status.active:
+            return
+        match event:
+            case RunAccepted():
+                await self.status.name_thread()
+                await self.status.show(assistant_ui.PLANNING)
+            case TaskStarted(task_id=task_id):
+                line = self.view.tasks.get(task_id)
+                if line is not None:
+                    self._running[task_id] = (line.agent, f"working on: {line.title}")
+                await self.status.show(assistant_ui.working(list(self._running.values())))
+            case TaskProgress(task_id=task_id, detail=detail) if task_id in self._running:
+                agent = self._running[task_id][0]
+                self._running[task_id] = (agent, assistant_ui.doing(detail))
+                await self.status.show(assistant_ui.working(list(self._running.values())))
+            case TaskFinished(task_id=task_id):
+                self._running.pop(task_id, None)
+                if self._running:
+                    await self.status.show(assistant_ui.working(list(self._running.values())))
+            case RunWaiting():
+                await self.status.waiting()
+            case RunFinished():
+                await self.status.show(assistant_ui.CLEARED, now=True)
+            case _:
                 pass
 
     async def _load(self) -> None:
@@ -182,16 +258,21 @@ class SlackProgress:
         if self._loaded:
             return
         self._loaded = True
+        await self.status.load()
         if not self.run.plan:
             return
-        self.view.title = str(self.run.plan.get("title") or "Plan")
+        revision = self.run.plan.get("revision") or {}
+        self.view.title = str(revision.get("title") or self.run.plan.get("title") or "Plan")
         self.view.status = "running"
         for t in await runs.list_tasks(self.db, self.run.id):
             self.view.tasks[t.task_id] = TaskLine(
                 id=t.task_id,
                 agent=t.agent,
                 title=truncate(
-                    t.instruction.strip().splitlines()[0] if t.instruction.strip() else t.agent, 80
+                    await self.names.readable(
+                        t.instruction.strip().splitlines()[0] if t.instruction.strip() else t.agent
+                    ),
+                    80,
                 ),
                 status=t.status.value,
                 summary=t.error or "",
@@ -209,7 +290,7 @@ class SlackProgress:
     def _touch(self, *task_ids: str) -> None:
         self._dirty.update(task_ids)
         if self._pending_flush is None or self._pending_flush.done():
-            self._pending_flush = asyncio.create_task(self._flush_later())
+            self._pending_flush = self._spawn(self._flush_later())
 
     async def _flush_later(self) -> None:
         interval = (
@@ -398,6 +479,11 @@ class SlackProgress:
                     status=STREAM_STATUS.get(t.status, "pending"),
                     details=truncate(details, 500) or None,
                     output=truncate(t.summary, 500) or None,
+                    sources=[
+                        UrlSourceElement(url=u, text=truncate(u.split("://", 1)[-1], 60))
+                        for u in t.sources
+                    ]
+                    or None,
                 )
             )
         return chunks

@@ -14,11 +14,13 @@ from bot.blocks import (
     Block,
     context,
     divider,
+    feedback_line,
     header,
     section,
     when,
 )
-from bot.text import escape, truncate
+from bot.text import escape, plural, truncate
+from storage.feedback import Tally
 from storage.models import Approval, Run, TaskRow
 from storage.usage import Total
 
@@ -106,8 +108,15 @@ def _duration(t: TaskRow) -> str:
     return "—"
 
 
-def status_report(run: Run, tasks: Sequence[TaskRow], totals: Sequence[Total] = ()) -> list[Block]:
-    """`/baton status`: the run's tasks, and its cost per agent and per model."""
+def status_report(
+    run: Run,
+    tasks: Sequence[TaskRow],
+    totals: Sequence[Total] = (),
+    *,
+    votes: Tally | None = None,
+    week: Tally | None = None,
+) -> list[Block]:
+    """`/baton status`: the run's tasks, its cost per agent and per model, and feedback."""
     state = RUN_STATUS_TEXT.get(run.status.value, run.status.value)
     what = (
         f"playbook `{run.playbook}`" if run.playbook else f"“{escape(truncate(run.request, 200))}”"
@@ -140,6 +149,13 @@ def status_report(run: Run, tasks: Sequence[TaskRow], totals: Sequence[Total] = 
     if trace_id := trace_id_of(run.traceparent):
         total += f" · trace `{trace_id}`"
     blocks.append(context(total))
+    if votes is not None and week is not None:
+        on_run = (
+            f"👍 {votes.positive} · 👎 {votes.negative} on this answer"
+            if votes.total
+            else "No feedback on this answer yet"
+        )
+        blocks.append(context(f"{on_run} · all answers: {feedback_line(week)}"))
     return blocks
 
 
@@ -188,4 +204,4 @@ def approvals_report(pending: Sequence[Approval]) -> list[Block]:
         lines.append(
             f"• Run `{a.run_id}` · {what} · task `{a.task_id}` · expires {when(a.expires_at)} · {link}"
         )
-    return [section(f"*{len(pending)} approval(s) waiting here*\n" + "\n".join(lines))]
+    return [section(f"*{plural(len(pending), 'approval')} waiting here*\n" + "\n".join(lines))]

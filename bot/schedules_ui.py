@@ -19,8 +19,10 @@ from slack_sdk.errors import SlackApiError
 
 from agents.spec import Catalog
 from bot.blocks import Block, context, section
+from bot.blocks import when as when_token
 from bot.digest_blocks import title
-from bot.text import escape, truncate
+from bot.permissions import may_manage
+from bot.text import escape, plural, truncate
 from orchestration.schedules import Fired, when_of
 from orchestration.when import (
     ACCEPTED_FORMS,
@@ -28,7 +30,6 @@ from orchestration.when import (
     WhenError,
     describe,
     parse_when,
-    show_time,
     upcoming,
     zone,
 )
@@ -45,7 +46,7 @@ HELP = f"""*Schedules* run a request or a playbook again and again, and post a d
 • `/baton schedule add "<when>" <request>` — e.g. `/baton schedule add "every 15m" check https://example.com`
 • `/baton schedule add "<when>" run <playbook> [details]` — e.g. `/baton schedule add "every weekday at 09:00" run morning-digest https://example.com`
 • options: `tz=Europe/Berlin` · `alert=always` (default), `alert=on_change` or `alert=on_failure` · `quiet=daily` (one "all quiet" line a day when nothing is posted)
-• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now)
+• `/baton schedule list` · `pause <id>` · `resume <id>` · `delete <id>` · `run <id>` (run it now) — for whoever made it, the members of its channel and Baton admins
 {ACCEPTED_FORMS}"""
 
 _OPTION = re.compile(r"(?<!\S)(tz|alert|quiet)=(\S*)", re.IGNORECASE)
@@ -254,7 +255,7 @@ def created_blocks(schedule: Schedule) -> list[Block]:
             f"🗓️ Scheduled `{schedule.id}`: *{describe(when, schedule.timezone)}* — "
             f"{escape(truncate(what, 500))}"
         ),
-        section("*Next:* " + " · ".join(show_time(t, tz) for t in nexts)),
+        section("*Next:* " + " · ".join(when_token(t) for t in nexts)),
         context(
             f"Digests post here · alerts: `{schedule.alert.value}`"
             + (" · a daily all-quiet line" if schedule.quiet_daily else "")
@@ -275,18 +276,16 @@ async def _list(baton: Baton, channel: str) -> dict[str, Any]:
     for s in found:
         tz = zone(s.timezone)
         nxt = upcoming(when_of(s), tz, anchor=s.created_at, now=now, count=1)
-        state = (
-            "⏸️ paused" if s.paused else ("next " + show_time(nxt[0], tz) if nxt else "no next run")
-        )
+        state = "⏸️ paused" if s.paused else ("next " + when_token(nxt[0]) if nxt else "no next run")
         if s.snoozed_until and s.snoozed_until > now and not s.paused:
-            state += f" · alerts snoozed until {show_time(s.snoozed_until, tz)}"
+            state += f" · alerts snoozed until {when_token(s.snoozed_until)}"
         lines.append(
             f"`{s.id}` *{escape(title(s))}* — {describe(when_of(s), s.timezone)} · "
             f"alerts `{s.alert.value}` · {state}"
         )
-    blocks: list[Block] = [section(f"*{len(found)} schedule(s) in this channel*")]
+    blocks: list[Block] = [section(f"*{plural(len(found), 'schedule')} in this channel*")]
     blocks += [section(line) for line in lines[:45]]
-    return {"response_type": "ephemeral", "text": f"{len(found)} schedule(s)", "blocks": blocks}
+    return {"response_type": "ephemeral", "text": plural(len(found), "schedule"), "blocks": blocks}
 
 
 async def _by_id(
@@ -299,25 +298,37 @@ async def _by_id(
             "text": f"There is no schedule `{escape(truncate(schedule_id, 40))}`. `/baton schedule list` shows this channel's.",
         }
     user = str(command.get("user_id") or "")
+    if not await may_manage(baton, schedule, user):
+        return {
+            "response_type": "ephemeral",
+            "text": (
+                f"You can't {verb} schedule `{schedule.id}`: only the person who made it, members "
+                f"of <#{schedule.channel_id}> (where it posts) and Baton admins can. "
+                "Nothing was changed."
+            ),
+        }
     match verb:
         case "pause":
-            await schedules.change(baton.db, schedule.id, paused=True)
+            await schedules.change(baton.db, schedule.id, action="paused", by=user, paused=True)
             baton.scheduler.forget(schedule.id)
             text = f"⏸️ Paused schedule `{schedule.id}` ({escape(title(schedule))}). `/baton schedule resume {schedule.id}` starts it again."
         case "resume":
-            resumed = await schedules.change(baton.db, schedule.id, paused=False)
+            resumed = await schedules.change(
+                baton.db, schedule.id, action="resumed", by=user, paused=False
+            )
             if resumed is not None:
                 baton.scheduler.watch(resumed)
             tz = zone(schedule.timezone)
             nxt = upcoming(when_of(schedule), tz, anchor=schedule.created_at, now=utcnow(), count=1)
             text = f"▶️ Resumed schedule `{schedule.id}`" + (
-                f"; next run {show_time(nxt[0], tz)}." if nxt else "."
+                f"; next run {when_token(nxt[0])}." if nxt else "."
             )
         case "delete" | "remove":
-            await schedules.change(baton.db, schedule.id, deleted=True)
+            await schedules.change(baton.db, schedule.id, action="deleted", by=user, deleted=True)
             baton.scheduler.forget(schedule.id)
             text = f"🗑️ Deleted schedule `{schedule.id}` ({escape(title(schedule))})."
         case _:
+            await schedules.audit(baton.db, schedule.id, "run_now", by=user)
             result = await baton.scheduler.run_now(schedule, user_id=user or None)
             if result is None:
                 text = f"Schedule `{schedule.id}` was started by someone else just now."

@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.blocks import RUN_STATUS_TEXT
 from bot.clicks import first_action, where
-from bot.permissions import may_stop
-from bot.text import escape, truncate
+from bot.permissions import CANT_SHOW, may_see, may_stop
 from storage import runs
 from storage.models import Run
 
@@ -36,8 +35,8 @@ async def stop_command(baton: Baton, command: dict[str, Any], run_id: str | None
     channel = str(command.get("channel_id") or "")
     if run_id:
         run = await runs.get_run(baton.db, run_id)
-        if run is None:
-            return f"I can't find run `{escape(truncate(run_id, 40))}`. Run ids are in each answer's footer."
+        if run is None or not await may_see(baton, run, user_id=user, channel_id=channel):
+            return CANT_SHOW
     else:
         run = await runs.latest_unfinished(baton.db, channel_id=channel) if channel else None
         if run is None:

@@ -54,3 +54,8 @@ def _cut_point(text: str, limit: int) -> int:
         if at > room // 2:
             return at + len(sep)
     return room
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """`1 approval`, `2 approvals`, `0 problems` (`many` for irregular words)."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"

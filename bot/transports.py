@@ -15,7 +15,7 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import Baton
-from bot.approvals import expire_and_resume
+from bot.approvals import escalate_and_tell, expire_and_resume
 from bot.clicks import handle_left_over
 from bot.config import secret
 from bot.manifest import EVENTS_PATH
@@ -66,6 +66,7 @@ async def sweep(baton: Baton) -> datetime | None:
     """One pass of housekeeping; returns when the next thing it knows of falls due."""
     due = await resume_interrupted(baton)
     await expire_and_resume(baton)
+    await escalate_and_tell(baton)
     next_click = await handle_left_over(baton)
     next_delivery = await baton.deliverer.sweep()
     await slack_events.forget_old(baton.db)
@@ -104,7 +105,10 @@ def add_operator_routes(app: web.Application, baton: Baton) -> None:
         try:
             await stats.reachable(baton.db)
         except Exception as e:
-            return web.json_response({"ok": False, "database": str(e)}, status=503)
+            # The reason is for the operator's log; the caller (unauthenticated) learns only
+            # that Baton is not healthy: no driver text, host or database name.
+            log.warning("health check: the database is not reachable (%s)", type(e).__name__)
+            return web.json_response({"ok": False}, status=503)
         return web.json_response({"ok": True})
 
     app.router.add_get("/healthz", healthz)

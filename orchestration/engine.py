@@ -20,19 +20,22 @@ from agents.errors import ModelError
 from agents.explain import sentence
 from agents.pricing import PriceTable
 from agents.providers.registry import Models
-from agents.spec import Catalog
+from agents.redact import redact
+from agents.spec import REVIEWER, Catalog
 from agents.telemetry import RUN_ID, Telemetry
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.extract import plain
-from orchestration import endings
+from orchestration import endings, replanning, verification
 from orchestration.costs import estimate
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
+    AnswerDelta,
     ApprovalDecided,
     EventSink,
     PlanReady,
+    PlanRevised,
     RunAccepted,
     RunEvent,
     RunFinished,
@@ -43,7 +46,7 @@ from orchestration.events import (
 from orchestration.gates import Gates, Show
 from orchestration.limits import Limits
 from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
-from orchestration.supervisor import compose, synthesize
+from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
 from orchestration.telemetry import traced_run, with_run_id
 from storage import approvals, outbox, runs
@@ -382,31 +385,64 @@ class Orchestrator:
         return True
 
     async def _drive(self, run_id: str, sink: EventSink) -> None:
-        """Run every task whose dependencies are done, in parallel up to the bound."""
-        run = await runs.get_run(self.db, run_id)
-        assert run is not None and run.deadline_at is not None
+        """Run every task whose dependencies are done, in parallel up to the bound; when some
+        failed, the plan may be revised once and its new tasks run the same way."""
         show: Show = functools.partial(self.publish, sink)
-        deadline_hit = False
-        remaining = (run.deadline_at - utcnow()).total_seconds()
-        try:
-            async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
-                await self._run_tasks(run_id, group, show)
-        except TimeoutError:
-            # The group has cancelled and awaited every task it started.
-            deadline_hit = True
-            await self._stop_at_deadline(run_id, show)
-        tasks = await runs.list_tasks(self.db, run_id)
-        waiting = [t for t in tasks if t.status == TaskStatus.WAITING]
-        if waiting and not deadline_hit:
-            pending = [
-                a.id
-                for a in await approvals.for_run(self.db, run_id)
-                if a.status == ApprovalStatus.PENDING
-            ]
-            await runs.record(self.db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
-            await self.publish(sink, RunWaiting(run_id=run_id, pending=tuple(pending)))
-            return
+        while True:
+            run = await runs.get_run(self.db, run_id)
+            assert run is not None and run.deadline_at is not None
+            deadline_hit = False
+            remaining = (run.deadline_at - utcnow()).total_seconds()
+            try:
+                async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
+                    await self._run_tasks(run_id, group, show)
+            except TimeoutError:
+                # The group has cancelled and awaited every task it started.
+                deadline_hit = True
+                await self._stop_at_deadline(run_id, show)
+            tasks = await runs.list_tasks(self.db, run_id)
+            waiting = [t for t in tasks if t.status == TaskStatus.WAITING]
+            if waiting and not deadline_hit:
+                pending = [
+                    a.id
+                    for a in await approvals.for_run(self.db, run_id)
+                    if a.status == ApprovalStatus.PENDING
+                ]
+                await runs.record(self.db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
+                await self.publish(sink, RunWaiting(run_id=run_id, pending=tuple(pending)))
+                return
+            if deadline_hit or not await self._revise(run_id, tasks, show):
+                break
         await self._finish(run_id, tasks, sink, deadline_hit=deadline_hit)
+
+    async def _revise(self, run_id: str, tasks: list[TaskRow], show: Show) -> bool:
+        """The run's one revision, when tasks failed: True when it added tasks to run."""
+        run = await runs.get_run(self.db, run_id)
+        assert run is not None
+        revision = await replanning.revise(
+            run,
+            tasks,
+            db=self.db,
+            catalog=self.catalog,
+            models=self.models,
+            limits=self.limits,
+            prices=self.prices,
+            token_budget=self.gates.token_budget(run),
+        )
+        if revision is None:
+            return False
+        views = tuple(
+            TaskView(
+                id=t.task_id,
+                agent=t.agent,
+                title=_title(t.agent, t.instruction),
+                depends_on=tuple(t.depends_on),
+                requires_approval=t.requires_approval,
+            )
+            for t in revision.tasks
+        )
+        await show(PlanRevised(run_id=run_id, title=revision.title, tasks=views))
+        return True
 
     async def _run_tasks(self, run_id: str, group: asyncio.TaskGroup, show: Show) -> None:
         """Start what is ready, wait for one to end, repeat; returns when nothing runs."""
@@ -548,9 +584,11 @@ class Orchestrator:
                         retry=self.limits.retry,
                         usage=usage_hook(self.db, self.prices, run.id, None, binding.ref),
                         on_failure=failure_hook(self.db, run.id, "answer"),
+                        on_text=functools.partial(self._answer_delta, sink, run.id),
                     )
             except TimeoutError:
                 answer = compose(outcomes)
+            answer = await self._verified(run, tasks, outcomes, answer)
         contributors = endings.contributors(tasks)
         await self._end(
             run_id,
@@ -562,8 +600,38 @@ class Orchestrator:
             data={"status": status.value},
         )
 
+    async def _verified(
+        self, run: Run, tasks: list[TaskRow], outcomes: list[TaskOutcome], answer: str
+    ) -> str:
+        """The answer, with the reviewer's verdict under it when the run asks for a check."""
+        if not verification.wanted(run, tasks, self.catalog) or not any(
+            t.status == TaskStatus.SUCCEEDED for t in tasks
+        ):
+            return answer
+        try:
+            async with asyncio.timeout(self.limits.task_timeout):
+                verdict = await verification.review(
+                    run,
+                    outcomes,
+                    answer,
+                    db=self.db,
+                    catalog=self.catalog,
+                    models=self.models,
+                    prices=self.prices,
+                    retry=self.limits.retry,
+                )
+            note = verdict.note
+        except TimeoutError:
+            note = f"⚠️ _Not checked: *{REVIEWER}* did not finish in time._"
+        return f"{answer}\n\n{note}"
+
+    async def _answer_delta(self, sink: EventSink, run_id: str, text: str) -> None:
+        """A piece of the answer as the model writes it: a preview; the answer is what is stored."""
+        await self.publish(sink, AnswerDelta(run_id=run_id, text=text))
+
     async def _fail(self, run_id: str, message: str, *, sink: EventSink | None = None) -> None:
         """End the run as failed, with a sentence that says what happened and what to do."""
+        message = redact(message)  # a server's words may echo a credential
         run = await runs.get_run(self.db, run_id)
         if run is None or run.status.is_final:
             return

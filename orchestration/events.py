@@ -46,6 +46,15 @@ class PlanReady:
 
 
 @dataclass(frozen=True)
+class PlanRevised:
+    """The run's one revision: new tasks for what remains after some did not succeed."""
+
+    run_id: str
+    title: str
+    tasks: tuple[TaskView, ...]  # only the new ones; the earlier tasks stay as they are
+
+
+@dataclass(frozen=True)
 class TaskStarted:
     run_id: str
     task_id: str
@@ -115,6 +124,7 @@ class RunFinished:
 RunEvent = (
     RunAccepted
     | PlanReady
+    | PlanRevised
     | TaskStarted
     | TaskProgress
     | TaskFinished

@@ -7,12 +7,15 @@ driven, in whichever process that happens.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from agents.messages import Message
-from agents.spec import Catalog
+from agents.runner import NeedsApproval
+from agents.spec import ApprovalPolicy, Catalog
 from agents.toolbox import Toolbox
 from orchestration.events import ApprovalRequested, RunEvent
 from orchestration.limits import Limits
@@ -26,6 +29,18 @@ Show = Callable[[RunEvent], Awaitable[None]]
 NEEDS_HUMAN = "NEEDS HUMAN:"
 
 
+@dataclass(frozen=True)
+class GateRules:
+    """The policy as it applies to one gate."""
+
+    approvers: list[str]
+    self_approval: bool
+    quorum: int
+    expires_at: datetime
+    escalate_at: datetime | None
+    escalate_to: list[str]
+
+
 class Gates:
     def __init__(self, *, db: Database, catalog: Catalog, limits: Limits, tools: Toolbox) -> None:
         self.db = db
@@ -33,18 +48,47 @@ class Gates:
         self.limits = limits
         self.tools = tools
 
-    def approvers_for(self, run: Run, tool: str | None) -> list[str]:
-        """Configured approvers for the tool, else global ones, else the requester."""
+    def policy_for(self, run: Run, task: TaskRow, tool: str | None) -> ApprovalPolicy:
+        """The catalog's policy for this gate: the playbook task's keys over the tool's over
+        the global ones."""
         settings = self.catalog.approvals
-        if tool and (for_tool := settings.approvers_for(tool)):
-            return for_tool
-        if settings.approvers:
-            return list(settings.approvers)
-        return [run.user_id] if run.user_id else []
+        policy: ApprovalPolicy = settings
+        if tool and (for_tool := settings.tool_policy(tool)) is not None:
+            policy = for_tool.over(policy)
+        playbook = self.catalog.playbook(run.playbook) if run.playbook else None
+        step = next((t for t in playbook.tasks if t.id == task.task_id), None) if playbook else None
+        if step is not None and step.approval is not None:
+            policy = step.approval.over(policy)
+        return policy
 
-    @property
-    def ttl(self) -> timedelta:
-        return timedelta(hours=self.catalog.approvals.expires_after_hours)
+    def rules_for(self, run: Run, task: TaskRow, kind: str, tool: str | None) -> GateRules:
+        """Who decides, how many, and until when — fixed when the gate opens."""
+        policy = self.policy_for(run, task, tool)
+        approvers = list(policy.approvers or [])
+        if not approvers:
+            # Nobody is named: the requester decides, as the only one who can.
+            approvers = [run.user_id] if run.user_id else []
+            self_ok = True
+        elif policy.self_approval is not None:
+            self_ok = policy.self_approval
+        else:
+            # A tool that changes things is not approved by whoever asked for it — unless
+            # they are the only person the catalog names.
+            self_ok = kind != "tool" or approvers == [run.user_id]
+        now = utcnow()
+        expires = policy.expires_after or timedelta(
+            hours=self.catalog.approvals.expires_after_hours
+        )
+        escalate_to = list(policy.escalate_to or [])
+        escalate_at = now + policy.escalate_after if policy.escalate_after and escalate_to else None
+        return GateRules(
+            approvers=approvers,
+            self_approval=self_ok,
+            quorum=policy.quorum or 1,
+            expires_at=now + expires,
+            escalate_at=escalate_at,
+            escalate_to=escalate_to if escalate_at else [],
+        )
 
     async def _gates_its_own_calls(self, task: TaskRow) -> bool:
         """The task's specialist has tools that each need approval: those exact calls are
@@ -120,20 +164,26 @@ class Gates:
         extra_budget_tokens: int | None = None,
     ) -> Approval:
         """Write the approval and put the task into waiting, then show it."""
+        rules = self.rules_for(run, task, kind, tool_name)
         approval = Approval(
             id=approvals.new_approval_id(),
             run_id=run.id,
             task_id=task.task_id,
             kind=kind,
-            expires_at=utcnow() + self.ttl,
+            expires_at=rules.expires_at,
             summary=summary,
             tool_name=tool_name,
             tool_args=tool_args,
             call_id=call_id,
-            approvers=self.approvers_for(run, tool_name),
+            approvers=rules.approvers,
             channel_id=run.channel_id,
             extra_budget_usd=extra_budget_usd,
             extra_budget_tokens=extra_budget_tokens,
+            requested_by=run.user_id,
+            self_approval=rules.self_approval,
+            quorum=rules.quorum,
+            escalate_at=rules.escalate_at,
+            escalate_to=rules.escalate_to,
         )
         fields: dict[str, Any] = {"status": TaskStatus.WAITING}
         if transcript is not None:
@@ -143,6 +193,44 @@ class Gates:
         await approvals.create(self.db, approval, task_fields=fields)
         await show(ApprovalRequested(run_id=run.id, task_id=task.task_id, approval_id=approval.id))
         return approval
+
+    async def grant_for_run(self, run: Run, task: TaskRow, asked: NeedsApproval) -> bool:
+        """Whether an identical call (same tool, same arguments) was approved "for this run";
+        if so, this call is recorded as approved by that decision (audit included)."""
+        args = asked.args.model_dump(mode="json")
+        grant = next(
+            (
+                a
+                for a in await approvals.for_run(self.db, run.id)
+                if a.for_run
+                and a.status == ApprovalStatus.APPROVED
+                and a.tool_name == asked.tool.name
+                and _same(a.edited_args if a.edited_args is not None else a.tool_args, args)
+            ),
+            None,
+        )
+        if grant is None:
+            return False
+        await approvals.grant_for_run(
+            self.db,
+            Approval(
+                id=approvals.new_approval_id(),
+                run_id=run.id,
+                task_id=task.task_id,
+                kind="tool",
+                expires_at=utcnow(),
+                summary=grant.summary,
+                tool_name=asked.tool.name,
+                tool_args=args,
+                call_id=asked.call.id,
+                approvers=grant.approvers,
+                channel_id=run.channel_id,
+                requested_by=run.user_id,
+            ),
+            grant=grant,
+            task_fields={"transcript": [m.model_dump(mode="json") for m in asked.transcript]},
+        )
+        return True
 
     async def settle(self, task: TaskRow) -> Approval | None:
         """Apply the task's latest decided approval to it; None while it is still undecided."""
@@ -202,6 +290,13 @@ class Gates:
                     task_id=t.task_id,
                     task={"status": TaskStatus.REJECTED, "error": reason, "finished_at": utcnow()},
                 )
+
+
+def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:
+    """Two calls' arguments are the same (key order aside)."""
+    return json.dumps(a or {}, sort_keys=True, default=str) == json.dumps(
+        b, sort_keys=True, default=str
+    )
 
 
 def describe_refusal(approval: Approval) -> str:

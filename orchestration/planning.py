@@ -20,24 +20,50 @@ from storage.models import Run
 
 # Earlier answers are cut to this many characters when given back to the supervisor.
 CONTEXT_ANSWER_CHARS = 1500
+# The conversation given to the planner and the specialists: its newest entries, at most
+# this many, each cut to CONTEXT_ANSWER_CHARS.
+CONTEXT_ENTRIES = 12
 SUPERVISOR = "supervisor"  # how planning and the final answer appear in cost roll-ups
+# The event in which the bot keeps the people's messages of the thread that were not requests.
+THREAD_MESSAGES = "thread_messages"
+
+
+def _cut(text: str) -> str:
+    text = text.strip()
+    return text[:CONTEXT_ANSWER_CHARS] + "…" if len(text) > CONTEXT_ANSWER_CHARS else text
 
 
 async def thread_context(db: Database, run: Run) -> str:
-    """The conversation so far in this Slack thread, as the supervisor reads it."""
+    """The conversation so far in this Slack thread, newest first, as Baton's models read it.
+
+    Earlier requests and answers come from Baton's own runs; what people wrote in between
+    (not to Baton) is what the bot found in the thread after the ack.
+    """
     if not (run.channel_id and run.thread_ts):
         return run.context or ""
     earlier = await runs.thread_runs(
         db, channel_id=run.channel_id, thread_ts=run.thread_ts, before=run.id
     )
+    entries: list[tuple[float, str]] = []
+    for r in earlier:
+        who = f" (<@{r.user_id}>)" if r.user_id else ""
+        entries.append(
+            (
+                r.created_at.timestamp(),
+                f"Request to Baton{who}: {_cut(r.request)}\nBaton's answer: {_cut(r.answer or '')}",
+            )
+        )
+    for e in await runs.events(db, run.id):
+        if e.kind != THREAD_MESSAGES:
+            continue
+        for m in (e.data or {}).get("messages", []):
+            who = f"<@{m['user']}>" if m.get("user") else "Someone"
+            entries.append((float(m["ts"]), f"{who} wrote: {_cut(str(m['text']))}"))
     parts = [run.context] if run.context else []
-    if earlier:
-        parts.append("Earlier in this conversation:")
-        for r in earlier:
-            answer = (r.answer or "").strip()
-            if len(answer) > CONTEXT_ANSWER_CHARS:
-                answer = answer[:CONTEXT_ANSWER_CHARS] + "…"
-            parts.append(f"User: {r.request}\nBaton: {answer}")
+    if entries:
+        newest = sorted(entries, key=lambda e: e[0], reverse=True)[:CONTEXT_ENTRIES]
+        parts.append("Earlier in this conversation (newest first):")
+        parts.extend(text for _, text in newest)
     return "\n\n".join(parts)
 
 

@@ -112,10 +112,14 @@ async def make_plan(
             if isinstance(last, ModelError) and not (route.agents or route.playbooks):
                 raise last  # the models failed and the triggers know nothing: say why
             return route.by_triggers(max_tasks=max_tasks)
+        system = PLANNER_PROMPT.format(max_tasks=max_tasks, agents=describe_agents(catalog))
+        if route.hints():
+            system += "\n\n" + route.hints()
+        user = f"{context}\n\nRequest: {request}" if context else f"Request: {request}"
         try:
             return await _plan_with(
-                link, request, context=context, catalog=catalog, retry=retry,
-                max_tasks=max_tasks, usage=usage, hints=route.hints(),
+                link, system, user, catalog=catalog, retry=retry, usage=usage,
+                check=lambda plan: problems(plan, catalog, max_tasks=max_tasks),
             )  # fmt: skip
         except ModelError as e:
             last = e
@@ -129,19 +133,15 @@ async def make_plan(
 
 async def _plan_with(
     link: Binding,
-    request: str,
+    system: str,
+    user: str,
     *,
-    context: str,
     catalog: Catalog,
     retry: RetryPolicy,
-    max_tasks: int,
     usage: UsageHook,
-    hints: str,
+    check: Callable[[Plan], list[str]],
 ) -> Plan:
-    system = PLANNER_PROMPT.format(max_tasks=max_tasks, agents=describe_agents(catalog))
-    if hints:
-        system += "\n\n" + hints
-    user = f"{context}\n\nRequest: {request}" if context else f"Request: {request}"
+    """A plan from one model that passes `check`, with one round of repair."""
     messages = [Message(role="user", content=user)]
     found: list[str] = []
     last_error: ModelBehaviorError | None = None
@@ -169,7 +169,7 @@ async def _plan_with(
             found = [f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()]
             plan = None
         if plan is not None:
-            found = problems(plan, catalog, max_tasks=max_tasks)
+            found = check(plan)
             if not found:
                 return plan
         known = ", ".join(a.name for a in catalog.agents)
@@ -186,6 +186,89 @@ async def _plan_with(
     if last_error is not None:
         raise last_error
     raise InvalidPlan(found)
+
+
+REVISE_PROMPT = """You are the supervisor of a team of specialist agents working for people in Slack.
+Some tasks of the plan below did not succeed. Make ONE revised plan for the work that remains:
+new tasks, each for exactly one specialist from the list, that reach the request's goal another
+way (a different specialist, or a different approach). Do not repeat a task that failed the
+same way, and never redo by other means a step a person rejected. New tasks may use the
+results of tasks that succeeded by listing their ids in depends_on. Give new tasks new ids.
+If nothing can be done differently, return an empty list of tasks: the answer then says
+honestly what was not done. Use at most {max_tasks} tasks.
+
+Specialists:
+{agents}"""
+
+
+async def revise_plan(
+    request: str,
+    outcomes: list[TaskOutcome],
+    *,
+    context: str,
+    catalog: Catalog,
+    binding: Binding,
+    retry: RetryPolicy,
+    max_tasks: int,
+    usage: UsageHook,
+    on_failure: FailureHook | None = None,
+) -> Plan | None:
+    """New tasks for what remains after some tasks did not succeed, or None to finish as it
+    is (the offline planner, or a model that sees nothing to do differently).
+
+    Raises the last model's `ModelError`, or `InvalidPlan`, when no model gives a valid one.
+    """
+    system = REVISE_PROMPT.format(max_tasks=max_tasks, agents=describe_agents(catalog))
+    parts = [context] if context else []
+    parts.append(f"Request: {request}")
+    parts.append("The plan so far:")
+    for o in outcomes:
+        parts.append(f"### {o.agent} (task {o.id}, {o.status})\n{o.output or '(no output)'}")
+    user = "\n\n".join(parts)
+    usable = {o.id for o in outcomes if o.status == "succeeded"}
+    taken = {o.id for o in outcomes}
+
+    def check(plan: Plan) -> list[str]:
+        if not plan.tasks:
+            return []
+        found = [
+            f"task id '{t.id}' is already used; give it a new id"
+            for t in plan.tasks
+            if t.id in taken
+        ]
+        unusable = {d for t in plan.tasks for d in t.depends_on if d in taken and d not in usable}
+        found += [f"task '{d}' did not succeed: no task can depend on it" for d in sorted(unusable)]
+        own = plan.model_copy(
+            update={
+                "tasks": [
+                    t.model_copy(
+                        update={"depends_on": [d for d in t.depends_on if d not in usable]}
+                    )
+                    for t in plan.tasks
+                ]
+            }
+        )
+        return found + problems(own, catalog, max_tasks=max_tasks)
+
+    last: ModelError | PlanningError | None = None
+    for link in binding.links():
+        if link.offline:
+            return None  # the offline planner has no other way: finish honestly
+        try:
+            plan = await _plan_with(
+                link, system, user, catalog=catalog, retry=retry, usage=usage, check=check
+            )
+        except ModelError as e:
+            last = e
+            if on_failure is not None:
+                await on_failure(link, e)
+            continue
+        except InvalidPlan as e:
+            last = e
+            continue
+        return plan if plan.tasks else None
+    assert last is not None
+    raise last
 
 
 async def synthesize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,6 +18,7 @@ from agents.explain import log_failure, sentence, short
 from agents.messages import Message, ToolCall
 from agents.pricing import PriceTable
 from agents.providers.registry import Binding, Models
+from agents.redact import redact
 from agents.runner import (
     Decision,
     Finished,
@@ -25,20 +27,32 @@ from agents.runner import (
     first_prompt,
     run_specialist,
 )
-from agents.spec import Catalog
+from agents.spec import AgentSpec, Catalog
 from agents.toolbox import Toolbox
-from agents.tools.base import Tool, ToolContext, ToolResult
+from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.verdict import Verdict
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.limits import Limits
-from orchestration.planning import usage_hook
+from orchestration.planning import thread_context, usage_hook
 from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, runs, tool_calls
 from storage.db import Database, is_unavailable, utcnow
 from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
 
 log = logging.getLogger(__name__)
+
+
+def scope_of(run: Run, spec: AgentSpec) -> Scope:
+    """A call's reach: the person who asked, where they asked, and the specialist's `reach:`."""
+    reach = spec.reach
+    return Scope(
+        requester=run.user_id,
+        channel=run.channel_id,
+        read_channels=frozenset(reach.read_channels),
+        post_channels=frozenset(reach.post_channels),
+        webhooks=frozenset(reach.webhooks) if reach.webhooks is not None else None,
+    )
 
 
 class TaskRunner:
@@ -80,32 +94,14 @@ class TaskRunner:
             },
         )
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
-        try:
-            async with asyncio.timeout(self.limits.task_timeout):
-                outcome = await self._specialist(run, task, show)
-        except TimeoutError:
-            await self._fail(
-                run,
-                task,
-                show,
-                f"took longer than {self.limits.task_timeout:g} s and was stopped",
-            )
+        outcome = await self._attempt(run, task, show)
+        while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
+            run, task, outcome
+        ):
+            # An identical call was approved for the rest of the run: go on without asking.
+            outcome = await self._attempt(run, task, show, outcome.transcript)
+        if outcome is None:
             return
-        except ModelError as e:
-            log_failure(run.id, f"task {task.task_id}", e.model or task.agent, e)
-            tries = self.limits.retry.max_attempts if isinstance(e, TransientModelError) else None
-            await self._fail(run, task, show, sentence(e, attempts=tries))
-            return
-        except ToolServerError as e:
-            await self._fail(run, task, show, str(e))
-            return
-        except Exception as e:
-            if is_unavailable(e):
-                raise  # not the task's fault: the drive leaves the run, and it is resumed
-            log.exception("task %s/%s crashed", run.id, task.task_id)
-            await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
-            return
-
         if isinstance(outcome, NeedsApproval):
             await self.gates.open(
                 run,
@@ -130,6 +126,34 @@ class TaskRunner:
             )
             return
         await self._finish(run, task, show, outcome)
+
+    async def _attempt(
+        self, run: Run, task: TaskRow, show: Show, transcript: list[Message] | None = None
+    ) -> Finished | NeedsApproval | None:
+        """The specialist's turn within the task's time; None when it failed (and was
+        reported so)."""
+        try:
+            async with asyncio.timeout(self.limits.task_timeout):
+                return await self._specialist(run, task, show, transcript)
+        except TimeoutError:
+            await self._fail(
+                run,
+                task,
+                show,
+                f"took longer than {self.limits.task_timeout:g} s and was stopped",
+            )
+        except ModelError as e:
+            log_failure(run.id, f"task {task.task_id}", e.model or task.agent, e)
+            tries = self.limits.retry.max_attempts if isinstance(e, TransientModelError) else None
+            await self._fail(run, task, show, sentence(e, attempts=tries))
+        except ToolServerError as e:
+            await self._fail(run, task, show, str(e))
+        except Exception as e:
+            if is_unavailable(e):
+                raise  # not the task's fault: the drive leaves the run, and it is resumed
+            log.exception("task %s/%s crashed", run.id, task.task_id)
+            await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
+        return None
 
     async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> None:
         """The task's status is the verdict on what happened, not the model's say-so."""
@@ -160,13 +184,18 @@ class TaskRunner:
             )
         )
 
-    async def _specialist(self, run: Run, task: TaskRow, show: Show) -> Finished | NeedsApproval:
+    async def _specialist(
+        self, run: Run, task: TaskRow, show: Show, saved: list[Message] | None = None
+    ) -> Finished | NeedsApproval:
         spec = self.catalog.agent(task.agent)
         if spec is None:
             raise ModelError(f"the specialist '{task.agent}' is no longer in the catalog")
         binding = self.models.for_agent(spec)
-        if task.transcript:
+        if saved is not None:
+            transcript = saved
+        elif task.transcript:
             transcript = [Message.model_validate(m) for m in task.transcript]
+            transcript = await self._with_edits(task, transcript)
         else:
             transcript = [
                 Message(
@@ -215,11 +244,13 @@ class TaskRunner:
                     self.db, self.prices, run.id, task.task_id, binding.ref, agent=spec.name
                 ),
                 perform=perform,
+                scope=scope_of(run, spec),
             ),
             retry=self.limits.retry,
             decisions=await self._decisions(task),
             on_retry=on_retry,
             on_switch=on_switch,
+            context=await thread_context(self.db, run),
         )
 
     async def _inputs(self, task: TaskRow) -> dict[str, str]:
@@ -230,6 +261,38 @@ class TaskRunner:
         return {
             f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
         }
+
+    async def _with_edits(self, task: TaskRow, transcript: list[Message]) -> list[Message]:
+        """A call approved with edited arguments is made with those: the transcript's call
+        is changed to what the approver set (the audit keeps what was asked)."""
+        gates = [
+            a for a in await approvals.for_run(self.db, task.run_id) if a.task_id == task.task_id
+        ]
+        latest = gates[-1] if gates else None
+        if (
+            latest is None
+            or latest.status != ApprovalStatus.APPROVED
+            or latest.edited_args is None
+            or latest.call_id is None
+        ):
+            return transcript
+        answered = {m.tool_call_id for m in transcript if m.role == "tool"}
+        for i in range(len(transcript) - 1, -1, -1):
+            m = transcript[i]
+            if m.role != "assistant" or not any(c.id == latest.call_id for c in m.tool_calls):
+                continue
+            calls = [
+                c.model_copy(update={"arguments": dict(latest.edited_args)})
+                if c.id == latest.call_id and c.id not in answered
+                else c
+                for c in m.tool_calls
+            ]
+            return [
+                *transcript[:i],
+                m.model_copy(update={"tool_calls": calls}),
+                *transcript[i + 1 :],
+            ]
+        return transcript
 
     async def _decisions(self, task: TaskRow) -> Mapping[str, Decision]:
         """The decision on the call the task stopped at: its latest gate, and only that one."""
@@ -251,6 +314,9 @@ class TaskRunner:
     ) -> ToolResult:
         """Call the tool; a side-effecting call is claimed first so it can never happen twice."""
         ctx: ToolContext = self.tool_context(run.id, task.task_id, key)
+        spec = self.catalog.agent(task.agent)
+        if spec is not None:
+            ctx = dataclasses.replace(ctx, scope=scope_of(run, spec))
         if not tool.requires_approval:
             result = await tool.run(args, ctx)
             await self._remember(run, task, tool, result)
@@ -297,6 +363,7 @@ class TaskRunner:
         )
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
+        reason = redact(reason)  # a server's words may echo a credential
         await runs.record(
             self.db,
             run.id,

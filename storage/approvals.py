@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -20,6 +22,8 @@ from storage.db import Database, utcnow
 from storage.models import (
     Approval,
     ApprovalStatus,
+    ApprovalVote,
+    Delivery,
     DeliveryPurpose,
     Event,
     Run,
@@ -31,6 +35,23 @@ from storage.models import (
 
 def new_approval_id() -> str:
     return "ap_" + secrets.token_urlsafe(12)
+
+
+def refreshes(approval: Approval, tag: str = "") -> list[Delivery]:
+    """Outbox rows that bring the request's message, and its direct-message copies, up to
+    date (`tag` tells apart refreshes of one approval: a vote, an escalation)."""
+    main = approval.id if not tag else f"{approval.id}:{tag}"
+    rows = [outbox.new(approval.run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=main)]
+    for channel, ts in approval.copies or []:
+        rows.append(
+            outbox.new(
+                approval.run_id,
+                DeliveryPurpose.APPROVAL_DECIDED,
+                ref=f"{approval.id}:{tag or 'decided'}:{ts}",
+                data={"channel": channel, "ts": ts},
+            )
+        )
+    return rows
 
 
 async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any]) -> Approval:
@@ -59,6 +80,13 @@ async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any
                     "tool": approval.tool_name,
                     "args": approval.tool_args,
                     "approvers": approval.approvers,
+                    "requested_by": approval.requested_by,
+                    "self_approval": approval.self_approval,
+                    "quorum": approval.quorum,
+                    "escalate_at": approval.escalate_at.isoformat()
+                    if approval.escalate_at
+                    else None,
+                    "escalate_to": approval.escalate_to,
                     "expires_at": approval.expires_at.isoformat(),
                 },
             )
@@ -98,43 +126,241 @@ async def set_message(db: Database, approval_id: str, *, channel_id: str, messag
 
 @dataclass(frozen=True)
 class DecisionResult:
-    """`won` is True only for the one request that recorded the decision."""
+    """`won` is True only for the one request that recorded the decision. A vote towards a
+    quorum that is not reached yet is `counted` (and not `won`); `repeated` when this person
+    had already voted."""
 
     won: bool
     approval: Approval
+    counted: bool = False
+    repeated: bool = False
 
 
 async def decide(
-    db: Database, approval_id: str, *, approve: bool, by: str, reason: str | None = None
+    db: Database,
+    approval_id: str,
+    *,
+    approve: bool,
+    by: str,
+    reason: str | None = None,
+    for_run: bool = False,
+    edited_args: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> DecisionResult | None:
-    """Record a decision if the approval is still pending and not expired. None if unknown."""
-    now = utcnow()
+    """Record a decision (or, under a quorum, one person's approval) if the approval is still
+    pending and not expired. None if unknown.
+
+    An approval that needs one person is decided by one conditional UPDATE. Under a quorum,
+    each person's approval is a row (unique per person); whoever's approval is counted
+    after the quorum is reached makes the decision, by the same conditional UPDATE.
+    """
+    now = now or utcnow()
+    if approve:
+        outcome = await _decide(db, approval_id, True, by, reason, for_run, edited_args, now)
+        if outcome is None or outcome.won or outcome.approval.quorum <= 1:
+            return outcome
+        current = outcome.approval
+        if current.status != ApprovalStatus.PENDING or current.expires_at <= now:
+            return outcome
+        try:
+            async with db.session() as s:
+                s.add(ApprovalVote(approval_id=approval_id, user_id=by, at=now))
+                # The request's message shows who has approved so far.
+                s.add_all(refreshes(current, f"vote-{by}"))
+                s.add(
+                    Event(
+                        run_id=current.run_id,
+                        task_id=current.task_id,
+                        kind="approval_vote",
+                        data={"approval_id": approval_id, "by": by, "quorum": current.quorum},
+                    )
+                )
+        except IntegrityError:  # this person's approval is counted already
+            return DecisionResult(won=False, approval=current, repeated=True)
+        # Counted after this vote was committed: of two last votes at once, at least the
+        # later count sees both.
+        if len(await votes(db, approval_id)) < current.quorum:
+            return DecisionResult(won=False, approval=current, counted=True)
+        return await _decide(
+            db, approval_id, True, by, reason, for_run, edited_args, now, quorum_met=True
+        )
+    return await _decide(db, approval_id, False, by, reason, for_run, edited_args, now)
+
+
+async def _decide(
+    db: Database,
+    approval_id: str,
+    approve: bool,
+    by: str,
+    reason: str | None,
+    for_run: bool,
+    edited_args: dict[str, Any] | None,
+    now: datetime,
+    *,
+    quorum_met: bool = False,
+) -> DecisionResult | None:
+    """The conditional UPDATE that decides (an approval needing several people only once
+    they have approved: `quorum_met`)."""
+    conditions = [
+        col(Approval.id) == approval_id,
+        col(Approval.status) == ApprovalStatus.PENDING,
+        col(Approval.expires_at) > now,
+    ]
+    if approve and not quorum_met:
+        conditions.append(col(Approval.quorum) <= 1)
     status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
     async with db.session() as s:
         result = await s.exec(
             update(Approval)
-            .where(
-                col(Approval.id) == approval_id,
-                col(Approval.status) == ApprovalStatus.PENDING,
-                col(Approval.expires_at) > now,
+            .where(*conditions)
+            .values(
+                status=status,
+                decided_at=now,
+                decided_by=by,
+                reason=reason,
+                for_run=approve and for_run,
+                edited_args=edited_args if approve else None,
             )
-            .values(status=status, decided_at=now, decided_by=by, reason=reason)
         )
         won = bool(result.rowcount)
         current = await s.get(Approval, approval_id, populate_existing=True)
         if current is None:
             return None
         if won:
-            s.add(outbox.new(current.run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=approval_id))
+            s.add_all(refreshes(current))
+            data: dict[str, Any] = {"approval_id": approval_id, "by": by, "reason": reason}
+            if approve and for_run:
+                data["for_run"] = True
+            if approve and edited_args is not None:
+                data["asked_args"] = current.tool_args
+                data["edited_args"] = edited_args
             s.add(
                 Event(
                     run_id=current.run_id,
                     task_id=current.task_id,
                     kind=f"approval_{status.value}",
-                    data={"approval_id": approval_id, "by": by, "reason": reason},
+                    data=data,
                 )
             )
         return DecisionResult(won=won, approval=current)
+
+
+async def votes(db: Database, approval_id: str) -> list[str]:
+    """Who has approved so far, in order."""
+    async with db.session() as s:
+        q = (
+            select(ApprovalVote.user_id)
+            .where(ApprovalVote.approval_id == approval_id)
+            .order_by(col(ApprovalVote.id))
+        )
+        return list((await s.exec(q)).all())
+
+
+async def grant_for_run(
+    db: Database, approval: Approval, *, grant: Approval, task_fields: dict[str, Any]
+) -> Approval:
+    """A call identical to one approved "for this run": stored as approved by that decision,
+    with its audit event, and nobody is asked."""
+    approval.status = ApprovalStatus.APPROVED
+    approval.decided_at = utcnow()
+    approval.decided_by = grant.decided_by
+    approval.reason = f"approved for this run ({grant.id})"
+    async with db.session() as s:
+        s.add(approval)
+        if task_fields:
+            await s.exec(
+                update(TaskRow)
+                .where(
+                    col(TaskRow.run_id) == approval.run_id,
+                    col(TaskRow.task_id) == approval.task_id,
+                )
+                .values(**task_fields)
+            )
+        s.add(
+            Event(
+                run_id=approval.run_id,
+                task_id=approval.task_id,
+                kind="approval_granted_for_run",
+                data={
+                    "approval_id": approval.id,
+                    "grant": grant.id,
+                    "by": grant.decided_by,
+                    "tool": approval.tool_name,
+                    "args": approval.tool_args,
+                },
+            )
+        )
+    return approval
+
+
+async def add_copy(db: Database, approval_id: str, *, channel_id: str, message_ts: str) -> None:
+    """Remember a direct-message copy of the request, so its buttons count and it is updated."""
+    async with db.session() as s:
+        current = await s.get(Approval, approval_id)
+        if current is None:
+            return
+        copies = [list(c) for c in current.copies or []]
+        if [channel_id, message_ts] not in copies:
+            copies.append([channel_id, message_ts])
+            await s.exec(
+                update(Approval).where(col(Approval.id) == approval_id).values(copies=copies)
+            )
+
+
+async def escalate_due(db: Database, *, now: datetime | None = None) -> list[Approval]:
+    """Pending approvals past their escalation time: their second group may now decide too.
+    Returns those it escalated (each once, whichever process gets there first)."""
+    now = now or utcnow()
+    changed: list[Approval] = []
+    async with db.session() as s:
+        due = (
+            await s.exec(
+                select(Approval).where(
+                    Approval.status == ApprovalStatus.PENDING,
+                    col(Approval.escalate_at).is_not(None),
+                    col(Approval.escalate_at) <= now,
+                    col(Approval.escalated_at).is_(None),
+                )
+            )
+        ).all()
+        for a in due:
+            approvers = list(dict.fromkeys([*a.approvers, *a.escalate_to]))
+            result = await s.exec(
+                update(Approval)
+                .where(
+                    col(Approval.id) == a.id,
+                    col(Approval.status) == ApprovalStatus.PENDING,
+                    col(Approval.escalated_at).is_(None),
+                )
+                .values(escalated_at=now, approvers=approvers)
+            )
+            if not result.rowcount:
+                continue
+            s.add(
+                Event(
+                    run_id=a.run_id,
+                    task_id=a.task_id,
+                    kind="approval_escalated",
+                    data={"approval_id": a.id, "to": a.escalate_to},
+                )
+            )
+            s.add_all(refreshes(a, "escalated"))
+            names = ", ".join(
+                f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in a.escalate_to
+            )
+            s.add(
+                outbox.new(
+                    a.run_id,
+                    DeliveryPurpose.NOTICE,
+                    ref=f"escalated:{a.id}",
+                    data={
+                        "text": f"⏫ No decision yet on task `{a.task_id}`: it is escalated to "
+                        f"{names}, who may now approve or reject it too."
+                    },
+                )
+            )
+            changed.append(a)
+    return changed
 
 
 async def expire_due(db: Database) -> list[Approval]:
@@ -164,7 +390,7 @@ async def expire_due(db: Database) -> list[Approval]:
                         data={"approval_id": a.id},
                     )
                 )
-                s.add(outbox.new(a.run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=a.id))
+                s.add_all(refreshes(a))
                 s.add(
                     outbox.new(
                         a.run_id,
@@ -181,21 +407,22 @@ async def expire_due(db: Database) -> list[Approval]:
 
 
 async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
-    """A stopped run's open approvals: withdrawn, their messages to lose the buttons."""
+    """A stopped run's open approvals: withdrawn, their messages (and copies) to lose the
+    buttons."""
     now = utcnow()
     async with db.session() as s:
         pending = (
             await s.exec(
-                select(Approval.id).where(
+                select(Approval).where(
                     Approval.run_id == run_id, Approval.status == ApprovalStatus.PENDING
                 )
             )
         ).all()
-        for approval_id in pending:
+        for a in pending:
             result = await s.exec(
                 update(Approval)
                 .where(
-                    col(Approval.id) == approval_id,
+                    col(Approval.id) == a.id,
                     col(Approval.status) == ApprovalStatus.PENDING,
                 )
                 .values(status=ApprovalStatus.WITHDRAWN, decided_at=now, decided_by=by)
@@ -205,11 +432,11 @@ async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
                     Event(
                         run_id=run_id,
                         kind="approval_withdrawn",
-                        data={"approval_id": approval_id, "by": by},
+                        data={"approval_id": a.id, "by": by},
                     )
                 )
-                s.add(outbox.new(run_id, DeliveryPurpose.APPROVAL_DECIDED, ref=approval_id))
-        return list(pending)
+                s.add_all(refreshes(a))
+        return [a.id for a in pending]
 
 
 def decided_gates() -> SelectOfScalar[str]:

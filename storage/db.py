@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -74,7 +75,9 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = normalize_url(url)
-        kwargs: dict[str, object] = {"echo": echo}
+        # Bound parameters (people's requests, answers, ids) never appear in an error's text,
+        # so they never reach a log, a stored error or a message.
+        kwargs: dict[str, object] = {"echo": echo, "hide_parameters": True}
         if self.url.startswith("sqlite"):
             # Several coroutines share one file; wait for the writer instead of failing.
             kwargs["connect_args"] = {"timeout": 30}
@@ -83,6 +86,8 @@ class Database:
             # fail after SQLAlchemy's default 30 s (which turned busy runs into failed tasks).
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # Sessions still handing their connection back (see `session`); `dispose` waits.
+        self._closing: set[asyncio.Future[None]] = set()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_wal)
         self._sessions = async_sessionmaker(
@@ -111,9 +116,22 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session inside one transaction, committed on success."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A session inside one transaction, committed on success.
+
+        Closing is shielded: a caller cancelled mid-query (a Stop, a shutdown) still hands its
+        connection back rolled back, instead of leaving the pool to reset it later and log an
+        error for a cancellation that was expected."""
+        session = self._sessions()
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            closing = asyncio.ensure_future(session.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+            await asyncio.shield(closing)
 
     async def dispose(self) -> None:
+        if self._closing:
+            await asyncio.wait(set(self._closing), timeout=10)
         await self.engine.dispose()

@@ -109,6 +109,8 @@ class Run(SQLModel, table=True):
     # A message sent in the thread while this run's predecessor was still going: it starts
     # when that run has finished, and sees its answer.
     follows_run_id: str | None = Field(default=None, index=True)
+    # The message the answer streamed into as it was written: the answer is delivered there.
+    answer_preview_ts: str | None = None
 
 
 class TaskRow(SQLModel, table=True):
@@ -181,6 +183,31 @@ class Approval(SQLModel, table=True):
     message_ts: str | None = None
     extra_budget_usd: float | None = None
     extra_budget_tokens: int | None = None
+    # The policy it was opened under (catalog `approvals:`), fixed at the request.
+    requested_by: str | None = None
+    self_approval: bool = True
+    quorum: int = 1
+    escalate_at: datetime | None = None
+    escalate_to: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    escalated_at: datetime | None = None
+    # Approved for the rest of the run: later identical calls pass without asking.
+    for_run: bool = False
+    # What the approver changed the call's arguments to ("Edit & approve").
+    edited_args: dict[str, Any] | None = _json()
+    # Direct-message copies of the request: [[channel, ts], …].
+    copies: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class ApprovalVote(SQLModel, table=True):
+    """One person's approval of a gate that needs several (`quorum`); once per person."""
+
+    __tablename__ = "approval_votes"
+    __table_args__ = (UniqueConstraint("approval_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    approval_id: str = Field(index=True)
+    user_id: str
+    at: datetime = Field(default_factory=utcnow)
 
 
 class ToolCallRecord(SQLModel, table=True):
@@ -348,3 +375,35 @@ class ScheduleFire(SQLModel, table=True):
     quiet_line: bool = False
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
+
+
+class AssistantThread(SQLModel, table=True):
+    """A conversation in Slack's assistant container, and the channel its person is looking at."""
+
+    __tablename__ = "assistant_threads"
+
+    channel_id: str = Field(primary_key=True)  # the person's DM with Baton
+    thread_ts: str = Field(primary_key=True)
+    user_id: str
+    started_at: datetime = Field(default_factory=utcnow)
+    # Set by `assistant_thread_context_changed` (and the start): offered to the planner.
+    context_channel_id: str | None = None
+    context_channel_name: str | None = None
+    # The thread is named after its first request, once.
+    titled: bool = False
+
+
+class Feedback(SQLModel, table=True):
+    """One person's 👍 or 👎 on one run's answer (a second click changes it, never adds one)."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("run_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(index=True)
+    user_id: str
+    positive: bool
+    # The agents and models that made the answer, as the run's usage ledger had them.
+    agents: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    models: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    at: datetime = Field(default_factory=utcnow, index=True)

@@ -42,6 +42,14 @@ async def add_in(session: AsyncSession, delivery: Delivery) -> None:
         session.add(delivery)
 
 
+async def add_once(db: Database, delivery: Delivery) -> bool:
+    """Add `delivery` unless an equal one (run, purpose, ref) exists; True when added."""
+    async with db.session() as s:
+        before = len(s.new)
+        await add_in(s, delivery)
+        return len(s.new) > before
+
+
 async def for_run(db: Database, run_id: str) -> list[Delivery]:
     """A run's rows, oldest first."""
     async with db.session() as s:

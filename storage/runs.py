@@ -71,17 +71,26 @@ async def create_run(
 
 
 async def create_in_thread(
-    db: Database, run: Run, *, seen: str | None, notice: str, wake: bool = False
+    db: Database,
+    run: Run,
+    *,
+    seen: str | None,
+    notice: str,
+    follow_up_only: bool = False,
+    wake: bool = False,
 ) -> tuple[Run | None, bool]:
     """Store a run asked for in a Slack thread; returns (run, queued).
 
     If the thread's previous run is still going, the new one waits for it (`follows_run_id`)
     and the thread is told so (`notice`): never two runs side by side in one thread.
-    None for a request seen before.
+    None for a request seen before — and, with `follow_up_only`, for a message in a thread
+    Baton has no run in (nothing is stored then).
     """
     assert run.channel_id and run.thread_ts
     try:
         async with db.session() as s:
+            if follow_up_only and not await _has_runs(s, run.channel_id, run.thread_ts):
+                return None, False
             if seen is not None:
                 await _insert(s, SeenSlackEvent(event_id=seen))
             if not db.is_sqlite:
@@ -113,6 +122,11 @@ async def create_in_thread(
             return None, False
         raise
     return run, run.follows_run_id is not None
+
+
+async def _has_runs(s: AsyncSession, channel_id: str, thread_ts: str) -> bool:
+    q = select(Run.id).where(Run.channel_id == channel_id, Run.thread_ts == thread_ts).limit(1)
+    return (await s.exec(q)).first() is not None
 
 
 async def _wake(db: Database, s: AsyncSession) -> None:
@@ -218,6 +232,28 @@ async def save_plan(
         for t in tasks:
             s.add(t)
         s.add(Event(run_id=run_id, kind="plan_ready", data=plan))
+
+
+async def save_revision(
+    db: Database, run_id: str, revision: dict[str, Any], tasks: Sequence[TaskRow]
+) -> bool:
+    """Store the run's one plan revision (its new tasks, or none) with the plan; False when
+    the run was revised before (nothing is stored then)."""
+    async with db.session() as s:
+        run = await s.get(Run, run_id)
+        if run is None:
+            raise LookupError(run_id)
+        plan = dict(run.plan or {})
+        if plan.get("revision"):
+            return False
+        plan["revision"] = revision
+        run.plan = plan
+        run.updated_at = utcnow()
+        s.add(run)
+        for t in tasks:
+            s.add(t)
+        s.add(Event(run_id=run_id, kind="plan_revised", data=revision))
+        return True
 
 
 async def record(
@@ -500,3 +536,9 @@ async def set_traceparent(db: Database, run_id: str, traceparent: str) -> None:
     """Remember the run's trace so that every later stretch joins it (not a state change)."""
     async with db.session() as s:
         await s.exec(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent))
+
+
+async def set_answer_preview(db: Database, run_id: str, ts: str) -> None:
+    """The message the answer is being written into; its delivery edits that message."""
+    async with db.session() as s:
+        await s.exec(update(Run).where(col(Run.id) == run_id).values(answer_preview_ts=ts))

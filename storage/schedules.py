@@ -23,10 +23,38 @@ def new_schedule_id() -> str:
     return secrets.token_hex(3)
 
 
+def trail(schedule_id: str) -> str:
+    """The key of a schedule's audit events in the append-only `events` table (runs use
+    their run ids; a schedule's trail never collides with one)."""
+    return f"schedule:{schedule_id}"
+
+
+def _audit(schedule_id: str, action: str, by: str | None) -> Event:
+    return Event(
+        run_id=trail(schedule_id),
+        kind=f"schedule_{action}",
+        data={"schedule_id": schedule_id, "by": by},
+    )
+
+
 async def create(db: Database, schedule: Schedule) -> Schedule:
+    """Store a new schedule and its `schedule_created` event, together."""
     async with db.session() as s:
         s.add(schedule)
+        s.add(_audit(schedule.id, "created", schedule.created_by))
     return schedule
+
+
+async def audit(db: Database, schedule_id: str, action: str, *, by: str | None) -> None:
+    """Append `schedule_<action>` (who did it) to the schedule's audit trail."""
+    async with db.session() as s:
+        s.add(_audit(schedule_id, action, by))
+
+
+async def audit_trail(db: Database, schedule_id: str) -> list[Event]:
+    async with db.session() as s:
+        q = select(Event).where(Event.run_id == trail(schedule_id)).order_by(col(Event.id))
+        return list((await s.exec(q)).all())
 
 
 async def get(db: Database, schedule_id: str) -> Schedule | None:
@@ -55,8 +83,16 @@ async def active(db: Database) -> list[Schedule]:
         return list((await s.exec(q)).all())
 
 
-async def change(db: Database, schedule_id: str, **values: Any) -> Schedule | None:
-    """Update a schedule that still exists; None when it does not (or was deleted)."""
+async def change(
+    db: Database,
+    schedule_id: str,
+    *,
+    action: str,
+    by: str | None,
+    **values: Any,
+) -> Schedule | None:
+    """Update a schedule that still exists, with its audit event (`schedule_<action>`, who
+    did it) in the same transaction; None when it does not exist (or was deleted)."""
     async with db.session() as s:
         result = await s.exec(
             update(Schedule)
@@ -65,6 +101,7 @@ async def change(db: Database, schedule_id: str, **values: Any) -> Schedule | No
         )
         if result.rowcount != 1:
             return None
+        s.add(_audit(schedule_id, action, by))
         return await s.get(Schedule, schedule_id, populate_existing=True)
 
 

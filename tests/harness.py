@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 
 PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-FAST = ProgressOptions(streaming=True, stream_interval=0.05, update_interval=0.05)
+FAST = ProgressOptions(
+    streaming=True, stream_interval=0.05, update_interval=0.05, status_interval=0.05
+)
 # Retries of Slack posts come quickly in tests (the waits are Baton's own, not Slack's).
 QUICK_DELIVERY = DeliveryOptions(base_delay=0.05, max_delay=0.5)
 
@@ -116,6 +118,39 @@ class Bot:
         if thread_ts:
             event["thread_ts"] = thread_ts
         assert await self.event(event, event_id=event_id) == 200
+        return msg
+
+    async def say(
+        self,
+        text: str,
+        *,
+        channel: str = "C0GENERAL",
+        user: str = "U0ALICE",
+        thread_ts: str | None = None,
+        event_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Message:
+        """A person posts in a channel (a thread reply when `thread_ts`); Slack delivers
+        `message.channels` to Baton, as it does for every message of a channel it is in."""
+        msg = await self.slack.post_as_user(channel, user, text, thread_ts=thread_ts)
+        event = copy.deepcopy(
+            sample("message_im_in_thread_event_callback.bolt_tests.json")["event"]
+        )
+        for key in ("user_team", "source_team", "user_profile", "parent_user_id", "thread_ts"):
+            event.pop(key, None)
+        event.update(
+            user=user,
+            text=text,
+            ts=msg.ts,
+            channel=channel,
+            event_ts=msg.ts,
+            channel_type="channel",
+        )
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        event.update(extra or {})
+        template = "message_im_in_thread_event_callback.bolt_tests.json"
+        assert await self.event(event, event_id=event_id, template=template) == 200
         return msg
 
     async def dm(self, text: str, *, user: str = "U0ALICE") -> Message:
@@ -210,6 +245,9 @@ class Bot:
             "text": message.text,
             "blocks": message.blocks or [],
         }
+        if message.thread_ts:  # as Slack sends a click on a message in a thread
+            payload["container"]["thread_ts"] = message.thread_ts
+            payload["message"]["thread_ts"] = message.thread_ts
         payload["actions"] = [
             {
                 "type": "button",

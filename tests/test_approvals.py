@@ -28,6 +28,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: [C0RANDOM]}
   - name: checker
     description: Checks websites.
     model: rules
@@ -55,9 +56,13 @@ approvals:
 """
 
 
-def write_catalog(tmp_path: Path, *, approvers: str = "", expiry: float = 24) -> Path:
+def write_catalog(
+    tmp_path: Path, *, approvers: str = "", expiry: float = 24, policy: str = ""
+) -> Path:
+    """The catalog above; `policy`: more lines for its `approvals:` section."""
     path = tmp_path / "agents.yml"
-    path.write_text(CATALOG.replace("APPROVERS", approvers).replace("EXPIRY", str(expiry)))
+    text = CATALOG.replace("APPROVERS", approvers).replace("EXPIRY", str(expiry))
+    path.write_text(text + "".join(f"  {line}\n" for line in policy.splitlines()))
     return path
 
 
@@ -120,11 +125,14 @@ async def test_a_gated_call_shows_exactly_what_will_happen_and_waits(
     [message] = approval_messages(slack)
     shown = json.dumps(message.blocks, ensure_ascii=False)
     assert "*announcer* wants to call `post_message`" in shown
-    assert "*channel*: C0RANDOM" in shown and "*text*: Deploy finished" in shown
+    assert "*channel*: <#C0RANDOM>" in shown and "*text*: Deploy finished" in shown
+    assert "*Target:* <#C0RANDOM>" in shown  # Slack shows the channel's name
     assert "cost so far $0.0000" in shown and "<@U0ALICE>" in shown
     actions = next(b for b in message.blocks if b["type"] == "actions")
     assert [(e["text"]["text"], e.get("style")) for e in actions["elements"]] == [
         ("Approve", "primary"),
+        ("Approve for this run", None),
+        ("Edit & approve", None),
         ("Reject", "danger"),
         ("Reject with reason", None),
     ]
@@ -175,7 +183,11 @@ async def test_two_approvers_clicking_at_once_make_one_decision(
     slack: SlackStandIn, sqlite_url: str, tmp_path: Path
 ) -> None:
     async with running_bot(
-        slack, sqlite_url, baton_agents_file=write_catalog(tmp_path, approvers="U0ALICE, U0BOB")
+        slack,
+        sqlite_url,
+        baton_agents_file=write_catalog(
+            tmp_path, approvers="U0ALICE, U0BOB", policy="self_approval: true"
+        ),
     ) as bot:
         run_id = await start_playbook(bot, "announce")
         [message] = approval_messages(slack)
@@ -381,7 +393,7 @@ async def test_approvals_command_lists_what_waits_here_with_links(
     _, reply = await bot.slash("approvals")
     assert reply is not None
     shown = json.dumps(reply["blocks"])
-    assert "2 approval(s) waiting here" in shown and run_id in shown
+    assert "2 approvals waiting here" in shown and run_id in shown
     for m in approval_messages(slack):
         assert f"p{m.ts.replace('.', '')}" in shown
 

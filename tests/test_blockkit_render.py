@@ -19,13 +19,13 @@ from agents.spec import load_catalog
 from agents.tools.registry import tool_names
 from bot import approval_blocks, blocks, reports
 from bot.blocks import RunView, TaskLine
-from bot.home import home_view
+from bot.home_blocks import Dashboard, home_view
 from bot.sandbox.demo import DemoShop, write_demo_catalog
 from bot.sandbox.relay import Relay
 from bot.sandbox.server import SandboxPage
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import JSON, Change
-from storage import Database, approvals, runs
+from storage import Database, approvals, home, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, RunStatus, TaskRow, TaskStatus
 from tests.harness import chromium, running_bot, sample
@@ -197,7 +197,15 @@ async def baton_home(tmp_path: Path) -> list[JSON]:
         run = await runs.create_run(db, a_run(status=RunStatus.QUEUED))
         await runs.save_plan(db, run.id, {}, [a_task()])
         await approvals.create(db, an_approval(approvers=["U0ALICE"]), task_fields={})
-        view = await home_view(db, "U0ALICE")
+        data = await home.for_user(db, "U0ALICE", since=utcnow() - timedelta(days=7))
+        view = home_view(
+            Dashboard(
+                recent=data.recent,
+                tasks=data.tasks,
+                mine=data.waiting,
+                waiting_runs=data.waiting_runs,
+            )
+        )
     finally:
         await db.dispose()
     return list(view["blocks"])
@@ -228,7 +236,9 @@ async def everything_baton_builds(tmp_path: Path) -> dict[str, list[JSON]]:
     built = {
         "status message": blocks.status_blocks(view),
         "answer": blocks.answer_blocks(
-            "*Done.*\n• `/health` is up\n• payments is down", footer_block=footer
+            "*Done.*\n• `/health` is up\n• payments is down",
+            footer_block=footer,
+            feedback_run="3fa9c2d1",
         ),
         "error": blocks.error_blocks("The plan could not be made."),
         "agents report": reports.agents_report(catalog, lambda model: model),
@@ -257,14 +267,22 @@ async def test_every_block_baton_builds_renders_and_none_is_a_placeholder(
 
     drawn = {name: await draw.blocks(bs) for name, bs in built.items()}
 
-    assert sent_types == {"header", "section", "context", "divider", "actions", "input"}
+    assert sent_types == {
+        "header",
+        "section",
+        "context",
+        "divider",
+        "actions",
+        "input",
+        "context_actions",
+    }
     assert {name: d.unknown for name, d in drawn.items() if d.unknown} == {}
     for name, bs in built.items():
         assert drawn[name].blocks == [f"bk-{b['type'].replace('_', '-')}" for b in bs], name
     assert "Check the shop · working…" in drawn["status message"].text
     assert "Run 3fa9c2d1 · done, with problems · by web-checker, writer" in drawn["answer"].text
     assert "Baton's specialists" in drawn["agents report"].text
-    assert "Waiting for you (1)" in drawn["home"].text
+    assert "Waiting for you · 1 approval" in drawn["home"].text
     assert drawn["reason modal"].inputs == ["reason_input"]
     assert "✅ Approved by @Bob" in drawn["approved approval"].text
 
@@ -276,15 +294,25 @@ async def test_an_approval_request_shows_what_will_happen_and_styled_buttons(
 
     drawn = await draw.blocks(request)
 
-    assert drawn.blocks == ["bk-header", "bk-section", "bk-section", "bk-context", "bk-actions"]
+    assert drawn.blocks == [
+        "bk-header",
+        "bk-section",
+        "bk-section",
+        "bk-section",
+        "bk-context",
+        "bk-actions",
+    ]
     assert drawn.text.startswith("✋ Approval needed before an action")
+    assert "Target:" in drawn.text
     assert "announcer wants to call post_message with:" in drawn.text
     assert [(b["text"], b["style"], b["value"]) for b in drawn.buttons] == [
         ("Approve", "primary", "ap_1"),
+        ("Approve for this run", None, "ap_1"),
         ("Reject", "danger", "ap_1"),
         ("Reject with reason", None, "ap_1"),
     ]
-    assert drawn.mentions == ["@Bob", "@S0ONCALL"] and drawn.times == 1
+    # The channel (argument and target) is shown by name, as are the people who may decide.
+    assert drawn.mentions == ["#general", "#general", "@Bob", "@S0ONCALL"] and drawn.times == 1
     assert {"b", "code"} <= set(drawn.tags)
 
 

@@ -211,7 +211,7 @@ async def test_llama_cpp_gets_tools_only_with_the_call_the_task_still_needs() ->
     assert "tools" not in answered.body and "tool_choice" not in answered.body
     assert answered.body["messages"][-1] == {
         "role": "user",
-        "content": "Result of http_check:\n200 OK",
+        "content": 'Result of http_check:\n<tool_result tool="http_check">\n200 OK\n</tool_result>',
     }
     assert second.text == "It is up."
 

@@ -218,7 +218,9 @@ async def test_killing_baton_at_any_stage_loses_nothing_and_repeats_nothing(
         models = Models(server)
         db = Database(db_url)
         holds: dict[str, Hold] = {
-            "d": slack.hold("chat.postMessage", when=lambda a: is_answer_piece(a, "stage d", 0)),
+            # The answer streamed into its own message as it was written; posting it is the
+            # edit that makes that message the answer.
+            "d": slack.hold("chat.update", when=lambda a: is_answer_piece(a, "stage d", 0)),
             "g": slack.hold(
                 "chat.postMessage",
                 when=lambda a: "deploys_g" in json.dumps(a.get("blocks") or []),

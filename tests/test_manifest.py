@@ -26,7 +26,12 @@ EVENTS_URL = f"{HOST}/slack/events"
 EVENT_SCOPES: dict[str, str | None] = {
     "app_mention": "app_mentions:read",
     "message.im": "im:history",
+    "message.channels": "channels:history",
+    "message.groups": "groups:history",
     "app_home_opened": None,
+    # Slack's docs: both need assistant:write (and the app's assistant_view).
+    "assistant_thread_started": "assistant:write",
+    "assistant_thread_context_changed": "assistant:write",
 }
 
 
@@ -181,7 +186,7 @@ def test_each_scope_says_why_it_is_needed(socket_manifest: dict[str, Any]) -> No
 
 def test_events_commands_and_clicks_are_enabled(socket_manifest: dict[str, Any]) -> None:
     settings = socket_manifest["settings"]
-    assert {"app_mention", "message.im", "app_home_opened"} <= set(
+    assert {"app_mention", "message.im", "message.channels", "message.groups"} <= set(
         settings["event_subscriptions"]["bot_events"]
     )
     assert settings["interactivity"]["is_enabled"] is True
@@ -232,3 +237,93 @@ def test_schema_refuses_a_slash_command_url_without_a_scheme(
     broken = copy.deepcopy(http_manifest)
     broken["features"]["slash_commands"][0]["url"] = "baton.example.com/slack/events"
     assert any("does not match" in message for message in _errors(validator, broken))
+
+
+# The bot scopes each Web API method Baton calls needs (Slack's method pages, "Required
+# scopes"; bot tokens). A method the code starts calling must be added here, so its scope
+# is thought about; `auth.test` and `views.*` need none.
+METHOD_SCOPES: dict[str, set[str]] = {
+    "auth.test": set(),
+    # Digests go to the channel a schedule was made in, which Baton may not have joined.
+    "chat.postMessage": {"chat:write", "chat:write.public"},
+    "chat.postEphemeral": {"chat:write"},
+    "chat.update": {"chat:write"},
+    "chat.startStream": {"chat:write"},
+    "chat.appendStream": {"chat:write"},
+    "chat.stopStream": {"chat:write"},
+    # Channels, private channels and DMs: Baton serves all three (no group DMs).
+    "conversations.history": {"channels:history", "groups:history", "im:history"},
+    "conversations.replies": {"channels:history", "groups:history", "im:history"},
+    "conversations.members": {"channels:read", "groups:read", "im:read"},
+    "conversations.open": {"im:write"},
+    "conversations.info": {"channels:read", "groups:read", "im:read"},
+    "assistant.threads.setStatus": {"assistant:write"},
+    "assistant.threads.setSuggestedPrompts": {"assistant:write"},
+    "assistant.threads.setTitle": {"assistant:write"},
+    "chat.getPermalink": set(),
+    "usergroups.users.list": {"usergroups:read"},
+    "users.info": {"users:read"},
+    "views.open": set(),
+    "views.publish": set(),
+}
+# Manifest features that need a scope of their own.
+FEATURE_SCOPES = {"assistant_view": "assistant:write", "slash_commands": "commands"}
+PACKAGES = ("bot", "agents", "orchestration", "storage")
+
+
+def web_api_methods_called() -> dict[str, set[str]]:
+    """Every Web API method Baton's code calls, found in the source: calls of the Slack
+    client's methods (`client.chat_postMessage(…)`) and `api_call("…")` by name, mapped to
+    the method each client function calls. The sandbox (Slack's stand-in) is left out."""
+    import ast
+    import inspect
+
+    from slack_sdk.web.async_client import AsyncWebClient
+
+    def methods_of(function: str) -> set[str]:
+        source = inspect.getsource(getattr(AsyncWebClient, function))
+        return set(re.findall(r'api_call\(\s*"([\w.]+)"', source))
+
+    client_functions = {
+        name
+        for name in dir(AsyncWebClient)
+        if not name.startswith("_") and callable(getattr(AsyncWebClient, name))
+    }
+    found: dict[str, set[str]] = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "sandbox" in path.relative_to(ROOT).parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                    continue
+                name = node.func.attr
+                if name == "api_call" and node.args and isinstance(node.args[0], ast.Constant):
+                    called = {str(node.args[0].value)}
+                elif name in client_functions and name != "api_call":
+                    called = methods_of(name)
+                else:
+                    continue
+                for method in called:
+                    found.setdefault(method, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_the_manifest_asks_for_exactly_the_scopes_the_code_uses(
+    socket_manifest: dict[str, Any],
+) -> None:
+    called = web_api_methods_called()
+    # The scan sees the calls it must: a scan that found nothing would prove nothing.
+    assert {"chat.postMessage", "chat.startStream", "conversations.members"} <= called.keys()
+    unknown = sorted(called.keys() - METHOD_SCOPES.keys())
+    assert not unknown, f"add the scopes these methods need to METHOD_SCOPES: {unknown}"
+
+    needed = set().union(*(METHOD_SCOPES[m] for m in called))
+    events = socket_manifest["settings"]["event_subscriptions"]["bot_events"]
+    needed |= {EVENT_SCOPES[e] for e in events if EVENT_SCOPES.get(e)}  # type: ignore[misc]
+    features = socket_manifest["features"]
+    needed |= {scope for feature, scope in FEATURE_SCOPES.items() if features.get(feature)}
+
+    requested = set(socket_manifest["oauth_config"]["scopes"]["bot"])
+    assert requested - needed == set(), "requested but never used"
+    assert needed - requested == set(), "used but not requested"

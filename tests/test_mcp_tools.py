@@ -273,7 +273,7 @@ async def test_a_tool_that_hangs_is_cancelled_at_the_tool_timeout_and_the_run_go
     expected = "no answer within 0.5 s (BATON_TOOL_TIMEOUT); the call was cancelled"
     assert f"`mcp:ops/hang` failed: {expected}" in trail
     [told] = tool_messages([s for s in openai.requests if is_clerk(s)][-1])
-    assert told["content"] == f"Error: {expected}"
+    assert told["content"] == f'<tool_result tool="ops__hang">\nError: {expected}\n</tool_result>'
     assert len(recorded(record, "call", "hang")) == 1
 
 
@@ -291,7 +291,8 @@ async def test_a_tool_error_reaches_the_model_and_the_task_list(
         t.startswith("`mcp:ops/fail` failed:") and "closed for stocktaking" in t for t in trail
     )
     [told] = tool_messages([s for s in openai.requests if is_clerk(s)][-1])
-    assert told["content"].startswith("Error: ") and "closed for stocktaking" in told["content"]
+    assert told["content"].startswith('<tool_result tool="ops__fail">\nError: ')
+    assert "closed for stocktaking" in told["content"]
 
 
 async def test_long_text_is_cut_with_a_note_and_structured_content_is_kept_as_json(
@@ -314,7 +315,7 @@ async def test_long_text_is_cut_with_a_note_and_structured_content_is_kept_as_js
         "[… cut: the tool returned 40,289 characters; the first 8,000 are shown]"
         in flood["content"]
     )
-    assert json.loads(stock["content"].partition("\n\n")[2]) == {
+    assert json.loads(stock["content"].partition("\n\n")[2].removesuffix("\n</tool_result>")) == {
         "sku": "MUG-1",
         "on_hand": 17,
         "warehouse": "Leeds",

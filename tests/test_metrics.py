@@ -49,6 +49,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: [C0RANDOM]}
   - name: web-checker
     description: Checks websites.
     model: rules
@@ -95,6 +96,11 @@ async def openai() -> AsyncIterator[FakeOpenAI]:
         )
         server.when(lambda s: s.system.startswith("You are writer,"), Reply(text="summary"))
         server.when(lambda s: "Write the final answer" in s.system, Reply(text="the answer"))
+        # Asked once after the doomed run's writer fails: nothing else to try.
+        server.when(
+            lambda s: "Make ONE revised plan" in s.system,
+            Reply(structured={"title": "-", "tasks": []}, input_tokens=15, output_tokens=3),
+        )
         yield server
 
 
@@ -156,9 +162,9 @@ async def test_metrics_after_scripted_runs_show_exactly_those_counts(
         ("writer", "failed"): 1,
     }
     # Planning, the counter's two turns, the writer and the synthesis of the first run; the
-    # doomed run's planning (its writer is refused, and with nothing done there is nothing to
-    # synthesise: Baton's own reasons are the answer).
-    tokens_in, tokens_out = 100 + 20 + 30 + 12 + 12 + 40, 50 + 5 + 7 + 5 + 5 + 10
+    # doomed run's planning and its one request for a revised plan (its writer is refused,
+    # and with nothing done there is nothing to synthesise: Baton's own reasons are the answer).
+    tokens_in, tokens_out = 100 + 20 + 30 + 12 + 12 + 40 + 15, 50 + 5 + 7 + 5 + 5 + 10 + 3
     assert labelled(samples, "baton_model_tokens_total", "model", "kind") == {
         ("openai:gpt-4.1-mini", "input"): tokens_in,
         ("openai:gpt-4.1-mini", "output"): tokens_out,

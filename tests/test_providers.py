@@ -173,7 +173,12 @@ async def test_openai_tool_call_round_trip_uses_chat_completions_format(
             }
         ],
     }
-    assert sent[-1] == {"role": "tool", "tool_call_id": call.id, "content": "12°C, sunny"}
+    # The result travels delimited, as data rather than instructions.
+    assert sent[-1] == {
+        "role": "tool",
+        "tool_call_id": call.id,
+        "content": '<tool_result tool="get_weather">\n12°C, sunny\n</tool_result>',
+    }
 
 
 async def test_anthropic_tool_call_round_trip_uses_messages_format(
@@ -228,8 +233,16 @@ async def test_anthropic_tool_call_round_trip_uses_messages_format(
     assert sent[-1] == {
         "role": "user",
         "content": [
-            {"type": "tool_result", "tool_use_id": oslo.id, "content": "12°C"},
-            {"type": "tool_result", "tool_use_id": rome.id, "content": "24°C"},
+            {
+                "type": "tool_result",
+                "tool_use_id": oslo.id,
+                "content": '<tool_result tool="get_weather">\n12°C\n</tool_result>',
+            },
+            {
+                "type": "tool_result",
+                "tool_use_id": rome.id,
+                "content": '<tool_result tool="get_weather">\n24°C\n</tool_result>',
+            },
         ],
     }
 

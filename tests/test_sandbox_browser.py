@@ -160,10 +160,10 @@ async def test_a_request_streams_its_plan_and_an_approver_approves_it(
     await expect(thread.locator(".bk-button.bk-danger", has_text="Reject")).to_be_visible()
     await shot(page, "02-plan-and-approval")
 
-    # Carol may not decide: only she is told, and nothing happens.
+    # Carol may not decide: only she is told, in the thread where she clicked; nothing happens.
     await switch_to(page, "U0CAROL")
     await approve.click()
-    refusal = page.locator("#messages .message.ephemeral", has_text="You cannot approve")
+    refusal = thread.locator(".message.ephemeral", has_text="You cannot approve")
     await expect(refusal).to_contain_text("@Bob can. Nothing was changed.")
     await expect(refusal.locator(".ephemeral-note")).to_have_text("Only visible to you")
     await shot(page, "03-refused")
@@ -256,14 +256,30 @@ async def test_a_question_in_the_assistant_container_is_answered_in_its_thread(
     await page.click("#assistant-toggle")
     panel = page.locator("#assistant-pane")
     await expect(panel).to_be_visible()
+    # Baton welcomes the person once and suggests what its catalog does.
+    await expect(panel.locator(".message", has_text="specialists")).to_be_visible(timeout=WAIT_MS)
+    await expect(panel.locator(".prompt").first).to_contain_text("Run shop-health")
 
-    await type_in(page, f"is {sandbox.shop.url}/health up?", composer="#assistant-composer")
+    request = f"is {sandbox.shop.url}/health up?"
+    await type_in(page, request, composer="#assistant-composer")
 
     answer = panel.locator(".message", has_text="tokens")
     await expect(answer).to_contain_text("/health → 200", timeout=WAIT_MS)
+    await expect(panel.locator("#assistant-title")).to_have_text(request)
+    await expect(panel.locator("#assistant-status")).to_have_text("")
+    thumbs = answer.locator(".bk-feedback-button")
+    await expect(thumbs).to_have_count(2)
+    if UPDATE_SHOTS:
+        await page.screenshot(path=ASSISTANT_SHOT)
+    await thumbs.first.click()
+    await expect(panel.locator(".message", has_text="glad it helped")).to_be_visible(
+        timeout=WAIT_MS
+    )
     [thread] = sandbox.slack.snapshot()["assistant_threads"]
     replies = sandbox.slack.thread("D0ALICE", thread["thread_ts"])
-    assert replies[1].text == f"is <{sandbox.shop.url}/health> up?"
+    assert [m.text for m in replies if m.user == "U0ALICE"] == [
+        f"is <{sandbox.shop.url}/health> up?"
+    ]
     assert replies[-1].user == "U0BATON"
     # The channel itself is left as it was.
     await expect(page.locator("#messages .message")).to_have_count(0)
@@ -619,8 +635,6 @@ async def test_the_assistant_container_shows_prompts_a_status_and_feedback_butto
         prompts=[{"title": "Why is payments down?", "message": "investigate payments"}],
     )
     await expect(prompts).to_have_text(["Why is payments down?"])
-    if UPDATE_SHOTS:
-        await page.screenshot(path=ASSISTANT_SHOT)
     await shot(page, "12-assistant-answer")
 
     await thumbs.last.click()

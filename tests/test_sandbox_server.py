@@ -19,12 +19,14 @@ from slack_bolt.request.payload_utils import (
 )
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlmodel import select
 
 from bot.sandbox.launch import Sandbox
 from bot.sandbox.relay import Relay
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
 from storage import runs
+from storage.models import Run
 from tests.fakes.model_servers import FakeOpenAI, Reply
 from tests.harness import PAYLOADS, running_sandbox, sample
 
@@ -167,6 +169,33 @@ async def test_a_plain_channel_message_stays_in_the_channel_and_a_dm_reaches_bat
     assert "/health → 200" in final.text
 
 
+async def test_a_reply_in_batons_thread_on_the_page_is_a_follow_up_and_others_are_not(
+    page: Page, sandbox: Sandbox
+) -> None:
+    shop = page.sandbox.shop.url
+    first = await page.say(ALICE, f"@Baton check {shop}/health")
+    root = root_of(page, first["ts"])
+    await page.answer(root)
+    chat = await page.say(BOB, "lunch at noon?")
+    aside = await page.say(ALICE, f"check {shop}/health too", thread_ts=chat["ts"])
+    follow = await page.say(ALICE, f"and {shop}/payments/health?", thread_ts=root.ts)
+
+    assert (aside["delivered"], follow["delivered"]) == ("message", "message")
+
+    def answered_twice() -> bool:
+        return (
+            len([m for m in page.slack.thread(GENERAL, root.ts) if "payments/health" in m.text]) > 1
+        )
+
+    await page.slack.wait_for(answered_twice, timeout=15)
+    assert sandbox.baton is not None
+    async with sandbox.baton.db.session() as s:
+        requests = sorted(r.request for r in (await s.exec(select(Run))).all())
+    # Slack shows the links as <url>; one run each, and none for the thread Baton is not in.
+    assert requests == [f"and <{shop}/payments/health>?", f"check <{shop}/health>"]
+    assert [m.user for m in page.slack.thread(GENERAL, chat["ts"])] == [BOB, ALICE]
+
+
 async def test_a_slash_command_with_bad_input_shows_the_error_only_to_its_author(
     page: Page,
 ) -> None:
@@ -291,6 +320,26 @@ async def test_the_home_tab_is_published_for_the_person_who_opened_it(page: Page
     await page.slack.wait_for(lambda: page.slack.workspace.home_views.get(ALICE))
     home = (await page.state(ALICE))["home"]
     assert home["type"] == "home" and (await page.state(BOB))["home"] is None
+
+
+async def test_an_approval_waiting_on_the_home_tab_is_decided_from_its_button(
+    page: Page,
+) -> None:
+    started = await page.say(ALICE, "@Baton run deploy")
+    await page.approval_message()
+    assert (await page.post("/api/home", {"user": BOB}))["ok"]
+    await page.slack.wait_for(
+        lambda: "home:approve" in json.dumps(page.slack.workspace.home_views.get(BOB))
+    )
+
+    clicked = await page.post(
+        "/api/actions", {"user": BOB, "home": True, "action_id": "home:approve"}
+    )
+    assert clicked["ok"] and clicked["delivered"] == "block_actions"
+    final = await page.answer(root_of(page, started["ts"]))
+    assert "Webhook 'deploys' → 202" in final.text and len(page.sandbox.shop.calls) == 1
+    home = json.dumps((await page.state(BOB))["home"])
+    assert "Approved run" in home and "home:approve" not in home
 
 
 async def test_the_socket_pushes_each_change_only_to_the_people_who_may_see_it(

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import select
@@ -130,8 +131,13 @@ async def test_add_answers_with_id_reading_and_next_three_times(
         # No tz= given: Alice's Slack time zone (Europe/Berlin in the stand-in).
         assert "on weekdays at 09:00 (Europe/Berlin)" in shown
         assert "run `morning-digest` https://status.example.com" in shown
-        next_times = re.findall(r"\w{3} \d{2} \w{3} 09:00 CES?T", shown)
+        # Shown as Slack date tokens: each reader sees them in their own zone and format.
+        next_times = [
+            datetime.fromtimestamp(int(t), ZoneInfo("Europe/Berlin"))
+            for t in re.findall(r"<!date\^(\d+)\^", shown.split("*Next:*")[1])
+        ]
         assert len(next_times) == 3
+        assert all(t.hour == 9 and t.minute == 0 and t.weekday() < 5 for t in next_times)
         assert (stored.kind, stored.cron, stored.timezone) == (
             "cron",
             "0 9 * * 1-5",
@@ -256,7 +262,7 @@ async def test_fires_come_from_the_scheduler_and_each_posts_a_digest(
         )
         posted = digests(slack)
         assert len(posted) >= 2
-        assert "✅ all 1 checks passing" in str(posted[0].blocks)
+        assert "✅ 1 check passing" in str(posted[0].blocks)
         assert "_(unchanged)_" in str(posted[1].blocks)
         async with bot.baton.db.session() as s:
             schedule_runs = (await s.exec(select(Run).where(Run.schedule_id == made.id))).all()
@@ -336,7 +342,7 @@ async def test_a_missed_fire_within_grace_runs_once_when_baton_comes_back(
         assert fire.missed_before == 9
         assert (utcnow() - fire.fire_time) < timedelta(seconds=10)
         [digest] = digests(slack)
-        assert "9 scheduled run(s) were missed while Baton was down" in str(digest.blocks)
+        assert "9 scheduled runs were missed while Baton was down" in str(digest.blocks)
 
 
 async def test_a_missed_fire_beyond_grace_is_skipped_and_the_next_digest_says_so(
@@ -363,7 +369,7 @@ async def test_a_missed_fire_beyond_grace_is_skipped_and_the_next_digest_says_so
         await bot.slash(f"schedule run {made.id}")
         await bot.idle()
         [digest] = digests(slack)
-        assert "3 scheduled run(s) were missed while Baton was down" in str(digest.blocks)
+        assert "3 scheduled runs were missed while Baton was down" in str(digest.blocks)
 
 
 async def test_a_fire_while_the_last_run_is_still_going_is_skipped_and_recorded(
@@ -414,7 +420,7 @@ def button_value(message: Message, action_id: str) -> str:
     raise AssertionError(f"no {action_id} button")
 
 
-async def test_acknowledge_marks_who_and_removes_the_buttons(
+async def test_acknowledge_marks_who_and_keeps_snooze_and_investigate_working(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
     async with running_bot(slack, sqlite_url) as bot:
@@ -427,7 +433,20 @@ async def test_acknowledge_marks_who_and_removes_the_buttons(
         [updated] = digests(slack)
         assert updated.edited is not None
         assert "Acknowledged by <@U0BOB>" in str(updated.blocks)
-        assert not [b for b in updated.blocks if b["type"] == "actions"]
+        [buttons] = [b for b in updated.blocks if b["type"] == "actions"]
+        assert [e["action_id"] for e in buttons["elements"]] == [
+            ui.SNOOZE_HOUR,
+            ui.SNOOZE_DAY,
+            ui.INVESTIGATE,
+        ]
+        # Snooze still works on the acknowledged digest, and says so in it.
+        await bot.click(ui.SNOOZE_HOUR, value, user="U0BOB", message=updated)
+        await bot.idle()
+        [snoozed] = digests(slack)
+        assert "Acknowledged by <@U0BOB>" in str(snoozed.blocks)
+        assert "snoozed this schedule's alerts until" in str(snoozed.blocks)
+        [buttons] = [b for b in snoozed.blocks if b["type"] == "actions"]
+        assert [e["action_id"] for e in buttons["elements"]] == [ui.INVESTIGATE]
         fire = await schedules.get_fire(bot.baton.db, int(value))
         assert fire is not None and fire.acknowledged_by == "U0BOB"
 
@@ -485,6 +504,10 @@ async def test_investigate_starts_one_run_in_the_digest_thread(
         assert ephemeral_to(slack, "U0ALICE") == [
             "An investigation of this digest has already started: see its thread."
         ]
+        # The click shows at once in the digest itself.
+        [marked] = digests(slack)
+        assert "<@U0BOB> started an investigation" in str(marked.blocks)
+        assert ui.INVESTIGATE not in str(marked.blocks)
         # Its progress and answer are in the digest's thread, after the details.
         footers = [str(m.blocks[-1]) for m in bot.thread(digest)[1:] if m.blocks]
         assert any(f"Run `{investigation.id}` · done" in f for f in footers)
@@ -517,7 +540,7 @@ async def test_on_failure_with_a_daily_quiet_line(
         await settled(bot.baton.db, made.id, 3)
         quiet = [m.text for m in slack.messages(CHANNEL) if m.text.startswith("🌙 All quiet")]
         assert quiet == [
-            f"🌙 All quiet: schedule `{made.id}` (check {site.url('/ok')}) has nothing to report today — 1 check(s) fine."
+            f"🌙 All quiet: schedule `{made.id}` (check {site.url('/ok')}) has nothing to report today — 1 check fine."
         ]
         assert digests(slack) == []
 
@@ -571,6 +594,6 @@ async def test_a_scheduled_run_waits_for_approval_like_any_other(
         await bot.idle()
 
         [digest] = digests(slack)
-        assert "✅ all 1 checks passing" in str(digest.blocks)
+        assert "✅ 1 check passing" in str(digest.blocks)
         posted = [m.text for m in slack.messages("C0RANDOM")]
         assert len(posted) == 1 and site.url("/ok") in posted[0]

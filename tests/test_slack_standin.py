@@ -122,6 +122,23 @@ async def test_posting_to_a_user_id_goes_to_the_bots_dm_with_them(
     assert [m.text for m in slack.messages(ALICE_DM)] == ["hi Alice"]
 
 
+async def test_conversations_open_finds_the_dm_and_members_lists_who_is_in_a_channel(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    opened = await client.conversations_open(users="U0BOB")
+    assert opened["channel"]["id"] == "D0BOB"
+    everyone = await client.conversations_members(channel="C0GENERAL")
+    assert sorted(everyone["members"]) == ["U0ALICE", "U0BATON", "U0BOB"]
+    slack.workspace.channel_members["C0GENERAL"] = ["U0ALICE"]
+    first = await client.conversations_members(channel="C0GENERAL", limit=1)
+    cursor = first["response_metadata"]["next_cursor"]
+    rest = await client.conversations_members(channel="C0GENERAL", cursor=cursor)
+    assert first["members"] + rest["members"] == ["U0ALICE", "U0BATON"]
+    with pytest.raises(SlackApiError) as e:
+        await client.conversations_open(users="U0NOBODY")
+    assert e.value.response["error"] == "user_not_found"
+
+
 async def test_update_edits_in_place_marks_edited_and_keeps_blocks(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:
@@ -823,3 +840,29 @@ async def test_signed_mention_event_gets_a_threaded_reply(
     await slack.wait_for(lambda: len(slack.thread(GENERAL, mention.ts)) == 2)
     reply = slack.thread(GENERAL, mention.ts)[1]
     assert (reply.text, reply.user) == ("hello!", "U0BATON")
+
+
+# who is in a channel
+
+
+async def test_conversations_members_lists_a_channels_people_and_the_bot_page_by_page() -> None:
+    from bot.sandbox.workspace import DEFAULT_CHANNELS, Channel
+
+    private = Channel("C0EXEC", "exec", is_private=True, members=("U0ALICE",))
+    async with SlackStandIn(channels=(*DEFAULT_CHANNELS, private)) as slack:
+        client = AsyncWebClient(token=slack.token, base_url=slack.api_url)
+
+        everyone = await client.conversations_members(channel=GENERAL)
+        first = await client.conversations_members(channel=GENERAL, limit=2)
+        rest = await client.conversations_members(
+            channel=GENERAL, cursor=first["response_metadata"]["next_cursor"]
+        )
+        exec_ = await client.conversations_members(channel="C0EXEC")
+        dm = await client.conversations_members(channel=ALICE_DM)
+        missing = await slack_error(client.conversations_members(channel="C0NOPE"))
+
+    assert everyone["members"] == ["U0ALICE", "U0BOB", "U0BATON"]
+    assert first["members"] + rest["members"] == everyone["members"]
+    assert exec_["members"] == ["U0ALICE", "U0BATON"]
+    assert dm["members"] == ["U0ALICE", "U0BATON"]
+    assert missing.response["error"] == "channel_not_found"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.errors import ToolError
 from agents.runner import first_prompt
-from agents.tools.base import ToolContext
+from agents.tools.base import Scope, ToolContext
 from agents.tools.calculator import Calculator, CalculatorArgs
 from agents.tools.http_check import HttpCheck, HttpCheckArgs
 from agents.tools.json_metric import JsonMetric, JsonMetricArgs
@@ -434,10 +434,16 @@ async def test_calculator_refuses_anything_but_arithmetic(expression: str, messa
 class FakeSlack:
     """The SlackGateway edge, answering like Slack does: newest message first."""
 
-    def __init__(self, messages: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, messages: list[dict[str, Any]], members: dict[str, set[str]] | None = None
+    ) -> None:
         self.messages = messages
+        self.members = members or {}
         self.history_calls: list[tuple[str, int]] = []
         self.posted: list[tuple[str, str]] = []
+
+    async def is_member(self, channel: str, user: str) -> bool:
+        return user in self.members.get(channel, set())
 
     async def history(self, channel: str, *, limit: int) -> list[dict[str, Any]]:
         self.history_calls.append((channel, limit))
@@ -455,7 +461,9 @@ async def test_history_lists_messages_oldest_first() -> None:
             {"user": "U1", "text": "deploy failed", "ts": "1700000000.000100"},
         ]
     )
-    ctx = ToolContext(run_id="run-1", task_id="task-1", slack=slack)
+    ctx = ToolContext(
+        run_id="run-1", task_id="task-1", slack=slack, scope=Scope(channel="C0123ABCD")
+    )
 
     result = await SlackHistory().run(SlackHistoryArgs(channel="<#C0123ABCD|ops>", limit=10), ctx)
 
@@ -482,7 +490,12 @@ def test_channel_must_be_an_id_or_a_mention() -> None:
 
 async def test_post_message_posts_to_the_channel() -> None:
     slack = FakeSlack([])
-    ctx = ToolContext(run_id="run-1", task_id="task-1", slack=slack)
+    ctx = ToolContext(
+        run_id="run-1",
+        task_id="task-1",
+        slack=slack,
+        scope=Scope(channel="C0GENERAL", post_channels=frozenset({"C0456EFGH"})),
+    )
 
     result = await PostMessage().run(
         PostMessageArgs(channel="<#C0456EFGH|releases>", text="Deploy finished"), ctx
@@ -491,6 +504,75 @@ async def test_post_message_posts_to_the_channel() -> None:
     assert slack.posted == [("C0456EFGH", "Deploy finished")]
     assert result.summary == "Posted to <#C0456EFGH>: “Deploy finished”"
     assert result.data["ts"] == "1700000100.000200"
+
+
+async def test_history_of_another_channel_needs_the_catalog_and_the_requesters_membership() -> None:
+    slack = FakeSlack([{"user": "U2", "text": "q3 numbers", "ts": "1700000000.000100"}])
+    args = SlackHistoryArgs(channel="C0EXEC")
+    own = Scope(requester="U0BOB", channel="C0GENERAL")
+    widened = Scope(requester="U0BOB", channel="C0GENERAL", read_channels=frozenset({"*"}))
+
+    assert SlackHistory().out_of_reach(args, own) == (
+        "this specialist may read only the channel the request was made in, not <#C0EXEC> "
+        "(the catalog's `reach.read_channels` can widen that)"
+    )
+    assert SlackHistory().out_of_reach(args, widened) is None
+    with pytest.raises(ToolError, match="not a member of <#C0EXEC>"):
+        await SlackHistory().run(
+            args, ToolContext(run_id="r", task_id="t", slack=slack, scope=widened)
+        )
+    assert slack.history_calls == []
+
+    slack.members["C0EXEC"] = {"U0BOB"}
+    result = await SlackHistory().run(
+        args, ToolContext(run_id="r", task_id="t", slack=slack, scope=widened)
+    )
+    assert result.summary == "Read 1 message from <#C0EXEC>"
+
+
+async def test_post_message_targets_only_the_catalogs_channels_whatever_it_is_asked() -> None:
+    slack = FakeSlack([], members={"C0RANDOM": {"U0ALICE"}})
+    listed = Scope(requester="U0ALICE", channel="C0GENERAL", post_channels=frozenset({"C0OPS"}))
+    anywhere_of_theirs = Scope(
+        requester="U0ALICE", channel="C0GENERAL", post_channels=frozenset({"*"})
+    )
+
+    assert (
+        PostMessage().out_of_reach(PostMessageArgs(channel="C0GENERAL", text="x"), listed) is None
+    )
+    assert PostMessage().out_of_reach(PostMessageArgs(channel="C0OPS", text="x"), listed) is None
+    assert PostMessage().out_of_reach(PostMessageArgs(channel="C0EXEC", text="x"), listed) == (
+        "this specialist may post only in the request's own channel, <#C0OPS>, not in "
+        "<#C0EXEC> (the catalog's `reach.post_channels` lists where it may)"
+    )
+    with pytest.raises(ToolError, match="may post only"):
+        await PostMessage().run(
+            PostMessageArgs(channel="C0EXEC", text="x"),
+            ToolContext(run_id="r", task_id="t", slack=slack, scope=listed),
+        )
+    with pytest.raises(ToolError, match="not a member of <#C0EXEC>"):
+        await PostMessage().run(
+            PostMessageArgs(channel="C0EXEC", text="x"),
+            ToolContext(run_id="r", task_id="t", slack=slack, scope=anywhere_of_theirs),
+        )
+    assert slack.posted == []
+    await PostMessage().run(
+        PostMessageArgs(channel="C0RANDOM", text="hi"),
+        ToolContext(run_id="r", task_id="t", slack=slack, scope=anywhere_of_theirs),
+    )
+    assert slack.posted == [("C0RANDOM", "hi")]
+
+
+async def test_webhook_post_calls_only_the_specialists_webhooks(site: Site) -> None:
+    ctx = site.ctx(
+        webhooks={"deploys": f"{site.base}/hook", "billing": f"{site.base}/hook"},
+        scope=Scope(webhooks=frozenset({"deploys"})),
+    )
+
+    with pytest.raises(ToolError, match="may not call the webhook 'billing'"):
+        await WebhookPost().run(WebhookArgs(name="billing"), ctx)
+
+    assert site.received == []
 
 
 async def test_post_message_without_slack_is_a_clear_error() -> None:

@@ -28,6 +28,7 @@ agents:
     description: Posts messages to channels.
     model: rules
     tools: [post_message]
+    reach: {post_channels: [C0RANDOM]}
 playbooks:
   - name: think
     description: One slow step.

@@ -28,7 +28,7 @@ from agents.errors import (
     PermanentModelError,
     TransientModelError,
 )
-from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage
+from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage, as_data
 from agents.providers.base import TextSink
 from agents.retry import parse_retry_after
 from agents.schemas import portable
@@ -239,7 +239,7 @@ def _blocks(m: Message) -> tuple[Literal["user", "assistant"], list[Block]]:
             result: ToolResultBlockParam = {
                 "type": "tool_result",
                 "tool_use_id": m.tool_call_id,
-                "content": m.content,
+                "content": as_data(m),
             }
             return "user", [result]
         case _:

@@ -248,6 +248,15 @@ class OpenAIProvider:
                 model=request.model,
             )
         ordered = [calls[i] for i in sorted(calls)]
+        if finish_reason is None and not text and not ordered:
+            # The server began a stream (HTTP 200) and ended it without a word or a reason:
+            # it failed part-way, as a 5xx would have said.
+            raise TransientModelError(
+                "the server ended its stream without an answer",
+                failure=Failure.SERVER_ERROR,
+                provider=self.label,
+                model=request.model,
+            )
         if shape.stream_usage:
             # Asked for, and either sent or not: now it is known.
             self.memory.learn(request.model, Feature.STREAM_USAGE, usage is not None)

@@ -20,7 +20,7 @@ from openai.types.shared_params import (
 )
 
 from agents.errors import PermanentModelError
-from agents.messages import Message, ModelRequest
+from agents.messages import Message, ModelRequest, as_data
 from agents.providers.capabilities import Capabilities, Feature
 from agents.providers.structured import schema_instruction
 from agents.schemas import portable
@@ -45,6 +45,8 @@ class Shape:
     temperature: float | None
     stream_usage: bool
     one_call_per_turn: bool
+    # The suggested tool goes with its grounded schema (a server without a working "auto").
+    grounded: bool
     # Features this request relies on whose support is not known yet, most doubtful first.
     unconfirmed: tuple[Feature, ...]
 
@@ -77,6 +79,7 @@ def shape_for(
 
     choice: ChatCompletionToolChoiceOptionParam | None = None
     send_tools = bool(request.tools)
+    grounded = False
     if request.tools and caps.tool_choice is not False:
         named: ChatCompletionToolChoiceOptionParam | None = None
         wanted = request.suggested_tool or (
@@ -89,6 +92,7 @@ def shape_for(
             # needs; otherwise the model is asked for its answer, without tools.
             choice = named if request.suggested_tool else None
             send_tools = choice is not None
+            grounded = choice is not None and request.grounded_tool is not None
         else:
             # Some servers (llama.cpp's function-calling formats) ignore tools without it.
             choice = "auto"
@@ -130,6 +134,7 @@ def shape_for(
         temperature=temperature,
         stream_usage=stream_usage,
         one_call_per_turn=send_tools and caps.parallel_tool_calls is False,
+        grounded=grounded,
         unconfirmed=tuple(sorted(unconfirmed, key=order.index)),
     )
 
@@ -153,7 +158,7 @@ def messages(request: ModelRequest, shape: Shape) -> list[ChatCompletionMessageP
     results: list[str] = []
     for m in request.messages:
         if m.role == "tool" and shape.tool_results_as_text:
-            results.append(f"Result of {m.name or 'the tool'}:\n{m.content}")
+            results.append(f"Result of {m.name or 'the tool'}:\n{as_data(m)}")
             continue
         if results:
             out.append({"role": "user", "content": "\n\n".join(results)})
@@ -187,13 +192,14 @@ def _message(m: Message) -> ChatCompletionMessageParam:
         case "tool":
             if m.tool_call_id is None:
                 raise PermanentModelError("a tool result without the id of its call cannot be sent")
-            return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.content}
+            return {"role": "tool", "tool_call_id": m.tool_call_id, "content": as_data(m)}
         case _:
             assert_never(m.role)
 
 
-def tools(request: ModelRequest) -> list[ChatCompletionFunctionToolParam]:
-    """The tools, with portable schemas."""
+def tools(request: ModelRequest, shape: Shape) -> list[ChatCompletionFunctionToolParam]:
+    """The tools, with portable schemas (the suggested one grounded where the shape says)."""
+    grounded = request.grounded_tool if shape.grounded else None
     return [
         {
             "type": "function",
@@ -203,7 +209,10 @@ def tools(request: ModelRequest) -> list[ChatCompletionFunctionToolParam]:
                 "parameters": portable(tool.parameters),
             },
         }
-        for tool in request.tools
+        for tool in (
+            grounded if grounded is not None and t.name == grounded.name else t
+            for t in request.tools
+        )
     ]
 
 
@@ -233,7 +242,7 @@ def parameters(request: ModelRequest, shape: Shape) -> dict[str, Any]:
     if shape.temperature is not None:
         params["temperature"] = shape.temperature
     if shape.send_tools:
-        params["tools"] = tools(request)
+        params["tools"] = tools(request, shape)
     if shape.tool_choice is not None:
         params["tool_choice"] = shape.tool_choice
     fmt = response_format(request, shape)

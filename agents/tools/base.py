@@ -24,6 +24,31 @@ class SlackGateway(Protocol):
 
     async def post_message(self, channel: str, text: str) -> str: ...
 
+    async def is_member(self, channel: str, user: str) -> bool: ...
+
+
+# In `Scope.read_channels` / `post_channels`: any channel the requester is a member of.
+ANY_CHANNEL = "*"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """How far one call may reach: the requester's, never the bot's.
+
+    Made by the orchestrator from the run (who asked, where) and the specialist's `reach:`
+    in the catalog; a tool refuses targets outside it whatever its model asks.
+    """
+
+    # Who asked for the run, and the channel (or DM) it was asked in.
+    requester: str | None = None
+    channel: str | None = None
+    # Channels `slack_history` may read besides the request's own (`*`: any the requester is in).
+    read_channels: frozenset[str] = frozenset()
+    # Channels `post_message` may post in besides the request's own (`*`: any of the requester's).
+    post_channels: frozenset[str] = frozenset()
+    # Webhooks `webhook_post` may call, by name; None: every configured one.
+    webhooks: frozenset[str] | None = None
+
 
 @dataclass(frozen=True)
 class ToolContext:
@@ -39,6 +64,8 @@ class ToolContext:
     http_timeout: float = 10.0
     # Unique per call; side-effecting tools pass it on where the far side supports it.
     idempotency_key: str = ""
+    # Who the call acts for and where it may reach.
+    scope: Scope = field(default_factory=Scope)
 
 
 class ToolResult(BaseModel):
@@ -75,6 +102,10 @@ class Tool(ABC):
     @abstractmethod
     async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         """Do the work. Raise `ToolError` with a sentence a person understands."""
+
+    def out_of_reach(self, args: Any, scope: Scope) -> str | None:
+        """Why this call's target is outside `scope` (a sentence), or None when it is within."""
+        return None
 
     def args_from_text(self, text: str) -> list[BaseModel]:
         """Arguments found in plain text, for the offline `rules` provider (none by default)."""

@@ -6,8 +6,9 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 
+from agents.errors import ToolError
 from agents.tools import extract
-from agents.tools.base import Tool, ToolContext, ToolResult
+from agents.tools.base import ANY_CHANNEL, Scope, Tool, ToolContext, ToolResult
 from agents.tools.slack_history import gateway
 
 _MENTION = re.compile(r"\s*\b(?:to|in|into|on)?\s*<#[CG][A-Z0-9]+(?:\|[^>]*)?>", re.IGNORECASE)
@@ -39,9 +40,33 @@ class PostMessage(Tool):
     Args = PostMessageArgs
     requires_approval = True
 
+    def out_of_reach(self, args: PostMessageArgs, scope: Scope) -> str | None:
+        if args.channel == scope.channel or args.channel in scope.post_channels:
+            return None
+        if ANY_CHANNEL in scope.post_channels:
+            return None  # any channel of the requester's: checked when the call is made
+        listed = "".join(f", <#{c}>" for c in sorted(scope.post_channels))
+        return (
+            f"this specialist may post only in the request's own channel{listed}, not in "
+            f"<#{args.channel}> (the catalog's `reach.post_channels` lists where it may)"
+        )
+
     async def run(self, args: PostMessageArgs, ctx: ToolContext) -> ToolResult:
-        """Post the message."""
-        ts = await gateway(ctx).post_message(args.channel, args.text)
+        """Post the message, only where the specialist may (and, for `*`, the requester can)."""
+        slack = gateway(ctx)
+        scope = ctx.scope
+        if refusal := self.out_of_reach(args, scope):
+            raise ToolError(refusal)
+        if (
+            args.channel != scope.channel
+            and args.channel not in scope.post_channels
+            and not (scope.requester and await slack.is_member(args.channel, scope.requester))
+        ):
+            raise ToolError(
+                f"the person who asked is not a member of <#{args.channel}>, so nothing is "
+                "posted there for them"
+            )
+        ts = await slack.post_message(args.channel, args.text)
         first_line = args.text.strip().splitlines()[0] if args.text.strip() else ""
         preview = first_line if len(first_line) <= 60 else first_line[:59] + "…"
         return ToolResult(

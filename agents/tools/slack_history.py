@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from agents.errors import ToolError
 from agents.tools import extract
-from agents.tools.base import SlackGateway, Tool, ToolContext, ToolResult
+from agents.tools.base import ANY_CHANNEL, Scope, SlackGateway, Tool, ToolContext, ToolResult
 
 MAX_MESSAGE_CHARS = 500
 
@@ -60,9 +60,30 @@ class SlackHistory(Tool):
     description = "Read a Slack channel's recent messages (author and text, oldest first)."
     Args = SlackHistoryArgs
 
+    def out_of_reach(self, args: SlackHistoryArgs, scope: Scope) -> str | None:
+        if args.channel == scope.channel:
+            return None
+        if ANY_CHANNEL in scope.read_channels or args.channel in scope.read_channels:
+            return None
+        return (
+            f"this specialist may read only the channel the request was made in, not "
+            f"<#{args.channel}> (the catalog's `reach.read_channels` can widen that)"
+        )
+
     async def run(self, args: SlackHistoryArgs, ctx: ToolContext) -> ToolResult:
-        """Read the messages; the content lists them newest last."""
-        messages = await gateway(ctx).history(args.channel, limit=args.limit)
+        """Read the messages, with the requester's reach; the content lists them newest last."""
+        slack = gateway(ctx)
+        if refusal := self.out_of_reach(args, ctx.scope):
+            raise ToolError(refusal)
+        # Another channel is read only for someone who could read it themselves.
+        if args.channel != ctx.scope.channel and not (
+            ctx.scope.requester and await slack.is_member(args.channel, ctx.scope.requester)
+        ):
+            raise ToolError(
+                f"the person who asked is not a member of <#{args.channel}>, so it is not read "
+                "for them"
+            )
+        messages = await slack.history(args.channel, limit=args.limit)
         # Slack answers newest first; a person reads a conversation the other way round.
         messages = sorted(messages, key=_ts)
         where = f"<#{args.channel}>"

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, JsonValue, field_validator
 
 from agents.errors import ToolError
 from agents.tools import extract
-from agents.tools.base import Tool, ToolContext, ToolResult
+from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.tools.netguard import Unreachable, fetch
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -51,8 +51,19 @@ class WebhookPost(Tool):
     Args = WebhookArgs
     requires_approval = True
 
+    def out_of_reach(self, args: WebhookArgs, scope: Scope) -> str | None:
+        if scope.webhooks is None or args.name in scope.webhooks:
+            return None
+        mine = ", ".join(f"'{n}'" for n in sorted(scope.webhooks)) or "none"
+        return (
+            f"this specialist may not call the webhook '{args.name}' (its webhooks: {mine}; "
+            "the catalog's `reach.webhooks` lists them)"
+        )
+
     async def run(self, args: WebhookArgs, ctx: ToolContext) -> ToolResult:
         """POST the payload; ok when the webhook answers 2xx."""
+        if refusal := self.out_of_reach(args, ctx.scope):
+            raise ToolError(refusal)
         url = ctx.webhooks.get(args.name)
         if url is None:
             known = ", ".join(sorted(ctx.webhooks)) or "none are configured"

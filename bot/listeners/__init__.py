@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 
 def register(baton: Baton) -> None:
-    from bot.listeners import actions, commands, digests, events
+    from bot.listeners import actions, assistant, commands, digests, events
 
+    assistant.register(baton)
     events.register(baton)
     commands.register(baton)
     actions.register(baton)

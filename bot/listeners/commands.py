@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -18,6 +19,7 @@ from bot import reports
 from bot.commands import (
     HELP,
     Ask,
+    Audit,
     Cancel,
     Help,
     Invalid,
@@ -30,10 +32,12 @@ from bot.commands import (
     unknown_playbook,
 )
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, say_busy, stored
+from bot.permissions import CANT_SHOW, may_see
 from bot.stop import stop_command
-from bot.text import escape
+from bot.text import plural
 from bot.work import hand_over
-from storage import approvals, runs, usage
+from storage import approvals, feedback, runs, usage
+from storage.db import utcnow
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -78,6 +82,10 @@ async def handle(
                 respond,
                 lambda: _text(stop_command(baton, command, run_id)),
             )
+        case Audit(run_id=run_id):
+            from bot.audit import audit_reply
+
+            await _answer_after(baton, ack, respond, lambda: audit_reply(baton, command, run_id))
         case ScheduleCommand(args=args):
             from bot.schedules_ui import handle_schedule_command
 
@@ -165,19 +173,29 @@ async def _status(baton: Baton, command: dict[str, Any], run_id: str | None) -> 
         if run_id
         else await runs.latest_run(baton.db, channel_id=channel)
     )
-    if run is None:
-        what = f"run `{escape(run_id)}`" if run_id else "any run in this channel"
-        return {"text": f"I can't find {what}. Run ids are in each answer's footer."}
+    if run is None and not run_id:
+        return {
+            "text": "I can't find any run in this channel. Run ids are in each answer's footer."
+        }
+    if run is None or not await may_see(
+        baton, run, user_id=str(command.get("user_id") or ""), channel_id=channel
+    ):
+        # The same words whether the run exists or not: nothing is revealed about it.
+        return {"text": CANT_SHOW}
     tasks = await runs.list_tasks(baton.db, run.id)
+    votes = feedback.tally(await feedback.for_run(baton.db, run.id))
+    week = feedback.tally(await feedback.since(baton.db, utcnow() - timedelta(days=7)))
     return {
         "text": f"Run {run.id}: {run.status.value}",
-        "blocks": reports.status_report(run, tasks, await usage.totals(baton.db, run.id)),
+        "blocks": reports.status_report(
+            run, tasks, await usage.totals(baton.db, run.id), votes=votes, week=week
+        ),
     }
 
 
 async def _approvals(baton: Baton, command: dict[str, Any]) -> Reply:
     pending = await approvals.pending_in_channel(baton.db, str(command.get("channel_id") or ""))
     return {
-        "text": f"{len(pending)} approval(s) waiting",
+        "text": f"{plural(len(pending), 'approval')} waiting",
         "blocks": reports.approvals_report(pending),
     }

@@ -12,12 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 
 from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
-from bot.home import home_view
 from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
-from bot.slack_ops import post_text, slack_error
+from bot.slack_ops import post_text
 from bot.text import strip_mentions
 
 if TYPE_CHECKING:
@@ -39,22 +37,39 @@ def register(baton: Baton) -> None:
     async def on_message(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> BoltResponse | None:
-        # Only people's own messages in DMs with Baton; edits, joins and bots are ignored.
-        if event.get("channel_type") != "im" or event.get("subtype") or event.get("bot_id"):
+        # Only people's own messages; edits, joins, bots and Baton's own posts are ignored.
+        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
             return None
-        return await handle_message(baton, event, body, context, source="dm")
+        if event.get("user") == context.bot_user_id:
+            return None
+        if event.get("channel_type") == "im":
+            return await handle_message(baton, event, body, context, source="dm")
+        if is_follow_up(event, context.bot_user_id):
+            return await handle_message(
+                baton, event, body, context, source="follow-up", follow_up_only=True
+            )
+        return None
 
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
-            baton.background.spawn(_publish_home(baton, str(event["user"])))
+            from bot.home import publish
+
+            baton.background.spawn(publish(baton, str(event["user"])), name="home")
 
 
-async def _publish_home(baton: Baton, user: str) -> None:
-    try:
-        await baton.client.views_publish(user_id=user, view=await home_view(baton.db, user))
-    except SlackApiError as e:
-        log.warning("could not publish the App Home for %s: %s", user, slack_error(e))
+def is_follow_up(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    """A reply in a channel thread that does not mention Baton (a mention comes as
+    `app_mention` too, and must not start a second run); whether Baton has spoken in the
+    thread is decided when it is stored."""
+    if event.get("channel_type") not in ("channel", "group"):
+        return False
+    thread_ts, ts = event.get("thread_ts"), event.get("ts")
+    if not thread_ts or thread_ts == ts:
+        return False
+    if not bot_user_id:
+        return False  # without its own id Baton cannot tell a mention (answered as such)
+    return f"<@{bot_user_id}" not in str(event.get("text") or "")
 
 
 async def handle_message(
@@ -64,8 +79,13 @@ async def handle_message(
     context: AsyncBoltContext,
     *,
     source: str,
+    follow_up_only: bool = False,
 ) -> BoltResponse | None:
-    """A mention or DM: a request, a playbook, or a question about Baton itself."""
+    """A mention, DM or follow-up: a request, a playbook, or a question about Baton itself.
+
+    With `follow_up_only` (a reply in a channel thread without a mention) nothing is said or
+    stored unless Baton has a run in that thread.
+    """
     channel = event.get("channel")
     ts = event.get("thread_ts") or event.get("ts")
     if not isinstance(channel, str) or not channel or not isinstance(ts, str) or not ts:
@@ -74,7 +94,12 @@ async def handle_message(
     thread_ts = ts
     text = strip_mentions(clean(str(event.get("text") or "")), context.bot_user_id)
     command = parse(text)
+    if follow_up_only:
+        # Whatever it says, it is a request only in a thread Baton has spoken in.
+        command = Ask(text) if text else command
     if isinstance(command, Help) or not text:
+        if follow_up_only:
+            return None
         baton.background.spawn(
             post_text(baton.client, channel=channel, thread_ts=thread_ts, text=HELP)
         )
@@ -102,12 +127,24 @@ async def handle_message(
             thread_ts=thread_ts,
             user_id=str(event.get("user") or "") or None,
             event_id=str(body["event_id"]) if body.get("event_id") else None,
+            follow_up_only=follow_up_only,
+            reply=event.get("thread_ts") not in (None, event.get("ts")),
         )
     except IntakeFailed as e:
         # Not stored, not marked seen: Slack retries the event (in a minute, then five).
         log.warning("a %s was not stored (%s); Slack will retry it", source, e)
         return BoltResponse(status=503, body="")
+    in_thread = event.get("thread_ts") not in (None, event.get("ts"))
     baton.background.spawn(
-        begin(baton, pending, channel=channel, thread_ts=thread_ts), name="begin-run"
+        begin(
+            baton,
+            pending,
+            # A reply that could not be stored is not answered: the thread may not be Baton's.
+            channel=None if follow_up_only else channel,
+            thread_ts=thread_ts,
+            reply_ts=str(event["ts"]) if in_thread else None,
+            bot_user_id=context.bot_user_id,
+        ),
+        name="begin-run",
     )
     return None

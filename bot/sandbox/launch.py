@@ -54,7 +54,7 @@ def sandbox_settings(
             "slack_api_url": slack.api_url,
             "slack_client_id": None,
             "slack_client_secret": None,
-            "baton_database_url": database,
+            "baton_database_url": SecretStr(database),
             # Its database is new at every start: always made at head.
             "baton_auto_migrate": True,
             "baton_agents_file": settings.baton_agents_file or catalog,

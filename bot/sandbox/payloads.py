@@ -49,7 +49,9 @@ def message_event(ws: Workspace, message: Message, *, kind: str) -> JSON:
         if parent is not None:
             event["parent_user_id"] = parent.user
     if kind == "message":
-        event["channel_type"] = "im" if channel.is_im else "channel"
+        event["channel_type"] = (
+            "im" if channel.is_im else "group" if channel.is_private else "channel"
+        )
     return event
 
 
@@ -174,6 +176,30 @@ def message_click(
     if message.ephemeral_for is None:
         payload["message"] = ws.render(message)
     return payload
+
+
+def home_click(
+    ws: Workspace, *, user_id: str, action_id: str, block_index: int | None, trigger_id: str
+) -> JSON:
+    """`block_actions` for a button on the person's App Home tab (as Baton last published it)."""
+    view = ws.home_views.get(user_id)
+    if view is None:
+        raise LookupError(f"no Home tab published for {user_id}")
+    bid, element = find_element(list(view.get("blocks") or []), action_id, block_index)
+    view_id = f"VHOME{user_id}"
+    return {
+        "type": "block_actions",
+        "user": person(ws, user_id),
+        "api_app_id": ws.app_id,
+        "token": TOKEN,
+        "container": {"type": "view", "view_id": view_id},
+        "trigger_id": trigger_id,
+        "team": team(ws),
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": {**view, "id": view_id, "state": {"values": {}}},
+        "actions": [action(element, bid)],
+    }
 
 
 def view_with_state(ws: Workspace, view: View, values: dict[str, Any]) -> JSON:

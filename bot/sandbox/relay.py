@@ -2,8 +2,8 @@
 
 A message is stored in the workspace first (Slack keeps it whether or not an app hears of
 it), then Baton gets the signed event Slack would send: `app_mention` when a channel message
-names it, `message` for a DM. Slash commands, clicks and modal submissions go out signed
-to the same URL, and Slack's side of each answer is applied to the workspace: a command's
+names it, `message` for a DM or a reply in a channel thread. Slash commands, clicks and modal
+submissions go out signed to the same URL, and Slack's side of each answer is applied to the workspace: a command's
 reply shows as an ephemeral message, a modal closes or shows its field errors.
 """
 
@@ -108,6 +108,10 @@ class Relay:
                 )
                 return Outcome(ts=message.ts)
             event = payloads.message_event(self.ws, message, kind="app_mention")
+        elif message.is_reply and where.bot_is_member:
+            # message.channels / message.groups: Baton takes a reply in its own threads as a
+            # follow-up and ignores the rest.
+            event = payloads.message_event(self.ws, message, kind="message")
         else:
             return Outcome(ts=message.ts)
         outcome = await self._event(event)
@@ -245,6 +249,20 @@ class Relay:
             action_id=action_id,
             block_index=block_index,
             values=values,
+            trigger_id=self.slack.trigger_id(user),
+        )
+        status, answer = await self._post(block_actions_body(payload), FORM)
+        return _acked(status, answer, "block_actions")
+
+    async def click_in_home(
+        self, user: str, *, action_id: str, block_index: int | None = None
+    ) -> Outcome:
+        """A button on the person's App Home tab: `block_actions` with the home view."""
+        payload = payloads.home_click(
+            self.ws,
+            user_id=self.ws.user(user).id,
+            action_id=action_id,
+            block_index=block_index,
             trigger_id=self.slack.trigger_id(user),
         )
         status, answer = await self._post(block_actions_body(payload), FORM)

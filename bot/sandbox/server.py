@@ -6,6 +6,7 @@ GET  /ws?user=U…          live changes for that person (see `live.py`)
 POST /api/messages        {user, channel, text, thread_ts?}: a message or a slash command
 POST /api/actions         {user, channel, ts, action_id, block_index} (a message button)
                           or {user, view_id, action_id, block_index, values} (in a modal)
+                          or {user, home: true, action_id, block_index} (on the Home tab)
                           (`feedback`: positive or negative, for a `feedback_buttons` pair)
 POST /api/views/submit    {user, view_id, values}
 POST /api/views/close     {user, view_id, values}
@@ -152,7 +153,14 @@ class SandboxPage(LocalServer):
         user = self._person(body.get("user"))
         index = body.get("block_index")
         block_index = index if isinstance(index, int) else None
-        if body.get("view_id"):
+        if body.get("home") is True:
+            try:
+                outcome = await self.relay.click_in_home(
+                    user, action_id=_text(body, "action_id"), block_index=block_index
+                )
+            except LookupError as e:
+                raise BadRequest(str(e)) from e
+        elif body.get("view_id"):
             outcome = await self.relay.click_in_view(
                 user,
                 _text(body, "view_id"),

@@ -117,6 +117,8 @@ class Channel:
     is_private: bool = False
     user: str | None = None
     bot_is_member: bool = True
+    # Who is in it; None: everyone in the workspace (a DM: its person).
+    members: tuple[str, ...] | None = None
 
     def to_slack(self) -> JSON:
         """The `channel` object of `conversations.info`."""
@@ -261,6 +263,8 @@ class Workspace:
         self.home_views: dict[str, JSON] = {}
         # User groups (S…) and their members, for approval rules.
         self.usergroups: dict[str, list[str]] = {}
+        # Who is in a channel, where a test says so; otherwise everyone (and a DM: its person).
+        self.channel_members: dict[str, list[str]] = {}
         self.view_stacks: dict[str, list[str]] = {}
         self.statuses: dict[tuple[str, str], str] = {}
         self.loading_messages: dict[tuple[str, str], list[str]] = {}
@@ -315,6 +319,19 @@ class Workspace:
             if not channel.is_im and channel.name == ref.lstrip("#"):
                 return channel
         raise SlackError("channel_not_found")
+
+    def members_of(self, channel: Channel) -> list[str]:
+        """`conversations.members`: the people in a channel, the bot too when it is in."""
+        if channel.id in self.channel_members:
+            people = list(self.channel_members[channel.id])
+        elif channel.is_im:
+            people = [channel.user] if channel.user else []
+        elif channel.members is not None:
+            people = list(channel.members)
+        else:
+            people = [u.id for u in self.users.values() if not u.is_bot]
+        bot = [self.bot.id] if channel.bot_is_member and self.bot.id not in people else []
+        return people + bot
 
     def user(self, ref: Any) -> User:
         """The user with id `ref`."""

@@ -53,6 +53,8 @@ class Reply:
     stream_error: str | None = None
     delay: float = 0.0  # seconds before answering
     hang: bool = False  # never answer; released when the server stops
+    # Streamed answers only: send this many events, then hang (a model stalled mid-answer).
+    hang_after_events: int | None = None
     input_tokens: int = 12
     output_tokens: int = 5
     cut_off: bool = False  # finished at the token limit (finish_reason "length")
@@ -195,7 +197,10 @@ class _FakeModelServer(LocalServer):
                 headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
             )
             await response.prepare(request)
-            for event in self._events(reply, seen, self._next_id()):
+            for i, event in enumerate(self._events(reply, seen, self._next_id())):
+                if i == reply.hang_after_events:
+                    await self._stopping.wait()
+                    return response
                 await response.write(event.encode())
             await response.write_eof()
             return response

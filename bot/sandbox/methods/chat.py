@@ -60,9 +60,12 @@ def update(ws: Workspace, args: JSON) -> JSON:
     if args.get("blocks") is not None:
         message.blocks = blocks
         # A streamed message's plan and tasks are part of its content: new blocks replace them.
-        message.tasks, message.plan_title = {}, None
+        message.tasks, message.plan_title, message.task_display_mode = {}, None, None
+        message.chunks = []
     if args.get("attachments") is not None:
         message.attachments = attachments
+    if isinstance(args.get("metadata"), dict):
+        message.metadata = args["metadata"]
     message.edited = Edited(user=ws.bot.id, ts=ws.next_ts())
     ws.emit("message_updated", message)
     return {

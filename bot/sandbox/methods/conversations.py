@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.sandbox.methods._args import Handler, in_window, page, required
-from bot.sandbox.workspace import JSON, SlackError, Workspace
+from bot.sandbox.workspace import JSON, SlackError, Workspace, dm_id
 
 
 def auth_test(ws: Workspace, args: JSON) -> JSON:
@@ -53,6 +53,27 @@ def conversations_replies(ws: Workspace, args: JSON) -> JSON:
     return {"ok": True, "messages": [ws.render(m) for m in chosen], **paging}
 
 
+def conversations_members(ws: Workspace, args: JSON) -> JSON:
+    """The ids of a channel's members, paged like Slack's."""
+    channel = ws.channel(args.get("channel"))
+    chosen, paging = page(ws.members_of(channel), args, default_limit=100)
+    return {"ok": True, "members": chosen, **paging}
+
+
+def conversations_open(ws: Workspace, args: JSON) -> JSON:
+    """The bot's DM with one person (`users`), as Slack opens or finds it."""
+    users = [u.strip() for u in str(args.get("users") or "").split(",") if u.strip()]
+    if not users and not args.get("channel"):
+        raise SlackError("users_list_not_supplied")
+    if args.get("channel"):
+        return {"ok": True, "channel": {"id": ws.channel(args.get("channel")).id}}
+    if len(users) > 1:
+        raise SlackError("not_supported_yet", ["this stand-in opens DMs with one person"])
+    user = ws.user(users[0])
+    dm = ws.channel(dm_id(user.id))
+    return {"ok": True, "no_op": True, "already_open": True, "channel": {"id": dm.id}}
+
+
 def usergroup_members(ws: Workspace, args: JSON) -> JSON:
     """The members of a user group (S…)."""
     group = required(args, "usergroup")
@@ -67,5 +88,7 @@ METHODS: dict[str, Handler] = {
     "users.info": users_info,
     "conversations.info": conversations_info,
     "conversations.history": conversations_history,
+    "conversations.members": conversations_members,
     "conversations.replies": conversations_replies,
+    "conversations.open": conversations_open,
 }

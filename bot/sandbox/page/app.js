@@ -1007,10 +1007,13 @@
     };
     if (b.dataset.feedback) body.feedback = b.dataset.feedback;
     const form = b.closest("form[data-view-id]");
-    const message = form ? null : b.closest("[data-ts]");
+    const onHome = !form && b.closest("#home");
+    const message = form || onHome ? null : b.closest("[data-ts]");
     if (form) {
       body.view_id = form.dataset.viewId;
       body.values = values(form);
+    } else if (onHome) {
+      body.home = true;
     } else {
       if (!message) return;
       body.channel = message.dataset.channel;

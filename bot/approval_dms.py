@@ -1,0 +1,94 @@
+"""Approval requests by direct message: to approvers who are not in the run's channel, and
+to the group a waiting approval is escalated to.
+
+Each copy is an outbox row (`conversations.open` gives its channel first), so it is posted
+once; its buttons decide the same approval, and decisions update it too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError
+
+from bot.slack_ops import slack_error
+from storage import approvals, outbox
+from storage.models import Approval, ApprovalStatus, DeliveryPurpose
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+
+async def people(baton: Baton, ids: Iterable[str]) -> list[str]:
+    """User ids, with user groups (S…) replaced by their members."""
+    found: list[str] = []
+    for i in ids:
+        if not i.startswith("S"):
+            found.append(i)
+            continue
+        try:
+            resp = await baton.client.usergroups_users_list(usergroup=i)
+        except SlackApiError as e:
+            log.warning("could not read user group %s: %s", i, slack_error(e))
+            continue
+        found += [str(u) for u in resp.get("users") or []]
+    return list(dict.fromkeys(found))
+
+
+async def channel_members(baton: Baton, channel: str) -> set[str] | None:
+    """Who is in `channel` (None when Slack would not say)."""
+    members: set[str] = set()
+    cursor: str | None = None
+    try:
+        while True:
+            resp = await baton.client.conversations_members(
+                channel=channel, limit=1000, cursor=cursor
+            )
+            members.update(str(m) for m in resp.get("members") or [])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                return members
+    except SlackApiError as e:
+        log.warning("could not list the members of %s: %s", channel, slack_error(e))
+        return None
+
+
+async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) -> int:
+    """Queue a direct-message copy of the request for each of `users`; how many were new."""
+    queued: list[str] = []
+    for user in users:
+        try:
+            resp = await baton.client.conversations_open(users=user)
+        except SlackApiError as e:
+            log.warning("could not open a DM with %s: %s", user, slack_error(e))
+            continue
+        channel = str((resp.get("channel") or {}).get("id") or "")
+        if not channel:
+            continue
+        ref = f"{approval.id}:dm:{user}"
+        row = outbox.new(
+            approval.run_id, DeliveryPurpose.APPROVAL, ref=ref, data={"channel": channel}
+        )
+        if await outbox.add_once(baton.db, row):
+            queued.append(ref)
+    if queued:
+        await baton.deliverer.deliver_copies(approval.run_id, queued)
+    return len(queued)
+
+
+async def send_to_absent_approvers(baton: Baton, approval_id: str) -> None:
+    """Approvers who are not in the run's channel get the request and its buttons by DM."""
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None or approval.status != ApprovalStatus.PENDING or not approval.channel_id:
+        return
+    wanted = await people(baton, approval.approvers)
+    if not wanted:
+        return
+    members = await channel_members(baton, approval.channel_id)
+    if members is None:
+        return
+    await send_copies(baton, approval, [u for u in wanted if u not in members])

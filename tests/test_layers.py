@@ -1,0 +1,54 @@
+"""Dependencies point one way: bot -> orchestration -> agents, with storage below them all.
+
+Every module is read as source (function-level imports included) rather than imported, so a
+layer breach is caught even on a path no other test runs.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# A package may import those ranked below it, never those above it.
+RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3}
+ABOVE_ALL = {"tests", "bench"}
+
+
+def imported_packages(source: str) -> list[tuple[int, str]]:
+    """(line, top-level package) of every absolute import in the source."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def breaches(package: str, source: str) -> list[str]:
+    """The imports in one of `package`'s modules that go against the layers."""
+    wrong = []
+    for line, top in imported_packages(source):
+        if top in ABOVE_ALL or RANK.get(top, -1) > RANK[package]:
+            wrong.append(f"line {line}: imports {top}")
+    return wrong
+
+
+@pytest.mark.parametrize("package", sorted(RANK))
+def test_no_module_imports_a_layer_above_its_own(package: str) -> None:
+    found = {
+        str(path.relative_to(ROOT)): wrong
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (wrong := breaches(package, path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_the_check_sees_imports_inside_functions() -> None:
+    source = "def later():\n    from bot.app import Baton\n    import orchestration.engine\n"
+    assert breaches("agents", source) == ["line 2: imports bot", "line 3: imports orchestration"]
+    assert breaches("bot", source) == []
+    assert breaches("storage", "import tests.fakes\n") == ["line 1: imports tests"]
