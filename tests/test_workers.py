@@ -127,6 +127,14 @@ async def finished(db: Database, slack: SlackStandIn, threads: list[Message]) ->
         await asyncio.sleep(0.1)
 
 
+async def ended(db: Database, run_id: str) -> Run:
+    while True:
+        run = await runs.get_run(db, run_id)
+        if run is not None and run.status.is_final:
+            return run
+        await asyncio.sleep(0.1)
+
+
 def thinking(seen: Seen) -> bool:
     return seen.system.startswith("You are thinker")
 
@@ -318,3 +326,79 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
     await runs.record(db, queued, "run_finished", run={"status": RunStatus.SUCCEEDED})
     third = await claims.claim(db, limit=10, seconds=30)
     assert [lease.run_id for lease in third] == [follower]
+
+
+async def test_a_follow_up_is_read_with_its_thread_before_a_worker_plans_it(
+    tmp_path: Path,
+) -> None:
+    """A reply without a mention in Baton's thread: the web process stores it and reads the
+    thread after the ack; the worker plans it knowing what was written there."""
+    from tests.test_conversations import CATALOG, PLAN, advisor, planner, synthesis
+
+    catalog = tmp_path / "agents.yml"
+    catalog.write_text(CATALOG)
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        models.when(planner, Reply(structured=PLAN))
+        models.when(advisor, Reply(text="notes"))
+        models.when(
+            lambda s: synthesis(s) and "how long" in s.last_user_text,
+            Reply(text="About two days."),
+        )
+        models.when(synthesis, Reply(text="Use PostgreSQL with nightly backups."))
+        env = {
+            **environment(slack, db_url, catalog, models),
+            "BATON_MODEL": "openai:gpt-4.1-mini",
+            "BATON_LEASE_SECONDS": "30",
+        }
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "run", "--http") as (url, web),
+                process(env, tmp_path, "worker") as (_, worker),
+                aiohttp.ClientSession() as session,
+            ):
+                bot = Bot(baton=None, url=url, slack=slack, session=session)  # type: ignore[arg-type]
+                root = await bot.say("We are choosing a database for the wiki.")
+                await bot.say("Backups matter most to me.", user="U0BOB", thread_ts=root.ts)
+                await bot.mention("what do you suggest?", thread_ts=root.ts)
+                [first] = await asyncio.wait_for(finished(db, slack, [root]), 60)
+                assert first.status == RunStatus.SUCCEEDED
+                assert "Use PostgreSQL with nightly backups." in texts(slack, root)
+                reading = slack.hold("conversations.replies")
+                await bot.say("and how long would the move take?", thread_ts=root.ts)
+                await asyncio.wait_for(reading.arrived.wait(), 30)
+                # While the thread is being read, the run is the web process's: no worker
+                # has claimed it, and it was stored so (not claimable for a moment).
+                async with db.session() as s:
+                    from sqlmodel import select
+
+                    waiting = (
+                        await s.exec(select(Run).where(Run.request.startswith("and how long")))  # type: ignore[attr-defined]
+                    ).one()
+                assert waiting.lease_owner is not None
+                assert f":{web.pid}:" in waiting.lease_owner and ":intake:" in waiting.lease_owner
+                assert len([s for s in models.requests if planner(s)]) == 1
+                reading.release()
+                await slack.wait_for(lambda: "About two days." in texts(slack, root), 60)
+                follow_up = await asyncio.wait_for(ended(db, waiting.id), 60)
+                assert follow_up.status == RunStatus.SUCCEEDED
+                assert await drivers(db, follow_up.id) == [str(worker.pid)]
+                assert str(web.pid) not in await drivers(db, follow_up.id)
+        finally:
+            await db.dispose()
+    follow_up_plan = [s for s in models.requests if planner(s)][-1].last_user_text
+    assert "<@U0BOB> wrote: Backups matter most to me." in follow_up_plan
+    assert "Use PostgreSQL with nightly backups." in follow_up_plan
+
+
+def texts(slack: SlackStandIn, root: Message) -> str:
+    """What Baton has written in the thread under `root`."""
+    return "\n".join(
+        m.text
+        for m in slack.messages("C0GENERAL")
+        if m.user == slack.workspace.bot.id and m.thread_ts == root.ts
+    )
