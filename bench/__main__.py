@@ -16,6 +16,8 @@
 - migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
 - installation stores: authorising requests in OAuth mode, and how long each store blocks the loop
 - real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
+- scale (`bench/scale.py`): acks under bursts against a bare Bolt app, with runs in flight in
+  a worker; orchestration overhead per task; throughput with 1 and 2 workers
 """
 
 from __future__ import annotations
@@ -332,6 +334,12 @@ async def real_model(site: Site) -> list[tuple[str, str, str]]:
     return await real_model_run(site)
 
 
+async def scale(_: Site) -> list[tuple[str, str, str]]:
+    from bench.scale import scale as measure
+
+    return await measure()
+
+
 async def streamed_answer(site: Site) -> list[tuple[str, str, str]]:
     from bot.sandbox.web_api import SlackStandIn
     from storage import runs
@@ -395,6 +403,7 @@ async def main() -> None:
         migrations,
         installation_stores,
         real_model,
+        scale,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

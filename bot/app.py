@@ -85,7 +85,11 @@ class Baton:
     workspaces: Workspaces | None = None
 
     def __post_init__(self) -> None:
+        from bot.work import Waker
+
         self.deliverer = Deliverer(self, self.delivery)
+        # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
+        self.wake_workers = Waker(self.db)
         self.names = Names(self.client)
         # OAuth mode: each workspace's names and channel members, asked with its own token.
         self._names: dict[str, Names] = {}

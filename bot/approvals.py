@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot import approval_blocks as ui
 from bot.permissions import may_decide
 from bot.slack_ops import slack_error
+from bot.work import hand_over_later
 from storage import approvals, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus
@@ -136,7 +137,7 @@ async def decide(
     run_id = result.approval.run_id
     await baton.deliverer.deliver_run(run_id)
     await baton.deliverer.deliver_edits(run_id)
-    baton.background.spawn(baton.orchestrator.execute(run_id), name=f"resume-{run_id}")
+    hand_over_later(baton, run_id, name=f"resume-{run_id}")
     return None
 
 
@@ -193,5 +194,5 @@ async def expire_and_resume(baton: Baton) -> int:
     expired = await approvals.expire_due(baton.db)
     for run_id in dict.fromkeys(a.run_id for a in expired):
         await baton.deliverer.deliver_run(run_id)
-        baton.background.spawn(baton.orchestrator.execute(run_id), name=f"expire-{run_id}")
+        hand_over_later(baton, run_id, name=f"expire-{run_id}")
     return len(expired)

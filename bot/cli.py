@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="HTTP port (default: BATON_PORT, else 3000); without Slack credentials, the sandbox's",
     )
+    sub.add_parser(
+        "worker",
+        help="drive runs from the database for `baton run` processes set to BATON_WORKERS=external",
+    )
     sandbox = sub.add_parser("sandbox", help="a local Slack stand-in in your browser, offline")
     sandbox.add_argument(
         "--port", type=int, default=None, help="port of the page (default 8765; 0: any free port)"
@@ -90,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_sandbox(settings, args.port)
     if args.command == "mcp":
         return _run_mcp(settings)
+    if args.command == "worker":
+        return _run_worker(settings)
     mode: Mode = "http" if args.http else "socket"
     if sandbox_instead:
         # Nothing configured yet: the sandbox, whose page says how to connect real Slack.
@@ -167,6 +173,51 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
                 if ops is not None:
                     await ops.cleanup()
     finally:
+        await baton.close()
+    return 0
+
+
+def _run_worker(settings: Settings) -> int:
+    """Claim and drive runs until Ctrl-C or SIGTERM; Slack's requests are received elsewhere."""
+    if settings.slack_bot_token is None:
+        return _config_failed(
+            ConfigError(["SLACK_BOT_TOKEN is not set: a worker posts its runs' progress in Slack"])
+        )
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_worker(settings.model_copy(update={"baton_workers": "external"})))
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    from bot.app import create
+    from bot.database import DatabaseNotReady
+    from bot.transports import serve_operator_routes, start_housekeeping
+    from bot.work import Worker
+    from storage.db import is_unavailable
+
+    try:
+        baton = await create(settings, mode="socket")
+    except ConfigError as e:
+        return _config_failed(e)
+    except DatabaseNotReady as e:
+        print(f"Baton cannot start: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if not is_unavailable(e):
+            raise
+        return _config_failed(ConfigError([f"BATON_DATABASE_URL: {unreachable(e)}"]))
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    ops_port = settings.baton_metrics_port
+    ops = await serve_operator_routes(baton, port=ops_port) if ops_port else None
+    worker = Worker(baton, capacity=settings.baton_worker_runs)
+    try:
+        await start_housekeeping(baton)
+        await worker.run(stop)
+    finally:
+        if ops is not None:
+            await ops.cleanup()
         await baton.close()
     return 0
 

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     # Seconds a run's driver may go without renewing its lease before another process (or
     # this one, after a crash) takes the run over.
     baton_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    # Who drives runs: `inline` (the process that receives Slack's requests) or `external`
+    # (`baton worker` processes; the receiving process only stores, acks and hands over).
+    baton_workers: Literal["inline", "external"] = "inline"
+    # Runs one `baton worker` drives at once.
+    baton_worker_runs: int = Field(default=50, ge=1, le=1000)
     # Seconds to wait for one answer from Slack's Web API.
     baton_slack_timeout: float = Field(default=30.0, gt=0, le=300)
 

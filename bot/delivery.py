@@ -214,7 +214,7 @@ class Deliverer:
         )
         if lease is None:
             return  # its driver delivers (and another deliverer would have the lease too)
-        beat = Beat(functools.partial(_keep, lease, self.baton, limits.heartbeat_seconds))
+        beat = Beat(functools.partial(keep_lease, lease, self.baton, limits.heartbeat_seconds))
         try:
             await self._deliver_run(run_id)
         finally:
@@ -223,9 +223,9 @@ class Deliverer:
         if nudged:
             # Someone wanted the run driven while this held its lease: drive it now — in its
             # own task, since its driver delivers too (and would wait for this one's lock).
-            self.baton.background.spawn(
-                self.baton.orchestrator.execute(run_id), name=f"nudged-{run_id}"
-            )
+            from bot.work import hand_over_later
+
+            hand_over_later(self.baton, run_id, name=f"nudged-{run_id}")
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
@@ -391,7 +391,7 @@ class Deliverer:
         return None
 
 
-async def _keep(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
+async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
     """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
     while not await pause(stop, every):
         with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ from bot.delivery import Piece
 from bot.intake import IntakeFailed, accept_message, begin
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, split_message
+from bot.work import hand_over_later
 from orchestration import digests
 from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
@@ -49,7 +50,7 @@ async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
         schedule_id=schedule.id,
     )
     await schedules.start_run(baton.db, fire.id, run)
-    baton.background.spawn(baton.orchestrator.execute(run.id), name=f"schedule-{run.id}")
+    hand_over_later(baton, run.id, name=f"schedule-{run.id}")
     return run.id
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
@@ -22,9 +23,12 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.assistant import planner_context
 from bot.slack_ops import post_text
 from bot.text import truncate
+from bot.work import external, hand_over
+from orchestration.driving import let_go
 from storage import assistant, inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
+from storage.runs import Lease
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -70,6 +74,9 @@ Pending = asyncio.Task[Stored[T]]
 class Accepted:
     run: Run
     queued: bool  # it waits for the thread's current run to finish
+    # With BATON_WORKERS=external, a reply's run is stored under this process's lease, so no
+    # worker plans it before its thread has been read (`begin` lets go and wakes them).
+    held: Lease | None = None
 
 
 async def accept_message(
@@ -85,10 +92,12 @@ async def accept_message(
     playbook: str | None = None,
     context: str | None = None,
     follow_up_only: bool = False,
+    reply: bool = False,
 ) -> Pending[Accepted | None]:
     """Store a request made in a thread (a mention, a DM, a reply in a thread Baton answered);
     the value is None for a retry of one stored before, and with `follow_up_only` for a
-    message in a thread Baton has not spoken in."""
+    message in a thread Baton has not spoken in. A `reply` has its thread read after the
+    ack (`begin`) before anyone plans it."""
     run = Run(
         id=runs.new_id(),
         source=source,
@@ -100,6 +109,11 @@ async def accept_message(
         user_id=user_id,
         context=clean(context) if context else None,
     )
+    held = None
+    if reply and external(baton):
+        held = Lease(run_id=run.id, token=f"{baton.orchestrator.owner}:intake:{run.id}", wakeups=0)
+        run.lease_owner = held.token
+        run.lease_until = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
 
     async def store() -> Accepted | None:
         if channel_id.startswith("D"):
@@ -109,9 +123,14 @@ async def accept_message(
             if looking:
                 run.context = "\n\n".join(p for p in (looking, run.context) if p)
         stored, queued = await runs.create_in_thread(
-            baton.db, run, seen=event_id, notice=WAIT_NOTICE, follow_up_only=follow_up_only
+            baton.db,
+            run,
+            seen=event_id,
+            notice=WAIT_NOTICE,
+            follow_up_only=follow_up_only,
+            wake=external(baton) and held is None,
         )
-        return None if stored is None else Accepted(stored, queued)
+        return None if stored is None else Accepted(stored, queued, held)
 
     return await _bounded(baton, store())
 
@@ -150,6 +169,7 @@ async def accept_command(
             run,
             seen=f"command:{trigger}" if trigger else None,
             deliver=request_message,
+            wake=external(baton),
         ),
     )
 
@@ -226,23 +246,14 @@ async def begin(
         from bot.thread_ops import gather
 
         await gather(baton, run, request_ts=reply_ts, bot_user_id=bot_user_id)
+    if accepted.held is not None:
+        # Read: the workers may plan it now (or, if it waits its turn, when its turn comes).
+        await let_go(baton.db, accepted.held)
+        await baton.wake_workers()
     if accepted.queued:
         await baton.deliverer.deliver_run(run.id)
     else:
-        await drive(baton, run.id)
-
-
-async def drive(baton: Baton, run_id: str) -> None:
-    """Drive a run from Slack; a slash command's run first needs its request in the channel."""
-    run = await runs.get_run(baton.db, run_id)
-    if run is None:
-        return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
-        await baton.deliverer.deliver_run(run_id)
-        run = await runs.get_run(baton.db, run_id)
-        if run is None or not run.thread_ts:
-            return  # Slack did not take it yet; the sweep tries again (or it was refused)
-    await baton.orchestrator.execute(run_id)
+        await hand_over(baton, run.id)
 
 
 async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:

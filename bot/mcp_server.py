@@ -18,10 +18,11 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import section
-from bot.intake import accept_message, drive, stored
+from bot.intake import accept_message, stored
 from bot.reports import permalink
 from bot.slack_ops import slack_error
 from bot.text import truncate
+from bot.work import hand_over
 from storage import approvals, runs
 from storage.models import Approval, ApprovalStatus
 
@@ -119,7 +120,7 @@ def baton_mcp(baton: Baton) -> MCPServer[Any]:
                 "Baton could not store the run (its database did not answer); try again."
             )
         run = accepted.run
-        baton.background.spawn(drive(baton, run.id), name=f"mcp-{run.id}")
+        baton.background.spawn(hand_over(baton, run.id), name=f"mcp-{run.id}")
         return StartedRun(
             run_id=run.id,
             status=run.status.value,

@@ -18,10 +18,10 @@ from bot.app import Baton
 from bot.approvals import escalate_and_tell, expire_and_resume
 from bot.clicks import handle_left_over
 from bot.config import secret
-from bot.intake import drive
 from bot.manifest import EVENTS_PATH
 from bot.metrics import metrics_route
 from bot.payloads import refuse_malformed
+from bot.work import drive, external
 from orchestration.engine import runs_to_drive
 from storage import inbox, slack_events, stats
 from storage.db import is_unavailable, utcnow
@@ -78,7 +78,11 @@ async def sweep(baton: Baton) -> datetime | None:
 
 
 async def resume_interrupted(baton: Baton) -> datetime | None:
-    """Runs whose process stopped (their lease lapsed) and decided gates not yet applied."""
+    """Runs whose process stopped (their lease lapsed) and decided gates not yet applied.
+
+    Left to the workers when they drive the runs (`BATON_WORKERS=external`)."""
+    if external(baton):
+        return None
     found = await runs_to_drive(baton.db)
     for run_id in found.run_ids:
         if not baton.orchestrator.driving(run_id):

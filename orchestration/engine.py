@@ -22,7 +22,7 @@ from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.redact import redact
 from agents.spec import REVIEWER, Catalog
-from agents.telemetry import Telemetry
+from agents.telemetry import RUN_ID, Telemetry
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.extract import plain
@@ -116,10 +116,22 @@ class Orchestrator:
         Returns when the run has finished, waits for a person, or is driven elsewhere (that
         driver will see whatever changed). Never raises, but for cancellation.
         """
+        await self._execute(run_id, None)
+
+    async def execute_claimed(self, lease: Lease) -> None:
+        """`execute` for a run whose lease the caller has taken already (a worker's claim)."""
+        token = RUN_ID.set(lease.run_id)
+        try:
+            await self._execute(lease.run_id, lease)
+        finally:
+            RUN_ID.reset(token)
+
+    async def _execute(self, run_id: str, lease: Lease | None) -> None:
         next_id: str | None = run_id
         while next_id is not None:
             try:
-                finished = await self._take_turns(next_id)
+                finished = await self._take_turns(next_id, lease)
+                lease = None
                 next_id = await runs.next_follower(self.db, next_id) if finished else None
             except Exception as e:
                 if not is_unavailable(e):
@@ -152,11 +164,13 @@ class Orchestrator:
         """Whether a drive of this run is going on in this process."""
         return run_id in self._drives
 
-    async def _take_turns(self, run_id: str) -> bool:
-        """Drive the run while it is nudged; True when it has finished."""
-        lease = await runs.nudge_and_acquire(
-            self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
-        )
+    async def _take_turns(self, run_id: str, lease: Lease | None = None) -> bool:
+        """Drive the run while it is nudged (under `lease` when one was claimed for it);
+        True when it has finished."""
+        if lease is None:
+            lease = await runs.nudge_and_acquire(
+                self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
+            )
         while True:
             if lease is None:
                 return False  # someone else is driving it and will see the nudge
@@ -258,6 +272,7 @@ class Orchestrator:
                 self.db,
                 run_id,
                 "run_started",
+                data={"driver": self.owner},
                 run={
                     "status": RunStatus.PLANNING,
                     "deadline_at": deadline,
@@ -276,6 +291,7 @@ class Orchestrator:
                 self.db,
                 run_id,
                 "run_resumed",
+                data={"driver": self.owner},
                 run={"status": RunStatus.RUNNING, "deadline_at": deadline},
             )
             await self._requeue_orphans(run_id)
@@ -437,11 +453,15 @@ class Orchestrator:
                 run_id, tasks, show
             ):
                 continue
-            run = await runs.get_run(self.db, run_id)
-            assert run is not None
-            for t in self._ready(tasks, running):
+            ready = self._ready(tasks, running)
+            # Read afresh, and only when a task may start: what a start checks (the budget,
+            # what the run has spent) changes as tasks finish.
+            room = len(running) < self.limits.max_parallel
+            run = await runs.get_run(self.db, run_id) if ready and room else None
+            for t in ready:
                 if len(running) >= self.limits.max_parallel:
                     break
+                assert run is not None
                 if await self.gates.before_start(run, t, show):
                     continue
                 running[t.task_id] = group.create_task(

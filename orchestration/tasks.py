@@ -37,7 +37,7 @@ from orchestration.limits import Limits
 from orchestration.planning import thread_context, usage_hook
 from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, runs, tool_calls
-from storage.db import Database, utcnow
+from storage.db import Database, is_unavailable, utcnow
 from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,9 @@ class TaskRunner:
             await self._fail(run, task, show, sentence(e, attempts=tries))
         except ToolServerError as e:
             await self._fail(run, task, show, str(e))
-        except Exception:
+        except Exception as e:
+            if is_unavailable(e):
+                raise  # not the task's fault: the drive leaves the run, and it is resumed
             log.exception("task %s/%s crashed", run.id, task.task_id)
             await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
         return None
@@ -253,7 +255,9 @@ class TaskRunner:
 
     async def _inputs(self, task: TaskRow) -> dict[str, str]:
         """Only the outputs of this task's own dependencies."""
-        rows = {t.task_id: t for t in await runs.list_tasks(self.db, task.run_id)}
+        if not task.depends_on:
+            return {}
+        rows = {t.task_id: t for t in await runs.tasks_named(self.db, task.run_id, task.depends_on)}
         return {
             f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
         }

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage import outbox
 from storage.db import Database, utcnow
@@ -438,11 +439,9 @@ async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
         return [a.id for a in pending]
 
 
-async def runs_with_decisions_to_apply(db: Database) -> list[str]:
-    """Waiting runs with a decided gate whose task still waits: one query for all of them.
-
-    Only a task's latest gate counts (an earlier one was applied before it asked again).
-    """
+def decided_gates() -> SelectOfScalar[str]:
+    """The runs of decided gates whose task still waits (only a task's latest gate counts: an
+    earlier one was applied before it asked again)."""
     later = aliased(Approval)
     newer = (
         select(later.id)
@@ -453,21 +452,28 @@ async def runs_with_decisions_to_apply(db: Database) -> list[str]:
         )
         .exists()
     )
+    return (
+        select(Approval.run_id)
+        .join(
+            TaskRow,
+            (col(TaskRow.run_id) == col(Approval.run_id))
+            & (col(TaskRow.task_id) == col(Approval.task_id)),
+        )
+        .where(
+            Approval.status != ApprovalStatus.PENDING,
+            TaskRow.status == TaskStatus.WAITING,
+            ~newer,
+        )
+    )
+
+
+async def runs_with_decisions_to_apply(db: Database) -> list[str]:
+    """Waiting runs with a decided gate whose task still waits: one query for all of them."""
     async with db.session() as s:
         q = (
-            select(Approval.run_id)
-            .join(
-                TaskRow,
-                (col(TaskRow.run_id) == col(Approval.run_id))
-                & (col(TaskRow.task_id) == col(Approval.task_id)),
-            )
+            decided_gates()
             .join(Run, col(Run.id) == col(Approval.run_id))
-            .where(
-                Approval.status != ApprovalStatus.PENDING,
-                TaskRow.status == TaskStatus.WAITING,
-                Run.status == RunStatus.WAITING,
-                ~newer,
-            )
+            .where(Run.status == RunStatus.WAITING)
             .distinct()
         )
         return list((await s.exec(q)).all())

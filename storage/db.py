@@ -82,7 +82,9 @@ class Database:
             # Several coroutines share one file; wait for the writer instead of failing.
             kwargs["connect_args"] = {"timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
+            # A worker drives many runs at once: a query waits for a connection rather than
+            # fail after SQLAlchemy's default 30 s (which turned busy runs into failed tasks).
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         # Sessions still handing their connection back (see `session`); `dispose` waits.
         self._closing: set[asyncio.Future[None]] = set()

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import outbox
@@ -42,20 +42,27 @@ def new_id() -> str:
 
 
 async def create_run(
-    db: Database, run: Run, *, seen: str | None = None, deliver: Delivery | None = None
+    db: Database,
+    run: Run,
+    *,
+    seen: str | None = None,
+    deliver: Delivery | None = None,
+    wake: bool = False,
 ) -> Run | None:
     """Store a new run (and what to show for it) in one transaction.
 
     `seen` is the Slack request's own id (event id, trigger id): it is recorded in the same
     transaction, so a retry of a request whose run exists is dropped (None), and a request
-    whose run could not be stored leaves no trace that would drop its retry.
+    whose run could not be stored leaves no trace that would drop its retry. `wake`: tell the
+    workers on commit (`storage.queue`).
     """
     try:
         async with db.session() as s:
             if seen is not None:
-                s.add(SeenSlackEvent(event_id=seen))
-                await s.flush()
-            _add_run(s, run, deliver)
+                await _insert(s, SeenSlackEvent(event_id=seen))
+            await _add_run(s, run, deliver)
+            if wake:
+                await _wake(db, s)
     except IntegrityError:
         if seen is not None and await _was_seen(db, seen):
             return None
@@ -64,7 +71,13 @@ async def create_run(
 
 
 async def create_in_thread(
-    db: Database, run: Run, *, seen: str | None, notice: str, follow_up_only: bool = False
+    db: Database,
+    run: Run,
+    *,
+    seen: str | None,
+    notice: str,
+    follow_up_only: bool = False,
+    wake: bool = False,
 ) -> tuple[Run | None, bool]:
     """Store a run asked for in a Slack thread; returns (run, queued).
 
@@ -79,8 +92,7 @@ async def create_in_thread(
             if follow_up_only and not await _has_runs(s, run.channel_id, run.thread_ts):
                 return None, False
             if seen is not None:
-                s.add(SeenSlackEvent(event_id=seen))
-                await s.flush()
+                await _insert(s, SeenSlackEvent(event_id=seen))
             if not db.is_sqlite:
                 # Two messages in one thread at once must not both find it idle.
                 key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
@@ -102,7 +114,9 @@ async def create_in_thread(
             if going is not None:
                 run.follows_run_id = going.id
                 deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
-            _add_run(s, run, deliver)
+            await _add_run(s, run, deliver)
+            if wake and going is None:
+                await _wake(db, s)
     except IntegrityError:
         if seen is not None and await _was_seen(db, seen):
             return None, False
@@ -115,14 +129,35 @@ async def _has_runs(s: AsyncSession, channel_id: str, thread_ts: str) -> bool:
     return (await s.exec(q)).first() is not None
 
 
-def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
-    s.add(run)
+async def _wake(db: Database, s: AsyncSession) -> None:
+    from storage.queue import notify_in
+
+    await notify_in(db, s)
+
+
+async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
+    """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
+    flush), since this runs before Slack's ack."""
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
-    s.add(Event(run_id=run.id, kind="run_created", data=data))
+    await _insert(s, run, Event(run_id=run.id, kind="run_created", data=data))
     if deliver is not None:
-        s.add(deliver)
+        await _insert(s, deliver)
+
+
+async def _insert(s: AsyncSession, *rows: SQLModel) -> None:
+    """INSERT new rows as they are (an id left to the database is left out)."""
+    conn = await s.connection()
+    for row in rows:
+        table = row.__table__  # type: ignore[attr-defined]
+        values = {
+            c.name: getattr(row, c.name)
+            for c in table.columns
+            if not (c.primary_key and getattr(row, c.name) is None)
+        }
+        # Parameters apart from the statement: it is compiled once and cached.
+        await conn.execute(table.insert(), values)
 
 
 async def _was_seen(db: Database, key: str) -> bool:
@@ -157,6 +192,17 @@ async def thread_runs(db: Database, *, channel_id: str, thread_ts: str, before: 
 async def list_tasks(db: Database, run_id: str) -> list[TaskRow]:
     async with db.session() as s:
         q = select(TaskRow).where(TaskRow.run_id == run_id).order_by(col(TaskRow.position))
+        return list((await s.exec(q)).all())
+
+
+async def tasks_named(db: Database, run_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
+    """Some of a run's tasks (a task's dependencies), in plan order."""
+    async with db.session() as s:
+        q = (
+            select(TaskRow)
+            .where(TaskRow.run_id == run_id, col(TaskRow.task_id).in_(list(task_ids)))
+            .order_by(col(TaskRow.position))
+        )
         return list((await s.exec(q)).all())
 
 

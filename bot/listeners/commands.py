@@ -31,10 +31,11 @@ from bot.commands import (
     parse,
     unknown_playbook,
 )
-from bot.intake import BUSY, IntakeFailed, accept_command, clean, drive, say_busy, stored
+from bot.intake import BUSY, IntakeFailed, accept_command, clean, say_busy, stored
 from bot.permissions import CANT_SHOW, may_see
 from bot.stop import stop_command
 from bot.text import plural
+from bot.work import hand_over
 from storage import approvals, feedback, runs, usage
 from storage.db import utcnow
 
@@ -134,7 +135,7 @@ async def _start(
             await stored(pending, "a /baton request")
             await say_busy(respond)
         elif outcome.value is not None:  # None: a replay of a command stored before
-            await drive(baton, outcome.value.id)
+            await hand_over(baton, outcome.value.id)
 
     baton.background.spawn(start(), name="command-run")
 

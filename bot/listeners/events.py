@@ -133,6 +133,7 @@ async def handle_message(
             user_id=str(event.get("user") or "") or None,
             event_id=str(body["event_id"]) if body.get("event_id") else None,
             follow_up_only=follow_up_only,
+            reply=event.get("thread_ts") not in (None, event.get("ts")),
         )
     except IntakeFailed as e:
         # Not stored, not marked seen: Slack retries the event (in a minute, then five).

@@ -1,0 +1,417 @@
+"""Scale: Baton against references, measured by the same harness.
+
+- ack latency under bursts: the same signed `/baton run` commands and mentions, sent all at
+  once, to a bare Bolt app (acks only) and to Baton's web process (`BATON_WORKERS=external`,
+  a `baton worker`, PostgreSQL), with runs in flight in the worker (their model calls held by
+  the fake model server: topped up to 0 / 200 / 800, and each burst's runs stay in flight, so
+  each row names the count it was measured at); p50 / p99, and Baton's p99 over Bolt's
+- orchestration overhead: chains and fan-outs of no-op tasks (the offline `rules` model) in
+  one process, SQLite and PostgreSQL: CPU, SQL statements and commits per task, counted with
+  SQLAlchemy events
+- throughput: the same burst of three-task runs finished by 1 and by 2 workers
+
+`BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
+runs in flight, with two workers to hold them); by default the bursts are 30/100 with 0/200
+in flight, so that `make bench` stays under ten minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from tests.conftest import fresh_pg_database
+from tests.harness import FORM, JSON_TYPE, PAYLOADS, sample
+from tests.test_approval_restart import ROOT, free_port
+
+Row = tuple[str, str, str]
+FULL = os.environ.get("BATON_BENCH_FULL") == "1"
+BURSTS = (30, 100, 300) if FULL else (30, 100)
+IN_FLIGHT = (0, 200, 800) if FULL else (0, 200)
+
+CATALOG = """
+agents:
+  - {name: thinker, description: Thinks (a model held by the bench)., model: 'openai:gpt-4.1-mini'}
+  - {name: noop, description: Does nothing much., model: rules}
+playbooks:
+  - name: think
+    description: One step whose model call is held.
+    tasks: [{id: think, agent: thinker, instruction: think}]
+  - name: quick
+    description: Three offline steps.
+    tasks:
+      - {id: a, agent: noop, instruction: one}
+      - {id: b, agent: noop, instruction: two}
+      - {id: c, agent: noop, instruction: three, depends_on: [a, b]}
+"""
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Sender:
+    """Signed Slack requests, as Slack sends them, to one app's /slack/events."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, team: str) -> None:
+        self.session, self.url, self.team = session, url, team
+        self.serial = 0
+
+    def _next(self) -> int:
+        self.serial += 1
+        return self.serial
+
+    def command(self, text: str) -> tuple[bytes, str]:
+        fields = dict(
+            line.split("=", 1)
+            for line in (PAYLOADS / "slash_command_body.slack_docs.txt")
+            .read_text()
+            .strip()
+            .split("&")
+        )
+        n = self._next()
+        fields.update(
+            team_id=self.team,
+            channel_id="C0GENERAL",
+            user_id="U0ALICE",
+            command="/baton",
+            text=text,
+            response_url="http://127.0.0.1:9/none",
+            trigger_id=f"bench.{time.time_ns()}.{n}",
+        )
+        return urlencode(fields).encode(), FORM
+
+    def mention(self, text: str, ts: str) -> tuple[bytes, str]:
+        envelope = sample("app_mention_event_callback.slack_docs.json")
+        event = dict(envelope["event"])
+        event.update(
+            user="U0ALICE", text=f"<@U0BATON> {text}", ts=ts, channel="C0GENERAL", event_ts=ts
+        )
+        event.pop("thread_ts", None)
+        envelope.update(
+            team_id=self.team,
+            api_app_id="A0BATON",
+            event=event,
+            event_id=f"EvBench{time.time_ns()}{self._next()}",
+            event_time=int(time.time()),
+        )
+        return json.dumps(envelope).encode(), JSON_TYPE
+
+    async def burst(self, requests: list[tuple[bytes, str]]) -> list[float]:
+        """Send them all at once from a process of its own (`bench/burst.py`): this process
+        also serves the Slack stand-in and the model server, which would skew the timing."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as f:
+            json.dump([[b.decode("latin-1"), t] for b, t in requests], f)
+            f.flush()
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.burst",
+                self.url,
+                f.name,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": ROOT},
+                stdout=asyncio.subprocess.PIPE,
+            )
+            out, _ = await proc.communicate()
+        assert proc.returncode == 0, "the burst failed"
+        return [float(t) for t in json.loads(out)]
+
+
+@asynccontextmanager
+async def bare_bolt() -> AsyncIterator[str]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare_bolt",
+        str(port),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        from tests.test_workers import _healthy
+
+        await _healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        await proc.wait()
+
+
+async def _until(check: Callable[[], Awaitable[bool]], limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.2)
+
+
+async def _unfinished(db: Any, playbook: str) -> int:
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from storage.models import Run
+
+    async with db.session() as s:
+        q = (
+            select(func.count())
+            .select_from(Run)
+            .where(col(Run.playbook) == playbook, col(Run.finished_at).is_(None))
+        )
+        return int((await s.exec(q)).one())
+
+
+async def ack_bursts() -> list[Row]:
+    from bot.sandbox.web_api import SlackStandIn
+    from storage import Database
+    from tests.fakes.model_servers import FakeOpenAI, Reply
+    from tests.test_workers import environment, process
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Path(tmp) / "agents.yml"
+        catalog.write_text(CATALOG)
+        async with AsyncExitStack() as stack:
+            slack = await stack.enter_async_context(SlackStandIn())
+            models = await stack.enter_async_context(FakeOpenAI())
+            models.when(
+                lambda s: s.system.startswith("You are thinker"), lambda s: Reply(hang=True)
+            )
+            db_url = await stack.enter_async_context(fresh_pg_database())
+            env = {
+                **environment(slack, db_url, catalog, models),
+                "BATON_LEASE_SECONDS": "60",
+                "BATON_WORKER_RUNS": "1000",
+                "BATON_LOG_LEVEL": "ERROR",
+            }
+            baton_url, _ = await stack.enter_async_context(process(env, Path(tmp), "run", "--http"))
+            for _ in range(2 if FULL else 1):  # room for every run the bursts leave in flight
+                await stack.enter_async_context(process(env, Path(tmp), "worker"))
+            bolt_url = await stack.enter_async_context(bare_bolt())
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+            )
+            db = Database(db_url)
+            stack.push_async_callback(db.dispose)
+            team = slack.workspace.team_id
+            baton, bolt = Sender(session, baton_url, team), Sender(session, bolt_url, team)
+
+            async def requests(
+                sender: Sender, kind: str, n: int, text: str
+            ) -> list[tuple[bytes, str]]:
+                if kind == "command":
+                    return [sender.command(text) for _ in range(n)]
+                out = []
+                for i in range(n):
+                    msg = await slack.post_as_user("C0GENERAL", "U0ALICE", f"<@U0BATON> {text} {i}")
+                    out.append(sender.mention(text, msg.ts))
+                return out
+
+            def held() -> int:
+                return len([s for s in models.requests if s.system.startswith("You are thinker")])
+
+            async def settle(target: int) -> None:
+                async def caught_up() -> bool:
+                    return held() >= target
+
+                await _until(caught_up, 300)
+
+            for flight in IN_FLIGHT:
+                while held() < flight:
+                    target = min(held() + 50, flight)
+                    await baton.burst(
+                        await requests(baton, "mention", target - held(), "run think")
+                    )
+                    await settle(target)
+                for size in BURSTS:
+                    for kind in ("command", "mention"):
+                        before = held()
+                        bare = await bolt.burst(await requests(bolt, kind, size, "run think"))
+                        ours = await baton.burst(await requests(baton, kind, size, "run think"))
+                        # The burst's runs join those in flight once their model call is held.
+                        await settle(before + size)
+                        ratio = pct(ours, 0.99) / pct(bare, 0.99)
+                        rows.append(
+                            (
+                                f"ack, {size} {kind}s at once, {before} runs in flight (PostgreSQL)",
+                                "p50 / p99 Bolt → Baton · p99 ratio",
+                                f"{pct(bare, 0.5):.0f} / {pct(bare, 0.99):.0f} → "
+                                f"{pct(ours, 0.5):.0f} / {pct(ours, 0.99):.0f} ms · {ratio:.2f}×",
+                            )
+                        )
+    return rows
+
+
+def _catalog_for(shape: str, n: int) -> str:
+    tasks = []
+    for i in range(n):
+        after = f", depends_on: [t{i - 1}]" if shape == "chain" and i else ""
+        tasks.append(f"      - {{id: t{i}, agent: noop, instruction: step {i}{after}}}")
+    return (
+        "agents:\n  - {name: noop, description: Does nothing much., model: rules}\n"
+        "playbooks:\n  - name: shape\n    description: The bench's shape.\n    tasks:\n"
+        + "\n".join(tasks)
+        + "\n"
+    )
+
+
+async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, float]:
+    """CPU ms, statements and commits per task for one run of `n` no-op tasks."""
+    from sqlalchemy import event
+
+    from agents.providers.registry import Models, ModelSettings
+    from agents.spec import load_catalog
+    from agents.toolbox import Toolbox
+    from agents.tools.base import ToolContext
+    from agents.tools.registry import ALL_TOOLS, tool_names
+    from orchestration.engine import Orchestrator
+    from orchestration.events import NullSink
+    from orchestration.limits import Limits
+    from storage import Database, runs
+    from storage.models import Run, RunStatus
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "agents.yml"
+        path.write_text(_catalog_for(shape, n))
+        db = Database(url)
+        await db.create_all()
+        orch = Orchestrator(
+            db=db,
+            catalog=load_catalog(path, known_tools=tool_names()),
+            models=Models(ModelSettings(), ALL_TOOLS),
+            tools=Toolbox(ALL_TOOLS),
+            sinks=lambda run: NullSink(),
+            tool_context=lambda r, t, k: ToolContext(
+                run_id=r, task_id=t, http_allow_hosts=frozenset(), idempotency_key=k
+            ),
+            limits=Limits(max_tasks=200, max_parallel=32),
+        )
+        run = await runs.create_run(db, Run(id=runs.new_id(), request="go", playbook="shape"))
+        assert run is not None
+        counts = {"statements": 0, "commits": 0}
+
+        def statement(*_: Any) -> None:
+            counts["statements"] += 1
+
+        def commit(*_: Any) -> None:
+            counts["commits"] += 1
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", statement)
+        event.listen(db.engine.sync_engine, "commit", commit)
+        cpu = time.process_time()
+        await orch.execute(run.id)
+        cpu = time.process_time() - cpu
+        event.remove(db.engine.sync_engine, "before_cursor_execute", statement)
+        event.remove(db.engine.sync_engine, "commit", commit)
+        done = await runs.get_run(db, run.id)
+        await db.dispose()
+    assert done is not None and done.status == RunStatus.SUCCEEDED, (
+        done and done.status,
+        done and done.error,
+    )
+    return cpu * 1000 / n, counts["statements"] / n, counts["commits"] / n
+
+
+async def overhead() -> list[Row]:
+    rows: list[Row] = []
+    sizes = (1, 10, 50, 100)
+    for label in ("SQLite", "PostgreSQL"):
+        for shape in ("chain", "fan-out"):
+            for n in sizes:
+                figures = []
+                for _ in range(3 if n <= 10 else 1):
+                    if label == "SQLite":
+                        with tempfile.TemporaryDirectory() as tmp:
+                            figures.append(await overhead_one(f"sqlite:///{tmp}/b.db", shape, n))
+                    else:
+                        async with fresh_pg_database() as url:
+                            figures.append(await overhead_one(url, shape, n))
+                cpu = sorted(f[0] for f in figures)
+                spread = f" ({cpu[0]:.1f}–{cpu[-1]:.1f})" if len(cpu) > 1 else ""
+                rows.append(
+                    (
+                        f"orchestration, {shape} of {n} no-op task{'s' if n > 1 else ''} ({label})",
+                        "CPU · statements · commits per task",
+                        f"{pct(cpu, 0.5):.1f} ms{spread} · {figures[0][1]:.1f} · {figures[0][2]:.1f}",
+                    )
+                )
+    return rows
+
+
+async def worker_throughput() -> list[Row]:
+    """The same burst of three-task runs, finished by 1 and then by 2 workers."""
+    from bot.sandbox.web_api import SlackStandIn
+    from storage import Database
+    from tests.fakes.model_servers import FakeOpenAI
+    from tests.test_workers import environment, process
+
+    n = 120 if FULL else 60
+    results: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Path(tmp) / "agents.yml"
+        catalog.write_text(CATALOG)
+        for workers in (1, 2):
+            async with AsyncExitStack() as stack:
+                slack = await stack.enter_async_context(SlackStandIn())
+                models = await stack.enter_async_context(FakeOpenAI())
+                db_url = await stack.enter_async_context(fresh_pg_database())
+                env = {
+                    **environment(slack, db_url, catalog, models),
+                    "BATON_LEASE_SECONDS": "60",
+                    "BATON_LOG_LEVEL": "ERROR",
+                }
+                url, _ = await stack.enter_async_context(process(env, Path(tmp), "run", "--http"))
+                for _ in range(workers):
+                    await stack.enter_async_context(process(env, Path(tmp), "worker"))
+                session = await stack.enter_async_context(aiohttp.ClientSession())
+                db = Database(db_url)
+                stack.push_async_callback(db.dispose)
+                sender = Sender(session, url, slack.workspace.team_id)
+                start = time.perf_counter()
+                await sender.burst([sender.command("run quick") for _ in range(n)])
+
+                async def drained(db: Any = db) -> bool:
+                    return await _unfinished(db, "quick") == 0
+
+                await _until(drained, 600)
+                results[workers] = n / (time.perf_counter() - start)
+    return [
+        (
+            f"throughput, {n} three-task runs (PostgreSQL)",
+            "runs/s 1 worker → 2 workers · ratio",
+            f"{results[1]:.1f} → {results[2]:.1f} · {results[2] / results[1]:.2f}×",
+        )
+    ]
+
+
+async def scale() -> list[Row]:
+    return [*await ack_bursts(), *await overhead(), *await worker_throughput()]
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    what = sys.argv[1] if len(sys.argv) > 1 else "all"
+    fn = {"acks": ack_bursts, "overhead": overhead, "workers": worker_throughput}.get(what, scale)
+    rows = asyncio.run(fn())
+    width = max(len(r[0]) for r in rows)
+    mwidth = max(len(r[1]) for r in rows)
+    print(f"{'benchmark':<{width}}  {'measure':<{mwidth}}  result")
+    print(f"{'-' * width}  {'-' * mwidth}  {'-' * 24}")
+    for name, measure, result in rows:
+        print(f"{name:<{width}}  {measure:<{mwidth}}  {result}")

@@ -1,0 +1,184 @@
+"""Who drives a run once it is stored: this process, or a `baton worker`.
+
+With `BATON_WORKERS=inline` (the default) the process that took the request drives it, so one
+command does everything. With `external`, the receiving process stores, acks and hands over:
+it only wakes the workers (`storage.queue.notify`), and each `Worker` claims runs nobody
+drives (`FOR UPDATE SKIP LOCKED` on PostgreSQL) up to its capacity and drives them under the
+claimed leases. A worker that dies stops renewing its leases; they lapse, and another worker
+claims those runs and finishes them (finished tasks are not run again, side effects are
+claimed under idempotency keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import TYPE_CHECKING
+
+from orchestration.driving import Beat, let_go
+from storage import queue, runs
+from storage.db import Database, is_unavailable
+from storage.runs import Lease
+
+if TYPE_CHECKING:
+    from bot.app import Baton
+
+log = logging.getLogger(__name__)
+
+# Without notifications (SQLite), a worker looks for work this often.
+SQLITE_POLL_SECONDS = 0.5
+
+
+def external(baton: Baton) -> bool:
+    """Whether runs are driven by `baton worker` processes rather than this one."""
+    return baton.settings.baton_workers == "external"
+
+
+async def hand_over(baton: Baton, run_id: str) -> None:
+    """After the ack: drive the run here; otherwise the workers take it (the transaction that
+    stored it woke them: `bot/intake.py`)."""
+    if not external(baton):
+        await drive(baton, run_id)
+
+
+class Waker:
+    """Wakes the workers, coalescing a burst: while one NOTIFY is on its way, the requests
+    that come meanwhile share the one sent after it (a worker claims every run stored by then)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sending: asyncio.Task[None] | None = None
+        self._again = False
+
+    async def __call__(self) -> None:
+        if self._sending is not None and not self._sending.done():
+            self._again = True
+            return
+        self._sending = asyncio.create_task(self._send())
+        await asyncio.shield(self._sending)
+
+    async def _send(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await queue.notify(self.db)
+            except Exception as e:
+                # The runs are stored: a worker finds them when it next looks.
+                log.warning("could not wake the workers (%s)", e)
+            if not self._again:
+                return
+
+
+def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
+    """Continue a run that has its thread already (a decision, an expiry, a nudge, a
+    schedule's fire): in the background here, or by a worker."""
+    if external(baton):
+        baton.background.spawn(baton.wake_workers(), name=name)
+    else:
+        baton.background.spawn(baton.orchestrator.execute(run_id), name=name)
+
+
+async def drive(baton: Baton, run_id: str) -> None:
+    """Drive a run from Slack; a slash command's run first needs its request in the channel."""
+    run = await runs.get_run(baton.db, run_id)
+    if run is None:
+        return
+    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+        await baton.deliverer.deliver_run(run_id)
+        run = await runs.get_run(baton.db, run_id)
+        if run is None or not run.thread_ts:
+            return  # Slack did not take it yet; the sweep tries again (or it was refused)
+    await baton.orchestrator.execute(run_id)
+
+
+async def drive_claimed(baton: Baton, lease: Lease) -> None:
+    """Drive a run a worker claimed, under the claimed lease."""
+    run = await runs.get_run(baton.db, lease.run_id)
+    if run is None:
+        return
+    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+        from bot.delivery import keep_lease
+
+        limits = baton.orchestrator.limits
+        beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
+        try:
+            await baton.deliverer.deliver_run(run.id, lease_held=True)
+        finally:
+            await beat.stop()
+        run = await runs.get_run(baton.db, run.id)
+        if run is None or not run.thread_ts:
+            await let_go(baton.db, lease)
+            return  # Slack did not take it yet: the outbox tries again when it is due
+    await baton.orchestrator.execute_claimed(lease)
+
+
+class Worker:
+    """Claims runs nobody drives and drives them, up to `capacity` at once."""
+
+    def __init__(self, baton: Baton, *, capacity: int) -> None:
+        self.baton = baton
+        self.capacity = capacity
+        self.wake = asyncio.Event()
+        self._claims = queue.Claims(baton.orchestrator.owner)
+        self._drives: set[asyncio.Task[None]] = set()
+
+    @property
+    def poll_seconds(self) -> float:
+        """How long to wait without a notification: leases lapse without one."""
+        if self.baton.db.is_sqlite:
+            return SQLITE_POLL_SECONDS
+        return min(self.baton.orchestrator.limits.lease_seconds, 10.0)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Claim and drive until `stopping` is set; then the drives are left to the caller
+        (`Baton.close` cancels them, which hands their steps to the next driver)."""
+        db, limits = self.baton.db, self.baton.orchestrator.limits
+        listener = None if db.is_sqlite else queue.Listener(db, self.wake)
+        try:
+            while not stopping.is_set():
+                if listener is not None and not listener.listening:
+                    await listener.start()
+                self.wake.clear()
+                room = self.capacity - len(self._drives)
+                if room > 0:
+                    try:
+                        claimed = await self._claims.claim(
+                            db, limit=room, seconds=limits.lease_seconds
+                        )
+                    except Exception as e:
+                        claimed = []
+                        if is_unavailable(e):
+                            log.warning("worker: the database is unavailable (%s)", e)
+                        else:
+                            log.exception("worker: could not claim runs")
+                    for lease in claimed:
+                        self._start(lease)
+                    if len(claimed) == room:
+                        continue  # there may be more: look again at once
+                await self._pause(stopping)
+        finally:
+            if listener is not None:
+                await listener.close()
+
+    def _start(self, lease: Lease) -> None:
+        task = self.baton.background.spawn(
+            drive_claimed(self.baton, lease), name=f"work-{lease.run_id}"
+        )
+        self._drives.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._drives.discard(task)
+        self.wake.set()  # room for another run
+
+    async def _pause(self, stopping: asyncio.Event) -> None:
+        waits = [asyncio.create_task(stopping.wait()), asyncio.create_task(self.wake.wait())]
+        try:
+            await asyncio.wait(
+                waits, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)

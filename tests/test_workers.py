@@ -1,0 +1,404 @@
+"""Workers: `baton run --http` with BATON_WORKERS=external only receives, acks and hands over;
+`baton worker` processes on the same PostgreSQL database claim the runs and drive them.
+
+Everything runs as an operator runs it: separate processes, the Slack stand-in, the fake model
+server, a webhook receiver counting side effects. Which process drove a run is read from its
+audit trail (`run_started` / `run_resumed` name their driver, host:pid:…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+from bot import approval_blocks as ui
+from bot.sandbox.web_api import SlackStandIn
+from bot.sandbox.workspace import Message
+from storage import Database, queue, runs
+from storage.models import Run, RunStatus
+from tests.conftest import fresh_pg_database
+from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
+from tests.fakes.webhook import WebhookReceiver
+from tests.harness import SECRET, Bot
+from tests.test_approval_restart import ROOT, free_port
+from tests.trust_helpers import answers, approval_requests, approval_value, write_catalog
+
+Process = asyncio.subprocess.Process
+
+
+def environment(
+    slack: SlackStandIn, db_url: str, catalog: Path, models: FakeOpenAI
+) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": ROOT,
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "BATON_DATABASE_URL": db_url,
+        "BATON_AUTO_MIGRATE": "true",
+        "BATON_AGENTS_FILE": str(catalog),
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": models.base_url,
+        "BATON_MODEL": "rules",
+        "BATON_HTTP_ALLOW_HOSTS": "127.0.0.1",
+        "BATON_WORKERS": "external",
+        # A killed worker's runs are taken over seconds after it died.
+        "BATON_LEASE_SECONDS": "2",
+        "BATON_LOG_LEVEL": "WARNING",
+    }
+
+
+async def _healthy(url: str, proc: Process) -> None:
+    async with aiohttp.ClientSession() as session:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                async with session.get(f"{url}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            assert proc.returncode is None, "the process exited during start-up"
+            assert time.monotonic() < deadline, "the process did not start"
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def process(
+    env: dict[str, str], workdir: Path, *args: str
+) -> AsyncIterator[tuple[str, Process]]:
+    """`baton <args>` in its own process, serving `/healthz` on a free port once it is up."""
+    port = free_port()
+    env = {**env, "BATON_METRICS_PORT": str(port)}
+    if args[0] == "run":
+        args = (*args, "--port", str(port))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, cwd=workdir, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await _healthy(url, proc)
+        yield url, proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+
+
+async def run_in(db: Database, thread: Message) -> Run | None:
+    async with db.session() as s:
+        from sqlmodel import select
+
+        return (await s.exec(select(Run).where(Run.thread_ts == thread.ts))).first()
+
+
+async def drivers(db: Database, run_id: str) -> list[str]:
+    """The pid of each process that started or resumed the run, in order."""
+    found = []
+    for e in await runs.events(db, run_id):
+        if e.kind in ("run_started", "run_resumed"):
+            found.append(str((e.data or {}).get("driver", "")).split(":")[1])
+    return found
+
+
+async def finished(db: Database, slack: SlackStandIn, threads: list[Message]) -> list[Run]:
+    """Every thread's run has ended and its answer is posted."""
+    while True:
+        done = []
+        for thread in threads:
+            run = await run_in(db, thread)
+            if run is not None and run.status.is_final and answers(slack, run.id):
+                done.append(run)
+        if len(done) == len(threads):
+            return done
+        await asyncio.sleep(0.1)
+
+
+async def ended(db: Database, run_id: str) -> Run:
+    while True:
+        run = await runs.get_run(db, run_id)
+        if run is not None and run.status.is_final:
+            return run
+        await asyncio.sleep(0.1)
+
+
+def thinking(seen: Seen) -> bool:
+    return seen.system.startswith("You are thinker")
+
+
+async def test_a_request_taken_in_by_the_web_process_is_run_by_a_worker(tmp_path: Path) -> None:
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        models.when(thinking, lambda s: Reply(text="thought it through"))
+        env = environment(slack, db_url, write_catalog(tmp_path), models)
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "run", "--http") as (url, web),
+                process(env, tmp_path, "worker") as (_, worker),
+                aiohttp.ClientSession() as session,
+            ):
+                bot = Bot(baton=None, url=url, slack=slack, session=session)  # type: ignore[arg-type]
+                thread = await bot.mention("run think")
+                [run] = await asyncio.wait_for(finished(db, slack, [thread]), 60)
+                assert run.status == RunStatus.SUCCEEDED
+                assert len(answers(slack, run.id)) == 1
+                assert await drivers(db, run.id) == [str(worker.pid)]
+                assert str(web.pid) not in await drivers(db, run.id)
+        finally:
+            await db.dispose()
+
+
+async def test_two_workers_never_take_the_same_run(tmp_path: Path) -> None:
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        models.when(thinking, lambda s: Reply(text=f"{s.last_user_text.split()[0]}: done"))
+        # Nothing dies here: a lease long enough that a busy machine never lets one lapse.
+        env = {
+            **environment(slack, db_url, write_catalog(tmp_path), models),
+            "BATON_LEASE_SECONDS": "30",
+        }
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "run", "--http") as (url, _),
+                process(env, tmp_path, "worker") as (_, one),
+                process(env, tmp_path, "worker") as (_, two),
+                aiohttp.ClientSession() as session,
+            ):
+                bot = Bot(baton=None, url=url, slack=slack, session=session)  # type: ignore[arg-type]
+                threads = await asyncio.gather(*(bot.mention("run think") for _ in range(24)))
+                done = await asyncio.wait_for(finished(db, slack, list(threads)), 90)
+                for run in done:
+                    assert run.status == RunStatus.SUCCEEDED
+                    assert len(answers(slack, run.id)) == 1
+                    # One drive per run, by one of the workers.
+                    driven_by = await drivers(db, run.id)
+                    assert len(driven_by) == 1 and driven_by[0] in (str(one.pid), str(two.pid))
+                assert len([s for s in models.requests if thinking(s)]) == 24
+        finally:
+            await db.dispose()
+
+
+async def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_once(
+    tmp_path: Path,
+) -> None:
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        WebhookReceiver() as hook,
+        fresh_pg_database() as db_url,
+    ):
+        killed = asyncio.Event()
+        models.when(
+            thinking,
+            lambda s: Reply(text="ready to deploy") if killed.is_set() else Reply(hang=True),
+        )
+        env = environment(
+            slack, db_url, write_catalog(tmp_path, webhook=hook.url, approvers="U0ALICE"), models
+        )
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "run", "--http") as (url, _),
+                aiohttp.ClientSession() as session,
+            ):
+                bot = Bot(baton=None, url=url, slack=slack, session=session)  # type: ignore[arg-type]
+                async with process(env, tmp_path, "worker") as (_, first):
+                    thread = await bot.mention("run think-then-deploy")
+                    await slack.wait_for(
+                        lambda: any(thinking(s) for s in models.requests), timeout=30
+                    )
+                    first.send_signal(signal.SIGKILL)  # mid-task: its model call is in flight
+                    await first.wait()
+                killed.set()
+                async with process(env, tmp_path, "worker") as (_, second):
+                    gate = await slack.wait_for(
+                        lambda: next(iter(approval_requests(slack)), None), timeout=60
+                    )
+                    status = await bot.click(
+                        ui.APPROVE, approval_value(gate), user="U0ALICE", message=gate
+                    )
+                    assert status == 200
+                    [run] = await asyncio.wait_for(finished(db, slack, [thread]), 60)
+                    assert run.status == RunStatus.SUCCEEDED, run.error
+                    assert len(answers(slack, run.id)) == 1
+                    # The first worker started it; the second took over and applied the click.
+                    assert (await drivers(db, run.id))[0] == str(first.pid)
+                    assert set((await drivers(db, run.id))[1:]) == {str(second.pid)}
+            # The cut-off step ran again; the side effect after it happened exactly once.
+            assert len([s for s in models.requests if thinking(s)]) == 2
+            assert [r.path for r in hook.received] == ["/hook"]
+        finally:
+            await db.dispose()
+
+
+async def test_claims_at_the_same_moment_never_share_a_run(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        ids = [runs.new_id() for _ in range(60)]
+        for run_id in ids:
+            await runs.create_run(db, Run(id=run_id, source="command", request="x"))
+        claimants = [queue.Claims(f"worker-{i}") for i in range(4)]
+        taken = await asyncio.gather(
+            *(c.claim(db, limit=20, seconds=30) for c in claimants for _ in range(2))
+        )
+        won = [lease.run_id for leases in taken for lease in leases]
+        assert sorted(won) == sorted(ids)  # each run once, none left behind
+        # A run claimed is not claimed again while its lease holds.
+        assert await claimants[0].claim(db, limit=60, seconds=30) == []
+        tokens = {lease.token for leases in taken for lease in leases}
+        assert len(tokens) == len(won)
+    finally:
+        await db.dispose()
+
+
+async def test_a_run_waiting_for_a_person_is_not_claimed(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        run_id = runs.new_id()
+        await runs.create_run(db, Run(id=run_id, source="command", request="x"))
+        await runs.record(db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
+        assert await queue.Claims("w").claim(db, limit=5, seconds=30) == []
+    finally:
+        await db.dispose()
+
+
+async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db: Database) -> None:
+    """On SQLite and PostgreSQL alike: queued runs, not a follower whose predecessor is going,
+    not a run waiting for a person until the person has decided, not a run someone drives."""
+    from datetime import timedelta
+
+    from storage import approvals
+    from storage.db import utcnow
+    from storage.models import Approval, TaskRow, TaskStatus
+
+    db = any_db
+    queued, follower, waiting, driven = (runs.new_id() for _ in range(4))
+    for run_id in (queued, waiting, driven):
+        await runs.create_run(db, Run(id=run_id, source="command", request="x"))
+    await runs.create_run(
+        db, Run(id=follower, source="mention", request="x", follows_run_id=queued)
+    )
+    await runs.save_plan(
+        db, waiting, {}, [TaskRow(run_id=waiting, task_id="t", agent="a", instruction="i")]
+    )
+    await runs.record(db, waiting, "run_waiting", run={"status": RunStatus.WAITING})
+    gate = await approvals.create(
+        db,
+        Approval(
+            id=approvals.new_approval_id(),
+            run_id=waiting,
+            task_id="t",
+            kind="task",
+            expires_at=utcnow() + timedelta(hours=1),
+        ),
+        task_fields={"status": TaskStatus.WAITING},
+    )
+    assert await runs.acquire_lease(db, driven, "elsewhere:1", seconds=60) is not None
+    claims = queue.Claims("w")
+
+    first = await claims.claim(db, limit=10, seconds=30)
+    assert [lease.run_id for lease in first] == [queued]
+    assert await approvals.decide(db, gate.id, approve=True, by="U0ALICE") is not None
+    second = await claims.claim(db, limit=10, seconds=30)
+    assert [lease.run_id for lease in second] == [waiting]
+    # The predecessor ends: its follower is work now.
+    await runs.record(db, queued, "run_finished", run={"status": RunStatus.SUCCEEDED})
+    third = await claims.claim(db, limit=10, seconds=30)
+    assert [lease.run_id for lease in third] == [follower]
+
+
+async def test_a_follow_up_is_read_with_its_thread_before_a_worker_plans_it(
+    tmp_path: Path,
+) -> None:
+    """A reply without a mention in Baton's thread: the web process stores it and reads the
+    thread after the ack; the worker plans it knowing what was written there."""
+    from tests.test_conversations import CATALOG, PLAN, advisor, planner, synthesis
+
+    catalog = tmp_path / "agents.yml"
+    catalog.write_text(CATALOG)
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        models.when(planner, Reply(structured=PLAN))
+        models.when(advisor, Reply(text="notes"))
+        models.when(
+            lambda s: synthesis(s) and "how long" in s.last_user_text,
+            Reply(text="About two days."),
+        )
+        models.when(synthesis, Reply(text="Use PostgreSQL with nightly backups."))
+        env = {
+            **environment(slack, db_url, catalog, models),
+            "BATON_MODEL": "openai:gpt-4.1-mini",
+            "BATON_LEASE_SECONDS": "30",
+        }
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "run", "--http") as (url, web),
+                process(env, tmp_path, "worker") as (_, worker),
+                aiohttp.ClientSession() as session,
+            ):
+                bot = Bot(baton=None, url=url, slack=slack, session=session)  # type: ignore[arg-type]
+                root = await bot.say("We are choosing a database for the wiki.")
+                await bot.say("Backups matter most to me.", user="U0BOB", thread_ts=root.ts)
+                await bot.mention("what do you suggest?", thread_ts=root.ts)
+                [first] = await asyncio.wait_for(finished(db, slack, [root]), 60)
+                assert first.status == RunStatus.SUCCEEDED
+                assert "Use PostgreSQL with nightly backups." in texts(slack, root)
+                reading = slack.hold("conversations.replies")
+                await bot.say("and how long would the move take?", thread_ts=root.ts)
+                await asyncio.wait_for(reading.arrived.wait(), 30)
+                # While the thread is being read, the run is the web process's: no worker
+                # has claimed it, and it was stored so (not claimable for a moment).
+                async with db.session() as s:
+                    from sqlmodel import select
+
+                    waiting = (
+                        await s.exec(select(Run).where(Run.request.startswith("and how long")))  # type: ignore[attr-defined]
+                    ).one()
+                assert waiting.lease_owner is not None
+                assert f":{web.pid}:" in waiting.lease_owner and ":intake:" in waiting.lease_owner
+                assert len([s for s in models.requests if planner(s)]) == 1
+                reading.release()
+                await slack.wait_for(lambda: "About two days." in texts(slack, root), 60)
+                follow_up = await asyncio.wait_for(ended(db, waiting.id), 60)
+                assert follow_up.status == RunStatus.SUCCEEDED
+                assert await drivers(db, follow_up.id) == [str(worker.pid)]
+                assert str(web.pid) not in await drivers(db, follow_up.id)
+        finally:
+            await db.dispose()
+    follow_up_plan = [s for s in models.requests if planner(s)][-1].last_user_text
+    assert "<@U0BOB> wrote: Backups matter most to me." in follow_up_plan
+    assert "Use PostgreSQL with nightly backups." in follow_up_plan
+
+
+def texts(slack: SlackStandIn, root: Message) -> str:
+    """What Baton has written in the thread under `root`."""
+    return "\n".join(
+        m.text
+        for m in slack.messages("C0GENERAL")
+        if m.user == slack.workspace.bot.id and m.thread_ts == root.ts
+    )
