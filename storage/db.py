@@ -78,6 +78,11 @@ class Database:
         # Bound parameters (people's requests, answers, ids) never appear in an error's text,
         # so they never reach a log, a stored error or a message.
         kwargs: dict[str, object] = {"echo": echo, "hide_parameters": True}
+        # Every session ends its transaction itself (committed, or rolled back — shielded from
+        # cancellation — in `session`), so the pool's own rollback on return would only add an
+        # await that a cancelled task (a Stop, a shutdown) could cut off, leaving an error in
+        # the log for a cancel that was expected.
+        kwargs["pool_reset_on_return"] = None
         if self.url.startswith("sqlite"):
             # Several coroutines share one file; wait for the writer instead of failing.
             kwargs["connect_args"] = {"timeout": 30}
