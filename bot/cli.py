@@ -10,9 +10,13 @@ import errno
 import signal
 import socket
 import sys
+from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Mode, Settings, check, database_problems, load_settings
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from bot.app import Baton
 
 NO_CREDENTIALS = """Baton needs Slack credentials to talk to Slack. Set them in the environment or in .env:
   SLACK_BOT_TOKEN=xoxb-…      (OAuth & Permissions → Bot User OAuth Token)
@@ -133,14 +137,14 @@ def _config_failed(e: ConfigError) -> int:
     return 2
 
 
-async def _serve(settings: Settings, mode: Mode, port: int) -> int:
+async def _start(settings: Settings, mode: Mode) -> Baton | int:
+    """Baton, started; or the exit code after saying in one line per problem why it cannot."""
     from bot.app import create
     from bot.database import DatabaseNotReady
-    from bot.transports import serve_http, serve_operator_routes, serve_socket
     from storage.db import is_unavailable
 
     try:
-        baton = await create(settings, mode=mode)
+        return await create(settings, mode=mode)
     except ConfigError as e:
         return _config_failed(e)
     except DatabaseNotReady as e:
@@ -150,6 +154,14 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
         if not is_unavailable(e):
             raise
         return _config_failed(ConfigError([f"BATON_DATABASE_URL: {unreachable(e)}"]))
+
+
+async def _serve(settings: Settings, mode: Mode, port: int) -> int:
+    from bot.transports import serve_http, serve_operator_routes, serve_socket
+
+    baton = await _start(settings, mode)
+    if isinstance(baton, int):
+        return baton
     # SIGTERM (a service manager stopping Baton) ends it as cleanly as Ctrl-C: runs are
     # cancelled, MCP servers stopped, connections closed.
     stop = asyncio.Event()
@@ -189,23 +201,12 @@ def _run_worker(settings: Settings) -> int:
 
 
 async def _worker(settings: Settings) -> int:
-    from bot.app import create
-    from bot.database import DatabaseNotReady
     from bot.transports import serve_operator_routes, start_housekeeping
     from bot.work import Worker
-    from storage.db import is_unavailable
 
-    try:
-        baton = await create(settings, mode="socket")
-    except ConfigError as e:
-        return _config_failed(e)
-    except DatabaseNotReady as e:
-        print(f"Baton cannot start: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:
-        if not is_unavailable(e):
-            raise
-        return _config_failed(ConfigError([f"BATON_DATABASE_URL: {unreachable(e)}"]))
+    baton = await _start(settings, "socket")
+    if isinstance(baton, int):
+        return baton
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -239,18 +240,12 @@ def _run_mcp(settings: Settings) -> int:
 
 
 async def _mcp(settings: Settings) -> int:
-    from bot.app import create
-    from bot.database import DatabaseNotReady
     from bot.mcp_server import baton_mcp
 
-    try:
-        # No Slack listener here: the Baton that serves Slack takes the approvals' clicks.
-        baton = await create(settings, mode="socket")
-    except ConfigError as e:
-        return _config_failed(e)
-    except DatabaseNotReady as e:
-        print(f"Baton cannot start: {e}", file=sys.stderr)
-        return 2
+    # No Slack listener here: the Baton that serves Slack takes the approvals' clicks.
+    baton = await _start(settings, "socket")
+    if isinstance(baton, int):
+        return baton
     try:
         await baton_mcp(baton).run_stdio_async()
     finally:

@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage import outbox
@@ -54,21 +55,26 @@ def refreshes(approval: Approval, tag: str = "") -> list[Delivery]:
     return rows
 
 
+async def _set_task(s: AsyncSession, approval: Approval, fields: dict[str, Any]) -> None:
+    """Update the gated task's row, in the caller's transaction (nothing when no fields)."""
+    if fields:
+        await s.exec(
+            update(TaskRow)
+            .where(
+                col(TaskRow.run_id) == approval.run_id,
+                col(TaskRow.task_id) == approval.task_id,
+            )
+            .values(**fields)
+        )
+
+
 async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any]) -> Approval:
     """Store the approval, put its task into waiting, log the request and queue its message
     (with the buttons) — atomically, so a gate never waits without a way to decide it."""
     async with db.session() as s:
         s.add(approval)
         s.add(outbox.new(approval.run_id, DeliveryPurpose.APPROVAL, ref=approval.id))
-        if task_fields:
-            await s.exec(
-                update(TaskRow)
-                .where(
-                    col(TaskRow.run_id) == approval.run_id,
-                    col(TaskRow.task_id) == approval.task_id,
-                )
-                .values(**task_fields)
-            )
+        await _set_task(s, approval, task_fields)
         s.add(
             Event(
                 run_id=approval.run_id,
@@ -267,15 +273,7 @@ async def grant_for_run(
     approval.reason = f"approved for this run ({grant.id})"
     async with db.session() as s:
         s.add(approval)
-        if task_fields:
-            await s.exec(
-                update(TaskRow)
-                .where(
-                    col(TaskRow.run_id) == approval.run_id,
-                    col(TaskRow.task_id) == approval.task_id,
-                )
-                .values(**task_fields)
-            )
+        await _set_task(s, approval, task_fields)
         s.add(
             Event(
                 run_id=approval.run_id,
