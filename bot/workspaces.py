@@ -84,20 +84,8 @@ class InstallationStore(AsyncInstallationStore):
         team_id: str | None,
         is_enterprise_install: bool | None = False,
     ) -> Bot | None:
-        row = await installations.find(self.db, team_id) if team_id else None
-        if row is None:
-            return None
-        return Bot(
-            app_id=row.app_id,
-            enterprise_id=row.enterprise_id,
-            team_id=row.team_id,
-            team_name=row.team_name,
-            bot_token=row.bot_token,
-            bot_id=row.bot_id or "",
-            bot_user_id=row.bot_user_id or "",
-            bot_scopes=row.bot_scopes or "",
-            installed_at=row.installed_at,
-        )
+        found = await self.async_find_installation(enterprise_id=enterprise_id, team_id=team_id)
+        return found.to_bot() if found is not None else None
 
     async def async_find_installation(
         self,

@@ -27,14 +27,14 @@ def register(baton: Baton) -> None:
     @app.event("app_uninstalled")
     async def on_uninstalled(body: dict[str, Any]) -> None:
         team = str(body.get("team_id") or "")
-        if team:
-            await forget_workspace(baton, team)
+        if team:  # after the ack: stopping a workspace's runs is more than one write
+            baton.background.spawn(forget_workspace(baton, team), name=f"uninstalled-{team}")
 
     @app.event("tokens_revoked")
     async def on_tokens_revoked(event: dict[str, Any], body: dict[str, Any]) -> None:
         team = str(body.get("team_id") or "")
         if team and (event.get("tokens") or {}).get("bot"):
-            await forget_workspace(baton, team)
+            baton.background.spawn(forget_workspace(baton, team), name=f"revoked-{team}")
 
 
 async def forget_workspace(baton: Baton, team_id: str) -> None:
