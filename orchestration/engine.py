@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from agents.errors import ModelError
 from agents.explain import sentence
@@ -49,9 +50,17 @@ from orchestration.planning import failure_hook, plan_for, thread_context, usage
 from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
 from orchestration.telemetry import traced_run, with_run_id
-from storage import approvals, outbox, runs
+from storage import approvals, outbox, run_states, runs
 from storage.db import Database, is_unavailable, utcnow
-from storage.models import ApprovalStatus, DeliveryPurpose, Run, RunStatus, TaskRow, TaskStatus
+from storage.models import (
+    ApprovalStatus,
+    DeliveryPurpose,
+    EventKind,
+    Run,
+    RunStatus,
+    TaskRow,
+    TaskStatus,
+)
 from storage.runs import Lease
 
 log = logging.getLogger(__name__)
@@ -244,13 +253,8 @@ class Orchestrator:
         try:
             for t in await runs.list_tasks(self.db, run_id):
                 if t.status == TaskStatus.RUNNING:
-                    await runs.record(
-                        self.db,
-                        run_id,
-                        "task_requeued",
-                        task_id=t.task_id,
-                        data={"why": "Baton stopped while it ran"},
-                        task={"status": TaskStatus.PENDING},
+                    await run_states.task_requeued(
+                        self.db, run_id, t.task_id, why="Baton stopped while it ran"
                     )
         except Exception as e:
             if not is_unavailable(e):
@@ -268,18 +272,12 @@ class Orchestrator:
             return  # it starts when the run before it in the thread has finished
         deadline = utcnow() + timedelta(seconds=self.limits.run_deadline)
         if run.status in (RunStatus.QUEUED, RunStatus.PLANNING):
-            await runs.record(
+            await run_states.run_started(
                 self.db,
                 run_id,
-                "run_started",
-                data={"driver": self.owner},
-                run={
-                    "status": RunStatus.PLANNING,
-                    "deadline_at": deadline,
-                    "budget_usd": run.budget_usd
-                    if run.budget_usd is not None
-                    else self.limits.budget_usd,
-                },
+                driver=self.owner,
+                deadline_at=deadline,
+                budget_usd=run.budget_usd if run.budget_usd is not None else self.limits.budget_usd,
             )
             await self.publish(sink, RunAccepted(run_id=run_id, request=run.request))
             if not await self._plan(run, sink):
@@ -287,13 +285,7 @@ class Orchestrator:
         else:
             if run.status == RunStatus.WAITING and not await self._has_news(run_id):
                 return  # nothing was decided: it keeps waiting, and nothing is shown again
-            await runs.record(
-                self.db,
-                run_id,
-                "run_resumed",
-                data={"driver": self.owner},
-                run={"status": RunStatus.RUNNING, "deadline_at": deadline},
-            )
+            await run_states.run_resumed(self.db, run_id, driver=self.owner, deadline_at=deadline)
             await self._requeue_orphans(run_id)
         await self._drive(run_id, sink)
 
@@ -318,13 +310,7 @@ class Orchestrator:
         """Tasks left running by a process that died go back to pending (we hold the lease)."""
         for t in await runs.list_tasks(self.db, run_id):
             if t.status == TaskStatus.RUNNING:
-                await runs.record(
-                    self.db,
-                    run_id,
-                    "task_requeued",
-                    task_id=t.task_id,
-                    task={"status": TaskStatus.PENDING},
-                )
+                await run_states.task_requeued(self.db, run_id, t.task_id)
 
     async def _plan(self, run: Run, sink: EventSink) -> bool:
         try:
@@ -367,7 +353,7 @@ class Orchestrator:
             )
             for i, t in enumerate(plan.tasks)
         ]
-        await runs.save_plan(self.db, run.id, plan.model_dump(), rows)
+        await run_states.plan_ready(self.db, run.id, plan.model_dump(), rows)
         views = tuple(
             TaskView(
                 id=t.id,
@@ -408,7 +394,7 @@ class Orchestrator:
                     for a in await approvals.for_run(self.db, run_id)
                     if a.status == ApprovalStatus.PENDING
                 ]
-                await runs.record(self.db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
+                await run_states.run_waiting(self.db, run_id)
                 await self.publish(sink, RunWaiting(run_id=run_id, pending=tuple(pending)))
                 return
             if deadline_hit or not await self._revise(run_id, tasks, show):
@@ -496,9 +482,7 @@ class Orchestrator:
             return False
         for a in decided:
             await show(
-                ApprovalDecided(
-                    run_id=run_id, task_id=a.task_id, approval_id=a.id, status=a.status.value
-                )
+                ApprovalDecided(run_id=run_id, task_id=a.task_id, approval_id=a.id, status=a.status)
             )
         before = {t.task_id: t.status for t in tasks}
         for t in await runs.list_tasks(self.db, run_id):
@@ -507,7 +491,7 @@ class Orchestrator:
                     TaskFinished(
                         run_id=run_id,
                         task_id=t.task_id,
-                        status=t.status.value,
+                        status=t.status,
                         summary=t.error or _first_line(t.output or ""),
                         output=t.output or "",
                     )
@@ -524,18 +508,12 @@ class Orchestrator:
             blocked = [d for d in t.depends_on if d in by_id and by_id[d].status in BLOCKING]
             if blocked:
                 reason = f"skipped: needs {', '.join(blocked)}, which did not succeed"
-                await runs.record(
-                    self.db,
-                    run_id,
-                    "task_skipped",
-                    task_id=t.task_id,
-                    task={"status": TaskStatus.SKIPPED, "error": reason, "finished_at": utcnow()},
-                )
+                await run_states.task_skipped(self.db, run_id, t.task_id, reason)
                 await show(
                     TaskFinished(
                         run_id=run_id,
                         task_id=t.task_id,
-                        status=TaskStatus.SKIPPED.value,
+                        status=TaskStatus.SKIPPED,
                         summary=reason,
                     )
                 )
@@ -548,15 +526,9 @@ class Orchestrator:
             if t.status.is_final:
                 continue
             status = TaskStatus.FAILED if t.status == TaskStatus.RUNNING else TaskStatus.SKIPPED
-            await runs.record(
-                self.db,
-                run_id,
-                "task_stopped",
-                task_id=t.task_id,
-                task={"status": status, "error": reason, "finished_at": utcnow()},
-            )
+            await run_states.task_stopped(self.db, run_id, t.task_id, status, reason)
             await show(
-                TaskFinished(run_id=run_id, task_id=t.task_id, status=status.value, summary=reason)
+                TaskFinished(run_id=run_id, task_id=t.task_id, status=status, summary=reason)
             )
 
     async def _finish(
@@ -592,7 +564,7 @@ class Orchestrator:
         contributors = endings.contributors(tasks)
         await self._end(
             run_id,
-            "run_finished",
+            EventKind.RUN_FINISHED,
             status,
             answer,
             sink,
@@ -637,7 +609,7 @@ class Orchestrator:
             return
         await self._end(
             run_id,
-            "run_failed",
+            EventKind.RUN_FAILED,
             RunStatus.FAILED,
             message,
             sink or self._sinks(run),
@@ -651,21 +623,17 @@ class Orchestrator:
         if run is None or run.status.is_final:
             return
         show: Show = functools.partial(self.publish, sink)
-        now = utcnow()
         for t in await runs.list_tasks(self.db, run_id):
             if t.status.is_final:
                 continue
             move = endings.stopped_task(t, by)
-            await runs.record(
-                self.db,
-                run_id,
-                move.event,
-                task_id=t.task_id,
-                task={"status": move.status, "error": move.reason, "finished_at": now},
-            )
+            if move.status == TaskStatus.CANCELLED:
+                await run_states.task_cancelled(self.db, run_id, t.task_id, move.reason)
+            else:
+                await run_states.task_skipped(self.db, run_id, t.task_id, move.reason)
             await show(
                 TaskFinished(
-                    run_id=run_id, task_id=t.task_id, status=move.status.value, summary=move.reason
+                    run_id=run_id, task_id=t.task_id, status=move.status, summary=move.reason
                 )
             )
         await approvals.withdraw_pending(self.db, run_id, by=by)
@@ -673,7 +641,7 @@ class Orchestrator:
         answer = endings.stopped_answer(by, tasks, await self.tasks.unfinished_calls(run_id))
         await self._end(
             run_id,
-            "run_cancelled",
+            EventKind.RUN_CANCELLED,
             RunStatus.CANCELLED,
             answer,
             sink,
@@ -684,25 +652,24 @@ class Orchestrator:
     async def _end(
         self,
         run_id: str,
-        kind: str,
+        kind: EventKind,
         status: RunStatus,
         answer: str,
         sink: EventSink,
         *,
         contributors: tuple[str, ...] = (),
         error: str | None = None,
-        data: dict[str, object] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         """Record the run's end and queue its answer in one transaction, then show it."""
-        fields: dict[str, object] = {"status": status, "answer": answer, "finished_at": utcnow()}
-        if error is not None:
-            fields["error"] = error
-        await runs.record(
+        await run_states.run_ended(
             self.db,
             run_id,
             kind,
+            status,
+            answer=answer,
+            error=error,
             data=dict(data or {}),
-            run=fields,
             deliver=outbox.new(
                 run_id, DeliveryPurpose.ANSWER, data={"contributors": list(contributors)}
             ),
@@ -713,7 +680,7 @@ class Orchestrator:
             sink,
             RunFinished(
                 run_id=run_id,
-                status=status.value,
+                status=status,
                 answer=answer,
                 input_tokens=final.input_tokens,
                 output_tokens=final.output_tokens,

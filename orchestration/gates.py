@@ -19,7 +19,7 @@ from agents.spec import ApprovalPolicy, Catalog
 from agents.toolbox import Toolbox
 from orchestration.events import ApprovalRequested, RunEvent
 from orchestration.limits import Limits
-from storage import approvals, runs
+from storage import approvals, run_states, runs
 from storage.db import Database, utcnow
 from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
 
@@ -186,7 +186,7 @@ class Gates:
             escalate_at=rules.escalate_at,
             escalate_to=rules.escalate_to,
         )
-        fields: dict[str, Any] = {"status": TaskStatus.WAITING}
+        fields: dict[str, Any] = {}
         if transcript is not None:
             fields["transcript"] = [m.model_dump(mode="json") for m in transcript]
         if output is not None:
@@ -245,53 +245,48 @@ class Gates:
         if latest.status == ApprovalStatus.PENDING:
             return None
         approved = latest.status == ApprovalStatus.APPROVED
-        fields: dict[str, Any]
-        if approved and latest.kind == "tool":
-            fields = {"status": TaskStatus.PENDING}  # the specialist continues with that call
-        elif approved and latest.kind == "agent":
-            fields = {"status": TaskStatus.SUCCEEDED, "finished_at": utcnow()}
-        elif approved:
-            fields = {"status": TaskStatus.PENDING, "approved": latest.kind == "task"}
-        else:
-            fields = {
-                "status": TaskStatus.REJECTED,
-                "error": describe_refusal(latest),
-                "finished_at": utcnow(),
-            }
-        run_fields: dict[str, Any] | None = None
-        if latest.kind == "budget" and approved:
-            run = await runs.get_run(self.db, task.run_id)
-            assert run is not None
-            run_fields = {}
-            if latest.extra_budget_usd is not None:
-                run_fields["budget_usd"] = (run.budget_usd or 0.0) + latest.extra_budget_usd
-            if latest.extra_budget_tokens is not None:
-                used = run.input_tokens + run.output_tokens
-                run_fields["budget_tokens"] = used + latest.extra_budget_tokens
-        await runs.record(
-            self.db,
-            task.run_id,
-            "approval_applied" if approved else "task_rejected",
-            task_id=task.task_id,
-            data={"approval_id": latest.id, "status": latest.status.value},
-            task=fields,
-            run=run_fields,
-        )
+        decision = {"approval_id": latest.id, "status": latest.status.value}
+        if not approved:
+            await run_states.task_rejected(
+                self.db, task.run_id, task.task_id, describe_refusal(latest), data=decision
+            )
+        elif latest.kind == "agent":  # the specialist's own question: its answer stands
+            await run_states.approval_applied(
+                self.db, task.run_id, task.task_id, TaskStatus.SUCCEEDED, data=decision
+            )
+        else:  # a tool call goes ahead, a task may start, a budget is raised
+            await run_states.approval_applied(
+                self.db,
+                task.run_id,
+                task.task_id,
+                TaskStatus.PENDING,
+                data=decision,
+                approved=latest.kind == "task",
+                run=await self._raised_budget(task.run_id, latest),
+            )
         if latest.kind == "budget" and not approved:
             await self._reject_rest(task.run_id, describe_refusal(latest))
         return latest
+
+    async def _raised_budget(self, run_id: str, latest: Approval) -> dict[str, Any] | None:
+        """The run's new budget when a budget approval said yes (None for other gates)."""
+        if latest.kind != "budget":
+            return None
+        run = await runs.get_run(self.db, run_id)
+        assert run is not None
+        fields: dict[str, Any] = {}
+        if latest.extra_budget_usd is not None:
+            fields["budget_usd"] = (run.budget_usd or 0.0) + latest.extra_budget_usd
+        if latest.extra_budget_tokens is not None:
+            used = run.input_tokens + run.output_tokens
+            fields["budget_tokens"] = used + latest.extra_budget_tokens
+        return fields
 
     async def _reject_rest(self, run_id: str, reason: str) -> None:
         """A refused budget stops every task that has not started."""
         for t in await runs.list_tasks(self.db, run_id):
             if t.status == TaskStatus.PENDING:
-                await runs.record(
-                    self.db,
-                    run_id,
-                    "task_rejected",
-                    task_id=t.task_id,
-                    task={"status": TaskStatus.REJECTED, "error": reason, "finished_at": utcnow()},
-                )
+                await run_states.task_rejected(self.db, run_id, t.task_id, reason)
 
 
 def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:

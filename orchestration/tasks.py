@@ -36,9 +36,16 @@ from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.limits import Limits
 from orchestration.planning import thread_context, usage_hook
 from orchestration.telemetry import traced_task, traced_tool
-from storage import approvals, runs, tool_calls
-from storage.db import Database, is_unavailable, utcnow
-from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
+from storage import approvals, run_states, runs, tool_calls
+from storage.db import Database, is_unavailable
+from storage.models import (
+    ApprovalStatus,
+    EventKind,
+    Run,
+    TaskRow,
+    TaskStatus,
+    ToolCallRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +88,7 @@ class TaskRunner:
     async def run(self, run: Run, task: TaskRow, show: Show) -> None:
         """Run the task to a final state or to a gate. Never raises (but for cancellation)."""
         attempt = task.attempts + 1
-        await runs.record(
-            self.db,
-            run.id,
-            "task_started",
-            task_id=task.task_id,
-            data={"attempt": attempt},
-            task={
-                "status": TaskStatus.RUNNING,
-                "attempts": attempt,
-                "started_at": task.started_at or utcnow(),
-            },
-        )
+        await run_states.task_started(self.db, run.id, task.task_id, attempt=attempt)
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
         outcome = await self._attempt(run, task, show)
         while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
@@ -159,26 +155,20 @@ class TaskRunner:
         """The task's status is the verdict on what happened, not the model's say-so."""
         status = _STATUS[outcome.judgement.verdict]
         reason = outcome.judgement.reason
-        await runs.record(
+        await run_states.task_finished(
             self.db,
             run.id,
-            f"task_{status.value}",
-            task_id=task.task_id,
-            data={"error": reason, "model": outcome.model} if reason else {"model": outcome.model},
-            task={
-                "status": status,
-                "output": outcome.output,
-                "error": reason or None,
-                "model": outcome.model,
-                "finished_at": utcnow(),
-                "transcript": None,
-            },
+            task.task_id,
+            status,
+            output=outcome.output,
+            error=reason or None,
+            model=outcome.model,
         )
         await show(
             TaskFinished(
                 run_id=run.id,
                 task_id=task.task_id,
-                status=status.value,
+                status=status,
                 summary=reason or _first_line(outcome.output),
                 output=outcome.output,
             )
@@ -204,8 +194,12 @@ class TaskRunner:
             ]
 
         async def progress(detail: str) -> None:
-            await runs.record(
-                self.db, run.id, "task_progress", task_id=task.task_id, data={"detail": detail}
+            await run_states.note(
+                self.db,
+                run.id,
+                EventKind.TASK_PROGRESS,
+                task_id=task.task_id,
+                data={"detail": detail},
             )
             await show(TaskProgress(run_id=run.id, task_id=task.task_id, detail=detail))
 
@@ -214,10 +208,10 @@ class TaskRunner:
 
         async def on_switch(failed: Binding, error: ModelError, next_: Binding) -> None:
             log_failure(run.id, f"task {task.task_id}", failed.ref, error)
-            await runs.record(
+            await run_states.note(
                 self.db,
                 run.id,
-                "model_fallback",
+                EventKind.MODEL_FALLBACK,
                 task_id=task.task_id,
                 data={"from": failed.ref, "to": next_.ref, "failure": error.failure.value},
             )
@@ -349,10 +343,10 @@ class TaskRunner:
 
     async def _remember(self, run: Run, task: TaskRow, tool: Tool, result: ToolResult) -> None:
         """Keep each tool result's figures: digests compare them with the previous run's."""
-        await runs.record(
+        await run_states.note(
             self.db,
             run.id,
-            "tool_result",
+            EventKind.TOOL_RESULT,
             task_id=task.task_id,
             data={
                 "tool": tool.name,
@@ -364,17 +358,10 @@ class TaskRunner:
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
         reason = redact(reason)  # a server's words may echo a credential
-        await runs.record(
-            self.db,
-            run.id,
-            "task_failed",
-            task_id=task.task_id,
-            data={"error": reason},
-            task={"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()},
-        )
+        await run_states.task_failed(self.db, run.id, task.task_id, reason)
         await show(
             TaskFinished(
-                run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED.value, summary=reason
+                run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED, summary=reason
             )
         )
 

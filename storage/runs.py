@@ -1,7 +1,7 @@
-"""Runs, their tasks and their audit trail.
+"""Runs, their tasks and their audit trail: storing new runs, reading them, leases.
 
-Every state change goes through `record`, which updates the row(s) and appends the event in
-one transaction: what Slack later shows has always been written first.
+Status changes are the run state machine's (`storage.run_states`): each writes its row and
+its event in one transaction, so what Slack later shows has always been written first.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from storage.models import (
     Delivery,
     DeliveryPurpose,
     Event,
+    EventKind,
     ModelUsage,
     Run,
     RunStatus,
@@ -141,7 +142,7 @@ async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
-    await _insert(s, run, Event(run_id=run.id, kind="run_created", data=data))
+    await _insert(s, run, Event(run_id=run.id, kind=EventKind.RUN_CREATED, data=data))
     if deliver is not None:
         await _insert(s, deliver)
 
@@ -217,23 +218,6 @@ async def events(db: Database, run_id: str) -> list[Event]:
         return list((await s.exec(q)).all())
 
 
-async def save_plan(
-    db: Database, run_id: str, plan: dict[str, Any], tasks: Sequence[TaskRow]
-) -> None:
-    """Store the plan and its tasks; from here on the run is driven from these rows."""
-    async with db.session() as s:
-        run = await s.get(Run, run_id)
-        if run is None:
-            raise LookupError(run_id)
-        run.plan = plan
-        run.status = RunStatus.RUNNING
-        run.updated_at = utcnow()
-        s.add(run)
-        for t in tasks:
-            s.add(t)
-        s.add(Event(run_id=run_id, kind="plan_ready", data=plan))
-
-
 async def save_revision(
     db: Database, run_id: str, revision: dict[str, Any], tasks: Sequence[TaskRow]
 ) -> bool:
@@ -252,41 +236,8 @@ async def save_revision(
         s.add(run)
         for t in tasks:
             s.add(t)
-        s.add(Event(run_id=run_id, kind="plan_revised", data=revision))
+        s.add(Event(run_id=run_id, kind=EventKind.PLAN_REVISED, data=revision))
         return True
-
-
-async def record(
-    db: Database,
-    run_id: str,
-    kind: str,
-    *,
-    task_id: str | None = None,
-    data: dict[str, Any] | None = None,
-    run: dict[str, Any] | None = None,
-    task: dict[str, Any] | None = None,
-    deliver: Delivery | None = None,
-) -> None:
-    """Apply a state change to the run and/or one task and append its event, atomically.
-
-    `deliver` is what to show people about it (an outbox row), stored in the same
-    transaction: the change and its message are never one without the other.
-    """
-    now = utcnow()
-    async with db.session() as s:
-        if deliver is not None:
-            await outbox.add_in(s, deliver)
-        if run:
-            await s.exec(update(Run).where(col(Run.id) == run_id).values(updated_at=now, **run))
-        if task:
-            if task_id is None:
-                raise ValueError("task fields need a task_id")
-            await s.exec(
-                update(TaskRow)
-                .where(col(TaskRow.run_id) == run_id, col(TaskRow.task_id) == task_id)
-                .values(**task)
-            )
-        s.add(Event(run_id=run_id, at=now, kind=kind, task_id=task_id, data=data))
 
 
 async def add_usage(
@@ -444,7 +395,7 @@ async def request_cancel(db: Database, run_id: str, by: str) -> bool:
             .values(cancel_requested_by=by, wakeups=Run.wakeups + 1)
         )
         if result.rowcount:
-            s.add(Event(run_id=run_id, kind="cancel_requested", data={"by": by}))
+            s.add(Event(run_id=run_id, kind=EventKind.CANCEL_REQUESTED, data={"by": by}))
         return bool(result.rowcount)
 
 

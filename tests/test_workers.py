@@ -22,7 +22,8 @@ import aiohttp
 from bot import approval_blocks as ui
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
-from storage import Database, queue, runs
+from storage import Database, queue, run_states, runs
+from storage.db import utcnow
 from storage.models import Run, RunStatus
 from tests.conftest import fresh_pg_database
 from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
@@ -277,7 +278,11 @@ async def test_a_run_waiting_for_a_person_is_not_claimed(pg_url: str) -> None:
     try:
         run_id = runs.new_id()
         await runs.create_run(db, Run(id=run_id, source="command", request="x"))
-        await runs.record(db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
+        await run_states.run_started(
+            db, run_id, driver="test", deadline_at=utcnow(), budget_usd=None
+        )
+        await run_states.plan_ready(db, run_id, {}, [])
+        await run_states.run_waiting(db, run_id)
         assert await queue.Claims("w").claim(db, limit=5, seconds=30) == []
     finally:
         await db.dispose()
