@@ -119,6 +119,7 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     from agents.toolbox import Toolbox
     from agents.tools.base import ToolContext
     from agents.tools.registry import ALL_TOOLS, tool_names
+    from orchestration.deps import RunDeps
     from orchestration.engine import Orchestrator
     from orchestration.events import NullSink
     from storage import Database, runs
@@ -127,14 +128,16 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     db = Database(url)
     await db.create_all()
     orch = Orchestrator(
-        db=db,
-        catalog=load_catalog(None, known_tools=tool_names()),
-        models=Models(ModelSettings(), ALL_TOOLS),
-        tools=Toolbox(ALL_TOOLS),
-        sinks=lambda run: NullSink(),
-        tool_context=lambda r, t, k: ToolContext(
-            run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
+        RunDeps(
+            db=db,
+            catalog=load_catalog(None, known_tools=tool_names()),
+            models=Models(ModelSettings(), ALL_TOOLS),
+            tools=Toolbox(ALL_TOOLS),
+            tool_context=lambda r, t, k: ToolContext(
+                run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
+            ),
         ),
+        sinks=lambda run: NullSink(),
     )
     ids = []
     for i in range(20):

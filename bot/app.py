@@ -45,6 +45,7 @@ from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
 from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
+from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
@@ -388,14 +389,16 @@ async def create(
         return await launch(holder["baton"], schedule, fire)
 
     orchestrator = Orchestrator(
-        db=db,
-        catalog=catalog,
-        models=models,
-        tools=toolbox,
+        RunDeps(
+            db=db,
+            catalog=catalog,
+            models=models,
+            tools=toolbox,
+            tool_context=tool_context,
+            limits=limits or limits_from(settings),
+            telemetry=telemetry,
+        ),
         sinks=sinks,
-        tool_context=tool_context,
-        limits=limits or limits_from(settings),
-        telemetry=telemetry,
     )
     baton = Baton(
         settings=settings,

@@ -19,16 +19,13 @@ from typing import Any
 
 from agents.errors import ModelError
 from agents.explain import sentence
-from agents.pricing import PriceTable
-from agents.providers.registry import Models
 from agents.redact import redact
-from agents.spec import REVIEWER, Catalog
-from agents.telemetry import RUN_ID, Telemetry
-from agents.toolbox import Toolbox
-from agents.tools.base import ToolContext
+from agents.spec import REVIEWER
+from agents.telemetry import RUN_ID
 from agents.tools.extract import plain
 from orchestration import endings, replanning, verification
 from orchestration.costs import estimate
+from orchestration.deps import RunDeps
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
@@ -45,7 +42,6 @@ from orchestration.events import (
     TaskView,
 )
 from orchestration.gates import Gates, Show
-from orchestration.limits import Limits
 from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
 from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
@@ -66,7 +62,6 @@ from storage.runs import Lease
 log = logging.getLogger(__name__)
 
 SinkFactory = Callable[[Run], EventSink]
-ToolContextFactory = Callable[[str, str, str], ToolContext]  # run id, task id, idempotency key
 
 BLOCKING = (
     TaskStatus.FAILED,
@@ -80,43 +75,19 @@ BLOCKING = (
 class Orchestrator:
     """Plans, runs and finishes runs; the same code for Slack, schedules, the sandbox and tests."""
 
-    def __init__(
-        self,
-        *,
-        db: Database,
-        catalog: Catalog,
-        models: Models,
-        tools: Toolbox,
-        sinks: SinkFactory,
-        tool_context: ToolContextFactory,
-        limits: Limits | None = None,
-        telemetry: Telemetry | None = None,
-    ) -> None:
-        self.db = db
-        self.telemetry = telemetry or Telemetry.off()
-        self.catalog = catalog
-        self.models = models
-        self.limits = limits or Limits()
-        self.prices = PriceTable(catalog.prices)
+    def __init__(self, deps: RunDeps, *, sinks: SinkFactory) -> None:
+        self.deps = deps
+        self.db = deps.db
+        self.telemetry = deps.telemetry
+        self.catalog = deps.catalog
+        self.models = deps.models
+        self.limits = deps.limits
+        self.prices = deps.prices
         self._sinks = sinks
         self._drives: dict[str, Drive] = {}
         self._tokens = Tokens()
-        self.gates = Gates(
-            db=db,
-            catalog=catalog,
-            limits=self.limits,
-            tools=tools,
-        )
-        self.tasks = TaskRunner(
-            db=db,
-            catalog=catalog,
-            models=models,
-            tools=tools,
-            prices=self.prices,
-            limits=self.limits,
-            gates=self.gates,
-            tool_context=tool_context,
-        )
+        self.gates = Gates(deps)
+        self.tasks = TaskRunner(deps, gates=self.gates)
 
     @with_run_id
     async def execute(self, run_id: str) -> None:

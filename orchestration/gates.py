@@ -15,12 +15,11 @@ from typing import Any
 
 from agents.messages import Message
 from agents.runner import NeedsApproval
-from agents.spec import ApprovalPolicy, Catalog
-from agents.toolbox import Toolbox
+from agents.spec import ApprovalPolicy
+from orchestration.deps import RunDeps
 from orchestration.events import ApprovalRequested, RunEvent
-from orchestration.limits import Limits
 from storage import approvals, run_states, runs
-from storage.db import Database, utcnow
+from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
 
 Show = Callable[[RunEvent], Awaitable[None]]
@@ -42,11 +41,11 @@ class GateRules:
 
 
 class Gates:
-    def __init__(self, *, db: Database, catalog: Catalog, limits: Limits, tools: Toolbox) -> None:
-        self.db = db
-        self.catalog = catalog
-        self.limits = limits
-        self.tools = tools
+    def __init__(self, deps: RunDeps) -> None:
+        self.db = deps.db
+        self.catalog = deps.catalog
+        self.limits = deps.limits
+        self.tools = deps.tools
 
     def policy_for(self, run: Run, task: TaskRow, tool: str | None) -> ApprovalPolicy:
         """The catalog's policy for this gate: the playbook task's keys over the tool's over

@@ -16,8 +16,7 @@ from pydantic import BaseModel
 from agents.errors import ModelError, ToolError, ToolServerError, TransientModelError
 from agents.explain import log_failure, sentence, short
 from agents.messages import Message, ToolCall
-from agents.pricing import PriceTable
-from agents.providers.registry import Binding, Models
+from agents.providers.registry import Binding
 from agents.redact import redact
 from agents.runner import (
     Decision,
@@ -27,17 +26,16 @@ from agents.runner import (
     first_prompt,
     run_specialist,
 )
-from agents.spec import AgentSpec, Catalog
-from agents.toolbox import Toolbox
+from agents.spec import AgentSpec
 from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.verdict import Verdict
+from orchestration.deps import RunDeps
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
-from orchestration.limits import Limits
 from orchestration.planning import thread_context, usage_hook
 from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, run_states, runs, tool_calls
-from storage.db import Database, is_unavailable
+from storage.db import is_unavailable
 from storage.models import (
     ApprovalStatus,
     EventKind,
@@ -63,26 +61,15 @@ def scope_of(run: Run, spec: AgentSpec) -> Scope:
 
 
 class TaskRunner:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        catalog: Catalog,
-        models: Models,
-        tools: Toolbox,
-        prices: PriceTable,
-        limits: Limits,
-        gates: Gates,
-        tool_context: Any,
-    ) -> None:
-        self.db = db
-        self.catalog = catalog
-        self.models = models
-        self.tools = tools
-        self.prices = prices
-        self.limits = limits
+    def __init__(self, deps: RunDeps, *, gates: Gates) -> None:
+        self.db = deps.db
+        self.catalog = deps.catalog
+        self.models = deps.models
+        self.tools = deps.tools
+        self.prices = deps.prices
+        self.limits = deps.limits
         self.gates = gates
-        self.tool_context = tool_context
+        self.tool_context = deps.tool_context
 
     @traced_task
     async def run(self, run: Run, task: TaskRow, show: Show) -> None:

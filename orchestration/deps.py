@@ -1,0 +1,36 @@
+"""What driving a run needs, handed as one object to the orchestrator, its task runner and
+its gates (rather than the same seven collaborators to each)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from agents.pricing import PriceTable
+from agents.providers.registry import Models
+from agents.spec import Catalog
+from agents.telemetry import Telemetry
+from agents.toolbox import Toolbox
+from agents.tools.base import ToolContext
+from orchestration.limits import Limits
+from storage.db import Database
+
+# A tool call's context, from the run id, the task id and the call's idempotency key.
+ToolContextFactory = Callable[[str, str, str], ToolContext]
+
+
+@dataclass(frozen=True)
+class RunDeps:
+    db: Database
+    catalog: Catalog
+    models: Models
+    tools: Toolbox
+    tool_context: ToolContextFactory
+    limits: Limits = field(default_factory=Limits)
+    telemetry: Telemetry = field(default_factory=Telemetry.off)
+
+    @functools.cached_property
+    def prices(self) -> PriceTable:
+        """The catalog's prices, read once."""
+        return PriceTable(self.catalog.prices)
