@@ -352,7 +352,7 @@ class Orchestrator:
             remaining = (run.deadline_at - utcnow()).total_seconds()
             try:
                 async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
-                    await self._run_tasks(run_id, group, show)
+                    await self._run_tasks(run, group, show)
             except TimeoutError:
                 # The group has cancelled and awaited every task it started.
                 deadline_hit = True
@@ -401,37 +401,60 @@ class Orchestrator:
         await show(PlanRevised(run_id=run_id, title=revision.title, tasks=views))
         return True
 
-    async def _run_tasks(self, run_id: str, group: asyncio.TaskGroup, show: Show) -> None:
-        """Start what is ready, wait for one to end, repeat; returns when nothing runs."""
-        running: dict[str, asyncio.Task[None]] = {}
+    async def _run_tasks(self, run: Run, group: asyncio.TaskGroup, show: Show) -> None:
+        """Start what is ready, wait for one to end, repeat; returns when nothing runs.
+
+        The task rows are read once, then only those of tasks that ended are read again
+        (what a gate or a skip changes makes the next turn read them all)."""
+        run_id = run.id
+        running: dict[str, asyncio.Task[TaskStatus | None]] = {}
+        tasks: dict[str, TaskRow] = {}
+        ended: list[str] | None = None  # None: read them all
+        context: str | None = None
         while True:
-            tasks = await runs.list_tasks(self.db, run_id)
-            if await self._settle(run_id, tasks, show) or await self._skip_blocked(
-                run_id, tasks, show
+            if ended is None:
+                tasks = {t.task_id: t for t in await runs.list_tasks(self.db, run_id)}
+            elif ended:
+                tasks.update((t.task_id, t) for t in await runs.tasks_named(self.db, run_id, ended))
+            rows = list(tasks.values())
+            if await self._settle(run_id, rows, show) or await self._skip_blocked(
+                run_id, rows, show
             ):
+                ended = None
                 continue
-            ready = self._ready(tasks, running)
-            # Read afresh, and only when a task may start: what a start checks (the budget,
-            # what the run has spent) changes as tasks finish.
-            room = len(running) < self.limits.max_parallel
-            run = await runs.get_run(self.db, run_id) if ready and room else None
+            ready = self._ready(rows, running)
+            if ready and len(running) < self.limits.max_parallel:
+                if self.gates.has_budget(run):
+                    # What a start checks (the budget, what the run has spent) changes as
+                    # tasks finish: read afresh.
+                    run = await runs.get_run(self.db, run_id) or run
+                if context is None:
+                    context = await thread_context(self.db, run)
+            gated = False
             for t in ready:
                 if len(running) >= self.limits.max_parallel:
                     break
-                assert run is not None
                 if await self.gates.before_start(run, t, show):
+                    gated = True
                     continue
+                upstream = [tasks[d] for d in t.depends_on if d in tasks]
                 running[t.task_id] = group.create_task(
-                    self.tasks.run(run, t, show), name=f"task-{run_id}-{t.task_id}"
+                    self.tasks.run(run, t, show, context=context or "", upstream=upstream),
+                    name=f"task-{run_id}-{t.task_id}",
                 )
             if not running:
                 return
             done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-            for task_id in [k for k, v in running.items() if v in done]:
+            ended = [task_id for task_id, v in running.items() if v in done]
+            for task_id in ended:
                 running.pop(task_id)
+            if gated:
+                ended = None
 
     @staticmethod
-    def _ready(tasks: list[TaskRow], running: dict[str, asyncio.Task[None]]) -> list[TaskRow]:
+    def _ready(
+        tasks: list[TaskRow], running: dict[str, asyncio.Task[TaskStatus | None]]
+    ) -> list[TaskRow]:
         done = {t.task_id for t in tasks if t.status == TaskStatus.SUCCEEDED}
         return [
             t

@@ -142,6 +142,10 @@ class Gates:
             return True
         return False
 
+    def has_budget(self, run: Run) -> bool:
+        """Whether the run has a budget a start must check (in dollars or tokens)."""
+        return run.budget_usd is not None or self.token_budget(run) is not None
+
     def token_budget(self, run: Run) -> int | None:
         """The run's own token budget (raised by approvals), else the configured one."""
         return run.budget_tokens if run.budget_tokens is not None else self.limits.budget_tokens

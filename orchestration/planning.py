@@ -53,9 +53,7 @@ async def thread_context(db: Database, run: Run) -> str:
                 f"Request to Baton{who}: {_cut(r.request)}\nBaton's answer: {_cut(r.answer or '')}",
             )
         )
-    for e in await runs.events(db, run.id):
-        if e.kind != THREAD_MESSAGES:
-            continue
+    for e in await runs.events(db, run.id, kind=THREAD_MESSAGES):
         for m in (e.data or {}).get("messages", []):
             who = f"<@{m['user']}>" if m.get("user") else "Someone"
             entries.append((float(m["ts"]), f"{who} wrote: {_cut(str(m['text']))}"))

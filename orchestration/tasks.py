@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -32,9 +32,9 @@ from agents.verdict import Verdict
 from orchestration.deps import RunDeps
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
-from orchestration.planning import thread_context, usage_hook
+from orchestration.planning import usage_hook
 from orchestration.telemetry import traced_task, traced_tool
-from storage import approvals, run_states, runs, tool_calls
+from storage import approvals, run_states, tool_calls
 from storage.db import is_unavailable
 from storage.models import (
     ApprovalStatus,
@@ -72,19 +72,30 @@ class TaskRunner:
         self.tool_context = deps.tool_context
 
     @traced_task
-    async def run(self, run: Run, task: TaskRow, show: Show) -> None:
-        """Run the task to a final state or to a gate. Never raises (but for cancellation)."""
+    async def run(
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        *,
+        context: str = "",
+        upstream: Sequence[TaskRow] = (),
+    ) -> TaskStatus:
+        """Run the task to a final state or to a gate, and say which. Never raises (but for
+        cancellation). `context`: the thread so far; `upstream`: the rows of the tasks it
+        depends on (their outputs are its inputs)."""
         attempt = task.attempts + 1
         await run_states.task_started(self.db, run.id, task.task_id, attempt=attempt)
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
-        outcome = await self._attempt(run, task, show)
+        inputs = _inputs(task, upstream)
+        outcome = await self._attempt(run, task, show, context, inputs)
         while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
             run, task, outcome
         ):
             # An identical call was approved for the rest of the run: go on without asking.
-            outcome = await self._attempt(run, task, show, outcome.transcript)
+            outcome = await self._attempt(run, task, show, context, inputs, outcome.transcript)
         if outcome is None:
-            return
+            return TaskStatus.FAILED
         if isinstance(outcome, NeedsApproval):
             await self.gates.open(
                 run,
@@ -97,7 +108,7 @@ class TaskRunner:
                 call_id=outcome.call.id,
                 transcript=outcome.transcript,
             )
-            return
+            return TaskStatus.WAITING
         if outcome.output.startswith(NEEDS_HUMAN) and not task.approved:
             await self.gates.open(
                 run,
@@ -107,17 +118,23 @@ class TaskRunner:
                 summary=outcome.output[len(NEEDS_HUMAN) :].strip(),
                 output=outcome.output,
             )
-            return
-        await self._finish(run, task, show, outcome)
+            return TaskStatus.WAITING
+        return await self._finish(run, task, show, outcome)
 
     async def _attempt(
-        self, run: Run, task: TaskRow, show: Show, transcript: list[Message] | None = None
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        context: str,
+        inputs: dict[str, str],
+        transcript: list[Message] | None = None,
     ) -> Finished | NeedsApproval | None:
         """The specialist's turn within the task's time; None when it failed (and was
         reported so)."""
         try:
             async with asyncio.timeout(self.limits.task_timeout):
-                return await self._specialist(run, task, show, transcript)
+                return await self._specialist(run, task, show, context, inputs, transcript)
         except TimeoutError:
             await self._fail(
                 run,
@@ -138,7 +155,7 @@ class TaskRunner:
             await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
         return None
 
-    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> None:
+    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> TaskStatus:
         """The task's status is the verdict on what happened, not the model's say-so."""
         status = _STATUS[outcome.judgement.verdict]
         reason = outcome.judgement.reason
@@ -160,9 +177,16 @@ class TaskRunner:
                 output=outcome.output,
             )
         )
+        return status
 
     async def _specialist(
-        self, run: Run, task: TaskRow, show: Show, saved: list[Message] | None = None
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        context: str,
+        inputs: dict[str, str],
+        saved: list[Message] | None = None,
     ) -> Finished | NeedsApproval:
         spec = self.catalog.agent(task.agent)
         if spec is None:
@@ -174,11 +198,7 @@ class TaskRunner:
             transcript = [Message.model_validate(m) for m in task.transcript]
             transcript = await self._with_edits(task, transcript)
         else:
-            transcript = [
-                Message(
-                    role="user", content=first_prompt(task.instruction, await self._inputs(task))
-                )
-            ]
+            transcript = [Message(role="user", content=first_prompt(task.instruction, inputs))]
 
         async def progress(detail: str) -> None:
             await run_states.note(
@@ -228,20 +248,11 @@ class TaskRunner:
                 scope=scope_of(run, spec),
             ),
             retry=self.limits.retry,
-            decisions=await self._decisions(task),
+            decisions=await self._decisions(task) if task.transcript else OneShot({}),
             on_retry=on_retry,
             on_switch=on_switch,
-            context=await thread_context(self.db, run),
+            context=context,
         )
-
-    async def _inputs(self, task: TaskRow) -> dict[str, str]:
-        """Only the outputs of this task's own dependencies."""
-        if not task.depends_on:
-            return {}
-        rows = {t.task_id: t for t in await runs.tasks_named(self.db, task.run_id, task.depends_on)}
-        return {
-            f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
-        }
 
     async def _with_edits(self, task: TaskRow, transcript: list[Message]) -> list[Message]:
         """A call approved with edited arguments is made with those: the transcript's call
@@ -382,6 +393,12 @@ class OneShot(Mapping[str, Decision]):
 
     def __len__(self) -> int:
         return len(self._decisions)
+
+
+def _inputs(task: TaskRow, upstream: Sequence[TaskRow]) -> dict[str, str]:
+    """Only the outputs of this task's own dependencies."""
+    rows = {t.task_id: t for t in upstream}
+    return {f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows}
 
 
 def _signature(call: ToolCall) -> str:

@@ -212,9 +212,12 @@ async def get_task(db: Database, run_id: str, task_id: str) -> TaskRow | None:
         return await s.get(TaskRow, (run_id, task_id))
 
 
-async def events(db: Database, run_id: str) -> list[Event]:
+async def events(db: Database, run_id: str, *, kind: EventKind | None = None) -> list[Event]:
+    """The run's audit trail in order (only events of `kind`, given one)."""
     async with db.session() as s:
         q = select(Event).where(Event.run_id == run_id).order_by(col(Event.id))
+        if kind is not None:
+            q = q.where(Event.kind == kind)
         return list((await s.exec(q)).all())
 
 
@@ -254,37 +257,40 @@ async def add_usage(
 ) -> None:
     """Add one model call's usage to its task (if any) and to the run, and, given the model,
     to the ledger that rolls cost up per agent and model."""
-    async with db.session() as s:
+    runs_, tasks_ = Run.__table__, TaskRow.__table__  # type: ignore[attr-defined]
+    async with db.transaction() as conn:
         if model is not None:
-            s.add(
-                ModelUsage(
-                    run_id=run_id,
-                    task_id=task_id,
-                    agent=agent or "supervisor",
-                    model=model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost_usd=cost_usd,
-                    priced=priced,
-                )
+            await conn.execute(
+                ModelUsage.__table__.insert(),  # type: ignore[attr-defined]
+                {
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "agent": agent or "supervisor",
+                    "model": model,
+                    "at": utcnow(),
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cost_usd": cost_usd,
+                    "priced": priced,
+                },
             )
         if task_id is not None:
-            await s.exec(
-                update(TaskRow)
-                .where(col(TaskRow.run_id) == run_id, col(TaskRow.task_id) == task_id)
+            await conn.execute(
+                update(tasks_)
+                .where(tasks_.c.run_id == run_id, tasks_.c.task_id == task_id)
                 .values(
-                    input_tokens=TaskRow.input_tokens + input_tokens,
-                    output_tokens=TaskRow.output_tokens + output_tokens,
-                    cost_usd=TaskRow.cost_usd + cost_usd,
+                    input_tokens=tasks_.c.input_tokens + input_tokens,
+                    output_tokens=tasks_.c.output_tokens + output_tokens,
+                    cost_usd=tasks_.c.cost_usd + cost_usd,
                 )
             )
-        await s.exec(
-            update(Run)
-            .where(col(Run.id) == run_id)
+        await conn.execute(
+            update(runs_)
+            .where(runs_.c.id == run_id)
             .values(
-                input_tokens=Run.input_tokens + input_tokens,
-                output_tokens=Run.output_tokens + output_tokens,
-                cost_usd=Run.cost_usd + cost_usd,
+                input_tokens=runs_.c.input_tokens + input_tokens,
+                output_tokens=runs_.c.output_tokens + output_tokens,
+                cost_usd=runs_.c.cost_usd + cost_usd,
             )
         )
 
