@@ -67,7 +67,7 @@ async def with_site(
 async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
     """Mentions answered by Baton: with Slack answering normally, then with Slack answering
     HTTP 429 (Retry-After: 4) to every Web API call while the mentions come in."""
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from tests.harness import running_bot
 
     async def hundred(bot: Any, slack: Any) -> list[float]:
@@ -174,7 +174,7 @@ async def run_throughput(site: Site) -> list[tuple[str, str, str]]:
 
 async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
     from bot.progress import ProgressOptions
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import runs
     from tests.harness import running_bot
 
@@ -253,9 +253,9 @@ async def page_latency(_: Site) -> list[tuple[str, str, str]]:
     import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.sandbox.relay import Relay
-    from bot.sandbox.server import SandboxPage
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.relay import Relay
+    from sandbox.server import SandboxPage
+    from sandbox.web_api import SlackStandIn
 
     timings: list[float] = []
     async with SlackStandIn() as slack:
@@ -341,7 +341,7 @@ async def scale(_: Site) -> list[tuple[str, str, str]]:
 
 
 async def streamed_answer(site: Site) -> list[tuple[str, str, str]]:
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import runs
     from tests.fakes.model_servers import FakeOpenAI, Reply
     from tests.harness import running_bot

@@ -15,7 +15,7 @@ from tests.test_real_model import CATALOG, COMPAT
 
 
 async def real_model_run(site: Site) -> list[tuple[str, str, str]]:
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import runs, usage
     from tests.harness import running_bot
     from tests.real_model import serving

@@ -176,7 +176,7 @@ async def _unfinished(db: Any, playbook: str) -> int:
 
 
 async def ack_bursts() -> list[Row]:
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import Database
     from tests.fakes.model_servers import FakeOpenAI, Reply
     from tests.test_workers import environment, process
@@ -354,7 +354,7 @@ async def overhead() -> list[Row]:
 
 async def worker_throughput() -> list[Row]:
     """The same burst of three-task runs, finished by 1 and then by 2 workers."""
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import Database
     from tests.fakes.model_servers import FakeOpenAI
     from tests.test_workers import environment, process

@@ -22,7 +22,7 @@ SCRAPES = 20
 
 async def telemetry_cost(site: Site) -> list[tuple[str, str, str]]:
     from agents.telemetry import Telemetry, otlp_exporter
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from tests.fakes.otlp_receiver import OtlpReceiver
     from tests.harness import Bot, running_bot
 

@@ -23,12 +23,12 @@ from bot.app import Baton, create
 from bot.config import Settings
 from bot.delivery import DeliveryOptions
 from bot.progress import ProgressOptions
-from bot.sandbox.launch import Sandbox
-from bot.sandbox.signing import FORM, JSON_TYPE, signed_headers
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
 from bot.transports import web_app
 from orchestration.limits import Limits
+from sandbox.launch import Sandbox
+from sandbox.signing import FORM, JSON_TYPE, signed_headers
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -258,7 +258,7 @@ class Bot:
             }
         ]
         payload["response_url"] = self.slack.response_url(message.channel, user)
-        from bot.sandbox.signing import block_actions_body
+        from sandbox.signing import block_actions_body
 
         resp = await self.post(block_actions_body(payload), FORM)
         return resp.status
@@ -266,7 +266,7 @@ class Bot:
     async def submit(
         self, *, user: str, view: dict[str, Any], values: dict[str, Any]
     ) -> tuple[int, dict[str, Any] | None]:
-        from bot.sandbox.signing import view_submission_body
+        from sandbox.signing import view_submission_body
 
         payload = sample("view_submission.bolt_tests.json")
         payload["user"] = {

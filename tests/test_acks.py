@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlmodel import select
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus, Run, RunStatus
 from tests.conftest import Site

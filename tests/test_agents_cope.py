@@ -16,9 +16,9 @@ import openai
 import pytest
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
 from orchestration.supervisor import REPAIR_PROSE
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, usage
 from storage.models import RunStatus, TaskStatus
 from tests.conftest import Site

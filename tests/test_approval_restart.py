@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 import aiohttp
 
 from bot import approval_blocks as ui
-from bot.sandbox.signing import FORM, block_actions_body, signed_headers
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.signing import FORM, block_actions_body, signed_headers
+from sandbox.web_api import SlackStandIn
 from storage import Database, runs, tool_calls
 from storage.models import RunStatus
 from tests.harness import SECRET, sample

@@ -14,8 +14,8 @@ from sqlalchemy import update
 
 from bot import approval_blocks as ui
 from bot.approvals import expire_and_resume
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, RunStatus, TaskStatus

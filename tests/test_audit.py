@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import approval_blocks as ui
 from bot.commands import HELP
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs, schema, tool_calls
 from storage.db import Database
 from storage.models import Event, Run

@@ -17,9 +17,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import housekeeping_loop
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
 from tests.fakes.model_servers import FakeOpenAI, Reply

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot.delivery import DeliveryOptions
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import outbox, runs
 from storage.db import utcnow
 from storage.models import DeliveryPurpose, DeliveryState, RunStatus

@@ -27,8 +27,8 @@ import aiohttp
 import pytest
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import Hold, SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import Hold, SlackStandIn
+from sandbox.workspace import Message
 from storage import Database, runs
 from storage.models import Run, TaskStatus
 from tests.conftest import fresh_pg_database

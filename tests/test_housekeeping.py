@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import event, update
 
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import sweep
 from orchestration.engine import runs_to_drive
+from sandbox.web_api import SlackStandIn
 from storage import Database, approvals, runs, slack_events
 from storage.db import utcnow
 from storage.models import (

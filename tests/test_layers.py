@@ -1,5 +1,8 @@
 """Dependencies point one way: bot -> orchestration -> agents, with storage below them all.
 
+Above the bot: the sandbox, a Slack stand-in that starts Baton as `baton run --http` does and
+uses nothing else of it.
+
 Every module is read as source (function-level imports included) rather than imported, so a
 layer breach is caught even on a path no other test runs.
 """
@@ -13,27 +16,34 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # A package may import those ranked below it, never those above it.
-RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3}
+RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3, "sandbox": 4}
 ABOVE_ALL = {"tests", "bench"}
+# Bot's start-up API, all the sandbox may use of the bot: settings, `check`, `create`,
+# `serve_http` and the path Slack's events are posted to.
+START_UP = {"bot.app", "bot.config", "bot.manifest", "bot.transports"}
 
 
-def imported_packages(source: str) -> list[tuple[int, str]]:
-    """(line, top-level package) of every absolute import in the source."""
+def imported_modules(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in the source."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+            found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found.append((node.lineno, node.module))
     return found
 
 
 def breaches(package: str, source: str) -> list[str]:
     """The imports in one of `package`'s modules that go against the layers."""
+    own = RANK.get(package, len(RANK))
     wrong = []
-    for line, top in imported_packages(source):
-        if top in ABOVE_ALL or RANK.get(top, -1) > RANK[package]:
+    for line, module in imported_modules(source):
+        top = module.split(".")[0]
+        if (top in ABOVE_ALL and top != package) or RANK.get(top, -1) > own:
             wrong.append(f"line {line}: imports {top}")
+        elif package == "sandbox" and top == "bot" and module not in START_UP:
+            wrong.append(f"line {line}: imports {module}, not bot's start-up API")
     return wrong
 
 
@@ -51,4 +61,26 @@ def test_the_check_sees_imports_inside_functions() -> None:
     source = "def later():\n    from bot.app import Baton\n    import orchestration.engine\n"
     assert breaches("agents", source) == ["line 2: imports bot", "line 3: imports orchestration"]
     assert breaches("bot", source) == []
-    assert breaches("storage", "import tests.fakes\n") == ["line 1: imports tests"]
+    assert breaches("storage", "import tests.conftest\n") == ["line 1: imports tests"]
+
+
+def test_nothing_below_the_sandbox_imports_it() -> None:
+    source = "import sandbox.web_api\nfrom tests.harness import running_bot\n"
+    for package in ("bot", "orchestration", "agents", "storage"):
+        assert breaches(package, source) == ["line 1: imports sandbox", "line 2: imports tests"]
+    assert breaches("sandbox", source) == ["line 2: imports tests"]
+
+
+def test_the_sandbox_uses_only_bots_start_up_api() -> None:
+    source = (
+        "from bot.app import Baton, create\n"
+        "from bot.config import Settings, check\n"
+        "from bot.transports import serve_http\n"
+        "from bot.progress import ProgressOptions\n"
+        "from bot import cli\n"
+        "from orchestration.events import EventSink\n"
+    )
+    assert breaches("sandbox", source) == [
+        "line 4: imports bot.progress, not bot's start-up API",
+        "line 5: imports bot, not bot's start-up API",
+    ]

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from bot import approval_blocks as ui
-from bot.sandbox.demo import write_demo_catalog
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.demo import write_demo_catalog
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import Run, RunStatus
 from tests.harness import Bot, running_bot

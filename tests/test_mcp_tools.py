@@ -13,9 +13,9 @@ import pytest
 from agents.mcp.status import ServerState
 from agents.retry import RetryPolicy
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import runs, tool_calls
 from storage.models import RunStatus, TaskStatus
 from tests.fakes.model_servers import FakeOpenAI

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.retry import RetryPolicy
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import serve_operator_routes
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import utcnow
 from storage.models import RunStatus

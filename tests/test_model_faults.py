@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus, TaskStatus
 from tests.fakes.model_servers import FakeOpenAI, Reply

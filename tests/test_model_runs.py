@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus, TaskStatus
 from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply, Seen

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import update
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import resume_interrupted
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs, tool_calls
 from storage.db import utcnow
 from storage.models import Run, RunStatus, TaskStatus

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot import approval_blocks
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus
 from tests.fakes.model_servers import FakeOpenAI, Reply, Seen

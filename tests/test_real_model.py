@@ -22,9 +22,9 @@ from agents.messages import Message, ModelRequest
 from agents.providers.capabilities import parse_compat
 from agents.providers.openai_provider import OpenAIProvider
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message as SlackMessage
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message as SlackMessage
 from storage import runs
 from storage.models import Event, Run, RunStatus, TaskRow, TaskStatus
 from tests.harness import running_bot

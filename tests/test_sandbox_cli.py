@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.cli import page_socket
+from sandbox.command import page_socket
 from tests.harness import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import schedules
 from storage.db import Database, utcnow
 from storage.models import (

@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.logs import configure_logging
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import Database
 from storage.models import Event, Run, TaskRow, ToolCallRecord

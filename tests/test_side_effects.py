@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, tool_calls
 from storage.models import ApprovalStatus, RunStatus
 from tests.fakes.model_servers import FakeOpenAI, Reply

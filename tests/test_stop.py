@@ -11,8 +11,8 @@ import pytest
 
 from bot import approval_blocks as ui
 from bot.blocks import STOP
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, tool_calls
 from storage.models import ApprovalStatus, RunStatus, TaskStatus
 from tests.fakes.model_servers import FakeOpenAI, Reply

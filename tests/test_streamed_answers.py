@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import resume_interrupted
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
 from tests.conftest import Site

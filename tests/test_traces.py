@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agents.retry import RetryPolicy
 from agents.telemetry import Telemetry, trace_id_of
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
 from tests.conftest import Site

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from bot import approval_blocks as ui
 from bot.approvals import expire_and_resume
 from bot.progress import ProgressOptions
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import utcnow
 from storage.models import Approval, RunStatus, TaskStatus

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from bot.app import create
 from bot.config import Settings
 from bot.database import DatabaseNotReady
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import Database, runs, schema
 from storage.schema import SchemaStatus
 from tests.conftest import fresh_pg_database

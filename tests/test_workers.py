@@ -20,8 +20,8 @@ from pathlib import Path
 import aiohttp
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import Database, queue, runs
 from storage.models import Run, RunStatus
 from tests.conftest import fresh_pg_database

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from bot.sandbox.local_server import LocalServer
+from sandbox.local_server import LocalServer
 
 PROTOBUF = "application/x-protobuf"
 
