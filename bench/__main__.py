@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import Site, fresh_pg_database  # noqa: E402
+from testkit.databases import Site, fresh_pg_database  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -68,7 +68,7 @@ async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
     """Mentions answered by Baton: with Slack answering normally, then with Slack answering
     HTTP 429 (Retry-After: 4) to every Web API call while the mentions come in."""
     from sandbox.web_api import SlackStandIn
-    from tests.harness import running_bot
+    from testkit.harness import running_bot
 
     async def hundred(bot: Any, slack: Any) -> list[float]:
         timings: list[float] = []
@@ -120,9 +120,9 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     from agents.tools.base import ToolContext
     from agents.tools.registry import ALL_TOOLS, tool_names
     from orchestration.engine import Orchestrator
-    from orchestration.events import NullSink
     from storage import Database, runs
     from storage.models import Run, RunStatus
+    from testkit.sinks import NullSink
 
     db = Database(url)
     await db.create_all()
@@ -176,7 +176,7 @@ async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
     from bot.progress import ProgressOptions
     from sandbox.web_api import SlackStandIn
     from storage import runs
-    from tests.harness import running_bot
+    from testkit.harness import running_bot
 
     urls = " ".join(site.url(f"/ok?n={i}") for i in range(12))
     rows = []
@@ -343,8 +343,8 @@ async def scale(_: Site) -> list[tuple[str, str, str]]:
 async def streamed_answer(site: Site) -> list[tuple[str, str, str]]:
     from sandbox.web_api import SlackStandIn
     from storage import runs
-    from tests.fakes.model_servers import FakeOpenAI, Reply
-    from tests.harness import running_bot
+    from testkit.fakes.model_servers import FakeOpenAI, Reply
+    from testkit.harness import running_bot
 
     words = 600
     answer = " ".join(f"w{i}" for i in range(words))

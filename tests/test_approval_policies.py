@@ -23,7 +23,7 @@ from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
 from storage.db import utcnow
 from storage.models import ApprovalStatus, RunStatus
-from tests.harness import QUICK_DELIVERY, Bot, running_bot
+from testkit.harness import QUICK_DELIVERY, Bot, running_bot
 
 CATALOG = """
 agents:

@@ -22,8 +22,8 @@ from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import approvals, runs, schedules
 from storage.models import ApprovalStatus, Feedback, Run, RunStatus
-from tests.conftest import Site
-from tests.harness import SECRET, Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import SECRET, Bot, running_bot
 
 CATALOG = """
 agents:

@@ -28,7 +28,7 @@ from sandbox.workspace import JSON, Change
 from storage import Database, approvals, home, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, RunStatus, TaskRow, TaskStatus
-from tests.harness import chromium, running_bot, sample
+from testkit.harness import chromium, running_bot, sample
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

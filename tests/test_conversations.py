@@ -18,8 +18,8 @@ from agents.retry import RetryPolicy
 from orchestration.limits import Limits
 from sandbox.web_api import SlackStandIn
 from storage.models import Run
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import Bot, running_bot
 
 CATALOG = """
 agents:

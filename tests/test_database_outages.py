@@ -22,8 +22,8 @@ from orchestration.limits import Limits
 from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import answers, model_settings, write_catalog
 
 # Short leases: a driver that lost the database is taken over seconds later, not minutes.

@@ -15,8 +15,8 @@ from bot.manifest import bot_scopes
 from sandbox.local_server import LocalServer
 from sandbox.web_api import SlackStandIn
 from storage import Database, schema, stats
-from tests.conftest import PG_ADMIN, fresh_pg_database
-from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply
+from testkit.databases import PG_ADMIN, fresh_pg_database
+from testkit.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply
 
 CATALOG = """
 agents:

@@ -22,7 +22,7 @@ from storage.models import (
     TaskRow,
     TaskStatus,
 )
-from tests.harness import running_bot
+from testkit.harness import running_bot
 
 
 @contextmanager

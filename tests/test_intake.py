@@ -20,9 +20,9 @@ from sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
 from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus, RunStatus
-from tests.conftest import Site
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import PAYLOADS, SECRET, running_bot, sample
+from testkit.databases import Site
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import PAYLOADS, SECRET, running_bot, sample
 from tests.trust_helpers import (
     answers,
     approval_requests,

@@ -1,7 +1,8 @@
 """Dependencies point one way: bot -> orchestration -> agents, with storage below them all.
 
-Above the bot: the sandbox, a Slack stand-in that starts Baton as `baton run --http` does and
-uses nothing else of it.
+Above the bot: the sandbox (a Slack stand-in that starts Baton as `baton run --http` does and
+uses nothing else of it), then testkit (the test doubles tests/ and bench/ share), then tests/
+and bench/: nothing imports them, and neither imports the other.
 
 Every module is read as source (function-level imports included) rather than imported, so a
 layer breach is caught even on a path no other test runs.
@@ -16,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # A package may import those ranked below it, never those above it.
-RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3, "sandbox": 4}
+RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3, "sandbox": 4, "testkit": 5}
 ABOVE_ALL = {"tests", "bench"}
 # Bot's start-up API, all the sandbox may use of the bot: settings, `check`, `create`,
 # `serve_http` and the path Slack's events are posted to.
@@ -47,7 +48,7 @@ def breaches(package: str, source: str) -> list[str]:
     return wrong
 
 
-@pytest.mark.parametrize("package", sorted(RANK))
+@pytest.mark.parametrize("package", sorted(RANK.keys() | ABOVE_ALL))
 def test_no_module_imports_a_layer_above_its_own(package: str) -> None:
     found = {
         str(path.relative_to(ROOT)): wrong
@@ -64,11 +65,12 @@ def test_the_check_sees_imports_inside_functions() -> None:
     assert breaches("storage", "import tests.conftest\n") == ["line 1: imports tests"]
 
 
-def test_nothing_below_the_sandbox_imports_it() -> None:
-    source = "import sandbox.web_api\nfrom tests.harness import running_bot\n"
+def test_nothing_below_the_sandbox_imports_it_or_testkit() -> None:
+    source = "import sandbox.web_api\nfrom testkit.sinks import NullSink\n"
     for package in ("bot", "orchestration", "agents", "storage"):
-        assert breaches(package, source) == ["line 1: imports sandbox", "line 2: imports tests"]
-    assert breaches("sandbox", source) == ["line 2: imports tests"]
+        assert breaches(package, source) == ["line 1: imports sandbox", "line 2: imports testkit"]
+    assert breaches("sandbox", source) == ["line 2: imports testkit"]
+    assert breaches("testkit", source) == []
 
 
 def test_the_sandbox_uses_only_bots_start_up_api() -> None:
@@ -84,3 +86,11 @@ def test_the_sandbox_uses_only_bots_start_up_api() -> None:
         "line 4: imports bot.progress, not bot's start-up API",
         "line 5: imports bot, not bot's start-up API",
     ]
+    assert breaches("testkit", source) == []
+
+
+def test_tests_and_bench_import_neither_each_other_nor_are_imported() -> None:
+    source = "from tests.conftest import site\nimport bench.scale\nfrom testkit import fakes\n"
+    assert breaches("bench", source) == ["line 1: imports tests"]
+    assert breaches("tests", source) == ["line 2: imports bench"]
+    assert breaches("testkit", source) == ["line 1: imports tests", "line 2: imports bench"]

@@ -21,8 +21,8 @@ from bot.config import LogFormat, Settings
 from bot.logs import configure_logging
 from sandbox.web_api import SlackStandIn
 from storage import runs
-from tests.conftest import Site
-from tests.harness import running_bot
+from testkit.databases import Site
+from testkit.harness import running_bot
 
 
 class Terminal(io.StringIO):

@@ -10,7 +10,7 @@ from sandbox.demo import write_demo_catalog
 from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import Run, RunStatus
-from tests.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot
 from tests.test_approvals import approval_messages, value_of
 
 

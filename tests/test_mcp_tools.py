@@ -18,13 +18,12 @@ from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import runs, tool_calls
 from storage.models import RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeOpenAI
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI
+from testkit.harness import Bot, running_bot
+from testkit.processes import PYTHON, http_server
 from tests.mcp_helpers import (
-    PYTHON,
     catalog,
     clerk,
-    http_server,
     is_clerk,
     is_synthesis,
     ops_server,

@@ -15,7 +15,7 @@ from sandbox.web_api import SlackStandIn
 from sandbox.workspace import DEFAULT_CHANNELS, DEFAULT_USERS, Channel, User
 from storage import runs, schedules
 from storage.models import Schedule
-from tests.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import answers
 
 CAROL = User("U0CAROL", "carol", "Carol")

@@ -31,7 +31,7 @@ from sandbox.launch import Sandbox
 from sandbox.relay import Relay
 from sandbox.server import SandboxPage
 from sandbox.web_api import SlackStandIn
-from tests.harness import chromium, running_sandbox
+from testkit.harness import chromium, running_sandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

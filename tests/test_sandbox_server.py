@@ -27,8 +27,8 @@ from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import runs
 from storage.models import Run
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import PAYLOADS, running_sandbox, sample
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import PAYLOADS, running_sandbox, sample
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 GENERAL = "C0GENERAL"

@@ -21,7 +21,7 @@ from storage.models import (
     Run,
     Schedule,
 )
-from tests.conftest import Site
+from testkit.databases import Site
 from tests.test_approval_restart import baton_process
 from tests.test_schedules import CHANNEL, digests, settled
 

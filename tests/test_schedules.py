@@ -24,8 +24,8 @@ from sandbox.workspace import Message
 from storage import runs, schedules
 from storage.db import Database, utcnow
 from storage.models import AlertMode, FireOutcome, Run, Schedule, ScheduleFire
-from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import Bot, running_bot
 
 CHANNEL = "C0GENERAL"
 

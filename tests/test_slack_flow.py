@@ -8,8 +8,8 @@ import pytest
 
 from sandbox.web_api import SlackStandIn
 from storage import runs
-from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import Bot, running_bot
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from sandbox.signing import JSON_TYPE, sign
 from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.conftest import Site
-from tests.harness import PAYLOADS, SECRET, Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import PAYLOADS, SECRET, Bot, running_bot
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from orchestration.limits import Limits
 from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.conftest import Site
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.fakes.otlp_receiver import OtlpReceiver
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.fakes.otlp_receiver import OtlpReceiver
+from testkit.harness import Bot, running_bot
 from tests.test_approvals import approval_messages, start_playbook, value_of, write_catalog
 
 CATALOG = """

@@ -14,8 +14,8 @@ from agents.spec import CatalogError, parse_catalog
 from orchestration.limits import Limits
 from sandbox.web_api import SlackStandIn
 from storage import runs
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import running_bot
 
 CATALOG = """
 agents:

@@ -32,9 +32,8 @@ from sandbox.workspace import Workspace
 from storage import Database, approvals, installations, outbox, runs, schedules, schema
 from storage.db import utcnow
 from storage.models import ApprovalStatus, DeliveryState, RunStatus, Schedule
-from tests.conftest import Site, fresh_pg_database
-from tests.harness import PAYLOADS, SECRET, Bot, running_bot, sample
-from tests.test_migrations import RELEASE_SQLITE
+from testkit.databases import RELEASE_SQLITE, Site, fresh_pg_database
+from testkit.harness import PAYLOADS, SECRET, Bot, running_bot, sample
 
 FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
 SECOND_TOKEN = "xoxb-2222-second-workspace"

@@ -33,7 +33,7 @@ from sandbox.workspace import Message
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FAST = ProgressOptions(
     streaming=True, stream_interval=0.05, update_interval=0.05, status_interval=0.05
@@ -189,13 +189,13 @@ class Bot:
         if ack:
             return ack
 
-        def replied() -> dict[str, Any] | None:
+        def replied() -> dict[str, Any]:
             found = [
                 c.args
                 for c in self.slack.calls[before:]
                 if c.method == "response_url" and c.args.get("channel") == channel
             ]
-            return found[-1] if found else None
+            return found[-1] if found else {}
 
         return await self.slack.wait_for(replied, timeout=20)
 
@@ -303,7 +303,7 @@ def settings_for(slack: SlackStandIn, db_url: str, **overrides: Any) -> Settings
         "baton_auto_migrate": True,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @asynccontextmanager
@@ -342,7 +342,7 @@ async def running_bot(
 @asynccontextmanager
 async def running_sandbox(**overrides: Any) -> AsyncIterator[Sandbox]:
     """`baton sandbox` in this process: stand-in, demo shop, Baton over HTTP, and the page."""
-    sandbox = Sandbox(Settings(_env_file=None, **overrides))  # type: ignore[call-arg]
+    sandbox = Sandbox(Settings(_env_file=None, **overrides))
     await sandbox.start(port=0)
     try:
         yield sandbox
