@@ -10,7 +10,7 @@ from orchestration.schedules import Fired, Scheduler
 from storage import Database, runs, schedules
 from storage.db import utcnow
 from storage.models import Run, Schedule, ScheduleFire
-from tests.conftest import fresh_pg_database
+from testkit.databases import fresh_pg_database
 
 SCHEDULES = 40
 

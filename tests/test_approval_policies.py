@@ -17,13 +17,13 @@ from agents.spec import parse_catalog
 from agents.tools.registry import tool_names
 from bot import approval_blocks as ui
 from bot.delivery import DeliveryOptions
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
 from bot.transports import sweep
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
 from storage.db import utcnow
 from storage.models import ApprovalStatus, RunStatus
-from tests.harness import QUICK_DELIVERY, Bot, running_bot
+from testkit.harness import QUICK_DELIVERY, Bot, running_bot
 
 CATALOG = """
 agents:

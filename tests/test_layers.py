@@ -1,5 +1,9 @@
 """Dependencies point one way: bot -> orchestration -> agents, with storage below them all.
 
+Above the bot: the sandbox (a Slack stand-in that starts Baton as `baton run --http` does and
+uses nothing else of it), then testkit (the test doubles tests/ and bench/ share), then tests/
+and bench/: nothing imports them, and neither imports the other.
+
 Every module is read as source (function-level imports included) rather than imported, so a
 layer breach is caught even on a path no other test runs.
 """
@@ -13,31 +17,38 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # A package may import those ranked below it, never those above it.
-RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3}
+RANK = {"storage": 0, "agents": 1, "orchestration": 2, "bot": 3, "sandbox": 4, "testkit": 5}
 ABOVE_ALL = {"tests", "bench"}
+# Bot's start-up API, all the sandbox may use of the bot: settings, `check`, `create`,
+# `serve_http` and the path Slack's events are posted to.
+START_UP = {"bot.app", "bot.config", "bot.manifest", "bot.transports"}
 
 
-def imported_packages(source: str) -> list[tuple[int, str]]:
-    """(line, top-level package) of every absolute import in the source."""
+def imported_modules(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in the source."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+            found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found.append((node.lineno, node.module))
     return found
 
 
 def breaches(package: str, source: str) -> list[str]:
     """The imports in one of `package`'s modules that go against the layers."""
+    own = RANK.get(package, len(RANK))
     wrong = []
-    for line, top in imported_packages(source):
-        if top in ABOVE_ALL or RANK.get(top, -1) > RANK[package]:
+    for line, module in imported_modules(source):
+        top = module.split(".")[0]
+        if (top in ABOVE_ALL and top != package) or RANK.get(top, -1) > own:
             wrong.append(f"line {line}: imports {top}")
+        elif package == "sandbox" and top == "bot" and module not in START_UP:
+            wrong.append(f"line {line}: imports {module}, not bot's start-up API")
     return wrong
 
 
-@pytest.mark.parametrize("package", sorted(RANK))
+@pytest.mark.parametrize("package", sorted(RANK.keys() | ABOVE_ALL))
 def test_no_module_imports_a_layer_above_its_own(package: str) -> None:
     found = {
         str(path.relative_to(ROOT)): wrong
@@ -51,4 +62,35 @@ def test_the_check_sees_imports_inside_functions() -> None:
     source = "def later():\n    from bot.app import Baton\n    import orchestration.engine\n"
     assert breaches("agents", source) == ["line 2: imports bot", "line 3: imports orchestration"]
     assert breaches("bot", source) == []
-    assert breaches("storage", "import tests.fakes\n") == ["line 1: imports tests"]
+    assert breaches("storage", "import tests.conftest\n") == ["line 1: imports tests"]
+
+
+def test_nothing_below_the_sandbox_imports_it_or_testkit() -> None:
+    source = "import sandbox.web_api\nfrom testkit.sinks import NullSink\n"
+    for package in ("bot", "orchestration", "agents", "storage"):
+        assert breaches(package, source) == ["line 1: imports sandbox", "line 2: imports testkit"]
+    assert breaches("sandbox", source) == ["line 2: imports testkit"]
+    assert breaches("testkit", source) == []
+
+
+def test_the_sandbox_uses_only_bots_start_up_api() -> None:
+    source = (
+        "from bot.app import Baton, create\n"
+        "from bot.config import Settings, check\n"
+        "from bot.transports import serve_http\n"
+        "from bot.progress import ProgressOptions\n"
+        "from bot import cli\n"
+        "from orchestration.events import EventSink\n"
+    )
+    assert breaches("sandbox", source) == [
+        "line 4: imports bot.progress, not bot's start-up API",
+        "line 5: imports bot, not bot's start-up API",
+    ]
+    assert breaches("testkit", source) == []
+
+
+def test_tests_and_bench_import_neither_each_other_nor_are_imported() -> None:
+    source = "from tests.conftest import site\nimport bench.scale\nfrom testkit import fakes\n"
+    assert breaches("bench", source) == ["line 1: imports tests"]
+    assert breaches("tests", source) == ["line 2: imports bench"]
+    assert breaches("testkit", source) == ["line 1: imports tests", "line 2: imports bench"]

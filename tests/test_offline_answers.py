@@ -13,11 +13,11 @@ from agents.messages import CallOutcome, Message
 from agents.providers.rules import condense, report
 from agents.runner import first_prompt
 from agents.tools.calculator import Calculator, evaluate, format_number
-from bot.sandbox.web_api import SlackStandIn
-from orchestration.events import RecordingSink
+from sandbox.web_api import SlackStandIn
 from storage import Database, runs
 from storage.models import RunStatus
-from tests.harness import running_bot
+from testkit.harness import running_bot
+from testkit.sinks import RecordingSink
 from tests.test_orchestration_offline import offline, start
 
 # --- arithmetic ----------------------------------------------------------------------------

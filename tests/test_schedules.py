@@ -19,13 +19,13 @@ import pytest
 from sqlmodel import select
 
 from bot import digest_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import runs, schedules
 from storage.db import Database, utcnow
 from storage.models import AlertMode, FireOutcome, Run, Schedule, ScheduleFire
-from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import Bot, running_bot
 
 CHANNEL = "C0GENERAL"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.local_server import LocalServer
+from sandbox.local_server import LocalServer
 
 CATALOG_TEMPLATE = Path(__file__).with_name("demo_catalog.yml")
 PLACEHOLDER = "DEMO_URL"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 import time
 
-from bot.sandbox.limits import view_problems
-from bot.sandbox.methods._args import Handler, optional
-from bot.sandbox.workspace import JSON, SlackError, View, Workspace
+from sandbox.limits import view_problems
+from sandbox.methods._args import Handler, optional
+from sandbox.workspace import JSON, SlackError, View, Workspace
 
 MAX_VIEW_STACK = 3
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.sandbox.methods._args import Handler, bot_message, content, postable, required
-from bot.sandbox.workspace import JSON, Edited, SlackError, Workspace
+from sandbox.methods._args import Handler, bot_message, content, postable, required
+from sandbox.workspace import JSON, Edited, SlackError, Workspace
 
 
 def post_message(ws: Workspace, args: JSON) -> JSON:

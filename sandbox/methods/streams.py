@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from bot.sandbox.limits import STREAM_APPEND_LIMIT, block_problems
-from bot.sandbox.methods._args import (
+from sandbox.limits import STREAM_APPEND_LIMIT, block_problems
+from sandbox.methods._args import (
     Handler,
     bot_message,
     list_arg,
@@ -13,7 +13,7 @@ from bot.sandbox.methods._args import (
     postable,
     required,
 )
-from bot.sandbox.workspace import JSON, Channel, Message, SlackError, Workspace
+from sandbox.workspace import JSON, Channel, Message, SlackError, Workspace
 
 TASK_STATUSES = ("pending", "in_progress", "complete", "error")
 CHUNK_TYPES = ("markdown_text", "plan_update", "task_update", "blocks")

@@ -23,17 +23,17 @@ from bot.app import Baton, create
 from bot.config import Settings
 from bot.delivery import DeliveryOptions
 from bot.progress import ProgressOptions
-from bot.sandbox.launch import Sandbox
-from bot.sandbox.signing import FORM, JSON_TYPE, signed_headers
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
 from bot.transports import web_app
 from orchestration.limits import Limits
+from sandbox.launch import Sandbox
+from sandbox.signing import FORM, JSON_TYPE, signed_headers
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
 
-PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
+PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "slack" / "payloads"
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FAST = ProgressOptions(
     streaming=True, stream_interval=0.05, update_interval=0.05, status_interval=0.05
@@ -189,13 +189,13 @@ class Bot:
         if ack:
             return ack
 
-        def replied() -> dict[str, Any] | None:
+        def replied() -> dict[str, Any]:
             found = [
                 c.args
                 for c in self.slack.calls[before:]
                 if c.method == "response_url" and c.args.get("channel") == channel
             ]
-            return found[-1] if found else None
+            return found[-1] if found else {}
 
         return await self.slack.wait_for(replied, timeout=20)
 
@@ -258,7 +258,7 @@ class Bot:
             }
         ]
         payload["response_url"] = self.slack.response_url(message.channel, user)
-        from bot.sandbox.signing import block_actions_body
+        from sandbox.signing import block_actions_body
 
         resp = await self.post(block_actions_body(payload), FORM)
         return resp.status
@@ -266,7 +266,7 @@ class Bot:
     async def submit(
         self, *, user: str, view: dict[str, Any], values: dict[str, Any]
     ) -> tuple[int, dict[str, Any] | None]:
-        from bot.sandbox.signing import view_submission_body
+        from sandbox.signing import view_submission_body
 
         payload = sample("view_submission.bolt_tests.json")
         payload["user"] = {
@@ -303,7 +303,7 @@ def settings_for(slack: SlackStandIn, db_url: str, **overrides: Any) -> Settings
         "baton_auto_migrate": True,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @asynccontextmanager
@@ -342,7 +342,7 @@ async def running_bot(
 @asynccontextmanager
 async def running_sandbox(**overrides: Any) -> AsyncIterator[Sandbox]:
     """`baton sandbox` in this process: stand-in, demo shop, Baton over HTTP, and the page."""
-    sandbox = Sandbox(Settings(_env_file=None, **overrides))  # type: ignore[call-arg]
+    sandbox = Sandbox(Settings(_env_file=None, **overrides))
     await sandbox.start(port=0)
     try:
         yield sandbox

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.methods._args import Handler, list_arg, optional, required
-from bot.sandbox.workspace import JSON, SlackError, Workspace
+from sandbox.methods._args import Handler, list_arg, optional, required
+from sandbox.workspace import JSON, SlackError, Workspace
 
 MAX_PROMPTS = 4
 MAX_LOADING_MESSAGES = 10

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from bot.sandbox.workspace import JSON, AssistantThread, Message, View, Workspace
+from sandbox.workspace import JSON, AssistantThread, Message, View, Workspace
 
 Feedback = Literal["positive", "negative"]
 

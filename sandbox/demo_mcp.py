@@ -1,6 +1,6 @@
 """The demo shop's admin tools as an MCP server, for the sandbox's catalog.
 
-    python -m bot.sandbox.demo_mcp        (speaks MCP over stdio; Baton starts it)
+    python -m sandbox.demo_mcp        (speaks MCP over stdio; Baton starts it)
 
 `order_status` says it only reads, so Baton calls it at once; `cancel_order` says it is
 destructive, so Baton asks a person before each call. Cancelling honours the idempotency

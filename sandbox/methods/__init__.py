@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bot.sandbox.methods import assistant, chat, conversations, streams, views
-from bot.sandbox.methods._args import Handler
-from bot.sandbox.workspace import JSON, SlackError, Workspace
+from sandbox.methods import assistant, chat, conversations, streams, views
+from sandbox.methods._args import Handler
+from sandbox.workspace import JSON, SlackError, Workspace
 
 METHODS: dict[str, Handler] = {
     **conversations.METHODS,

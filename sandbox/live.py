@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.sandbox.perspective import call_summary, sees_change
-from bot.sandbox.web_api import Call, SlackStandIn
-from bot.sandbox.workspace import Change
+from sandbox.perspective import call_summary, sees_change
+from sandbox.web_api import Call, SlackStandIn
+from sandbox.workspace import Change
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from bot.sandbox import methods, payloads
-from bot.sandbox.compose import SlashCommand, mentions, rich_text, slack_text, slash_command
-from bot.sandbox.perspective import sees_channel
-from bot.sandbox.signing import (
+from sandbox import methods, payloads
+from sandbox.compose import SlashCommand, mentions, rich_text, slack_text, slash_command
+from sandbox.perspective import sees_channel
+from sandbox.signing import (
     FORM,
     JSON_TYPE,
     block_actions_body,
@@ -29,8 +29,8 @@ from bot.sandbox.signing import (
     event_callback_body,
     view_submission_body,
 )
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import JSON, Message, SlackError, View
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import JSON, Message, SlackError, View
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from bot.sandbox.web_api import Call
-from bot.sandbox.workspace import JSON, Change, Workspace
+from sandbox.web_api import Call
+from sandbox.workspace import JSON, Change, Workspace
 
 
 def sees_channel(ws: Workspace, channel_id: str, user: str) -> bool:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Self
 
 from aiohttp import web
 
-from bot.sandbox.local_server import LocalServer
+from sandbox.local_server import LocalServer
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.sandbox.methods._args import Handler, in_window, page, required
-from bot.sandbox.workspace import JSON, SlackError, Workspace, dm_id
+from sandbox.methods._args import Handler, in_window, page, required
+from sandbox.workspace import JSON, SlackError, Workspace, dm_id
 
 
 def auth_test(ws: Workspace, args: JSON) -> JSON:

@@ -1,6 +1,6 @@
 """The sandbox page's server: the static page, its state, live updates, and what people do.
 
-GET  /                    the page (bot/sandbox/page/, no build step)
+GET  /                    the page (sandbox/page/, no build step)
 GET  /api/state?user=U…   everything that person sees, for a first draw or a reload
 GET  /ws?user=U…          live changes for that person (see `live.py`)
 POST /api/messages        {user, channel, text, thread_ts?}: a message or a slash command
@@ -30,13 +30,13 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from bot.sandbox.emoji import EMOJI
-from bot.sandbox.live import LiveHub
-from bot.sandbox.local_server import LocalServer
-from bot.sandbox.perspective import state_for
-from bot.sandbox.relay import Outcome, Relay
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import JSON, SlackError
+from sandbox.emoji import EMOJI
+from sandbox.live import LiveHub
+from sandbox.local_server import LocalServer
+from sandbox.perspective import state_for
+from sandbox.relay import Outcome, Relay
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import JSON, SlackError
 
 PAGE = Path(__file__).with_name("page")
 NO_STORE = {"Cache-Control": "no-store"}

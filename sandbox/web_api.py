@@ -23,9 +23,9 @@ from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from bot.sandbox import methods
-from bot.sandbox.local_server import LocalServer
-from bot.sandbox.workspace import (
+from sandbox import methods
+from sandbox.local_server import LocalServer
+from sandbox.workspace import (
     DEFAULT_BOT,
     DEFAULT_CHANNELS,
     DEFAULT_USERS,

@@ -22,13 +22,13 @@ from pydantic import SecretStr
 from bot.app import Baton, create
 from bot.config import Settings, check
 from bot.manifest import EVENTS_PATH
-from bot.sandbox.demo import ENDPOINTS, DemoShop, write_demo_catalog
-from bot.sandbox.methods import METHODS
-from bot.sandbox.relay import Relay
-from bot.sandbox.server import SandboxPage
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import DEFAULT_CHANNELS, DEFAULT_USERS, Channel, User
 from bot.transports import serve_http
+from sandbox.demo import ENDPOINTS, DemoShop, write_demo_catalog
+from sandbox.methods import METHODS
+from sandbox.relay import Relay
+from sandbox.server import SandboxPage
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import DEFAULT_CHANNELS, DEFAULT_USERS, Channel, User
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8765

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.sandbox.emoji import EMOJI
-from bot.sandbox.workspace import JSON, Workspace
+from sandbox.emoji import EMOJI
+from sandbox.workspace import JSON, Workspace
 
 _URL = re.compile(r"(?<![<|\w])(https?://[^\s<>]+[^\s<>.,;:!?)\]'\"])")
 _AT = re.compile(r"(?<![\w])@([\w.-]*\w)")

@@ -1,6 +1,6 @@
 """Local servers that speak real wire formats, so tests run the real clients against them."""
 
-from tests.fakes.model_servers import (
+from testkit.fakes.model_servers import (
     INVENTED,
     LLAMA_CPP_PYTHON,
     FakeAnthropic,

@@ -26,6 +26,24 @@ GGUF = CACHE / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 ALIAS = "smollm2-135m"
 _ACCESS = re.compile(r'"(GET|POST) (\S+) HTTP/[\d.]+" (\d{3})')
 
+# A catalog such a small model can follow, and the settings that keep its answers short and
+# repeatable (OPENAI_COMPAT).
+CATALOG = """
+agents:
+  - name: checker
+    description: Checks whether a web page is up.
+    instructions: Call http_check with the exact URL from the task.
+    tools: [http_check]
+    triggers: ['https?://']
+    max_turns: 3
+  - name: writer
+    description: Writes a one-line summary of the results it is given.
+    triggers: ['\\bsummari[sz]e\\b']
+    runs_after: [checker]
+    max_turns: 2
+"""
+COMPAT = "temperature=0,max_output_tokens=40"
+
 
 class RealModelMissing(RuntimeError):
     """The server or the model file is not installed."""

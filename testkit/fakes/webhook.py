@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.local_server import LocalServer
+from sandbox.local_server import LocalServer
 
 
 @dataclass(frozen=True)
