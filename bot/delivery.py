@@ -634,7 +634,16 @@ async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
 
 
 async def _on_failed(baton: Baton, row: Delivery, error: str) -> None:
-    if row.purpose == DeliveryPurpose.REQUEST:
-        from bot.intake import request_not_postable
+    """What a row Slack refused for good leaves undone is done another way, or said."""
+    match row.purpose:
+        case DeliveryPurpose.REQUEST:
+            from bot.intake import request_not_postable
 
-        await request_not_postable(baton, row, error)
+            await request_not_postable(baton, row, error)
+        case DeliveryPurpose.APPROVAL if not (row.data or {}).get("channel"):
+            # The request in the run's thread: without it nobody sees the gate.
+            from bot.approval_dms import request_not_posted
+
+            await request_not_posted(baton, approval_of(row.ref), error)
+        case _:
+            pass
