@@ -470,6 +470,12 @@ async def test_an_approval_request_slack_refuses_in_the_thread_reaches_its_appro
         await bot.click(ui.APPROVE, value_of(dm), user="U0BOB", message=dm)
         await bot.idle()
         run = await runs.get_run(bot.baton.db, run_id)
+        _, audit = await bot.slash(f"audit {run_id}", user="U0ALICE")
+    assert audit is not None
+    assert (
+        "📭 `post`: Slack refused the request in the thread (`not_in_channel`); "
+        "sent by direct message to <@U0BOB>"
+    ) in json.dumps(audit["blocks"], ensure_ascii=False)
     assert told == (
         f"I could not post the approval request for run `{run_id}` in <#C0GENERAL> "
         "(Slack said `not_in_channel`), so I sent it to <@U0BOB> by direct message. "
