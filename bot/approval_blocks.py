@@ -173,6 +173,22 @@ def decided_text(approval: Approval) -> str:
     return f"This was already {verb} by <@{approval.decided_by}> {when(approval.decided_at)}. Nothing was changed."
 
 
+def not_posted_text(approval: Approval, error: str, *, sent_to: list[str]) -> str:
+    """For the requester, when the request could not be posted in the run's thread."""
+    where = f"<#{approval.channel_id}>" if approval.channel_id else "the run's thread"
+    said = f"I could not post the approval request for run `{approval.run_id}` in {where} (Slack said `{error}`)"
+    if sent_to:
+        return (
+            f"{said}, so I sent it to {who(sent_to)} by direct message. "
+            "The run waits for their decision there."
+        )
+    return (
+        f"{said}, and nobody who may decide could be sent it, so the run cannot go on: the "
+        f"approval expires {when(approval.expires_at)}. "
+        f"Stop the run now with `/baton cancel {approval.run_id}`."
+    )
+
+
 def reason_modal(approval_id: str) -> dict[str, Any]:
     return {
         "type": "modal",

@@ -74,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "manifest":
+        from bot.errors import ManifestUrlError
         from bot.manifest import render_manifest
 
         try:
             sys.stdout.write(render_manifest(url=args.url))
-        except ValueError as e:
+        except ManifestUrlError as e:
             print(f"baton manifest: {e}", file=sys.stderr)
             return 2
         return 0

@@ -29,6 +29,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import approval_blocks
 from bot import blocks as ui
+from bot.errors import BotError
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, split_message
 from orchestration.costs import RunNotes, notes
@@ -128,7 +129,11 @@ class Piece:
         )
 
 
-class Retry(Exception):
+class DeliveryError(BotError):
+    """One outbox attempt did not reach Slack."""
+
+
+class Retry(DeliveryError):
     """This attempt failed in a way that may pass."""
 
     def __init__(self, error: str, *, in_doubt: bool, retry_after: float | None = None) -> None:
@@ -136,7 +141,7 @@ class Retry(Exception):
         self.error, self.in_doubt, self.retry_after = error, in_doubt, retry_after
 
 
-class GiveUp(Exception):
+class GiveUp(DeliveryError):
     """Slack refused for good."""
 
 
@@ -629,7 +634,16 @@ async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
 
 
 async def _on_failed(baton: Baton, row: Delivery, error: str) -> None:
-    if row.purpose == DeliveryPurpose.REQUEST:
-        from bot.intake import request_not_postable
+    """What a row Slack refused for good leaves undone is done another way, or said."""
+    match row.purpose:
+        case DeliveryPurpose.REQUEST:
+            from bot.intake import request_not_postable
 
-        await request_not_postable(baton, row, error)
+            await request_not_postable(baton, row, error)
+        case DeliveryPurpose.APPROVAL if not (row.data or {}).get("channel"):
+            # The request in the run's thread: without it nobody sees the gate.
+            from bot.approval_dms import request_not_posted
+
+            await request_not_posted(baton, approval_of(row.ref), error)
+        case _:
+            pass

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.assistant import planner_context
+from bot.errors import BotError
 from bot.slack_ops import post_text
 from bot.text import truncate
 from bot.work import external, hand_over
@@ -54,7 +55,7 @@ def clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-class IntakeFailed(Exception):
+class IntakeFailed(BotError):
     """The request could not be stored; nothing of it was kept."""
 
 

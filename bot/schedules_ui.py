@@ -21,6 +21,7 @@ from agents.spec import Catalog
 from bot.blocks import Block, context, section
 from bot.blocks import when as when_token
 from bot.digest_blocks import title
+from bot.errors import BotError
 from bot.permissions import may_manage
 from bot.text import escape, plural, truncate
 from orchestration.schedules import Fired, when_of
@@ -62,7 +63,7 @@ _ALERTS = {
 }
 
 
-class ScheduleInputError(ValueError):
+class ScheduleInputError(BotError, ValueError):
     """A sentence for the person: what was wrong and what to type instead."""
 
 

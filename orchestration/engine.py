@@ -24,7 +24,7 @@ from agents.redact import redact
 from agents.spec import REVIEWER, Catalog
 from agents.telemetry import RUN_ID, Telemetry
 from agents.toolbox import Toolbox
-from agents.tools.base import ToolContext
+from agents.tools.base import ToolContextFactory
 from agents.tools.extract import plain
 from orchestration import endings, replanning, verification
 from orchestration.costs import estimate
@@ -57,7 +57,6 @@ from storage.runs import Lease
 log = logging.getLogger(__name__)
 
 SinkFactory = Callable[[Run], EventSink]
-ToolContextFactory = Callable[[str, str, str], ToolContext]  # run id, task id, idempotency key
 
 BLOCKING = (
     TaskStatus.FAILED,

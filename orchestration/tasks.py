@@ -29,7 +29,7 @@ from agents.runner import (
 )
 from agents.spec import AgentSpec, Catalog
 from agents.toolbox import Toolbox
-from agents.tools.base import Scope, Tool, ToolContext, ToolResult
+from agents.tools.base import Scope, Tool, ToolContext, ToolContextFactory, ToolResult
 from agents.verdict import Verdict
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
@@ -66,7 +66,7 @@ class TaskRunner:
         prices: PriceTable,
         limits: Limits,
         gates: Gates,
-        tool_context: Any,
+        tool_context: ToolContextFactory,
     ) -> None:
         self.db = db
         self.catalog = catalog

@@ -19,6 +19,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from orchestration.errors import OrchestrationError
+
 ACCEPTED_FORMS = """Accepted forms:
 • an interval of one minute or more: `every 15m`, `every 2h`, `every 30 minutes`
 • a daily time: `every day at 09:00`, `every weekday at 8:30`, `every monday at 9am`
@@ -49,7 +51,7 @@ _AT = re.compile(
 )
 
 
-class WhenError(ValueError):
+class WhenError(OrchestrationError, ValueError):
     """`<when>` could not be understood; the message says why and shows the accepted forms."""
 
     def __init__(self, problem: str) -> None:
