@@ -8,8 +8,7 @@ from datetime import datetime
 from bot.blocks import Block, button, context, section, sections, when
 from bot.text import escape, plural, truncate
 from orchestration.digests import Digest, Line
-from orchestration.schedules import when_of
-from orchestration.when import describe
+from orchestration.when import describe, when_of
 from storage.models import Schedule
 
 ACKNOWLEDGE = "digest:ack"

@@ -18,8 +18,7 @@ from bot import home_blocks as ui
 from bot.clicks import first_action, team_of, where
 from bot.permissions import may_manage
 from bot.slack_ops import slack_error
-from orchestration.schedules import when_of
-from orchestration.when import describe, upcoming, zone
+from orchestration.when import describe, upcoming, when_of, zone
 from storage import approvals, feedback, home, schedules
 from storage.db import utcnow
 from storage.models import Approval, Schedule

@@ -23,7 +23,7 @@ from bot.blocks import when as when_token
 from bot.digest_blocks import title
 from bot.permissions import may_manage
 from bot.text import escape, plural, truncate
-from orchestration.schedules import Fired, when_of
+from orchestration.schedules import Fired
 from orchestration.when import (
     ACCEPTED_FORMS,
     When,
@@ -31,6 +31,7 @@ from orchestration.when import (
     describe,
     parse_when,
     upcoming,
+    when_of,
     zone,
 )
 from storage import schedules
