@@ -44,6 +44,7 @@ from bot.metrics import SlackCallCounter
 from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
+from bot.work import Later, Waker
 from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
@@ -52,7 +53,7 @@ from orchestration.schedules import Scheduler
 from storage import runs
 from storage.db import Database
 from storage.installations import adopt_unowned
-from storage.models import Run, Schedule, ScheduleFire
+from storage.models import Run
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ class Baton:
     scheduler: Scheduler
     # Who is in which channel (`conversations.members`), cached briefly.
     members: ChannelMembers
+    # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
+    wake_workers: Waker
+    # Continues a run after the ack: in `background` here, or by a worker.
+    later: Later
     telemetry: Telemetry = field(default_factory=Telemetry.off)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
@@ -85,11 +90,7 @@ class Baton:
     workspaces: Workspaces | None = None
 
     def __post_init__(self) -> None:
-        from bot.work import Waker
-
         self.deliverer = Deliverer(self, self.delivery)
-        # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
-        self.wake_workers = Waker(self.db)
         self.names = Names(self.client)
         # OAuth mode: each workspace's names and channel members, asked with its own token.
         self._names: dict[str, Names] = {}
@@ -382,11 +383,8 @@ async def create(
     def sinks(run: Run) -> EventSink:
         return holder["baton"].sink(run)
 
-    async def launch(schedule: Schedule, fire: ScheduleFire) -> str:
-        from bot.digest import launch
-
-        return await launch(holder["baton"], schedule, fire)
-
+    background = Background()
+    waker = Waker(db)
     orchestrator = Orchestrator(
         db=db,
         catalog=catalog,
@@ -396,6 +394,12 @@ async def create(
         tool_context=tool_context,
         limits=limits or limits_from(settings),
         telemetry=telemetry,
+    )
+    later = Later(
+        background,
+        execute=orchestrator.execute,
+        wake_workers=waker,
+        external=settings.baton_workers == "external",
     )
     baton = Baton(
         settings=settings,
@@ -410,11 +414,14 @@ async def create(
         delivery=delivery or DeliveryOptions(),
         scheduler=Scheduler(
             db,
-            launch,
+            later,
             grace=timedelta(seconds=settings.baton_schedule_grace),
             owner=f"{socket.gethostname()}:{os.getpid()}",
         ),
         members=ChannelMembers(client),
+        wake_workers=waker,
+        later=later,
+        background=background,
         telemetry=telemetry,
         workspaces=workspaces,
     )

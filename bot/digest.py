@@ -1,4 +1,4 @@
-"""Scheduled runs in Slack: start a fire's run, post its digest, answer the digest's buttons.
+"""Scheduled runs in Slack: post a run's digest, answer the digest's buttons.
 
 A scheduled run has no thread of its own while it works. When it finishes, its digest is
 compared with the previous run's and the schedule's alert mode decides whether the channel
@@ -20,13 +20,12 @@ from bot.delivery import Piece
 from bot.intake import IntakeFailed, accept_message, begin
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, split_message
-from bot.work import hand_over_later
 from orchestration import digests
 from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
 from storage.db import utcnow
-from storage.models import DeliveryPurpose, Run, Schedule, ScheduleFire
+from storage.models import DeliveryPurpose, Run
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -34,24 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SNOOZES = {ui.SNOOZE_HOUR: timedelta(hours=1), ui.SNOOZE_DAY: timedelta(days=1)}
-
-
-async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
-    """Start the run for a claimed fire: the same machinery as a request typed in Slack."""
-    assert fire.id is not None
-    run = Run(
-        id=runs.new_id(),
-        source="schedule",
-        request=schedule.request,
-        playbook=schedule.playbook,
-        team_id=schedule.team_id,
-        channel_id=schedule.channel_id,
-        user_id=schedule.created_by,
-        schedule_id=schedule.id,
-    )
-    await schedules.start_run(baton.db, fire.id, run)
-    hand_over_later(baton, run.id, name=f"schedule-{run.id}")
-    return run.id
 
 
 class DigestSink:

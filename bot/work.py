@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
+from bot.background import Background
 from orchestration.driving import Beat, let_go
 from storage import queue, runs
 from storage.db import Database, is_unavailable
@@ -70,13 +72,33 @@ class Waker:
                 return
 
 
+class Later:
+    """Continues a run that has its thread already (a decision, an expiry, a nudge, a
+    schedule's fire): in the background here, or by a worker. The schedules' `HandOver`."""
+
+    def __init__(
+        self,
+        background: Background,
+        *,
+        execute: Callable[[str], Coroutine[Any, Any, None]],
+        wake_workers: Callable[[], Coroutine[Any, Any, None]],
+        external: bool,
+    ) -> None:
+        self.background = background
+        self.execute = execute
+        self.wake_workers = wake_workers
+        self.external = external
+
+    def __call__(self, run_id: str, *, name: str) -> None:
+        if self.external:
+            self.background.spawn(self.wake_workers(), name=name)
+        else:
+            self.background.spawn(self.execute(run_id), name=name)
+
+
 def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
-    """Continue a run that has its thread already (a decision, an expiry, a nudge, a
-    schedule's fire): in the background here, or by a worker."""
-    if external(baton):
-        baton.background.spawn(baton.wake_workers(), name=name)
-    else:
-        baton.background.spawn(baton.orchestrator.execute(run_id), name=name)
+    """Continue a run that has its thread already: in the background here, or by a worker."""
+    baton.later(run_id, name=name)
 
 
 async def drive(baton: Baton, run_id: str) -> None:
