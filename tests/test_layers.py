@@ -52,3 +52,55 @@ def test_the_check_sees_imports_inside_functions() -> None:
     assert breaches("agents", source) == ["line 2: imports bot", "line 3: imports orchestration"]
     assert breaches("bot", source) == []
     assert breaches("storage", "import tests.fakes\n") == ["line 1: imports tests"]
+
+
+# What builds or runs a query. Engine URLs, errors and types may be used above storage/.
+QUERYING = frozenset({"select", "update", "insert", "delete", "text", "col", "func", "and_", "or_"})
+
+
+def query_imports(source: str) -> list[str]:
+    """The sqlalchemy/sqlmodel query functions a module imports (or reaches as attributes)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] in {"sqlalchemy", "sqlmodel"}:
+                found += [
+                    f"line {node.lineno}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name in QUERYING or a.name == "*"
+                ]
+        elif isinstance(node, ast.Import):
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] in {"sqlalchemy", "sqlmodel"}
+                and a.name not in {"sqlalchemy.engine", "sqlalchemy.exc"}
+            ]
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(set(RANK) - {"storage"}))
+def test_only_storage_builds_queries(package: str) -> None:
+    found = {
+        str(path.relative_to(ROOT)): wrong
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (wrong := query_imports(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_the_query_check_sees_query_functions_but_not_urls_or_errors() -> None:
+    source = (
+        "from sqlmodel import col, select\n"
+        "from sqlalchemy.engine import make_url\n"
+        "from sqlalchemy.exc import SQLAlchemyError\n"
+        "def later():\n"
+        "    from sqlalchemy import text\n"
+        "    import sqlalchemy\n"
+    )
+    assert query_imports(source) == [
+        "line 1: sqlmodel.col",
+        "line 1: sqlmodel.select",
+        "line 5: sqlalchemy.text",
+        "line 6: import sqlalchemy",
+    ]
