@@ -30,7 +30,7 @@ from slack_sdk.errors import SlackApiError
 from bot import approval_blocks
 from bot import blocks as ui
 from bot.slack_ops import slack_error
-from bot.text import MESSAGE_LIMIT, split_message
+from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
 from orchestration.costs import RunNotes, notes
 from orchestration.driving import Beat, Tokens, let_go, pause
 from storage import approvals, outbox, runs, schedules
@@ -498,7 +498,7 @@ def answer_pieces(
         contributors=contributors,
         notes=notes,
     )
-    answer = run.answer or "(empty answer)"
+    answer = mrkdwn(run.answer) if run.answer else "(empty answer)"
     if run.status == RunStatus.FAILED:
         answer = f":warning: {answer}"
     parts = split_message(answer, MESSAGE_LIMIT)

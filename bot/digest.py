@@ -19,7 +19,7 @@ from bot.clicks import team_of
 from bot.delivery import Piece
 from bot.intake import IntakeFailed, accept_message, begin
 from bot.slack_ops import slack_error
-from bot.text import MESSAGE_LIMIT, split_message
+from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
 from orchestration import digests
 from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
@@ -106,7 +106,7 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
 
 async def _digest_pieces(baton: Baton, digest: Digest) -> list[Piece]:
     """The digest in the channel, then the answer and every task's output in its thread."""
-    parts = [digest.run.answer or digest.run.error or ""]
+    parts = [mrkdwn(digest.run.answer) if digest.run.answer else (digest.run.error or "")]
     for task in await runs.list_tasks(baton.db, digest.run.id):
         body = (task.output or task.error or "").strip() or "_(no output)_"
         parts.append(f"*{task.agent}* — `{task.task_id}` ({task.status.value})\n{body}")
