@@ -15,9 +15,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import digest_blocks as ui
 from bot.blocks import answer_blocks
-from bot.clicks import team_of
 from bot.delivery import Piece
 from bot.intake import IntakeFailed, accept_message, begin
+from bot.interactions import team_of
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
 from orchestration import digests
@@ -28,7 +28,7 @@ from storage.db import utcnow
 from storage.models import DeliveryPurpose, Run
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from storage.db import utcnow
 from storage.models import AlertMode, Schedule
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

@@ -12,19 +12,20 @@ claimed under idempotency keys).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from bot.background import Background
-from orchestration.driving import Beat, let_go
+from orchestration.driving import Beat, let_go, pause
 from storage import queue, runs
 from storage.db import Database, is_unavailable
 from storage.runs import Lease
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +121,6 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
     if run is None:
         return
     if run.source == "command" and not run.thread_ts and not run.status.is_final:
-        from bot.delivery import keep_lease
-
         limits = baton.orchestrator.limits
         beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
         try:
@@ -133,6 +132,13 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
             await let_go(baton.db, lease)
             return  # Slack did not take it yet: the outbox tries again when it is due
     await baton.orchestrator.execute_claimed(lease)
+
+
+async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
+    """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
+    while not await pause(stop, every):
+        with contextlib.suppress(Exception):
+            await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
 
 
 class Worker:
