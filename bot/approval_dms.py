@@ -19,7 +19,7 @@ from storage import approvals, outbox, runs
 from storage.models import Approval, ApprovalStatus, DeliveryPurpose
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

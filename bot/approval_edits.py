@@ -11,7 +11,7 @@ from bot import approval_blocks as ui
 from storage.models import Approval
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 
 def form_of(view: dict[str, Any]) -> tuple[str, str]:

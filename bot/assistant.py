@@ -22,7 +22,7 @@ from storage.db import Database
 from storage.models import AssistantThread, Run
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,15 @@ from slack_sdk.errors import SlackApiError
 
 from bot import approval_blocks
 from bot import blocks as ui
+from bot.approval_dms import request_not_posted, send_to_absent_approvers
+from bot.approval_edits import fields
 from bot.errors import BotError
+from bot.intake import request_not_postable
 from bot.slack_ops import slack_error
-from bot.text import MESSAGE_LIMIT, split_message
+from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
+from bot.work import keep_lease
 from orchestration.costs import RunNotes, notes
-from orchestration.driving import Beat, Tokens, let_go, pause
+from orchestration.driving import Beat, Tokens, let_go
 from storage import approvals, outbox, runs, schedules
 from storage.db import is_unavailable, utcnow
 from storage.models import (
@@ -45,12 +49,11 @@ from storage.models import (
     Run,
     RunStatus,
 )
-from storage.runs import Lease
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +231,7 @@ class Deliverer:
         if nudged:
             # Someone wanted the run driven while this held its lease: drive it now — in its
             # own task, since its driver delivers too (and would wait for this one's lock).
-            from bot.work import hand_over_later
-
-            hand_over_later(self.baton, run_id, name=f"nudged-{run_id}")
+            self.baton.later(run_id, name=f"nudged-{run_id}")
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
@@ -396,13 +397,6 @@ class Deliverer:
         return None
 
 
-async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
-    """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
-    while not await pause(stop, every):
-        with contextlib.suppress(Exception):
-            await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
-
-
 def _channel(run: Run, row: Delivery) -> str | None:
     data = row.data or {}
     return str(data.get("channel") or run.channel_id or "") or None
@@ -503,7 +497,7 @@ def answer_pieces(
         contributors=contributors,
         notes=notes,
     )
-    answer = run.answer or "(empty answer)"
+    answer = mrkdwn(run.answer) if run.answer else "(empty answer)"
     if run.status == RunStatus.FAILED:
         answer = f":warning: {answer}"
     parts = split_message(answer, MESSAGE_LIMIT)
@@ -550,8 +544,6 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
 
 def editable(baton: Baton, approval: Approval) -> bool:
     """Whether "Edit & approve" is offered for Baton's own tools, whose arguments have a schema."""
-    from bot.approval_edits import fields
-
     return bool(fields(baton, approval))
 
 
@@ -613,8 +605,6 @@ async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
                 )
             # Before the row counts as delivered: a process that stops here posts the
             # request's DM copies when the row is delivered again (each copy once).
-            from bot.approval_dms import send_to_absent_approvers
-
             try:
                 await send_to_absent_approvers(baton, row.ref)
             except Exception:
@@ -637,13 +627,9 @@ async def _on_failed(baton: Baton, row: Delivery, error: str) -> None:
     """What a row Slack refused for good leaves undone is done another way, or said."""
     match row.purpose:
         case DeliveryPurpose.REQUEST:
-            from bot.intake import request_not_postable
-
             await request_not_postable(baton, row, error)
         case DeliveryPurpose.APPROVAL if not (row.data or {}).get("channel"):
             # The request in the run's thread: without it nobody sees the gate.
-            from bot.approval_dms import request_not_posted
-
             await request_not_posted(baton, approval_of(row.ref), error)
         case _:
             pass

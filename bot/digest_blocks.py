@@ -6,10 +6,9 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bot.blocks import Block, button, context, section, sections, when
-from bot.text import escape, plural, truncate
+from bot.text import escape, mrkdwn, plural, truncate
 from orchestration.digests import Digest, Line
-from orchestration.schedules import when_of
-from orchestration.when import describe
+from orchestration.when import describe, when_of
 from storage.models import Schedule
 
 ACKNOWLEDGE = "digest:ack"
@@ -77,7 +76,7 @@ def digest_blocks(digest: Digest) -> list[Block]:
     ]
     blocks += sections(lines[:60])
     if run.answer:
-        first = run.answer.strip().split("\n\n")[0]
+        first = mrkdwn(run.answer.strip().split("\n\n")[0])
         blocks.append(section(truncate(first, 700)))
     notes = []
     if digest.missed:

@@ -24,6 +24,7 @@ from bot.assistant import planner_context
 from bot.errors import BotError
 from bot.slack_ops import post_text
 from bot.text import truncate
+from bot.thread_ops import gather
 from bot.work import external, hand_over
 from orchestration.driving import let_go
 from storage import assistant, inbox, outbox, runs, slack_events
@@ -32,7 +33,7 @@ from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
 from storage.runs import Lease
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -244,8 +245,6 @@ async def begin(
         return  # a retry of a request stored before
     run = accepted.run
     if reply_ts is not None:
-        from bot.thread_ops import gather
-
         await gather(baton, run, request_ts=reply_ts, bot_user_id=bot_user_id)
     if accepted.held is not None:
         # Read: the workers may plan it now (or, if it waits its turn, when its turn comes).
@@ -300,8 +299,6 @@ async def reply_once(
     team_id: str | None = None,
 ) -> None:
     """Answer in the thread, unless Slack is delivering this event again (after the ack)."""
-    from bot.slack_ops import post_text
-
     if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):
         return
     await post_text(baton.client_for(team_id), channel=channel, thread_ts=thread_ts, text=text)

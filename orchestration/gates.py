@@ -108,7 +108,7 @@ class Gates:
                 task,
                 show,
                 kind="task",
-                summary=f"*{task.agent}* will: {task.instruction}",
+                summary=f"{task.agent} will: {task.instruction}",
             )
             return True
         over_usd = run.budget_usd is not None and run.cost_usd >= run.budget_usd

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.base import BaseTrigger
@@ -20,6 +20,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from orchestration.errors import OrchestrationError
+
+if TYPE_CHECKING:
+    from storage.models import Schedule
 
 ACCEPTED_FORMS = """Accepted forms:
 • an interval of one minute or more: `every 15m`, `every 2h`, `every 30 minutes`
@@ -64,6 +67,13 @@ class When:
     kind: Literal["cron", "interval"]
     cron: str | None = None  # 5 fields, crontab numbering
     seconds: int | None = None
+
+
+def when_of(schedule: Schedule) -> When:
+    """When a stored schedule fires."""
+    if schedule.kind == "interval":
+        return When(kind="interval", seconds=schedule.interval_seconds)
+    return When(kind="cron", cron=schedule.cron)
 
 
 def parse_when(text: str) -> When:

@@ -23,9 +23,9 @@ ROOTS: dict[str, type[BatonError]] = {
     "orchestration": OrchestrationError,
     "bot": BotError,
 }
-# Not Baton's own code: the Slack stand-in (it answers as Slack does, with Slack's errors)
-# and the Alembic environment, which refuses to be imported outside `baton db upgrade`.
-NOT_BATON = ("bot.sandbox", "storage.migrations")
+# The Alembic environment refuses to be imported outside `baton db upgrade`. (The Slack
+# stand-in, `sandbox/`, is not walked: it answers as Slack does, with Slack's errors.)
+NOT_BATON = ("storage.migrations",)
 
 
 def exceptions_defined_in(package: str) -> dict[str, type[BaseException]]:

@@ -94,3 +94,110 @@ def test_tests_and_bench_import_neither_each_other_nor_are_imported() -> None:
     assert breaches("bench", source) == ["line 1: imports tests"]
     assert breaches("tests", source) == ["line 2: imports bench"]
     assert breaches("testkit", source) == ["line 1: imports tests", "line 2: imports bench"]
+
+
+# What builds or runs a query. Engine URLs, errors and types may be used above storage/.
+QUERYING = frozenset({"select", "update", "insert", "delete", "text", "col", "func", "and_", "or_"})
+
+
+def query_imports(source: str) -> list[str]:
+    """The sqlalchemy/sqlmodel query functions a module imports (or reaches as attributes)."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] in {"sqlalchemy", "sqlmodel"}:
+                found += [
+                    f"line {node.lineno}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name in QUERYING or a.name == "*"
+                ]
+        elif isinstance(node, ast.Import):
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] in {"sqlalchemy", "sqlmodel"}
+                and a.name not in {"sqlalchemy.engine", "sqlalchemy.exc"}
+            ]
+    return found
+
+
+@pytest.mark.parametrize("package", ["agents", "bot", "orchestration"])
+def test_only_storage_builds_queries(package: str) -> None:
+    found = {
+        str(path.relative_to(ROOT)): wrong
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (wrong := query_imports(path.read_text(encoding="utf-8")))
+    }
+    assert found == {}
+
+
+def test_the_query_check_sees_query_functions_but_not_urls_or_errors() -> None:
+    source = (
+        "from sqlmodel import col, select\n"
+        "from sqlalchemy.engine import make_url\n"
+        "from sqlalchemy.exc import SQLAlchemyError\n"
+        "def later():\n"
+        "    from sqlalchemy import text\n"
+        "    import sqlalchemy\n"
+    )
+    assert query_imports(source) == [
+        "line 1: sqlmodel.col",
+        "line 1: sqlmodel.select",
+        "line 5: sqlalchemy.text",
+        "line 6: import sqlalchemy",
+    ]
+
+
+def module_imports(package: str) -> dict[str, set[str]]:
+    """Each module of the package, and the package's modules it imports: at the top, inside
+    functions, or only for type checking (`from bot import x` counts as `bot.x`)."""
+    modules = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / package).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for module in modules:
+        path = ROOT.joinpath(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        names: list[str] = []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names += [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        graph[module] = {name for name in names if name in modules and name != module}
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of the graph (its modules in order, the first again at the end), or []."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str]:
+        state[module] = 1
+        path.append(module)
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                return [*path[path.index(other) :], other]
+            if other not in state and (found := visit(other)):
+                return found
+        path.pop()
+        state[module] = 2
+        return []
+
+    for module in sorted(graph):
+        if module not in state and (found := visit(module)):
+            return found
+    return []
+
+
+@pytest.mark.parametrize("package", ["agents", "bot", "orchestration"])
+def test_no_two_modules_import_each_other_even_for_type_checking(package: str) -> None:
+    assert cycle(module_imports(package)) == []
+
+
+def test_the_cycle_check_finds_a_ring() -> None:
+    ring = {"bot.app": {"bot.listeners"}, "bot.listeners": {"bot.home"}, "bot.home": {"bot.app"}}
+    assert cycle(ring) == ["bot.app", "bot.listeners", "bot.home", "bot.app"]
+    assert cycle({**ring, "bot.home": set()}) == []

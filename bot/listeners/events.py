@@ -14,12 +14,13 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
+from bot.home import publish
 from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
 from bot.slack_ops import post_text
 from bot.text import strip_mentions
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,6 @@ def register(baton: Baton) -> None:
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
-            from bot.home import publish
-
             team = str(body.get("team_id") or "") or None
             baton.background.spawn(publish(baton, str(event["user"]), team_id=team), name="home")
 

@@ -13,7 +13,7 @@ from agents.telemetry import TEAM_ID, bound
 from storage import installations, runs, schedules
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
