@@ -525,7 +525,7 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
     if approval is None:
         return []
     task = await runs.get_task(baton.db, run.id, approval.task_id)
-    kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+    kind = approval_blocks.KIND_TITLE[approval.kind]
     copy = (row.data or {}).get("channel") is not None
     return [
         Piece(
@@ -560,7 +560,7 @@ async def _decided_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
         return []  # its request never reached Slack: there are no buttons to take away
     task = await runs.get_task(baton.db, run.id, approval.task_id)
     if approval.status == ApprovalStatus.PENDING:
-        kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+        kind = approval_blocks.KIND_TITLE[approval.kind]
         return [
             Piece(
                 text=f"Approval needed: {kind} (run {run.id})",
