@@ -52,7 +52,7 @@ from orchestration.schedules import Scheduler
 from storage import runs
 from storage.db import Database
 from storage.installations import adopt_unowned
-from storage.models import Run, Schedule, ScheduleFire
+from storage.models import Run, RunSource, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Baton:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
         from bot.digest import DigestSink
 
-        if run.source == "schedule":
+        if run.source == RunSource.SCHEDULE:
             return DigestSink(self, run)
         # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(

@@ -42,6 +42,7 @@ from storage.models import (
     DeliveryPurpose,
     DeliveryState,
     Run,
+    RunSource,
     RunStatus,
 )
 from storage.runs import Lease
@@ -488,7 +489,7 @@ def answer_pieces(
     run: Run, *, contributors: tuple[str, ...], notes: RunNotes | None = None
 ) -> list[Piece]:
     """The answer in pieces under Slack's limits; the footer (run id, models, cost) on the last."""
-    if run.source == "schedule":
+    if run.source == RunSource.SCHEDULE:
         return []  # a scheduled run's answer is in its digest
     footer = ui.footer(
         run_id=run.id,

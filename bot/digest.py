@@ -26,7 +26,7 @@ from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
 from storage.db import utcnow
-from storage.models import DeliveryPurpose, Run, Schedule, ScheduleFire
+from storage.models import DeliveryPurpose, Run, RunSource, Schedule, ScheduleFire
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -41,7 +41,7 @@ async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
     assert fire.id is not None
     run = Run(
         id=runs.new_id(),
-        source="schedule",
+        source=RunSource.SCHEDULE,
         request=schedule.request,
         playbook=schedule.playbook,
         team_id=schedule.team_id,
@@ -178,7 +178,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         try:
             pending = await accept_message(
                 baton,
-                source="investigate",
+                source=RunSource.INVESTIGATE,
                 request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
                 context=f"The digest that asked for this:\n{text}",
                 team_id=team,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from orchestration.driving import Beat, let_go
 from storage import queue, runs
 from storage.db import Database, is_unavailable
+from storage.models import RunSource
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ async def drive(baton: Baton, run_id: str) -> None:
     run = await runs.get_run(baton.db, run_id)
     if run is None:
         return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
         await baton.deliverer.deliver_run(run_id)
         run = await runs.get_run(baton.db, run_id)
         if run is None or not run.thread_ts:
@@ -97,7 +98,7 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
     run = await runs.get_run(baton.db, lease.run_id)
     if run is None:
         return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
         from bot.delivery import keep_lease
 
         limits = baton.orchestrator.limits

@@ -17,6 +17,7 @@ from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
 from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
 from bot.slack_ops import post_text
 from bot.text import strip_mentions
+from storage.models import RunSource
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -31,7 +32,7 @@ def register(baton: Baton) -> None:
     async def on_mention(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> BoltResponse | None:
-        return await handle_message(baton, event, body, context, source="mention")
+        return await handle_message(baton, event, body, context, source=RunSource.MENTION)
 
     @app.event("message")
     async def on_message(
@@ -43,10 +44,10 @@ def register(baton: Baton) -> None:
         if event.get("user") == context.bot_user_id:
             return None
         if event.get("channel_type") == "im":
-            return await handle_message(baton, event, body, context, source="dm")
+            return await handle_message(baton, event, body, context, source=RunSource.DM)
         if is_follow_up(event, context.bot_user_id):
             return await handle_message(
-                baton, event, body, context, source="follow-up", follow_up_only=True
+                baton, event, body, context, source=RunSource.FOLLOW_UP, follow_up_only=True
             )
         return None
 
@@ -79,7 +80,7 @@ async def handle_message(
     body: dict[str, Any],
     context: AsyncBoltContext,
     *,
-    source: str,
+    source: RunSource,
     follow_up_only: bool = False,
 ) -> BoltResponse | None:
     """A mention, DM or follow-up: a request, a playbook, or a question about Baton itself.
