@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from orchestration.when import When, fire_times, trigger, zone
 from storage import runs, schedules
 from storage.db import Database, utcnow
-from storage.models import FireOutcome, Schedule, ScheduleFire
+from storage.models import FireOutcome, Schedule, ScheduleFire, ScheduleKind
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,9 @@ class FireResult:
 
 
 def when_of(schedule: Schedule) -> When:
-    if schedule.kind == "interval":
-        return When(kind="interval", seconds=schedule.interval_seconds)
-    return When(kind="cron", cron=schedule.cron)
+    if schedule.kind == ScheduleKind.INTERVAL:
+        return When(kind=ScheduleKind.INTERVAL, seconds=schedule.interval_seconds)
+    return When(kind=ScheduleKind.CRON, cron=schedule.cron)
 
 
 class Scheduler:
