@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot import digest_blocks as ui
 from bot.blocks import answer_blocks
 from bot.clicks import team_of
-from bot.delivery import Piece
+from bot.delivery import Piece, PieceThread
 from bot.intake import IntakeFailed, accept_message, begin
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, split_message
@@ -112,7 +112,9 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
                 "channel": digest.schedule.channel_id,
                 "fire_id": digest.fire.id,
                 "messages": [
-                    Piece(text=ui.quiet_text(digest.schedule, digest), thread="none").to_json()
+                    Piece(
+                        text=ui.quiet_text(digest.schedule, digest), thread=PieceThread.NONE
+                    ).to_json()
                 ],
             },
         )
@@ -130,9 +132,11 @@ async def _digest_pieces(baton: Baton, digest: Digest) -> list[Piece]:
         body = (task.output or task.error or "").strip() or "_(no output)_"
         parts.append(f"*{task.agent}* — `{task.task_id}` ({task.status.value})\n{body}")
     details = "\n\n".join(p for p in parts if p.strip())
-    pieces = [Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread="none")]
+    pieces = [
+        Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread=PieceThread.NONE)
+    ]
     pieces += [
-        Piece(text=p, blocks=answer_blocks(p), thread="first")
+        Piece(text=p, blocks=answer_blocks(p), thread=PieceThread.FIRST)
         for p in split_message(details, MESSAGE_LIMIT)
     ]
     return pieces
