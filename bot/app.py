@@ -57,7 +57,7 @@ from orchestration.schedules import Scheduler
 from storage import runs
 from storage.db import Database
 from storage.installations import adopt_unowned
-from storage.models import Run
+from storage.models import Run, RunSource
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Baton:
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
-        if run.source == "schedule":
+        if run.source == RunSource.SCHEDULE:
             return DigestSink(self, run)
         # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(

@@ -22,7 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, assert_never
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -47,6 +48,7 @@ from storage.models import (
     DeliveryPurpose,
     DeliveryState,
     Run,
+    RunSource,
     RunStatus,
 )
 
@@ -102,14 +104,21 @@ class DeliveryOptions:
     clock: Callable[[], datetime] = utcnow  # what "now" is when deciding what is due
 
 
+class PieceThread(StrEnum):
+    """Where a piece is posted."""
+
+    RUN = "run"  # in the run's thread
+    FIRST = "first"  # in the thread of its row's first piece (a digest's details)
+    NONE = "none"  # in the channel itself
+
+
 @dataclass(frozen=True)
 class Piece:
     """One message to post (or to edit in place)."""
 
     text: str
     blocks: list[dict[str, Any]] | None = None
-    # Where: the run's thread, the thread of this row's first piece, or the channel itself.
-    thread: str = "run"  # run | first | none
+    thread: PieceThread = PieceThread.RUN
     update_ts: str | None = None  # edit this message instead of posting
 
     def to_json(self) -> dict[str, Any]:
@@ -127,7 +136,7 @@ class Piece:
         return Piece(
             text=str(data.get("text") or ""),
             blocks=data.get("blocks"),
-            thread=str(data.get("thread") or "run"),
+            thread=PieceThread(data.get("thread") or PieceThread.RUN),
             update_ts=data.get("update_ts"),
         )
 
@@ -403,11 +412,15 @@ def _channel(run: Run, row: Delivery) -> str | None:
 
 
 def _thread(run: Run, piece: Piece, posted: list[str]) -> str | None:
-    if piece.thread == "first":
-        return posted[0] if posted else None
-    if piece.thread == "none":
-        return None
-    return run.thread_ts
+    match piece.thread:
+        case PieceThread.RUN:
+            return run.thread_ts
+        case PieceThread.FIRST:
+            return posted[0] if posted else None
+        case PieceThread.NONE:
+            return None
+        case _:
+            assert_never(piece.thread)
 
 
 def _classify(e: SlackApiError) -> Exception:
@@ -477,7 +490,7 @@ async def _render(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
             return [Piece(text=str(data.get("text") or ""))]
         case DeliveryPurpose.REQUEST:
             text = str(data.get("text") or "")
-            return [Piece(text=text, blocks=[ui.section(text)], thread="none")]
+            return [Piece(text=text, blocks=[ui.section(text)], thread=PieceThread.NONE)]
         case DeliveryPurpose.DIGEST | DeliveryPurpose.QUIET:
             return [Piece.from_json(p) for p in data.get("messages") or []]
     return []
@@ -487,7 +500,7 @@ def answer_pieces(
     run: Run, *, contributors: tuple[str, ...], notes: RunNotes | None = None
 ) -> list[Piece]:
     """The answer in pieces under Slack's limits; the footer (run id, models, cost) on the last."""
-    if run.source == "schedule":
+    if run.source == RunSource.SCHEDULE:
         return []  # a scheduled run's answer is in its digest
     footer = ui.footer(
         run_id=run.id,
@@ -524,7 +537,7 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
     if approval is None:
         return []
     task = await runs.get_task(baton.db, run.id, approval.task_id)
-    kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+    kind = approval_blocks.KIND_TITLE[approval.kind]
     copy = (row.data or {}).get("channel") is not None
     return [
         Piece(
@@ -537,7 +550,7 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
                 votes=await approvals.votes(baton.db, approval.id),
                 editable=editable(baton, approval),
             ),
-            thread="none" if copy else "run",
+            thread=PieceThread.NONE if copy else PieceThread.RUN,
         )
     ]
 
@@ -557,7 +570,7 @@ async def _decided_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
         return []  # its request never reached Slack: there are no buttons to take away
     task = await runs.get_task(baton.db, run.id, approval.task_id)
     if approval.status == ApprovalStatus.PENDING:
-        kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+        kind = approval_blocks.KIND_TITLE[approval.kind]
         return [
             Piece(
                 text=f"Approval needed: {kind} (run {run.id})",

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import digest_blocks as ui
 from bot.blocks import answer_blocks
-from bot.delivery import Piece
+from bot.delivery import Piece, PieceThread
 from bot.intake import IntakeFailed, accept_message, begin
 from bot.interactions import team_of
 from bot.slack_ops import slack_error
@@ -25,7 +25,7 @@ from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
 from storage.db import utcnow
-from storage.models import DeliveryPurpose, Run
+from storage.models import DeliveryPurpose, Run, RunSource
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -93,7 +93,9 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
                 "channel": digest.schedule.channel_id,
                 "fire_id": digest.fire.id,
                 "messages": [
-                    Piece(text=ui.quiet_text(digest.schedule, digest), thread="none").to_json()
+                    Piece(
+                        text=ui.quiet_text(digest.schedule, digest), thread=PieceThread.NONE
+                    ).to_json()
                 ],
             },
         )
@@ -111,9 +113,11 @@ async def _digest_pieces(baton: Baton, digest: Digest) -> list[Piece]:
         body = (task.output or task.error or "").strip() or "_(no output)_"
         parts.append(f"*{task.agent}* — `{task.task_id}` ({task.status.value})\n{body}")
     details = "\n\n".join(p for p in parts if p.strip())
-    pieces = [Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread="none")]
+    pieces = [
+        Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread=PieceThread.NONE)
+    ]
     pieces += [
-        Piece(text=p, blocks=answer_blocks(p), thread="first")
+        Piece(text=p, blocks=answer_blocks(p), thread=PieceThread.FIRST)
         for p in split_message(details, MESSAGE_LIMIT)
     ]
     return pieces
@@ -159,7 +163,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         try:
             pending = await accept_message(
                 baton,
-                source="investigate",
+                source=RunSource.INVESTIGATE,
                 request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
                 context=f"The digest that asked for this:\n{text}",
                 team_id=team,

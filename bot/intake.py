@@ -29,7 +29,7 @@ from bot.work import external, hand_over
 from orchestration.driving import let_go
 from storage import assistant, inbox, outbox, runs, slack_events
 from storage.db import is_unavailable, utcnow
-from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunStatus
+from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunSource, RunStatus
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Accepted:
 async def accept_message(
     baton: Baton,
     *,
-    source: str,
+    source: RunSource,
     request: str,
     channel_id: str,
     thread_ts: str,
@@ -149,7 +149,7 @@ async def accept_command(
     trigger = str(command.get("trigger_id") or "")
     run = Run(
         id=runs.new_id(),
-        source="command",
+        source=RunSource.COMMAND,
         request=clean(request),
         playbook=playbook,
         team_id=str(command.get("team_id") or "") or None,

@@ -22,6 +22,7 @@ from bot.background import Background
 from orchestration.driving import Beat, let_go, pause
 from storage import queue, runs
 from storage.db import Database, is_unavailable
+from storage.models import RunSource
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ async def drive(baton: Baton, run_id: str) -> None:
     run = await runs.get_run(baton.db, run_id)
     if run is None:
         return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
         await baton.deliverer.deliver_run(run_id)
         run = await runs.get_run(baton.db, run_id)
         if run is None or not run.thread_ts:
@@ -120,7 +121,7 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
     run = await runs.get_run(baton.db, lease.run_id)
     if run is None:
         return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
         limits = baton.orchestrator.limits
         beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
         try:

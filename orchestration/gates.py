@@ -21,7 +21,7 @@ from orchestration.events import ApprovalRequested, RunEvent
 from orchestration.limits import Limits
 from storage import approvals, runs
 from storage.db import Database, utcnow
-from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
+from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus
 
 Show = Callable[[RunEvent], Awaitable[None]]
 
@@ -61,7 +61,7 @@ class Gates:
             policy = step.approval.over(policy)
         return policy
 
-    def rules_for(self, run: Run, task: TaskRow, kind: str, tool: str | None) -> GateRules:
+    def rules_for(self, run: Run, task: TaskRow, kind: ApprovalKind, tool: str | None) -> GateRules:
         """Who decides, how many, and until when — fixed when the gate opens."""
         policy = self.policy_for(run, task, tool)
         approvers = list(policy.approvers or [])
@@ -74,7 +74,7 @@ class Gates:
         else:
             # A tool that changes things is not approved by whoever asked for it — unless
             # they are the only person the catalog names.
-            self_ok = kind != "tool" or approvers == [run.user_id]
+            self_ok = kind != ApprovalKind.TOOL or approvers == [run.user_id]
         now = utcnow()
         expires = policy.expires_after or timedelta(
             hours=self.catalog.approvals.expires_after_hours
@@ -107,7 +107,7 @@ class Gates:
                 run,
                 task,
                 show,
-                kind="task",
+                kind=ApprovalKind.TASK,
                 summary=f"{task.agent} will: {task.instruction}",
             )
             return True
@@ -117,7 +117,7 @@ class Gates:
         over_tokens = token_budget is not None and used >= token_budget
         if over_usd or over_tokens:
             if any(
-                a.kind == "budget" and a.status == ApprovalStatus.PENDING
+                a.kind == ApprovalKind.BUDGET and a.status == ApprovalStatus.PENDING
                 for a in await approvals.for_run(self.db, run.id)
             ):
                 return True  # one budget question at a time; this task waits its turn
@@ -128,7 +128,12 @@ class Gates:
                     f"Continue for up to ${extra:.2f} more?"
                 )
                 await self.open(
-                    run, task, show, kind="budget", summary=summary, extra_budget_usd=extra
+                    run,
+                    task,
+                    show,
+                    kind=ApprovalKind.BUDGET,
+                    summary=summary,
+                    extra_budget_usd=extra,
                 )
             else:
                 assert token_budget is not None
@@ -138,7 +143,12 @@ class Gates:
                     f"Continue for up to {more:,} more?"
                 )
                 await self.open(
-                    run, task, show, kind="budget", summary=summary, extra_budget_tokens=more
+                    run,
+                    task,
+                    show,
+                    kind=ApprovalKind.BUDGET,
+                    summary=summary,
+                    extra_budget_tokens=more,
                 )
             return True
         return False
@@ -153,7 +163,7 @@ class Gates:
         task: TaskRow,
         show: Show,
         *,
-        kind: str,
+        kind: ApprovalKind,
         summary: str,
         tool_name: str | None = None,
         tool_args: dict[str, Any] | None = None,
@@ -218,7 +228,7 @@ class Gates:
                 id=approvals.new_approval_id(),
                 run_id=run.id,
                 task_id=task.task_id,
-                kind="tool",
+                kind=ApprovalKind.TOOL,
                 expires_at=utcnow(),
                 summary=grant.summary,
                 tool_name=asked.tool.name,
@@ -246,12 +256,12 @@ class Gates:
             return None
         approved = latest.status == ApprovalStatus.APPROVED
         fields: dict[str, Any]
-        if approved and latest.kind == "tool":
+        if approved and latest.kind == ApprovalKind.TOOL:
             fields = {"status": TaskStatus.PENDING}  # the specialist continues with that call
-        elif approved and latest.kind == "agent":
+        elif approved and latest.kind == ApprovalKind.AGENT:
             fields = {"status": TaskStatus.SUCCEEDED, "finished_at": utcnow()}
         elif approved:
-            fields = {"status": TaskStatus.PENDING, "approved": latest.kind == "task"}
+            fields = {"status": TaskStatus.PENDING, "approved": latest.kind == ApprovalKind.TASK}
         else:
             fields = {
                 "status": TaskStatus.REJECTED,
@@ -259,7 +269,7 @@ class Gates:
                 "finished_at": utcnow(),
             }
         run_fields: dict[str, Any] | None = None
-        if latest.kind == "budget" and approved:
+        if latest.kind == ApprovalKind.BUDGET and approved:
             run = await runs.get_run(self.db, task.run_id)
             assert run is not None
             run_fields = {}
@@ -277,7 +287,7 @@ class Gates:
             task=fields,
             run=run_fields,
         )
-        if latest.kind == "budget" and not approved:
+        if latest.kind == ApprovalKind.BUDGET and not approved:
             await self._reject_rest(task.run_id, describe_refusal(latest))
         return latest
 
@@ -305,7 +315,7 @@ def describe_refusal(approval: Approval) -> str:
     """For people: what did not happen, and why (never an instruction meant for a model)."""
     if approval.tool_name:
         what = f"`{approval.tool_name}` was not called"
-    elif approval.kind == "budget":
+    elif approval.kind == ApprovalKind.BUDGET:
         what = "not run: no more budget was approved"
     else:
         what = "not done"

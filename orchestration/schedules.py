@@ -24,7 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from orchestration.when import fire_times, trigger, when_of, zone
 from storage import runs, schedules
 from storage.db import Database, utcnow
-from storage.models import FireOutcome, Run, Schedule, ScheduleFire
+from storage.models import FireOutcome, Run, RunSource, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ async def launch(db: Database, schedule: Schedule, fire: ScheduleFire) -> str:
     assert fire.id is not None
     run = Run(
         id=runs.new_id(),
-        source="schedule",
+        source=RunSource.SCHEDULE,
         request=schedule.request,
         playbook=schedule.playbook,
         team_id=schedule.team_id,

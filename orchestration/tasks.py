@@ -38,7 +38,7 @@ from orchestration.planning import thread_context, usage_hook
 from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, runs, tool_calls
 from storage.db import Database, is_unavailable, utcnow
-from storage.models import ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
+from storage.models import ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class TaskRunner:
                 run,
                 task,
                 show,
-                kind="tool",
+                kind=ApprovalKind.TOOL,
                 summary=_why(outcome.transcript) or task.instruction,
                 tool_name=outcome.tool.name,
                 tool_args=outcome.args.model_dump(mode="json"),
@@ -120,7 +120,7 @@ class TaskRunner:
                 run,
                 task,
                 show,
-                kind="agent",
+                kind=ApprovalKind.AGENT,
                 summary=outcome.output[len(NEEDS_HUMAN) :].strip(),
                 output=outcome.output,
             )
