@@ -70,19 +70,19 @@ run: $(VENV)/.installed
 	@$(BIN)/baton run $(ARGS)
 
 test: $(VENV)/.dev-installed $(VENV)/.real-model
-	$(BIN)/ruff check bot agents orchestration storage tests bench
+	$(BIN)/ruff check bot agents orchestration storage sandbox testkit tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q $(ARGS)
 
 lint: $(VENV)/.dev-installed
 	bash -n .ci/run
-	$(BIN)/ruff check bot agents orchestration storage tests bench
-	$(BIN)/ruff format --check bot agents orchestration storage tests bench
+	$(BIN)/ruff check bot agents orchestration storage sandbox testkit tests bench
+	$(BIN)/ruff format --check bot agents orchestration storage sandbox testkit tests bench
 	$(BIN)/mypy
 
 fmt: $(VENV)/.dev-installed
-	$(BIN)/ruff format bot agents orchestration storage tests bench
-	$(BIN)/ruff check --fix bot agents orchestration storage tests bench
+	$(BIN)/ruff format bot agents orchestration storage sandbox testkit tests bench
+	$(BIN)/ruff check --fix bot agents orchestration storage sandbox testkit tests bench
 
 bench: $(VENV)/.dev-installed $(VENV)/.real-model
 	$(BIN)/python -m bench

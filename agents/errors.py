@@ -1,12 +1,15 @@
 """Everything `agents` raises, drawn once.
 
-    AgentsError
+    AgentsError (storage.errors.BatonError)
     ├── CatalogError            the catalog YAML is unreadable or invalid
+    ├── CompatError             OPENAI_COMPAT cannot be read (also a ValueError)
     ├── ModelError              a model call failed (what happened: `failure`)
     │   ├── TransientModelError     worth retrying: 429, 5xx, timeouts, dropped connections
     │   ├── PermanentModelError     not worth retrying: bad key, bad request, unknown model
     │   └── ModelBehaviorError      the model answered, but not in the shape asked for
+    │       └── MaxTurnsExceeded        a task used up its turns (runner)
     ├── ToolError               a tool could not do what was asked (handed back to the model)
+    │   └── Unreachable             the address is not one tools may reach (tools.netguard)
     ├── InvalidToolArguments    a call's arguments do not fit the tool (handed back to the model)
     └── ToolServerError         a tool's server failed or cannot start (stops the task)
 
@@ -19,16 +22,22 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from storage.errors import BatonError
+
 if TYPE_CHECKING:
     from agents.messages import Usage
 
 
-class AgentsError(Exception):
+class AgentsError(BatonError):
     """Base class for errors from the agents package."""
 
 
 class CatalogError(AgentsError):
     """The agent catalog (YAML) is unreadable or invalid; the message names file, entry, problem."""
+
+
+class CompatError(AgentsError, ValueError):
+    """OPENAI_COMPAT is not a preset and `feature=true|false|auto` pairs; the message says why."""
 
 
 class Failure(StrEnum):

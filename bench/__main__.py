@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import Site, fresh_pg_database  # noqa: E402
+from testkit.databases import Site, fresh_pg_database  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -67,8 +67,8 @@ async def with_site(
 async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
     """Mentions answered by Baton: with Slack answering normally, then with Slack answering
     HTTP 429 (Retry-After: 4) to every Web API call while the mentions come in."""
-    from bot.sandbox.web_api import SlackStandIn
-    from tests.harness import running_bot
+    from sandbox.web_api import SlackStandIn
+    from testkit.harness import running_bot
 
     async def hundred(bot: Any, slack: Any) -> list[float]:
         timings: list[float] = []
@@ -121,9 +121,9 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     from agents.tools.registry import ALL_TOOLS, tool_names
     from orchestration.deps import RunDeps
     from orchestration.engine import Orchestrator
-    from orchestration.events import NullSink
     from storage import Database, runs
     from storage.models import Run, RunStatus
+    from testkit.sinks import NullSink
 
     db = Database(url)
     await db.create_all()
@@ -177,9 +177,9 @@ async def run_throughput(site: Site) -> list[tuple[str, str, str]]:
 
 async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
     from bot.progress import ProgressOptions
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import runs
-    from tests.harness import running_bot
+    from testkit.harness import running_bot
 
     urls = " ".join(site.url(f"/ok?n={i}") for i in range(12))
     rows = []
@@ -256,9 +256,9 @@ async def page_latency(_: Site) -> list[tuple[str, str, str]]:
     import aiohttp
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.sandbox.relay import Relay
-    from bot.sandbox.server import SandboxPage
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.relay import Relay
+    from sandbox.server import SandboxPage
+    from sandbox.web_api import SlackStandIn
 
     timings: list[float] = []
     async with SlackStandIn() as slack:
@@ -344,10 +344,10 @@ async def scale(_: Site) -> list[tuple[str, str, str]]:
 
 
 async def streamed_answer(site: Site) -> list[tuple[str, str, str]]:
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import runs
-    from tests.fakes.model_servers import FakeOpenAI, Reply
-    from tests.harness import running_bot
+    from testkit.fakes.model_servers import FakeOpenAI, Reply
+    from testkit.harness import running_bot
 
     words = 600
     answer = " ".join(f"w{i}" for i in range(words))

@@ -10,7 +10,7 @@ from datetime import timedelta
 from storage import Database, approvals, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, TaskRow
-from tests.conftest import fresh_pg_database
+from testkit.databases import fresh_pg_database
 
 PEOPLE = 10
 CLICKS_EACH = 5

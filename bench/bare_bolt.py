@@ -13,7 +13,7 @@ from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 
-from tests.harness import SECRET
+from testkit.harness import SECRET
 
 
 def bare_app() -> web.Application:

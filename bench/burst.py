@@ -14,7 +14,7 @@ import time
 
 import aiohttp
 
-from tests.harness import SECRET, signed_headers
+from testkit.harness import SECRET, signed_headers
 
 
 async def burst(url: str, requests: list[tuple[bytes, str]]) -> list[float]:

@@ -16,7 +16,7 @@ from agents.mcp.config import McpServerSpec
 from agents.mcp.servers import McpServers
 from agents.tools.base import Tool, ToolContext
 from agents.tools.calculator import Calculator
-from tests.mcp_helpers import PYTHON, ROOT, http_server
+from testkit.processes import PYTHON, ROOT, http_server
 
 CALLS = 200
 
@@ -51,7 +51,7 @@ async def through(spec: McpServerSpec) -> float:
 async def call_overhead() -> list[tuple[str, str, str]]:
     builtin = await timed(Calculator(), {"expression": "2 + 3 * 4"})
     with tempfile.TemporaryDirectory() as tmp:
-        command = [PYTHON, "-m", "tests.fakes.mcp_server"]
+        command = [PYTHON, "-m", "testkit.fakes.mcp_server"]
         stdio = await through(McpServerSpec(name="ops", command=command, cwd=ROOT))
         async with http_server(Path(tmp) / "record.jsonl") as url:
             http = await through(McpServerSpec(name="ops", url=url))

@@ -9,8 +9,7 @@ import time
 from pathlib import Path
 
 from storage import Database, schema
-from tests.conftest import fresh_pg_database
-from tests.test_migrations import RELEASE_PG_DUMP, RELEASE_SQLITE, psql
+from testkit.databases import RELEASE_PG_DUMP, RELEASE_SQLITE, fresh_pg_database, psql
 
 ROUNDS = 5
 

@@ -10,15 +10,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import Site
-from tests.test_real_model import CATALOG, COMPAT
+from testkit.databases import Site
 
 
 async def real_model_run(site: Site) -> list[tuple[str, str, str]]:
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import runs, usage
-    from tests.harness import running_bot
-    from tests.real_model import serving
+    from testkit.harness import running_bot
+    from testkit.real_model import CATALOG, COMPAT, serving
 
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()

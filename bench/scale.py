@@ -31,9 +31,9 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tests.conftest import fresh_pg_database
-from tests.harness import FORM, JSON_TYPE, PAYLOADS, sample
-from tests.test_approval_restart import ROOT, free_port
+from testkit.databases import fresh_pg_database
+from testkit.harness import FORM, JSON_TYPE, PAYLOADS, sample
+from testkit.processes import ROOT, free_port
 
 Row = tuple[str, str, str]
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
@@ -122,7 +122,7 @@ class Sender:
                 self.url,
                 f.name,
                 cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": ROOT},
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
                 stdout=asyncio.subprocess.PIPE,
             )
             out, _ = await proc.communicate()
@@ -139,13 +139,13 @@ async def bare_bolt() -> AsyncIterator[str]:
         "bench.bare_bolt",
         str(port),
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": ROOT},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        from tests.test_workers import _healthy
+        from testkit.processes import healthy
 
-        await _healthy(url, proc)
+        await healthy(url, proc)
         yield url
     finally:
         proc.terminate()
@@ -176,10 +176,10 @@ async def _unfinished(db: Any, playbook: str) -> int:
 
 
 async def ack_bursts() -> list[Row]:
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import Database
-    from tests.fakes.model_servers import FakeOpenAI, Reply
-    from tests.test_workers import environment, process
+    from testkit.fakes.model_servers import FakeOpenAI, Reply
+    from testkit.processes import environment, process
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -280,10 +280,10 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
     from agents.tools.registry import ALL_TOOLS, tool_names
     from orchestration.deps import RunDeps
     from orchestration.engine import Orchestrator
-    from orchestration.events import NullSink
     from orchestration.limits import Limits
     from storage import Database, runs
     from storage.models import Run, RunStatus
+    from testkit.sinks import NullSink
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "agents.yml"
@@ -357,10 +357,10 @@ async def overhead() -> list[Row]:
 
 async def worker_throughput() -> list[Row]:
     """The same burst of three-task runs, finished by 1 and then by 2 workers."""
-    from bot.sandbox.web_api import SlackStandIn
+    from sandbox.web_api import SlackStandIn
     from storage import Database
-    from tests.fakes.model_servers import FakeOpenAI
-    from tests.test_workers import environment, process
+    from testkit.fakes.model_servers import FakeOpenAI
+    from testkit.processes import environment, process
 
     n = 120 if FULL else 60
     results: dict[int, float] = {}

@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 
-from tests.conftest import Site
+from testkit.databases import Site
 
 ROUNDS = 8
 RUNS_PER_ROUND = 10
@@ -22,9 +22,9 @@ SCRAPES = 20
 
 async def telemetry_cost(site: Site) -> list[tuple[str, str, str]]:
     from agents.telemetry import Telemetry, otlp_exporter
-    from bot.sandbox.web_api import SlackStandIn
-    from tests.fakes.otlp_receiver import OtlpReceiver
-    from tests.harness import Bot, running_bot
+    from sandbox.web_api import SlackStandIn
+    from testkit.fakes.otlp_receiver import OtlpReceiver
+    from testkit.harness import Bot, running_bot
 
     async def round_of_runs(bot: Bot, n: int) -> tuple[float, float]:
         start, cpu = time.perf_counter(), time.process_time()

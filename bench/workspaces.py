@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.workspaces import InstallationStore
 from storage import Database, normalize_url, schema
-from tests.conftest import fresh_pg_database
+from testkit.databases import fresh_pg_database
 
 TEAMS = [f"T{i:04d}" for i in range(20)]
 LOOKUPS = 200

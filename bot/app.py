@@ -25,6 +25,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agents.errors import CatalogError
 from agents.metrics import Metrics
 from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
@@ -38,12 +39,16 @@ from bot.background import Background
 from bot.config import ConfigError, Mode, Settings, check_common, environment, secret
 from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
+from bot.digest import DigestSink
 from bot.gateway import SlackToolGateway
+from bot.install import oauth_settings
+from bot.listeners import register
 from bot.members import ChannelMembers
 from bot.metrics import SlackCallCounter
 from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
+from bot.work import Later, Waker
 from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
 from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
@@ -53,14 +58,19 @@ from orchestration.schedules import Scheduler
 from storage import runs
 from storage.db import Database
 from storage.installations import adopt_unowned
-from storage.models import Run, Schedule, ScheduleFire
+from storage.models import Run, RunSource
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Baton:
-    """The running bot's parts, shared by every listener."""
+    """The running bot's parts, shared by every listener (which see it as `bot.parts.Baton`).
+
+    Built in the order a request flows: what is given here first, then (`__post_init__`) the
+    parts that call back into the bot: the deliverer, the orchestrator (a run's events are
+    shown through `sink`, its tools reach Slack through `tool_context`), and the scheduler.
+    """
 
     settings: Settings
     db: Database
@@ -68,12 +78,11 @@ class Baton:
     client: AsyncWebClient
     models: Models
     toolbox: Toolbox
-    orchestrator: Orchestrator
     app: AsyncApp
     progress: ProgressOptions
-    scheduler: Scheduler
     # Who is in which channel (`conversations.members`), cached briefly.
     members: ChannelMembers
+    limits: Limits = field(default_factory=Limits)
     telemetry: Telemetry = field(default_factory=Telemetry.off)
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     background: Background = field(default_factory=Background)
@@ -86,8 +95,6 @@ class Baton:
     workspaces: Workspaces | None = None
 
     def __post_init__(self) -> None:
-        from bot.work import Waker
-
         self.deliverer = Deliverer(self, self.delivery)
         # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
         self.wake_workers = Waker(self.db)
@@ -95,6 +102,34 @@ class Baton:
         # OAuth mode: each workspace's names and channel members, asked with its own token.
         self._names: dict[str, Names] = {}
         self._members: dict[str, ChannelMembers] = {}
+        self._allow = frozenset(
+            [*self.settings.baton_http_allow_hosts, *self.catalog.http_allow_hosts]
+        )
+        self.orchestrator = Orchestrator(
+            RunDeps(
+                db=self.db,
+                catalog=self.catalog,
+                models=self.models,
+                tools=self.toolbox,
+                tool_context=self.tool_context,
+                limits=self.limits,
+                telemetry=self.telemetry,
+            ),
+            sinks=self.sink,
+        )
+        # Continues a run after the ack: in `background` here, or by a worker.
+        self.later = Later(
+            self.background,
+            execute=self.orchestrator.execute,
+            wake_workers=self.wake_workers,
+            external=self.settings.baton_workers == "external",
+        )
+        self.scheduler = Scheduler(
+            self.db,
+            self.later,
+            grace=timedelta(seconds=self.settings.baton_schedule_grace),
+            owner=f"{socket.gethostname()}:{os.getpid()}",
+        )
 
     def client_for(self, team_id: str | None) -> AsyncWebClient:
         """The Web API client with the token of `team_id`'s workspace."""
@@ -147,9 +182,7 @@ class Baton:
 
     def sink(self, run: Run) -> EventSink:
         """Where a run's events are shown: its thread, or a digest for a scheduled run."""
-        from bot.digest import DigestSink
-
-        if run.source == "schedule":
+        if run.source == RunSource.SCHEDULE:
             return DigestSink(self, run)
         # A sink is made for a drive of the run: the lease is held while it delivers.
         return SlackProgress(
@@ -160,6 +193,20 @@ class Baton:
             deliver=functools.partial(self.deliverer.deliver_run, lease_held=True),
             spawn=self.background.spawn,
             names=self.names_for(run.team_id),
+        )
+
+    def tool_context(self, run_id: str, task_id: str, key: str) -> ToolContext:
+        """What a tool call of the run may reach: allowed hosts, webhooks, the run's Slack."""
+        return ToolContext(
+            run_id=run_id,
+            task_id=task_id,
+            http_allow_hosts=self._allow,
+            webhooks=dict(self.catalog.webhooks),
+            slack=SlackToolGateway(
+                functools.partial(self.client_for_run, run_id),
+                functools.partial(self.members_for_run, run_id),
+            ),
+            idempotency_key=key,
         )
 
     async def close(self) -> None:
@@ -243,6 +290,7 @@ def toolbox_for(catalog: Catalog, settings: Settings) -> Toolbox:
     """
     if not catalog.mcp_servers:
         return Toolbox(ALL_TOOLS)
+    # The MCP SDK takes seconds to import: only a catalog with servers pays for it.
     from agents.mcp.config import missing_variables
     from agents.mcp.servers import McpServers
 
@@ -317,8 +365,6 @@ async def bolt_app(
             return me
 
         return AsyncApp(authorize=authorize, **common)
-    from bot.install import oauth_settings
-
     return AsyncApp(
         oauth_settings=oauth_settings(settings, db, workspaces),
         # Bolt takes an AsyncAuthorize as is (its annotation names only plain functions).
@@ -342,8 +388,6 @@ async def create(
 
     `telemetry` defaults to what the settings say (`telemetry_from`).
     """
-    from agents.errors import CatalogError
-
     problems = check_common(settings)
     if problems:
         raise ConfigError(problems)
@@ -362,44 +406,7 @@ async def create(
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
     workspaces = Workspaces(db, client) if settings.oauth else None
-    holder: dict[str, Baton] = {}
-    allow = frozenset([*settings.baton_http_allow_hosts, *catalog.http_allow_hosts])
-
-    def tool_context(run_id: str, task_id: str, key: str) -> ToolContext:
-        return ToolContext(
-            run_id=run_id,
-            task_id=task_id,
-            http_allow_hosts=allow,
-            webhooks=dict(catalog.webhooks),
-            slack=SlackToolGateway(
-                functools.partial(holder["baton"].client_for_run, run_id),
-                functools.partial(holder["baton"].members_for_run, run_id),
-            ),
-            idempotency_key=key,
-        )
-
     app = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
-
-    def sinks(run: Run) -> EventSink:
-        return holder["baton"].sink(run)
-
-    async def launch(schedule: Schedule, fire: ScheduleFire) -> str:
-        from bot.digest import launch
-
-        return await launch(holder["baton"], schedule, fire)
-
-    orchestrator = Orchestrator(
-        RunDeps(
-            db=db,
-            catalog=catalog,
-            models=models,
-            tools=toolbox,
-            tool_context=tool_context,
-            limits=limits or limits_from(settings),
-            telemetry=telemetry,
-        ),
-        sinks=sinks,
-    )
     baton = Baton(
         settings=settings,
         db=db,
@@ -407,23 +414,13 @@ async def create(
         client=client,
         models=models,
         toolbox=toolbox,
-        orchestrator=orchestrator,
         app=app,
         progress=progress or ProgressOptions(streaming=settings.baton_streaming),
-        delivery=delivery or DeliveryOptions(),
-        scheduler=Scheduler(
-            db,
-            launch,
-            grace=timedelta(seconds=settings.baton_schedule_grace),
-            owner=f"{socket.gethostname()}:{os.getpid()}",
-        ),
         members=ChannelMembers(client),
+        limits=limits or limits_from(settings),
         telemetry=telemetry,
+        delivery=delivery or DeliveryOptions(),
         workspaces=workspaces,
     )
-    holder["baton"] = baton
-
-    from bot.listeners import register
-
     register(baton)
     return baton

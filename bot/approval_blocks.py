@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from agents.mcp import names as mcp_names
 from bot.blocks import Block, button, context, header, section, when
 from bot.text import escape, truncate
-from storage.models import Approval, ApprovalStatus, Run, TaskRow
+from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow
 
 APPROVE = "approval:approve"
 APPROVE_FOR_RUN = "approval:approve_run"
@@ -27,11 +27,11 @@ REASON_INPUT = "reason_input"
 # A channel (C…, G…) or person (U…, W…) id as a tool argument.
 SLACK_ID = re.compile(r"^[CGUW][A-Z0-9]{6,}$")
 
-KIND_TITLE = {
-    "tool": "Approval needed before an action",
-    "task": "Approval needed before a step",
-    "agent": "A specialist asks for a person's decision",
-    "budget": "Approval needed to spend more",
+KIND_TITLE: dict[ApprovalKind, str] = {
+    ApprovalKind.TOOL: "Approval needed before an action",
+    ApprovalKind.TASK: "Approval needed before a step",
+    ApprovalKind.AGENT: "A specialist asks for a person's decision",
+    ApprovalKind.BUDGET: "Approval needed to spend more",
 }
 
 
@@ -56,7 +56,7 @@ def readable_args(args: dict[str, Any] | None) -> str:
 
 def what_happens(approval: Approval, task: TaskRow | None) -> str:
     agent = f"*{escape(task.agent)}*" if task else "A specialist"
-    if approval.kind == "tool":
+    if approval.kind == ApprovalKind.TOOL:
         ref = mcp_names.parse(approval.tool_name or "")
         what = (
             f"`{ref.tool}` on the MCP server `{ref.server}`"
@@ -64,9 +64,9 @@ def what_happens(approval: Approval, task: TaskRow | None) -> str:
             else f"`{approval.tool_name}`"
         )
         return f"{agent} wants to call {what} with:\n{readable_args(approval.tool_args)}"
-    if approval.kind == "task":
+    if approval.kind == ApprovalKind.TASK:
         return f"{agent} is about to run this step:\n>{escape(truncate(task.instruction if task else approval.summary, 1500))}"
-    if approval.kind == "budget":
+    if approval.kind == ApprovalKind.BUDGET:
         return escape(approval.summary)
     return f"{agent} says:\n>{escape(truncate(approval.summary, 1500))}"
 
@@ -112,12 +112,12 @@ def request_blocks(
     editable: bool = False,
 ) -> list[Block]:
     blocks: list[Block] = [
-        header(f"✋ {KIND_TITLE.get(approval.kind, 'Approval needed')}"),
+        header(f"✋ {KIND_TITLE[approval.kind]}"),
         section(what_happens(approval, task)),
     ]
     if (where := target(approval, webhooks or {})) is not None:
         blocks.append(section(where))
-    if approval.kind == "tool" and approval.summary:
+    if approval.kind == ApprovalKind.TOOL and approval.summary:
         blocks.append(section(f"*Why:* {escape(truncate(approval.summary, 1500))}"))
     blocks.append(
         context(
@@ -126,9 +126,9 @@ def request_blocks(
             policy_line(approval, votes or []),
         )
     )
-    approve_text = "Continue" if approval.kind == "budget" else "Approve"
+    approve_text = "Continue" if approval.kind == ApprovalKind.BUDGET else "Approve"
     elements = [button(approve_text, APPROVE, approval.id, style="primary")]
-    if approval.kind == "tool":
+    if approval.kind == ApprovalKind.TOOL:
         elements.append(button("Approve for this run", APPROVE_FOR_RUN, approval.id))
         if editable:
             elements.append(button("Edit & approve", EDIT, approval.id))
@@ -171,6 +171,22 @@ def decided_text(approval: Approval) -> str:
         return f"This approval was withdrawn: <@{approval.decided_by}> stopped the run. Nothing was changed."
     verb = "approved" if approval.status == ApprovalStatus.APPROVED else "rejected"
     return f"This was already {verb} by <@{approval.decided_by}> {when(approval.decided_at)}. Nothing was changed."
+
+
+def not_posted_text(approval: Approval, error: str, *, sent_to: list[str]) -> str:
+    """For the requester, when the request could not be posted in the run's thread."""
+    where = f"<#{approval.channel_id}>" if approval.channel_id else "the run's thread"
+    said = f"I could not post the approval request for run `{approval.run_id}` in {where} (Slack said `{error}`)"
+    if sent_to:
+        return (
+            f"{said}, so I sent it to {who(sent_to)} by direct message. "
+            "The run waits for their decision there."
+        )
+    return (
+        f"{said}, and nobody who may decide could be sent it, so the run cannot go on: the "
+        f"approval expires {when(approval.expires_at)}. "
+        f"Stop the run now with `/baton cancel {approval.run_id}`."
+    )
 
 
 def reason_modal(approval_id: str) -> dict[str, Any]:

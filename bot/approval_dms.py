@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 
-from bot.slack_ops import slack_error
-from storage import approvals, outbox
-from storage.models import Approval, ApprovalStatus, DeliveryPurpose
+from bot.approval_blocks import not_posted_text
+from bot.slack_ops import post_text, slack_error
+from storage import approvals, outbox, run_states, runs
+from storage.models import Approval, ApprovalStatus, DeliveryPurpose, EventKind
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ async def channel_members(
         return None
 
 
-async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) -> int:
-    """Queue a direct-message copy of the request for each of `users`; how many were new."""
+async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) -> list[str]:
+    """Queue a direct-message copy of the request for each of `users`; those newly queued."""
     queued: list[str] = []
     for user in users:
         try:
@@ -76,10 +77,11 @@ async def send_copies(baton: Baton, approval: Approval, users: Iterable[str]) ->
             approval.run_id, DeliveryPurpose.APPROVAL, ref=ref, data={"channel": channel}
         )
         if await outbox.add_once(baton.db, row):
-            queued.append(ref)
+            queued.append(user)
     if queued:
-        await baton.deliverer.deliver_copies(approval.run_id, queued)
-    return len(queued)
+        refs = [f"{approval.id}:dm:{user}" for user in queued]
+        await baton.deliverer.deliver_copies(approval.run_id, refs)
+    return queued
 
 
 async def send_to_absent_approvers(baton: Baton, approval_id: str) -> None:
@@ -94,3 +96,43 @@ async def send_to_absent_approvers(baton: Baton, approval_id: str) -> None:
     if members is None:
         return
     await send_copies(baton, approval, [u for u in wanted if u not in members])
+
+
+async def request_not_posted(baton: Baton, approval_id: str, error: str) -> None:
+    """Slack refused the request in the run's thread for good (`error`): everyone who may
+    decide gets it by direct message, and the requester is told in one, so the run never
+    waits at a gate nobody can see."""
+    approval = await approvals.get(baton.db, approval_id)
+    if approval is None or approval.status != ApprovalStatus.PENDING:
+        return
+    deciders = await people(baton, approval.approvers, team_id=approval.team_id)
+    sent_to = await send_copies(baton, approval, deciders)
+    await run_states.note(
+        baton.db,
+        approval.run_id,
+        EventKind.APPROVAL_NOT_POSTED,
+        task_id=approval.task_id,
+        data={"approval_id": approval.id, "error": error, "sent_to": sent_to},
+    )
+    requester = approval.requested_by
+    if not requester:
+        run = await runs.get_run(baton.db, approval.run_id)
+        requester = run.user_id if run is not None else None
+    if not requester:
+        log.warning(
+            "approval %s: not posted (%s), and the run has no requester", approval.id, error
+        )
+        return
+    try:
+        resp = await baton.client_for(approval.team_id).conversations_open(users=requester)
+    except SlackApiError as e:
+        log.warning("approval %s: could not tell %s: %s", approval.id, requester, slack_error(e))
+        return
+    channel = str((resp.get("channel") or {}).get("id") or "")
+    if channel:
+        await post_text(
+            baton.client_for(approval.team_id),
+            channel=channel,
+            thread_ts=None,
+            text=not_posted_text(approval, error, sent_to=sent_to),
+        )

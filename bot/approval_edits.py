@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from agents.errors import InvalidToolArguments
 from bot import approval_blocks as ui
-from storage.models import Approval
+from storage.models import Approval, ApprovalKind
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 
 def form_of(view: dict[str, Any]) -> tuple[str, str]:
@@ -33,7 +33,7 @@ def _schema(baton: Baton, tool_name: str) -> dict[str, Any]:
 def fields(baton: Baton, approval: Approval) -> dict[str, str]:
     """The gated tool's arguments (name -> description), from its schema; empty when it
     cannot be edited (an MCP tool, whose schema Baton does not hold; a gate under a quorum)."""
-    if approval.kind != "tool" or approval.quorum > 1:
+    if approval.kind != ApprovalKind.TOOL or approval.quorum > 1:
         return {}  # under a quorum, each approver approves the same call
     properties = _schema(baton, approval.tool_name or "").get("properties") or {}
     return {str(k): str((v or {}).get("description") or "") for k, v in properties.items()}

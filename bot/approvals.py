@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import approval_blocks as ui
+from bot.approval_dms import people, send_copies
 from bot.permissions import may_decide
 from bot.slack_ops import slack_error
 from bot.work import hand_over_later
@@ -22,7 +23,7 @@ from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +175,6 @@ async def thread_of(baton: Baton, approval_id: str, channel: str) -> str | None:
 async def escalate_and_tell(baton: Baton) -> int:
     """Escalate approvals whose time has come (by the process's clock): the thread says so
     from the outbox, and the second group gets the request by direct message."""
-    from bot.approval_dms import people, send_copies
-
     escalated = await approvals.escalate_due(baton.db, now=baton.deliverer.options.clock())
     for a in escalated:
         await baton.deliverer.deliver_run(a.run_id)

@@ -19,10 +19,10 @@ from bot.names import Names
 from bot.slack_ops import post_text, slack_error
 from storage import approvals, assistant
 from storage.db import Database
-from storage.models import AssistantThread, Run
+from storage.models import ApprovalStatus, AssistantThread, Run
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class StatusLine:
             return
         people: list[str] = []
         for a in await approvals.for_run(self.db, self.run.id):
-            if a.status.value != "pending":
+            if a.status != ApprovalStatus.PENDING:
                 continue
             for who in a.approvers:
                 name = (

@@ -13,7 +13,7 @@ from bot.text import escape
 from storage import runs, tool_calls
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 NOT_HERE = (
     "I can't show the audit of {what} here. Ask in the channel the run belongs to, "

@@ -61,6 +61,12 @@ def decision_line(event: Event) -> str | None:
             return f"{at} ⌛ {task}: expired without a decision (counts as rejected)"
         case "approval_withdrawn":
             return f"{at} ⏹️ {task}: withdrawn, the run was stopped by {_by(data)}"
+        case "approval_not_posted":
+            return (
+                f"{at} 📭 {task}: Slack refused the request in the thread "
+                f"(`{escape(str(data.get('error')))}`); sent by direct message to "
+                f"{who(list(data.get('sent_to') or []))}"
+            )
         case "approval_escalated":
             return f"{at} ⏫ {task}: escalated to {who(list(data.get('to') or []))}"
         case "approval_granted_for_run":

@@ -6,10 +6,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import signal
-import socket
 import sys
+from collections.abc import Callable
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from bot.config import ConfigError, Mode, Settings, check, database_problems, load_settings
@@ -23,6 +23,10 @@ NO_CREDENTIALS = """Baton needs Slack credentials to talk to Slack. Set them in 
   SLACK_APP_TOKEN=xapp-…      (Socket Mode: Basic Information → App-Level Tokens, scope connections:write)
   SLACK_SIGNING_SECRET=…      (HTTP mode, `baton run --http`: Basic Information → Signing Secret)
 Create the app from manifest.yml first (README: "Create the Slack app")."""
+
+# Commands other packages add (`baton sandbox`): name -> a callable (settings, port) -> exit code.
+COMMANDS = "baton.commands"
+Command = Callable[[Settings, int | None], int]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,11 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "manifest":
+        from bot.errors import ManifestUrlError
         from bot.manifest import render_manifest
 
         try:
             sys.stdout.write(render_manifest(url=args.url))
-        except ValueError as e:
+        except ManifestUrlError as e:
             print(f"baton manifest: {e}", file=sys.stderr)
             return 2
         return 0
@@ -269,96 +274,22 @@ def _any_slack_variable(settings: Settings) -> bool:
 
 
 def _run_sandbox(settings: Settings, port: int | None) -> int:
-    """The local Slack stand-in with Baton behind it, until Ctrl-C (or SIGTERM).
-
-    A normal start prints one line, the page's URL; the console shows warnings and errors only
-    (unless BATON_LOG_LEVEL asks for more), since the page is the place to watch what happens.
-    """
-    with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(_sandbox(settings, port))
-    return 0
-
-
-async def _sandbox(settings: Settings, port: int | None) -> int:
-    from bot.sandbox.launch import DEFAULT_PORT, Sandbox
-
-    try:
-        place = await page_socket(port)
-    except OSError as e:
-        wanted = DEFAULT_PORT if port is None else port
-        print(f"baton sandbox: cannot listen on port {wanted}: {e.strerror}", file=sys.stderr)
-        return 2
-    if isinstance(place, str):
+    """`baton sandbox`, from the package that registers it (the bot does not import it)."""
+    found = entry_points(group=COMMANDS).select(name="sandbox")
+    if not found:
         print(
-            f"Baton sandbox: {place} is already running; `baton sandbox --port 0` starts another.",
-            flush=True,
+            "baton sandbox: the sandbox is not installed with this Baton "
+            f"(no `sandbox` in the {COMMANDS} entry points)",
+            file=sys.stderr,
         )
-        return 0
-    sandbox = Sandbox(settings)
+        return 2
+    command: Command = next(iter(found)).load()
     try:
-        url = await sandbox.start(sock=place)
+        with contextlib.suppress(KeyboardInterrupt):
+            return command(settings, port)
     except ConfigError as e:
         return _config_failed(e)
-    finally:
-        if sandbox.page is None:
-            place.close()
-    print(f"Baton sandbox: {url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await sandbox.stop()
     return 0
-
-
-async def page_socket(port: int | None, *, default: int | None = None) -> socket.socket | str:
-    """Where the sandbox's page will listen, taken before anything starts (so it starts once).
-
-    `port` None means the usual one (`default`, else 8765). A port held by another Baton
-    sandbox gives that sandbox's URL instead of a socket. When the usual port is held by
-    another program, any free port will do, and stderr says so; a port asked for by number
-    is that port or an OSError.
-    """
-    from bot.sandbox.launch import DEFAULT_PORT, HOST
-    from bot.sandbox.local_server import listening
-
-    usual = DEFAULT_PORT if default is None else default
-    wanted = usual if port is None else port
-    try:
-        return listening(HOST, wanted)
-    except OSError as e:
-        if e.errno != errno.EADDRINUSE:
-            raise
-        running = f"http://{HOST}:{wanted}/"
-        if await _is_sandbox(running):
-            return running
-        if port is not None:
-            raise
-    sock = listening(HOST, 0)
-    print(
-        f"Port {usual} is taken by another program: the sandbox uses port "
-        f"{sock.getsockname()[1]} instead.",
-        file=sys.stderr,
-        flush=True,
-    )
-    return sock
-
-
-async def _is_sandbox(url: str) -> bool:
-    """Whether `url` is a Baton sandbox's page (another `baton sandbox` holds the port)."""
-    import aiohttp
-
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session,
-            session.get(url) as page,
-        ):
-            return page.status == 200 and "<title>Baton sandbox</title>" in await page.text()
-    except (aiohttp.ClientError, TimeoutError, UnicodeDecodeError):
-        return False
 
 
 if __name__ == "__main__":

@@ -14,12 +14,19 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.approval_edits import edited_args, form_of
+from bot.approvals import decide, tell, thread_of
+from bot.digest import on_button
+from bot.feedback import on_feedback
+from bot.home import on_home_button
 from bot.intake import IntakeFailed, record_click, stored
+from bot.interactions import clicked_thread, first_action, reason_of, team_of, where
+from bot.stop import stop_from_button
 from storage import approvals, inbox
 from storage.models import InboxItem
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +57,6 @@ async def take(baton: Baton, ack: AsyncAck, kind: Click, body: dict[str, Any]) -
         await ack()
         channel, user = where(body)
         if channel and user:
-            from bot.approvals import tell
-
             baton.background.spawn(
                 tell(baton, channel=channel, user=user, text=NOT_RECORDED, team_id=team_of(body))
             )
@@ -73,42 +78,6 @@ def _key(kind: Click, body: dict[str, Any]) -> str:
     action = (body.get("actions") or [{}])[0] if isinstance(body.get("actions"), list) else {}
     user = where(body)[1]
     return f"{kind.value}:{user}:{action.get('action_ts') or (body.get('view') or {}).get('id')}"
-
-
-def where(body: dict[str, Any]) -> tuple[str, str]:
-    """The channel a click came from, and who clicked."""
-    channel = str(
-        (body.get("channel") or {}).get("id")
-        or (body.get("container") or {}).get("channel_id")
-        or ""
-    )
-    return channel, str((body.get("user") or {}).get("id") or "")
-
-
-def team_of(body: dict[str, Any]) -> str | None:
-    """The workspace a request came from (events and commands say it at the top, clicks
-    and forms under `team` or the person)."""
-    team = (
-        body.get("team_id")
-        or (body.get("team") or {}).get("id")
-        or (body.get("user") or {}).get("team_id")
-    )
-    return str(team) if team else None
-
-
-def clicked_thread(body: dict[str, Any]) -> str | None:
-    """The thread the clicked message is in, as the click says (None at a channel's root)."""
-    container = body.get("container") or {}
-    message = body.get("message") or {}
-    return str(container.get("thread_ts") or message.get("thread_ts") or "") or None
-
-
-def first_action(body: dict[str, Any]) -> dict[str, Any]:
-    """The clicked element (empty when the payload has none)."""
-    actions = body.get("actions")
-    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
-        return actions[0]
-    return {}
 
 
 async def handle(baton: Baton, item: InboxItem) -> None:
@@ -133,8 +102,6 @@ async def handle_left_over(baton: Baton) -> datetime | None:
 
 
 async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
-    from bot.approvals import decide, tell, thread_of
-
     channel, user = where(body)
     match kind:
         case Click.APPROVE | Click.APPROVE_RUN | Click.REJECT:
@@ -158,8 +125,6 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                     thread_ts=clicked_thread(body) or await thread_of(baton, approval_id, channel),
                 )
         case Click.EDIT:
-            from bot.approval_edits import edited_args, form_of
-
             view = body.get("view") or {}
             approval_id, _ = form_of(view)
             approval = await approvals.get(baton.db, approval_id)
@@ -205,29 +170,12 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                     thread_ts=await thread_of(baton, approval_id, approval.channel_id),
                 )
         case Click.STOP:
-            from bot.stop import stop_from_button
-
             await stop_from_button(baton, body)
         case Click.DIGEST:
-            from bot.digest import on_button
-
             reply = await on_button(baton, str(first_action(body).get("action_id") or ""), body)
             if reply is not None and channel and user:
                 await tell(baton, channel=channel, user=user, text=reply, team_id=team_of(body))
         case Click.FEEDBACK:
-            from bot.feedback import on_feedback
-
             await on_feedback(baton, body)
         case Click.HOME:
-            from bot.home import on_home_button
-
             await on_home_button(baton, body)
-
-
-def reason_of(view: dict[str, Any]) -> str:
-    """What the person typed in the reject-with-reason form."""
-    from bot import approval_blocks as ui
-
-    values = (view.get("state") or {}).get("values") or {}
-    field = (values.get(ui.REASON_BLOCK) or {}).get(ui.REASON_INPUT) or {}
-    return str(field.get("value") or "").strip()

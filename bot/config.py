@@ -13,8 +13,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agents.errors import CompatError
 from agents.providers.capabilities import parse_compat
+from bot.errors import BotError
 from storage.db import normalize_url
+from storage.errors import DatabaseUrlError
 
 Mode = Literal["socket", "http"]
 
@@ -26,7 +29,7 @@ class LogFormat(StrEnum):
     JSON = "json"  # one JSON object per line, for log collectors
 
 
-class ConfigError(Exception):
+class ConfigError(BotError):
     """Start-up stops: one line per problem, each naming the variable (never its secret)."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -279,7 +282,7 @@ def check_common(settings: Settings) -> list[str]:
     if settings.openai_compat:
         try:
             parse_compat(settings.openai_compat)
-        except ValueError as e:
+        except CompatError as e:
             problems.append(f"OPENAI_COMPAT: {e}")
     if settings.baton_agents_file is not None and not settings.baton_agents_file.is_file():
         problems.append(f"BATON_AGENTS_FILE: no such file: {settings.baton_agents_file}")
@@ -295,7 +298,7 @@ def database_problems(settings: Settings) -> list[str]:
     """BATON_DATABASE_URL must be a URL SQLAlchemy can use."""
     try:
         normalize_url(settings.database_url)
-    except ValueError:
+    except DatabaseUrlError:
         return [
             "BATON_DATABASE_URL must be an SQLAlchemy URL such as sqlite:///baton.db or postgresql://user@host/db"
         ]

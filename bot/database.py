@@ -14,13 +14,14 @@ from typing import TextIO
 from sqlalchemy.engine import make_url
 
 from bot.config import Settings
+from bot.errors import BotError
 from storage import Database, schema
 from storage.schema import SchemaState, SchemaStatus
 
 UPGRADE_HINT = "run `baton db upgrade`"
 
 
-class DatabaseNotReady(Exception):
+class DatabaseNotReady(BotError):
     """Start-up stops: the schema is not this Baton's, and nothing may change it now."""
 
 

@@ -22,17 +22,23 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, assert_never
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bot import approval_blocks
 from bot import blocks as ui
+from bot.approval_dms import request_not_posted, send_to_absent_approvers
+from bot.approval_edits import fields
+from bot.errors import BotError
+from bot.intake import request_not_postable
 from bot.slack_ops import slack_error
-from bot.text import MESSAGE_LIMIT, split_message
+from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
+from bot.work import keep_lease
 from orchestration.costs import RunNotes, notes
-from orchestration.driving import Beat, Tokens, let_go, pause
+from orchestration.driving import Beat, Tokens, let_go
 from storage import approvals, outbox, runs, schedules
 from storage.db import is_unavailable, utcnow
 from storage.models import (
@@ -42,14 +48,14 @@ from storage.models import (
     DeliveryPurpose,
     DeliveryState,
     Run,
+    RunSource,
     RunStatus,
 )
-from storage.runs import Lease
 
 if TYPE_CHECKING:
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +104,21 @@ class DeliveryOptions:
     clock: Callable[[], datetime] = utcnow  # what "now" is when deciding what is due
 
 
+class PieceThread(StrEnum):
+    """Where a piece is posted."""
+
+    RUN = "run"  # in the run's thread
+    FIRST = "first"  # in the thread of its row's first piece (a digest's details)
+    NONE = "none"  # in the channel itself
+
+
 @dataclass(frozen=True)
 class Piece:
     """One message to post (or to edit in place)."""
 
     text: str
     blocks: list[dict[str, Any]] | None = None
-    # Where: the run's thread, the thread of this row's first piece, or the channel itself.
-    thread: str = "run"  # run | first | none
+    thread: PieceThread = PieceThread.RUN
     update_ts: str | None = None  # edit this message instead of posting
 
     def to_json(self) -> dict[str, Any]:
@@ -123,12 +136,16 @@ class Piece:
         return Piece(
             text=str(data.get("text") or ""),
             blocks=data.get("blocks"),
-            thread=str(data.get("thread") or "run"),
+            thread=PieceThread(data.get("thread") or PieceThread.RUN),
             update_ts=data.get("update_ts"),
         )
 
 
-class Retry(Exception):
+class DeliveryError(BotError):
+    """One outbox attempt did not reach Slack."""
+
+
+class Retry(DeliveryError):
     """This attempt failed in a way that may pass."""
 
     def __init__(self, error: str, *, in_doubt: bool, retry_after: float | None = None) -> None:
@@ -136,7 +153,7 @@ class Retry(Exception):
         self.error, self.in_doubt, self.retry_after = error, in_doubt, retry_after
 
 
-class GiveUp(Exception):
+class GiveUp(DeliveryError):
     """Slack refused for good."""
 
 
@@ -223,9 +240,7 @@ class Deliverer:
         if nudged:
             # Someone wanted the run driven while this held its lease: drive it now — in its
             # own task, since its driver delivers too (and would wait for this one's lock).
-            from bot.work import hand_over_later
-
-            hand_over_later(self.baton, run_id, name=f"nudged-{run_id}")
+            self.baton.later(run_id, name=f"nudged-{run_id}")
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
@@ -391,24 +406,21 @@ class Deliverer:
         return None
 
 
-async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
-    """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
-    while not await pause(stop, every):
-        with contextlib.suppress(Exception):
-            await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
-
-
 def _channel(run: Run, row: Delivery) -> str | None:
     data = row.data or {}
     return str(data.get("channel") or run.channel_id or "") or None
 
 
 def _thread(run: Run, piece: Piece, posted: list[str]) -> str | None:
-    if piece.thread == "first":
-        return posted[0] if posted else None
-    if piece.thread == "none":
-        return None
-    return run.thread_ts
+    match piece.thread:
+        case PieceThread.RUN:
+            return run.thread_ts
+        case PieceThread.FIRST:
+            return posted[0] if posted else None
+        case PieceThread.NONE:
+            return None
+        case _:
+            assert_never(piece.thread)
 
 
 def _classify(e: SlackApiError) -> Exception:
@@ -478,7 +490,7 @@ async def _render(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
             return [Piece(text=str(data.get("text") or ""))]
         case DeliveryPurpose.REQUEST:
             text = str(data.get("text") or "")
-            return [Piece(text=text, blocks=[ui.section(text)], thread="none")]
+            return [Piece(text=text, blocks=[ui.section(text)], thread=PieceThread.NONE)]
         case DeliveryPurpose.DIGEST | DeliveryPurpose.QUIET:
             return [Piece.from_json(p) for p in data.get("messages") or []]
     return []
@@ -488,7 +500,7 @@ def answer_pieces(
     run: Run, *, contributors: tuple[str, ...], notes: RunNotes | None = None
 ) -> list[Piece]:
     """The answer in pieces under Slack's limits; the footer (run id, models, cost) on the last."""
-    if run.source == "schedule":
+    if run.source == RunSource.SCHEDULE:
         return []  # a scheduled run's answer is in its digest
     footer = ui.footer(
         run_id=run.id,
@@ -498,7 +510,7 @@ def answer_pieces(
         contributors=contributors,
         notes=notes,
     )
-    answer = run.answer or "(empty answer)"
+    answer = mrkdwn(run.answer) if run.answer else "(empty answer)"
     if run.status == RunStatus.FAILED:
         answer = f":warning: {answer}"
     parts = split_message(answer, MESSAGE_LIMIT)
@@ -525,7 +537,7 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
     if approval is None:
         return []
     task = await runs.get_task(baton.db, run.id, approval.task_id)
-    kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+    kind = approval_blocks.KIND_TITLE[approval.kind]
     copy = (row.data or {}).get("channel") is not None
     return [
         Piece(
@@ -538,15 +550,13 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
                 votes=await approvals.votes(baton.db, approval.id),
                 editable=editable(baton, approval),
             ),
-            thread="none" if copy else "run",
+            thread=PieceThread.NONE if copy else PieceThread.RUN,
         )
     ]
 
 
 def editable(baton: Baton, approval: Approval) -> bool:
     """Whether "Edit & approve" is offered for Baton's own tools, whose arguments have a schema."""
-    from bot.approval_edits import fields
-
     return bool(fields(baton, approval))
 
 
@@ -560,7 +570,7 @@ async def _decided_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
         return []  # its request never reached Slack: there are no buttons to take away
     task = await runs.get_task(baton.db, run.id, approval.task_id)
     if approval.status == ApprovalStatus.PENDING:
-        kind = approval_blocks.KIND_TITLE.get(approval.kind, approval.kind)
+        kind = approval_blocks.KIND_TITLE[approval.kind]
         return [
             Piece(
                 text=f"Approval needed: {kind} (run {run.id})",
@@ -608,8 +618,6 @@ async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
                 )
             # Before the row counts as delivered: a process that stops here posts the
             # request's DM copies when the row is delivered again (each copy once).
-            from bot.approval_dms import send_to_absent_approvers
-
             try:
                 await send_to_absent_approvers(baton, row.ref)
             except Exception:
@@ -629,7 +637,12 @@ async def _on_delivered(baton: Baton, row: Delivery, posted: list[str]) -> None:
 
 
 async def _on_failed(baton: Baton, row: Delivery, error: str) -> None:
-    if row.purpose == DeliveryPurpose.REQUEST:
-        from bot.intake import request_not_postable
-
-        await request_not_postable(baton, row, error)
+    """What a row Slack refused for good leaves undone is done another way, or said."""
+    match row.purpose:
+        case DeliveryPurpose.REQUEST:
+            await request_not_postable(baton, row, error)
+        case DeliveryPurpose.APPROVAL if not (row.data or {}).get("channel"):
+            # The request in the run's thread: without it nobody sees the gate.
+            await request_not_posted(baton, approval_of(row.ref), error)
+        case _:
+            pass

@@ -1,4 +1,4 @@
-"""Scheduled runs in Slack: start a fire's run, post its digest, answer the digest's buttons.
+"""Scheduled runs in Slack: post a run's digest, answer the digest's buttons.
 
 A scheduled run has no thread of its own while it works. When it finishes, its digest is
 compared with the previous run's and the schedule's alert mode decides whether the channel
@@ -15,43 +15,24 @@ from slack_sdk.errors import SlackApiError
 
 from bot import digest_blocks as ui
 from bot.blocks import answer_blocks
-from bot.clicks import team_of
-from bot.delivery import Piece
+from bot.delivery import Piece, PieceThread
 from bot.intake import IntakeFailed, accept_message, begin
+from bot.interactions import team_of
 from bot.slack_ops import slack_error
-from bot.text import MESSAGE_LIMIT, split_message
-from bot.work import hand_over_later
+from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
 from orchestration import digests
 from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
 from storage.db import utcnow
-from storage.models import DeliveryPurpose, Run, Schedule, ScheduleFire
+from storage.models import DeliveryPurpose, Run, RunSource
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
 SNOOZES = {ui.SNOOZE_HOUR: timedelta(hours=1), ui.SNOOZE_DAY: timedelta(days=1)}
-
-
-async def launch(baton: Baton, schedule: Schedule, fire: ScheduleFire) -> str:
-    """Start the run for a claimed fire: the same machinery as a request typed in Slack."""
-    assert fire.id is not None
-    run = Run(
-        id=runs.new_id(),
-        source="schedule",
-        request=schedule.request,
-        playbook=schedule.playbook,
-        team_id=schedule.team_id,
-        channel_id=schedule.channel_id,
-        user_id=schedule.created_by,
-        schedule_id=schedule.id,
-    )
-    await schedules.start_run(baton.db, fire.id, run)
-    hand_over_later(baton, run.id, name=f"schedule-{run.id}")
-    return run.id
 
 
 class DigestSink:
@@ -112,7 +93,9 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
                 "channel": digest.schedule.channel_id,
                 "fire_id": digest.fire.id,
                 "messages": [
-                    Piece(text=ui.quiet_text(digest.schedule, digest), thread="none").to_json()
+                    Piece(
+                        text=ui.quiet_text(digest.schedule, digest), thread=PieceThread.NONE
+                    ).to_json()
                 ],
             },
         )
@@ -125,14 +108,16 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
 
 async def _digest_pieces(baton: Baton, digest: Digest) -> list[Piece]:
     """The digest in the channel, then the answer and every task's output in its thread."""
-    parts = [digest.run.answer or digest.run.error or ""]
+    parts = [mrkdwn(digest.run.answer) if digest.run.answer else (digest.run.error or "")]
     for task in await runs.list_tasks(baton.db, digest.run.id):
         body = (task.output or task.error or "").strip() or "_(no output)_"
         parts.append(f"*{task.agent}* — `{task.task_id}` ({task.status.value})\n{body}")
     details = "\n\n".join(p for p in parts if p.strip())
-    pieces = [Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread="none")]
+    pieces = [
+        Piece(text=ui.digest_text(digest), blocks=ui.digest_blocks(digest), thread=PieceThread.NONE)
+    ]
     pieces += [
-        Piece(text=p, blocks=answer_blocks(p), thread="first")
+        Piece(text=p, blocks=answer_blocks(p), thread=PieceThread.FIRST)
         for p in split_message(details, MESSAGE_LIMIT)
     ]
     return pieces
@@ -178,7 +163,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         try:
             pending = await accept_message(
                 baton,
-                source="investigate",
+                source=RunSource.INVESTIGATE,
                 request=f"Investigate what this scheduled check found and suggest next steps:\n{text}",
                 context=f"The digest that asked for this:\n{text}",
                 team_id=team,

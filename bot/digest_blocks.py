@@ -6,11 +6,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bot.blocks import Block, button, context, section, sections, when
-from bot.text import escape, plural, truncate
+from bot.text import escape, mrkdwn, plural, truncate
 from orchestration.digests import Digest, Line
-from orchestration.schedules import when_of
-from orchestration.when import describe
-from storage.models import Schedule
+from orchestration.when import describe, when_of
+from storage.models import RunStatus, Schedule
 
 ACKNOWLEDGE = "digest:ack"
 SNOOZE_HOUR = "digest:snooze_1h"
@@ -34,7 +33,7 @@ def _all(n: int) -> str:
 def headline(digest: Digest) -> str:
     checks = [line for line in digest.lines if not line.key.startswith(("task:", "run"))]
     failing = [line for line in digest.lines if not line.ok]
-    if digest.run.status.value == "failed" and not digest.run.plan:
+    if digest.run.status == RunStatus.FAILED and not digest.run.plan:
         return "❌ the run failed before it could check anything"
     if checks:
         bad = sum(1 for line in checks if not line.ok)
@@ -77,7 +76,7 @@ def digest_blocks(digest: Digest) -> list[Block]:
     ]
     blocks += sections(lines[:60])
     if run.answer:
-        first = run.answer.strip().split("\n\n")[0]
+        first = mrkdwn(run.answer.strip().split("\n\n")[0])
         blocks.append(section(truncate(first, 700)))
     notes = []
     if digest.missed:

@@ -236,7 +236,7 @@ async def models(settings: Settings, catalog: Catalog | None, *, within: float) 
 async def _ask(registry: Models, ref: str, within: float) -> Check:
     try:
         binding = registry.resolve(ref)
-    except ValueError as e:
+    except ModelError as e:
         return Check("model", Outcome.FAIL, f"{ref}: {e}")
     request = ModelRequest(
         model=binding.model_id,

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import parse_feedback
-from bot.clicks import first_action, team_of, where
+from bot.interactions import first_action, team_of, where
 from bot.slack_ops import slack_error
 from storage import feedback, runs
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import home_blocks as ui
-from bot.clicks import first_action, team_of, where
+from bot.approvals import decide
+from bot.interactions import first_action, team_of, where
 from bot.permissions import may_manage
 from bot.slack_ops import slack_error
-from orchestration.schedules import when_of
-from orchestration.when import describe, upcoming, zone
+from orchestration.when import describe, upcoming, when_of, zone
 from storage import approvals, feedback, home, schedules
 from storage.db import utcnow
 from storage.models import Approval, Schedule
@@ -27,7 +27,7 @@ from storage.models import Approval, Schedule
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +139,6 @@ async def on_home_button(baton: Baton, body: dict[str, Any]) -> None:
 async def _decide(
     baton: Baton, user: str, approval_id: str, *, approve: bool, team: str | None = None
 ) -> str:
-    from bot.approvals import decide
-
     approval = baton.own(await approvals.get(baton.db, approval_id), team)
     if approval is None:
         return (

@@ -22,17 +22,27 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.assistant import planner_context
+from bot.errors import BotError
 from bot.slack_ops import post_text
 from bot.text import truncate
+from bot.thread_ops import gather
 from bot.work import external, hand_over
 from orchestration.driving import let_go
 from storage import assistant, inbox, outbox, run_states, runs, slack_events
 from storage.db import is_unavailable, utcnow
-from storage.models import Delivery, DeliveryPurpose, EventKind, InboxItem, Run, RunStatus
+from storage.models import (
+    Delivery,
+    DeliveryPurpose,
+    EventKind,
+    InboxItem,
+    Run,
+    RunSource,
+    RunStatus,
+)
 from storage.runs import Lease
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,7 +65,7 @@ def clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
-class IntakeFailed(Exception):
+class IntakeFailed(BotError):
     """The request could not be stored; nothing of it was kept."""
 
 
@@ -83,7 +93,7 @@ class Accepted:
 async def accept_message(
     baton: Baton,
     *,
-    source: str,
+    source: RunSource,
     request: str,
     channel_id: str,
     thread_ts: str,
@@ -148,7 +158,7 @@ async def accept_command(
     trigger = str(command.get("trigger_id") or "")
     run = Run(
         id=runs.new_id(),
-        source="command",
+        source=RunSource.COMMAND,
         request=clean(request),
         playbook=playbook,
         team_id=str(command.get("team_id") or "") or None,
@@ -244,8 +254,6 @@ async def begin(
         return  # a retry of a request stored before
     run = accepted.run
     if reply_ts is not None:
-        from bot.thread_ops import gather
-
         await gather(baton, run, request_ts=reply_ts, bot_user_id=bot_user_id)
     if accepted.held is not None:
         # Read: the workers may plan it now (or, if it waits its turn, when its turn comes).
@@ -299,8 +307,6 @@ async def reply_once(
     team_id: str | None = None,
 ) -> None:
     """Answer in the thread, unless Slack is delivering this event again (after the ack)."""
-    from bot.slack_ops import post_text
-
     if event_id is not None and not await slack_events.first_sighting(baton.db, event_id):
         return
     await post_text(baton.client_for(team_id), channel=channel, thread_ts=thread_ts, text=text)

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from bot.errors import ManifestUrlError
+
 # HTTP mode serves events, slash commands and interactivity on this one path.
 EVENTS_PATH = "/slack/events"
 # Where Slack sends a browser back after someone installs Baton (OAuth mode).
@@ -40,12 +42,14 @@ def _events_url(url: str) -> str:
     """Return the /slack/events URL under a public base URL, refusing anything but https."""
     base = url.strip()
     if not base.startswith("https://"):
-        raise ValueError(f"the URL must start with https:// (Slack only calls https), got {url!r}")
+        raise ManifestUrlError(
+            f"the URL must start with https:// (Slack only calls https), got {url!r}"
+        )
     parts = urlsplit(base)
     if not parts.hostname:
-        raise ValueError(f"the URL must name a host after https://, got {url!r}")
+        raise ManifestUrlError(f"the URL must name a host after https://, got {url!r}")
     if parts.query or parts.fragment:
-        raise ValueError(f"the URL must not have a query or fragment, got {url!r}")
+        raise ManifestUrlError(f"the URL must not have a query or fragment, got {url!r}")
     base = base.rstrip("/")
     # Accept the full endpoint too, since that is what Slack's settings pages display.
     if base.endswith(EVENTS_PATH):

@@ -24,7 +24,7 @@ from bot.slack_ops import slack_error
 from bot.text import truncate
 from bot.work import hand_over
 from storage import approvals, runs
-from storage.models import Approval, ApprovalStatus
+from storage.models import Approval, ApprovalStatus, RunSource
 
 if TYPE_CHECKING:
     from bot.app import Baton
@@ -105,7 +105,7 @@ def baton_mcp(baton: Baton) -> MCPServer[Any]:
         thread_ts = str(posted["ts"])
         pending = await accept_message(
             baton,
-            source="mcp",
+            source=RunSource.MCP,
             request=details,
             playbook=playbook,
             team_id=None,

@@ -25,7 +25,7 @@ from storage import stats
 from storage.models import RunStatus
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

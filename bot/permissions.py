@@ -16,7 +16,7 @@ from storage import approvals
 from storage.models import Approval, Run, Schedule
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

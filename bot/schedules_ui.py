@@ -21,9 +21,10 @@ from agents.spec import Catalog
 from bot.blocks import Block, context, section
 from bot.blocks import when as when_token
 from bot.digest_blocks import title
+from bot.errors import BotError
 from bot.permissions import may_manage
 from bot.text import escape, plural, truncate
-from orchestration.schedules import Fired, when_of
+from orchestration.schedules import Fired
 from orchestration.when import (
     ACCEPTED_FORMS,
     When,
@@ -31,6 +32,7 @@ from orchestration.when import (
     describe,
     parse_when,
     upcoming,
+    when_of,
     zone,
 )
 from storage import schedules
@@ -38,7 +40,7 @@ from storage.db import utcnow
 from storage.models import AlertMode, Schedule
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ _ALERTS = {
 }
 
 
-class ScheduleInputError(ValueError):
+class ScheduleInputError(BotError, ValueError):
     """A sentence for the person: what was wrong and what to type instead."""
 
 

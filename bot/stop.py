@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.approvals import tell
 from bot.blocks import RUN_STATUS_TEXT
-from bot.clicks import first_action, team_of, where
+from bot.interactions import first_action, team_of, where
 from bot.permissions import CANT_SHOW, may_see, may_stop
 from storage import runs
 from storage.models import Run
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 
 async def request_stop(baton: Baton, run: Run, user_id: str) -> str:
@@ -46,8 +47,6 @@ async def stop_command(baton: Baton, command: dict[str, Any], run_id: str | None
 
 async def stop_from_button(baton: Baton, body: dict[str, Any]) -> None:
     """The Stop button: the clicker is told what happened, only them."""
-    from bot.approvals import tell
-
     channel, user = where(body)
     run_id = str(first_action(body).get("value") or "")
     run = await runs.get_run(baton.db, run_id) if run_id else None

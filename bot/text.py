@@ -1,4 +1,4 @@
-"""Pure text helpers for Slack: mentions, mrkdwn escaping, splitting long messages."""
+"""Pure text helpers for Slack: mentions, mrkdwn escaping and writing, splitting long messages."""
 
 from __future__ import annotations
 
@@ -23,6 +23,19 @@ def strip_mentions(text: str, user_id: str | None = None) -> str:
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# Code (fenced, then inline) is left as written.
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+# Markdown's **bold**, not a power such as 2**10: no letter or digit just outside the pair.
+_BOLD = re.compile(r"(?<![\w*])\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*(?![\w*])")
+
+
+def mrkdwn(markdown: str) -> str:
+    """Markdown (as Baton's answers are stored, and as models write) as Slack's mrkdwn shows
+    it: `**bold**` is `*bold*`; code, `_italics_` and lists read the same in both."""
+    parts = _CODE.split(markdown)
+    return "".join(part if i % 2 else _BOLD.sub(r"*\1*", part) for i, part in enumerate(parts))
 
 
 def truncate(text: str, limit: int) -> str:

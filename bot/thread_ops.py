@@ -21,7 +21,7 @@ from storage import run_states, runs
 from storage.models import Run
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

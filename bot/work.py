@@ -12,17 +12,21 @@ claimed under idempotency keys).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
-from orchestration.driving import Beat, let_go
+from bot.background import Background
+from orchestration.driving import Beat, let_go, pause
 from storage import queue, runs
 from storage.db import Database, is_unavailable
+from storage.models import RunSource
 from storage.runs import Lease
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +74,33 @@ class Waker:
                 return
 
 
+class Later:
+    """Continues a run that has its thread already (a decision, an expiry, a nudge, a
+    schedule's fire): in the background here, or by a worker. The schedules' `HandOver`."""
+
+    def __init__(
+        self,
+        background: Background,
+        *,
+        execute: Callable[[str], Coroutine[Any, Any, None]],
+        wake_workers: Callable[[], Coroutine[Any, Any, None]],
+        external: bool,
+    ) -> None:
+        self.background = background
+        self.execute = execute
+        self.wake_workers = wake_workers
+        self.external = external
+
+    def __call__(self, run_id: str, *, name: str) -> None:
+        if self.external:
+            self.background.spawn(self.wake_workers(), name=name)
+        else:
+            self.background.spawn(self.execute(run_id), name=name)
+
+
 def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
-    """Continue a run that has its thread already (a decision, an expiry, a nudge, a
-    schedule's fire): in the background here, or by a worker."""
-    if external(baton):
-        baton.background.spawn(baton.wake_workers(), name=name)
-    else:
-        baton.background.spawn(baton.orchestrator.execute(run_id), name=name)
+    """Continue a run that has its thread already: in the background here, or by a worker."""
+    baton.later(run_id, name=name)
 
 
 async def drive(baton: Baton, run_id: str) -> None:
@@ -84,7 +108,7 @@ async def drive(baton: Baton, run_id: str) -> None:
     run = await runs.get_run(baton.db, run_id)
     if run is None:
         return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
+    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
         await baton.deliverer.deliver_run(run_id)
         run = await runs.get_run(baton.db, run_id)
         if run is None or not run.thread_ts:
@@ -97,9 +121,7 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
     run = await runs.get_run(baton.db, lease.run_id)
     if run is None:
         return
-    if run.source == "command" and not run.thread_ts and not run.status.is_final:
-        from bot.delivery import keep_lease
-
+    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
         limits = baton.orchestrator.limits
         beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
         try:
@@ -111,6 +133,13 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
             await let_go(baton.db, lease)
             return  # Slack did not take it yet: the outbox tries again when it is due
     await baton.orchestrator.execute_claimed(lease)
+
+
+async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:
+    """Renew a deliverer's lease while it posts (it may wait out Slack's rate limits)."""
+    while not await pause(stop, every):
+        with contextlib.suppress(Exception):
+            await runs.renew_lease(baton.db, lease, seconds=baton.orchestrator.limits.lease_seconds)
 
 
 class Worker:

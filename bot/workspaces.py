@@ -28,6 +28,7 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bot.errors import BotError
 from storage import installations
 from storage.db import Database
 from storage.models import Installation
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 DEAD_TOKEN = frozenset({"invalid_auth", "token_revoked", "account_inactive", "not_installed"})
 
 
-class NotInstalled(SlackApiError):
+class NotInstalled(SlackApiError, BotError):
     """Baton holds no token for this workspace (never installed, or uninstalled)."""
 
     def __init__(self, message: str, response: AsyncSlackResponse) -> None:

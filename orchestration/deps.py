@@ -4,7 +4,6 @@ its gates (rather than the same seven collaborators to each)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agents.pricing import PriceTable
@@ -12,12 +11,9 @@ from agents.providers.registry import Models
 from agents.spec import Catalog
 from agents.telemetry import Telemetry
 from agents.toolbox import Toolbox
-from agents.tools.base import ToolContext
+from agents.tools.base import ToolContextFactory
 from orchestration.limits import Limits
 from storage.db import Database
-
-# A tool call's context, from the run id, the task id and the call's idempotency key.
-ToolContextFactory = Callable[[str, str, str], ToolContext]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,15 @@ from typing import Any
 from orchestration.when import zone
 from storage import runs, schedules
 from storage.db import Database
-from storage.models import AlertMode, FireOutcome, Run, RunStatus, Schedule, ScheduleFire
+from storage.models import (
+    AlertMode,
+    FireOutcome,
+    Run,
+    RunStatus,
+    Schedule,
+    ScheduleFire,
+    TaskStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -160,14 +168,14 @@ async def _lines(db: Database, run: Run) -> list[Line]:
     tasks = await runs.list_tasks(db, run.id)
     lines = list(checks.values())
     for task in tasks:
-        if checks and task.status.value == "succeeded":
+        if checks and task.status == TaskStatus.SUCCEEDED:
             continue
         summary = (task.error or task.output or "").strip().splitlines()
         lines.append(
             Line(
                 key=f"task:{task.task_id}",
                 label=f"{task.agent}: {task.task_id}",
-                ok=task.status.value == "succeeded",
+                ok=task.status == TaskStatus.SUCCEEDED,
                 state=task.status.value,
                 figure=summary[0][:200] if summary else task.status.value,
             )

@@ -69,7 +69,7 @@ def stopped_answer(by: str, tasks: Sequence[TaskRow], unfinished: Sequence[ToolC
     not_done = [t for t in tasks if t.status != TaskStatus.SUCCEEDED]
     if not_done:
         parts.append(
-            "*Not done:*\n"
+            "**Not done:**\n"
             + "\n".join(
                 f"• `{t.task_id}` ({t.agent}) — {t.error or t.status.value}" for t in not_done
             )

@@ -142,20 +142,3 @@ class EventSink(Protocol):
     """Receives a run's events in order. A sink must not raise: it reports its own failures."""
 
     async def publish(self, event: RunEvent) -> None: ...
-
-
-class NullSink:
-    """A sink that drops everything (runs driven from tests or the CLI without a surface)."""
-
-    async def publish(self, event: RunEvent) -> None:
-        return None
-
-
-class RecordingSink:
-    """Keeps every event, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[RunEvent] = []
-
-    async def publish(self, event: RunEvent) -> None:
-        self.events.append(event)

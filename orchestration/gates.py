@@ -20,7 +20,7 @@ from orchestration.deps import RunDeps
 from orchestration.events import ApprovalRequested, RunEvent
 from storage import approvals, run_states, runs
 from storage.db import utcnow
-from storage.models import Approval, ApprovalStatus, Run, TaskRow, TaskStatus
+from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus
 
 Show = Callable[[RunEvent], Awaitable[None]]
 
@@ -60,7 +60,7 @@ class Gates:
             policy = step.approval.over(policy)
         return policy
 
-    def rules_for(self, run: Run, task: TaskRow, kind: str, tool: str | None) -> GateRules:
+    def rules_for(self, run: Run, task: TaskRow, kind: ApprovalKind, tool: str | None) -> GateRules:
         """Who decides, how many, and until when — fixed when the gate opens."""
         policy = self.policy_for(run, task, tool)
         approvers = list(policy.approvers or [])
@@ -73,7 +73,7 @@ class Gates:
         else:
             # A tool that changes things is not approved by whoever asked for it — unless
             # they are the only person the catalog names.
-            self_ok = kind != "tool" or approvers == [run.user_id]
+            self_ok = kind != ApprovalKind.TOOL or approvers == [run.user_id]
         now = utcnow()
         expires = policy.expires_after or timedelta(
             hours=self.catalog.approvals.expires_after_hours
@@ -106,8 +106,8 @@ class Gates:
                 run,
                 task,
                 show,
-                kind="task",
-                summary=f"*{task.agent}* will: {task.instruction}",
+                kind=ApprovalKind.TASK,
+                summary=f"{task.agent} will: {task.instruction}",
             )
             return True
         over_usd = run.budget_usd is not None and run.cost_usd >= run.budget_usd
@@ -116,7 +116,7 @@ class Gates:
         over_tokens = token_budget is not None and used >= token_budget
         if over_usd or over_tokens:
             if any(
-                a.kind == "budget" and a.status == ApprovalStatus.PENDING
+                a.kind == ApprovalKind.BUDGET and a.status == ApprovalStatus.PENDING
                 for a in await approvals.for_run(self.db, run.id)
             ):
                 return True  # one budget question at a time; this task waits its turn
@@ -127,7 +127,12 @@ class Gates:
                     f"Continue for up to ${extra:.2f} more?"
                 )
                 await self.open(
-                    run, task, show, kind="budget", summary=summary, extra_budget_usd=extra
+                    run,
+                    task,
+                    show,
+                    kind=ApprovalKind.BUDGET,
+                    summary=summary,
+                    extra_budget_usd=extra,
                 )
             else:
                 assert token_budget is not None
@@ -137,7 +142,12 @@ class Gates:
                     f"Continue for up to {more:,} more?"
                 )
                 await self.open(
-                    run, task, show, kind="budget", summary=summary, extra_budget_tokens=more
+                    run,
+                    task,
+                    show,
+                    kind=ApprovalKind.BUDGET,
+                    summary=summary,
+                    extra_budget_tokens=more,
                 )
             return True
         return False
@@ -156,7 +166,7 @@ class Gates:
         task: TaskRow,
         show: Show,
         *,
-        kind: str,
+        kind: ApprovalKind,
         summary: str,
         tool_name: str | None = None,
         tool_args: dict[str, Any] | None = None,
@@ -221,7 +231,7 @@ class Gates:
                 id=approvals.new_approval_id(),
                 run_id=run.id,
                 task_id=task.task_id,
-                kind="tool",
+                kind=ApprovalKind.TOOL,
                 expires_at=utcnow(),
                 summary=grant.summary,
                 tool_name=asked.tool.name,
@@ -253,7 +263,7 @@ class Gates:
             await run_states.task_rejected(
                 self.db, task.run_id, task.task_id, describe_refusal(latest), data=decision
             )
-        elif latest.kind == "agent":  # the specialist's own question: its answer stands
+        elif latest.kind == ApprovalKind.AGENT:  # the specialist's own question: its answer stands
             await run_states.approval_applied(
                 self.db, task.run_id, task.task_id, TaskStatus.SUCCEEDED, data=decision
             )
@@ -264,16 +274,16 @@ class Gates:
                 task.task_id,
                 TaskStatus.PENDING,
                 data=decision,
-                approved=latest.kind == "task",
+                approved=latest.kind == ApprovalKind.TASK,
                 run=await self._raised_budget(task.run_id, latest),
             )
-        if latest.kind == "budget" and not approved:
+        if latest.kind == ApprovalKind.BUDGET and not approved:
             await self._reject_rest(task.run_id, describe_refusal(latest))
         return latest
 
     async def _raised_budget(self, run_id: str, latest: Approval) -> dict[str, Any] | None:
         """The run's new budget when a budget approval said yes (None for other gates)."""
-        if latest.kind != "budget":
+        if latest.kind != ApprovalKind.BUDGET:
             return None
         run = await runs.get_run(self.db, run_id)
         assert run is not None
@@ -303,7 +313,7 @@ def describe_refusal(approval: Approval) -> str:
     """For people: what did not happen, and why (never an instruction meant for a model)."""
     if approval.tool_name:
         what = f"`{approval.tool_name}` was not called"
-    elif approval.kind == "budget":
+    elif approval.kind == ApprovalKind.BUDGET:
         what = "not run: no more budget was approved"
     else:
         what = "not done"

@@ -14,22 +14,26 @@ neither loses nor invents a fire:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from orchestration.when import When, fire_times, trigger, zone
+from orchestration.when import fire_times, trigger, when_of, zone
 from storage import runs, schedules
 from storage.db import Database, utcnow
-from storage.models import FireOutcome, Schedule, ScheduleFire
+from storage.models import FireOutcome, Run, RunSource, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
 
-# Starts the run for a claimed fire and returns its id.
-Launch = Callable[[Schedule, ScheduleFire], Awaitable[str]]
+
+class HandOver(Protocol):
+    """Drives a stored run from here on, in the background (the bot's: in this process or
+    by a worker); it returns at once."""
+
+    def __call__(self, run_id: str, *, name: str) -> None: ...
 
 
 class Fired(StrEnum):
@@ -45,20 +49,14 @@ class FireResult:
     run_id: str | None = None
 
 
-def when_of(schedule: Schedule) -> When:
-    if schedule.kind == "interval":
-        return When(kind="interval", seconds=schedule.interval_seconds)
-    return When(kind="cron", cron=schedule.cron)
-
-
 class Scheduler:
     """The in-process clock for every active schedule in the database."""
 
     def __init__(
-        self, db: Database, launch: Launch, *, grace: timedelta, owner: str = "baton"
+        self, db: Database, hand_over: HandOver, *, grace: timedelta, owner: str = "baton"
     ) -> None:
         self.db = db
-        self.launch = launch
+        self.hand_over = hand_over
         self.grace = grace
         self.owner = owner
         self._aps = AsyncIOScheduler(timezone="UTC")
@@ -171,7 +169,8 @@ class Scheduler:
             fire.outcome = FireOutcome.SKIPPED_BUSY
             log.info("schedule %s: run %s still going, fire skipped", schedule.id, busy)
             return FireResult(Fired.BUSY, fire, run_id=busy)
-        run_id = await self.launch(schedule, fire)
+        run_id = await launch(self.db, schedule, fire)
+        self.hand_over(run_id, name=f"schedule-{run_id}")
         fire.run_id = run_id
         return FireResult(Fired.STARTED, fire, run_id=run_id)
 
@@ -202,3 +201,20 @@ class Scheduler:
             missed_before=missed_before,
             claimed_by=self.owner,
         )
+
+
+async def launch(db: Database, schedule: Schedule, fire: ScheduleFire) -> str:
+    """Store the run for a claimed fire, as a request typed in Slack would be; its id."""
+    assert fire.id is not None
+    run = Run(
+        id=runs.new_id(),
+        source=RunSource.SCHEDULE,
+        request=schedule.request,
+        playbook=schedule.playbook,
+        team_id=schedule.team_id,
+        channel_id=schedule.channel_id,
+        user_id=schedule.created_by,
+        schedule_id=schedule.id,
+    )
+    await schedules.start_run(db, fire.id, run)
+    return run.id

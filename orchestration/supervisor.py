@@ -322,29 +322,53 @@ async def synthesize(
     return compose(outcomes)
 
 
-def reasons(outcomes: list[TaskOutcome]) -> str:
-    """Baton's own line for each task that did not succeed, kept under any answer."""
-    lines = []
+@dataclass(frozen=True)
+class Shortfall:
+    """A task that did not succeed, with Baton's own one-line reason."""
+
+    task_id: str
+    agent: str
+    status: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """One specialist's part of an answer written without a model."""
+
+    agent: str
+    status: str
+    body: str  # its result's lines not shown in a later section; "" when it had no output
+
+
+def shortfalls(outcomes: list[TaskOutcome]) -> list[Shortfall]:
+    """Every task that did not succeed, and why (the first line of what it said)."""
+    found = []
     for o in outcomes:
         if o.status == "succeeded":
             continue
         why = (o.output.strip().splitlines() or ["no reason given"])[0]
-        why = why.removeprefix(f"{o.status}:").strip()
-        lines.append(f"{_MARK.get(o.status, '•')} *{o.agent}* (`{o.id}`) {o.status}: {why}")
-    return "\n".join(lines)
+        found.append(Shortfall(o.id, o.agent, o.status, why.removeprefix(f"{o.status}:").strip()))
+    return found
+
+
+def reasons(outcomes: list[TaskOutcome]) -> str:
+    """Baton's own line for each task that did not succeed, kept under any answer."""
+    return "\n".join(
+        f"{_MARK.get(s.status, '•')} **{s.agent}** (`{s.task_id}`) {s.status}: {s.why}"
+        for s in shortfalls(outcomes)
+    )
 
 
 def _seen_key(line: str) -> str:
     return line.strip().lstrip("•❌✅⚠️-*· ").strip().casefold()
 
 
-def compose(outcomes: list[TaskOutcome]) -> str:
-    """An answer without a model: each specialist's result under its name, last one first,
-    and each line once (a summary already holds what it summarised)."""
-    if not outcomes:
-        return "Nothing was done."
+def sections(outcomes: list[TaskOutcome]) -> list[Section]:
+    """Each specialist's result, last one first, and each line once (a summary already holds
+    what it summarised)."""
     shown: set[str] = set()
-    blocks = []
+    found = []
     for o in reversed(outcomes):
         lines = []
         for line in o.output.strip().splitlines():
@@ -356,9 +380,21 @@ def compose(outcomes: list[TaskOutcome]) -> str:
         body = "\n".join(lines).strip()
         if not body and o.output.strip() and o.status == "succeeded":
             continue  # everything it found is in a later specialist's summary above
-        head = f"*{o.agent}*" + ("" if o.status == "succeeded" else f" ({o.status})")
-        blocks.append(f"{head}\n{body or '(no output)'}")
-    return "\n\n".join(blocks)
+        found.append(Section(o.agent, o.status, body))
+    return found
+
+
+def compose(outcomes: list[TaskOutcome]) -> str:
+    """An answer without a model, in Markdown (stored with the run, read again by the models;
+    `bot/text.py` writes it as Slack shows it): each specialist's result under its name."""
+    if not outcomes:
+        return "Nothing was done."
+    return "\n\n".join(
+        f"**{s.agent}**"
+        + ("" if s.status == "succeeded" else f" ({s.status})")
+        + f"\n{s.body or '(no output)'}"
+        for s in sections(outcomes)
+    )
 
 
 async def _ask(

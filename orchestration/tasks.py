@@ -37,6 +37,7 @@ from orchestration.telemetry import traced_task, traced_tool
 from storage import approvals, run_states, tool_calls
 from storage.db import is_unavailable
 from storage.models import (
+    ApprovalKind,
     ApprovalStatus,
     EventKind,
     Run,
@@ -101,7 +102,7 @@ class TaskRunner:
                 run,
                 task,
                 show,
-                kind="tool",
+                kind=ApprovalKind.TOOL,
                 summary=_why(outcome.transcript) or task.instruction,
                 tool_name=outcome.tool.name,
                 tool_args=outcome.args.model_dump(mode="json"),
@@ -114,7 +115,7 @@ class TaskRunner:
                 run,
                 task,
                 show,
-                kind="agent",
+                kind=ApprovalKind.AGENT,
                 summary=outcome.output[len(NEEDS_HUMAN) :].strip(),
                 output=outcome.output,
             )

@@ -110,7 +110,7 @@ async def _review(
     links = tuple(link for link in models.for_agent(spec).links() if not link.offline)
     if not links:
         return Verdict(
-            f"⚠️ _Not checked: *{REVIEWER}* has no model to check with (it is offline)._",
+            f"⚠️ _Not checked: **{REVIEWER}** has no model to check with (it is offline)._",
             EventKind.ANSWER_UNCHECKED,
         )
     request = ModelRequest(
@@ -134,17 +134,17 @@ async def _review(
     except ValidationError:
         log.warning("run %s: the reviewer's reply was not a review", run.id)
         return Verdict(
-            f"⚠️ _Not checked: *{REVIEWER}*'s reply could not be read as a review._",
+            f"⚠️ _Not checked: **{REVIEWER}**'s reply could not be read as a review._",
             EventKind.ANSWER_UNCHECKED,
         )
     problems = tuple(p.strip() for p in found.problems if p.strip())
     if found.sound and not problems:
         return Verdict(
-            f"✔️ _Checked by *{REVIEWER}* against the task results._", EventKind.ANSWER_VERIFIED
+            f"✔️ _Checked by **{REVIEWER}** against the task results._", EventKind.ANSWER_VERIFIED
         )
     lines = "\n".join(f"• {p}" for p in problems) or "• (it gave no details)"
     return Verdict(
-        f"⚠️ *{REVIEWER}* found problems with this answer; check before relying on it:\n{lines}",
+        f"⚠️ **{REVIEWER}** found problems with this answer; check before relying on it:\n{lines}",
         EventKind.ANSWER_DISPUTED,
         problems,
     )

@@ -12,12 +12,14 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import cache
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+
+from orchestration.errors import OrchestrationError
+from storage.models import Schedule, ScheduleKind
 
 ACCEPTED_FORMS = """Accepted forms:
 • an interval of one minute or more: `every 15m`, `every 2h`, `every 30 minutes`
@@ -49,7 +51,7 @@ _AT = re.compile(
 )
 
 
-class WhenError(ValueError):
+class WhenError(OrchestrationError, ValueError):
     """`<when>` could not be understood; the message says why and shows the accepted forms."""
 
     def __init__(self, problem: str) -> None:
@@ -59,9 +61,16 @@ class WhenError(ValueError):
 
 @dataclass(frozen=True)
 class When:
-    kind: Literal["cron", "interval"]
+    kind: ScheduleKind
     cron: str | None = None  # 5 fields, crontab numbering
     seconds: int | None = None
+
+
+def when_of(schedule: Schedule) -> When:
+    """When a stored schedule fires."""
+    if schedule.kind == ScheduleKind.INTERVAL:
+        return When(kind=ScheduleKind.INTERVAL, seconds=schedule.interval_seconds)
+    return When(kind=ScheduleKind.CRON, cron=schedule.cron)
 
 
 def parse_when(text: str) -> When:
@@ -80,7 +89,7 @@ def parse_when(text: str) -> When:
             _cron_trigger(cron, UTC)
         except ValueError as e:
             raise WhenError(f"`{text}` is not a valid cron expression ({e}).") from None
-        return When(kind="cron", cron=cron)
+        return When(kind=ScheduleKind.CRON, cron=cron)
     raise WhenError(f"I can't read `{text}` as a time.")
 
 
@@ -93,7 +102,7 @@ def _interval(text: str, m: re.Match[str]) -> When:
         raise WhenError(f"`{text}` is too often: schedules run at most once a minute.")
     if seconds > 366 * 86400:
         raise WhenError(f"`{text}` is too far apart: at most once a year.")
-    return When(kind="interval", seconds=seconds)
+    return When(kind=ScheduleKind.INTERVAL, seconds=seconds)
 
 
 def _daily(text: str, m: re.Match[str]) -> When:
@@ -106,7 +115,7 @@ def _daily(text: str, m: re.Match[str]) -> When:
         hour = hour % 12 + (12 if half.lower() == "pm" else 0)
     if hour > 23 or minute > 59:
         raise WhenError(f"`{text}`: {hour:02d}:{minute:02d} is not a time of day.")
-    return When(kind="cron", cron=f"{minute} {hour} * * {_DAY_WORDS[day]}")
+    return When(kind=ScheduleKind.CRON, cron=f"{minute} {hour} * * {_DAY_WORDS[day]}")
 
 
 @cache
@@ -173,7 +182,7 @@ def _cron_trigger(cron: str, tz: tzinfo) -> CronTrigger:
 
 def trigger(when: When, tz: ZoneInfo, *, anchor: datetime) -> BaseTrigger:
     """The APScheduler trigger. Intervals count from `anchor` (the schedule's creation)."""
-    if when.kind == "interval":
+    if when.kind == ScheduleKind.INTERVAL:
         assert when.seconds is not None
         return IntervalTrigger(
             seconds=when.seconds, start_date=anchor.replace(microsecond=0), timezone=tz
@@ -207,7 +216,7 @@ def fire_times(
             probe += timedelta(seconds=1)
             continue
         probe = nxt + timedelta(seconds=1)
-        if when.kind == "cron" and _second_of_a_repeat(nxt, tz, after):
+        if when.kind == ScheduleKind.CRON and _second_of_a_repeat(nxt, tz, after):
             continue
         found.append(nxt.astimezone(UTC))
     return found
@@ -237,7 +246,7 @@ def _second_of_a_repeat(moment: datetime, tz: ZoneInfo, after: datetime) -> bool
 
 def describe(when: When, tz_name: str) -> str:
     """A person's reading: `every 15 minutes`, `at 09:00 on weekdays (Europe/Berlin)`."""
-    if when.kind == "interval":
+    if when.kind == ScheduleKind.INTERVAL:
         assert when.seconds is not None
         return "every " + _duration(when.seconds)
     assert when.cron is not None

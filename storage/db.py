@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.errors import DatabaseUrlError
+
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
@@ -30,7 +32,7 @@ def normalize_url(url: str) -> str:
     """Give plain `sqlite://` and `postgresql://` URLs their async driver."""
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(f"not a database URL: {url!r}")
+        raise DatabaseUrlError(f"not a database URL: {url!r}")
     return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
 
 

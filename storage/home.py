@@ -14,6 +14,7 @@ from storage.models import (
     Feedback,
     ModelUsage,
     Run,
+    RunSource,
     Schedule,
     TaskRow,
 )
@@ -38,7 +39,7 @@ async def for_user(db: Database, user_id: str, *, since: datetime) -> HomeData:
             (
                 await s.exec(
                     select(Run)
-                    .where(Run.user_id == user_id, Run.source != "schedule")
+                    .where(Run.user_id == user_id, Run.source != RunSource.SCHEDULE)
                     .order_by(col(Run.created_at).desc())
                     .limit(RECENT)
                 )

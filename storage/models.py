@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Dialect, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+from sqlmodel.sql.sqltypes import AutoString
 
 from storage.db import utcnow
 
@@ -103,6 +105,7 @@ class EventKind(StrEnum):
     APPROVAL_WITHDRAWN = "approval_withdrawn"
     APPROVAL_ESCALATED = "approval_escalated"
     APPROVAL_GRANTED_FOR_RUN = "approval_granted_for_run"
+    APPROVAL_NOT_POSTED = "approval_not_posted"  # Slack refused it in the thread: sent by DM
     # What reached Slack (`storage.outbox`).
     ANSWER_DELIVERED = "answer_delivered"
     APPROVAL_POSTED = "approval_posted"
@@ -118,6 +121,59 @@ class ApprovalStatus(StrEnum):
     WITHDRAWN = "withdrawn"  # the run was stopped before anyone decided
 
 
+class ApprovalKind(StrEnum):
+    """What an approval gate stands before."""
+
+    TOOL = "tool"  # one call of a tool that changes things
+    TASK = "task"  # a step the plan marked as needing approval
+    AGENT = "agent"  # a specialist asked a person to decide
+    BUDGET = "budget"  # the run reached its budget and asks to spend more
+
+
+class RunSource(StrEnum):
+    """Where a run was asked for."""
+
+    MENTION = "mention"  # @Baton in a channel
+    DM = "dm"  # a direct message (or the assistant container)
+    FOLLOW_UP = "follow-up"  # a reply in a thread Baton answered, without a mention
+    COMMAND = "command"  # `/baton`
+    SCHEDULE = "schedule"  # a schedule's fire
+    INVESTIGATE = "investigate"  # the Investigate button on a digest
+    MCP = "mcp"  # `baton mcp`
+
+
+class ScheduleKind(StrEnum):
+    """How a schedule's `when` was understood."""
+
+    CRON = "cron"  # 5 fields, crontab numbering
+    INTERVAL = "interval"  # every so many seconds, counted from the schedule's creation
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class _Value(TypeDecorator[_E]):
+    """A StrEnum kept in a VARCHAR column as its value, read back as the member.
+
+    `sa.Enum` (the statuses) would store member names; these columns have always held the
+    values (`"tool"`, `"schedule"`, `"cron"`), so existing rows stay valid with no migration.
+    A value outside the enum is refused when written.
+    """
+
+    impl = AutoString
+    cache_ok = True
+
+    def __init__(self, enum: type[_E]) -> None:
+        super().__init__()
+        self.enum = enum
+
+    def process_bind_param(self, value: _E | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> _E | None:
+        return None if value is None else self.enum(value)
+
+
 def _json() -> Any:
     return Field(default=None, sa_column=Column(JSON))
 
@@ -130,7 +186,7 @@ class Run(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
     status: RunStatus = Field(default=RunStatus.QUEUED, index=True)
-    source: str = "command"  # mention | dm | command | schedule
+    source: RunSource = Field(default=RunSource.COMMAND, sa_type=_Value(RunSource))
     team_id: str | None = None
     channel_id: str | None = Field(default=None, index=True)
     thread_ts: str | None = Field(default=None, index=True)
@@ -223,7 +279,7 @@ class Approval(SQLModel, table=True):
     # The workspace of the run (OAuth mode serves several).
     team_id: str | None = None
     task_id: str
-    kind: str  # tool | task | agent | budget
+    kind: ApprovalKind = Field(sa_type=_Value(ApprovalKind))
     status: ApprovalStatus = Field(default=ApprovalStatus.PENDING, index=True)
     requested_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
@@ -387,7 +443,7 @@ class Schedule(SQLModel, table=True):
     channel_id: str = Field(index=True)
     # As the person typed it, and as understood: `cron` (5 fields) or `interval` (seconds).
     when_text: str
-    kind: str
+    kind: ScheduleKind = Field(sa_type=_Value(ScheduleKind))
     cron: str | None = None
     interval_seconds: int | None = None
     timezone: str = "UTC"

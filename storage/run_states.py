@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import outbox
 from storage.db import Database, utcnow
+from storage.errors import StorageError
 from storage.models import Delivery, Event, EventKind, Run, RunStatus, TaskRow, TaskStatus
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
@@ -49,7 +50,7 @@ P, R, W = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.WAITING
 UNFINISHED_RUN = frozenset(s for s in RunStatus if not s.is_final)
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(StorageError):
     """A move from a state it is not allowed from (the row is left as it was)."""
 
     def __init__(self, what: str, kind: EventKind, current: str | None, allowed: frozenset[Any]):
@@ -494,7 +495,7 @@ async def note(
 ) -> None:
     """An event that changes no state: something worth keeping in the run's audit trail."""
     if kind in TASK_MOVES or kind in RUN_MOVES:
-        raise ValueError(f"{kind} changes a state: use its move")
+        raise IllegalTransition(f"run {run_id}", kind, "a note", frozenset({"a move"}))
     async with db.transaction() as conn:
         await conn.execute(
             insert(_EVENTS),

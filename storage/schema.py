@@ -22,6 +22,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.db import Database
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ VERSION_TABLE = "alembic_version"
 UPGRADE_LOCK = 7_272_741
 
 
-class SchemaError(Exception):
+class SchemaError(StorageError):
     """The database cannot be brought to head by this Baton; the message says why."""
 
 

@@ -1,23 +1,19 @@
-"""Shared fixtures: real databases (SQLite file, PostgreSQL) and a local website to check."""
+"""Shared fixtures: real databases (SQLite file, PostgreSQL) and a local website to check.
+
+What they are made of lives in testkit/, which bench/ uses too."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AsyncExitStack
 from pathlib import Path
 
-import asyncpg
 import pytest
-from aiohttp import web
 
 from storage import Database, schema
-
-PG_ADMIN = os.environ.get("BATON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from testkit.databases import Site, fresh_pg_database, serving_site
 
 
 @pytest.fixture(scope="session")
@@ -39,26 +35,6 @@ def sqlite_url(tmp_path: Path, sqlite_at_head: Path) -> str:
     """A SQLite database at head: a copy of the session's, faster than migrating each time."""
     shutil.copyfile(sqlite_at_head, tmp_path / "baton.db")
     return f"sqlite:///{tmp_path}/baton.db"
-
-
-@asynccontextmanager
-async def fresh_pg_database() -> AsyncIterator[str]:
-    """A new, empty PostgreSQL database on the local server (no tables), dropped afterwards."""
-    name = f"baton_{secrets.token_hex(6)}"
-    dsn = PG_ADMIN.replace("postgresql://", "postgres://")
-    admin = await asyncpg.connect(dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 @pytest.fixture
@@ -92,55 +68,10 @@ async def db(sqlite_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@dataclass
-class Site:
-    """A small local website: pages that are up, down, slow, and a JSON metric."""
-
-    base_url: str = ""
-    host: str = "127.0.0.1"
-    hits: dict[str, int] = field(default_factory=dict)
-    metric: float = 42.0
-    down: bool = False
-
-    def url(self, path: str) -> str:
-        return f"{self.base_url}{path}"
-
-
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
-    state = Site()
-
-    async def ok(request: web.Request) -> web.Response:
-        state.hits[request.path] = state.hits.get(request.path, 0) + 1
-        if state.down:
-            return web.Response(status=503, text="maintenance")
-        return web.Response(text="<html>All systems operational</html>", content_type="text/html")
-
-    async def down(request: web.Request) -> web.Response:
-        state.hits[request.path] = state.hits.get(request.path, 0) + 1
-        return web.Response(status=503, text="Service Unavailable")
-
-    async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(float(request.query.get("s", "5")))
-        return web.Response(text="late but fine")
-
-    async def metric(request: web.Request) -> web.Response:
-        return web.json_response({"queue": {"depth": state.metric}})
-
-    app = web.Application()
-    app.router.add_get("/ok", ok)
-    app.router.add_get("/status", ok)
-    app.router.add_get("/down", down)
-    app.router.add_get("/slow", slow)
-    app.router.add_get("/metric", metric)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.base_url = f"http://127.0.0.1:{port}"
-    yield state
-    await runner.cleanup()
+    async with serving_site() as state:
+        yield state
 
 
 @pytest.fixture(autouse=True)

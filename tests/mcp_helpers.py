@@ -3,25 +3,18 @@ and the servers' own record of what reached them."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
-import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.fakes.model_servers import Reply, Seen
-
-ROOT = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
+from testkit.fakes.model_servers import Reply, Seen
+from testkit.processes import PYTHON, ROOT
 
 
 def ops_server(record: Path, *extra: str, name: str = "ops") -> str:
     """A `mcp_servers:` entry for the test server over stdio."""
-    command = [PYTHON, "-m", "tests.fakes.mcp_server", "--record", str(record), *extra]
+    command = [PYTHON, "-m", "testkit.fakes.mcp_server", "--record", str(record), *extra]
     return (
         f"  - name: {name}\n    command: {json.dumps(command)}\n    cwd: {json.dumps(str(ROOT))}\n"
     )
@@ -96,43 +89,3 @@ def recorded(path: Path, event: str | None = None, tool: str | None = None) -> l
         for r in lines
         if (event is None or r["event"] == event) and (tool is None or r.get("tool") == tool)
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def http_server(record: Path, *extra: str) -> AsyncIterator[str]:
-    """The test server over Streamable HTTP in its own process; yields its MCP endpoint."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        PYTHON,
-        "-m",
-        "tests.fakes.mcp_server",
-        "--http",
-        str(port),
-        "--record",
-        str(record),
-        *extra,
-        cwd=ROOT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.close()
-                await writer.wait_closed()
-                break
-            except OSError:
-                assert proc.returncode is None, "the MCP server exited while starting"
-                assert time.monotonic() < deadline, "the MCP server did not start"
-                await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-        await proc.wait()

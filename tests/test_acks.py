@@ -9,11 +9,11 @@ from pathlib import Path
 from sqlmodel import select
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus, Run, RunStatus
-from tests.conftest import Site
-from tests.harness import running_bot
+from testkit.databases import Site
+from testkit.harness import running_bot
 from tests.trust_helpers import (
     answers,
     approval_requests,

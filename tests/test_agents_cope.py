@@ -16,14 +16,14 @@ import openai
 import pytest
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
 from orchestration.supervisor import REPAIR_PROSE
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, usage
 from storage.models import RunStatus, TaskStatus
-from tests.conftest import Site
-from tests.fakes import INVENTED, LLAMA_CPP_PYTHON, FakeOpenAI, Quirks, Reply, Seen
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.fakes import INVENTED, LLAMA_CPP_PYTHON, FakeOpenAI, Quirks, Reply, Seen
+from testkit.harness import Bot, running_bot
 
 CATALOG = """
 agents:

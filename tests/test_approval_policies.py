@@ -5,6 +5,7 @@ approvers who are not in the channel."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,13 +18,13 @@ from agents.spec import parse_catalog
 from agents.tools.registry import tool_names
 from bot import approval_blocks as ui
 from bot.delivery import DeliveryOptions
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
 from bot.transports import sweep
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
 from storage.db import utcnow
 from storage.models import ApprovalStatus, RunStatus
-from tests.harness import QUICK_DELIVERY, Bot, running_bot
+from testkit.harness import QUICK_DELIVERY, Bot, running_bot
 
 CATALOG = """
 agents:
@@ -435,3 +436,82 @@ async def test_two_approvals_at_once_reach_the_quorum_once(
     assert sorted(voters) == ["U0ALICE", "U0BOB"] and len(decided) == 1
     assert approval.status == ApprovalStatus.APPROVED
     assert posted_in_random(slack) == ["Deploy finished"]
+
+
+def bot_removed_from(channel: str, slack: SlackStandIn) -> None:
+    """Someone removes Baton from the channel: Slack refuses its posts there from now on."""
+    ws = slack.workspace
+    ws.channels[channel] = dataclasses.replace(ws.channels[channel], bot_is_member=False)
+
+
+async def test_an_approval_request_slack_refuses_in_the_thread_reaches_its_approver_by_dm(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    catalog = write_catalog(tmp_path, "approvers: [U0BOB]")
+    request = slack.hold(
+        "chat.postMessage", when=lambda a: str(a.get("text")).startswith("Approval needed")
+    )
+
+    async def removed_from_the_channel_meanwhile() -> None:
+        await request.arrived.wait()
+        bot_removed_from("C0GENERAL", slack)
+        request.release()
+
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog) as bot:
+        removal = asyncio.create_task(removed_from_the_channel_meanwhile())
+        run_id = await start(bot, "announce")
+        await removal
+        assert approval_messages(slack) == []
+        [dm] = approval_messages(slack, "D0BOB")
+        [told] = [m.text for m in slack.messages("D0ALICE")]
+        waiting = await runs.get_run(bot.baton.db, run_id)
+        [not_posted] = await _events(bot, run_id, "approval_not_posted")
+
+        await bot.click(ui.APPROVE, value_of(dm), user="U0BOB", message=dm)
+        await bot.idle()
+        run = await runs.get_run(bot.baton.db, run_id)
+        _, audit = await bot.slash(f"audit {run_id}", user="U0ALICE")
+    assert audit is not None
+    assert (
+        "📭 `post`: Slack refused the request in the thread (`not_in_channel`); "
+        "sent by direct message to <@U0BOB>"
+    ) in json.dumps(audit["blocks"], ensure_ascii=False)
+    assert told == (
+        f"I could not post the approval request for run `{run_id}` in <#C0GENERAL> "
+        "(Slack said `not_in_channel`), so I sent it to <@U0BOB> by direct message. "
+        "The run waits for their decision there."
+    )
+    assert not_posted["error"] == "not_in_channel" and not_posted["sent_to"] == ["U0BOB"]
+    assert waiting is not None and waiting.status == RunStatus.WAITING
+    assert posted_in_random(slack) == ["Deploy finished"]
+    assert run is not None and run.status == RunStatus.SUCCEEDED
+
+
+async def test_an_approval_request_nobody_can_be_sent_says_so_to_the_requester(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    catalog = write_catalog(tmp_path, "approvers: [U0BOB]")
+    request = slack.hold(
+        "chat.postMessage", when=lambda a: str(a.get("text")).startswith("Approval needed")
+    )
+
+    async def removed_and_dms_refused() -> None:
+        await request.arrived.wait()
+        bot_removed_from("C0GENERAL", slack)
+        slack.fail("conversations.open", "user_not_found")  # Bob's DM cannot be opened
+        request.release()
+
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog) as bot:
+        removal = asyncio.create_task(removed_and_dms_refused())
+        run_id = await start(bot, "announce")
+        await removal
+        [told] = [m.text for m in slack.messages("D0ALICE")]
+        run = await runs.get_run(bot.baton.db, run_id)
+    assert approval_messages(slack, "D0BOB") == []
+    assert told.startswith(
+        f"I could not post the approval request for run `{run_id}` in <#C0GENERAL> "
+        "(Slack said `not_in_channel`), and nobody who may decide could be sent it, so the "
+        "run cannot go on: the approval expires <!date^"
+    )
+    assert told.endswith(f"Stop the run now with `/baton cancel {run_id}`.")
+    assert run is not None and run.status == RunStatus.WAITING

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,20 +16,13 @@ from urllib.parse import urlencode
 import aiohttp
 
 from bot import approval_blocks as ui
-from bot.sandbox.signing import FORM, block_actions_body, signed_headers
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.signing import FORM, block_actions_body, signed_headers
+from sandbox.web_api import SlackStandIn
 from storage import Database, runs, tool_calls
 from storage.models import RunStatus
-from tests.harness import SECRET, sample
+from testkit.harness import SECRET, sample
+from testkit.processes import ROOT, free_port
 from tests.test_approvals import approval_messages, value_of, write_catalog
-
-ROOT = str(Path(__file__).resolve().parents[1])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager
@@ -62,7 +54,7 @@ async def baton_process(
         "--port",
         str(port),
         cwd=workdir,
-        env={**env, "PYTHONPATH": ROOT},
+        env={**env, "PYTHONPATH": str(ROOT)},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -180,6 +172,6 @@ async def wait_for_status(db_url: str, status: RunStatus) -> None:
 
 
 def sample_slash() -> str:
-    from tests.harness import PAYLOADS
+    from testkit.harness import PAYLOADS
 
     return (PAYLOADS / "slash_command_body.slack_docs.txt").read_text().strip()

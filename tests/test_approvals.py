@@ -14,13 +14,13 @@ from sqlalchemy import update
 
 from bot import approval_blocks as ui
 from bot.approvals import expire_and_resume
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, RunStatus, TaskStatus
-from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import Bot, running_bot
 
 CATALOG = """
 agents:
@@ -399,7 +399,7 @@ async def test_approvals_command_lists_what_waits_here_with_links(
 
 
 def _usage_heavy(_: Any) -> Any:
-    from tests.fakes.model_servers import Reply
+    from testkit.fakes.model_servers import Reply
 
     # Within the 2,048 tokens an answer may have (the fake server holds to max_tokens).
     return Reply(text="expensive thoughts", input_tokens=232_000, output_tokens=2_000)
@@ -408,7 +408,7 @@ def _usage_heavy(_: Any) -> Any:
 async def test_a_run_about_to_exceed_its_budget_asks_before_going_on(
     slack: SlackStandIn, sqlite_url: str, tmp_path: Path
 ) -> None:
-    from tests.fakes.model_servers import FakeOpenAI, Reply
+    from testkit.fakes.model_servers import FakeOpenAI, Reply
 
     catalog = tmp_path / "agents.yml"
     catalog.write_text(

@@ -17,13 +17,13 @@ from sqlmodel import select
 
 from bot import home_blocks
 from bot.blocks import FEEDBACK
-from bot.sandbox.relay import Relay
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.relay import Relay
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import approvals, runs, schedules
 from storage.models import ApprovalStatus, Feedback, Run, RunStatus
-from tests.conftest import Site
-from tests.harness import SECRET, Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import SECRET, Bot, running_bot
 
 CATALOG = """
 agents:

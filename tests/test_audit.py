@@ -13,12 +13,12 @@ from sqlalchemy.exc import DBAPIError
 
 from bot import approval_blocks as ui
 from bot.commands import HELP
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import run_states, runs, schema, tool_calls
 from storage.db import Database
 from storage.models import Event, EventKind, Run
-from tests.conftest import fresh_pg_database
-from tests.harness import running_bot
+from testkit.databases import fresh_pg_database
+from testkit.harness import running_bot
 from tests.test_approval_policies import approval_messages, start, value_of, write_catalog
 
 

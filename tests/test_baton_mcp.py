@@ -13,8 +13,8 @@ from typing import Any
 from mcp import Client, StdioServerParameters
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from tests.harness import running_bot
+from sandbox.web_api import SlackStandIn
+from testkit.harness import running_bot
 from tests.mcp_helpers import ROOT
 from tests.test_approvals import approval_messages, posted_in_random, value_of, write_catalog
 

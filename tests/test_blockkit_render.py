@@ -20,15 +20,15 @@ from agents.tools.registry import tool_names
 from bot import approval_blocks, blocks, reports
 from bot.blocks import RunView, TaskLine
 from bot.home_blocks import Dashboard, home_view
-from bot.sandbox.demo import DemoShop, write_demo_catalog
-from bot.sandbox.relay import Relay
-from bot.sandbox.server import SandboxPage
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import JSON, Change
+from sandbox.demo import DemoShop, write_demo_catalog
+from sandbox.relay import Relay
+from sandbox.server import SandboxPage
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import JSON, Change
 from storage import Database, approvals, home, run_states, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, RunStatus, TaskRow, TaskStatus
-from tests.harness import chromium, running_bot, sample
+from testkit.harness import chromium, running_bot, sample
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -22,7 +22,7 @@ from agents.providers.openai_wire import ONE_CALL_PER_TURN
 from agents.retry import RetryPolicy, call_with_retries
 from agents.tools.http_check import HttpCheck
 from orchestration.plan import Plan
-from tests.fakes import INVENTED, LLAMA_CPP_PYTHON, FakeOpenAI, Quirks, Reply
+from testkit.fakes import INVENTED, LLAMA_CPP_PYTHON, FakeOpenAI, Quirks, Reply
 
 PLAN = {"title": "t", "tasks": [{"id": "a", "agent": "writer", "instruction": "write"}]}
 FOUR_TRIES = RetryPolicy(max_attempts=4, base_delay=0.001, max_delay=0.01)

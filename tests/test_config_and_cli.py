@@ -191,7 +191,7 @@ def test_baton_run_with_a_wrong_token_stops_with_one_line_per_problem(tmp_path: 
 
 
 def test_baton_run_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
-    from tests.test_approval_restart import free_port
+    from testkit.processes import free_port
 
     result = baton(
         "run",

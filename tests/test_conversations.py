@@ -15,11 +15,11 @@ import pytest
 from sqlmodel import select
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage.models import Run
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import Bot, running_bot
 
 CATALOG = """
 agents:

@@ -17,13 +17,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import housekeeping_loop
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import answers, model_settings, write_catalog
 
 # Short leases: a driver that lost the database is taken over seconds later, not minutes.

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from bot.delivery import DeliveryOptions
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import outbox, runs
 from storage.db import utcnow
 from storage.models import DeliveryPurpose, DeliveryState, RunStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import answers, approval_requests, model_settings, write_catalog
 
 QUICK = DeliveryOptions(base_delay=0.05, max_delay=0.2)

@@ -12,11 +12,11 @@ from aiohttp import web
 from bot.config import Settings
 from bot.doctor import Check, Outcome, run_checks
 from bot.manifest import bot_scopes
-from bot.sandbox.local_server import LocalServer
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.local_server import LocalServer
+from sandbox.web_api import SlackStandIn
 from storage import Database, schema, stats
-from tests.conftest import PG_ADMIN, fresh_pg_database
-from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply
+from testkit.databases import PG_ADMIN, fresh_pg_database
+from testkit.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply
 
 CATALOG = """
 agents:

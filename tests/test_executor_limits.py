@@ -15,11 +15,12 @@ from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
-from orchestration.events import RecordingSink, RunFinished
+from orchestration.events import RunFinished
 from orchestration.limits import Limits
 from storage import Database, runs
 from storage.models import Run, RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.sinks import RecordingSink
 
 CATALOG = """
 agents:

@@ -27,15 +27,15 @@ import aiohttp
 import pytest
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import Hold, SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import Hold, SlackStandIn
+from sandbox.workspace import Message
 from storage import Database, runs
 from storage.models import Run, TaskStatus
-from tests.conftest import fresh_pg_database
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.fakes.webhook import WebhookReceiver
-from tests.harness import SECRET, Bot
-from tests.test_approval_restart import ROOT, free_port
+from testkit.databases import fresh_pg_database
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.fakes.webhook import WebhookReceiver
+from testkit.harness import SECRET, Bot
+from testkit.processes import ROOT, free_port
 from tests.trust_helpers import answers, approval_requests, approval_value
 
 CATALOG = """
@@ -138,7 +138,7 @@ async def baton(
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": ROOT,
+        "PYTHONPATH": str(ROOT),
         "SLACK_BOT_TOKEN": slack.token,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": slack.api_url,

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import event, update
 
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import sweep
 from orchestration.engine import runs_to_drive
+from sandbox.web_api import SlackStandIn
 from storage import Database, approvals, run_states, runs, slack_events
 from storage.db import utcnow
 from storage.models import (
@@ -21,7 +21,7 @@ from storage.models import (
     SeenSlackEvent,
     TaskRow,
 )
-from tests.harness import running_bot
+from testkit.harness import running_bot
 
 
 @contextmanager

@@ -16,13 +16,13 @@ import asyncpg
 import pytest
 
 from bot import approval_blocks as ui
-from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus, RunStatus
-from tests.conftest import Site
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import PAYLOADS, SECRET, running_bot, sample
+from testkit.databases import Site
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import PAYLOADS, SECRET, running_bot, sample
 from tests.trust_helpers import (
     answers,
     approval_requests,
@@ -208,7 +208,7 @@ def _click_body(**changes: Any) -> bytes:
 
 
 def _view_body(view: Any) -> bytes:
-    from bot.sandbox.signing import view_submission_body
+    from sandbox.signing import view_submission_body
 
     payload = sample("view_submission.bolt_tests.json")
     payload.update(user={"id": "U0ALICE"}, team={"id": "T0BATON"})

@@ -19,10 +19,10 @@ import pytest
 from agents.telemetry import RUN_ID, TASK_ID, trace_id_of
 from bot.config import LogFormat, Settings
 from bot.logs import configure_logging
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs
-from tests.conftest import Site
-from tests.harness import running_bot
+from testkit.databases import Site
+from testkit.harness import running_bot
 
 
 class Terminal(io.StringIO):

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 from bot import approval_blocks as ui
-from bot.sandbox.demo import write_demo_catalog
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.demo import write_demo_catalog
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import Run, RunStatus
-from tests.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot
 from tests.test_approvals import approval_messages, value_of
 
 

@@ -17,18 +17,17 @@ from urllib.parse import urlencode
 import aiohttp
 
 from bot import approval_blocks as ui
-from bot.sandbox.signing import FORM, block_actions_body, signed_headers
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.signing import FORM, block_actions_body, signed_headers
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import Database, runs, tool_calls
 from storage.models import RunStatus
-from tests.fakes.model_servers import FakeOpenAI
-from tests.harness import PAYLOADS, SECRET, sample
+from testkit.fakes.model_servers import FakeOpenAI
+from testkit.harness import PAYLOADS, SECRET, sample
+from testkit.processes import ROOT, free_port
 from tests.mcp_helpers import (
-    ROOT,
     catalog,
     clerk,
-    free_port,
     is_clerk,
     is_synthesis,
     ops_server,

@@ -13,18 +13,17 @@ import pytest
 from agents.mcp.status import ServerState
 from agents.retry import RetryPolicy
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import runs, tool_calls
 from storage.models import RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeOpenAI
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI
+from testkit.harness import Bot, running_bot
+from testkit.processes import PYTHON, http_server
 from tests.mcp_helpers import (
-    PYTHON,
     catalog,
     clerk,
-    http_server,
     is_clerk,
     is_synthesis,
     ops_server,

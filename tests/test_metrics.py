@@ -14,15 +14,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.retry import RetryPolicy
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import serve_operator_routes
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import utcnow
 from storage.models import RunStatus
-from tests.conftest import PG_ADMIN, Site, fresh_pg_database
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import Bot, running_bot
+from testkit.databases import PG_ADMIN, Site, fresh_pg_database
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import Bot, running_bot
 from tests.test_approvals import approval_messages, value_of
 from tests.test_schedules import add_schedule, fires, start_clock
 

@@ -28,11 +28,7 @@ from storage import Database, approvals, runs, schedules, schema
 from storage.migrations.autogen import differences
 from storage.models import AlertMode, ApprovalStatus, Run, RunStatus, TaskStatus
 from storage.schema import Migrations, SchemaStatus
-from tests.conftest import fresh_pg_database
-
-FIXTURES = Path(__file__).parent / "fixtures"
-RELEASE_SQLITE = FIXTURES / "release-0.1.0.sqlite"
-RELEASE_PG_DUMP = FIXTURES / "release-0.1.0.pg.sql"
+from testkit.databases import RELEASE_PG_DUMP, RELEASE_SQLITE, fresh_pg_database, psql
 
 # What make_release_databases.py wrote: a test against an empty fixture cannot pass.
 RELEASE_ROWS = {
@@ -45,24 +41,6 @@ RELEASE_ROWS = {
     "schedules": 3,
     "schedule_fires": 4,
 }
-
-
-async def psql(url: str, *args: str) -> str:
-    """PostgreSQL's own client, as an operator restores a dump."""
-    proc = await asyncio.create_subprocess_exec(
-        "psql",
-        "--no-psqlrc",
-        "--quiet",
-        "--set=ON_ERROR_STOP=1",
-        "--dbname",
-        url,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode == 0, err.decode()
-    return out.decode()
 
 
 async def pg_dump_schema(url: str) -> list[str]:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import running_bot
 from tests.trust_helpers import answers, model_settings, write_catalog
 
 FAULTS = {

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply, Seen
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeAnthropic, FakeOpenAI, Reply, Seen
+from testkit.harness import Bot, running_bot
 
 CATALOG = """
 agents:

@@ -13,11 +13,11 @@ from agents.messages import CallOutcome, Message
 from agents.providers.rules import condense, report
 from agents.runner import first_prompt
 from agents.tools.calculator import Calculator, evaluate, format_number
-from bot.sandbox.web_api import SlackStandIn
-from orchestration.events import RecordingSink
+from sandbox.web_api import SlackStandIn
 from storage import Database, runs
 from storage.models import RunStatus
-from tests.harness import running_bot
+from testkit.harness import running_bot
+from testkit.sinks import RecordingSink
 from tests.test_orchestration_offline import offline, start
 
 # --- arithmetic ----------------------------------------------------------------------------
@@ -189,7 +189,7 @@ async def test_an_offline_check_and_summary_lists_each_result_once(
     run = await runs.get_run(db, run_id)
     assert run is not None and run.status == RunStatus.SUCCEEDED
     assert steady(run.answer or "") == (
-        "*writer*\n"
+        "**writer**\n"
         "⚠️ 1 of 3 checks has a problem.\n\n"
         "*web-checker*\n"
         f"❌ {pages}/payments → 503 in N ms, failed (expected 2xx/3xx)\n"
@@ -204,12 +204,12 @@ async def test_an_offline_check_and_summary_lists_each_result_once(
         (
             "17% of 2340 plus 12.5",
             RunStatus.SUCCEEDED,
-            "*calculator*\n• 17% of 2340 plus 12.5 = 410.3",
+            "**calculator**\n• 17% of 2340 plus 12.5 = 410.3",
         ),
         (
             "what is 17% of 2340 plus twelve?",
             RunStatus.FAILED,
-            "*calculator* (failed)\n`calculator` failed: 'twelve' is not allowed: write numbers "
+            "**calculator** (failed)\n`calculator` failed: 'twelve' is not allowed: write numbers "
             "in digits; the only names I know are abs, round, min, max, sqrt, floor, ceil, log, "
             "log10, exp, pi, e",
         ),

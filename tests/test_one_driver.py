@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import update
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import resume_interrupted
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs, tool_calls
 from storage.db import utcnow
 from storage.models import Run, RunStatus, TaskStatus
-from tests.conftest import Site
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import (
     answers,
     approval_requests,

@@ -9,11 +9,12 @@ from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
-from orchestration.events import PlanReady, RecordingSink, RunFinished, TaskFinished
+from orchestration.events import PlanReady, RunFinished, TaskFinished
 from orchestration.limits import Limits
 from storage import Database, runs
 from storage.models import Run, RunStatus, TaskStatus
-from tests.conftest import Site
+from testkit.databases import Site
+from testkit.sinks import RecordingSink
 
 
 def offline(

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.permissions import CANT_SHOW
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import DEFAULT_CHANNELS, DEFAULT_USERS, Channel, User
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import DEFAULT_CHANNELS, DEFAULT_USERS, Channel, User
 from storage import runs, schedules
 from storage.models import Schedule
-from tests.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import answers
 
 CAROL = User("U0CAROL", "carol", "Carol")

@@ -7,8 +7,6 @@ from pathlib import Path
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.progress import ProgressOptions, SlackProgress
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Change
 from orchestration.events import (
     PlanReady,
     RunAccepted,
@@ -17,6 +15,8 @@ from orchestration.events import (
     TaskStarted,
     TaskView,
 )
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Change
 from storage import Database, runs
 from storage.models import Run
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from bot import approval_blocks
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.fakes.webhook import WebhookReceiver
-from tests.harness import running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.fakes.webhook import WebhookReceiver
+from testkit.harness import running_bot
 from tests.trust_helpers import approval_requests, approval_value
 
 INJECTION = (

@@ -19,7 +19,7 @@ from agents.messages import Message, ModelRequest, ModelResponse, ToolSchema, Us
 from agents.providers.anthropic_provider import AnthropicProvider
 from agents.providers.openai_provider import OpenAIProvider
 from agents.retry import RetryPolicy, call_with_retries
-from tests.fakes import FakeAnthropic, FakeOpenAI, Reply
+from testkit.fakes import FakeAnthropic, FakeOpenAI, Reply
 
 Vendor = Literal["openai", "anthropic"]
 

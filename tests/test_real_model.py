@@ -22,31 +22,16 @@ from agents.messages import Message, ModelRequest
 from agents.providers.capabilities import parse_compat
 from agents.providers.openai_provider import OpenAIProvider
 from agents.retry import RetryPolicy
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message as SlackMessage
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message as SlackMessage
 from storage import runs
 from storage.models import Event, Run, RunStatus, TaskRow, TaskStatus
-from tests.harness import running_bot
-from tests.real_model import RealServer, missing, serving
+from testkit.harness import running_bot
+from testkit.real_model import CATALOG, COMPAT, RealServer, missing, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CATALOG = """
-agents:
-  - name: checker
-    description: Checks whether a web page is up.
-    instructions: Call http_check with the exact URL from the task.
-    tools: [http_check]
-    triggers: ['https?://']
-    max_turns: 3
-  - name: writer
-    description: Writes a one-line summary of the results it is given.
-    triggers: ['\\bsummari[sz]e\\b']
-    runs_after: [checker]
-    max_turns: 2
-"""
-COMPAT = "temperature=0,max_output_tokens=40"
 QUICK_RETRY = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.2)
 
 

@@ -15,13 +15,13 @@ import pytest
 
 from agents.retry import RetryPolicy
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import resume_interrupted
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import running_bot
 
 CATALOG = """
 agents:

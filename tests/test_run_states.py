@@ -189,7 +189,7 @@ async def test_two_drivers_cannot_both_start_one_task(db: Database) -> None:
 
 async def test_a_note_cannot_stand_in_for_a_move(db: Database) -> None:
     run_id = await a_run(db, RunStatus.RUNNING, {})
-    with pytest.raises(ValueError, match="changes a state"):
+    with pytest.raises(IllegalTransition, match="is a note"):
         await run_states.note(db, run_id, EventKind.TASK_SUCCEEDED, task_id="a")
     await run_states.note(db, run_id, EventKind.TOOL_RESULT, task_id="a", data={"ok": True})
     assert await kinds(db, run_id) == ["run_created", "tool_result"]

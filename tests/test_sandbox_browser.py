@@ -27,11 +27,11 @@ from aiohttp import web
 from playwright.async_api import Browser, Locator, Page, expect
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.launch import Sandbox
-from bot.sandbox.relay import Relay
-from bot.sandbox.server import SandboxPage
-from bot.sandbox.web_api import SlackStandIn
-from tests.harness import chromium, running_sandbox
+from sandbox.launch import Sandbox
+from sandbox.relay import Relay
+from sandbox.server import SandboxPage
+from sandbox.web_api import SlackStandIn
+from testkit.harness import chromium, running_sandbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

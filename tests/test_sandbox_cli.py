@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.cli import page_socket
-from tests.harness import running_sandbox
+from sandbox.command import page_socket
+from testkit.harness import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 URL_LINE = re.compile(r"^Baton sandbox: (http://127\.0\.0\.1:(\d+)/)$")

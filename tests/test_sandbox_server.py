@@ -21,14 +21,14 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlmodel import select
 
-from bot.sandbox.launch import Sandbox
-from bot.sandbox.relay import Relay
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.launch import Sandbox
+from sandbox.relay import Relay
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import runs
 from storage.models import Run
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import PAYLOADS, running_sandbox, sample
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import PAYLOADS, running_sandbox, sample
 
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 GENERAL = "C0GENERAL"

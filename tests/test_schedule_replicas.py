@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlmodel import col, select
 
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import schedules
 from storage.db import Database, utcnow
 from storage.models import (
@@ -21,7 +21,7 @@ from storage.models import (
     Run,
     Schedule,
 )
-from tests.conftest import Site
+from testkit.databases import Site
 from tests.test_approval_restart import baton_process
 from tests.test_schedules import CHANNEL, digests, settled
 

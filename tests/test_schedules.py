@@ -19,13 +19,14 @@ import pytest
 from sqlmodel import select
 
 from bot import digest_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from orchestration.schedules import Fired, Scheduler
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import runs, schedules
 from storage.db import Database, utcnow
 from storage.models import AlertMode, FireOutcome, Run, Schedule, ScheduleFire
-from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import Bot, running_bot
 
 CHANNEL = "C0GENERAL"
 
@@ -397,6 +398,31 @@ async def test_a_fire_while_the_last_run_is_still_going_is_skipped_and_recorded(
         await bot.baton.scheduler.start()  # idempotent
         await wait_until(lambda: len(digests(slack)) >= 2, within=20)
         assert "skipped because the previous one was still going" in str(digests(slack)[1].blocks)
+
+
+async def test_a_fire_stores_its_run_and_hands_it_over_once_without_slack(db: Database) -> None:
+    made = await add_schedule(db, "check https://example.com", seconds=60)
+    handed: list[tuple[str, str]] = []
+
+    def hand_over(run_id: str, *, name: str) -> None:
+        handed.append((run_id, name))
+
+    scheduler = Scheduler(db, hand_over, grace=timedelta(minutes=5))
+    result = await scheduler.run_now(made, user_id="U0BOB")
+    assert result is not None and result.fired == Fired.STARTED and result.run_id is not None
+
+    run = await runs.get_run(db, result.run_id)
+    assert run is not None
+    assert (run.source, run.request, run.schedule_id, run.channel_id, run.user_id) == (
+        "schedule",
+        "check https://example.com",
+        made.id,
+        CHANNEL,
+        "U0ALICE",
+    )
+    assert handed == [(run.id, f"schedule-{run.id}")]
+    [fire] = await fires(db, made.id)
+    assert (fire.outcome, fire.run_id, fire.claimed_by) == (FireOutcome.STARTED, run.id, "U0BOB")
 
 
 # The digest's buttons

@@ -17,13 +17,13 @@ from sqlmodel import select
 
 from bot.config import Settings
 from bot.logs import configure_logging
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import Database
 from storage.models import Event, Run, TaskRow, ToolCallRecord
-from tests.conftest import PG_ADMIN
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import SECRET, running_bot
+from testkit.databases import PG_ADMIN
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import SECRET, running_bot
 from tests.trust_helpers import answers, write_catalog
 
 API_KEY = "sk-proj-NeverShowThisKey0123456789abcdef"

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, tool_calls
 from storage.models import ApprovalStatus, RunStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.fakes.webhook import WebhookReceiver
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.fakes.webhook import WebhookReceiver
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import approval_requests, approval_value, model_settings
 
 CATALOG = """

@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs
-from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import Bot, running_bot
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from slack_sdk.models.messages.chunk import MarkdownTextChunk, PlanUpdateChunk, 
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.sandbox.signing import (
+from sandbox.signing import (
     FORM,
     JSON_TYPE,
     block_actions_body,
@@ -32,7 +32,7 @@ from bot.sandbox.signing import (
     slash_command_body,
     view_submission_body,
 )
-from bot.sandbox.web_api import Change, SlackStandIn, User
+from sandbox.web_api import Change, SlackStandIn, User
 
 PAYLOADS = Path(__file__).resolve().parent / "slack" / "payloads"
 GENERAL = "C0GENERAL"
@@ -882,7 +882,7 @@ async def test_an_install_code_is_exchanged_once_and_each_token_is_its_own_works
 
 
 async def test_conversations_members_lists_a_channels_people_and_the_bot_page_by_page() -> None:
-    from bot.sandbox.workspace import DEFAULT_CHANNELS, Channel
+    from sandbox.workspace import DEFAULT_CHANNELS, Channel
 
     private = Channel("C0EXEC", "exec", is_private=True, members=("U0ALICE",))
     async with SlackStandIn(channels=(*DEFAULT_CHANNELS, private)) as slack:

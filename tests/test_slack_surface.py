@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.progress import ProgressOptions
-from bot.sandbox.signing import JSON_TYPE, sign
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.signing import JSON_TYPE, sign
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.conftest import Site
-from tests.harness import PAYLOADS, SECRET, Bot, running_bot
+from testkit.databases import Site
+from testkit.harness import PAYLOADS, SECRET, Bot, running_bot
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_unsigned_badly_signed_and_stale_requests_get_401(bot: Bot) -> Non
 
 async def test_slacks_url_verification_challenge_is_answered(bot: Bot) -> None:
     body = (PAYLOADS / "url_verification.json").read_bytes()
-    from bot.sandbox.signing import signed_headers
+    from sandbox.signing import signed_headers
 
     async with bot.session.post(
         f"{bot.url}/slack/events",

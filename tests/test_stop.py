@@ -11,13 +11,13 @@ import pytest
 
 from bot import approval_blocks as ui
 from bot.blocks import STOP
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, tool_calls
 from storage.models import ApprovalStatus, RunStatus, TaskStatus
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.fakes.webhook import WebhookReceiver
-from tests.harness import Bot, running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.fakes.webhook import WebhookReceiver
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import (
     answers,
     approval_requests,

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import StatementError
+
 from storage import Database, approvals, run_states, runs, slack_events, tool_calls
 from storage.db import normalize_url, utcnow
 from storage.models import (
     Approval,
+    ApprovalKind,
     ApprovalStatus,
     EventKind,
     Run,
+    RunSource,
     RunStatus,
     TaskRow,
     TaskStatus,
@@ -184,6 +190,36 @@ async def test_an_expired_approval_cannot_be_decided_and_is_swept(any_db: Databa
     stored = await approvals.get(any_db, approval.id)
     assert stored is not None and stored.status == ApprovalStatus.EXPIRED
     assert await approvals.expire_due(any_db) == []
+
+
+async def test_kinds_are_stored_as_their_plain_values_and_read_back_as_members(
+    any_db: Database,
+) -> None:
+    run = await runs.create_run(
+        any_db, Run(id=runs.new_id(), source=RunSource.FOLLOW_UP, request="and now?")
+    )
+    await runs.save_plan(
+        any_db,
+        run.id,
+        {"title": "t", "tasks": []},
+        [TaskRow(run_id=run.id, task_id="a", agent="web-checker", instruction="go")],
+    )
+    approval = await _approval(any_db, run)
+
+    stored = await runs.get_run(any_db, run.id)
+    assert stored is not None and stored.source is RunSource.FOLLOW_UP
+    gate = await approvals.get(any_db, approval.id)
+    assert gate is not None and gate.kind is ApprovalKind.TASK
+    async with any_db.session() as s:
+        source = await s.scalar(text("SELECT source FROM runs WHERE id = :id"), {"id": run.id})
+        kind = await s.scalar(text("SELECT kind FROM approvals WHERE id = :id"), {"id": gate.id})
+    # The columns hold what they always held, so older rows and other readers stay valid.
+    assert (source, kind) == ("follow-up", "task")
+
+
+async def test_a_source_outside_the_known_set_is_not_stored(any_db: Database) -> None:
+    with pytest.raises(StatementError, match="'slack' is not a valid RunSource"):
+        await runs.create_run(any_db, Run(id=runs.new_id(), source="slack", request="x"))
 
 
 async def test_a_side_effect_is_claimed_once(any_db: Database) -> None:

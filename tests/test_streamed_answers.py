@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.web_api import SlackStandIn
 from bot.transports import resume_interrupted
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.conftest import Site
-from tests.fakes.model_servers import FakeOpenAI, Reply
-from tests.harness import running_bot
+from testkit.databases import Site
+from testkit.fakes.model_servers import FakeOpenAI, Reply
+from testkit.harness import running_bot
 from tests.trust_helpers import answers
 
 CATALOG = """

@@ -1,8 +1,8 @@
-"""Pure text helpers: mentions and splitting long answers."""
+"""Pure text helpers: mentions, stored Markdown as Slack shows it, splitting long answers."""
 
 from __future__ import annotations
 
-from bot.text import split_message, strip_mentions
+from bot.text import mrkdwn, split_message, strip_mentions
 
 
 def test_the_bots_mention_is_removed_from_the_request() -> None:
@@ -31,3 +31,16 @@ def test_a_code_block_cut_in_two_stays_a_code_block_in_both_pieces() -> None:
 def test_text_without_spaces_is_cut_hard() -> None:
     pieces = split_message("y" * 5000, 1000)
     assert "".join(pieces) == "y" * 5000 and all(len(p) <= 1000 for p in pieces)
+
+
+def test_a_stored_answers_bold_names_are_slack_bold() -> None:
+    stored = "**writer** (failed)\n❌ **lookup** (`wiki`) failed: _timed out_\n\n**Not done:**"
+    assert (
+        mrkdwn(stored)
+        == "*writer* (failed)\n❌ *lookup* (`wiki`) failed: _timed out_\n\n*Not done:*"
+    )
+
+
+def test_code_and_powers_keep_their_asterisks() -> None:
+    text = "• 2**10 = 1024, and 3**2 = 9\n`a **b** c`\n```\n**kept**\n```\n*already bold*"
+    assert mrkdwn(text) == text

@@ -14,14 +14,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agents.retry import RetryPolicy
 from agents.telemetry import Telemetry, trace_id_of
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
-from tests.conftest import Site
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.fakes.otlp_receiver import OtlpReceiver
-from tests.harness import Bot, running_bot
+from testkit.databases import Site
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.fakes.otlp_receiver import OtlpReceiver
+from testkit.harness import Bot, running_bot
 from tests.test_approvals import approval_messages, start_playbook, value_of, write_catalog
 
 CATALOG = """

@@ -15,12 +15,12 @@ from sqlalchemy import update
 from bot import approval_blocks as ui
 from bot.approvals import expire_and_resume
 from bot.progress import ProgressOptions
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import utcnow
 from storage.models import Approval, RunStatus, TaskStatus
-from tests.fakes.webhook import WebhookReceiver
-from tests.harness import Bot, running_bot
+from testkit.fakes.webhook import WebhookReceiver
+from testkit.harness import Bot, running_bot
 from tests.trust_helpers import (
     answers,
     approval_requests,

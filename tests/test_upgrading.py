@@ -23,12 +23,12 @@ from sqlalchemy import text
 from bot.app import create
 from bot.config import Settings
 from bot.database import DatabaseNotReady
-from bot.sandbox.web_api import SlackStandIn
+from sandbox.web_api import SlackStandIn
 from storage import Database, runs, schema
 from storage.schema import SchemaStatus
-from tests.conftest import fresh_pg_database
-from tests.harness import SECRET, running_bot, running_sandbox, settings_for
-from tests.test_migrations import RELEASE_PG_DUMP, RELEASE_ROWS, RELEASE_SQLITE, psql
+from testkit.databases import RELEASE_PG_DUMP, RELEASE_SQLITE, fresh_pg_database, psql
+from testkit.harness import SECRET, running_bot, running_sandbox, settings_for
+from tests.test_migrations import RELEASE_ROWS
 
 ROOT = str(Path(__file__).resolve().parents[1])
 HEAD = schema.BATON.head

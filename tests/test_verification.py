@@ -11,11 +11,11 @@ import pytest
 
 from agents.retry import RetryPolicy
 from agents.spec import CatalogError, parse_catalog
-from bot.sandbox.web_api import SlackStandIn
 from orchestration.limits import Limits
+from sandbox.web_api import SlackStandIn
 from storage import runs
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.harness import running_bot
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.harness import running_bot
 
 CATALOG = """
 agents:

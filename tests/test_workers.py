@@ -9,94 +9,23 @@ audit trail (`run_started` / `run_resumed` name their driver, host:pid:…).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 
 from bot import approval_blocks as ui
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 from storage import Database, queue, run_states, runs
 from storage.db import utcnow
 from storage.models import Run, RunStatus
-from tests.conftest import fresh_pg_database
-from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
-from tests.fakes.webhook import WebhookReceiver
-from tests.harness import SECRET, Bot
-from tests.test_approval_restart import ROOT, free_port
+from testkit.databases import fresh_pg_database
+from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
+from testkit.fakes.webhook import WebhookReceiver
+from testkit.harness import Bot
+from testkit.processes import environment, process
 from tests.trust_helpers import answers, approval_requests, approval_value, write_catalog
-
-Process = asyncio.subprocess.Process
-
-
-def environment(
-    slack: SlackStandIn, db_url: str, catalog: Path, models: FakeOpenAI
-) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": ROOT,
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "BATON_DATABASE_URL": db_url,
-        "BATON_AUTO_MIGRATE": "true",
-        "BATON_AGENTS_FILE": str(catalog),
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": models.base_url,
-        "BATON_MODEL": "rules",
-        "BATON_HTTP_ALLOW_HOSTS": "127.0.0.1",
-        "BATON_WORKERS": "external",
-        # A killed worker's runs are taken over seconds after it died.
-        "BATON_LEASE_SECONDS": "2",
-        "BATON_LOG_LEVEL": "WARNING",
-    }
-
-
-async def _healthy(url: str, proc: Process) -> None:
-    async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                async with session.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert proc.returncode is None, "the process exited during start-up"
-            assert time.monotonic() < deadline, "the process did not start"
-            await asyncio.sleep(0.1)
-
-
-@asynccontextmanager
-async def process(
-    env: dict[str, str], workdir: Path, *args: str
-) -> AsyncIterator[tuple[str, Process]]:
-    """`baton <args>` in its own process, serving `/healthz` on a free port once it is up."""
-    port = free_port()
-    env = {**env, "BATON_METRICS_PORT": str(port)}
-    if args[0] == "run":
-        args = (*args, "--port", str(port))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", *args, cwd=workdir, env=env
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await _healthy(url, proc)
-        yield url, proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.send_signal(signal.SIGKILL)
-        await proc.wait()
 
 
 async def run_in(db: Database, thread: Message) -> Run | None:

@@ -25,16 +25,15 @@ from slack_sdk.oauth.installation_store import Installation as SlackInstallation
 from bot.config import Settings
 from bot.logs import configure_logging
 from bot.permissions import CANT_SHOW
-from bot.sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
-from bot.sandbox.web_api import Call, Message, SlackStandIn
-from bot.sandbox.workspace import Workspace
 from bot.workspaces import InstallationStore
+from sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
+from sandbox.web_api import Call, Message, SlackStandIn
+from sandbox.workspace import Workspace
 from storage import Database, approvals, installations, outbox, runs, schedules, schema
 from storage.db import utcnow
 from storage.models import ApprovalStatus, DeliveryState, RunStatus, Schedule
-from tests.conftest import Site, fresh_pg_database
-from tests.harness import PAYLOADS, SECRET, Bot, running_bot, sample
-from tests.test_migrations import RELEASE_SQLITE
+from testkit.databases import RELEASE_SQLITE, Site, fresh_pg_database
+from testkit.harness import PAYLOADS, SECRET, Bot, running_bot, sample
 
 FIRST, SECOND, STRANGER = "T0BATON", "T0SECOND", "T0NEVER"
 SECOND_TOKEN = "xoxb-2222-second-workspace"
@@ -625,7 +624,7 @@ def calls_since(slack: SlackStandIn, before: int) -> list[tuple[str, str | None]
 async def test_a_second_workspaces_assistant_container_and_home_tab_use_its_token(
     bot: Bot, slack: SlackStandIn
 ) -> None:
-    from bot.sandbox import payloads
+    from sandbox import payloads
 
     await install(bot, FIRST)
     await install(bot, SECOND)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bot.sandbox.web_api import SlackStandIn
-from bot.sandbox.workspace import Message
+from sandbox.web_api import SlackStandIn
+from sandbox.workspace import Message
 
 CATALOG = """
 agents:

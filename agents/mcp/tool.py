@@ -50,7 +50,7 @@ def needs_approval(annotations: ToolAnnotations | None, override: bool | None) -
     return annotations.read_only_hint is not True
 
 
-class McpTool(Tool):
+class McpTool(Tool[McpArguments]):
     Args = McpArguments
 
     def __init__(
@@ -75,7 +75,7 @@ class McpTool(Tool):
             name=self._model_name, description=self.description, parameters=self._parameters
         )
 
-    def parse_args(self, arguments: dict[str, Any]) -> BaseModel:
+    def parse_args(self, arguments: dict[str, Any]) -> McpArguments:
         """Checked against the server's own schema (the server checks again)."""
         if self._validator is not None:
             try:
@@ -91,14 +91,13 @@ class McpTool(Tool):
                 )
         return McpArguments.model_validate(arguments)
 
-    async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
-        assert isinstance(args, BaseModel)
+    async def run(self, args: McpArguments, ctx: ToolContext) -> ToolResult:
         result = await self._caller.call(
             self.tool, args.model_dump(mode="json"), key=ctx.idempotency_key
         )
         return to_tool_result(self.tool, result)
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[McpArguments]:
         """Offline: call the tool when the instruction names it, with its `name=value` pairs."""
         instruction, _ = extract.split_inputs(text)
         said = extract.plain(instruction)

@@ -20,6 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents.errors import CompatError
+
 
 class Feature(StrEnum):
     JSON_SCHEMA = "json_schema"  # response_format {"type": "json_schema"}
@@ -119,7 +121,7 @@ class CompatSettings(Capabilities):
 
 
 def parse_compat(text: str) -> CompatSettings:
-    """`llama-cpp-python,json_schema=false,max_output_tokens=64` to settings; ValueError if wrong."""
+    """`llama-cpp-python,json_schema=false,max_output_tokens=64` to settings; CompatError if wrong."""
     values: dict[str, object] = {}
     for item in (part.strip() for part in text.split(",")):
         if not item:
@@ -139,14 +141,14 @@ def parse_compat(text: str) -> CompatSettings:
         elif value in ("auto", "unknown", ""):
             values[key] = None
         else:
-            raise ValueError(f"'{item}': use true, false or auto")
+            raise CompatError(f"'{item}': use true, false or auto")
     try:
         return CompatSettings.model_validate(values)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(map(str, err['loc'])) or 'value'}: {err['msg']}" for err in e.errors()
         )
-        raise ValueError(
+        raise CompatError(
             f"{problems} (known: preset names {', '.join(PRESETS)}; "
             f"{', '.join(f.value for f in Feature)}, max_output_tokens, temperature)"
         ) from e

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from agents.errors import Failure, PermanentModelError
 from agents.providers.base import ModelProvider
 from agents.providers.capabilities import CompatSettings
 from agents.providers.rules import RulesProvider
@@ -110,7 +111,9 @@ class Models:
             return AnthropicProvider(
                 api_key=s.anthropic_api_key or "", base_url=s.anthropic_base_url, timeout=s.timeout
             )
-        raise ValueError(f"unknown model provider '{vendor}'")
+        raise PermanentModelError(
+            f"unknown model provider '{vendor}'", failure=Failure.UNKNOWN_MODEL, provider=vendor
+        )
 
     async def aclose(self) -> None:
         """Close the providers' HTTP connections."""

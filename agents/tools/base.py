@@ -8,10 +8,12 @@ catalog).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
+from typing_extensions import TypeVar
 
 from agents.errors import InvalidToolArguments
 from agents.messages import ToolSchema
@@ -68,6 +70,10 @@ class ToolContext:
     scope: Scope = field(default_factory=Scope)
 
 
+# Makes each call's context: (run id, task id, idempotency key) -> ToolContext.
+ToolContextFactory = Callable[[str, str, str], ToolContext]
+
+
 class ToolResult(BaseModel):
     ok: bool = True
     summary: str  # one line a person reads in the task list
@@ -75,13 +81,17 @@ class ToolResult(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class Tool(ABC):
-    """A tool: subclasses set the attributes and implement `run`."""
+# A tool's argument model. A bare `Tool` (a tool of any kind, as in the registry) is `Tool[Any]`.
+ArgsT = TypeVar("ArgsT", bound=BaseModel, default=Any)
+
+
+class Tool(ABC, Generic[ArgsT]):
+    """A tool: subclasses set the attributes and implement `run` for their `Args` model."""
 
     # The name the catalog lists it by (`http_check`, `mcp:tickets/create_ticket`).
     name: str
     description: str
-    Args: type[BaseModel]
+    Args: type[ArgsT]
     # A call changes something outside Baton; it needs a person's approval first.
     requires_approval: bool = False
 
@@ -90,7 +100,7 @@ class Tool(ABC):
         """The name a model calls it by (only letters, digits, `_` and `-`)."""
         return self.name
 
-    def parse_args(self, arguments: dict[str, Any]) -> BaseModel:
+    def parse_args(self, arguments: dict[str, Any]) -> ArgsT:
         """The model's arguments, checked; `InvalidToolArguments` says what is wrong."""
         try:
             return self.Args.model_validate(arguments)
@@ -100,14 +110,14 @@ class Tool(ABC):
             ) from e
 
     @abstractmethod
-    async def run(self, args: Any, ctx: ToolContext) -> ToolResult:
+    async def run(self, args: ArgsT, ctx: ToolContext) -> ToolResult:
         """Do the work. Raise `ToolError` with a sentence a person understands."""
 
-    def out_of_reach(self, args: Any, scope: Scope) -> str | None:
+    def out_of_reach(self, args: ArgsT, scope: Scope) -> str | None:
         """Why this call's target is outside `scope` (a sentence), or None when it is within."""
         return None
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[ArgsT]:
         """Arguments found in plain text, for the offline `rules` provider (none by default)."""
         return []
 

@@ -181,7 +181,7 @@ def format_number(value: Number) -> str:
     return str(value)
 
 
-class Calculator(Tool):
+class Calculator(Tool[CalculatorArgs]):
     name = "calculator"
     description = (
         "Evaluate an arithmetic expression exactly: + - * / // % ** (or ^), parentheses, "
@@ -198,14 +198,14 @@ class Calculator(Tool):
             summary=line, content=line, data={"expression": args.expression, "value": value}
         )
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[CalculatorArgs]:
         """Each arithmetic expression in the text, whole.
 
         One that stops at an operator ("17% of 2340 plus twelve") is passed on with the rest
         of its clause, so the calculator says what it could not read instead of quietly
         computing the part before it.
         """
-        found: list[BaseModel] = []
+        found: list[CalculatorArgs] = []
         for match in _CANDIDATE.finditer(text):
             parts = _split_top_level(match.group(0))
             for i, part in enumerate(parts):

@@ -44,7 +44,7 @@ def _phrase(status: int) -> str:
         return str(status)
 
 
-class HttpCheck(Tool):
+class HttpCheck(Tool[HttpCheckArgs]):
     name = "http_check"
     description = (
         "Fetch a web page with GET and report whether it is up: HTTP status, latency in ms, "
@@ -67,7 +67,7 @@ class HttpCheck(Tool):
             )
         return _result(args, page)
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[HttpCheckArgs]:
         """One check per URL in the text, with a quoted keyword and an expected status if given."""
         keyword = extract.quoted_after(text, _KEYWORD_WORDS)
         expect = _EXPECT.search(extract.plain(text))

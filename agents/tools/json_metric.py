@@ -122,7 +122,7 @@ def _passes(value: JsonValue, op: Op, threshold: float | str, path: str) -> bool
     return _ORDER[op](left, right)
 
 
-class JsonMetric(Tool):
+class JsonMetric(Tool[JsonMetricArgs]):
     name = "json_metric"
     description = (
         "Fetch a JSON document, read the value at a dotted path, and optionally check it "
@@ -175,7 +175,7 @@ class JsonMetric(Tool):
             },
         )
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[JsonMetricArgs]:
         """URLs in the text, with `path=a.b` and a comparison like `> 5` or `below 90`."""
         rest = extract.plain(text)
         for url in extract.urls(text):

@@ -34,7 +34,7 @@ class PostMessageArgs(BaseModel):
         return extract.channel_id(value)
 
 
-class PostMessage(Tool):
+class PostMessage(Tool[PostMessageArgs]):
     name = "post_message"
     description = "Post a message to a Slack channel. A person approves each call first."
     Args = PostMessageArgs
@@ -75,7 +75,7 @@ class PostMessage(Tool):
             data={"channel": args.channel, "ts": ts},
         )
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[PostMessageArgs]:
         """The channels the instruction mentions, and what to post there.
 
         What to post: the instruction's quoted text, else its words after 'say'/'post',

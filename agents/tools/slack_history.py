@@ -55,7 +55,7 @@ def _ts(message: dict[str, Any]) -> float:
         return 0.0
 
 
-class SlackHistory(Tool):
+class SlackHistory(Tool[SlackHistoryArgs]):
     name = "slack_history"
     description = "Read a Slack channel's recent messages (author and text, oldest first)."
     Args = SlackHistoryArgs
@@ -103,7 +103,7 @@ class SlackHistory(Tool):
             },
         )
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[SlackHistoryArgs]:
         """One read per channel mentioned as `<#C0123|name>`, with a count like 'last 50'."""
         count = re.search(r"\b(?:last|latest|recent|past)\s+(\d{1,3})\b", text, re.IGNORECASE)
         limit = min(max(int(count.group(1)), 1), 200) if count else 20

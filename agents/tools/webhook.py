@@ -42,7 +42,7 @@ class WebhookArgs(BaseModel):
         return value
 
 
-class WebhookPost(Tool):
+class WebhookPost(Tool[WebhookArgs]):
     name = "webhook_post"
     description = (
         "POST a JSON object to one of the configured webhooks, chosen by name. "
@@ -99,7 +99,7 @@ class WebhookPost(Tool):
             data={"name": args.name, "status": answer.status, "latency_ms": answer.latency_ms},
         )
 
-    def args_from_text(self, text: str) -> list[BaseModel]:
+    def args_from_text(self, text: str) -> list[WebhookArgs]:
         """A webhook name ('the deploys webhook', 'webhook deploys') and a JSON or quoted body."""
         plain = extract.plain(text)
         name = next(

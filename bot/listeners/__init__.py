@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.listeners import actions, assistant, commands, digests, events, workspaces
+
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 
 def register(baton: Baton) -> None:
-    from bot.listeners import actions, assistant, commands, digests, events, workspaces
-
+    """Every listener of every surface, on `baton.app`."""
     if baton.workspaces is not None:
         workspaces.register(baton)
     assistant.register(baton)

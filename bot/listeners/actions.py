@@ -18,14 +18,15 @@ from bot import approval_blocks as ui
 from bot.approval_edits import fields, problems
 from bot.approvals import check_clicker, tell, thread_of
 from bot.blocks import FEEDBACK, STOP
-from bot.clicks import Click, clicked_thread, first_action, reason_of, take, team_of, where
+from bot.clicks import Click, take
 from bot.home_blocks import HOME_PREFIX
+from bot.interactions import clicked_thread, first_action, reason_of, team_of, where
 from bot.slack_ops import slack_error
 from storage import approvals
 from storage.models import ApprovalStatus
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from bot import assistant
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 
 def register(baton: Baton) -> None:

@@ -16,6 +16,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import reports
+from bot.audit import audit_reply
 from bot.commands import (
     HELP,
     Ask,
@@ -33,6 +34,7 @@ from bot.commands import (
 )
 from bot.intake import BUSY, IntakeFailed, accept_command, clean, say_busy, stored
 from bot.permissions import CANT_SHOW, may_see
+from bot.schedules_ui import handle_schedule_command
 from bot.stop import stop_command
 from bot.text import plural
 from bot.work import hand_over
@@ -40,7 +42,7 @@ from storage import approvals, feedback, runs, usage
 from storage.db import utcnow
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -83,12 +85,8 @@ async def handle(
                 lambda: _text(stop_command(baton, command, run_id)),
             )
         case Audit(run_id=run_id):
-            from bot.audit import audit_reply
-
             await _answer_after(baton, ack, respond, lambda: audit_reply(baton, command, run_id))
         case ScheduleCommand(args=args):
-            from bot.schedules_ui import handle_schedule_command
-
             await handle_schedule_command(baton, ack, respond, command, args)
         case RunPlaybook(name=name, extra=extra):
             if baton.catalog.playbook(name) is None:

@@ -10,7 +10,7 @@ from bot import digest_blocks as ui
 from bot.clicks import Click, take
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 
 def register(baton: Baton) -> None:

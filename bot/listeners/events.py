@@ -14,12 +14,14 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
+from bot.home import publish
 from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
 from bot.slack_ops import post_text
 from bot.text import strip_mentions
+from storage.models import RunSource
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,7 @@ def register(baton: Baton) -> None:
     async def on_mention(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext
     ) -> BoltResponse | None:
-        return await handle_message(baton, event, body, context, source="mention")
+        return await handle_message(baton, event, body, context, source=RunSource.MENTION)
 
     @app.event("message")
     async def on_message(
@@ -43,18 +45,16 @@ def register(baton: Baton) -> None:
         if event.get("user") == context.bot_user_id:
             return None
         if event.get("channel_type") == "im":
-            return await handle_message(baton, event, body, context, source="dm")
+            return await handle_message(baton, event, body, context, source=RunSource.DM)
         if is_follow_up(event, context.bot_user_id):
             return await handle_message(
-                baton, event, body, context, source="follow-up", follow_up_only=True
+                baton, event, body, context, source=RunSource.FOLLOW_UP, follow_up_only=True
             )
         return None
 
     @app.event("app_home_opened")
     async def on_home(event: dict[str, Any], body: dict[str, Any]) -> None:
         if event.get("tab", "home") == "home" and event.get("user"):
-            from bot.home import publish
-
             team = str(body.get("team_id") or "") or None
             baton.background.spawn(publish(baton, str(event["user"]), team_id=team), name="home")
 
@@ -79,7 +79,7 @@ async def handle_message(
     body: dict[str, Any],
     context: AsyncBoltContext,
     *,
-    source: str,
+    source: RunSource,
     follow_up_only: bool = False,
 ) -> BoltResponse | None:
     """A mention, DM or follow-up: a request, a playbook, or a question about Baton itself.

@@ -14,7 +14,7 @@ from storage import installations, run_states, runs, schedules
 from storage.models import EventKind
 
 if TYPE_CHECKING:
-    from bot.app import Baton
+    from bot.parts import Baton
 
 log = logging.getLogger(__name__)
 

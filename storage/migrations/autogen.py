@@ -42,7 +42,10 @@ def compare_type(
 
 
 def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
-    """Revisions say `sa.String()` and `sa.DateTime(timezone=True)`, not SQLModel's own types."""
+    """Revisions say `sa.String()` and `sa.DateTime(timezone=True)`, not SQLModel's own types
+    (nor the models' enums kept as VARCHAR values)."""
+    if isinstance(obj, sa.types.TypeDecorator) and isinstance(obj.impl_instance, AutoString):
+        obj = obj.impl_instance
     if type_ == "type" and isinstance(obj, AutoString):
         return f"sa.String({obj.length})" if obj.length else "sa.String()"
     if (
