@@ -211,7 +211,7 @@ async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
 async def approval_race(_: Site) -> list[tuple[str, str, str]]:
     from datetime import timedelta
 
-    from storage import Database, approvals, runs
+    from storage import Database, approvals, run_states, runs
     from storage.db import utcnow
     from storage.models import Approval, Run, TaskRow
 
@@ -219,7 +219,10 @@ async def approval_race(_: Site) -> list[tuple[str, str, str]]:
         db = Database(url)
         await db.create_all()
         run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
-        await runs.save_plan(
+        await run_states.run_started(
+            db, run.id, driver="bench", deadline_at=utcnow(), budget_usd=None
+        )
+        await run_states.plan_ready(
             db, run.id, {}, [TaskRow(run_id=run.id, task_id="t", agent="a", instruction="i")]
         )
         approval = await approvals.create(

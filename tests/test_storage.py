@@ -198,7 +198,11 @@ async def test_kinds_are_stored_as_their_plain_values_and_read_back_as_members(
     run = await runs.create_run(
         any_db, Run(id=runs.new_id(), source=RunSource.FOLLOW_UP, request="and now?")
     )
-    await runs.save_plan(
+    assert run is not None
+    await run_states.run_started(
+        any_db, run.id, driver="test", deadline_at=utcnow(), budget_usd=None
+    )
+    await run_states.plan_ready(
         any_db,
         run.id,
         {"title": "t", "tasks": []},

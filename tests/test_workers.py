@@ -19,7 +19,7 @@ from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import Database, queue, run_states, runs
 from storage.db import utcnow
-from storage.models import Run, RunStatus
+from storage.models import EventKind, Run, RunStatus
 from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
 from testkit.fakes.webhook import WebhookReceiver
@@ -224,7 +224,7 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
 
     from storage import approvals
     from storage.db import utcnow
-    from storage.models import Approval, TaskRow, TaskStatus
+    from storage.models import Approval, TaskRow
 
     db = any_db
     queued, follower, waiting, driven = (runs.new_id() for _ in range(4))
@@ -233,10 +233,15 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
     await runs.create_run(
         db, Run(id=follower, source="mention", request="x", follows_run_id=queued)
     )
-    await runs.save_plan(
+    for run_id in (waiting, queued):
+        await run_states.run_started(
+            db, run_id, driver="test", deadline_at=utcnow(), budget_usd=None
+        )
+    await run_states.plan_ready(
         db, waiting, {}, [TaskRow(run_id=waiting, task_id="t", agent="a", instruction="i")]
     )
-    await runs.record(db, waiting, "run_waiting", run={"status": RunStatus.WAITING})
+    await run_states.plan_ready(db, queued, {}, [])
+    await run_states.run_waiting(db, waiting)
     gate = await approvals.create(
         db,
         Approval(
@@ -246,7 +251,7 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
             kind="task",
             expires_at=utcnow() + timedelta(hours=1),
         ),
-        task_fields={"status": TaskStatus.WAITING},
+        task_fields={},
     )
     assert await runs.acquire_lease(db, driven, "elsewhere:1", seconds=60) is not None
     claims = queue.Claims("w")
@@ -257,7 +262,9 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
     second = await claims.claim(db, limit=10, seconds=30)
     assert [lease.run_id for lease in second] == [waiting]
     # The predecessor ends: its follower is work now.
-    await runs.record(db, queued, "run_finished", run={"status": RunStatus.SUCCEEDED})
+    await run_states.run_ended(
+        db, queued, EventKind.RUN_FINISHED, RunStatus.SUCCEEDED, answer="done"
+    )
     third = await claims.claim(db, limit=10, seconds=30)
     assert [lease.run_id for lease in third] == [follower]
 
