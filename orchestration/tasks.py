@@ -249,7 +249,8 @@ class TaskRunner:
                 scope=scope_of(run, spec),
             ),
             retry=self.limits.retry,
-            decisions=await self._decisions(task) if task.transcript else OneShot({}),
+            # Only a conversation that stopped at a gate can have a decision waiting.
+            decisions=await self._decisions(task) if saved or task.transcript else OneShot({}),
             on_retry=on_retry,
             on_switch=on_switch,
             context=context,
