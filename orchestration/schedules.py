@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from orchestration.when import When, fire_times, trigger, zone
 from storage import runs, schedules
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import FireOutcome, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class Scheduler:
         if schedule is None or schedule.paused:
             self.forget(schedule_id)
             return None
-        now = utcnow()
+        now = self.db.clock()
         last = await schedules.last_fire_time(self.db, schedule_id) or schedule.created_at
         due = fire_times(
             when_of(schedule),
@@ -156,7 +156,7 @@ class Scheduler:
 
     async def run_now(self, schedule: Schedule, *, user_id: str | None) -> FireResult | None:
         """`/baton schedule run`: one fire now, outside the schedule's own times."""
-        fire = self._fire(schedule, utcnow(), FireOutcome.STARTED, manual=True)
+        fire = self._fire(schedule, self.db.clock(), FireOutcome.STARTED, manual=True)
         fire.claimed_by = user_id or self.owner
         claimed = await schedules.claim(self.db, fire)
         if claimed is None:

@@ -7,12 +7,10 @@ directly (the same rows the command writes).
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,7 +23,7 @@ from storage import runs, schedules
 from storage.db import Database, utcnow
 from storage.models import AlertMode, FireOutcome, Run, Schedule, ScheduleFire
 from tests.conftest import Site
-from tests.harness import Bot, running_bot
+from tests.harness import Bot, running_bot, wait_until
 
 CHANNEL = "C0GENERAL"
 
@@ -84,19 +82,6 @@ async def add_schedule(
 
 async def fires(db: Database, schedule_id: str) -> list[ScheduleFire]:
     return list(reversed(await schedules.recent_fires(db, schedule_id, limit=500)))
-
-
-async def wait_until(check: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 async def settled(db: Database, schedule_id: str, count: int) -> list[ScheduleFire]:
