@@ -110,10 +110,6 @@ class Scheduler:
         if self._jobs.pop(schedule_id, None) is not None and self._aps.get_job(schedule_id):
             self._aps.remove_job(schedule_id)
 
-    def next_wakeup(self, schedule_id: str) -> datetime | None:
-        job = self._aps.get_job(schedule_id)
-        return None if job is None else job.next_run_time
-
     async def tick(self, schedule_id: str) -> FireResult | None:
         """Fire what is due for this schedule. Safe to call any time, from any process."""
         try:

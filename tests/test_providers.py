@@ -403,12 +403,9 @@ async def test_openai_out_of_credit_is_permanent_not_a_rate_limit(openai_vendor:
 async def test_answer_slower_than_the_timeout_is_transient(name: Vendor, reply: Reply) -> None:
     async with running(name, client_timeout=0.2) as harness:
         harness.server.queue(reply)
-        started = asyncio.get_running_loop().time()
 
         with pytest.raises(TransientModelError, match="did not answer in time"):
             await harness.provider.complete(ask("Hi"))
-
-        assert asyncio.get_running_loop().time() - started < 2.0
 
 
 async def test_unreachable_server_is_transient() -> None:
