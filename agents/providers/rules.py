@@ -3,7 +3,7 @@
 It answers the tool-calling loop by asking each offered tool which arguments it can find in
 the request text (`Tool.args_from_text`), calls them all in one turn, and then reports their
 results line by line. A specialist without tools condenses its inputs and flags problems.
-Planning with `rules` lives in `orchestration.supervisor` (it matches triggers, not text).
+Planning with `rules` is the catalog's triggers (`orchestration/routing.py`), not text.
 
 What it writes lists each result once, counts only real problems (a tool result that says
 so, not a word in a URL), and counts in English ("1 check", "Both checks look fine").
