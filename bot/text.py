@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from agents.wording import truncate as truncate  # one way to cut text, for bot and agents
+
 # Slack starts failing with msg_too_long near 4,000 characters for one text; section text
 # is capped at 3,000. Stay under both.
 MESSAGE_LIMIT = 2900
@@ -23,10 +25,6 @@ def strip_mentions(text: str, user_id: str | None = None) -> str:
 def escape(text: str) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.wording import first_line, truncate
 from bot.text import split_message, strip_mentions
 
 
@@ -31,3 +32,10 @@ def test_a_code_block_cut_in_two_stays_a_code_block_in_both_pieces() -> None:
 def test_text_without_spaces_is_cut_hard() -> None:
     pieces = split_message("y" * 5000, 1000)
     assert "".join(pieces) == "y" * 5000 and all(len(p) <= 1000 for p in pieces)
+
+
+def test_a_first_line_skips_blank_lines_and_is_cut_with_an_ellipsis() -> None:
+    assert first_line("\n  \n  Deploy finished  \nsecond line") == "Deploy finished"
+    assert first_line("\n  Deploy finished\n", 8) == "Deploy …"
+    assert first_line(" \n ") == ""
+    assert truncate("abc", 3) == "abc" and truncate("abcd", 3) == "ab…"

@@ -19,7 +19,7 @@ from agents.messages import CallOutcome, Message, ModelRequest, ModelResponse, T
 from agents.providers.base import TextSink
 from agents.tools import extract
 from agents.tools.base import Tool
-from agents.wording import all_fine, some_bad
+from agents.wording import all_fine, first_line, some_bad
 
 # Words in a line from a model (not from Baton's tools) that mean something needs attention.
 PROBLEM = re.compile(
@@ -86,16 +86,12 @@ class RulesProvider:
         return calls
 
 
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-
-
 def report(results: list[Message]) -> str:
     """One line per tool result, problems marked ❌, then a verdict for checks."""
     lines: list[str] = []
     bad = 0
     for m in results:
-        line = _first_line(m.note or m.content).removeprefix("Error:").strip()
+        line = first_line(m.note or m.content).removeprefix("Error:").strip()
         if not line:
             continue
         failed = m.outcome in _BAD_OUTCOMES if m.outcome is not None else bool(PROBLEM.search(line))
