@@ -228,7 +228,7 @@ class Deliverer:
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
-        for run_id in await outbox.runs_with_due(self.baton.db, now=self.baton.db.clock()):
+        for run_id in await outbox.runs_with_due(self.baton.db):
             await self.deliver_run(run_id)
         return await outbox.next_due_at(self.baton.db)
 
@@ -236,7 +236,7 @@ class Deliverer:
         db = self.baton.db
         tries = 0
         while True:
-            row = await outbox.next_due(db, run_id, now=self.baton.db.clock())
+            row = await outbox.next_due(db, run_id)
             if row is None:
                 return
             try:
