@@ -18,6 +18,7 @@ from agents.errors import (
 from agents.messages import Message, ModelRequest, ModelResponse, ToolSchema, Usage
 from agents.providers.anthropic_provider import AnthropicProvider
 from agents.providers.openai_provider import OpenAIProvider
+from agents.providers.structured import arguments_object
 from agents.retry import RetryPolicy, call_with_retries
 from tests.fakes import FakeAnthropic, FakeOpenAI, Reply
 
@@ -538,3 +539,17 @@ async def test_stopping_the_server_releases_a_hanging_request() -> None:
 
         with pytest.raises(TransientModelError):
             await asyncio.wait_for(pending, timeout=2.0)
+
+
+def test_tool_arguments_that_are_not_one_json_object_say_what_came_instead() -> None:
+    def read(raw: str, *, cut_off: bool = False) -> dict[str, Any]:
+        return arguments_object(
+            raw, tool="http_check", cut_off=cut_off, provider="OpenAI", model="gpt-4o"
+        )
+
+    assert read("") == {}  # a tool without parameters
+    assert read('{"url": "https://example.com"}') == {"url": "https://example.com"}
+    with pytest.raises(ModelBehaviorError, match=r"'http_check' that are not valid JSON \(the"):
+        read('{"url": "https://exa', cut_off=True)
+    with pytest.raises(ModelBehaviorError, match="not a JSON object"):
+        read('["https://example.com"]')

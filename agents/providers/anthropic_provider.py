@@ -30,6 +30,7 @@ from agents.errors import (
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage, as_data
 from agents.providers import status
 from agents.providers.base import TextSink
+from agents.providers.structured import arguments_object
 from agents.retry import parse_retry_after
 from agents.schemas import portable
 
@@ -139,7 +140,13 @@ class AnthropicProvider:
         cut_off = stop_reason == "max_tokens"
         for part in parts.values():
             if part.kind == "tool_use":
-                part.input = _json_object("".join(part.json), part.name, cut_off)
+                part.input = arguments_object(
+                    "".join(part.json),
+                    tool=part.name,
+                    cut_off=cut_off,
+                    provider=AnthropicProvider.label,
+                    model=request.model,
+                )
         ordered = [parts[i] for i in sorted(parts)]
         return _response(request, ordered, usage, cut_off=cut_off)
 
@@ -180,25 +187,6 @@ def _response(
         usage=usage,
         cut_off=cut_off,
     )
-
-
-def _json_object(raw: str, tool: str, cut_off: bool) -> dict[str, Any]:
-    if not raw.strip():
-        return {}  # a tool without parameters streams no input at all
-    hint = " (the answer was cut off at max_tokens)" if cut_off else ""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelBehaviorError(
-            f"Anthropic sent input for '{tool}' that is not valid JSON{hint}: {exc}",
-            provider=AnthropicProvider.label,
-        ) from exc
-    if not isinstance(value, dict):
-        raise ModelBehaviorError(
-            f"Anthropic sent input for '{tool}' that is not a JSON object",
-            provider=AnthropicProvider.label,
-        )
-    return value
 
 
 def _messages(request: ModelRequest) -> list[MessageParam]:

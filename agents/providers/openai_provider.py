@@ -12,7 +12,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import openai
@@ -38,7 +37,7 @@ from agents.providers.capabilities import (
     preset_for_models,
 )
 from agents.providers.openai_wire import Shape
-from agents.providers.structured import find_object
+from agents.providers.structured import arguments_object, find_object
 from agents.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -285,8 +284,12 @@ class OpenAIProvider:
             ToolCall(
                 id=c.id or f"call_{i}",
                 name=c.name,
-                arguments=self._json_object(
-                    c.arguments, f"arguments for '{c.name}'", hint, request
+                arguments=arguments_object(
+                    c.arguments,
+                    tool=c.name,
+                    cut_off=cut_off,
+                    provider=self.label,
+                    model=request.model,
                 ),
             )
             for i, c in enumerate(calls, start=1)
@@ -307,25 +310,6 @@ class OpenAIProvider:
         return ModelResponse(
             text=text, tool_calls=tool_calls, structured=structured, usage=usage, cut_off=cut_off
         )
-
-    def _json_object(self, raw: str, what: str, hint: str, request: ModelRequest) -> dict[str, Any]:
-        if not raw.strip():
-            return {}  # a tool without parameters may be called with no arguments at all
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ModelBehaviorError(
-                f"{self.label} returned {what} that is not valid JSON{hint}: {exc}",
-                provider=self.label,
-                model=request.model,
-            ) from exc
-        if not isinstance(value, dict):
-            raise ModelBehaviorError(
-                f"{self.label} returned {what} that is not a JSON object{hint}",
-                provider=self.label,
-                model=request.model,
-            )
-        return value
 
 
 @dataclass
