@@ -2,8 +2,8 @@
 
 APScheduler (3.x, inside the bot's process) holds one job per active schedule and wakes
 `tick(schedule_id)` at its fire times. A tick reads the schedule and its last claimed fire
-from the database and works out which fire times are due, so a restart or a second replica
-neither loses nor invents a fire:
+from the database and works out which fire times are due by the database's clock (which
+tests move), so a restart or a second replica neither loses nor invents a fire:
 
 - the latest due fire is claimed by inserting its row (unique schedule id + fire time):
   of several processes waking for it, exactly one wins;
