@@ -75,7 +75,7 @@ class Gates:
             # A tool that changes things is not approved by whoever asked for it — unless
             # they are the only person the catalog names.
             self_ok = kind != ApprovalKind.TOOL or approvers == [run.user_id]
-        now = utcnow()
+        now = self.db.clock()
         expires = policy.expires_after or timedelta(
             hours=self.catalog.approvals.expires_after_hours
         )
@@ -229,7 +229,7 @@ class Gates:
                 run_id=run.id,
                 task_id=task.task_id,
                 kind=ApprovalKind.TOOL,
-                expires_at=utcnow(),
+                expires_at=self.db.clock(),
                 summary=grant.summary,
                 tool_name=asked.tool.name,
                 tool_args=args,
