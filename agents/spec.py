@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import graphlib
 import re
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -284,6 +285,38 @@ def parse_catalog(text: str, *, source: str, known_tools: set[str]) -> Catalog:
     return catalog
 
 
+class GraphTask(Protocol):
+    """A task in a graph: a playbook's or a planner's."""
+
+    id: str
+    agent: str
+    depends_on: list[str]
+
+
+def task_graph_problems(tasks: Sequence[GraphTask], agents: Collection[str]) -> list[str]:
+    """What is wrong with a graph of tasks, one sentence each: an id used twice, an unknown
+    specialist or task, a task that depends on itself, a cycle."""
+    found: list[str] = []
+    ids = [t.id for t in tasks]
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        found.append(f"task id '{dup}' is used more than once")
+    graph: dict[str, list[str]] = {}
+    for t in tasks:
+        if t.agent not in agents:
+            found.append(f"task '{t.id}' uses unknown agent '{t.agent}'")
+        for d in t.depends_on:
+            if d not in ids:
+                found.append(f"task '{t.id}' depends on unknown task '{d}'")
+            if d == t.id:
+                found.append(f"task '{t.id}' depends on itself")
+        graph[t.id] = [d for d in t.depends_on if d != t.id]
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as e:
+        found.append(f"tasks depend on each other in a cycle: {' -> '.join(e.args[1])}")
+    return found
+
+
 def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
     problems: list[str] = []
     names = [a.name for a in catalog.agents]
@@ -326,27 +359,9 @@ def _cross_check(catalog: Catalog, known_tools: set[str]) -> list[str]:
         elif (problem := unknown(tool)) is not None:
             problems.append(f"approvals.require: {problem}")
     for pb in catalog.playbooks:
-        ids = [t.id for t in pb.tasks]
-        for dup in sorted({i for i in ids if ids.count(i) > 1}):
-            problems.append(f"playbooks ({pb.name}): task id '{dup}' is used twice")
-        graph: dict[str, list[str]] = {}
-        for t in pb.tasks:
-            if t.agent not in names:
-                problems.append(
-                    f"playbooks ({pb.name}): task '{t.id}' uses unknown agent '{t.agent}'"
-                )
-            for d in t.depends_on:
-                if d not in ids:
-                    problems.append(
-                        f"playbooks ({pb.name}): task '{t.id}' depends on unknown task '{d}'"
-                    )
-            graph[t.id] = list(t.depends_on)
-        try:
-            graphlib.TopologicalSorter(graph).prepare()
-        except graphlib.CycleError as e:
-            problems.append(
-                f"playbooks ({pb.name}): tasks depend on each other in a cycle: {' -> '.join(e.args[1])}"
-            )
+        problems.extend(
+            f"playbooks ({pb.name}): {problem}" for problem in task_graph_problems(pb.tasks, names)
+        )
     if REVIEWER not in names:
         for agent in catalog.agents:
             if agent.verify:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from agents.messages import CallOutcome, Message
 from agents.providers.rules import report
 from agents.tools.base import Tool
+from agents.wording import first_line, truncate
 
 
 class Verdict(StrEnum):
@@ -79,6 +80,4 @@ def judge(tools: Mapping[str, Tool], transcript: list[Message], output: str) -> 
 
 def _reason(result: Message) -> str:
     text = result.note or result.content
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    line = line.removeprefix("Error:").strip()
-    return line if len(line) <= 200 else line[:199] + "…"
+    return truncate(first_line(text).removeprefix("Error:").strip(), 200)

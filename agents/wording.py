@@ -1,4 +1,5 @@
-"""Counting in English, for text Baton writes itself ("1 check", "Both checks look fine")."""
+"""Wording Baton writes itself: counting in English ("1 check", "Both checks look fine"),
+and cutting text to a first line or a length."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ def some_bad(bad: int, n: int, noun: str) -> str:
     if bad == n:
         return f"Both {noun}s have a problem." if n == 2 else f"All {n} {noun}s have a problem."
     return f"{bad} of {n} {noun}s {'has' if bad == 1 else 'have'} a problem."
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text`, or its first `limit - 1` characters and `…` when it is longer than `limit`."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(text: str, limit: int | None = None) -> str:
+    """The first line that is not blank, stripped ("" when there is none); cut to `limit`."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if limit is None else truncate(line, limit)

@@ -56,6 +56,7 @@ from orchestration.events import EventSink
 from orchestration.limits import Limits
 from orchestration.schedules import Scheduler
 from storage import runs
+from storage.clock import REAL, Clock
 from storage.db import Database
 from storage.installations import adopt_unowned
 from storage.models import Run, RunSource
@@ -381,12 +382,14 @@ async def create(
     limits: Limits | None = None,
     telemetry: Telemetry | None = None,
     delivery: DeliveryOptions | None = None,
+    clock: Clock = REAL,
 ) -> Baton:
     """Build and connect every part. Raises ConfigError for anything a person must fix.
 
     The database is brought to head first, or start-up stops with DatabaseNotReady.
 
-    `telemetry` defaults to what the settings say (`telemetry_from`).
+    `telemetry` defaults to what the settings say (`telemetry_from`). `clock` is what every
+    part reads the time from (through `baton.db.clock`).
     """
     problems = check_common(settings)
     if problems:
@@ -402,7 +405,7 @@ async def create(
     if found := models.problems(catalog):
         raise ConfigError(found)
 
-    db = await open_database(settings)
+    db = await open_database(settings, clock=clock)
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
     workspaces = Workspaces(db, client) if settings.oauth else None

@@ -19,7 +19,6 @@ from bot.permissions import may_decide
 from bot.slack_ops import slack_error
 from bot.work import hand_over_later
 from storage import approvals, runs
-from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus
 
 if TYPE_CHECKING:
@@ -129,7 +128,7 @@ async def decide(
     if not result.won:
         if (
             result.approval.status == ApprovalStatus.PENDING
-            and result.approval.expires_at <= utcnow()
+            and result.approval.expires_at <= baton.db.clock()
         ):
             await expire_and_resume(baton)
             fresh = await approvals.get(baton.db, approval_id)
@@ -175,7 +174,7 @@ async def thread_of(baton: Baton, approval_id: str, channel: str) -> str | None:
 async def escalate_and_tell(baton: Baton) -> int:
     """Escalate approvals whose time has come (by the process's clock): the thread says so
     from the outbox, and the second group gets the request by direct message."""
-    escalated = await approvals.escalate_due(baton.db, now=baton.deliverer.options.clock())
+    escalated = await approvals.escalate_due(baton.db)
     for a in escalated:
         await baton.deliverer.deliver_run(a.run_id)
         await baton.deliverer.deliver_edits(a.run_id)

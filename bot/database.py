@@ -16,6 +16,7 @@ from sqlalchemy.engine import make_url
 from bot.config import Settings
 from bot.errors import BotError
 from storage import Database, schema
+from storage.clock import REAL, Clock
 from storage.schema import SchemaState, SchemaStatus
 
 UPGRADE_HINT = "run `baton db upgrade`"
@@ -40,13 +41,13 @@ def describe(found: SchemaState) -> str:
             return schema.unknown_revision(found)
 
 
-async def open_database(settings: Settings) -> Database:
+async def open_database(settings: Settings, *, clock: Clock = REAL) -> Database:
     """The database, at head: upgraded first when BATON_AUTO_MIGRATE allows it, else refused.
 
     Raises DatabaseNotReady (one sentence) when it is behind and auto-migrate is off, or when
     a newer Baton has upgraded it.
     """
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, clock=clock)
     try:
         found = await schema.state(db)
         if found.status is SchemaStatus.UNKNOWN:

@@ -40,7 +40,7 @@ from bot.work import keep_lease
 from orchestration.costs import RunNotes, notes
 from orchestration.driving import Beat, Tokens, let_go
 from storage import approvals, outbox, runs, schedules
-from storage.db import is_unavailable, utcnow
+from storage.db import is_unavailable
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -101,7 +101,6 @@ class DeliveryOptions:
     max_delay: float = 300.0
     # Attempts made right away, in the process that wrote the row; later ones by the sweep.
     attempts_now: int = 5
-    clock: Callable[[], datetime] = utcnow  # what "now" is when deciding what is due
 
 
 class PieceThread(StrEnum):
@@ -244,7 +243,7 @@ class Deliverer:
 
     async def sweep(self) -> datetime | None:
         """Deliver what is due for every run; returns when the next row falls due."""
-        for run_id in await outbox.runs_with_due(self.baton.db, now=self.options.clock()):
+        for run_id in await outbox.runs_with_due(self.baton.db):
             await self.deliver_run(run_id)
         return await outbox.next_due_at(self.baton.db)
 
@@ -252,7 +251,7 @@ class Deliverer:
         db = self.baton.db
         tries = 0
         while True:
-            row = await outbox.next_due(db, run_id, now=self.options.clock())
+            row = await outbox.next_due(db, run_id)
             if row is None:
                 return
             try:
@@ -267,11 +266,11 @@ class Deliverer:
                     e.error,
                     wait,
                 )
-                at = self.options.clock() + timedelta(seconds=wait)
+                at = self.baton.db.clock() + timedelta(seconds=wait)
                 await outbox.retry_later(db, row.id or 0, at=at, error=e.error, in_doubt=e.in_doubt)
                 if tries >= self.options.attempts_now:
                     return  # the sweep carries on at `at`
-                await asyncio.sleep(wait)
+                await self.baton.db.clock.sleep(wait)
                 continue
             except GiveUp as e:
                 log.warning("run %s: %s cannot be delivered: %s", run_id, row.purpose.value, e)

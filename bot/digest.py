@@ -24,7 +24,6 @@ from orchestration import digests
 from orchestration.digests import Digest, Verdict
 from orchestration.events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
-from storage.db import utcnow
 from storage.models import DeliveryPurpose, Run, RunSource
 
 if TYPE_CHECKING:
@@ -67,7 +66,7 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
     digest = await digests.build(baton.db, run)
     if digest is None or digest.fire.id is None:
         return None
-    now = utcnow()
+    now = baton.db.clock()
     fires = await schedules.recent_fires(baton.db, digest.schedule.id, limit=200)
     choice = digests.verdict(
         digest, now=now, posted_today=digests.posted_on_day(fires, digest.schedule, now)
@@ -149,7 +148,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
         await _mark(baton, channel, ts, blocks, note, done=[ui.ACKNOWLEDGE], team_id=team)
         return None
     if action_id in SNOOZES:
-        until = utcnow() + SNOOZES[action_id]
+        until = baton.db.clock() + SNOOZES[action_id]
         schedule = await schedules.change(
             baton.db, fire.schedule_id, action="snoozed", by=user or None, snoozed_until=until
         )

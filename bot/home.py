@@ -21,7 +21,6 @@ from bot.permissions import may_manage
 from bot.slack_ops import slack_error
 from orchestration.when import describe, upcoming, when_of, zone
 from storage import approvals, feedback, home, schedules
-from storage.db import utcnow
 from storage.models import Approval, Schedule
 
 if TYPE_CHECKING:
@@ -39,7 +38,7 @@ async def dashboard(
 ) -> ui.Dashboard:
     """Everything the person's Home tab shows (database reads, then a few cached Slack asks),
     of `team_id`'s workspace when Baton is installed in many."""
-    now = utcnow()
+    now = baton.db.clock()
     data = _of_workspace(baton, await home.for_user(baton.db, user_id, since=now - WEEK), team_id)
     mine = await waiting_for(baton, user_id, data.waiting, team_id=team_id)
     names = baton.names_for(team_id)

@@ -29,18 +29,8 @@ from orchestration.schedules import HandOver, Scheduler
 from storage.db import Database
 
 
-class Timing(Protocol):
-    @property
-    def clock(self) -> Callable[[], datetime]:
-        """What "now" is when deciding what is due."""
-        ...
-
-
 class Deliveries(Protocol):
     """The outbox's deliverer (`bot.delivery.Deliverer`)."""
-
-    @property
-    def options(self) -> Timing: ...
 
     async def deliver_run(self, run_id: str, *, lease_held: bool = False) -> None: ...
 

@@ -11,6 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -36,7 +37,6 @@ from orchestration.when import (
     zone,
 )
 from storage import schedules
-from storage.db import utcnow
 from storage.models import AlertMode, Schedule
 
 if TYPE_CHECKING:
@@ -211,6 +211,7 @@ async def _add(baton: Baton, command: dict[str, Any], wanted: NewSchedule) -> di
         baton.db,
         Schedule(
             id=schedules.new_schedule_id(),
+            created_at=baton.db.clock(),
             created_by=user,
             team_id=team,
             channel_id=str(command.get("channel_id") or ""),
@@ -229,7 +230,7 @@ async def _add(baton: Baton, command: dict[str, Any], wanted: NewSchedule) -> di
     return {
         "response_type": "in_channel",
         "text": f"Scheduled {schedule.id}: {describe(wanted.when, tz_name)}",
-        "blocks": created_blocks(schedule),
+        "blocks": created_blocks(schedule, now=baton.db.clock()),
     }
 
 
@@ -246,10 +247,10 @@ async def _users_zone(baton: Baton, user: str | None, team_id: str | None) -> st
         return "UTC"
 
 
-def created_blocks(schedule: Schedule) -> list[Block]:
+def created_blocks(schedule: Schedule, *, now: datetime) -> list[Block]:
     tz = zone(schedule.timezone)
     when = when_of(schedule)
-    nexts = upcoming(when, tz, anchor=schedule.created_at, now=utcnow(), count=3)
+    nexts = upcoming(when, tz, anchor=schedule.created_at, now=now, count=3)
     what = schedule.request
     if schedule.playbook:
         what = f"run `{schedule.playbook}` {schedule.request}".strip()
@@ -274,7 +275,7 @@ async def _list(baton: Baton, channel: str) -> dict[str, Any]:
             "response_type": "ephemeral",
             "text": 'No schedules in this channel. Add one: `/baton schedule add "every day at 09:00" <request>`.',
         }
-    now = utcnow()
+    now = baton.db.clock()
     lines = []
     for s in found:
         tz = zone(s.timezone)
@@ -324,7 +325,9 @@ async def _by_id(
             if resumed is not None:
                 baton.scheduler.watch(resumed)
             tz = zone(schedule.timezone)
-            nxt = upcoming(when_of(schedule), tz, anchor=schedule.created_at, now=utcnow(), count=1)
+            nxt = upcoming(
+                when_of(schedule), tz, anchor=schedule.created_at, now=baton.db.clock(), count=1
+            )
             text = f"▶️ Resumed schedule `{schedule.id}`" + (
                 f"; next run {when_token(nxt[0])}." if nxt else "."
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from agents.wording import truncate as truncate  # one way to cut text, for bot and agents
+
 # Slack starts failing with msg_too_long near 4,000 characters for one text; section text
 # is capped at 3,000. Stay under both.
 MESSAGE_LIMIT = 2900
@@ -36,10 +38,6 @@ def mrkdwn(markdown: str) -> str:
     it: `**bold**` is `*bold*`; code, `_italics_` and lists read the same in both."""
     parts = _CODE.split(markdown)
     return "".join(part if i % 2 else _BOLD.sub(r"*\1*", part) for i, part in enumerate(parts))
-
-
-def truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def split_message(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:

@@ -24,7 +24,7 @@ from bot.payloads import refuse_malformed
 from bot.work import drive, external
 from orchestration.engine import runs_to_drive
 from storage import inbox, slack_events, stats
-from storage.db import is_unavailable, utcnow
+from storage.db import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,15 @@ async def housekeeping_loop(baton: Baton, *, every: float) -> None:
                 log.exception("housekeeping sweep failed")
         wait = every
         if soonest is not None:
-            wait = min(every, max((soonest - utcnow()).total_seconds() + 0.05, 0.05))
+            wait = min(every, max((soonest - baton.db.clock()).total_seconds() + 0.05, 0.05))
         baton.wake.clear()
-        waits = [asyncio.create_task(baton.stopping.wait()), asyncio.create_task(baton.wake.wait())]
+        waits = [
+            asyncio.create_task(baton.stopping.wait()),
+            asyncio.create_task(baton.wake.wait()),
+            asyncio.create_task(baton.db.clock.sleep(wait)),
+        ]
         try:
-            await asyncio.wait(waits, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()

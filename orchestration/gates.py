@@ -19,7 +19,6 @@ from agents.spec import ApprovalPolicy
 from orchestration.deps import RunDeps
 from orchestration.events import ApprovalRequested, RunEvent
 from storage import approvals, run_states, runs
-from storage.db import utcnow
 from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus
 
 Show = Callable[[RunEvent], Awaitable[None]]
@@ -74,7 +73,7 @@ class Gates:
             # A tool that changes things is not approved by whoever asked for it — unless
             # they are the only person the catalog names.
             self_ok = kind != ApprovalKind.TOOL or approvers == [run.user_id]
-        now = utcnow()
+        now = self.db.clock()
         expires = policy.expires_after or timedelta(
             hours=self.catalog.approvals.expires_after_hours
         )
@@ -232,7 +231,7 @@ class Gates:
                 run_id=run.id,
                 task_id=task.task_id,
                 kind=ApprovalKind.TOOL,
-                expires_at=utcnow(),
+                expires_at=self.db.clock(),
                 summary=grant.summary,
                 tool_name=asked.tool.name,
                 tool_args=args,

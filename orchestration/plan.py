@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import graphlib
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agents.spec import Catalog, PlaybookSpec
+from agents.spec import Catalog, PlaybookSpec, task_graph_problems
 
 
 class PlannedTask(BaseModel):
@@ -45,24 +44,7 @@ def problems(plan: Plan, catalog: Catalog, *, max_tasks: int) -> list[str]:
         found.append("the plan has no tasks")
     if len(plan.tasks) > max_tasks:
         found.append(f"the plan has {len(plan.tasks)} tasks; at most {max_tasks} are allowed")
-    ids = [t.id for t in plan.tasks]
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        found.append(f"task id '{dup}' is used more than once")
-    known = {a.name for a in catalog.agents}
-    graph: dict[str, list[str]] = {}
-    for t in plan.tasks:
-        if t.agent not in known:
-            found.append(f"task '{t.id}' uses unknown agent '{t.agent}'")
-        for d in t.depends_on:
-            if d not in ids:
-                found.append(f"task '{t.id}' depends on unknown task '{d}'")
-            if d == t.id:
-                found.append(f"task '{t.id}' depends on itself")
-        graph[t.id] = [d for d in t.depends_on if d != t.id]
-    try:
-        graphlib.TopologicalSorter(graph).prepare()
-    except graphlib.CycleError as e:
-        found.append(f"tasks depend on each other in a cycle: {' -> '.join(e.args[1])}")
+    found.extend(task_graph_problems(plan.tasks, {a.name for a in catalog.agents}))
     return found
 
 

@@ -2,8 +2,8 @@
 
 APScheduler (3.x, inside the bot's process) holds one job per active schedule and wakes
 `tick(schedule_id)` at its fire times. A tick reads the schedule and its last claimed fire
-from the database and works out which fire times are due, so a restart or a second replica
-neither loses nor invents a fire:
+from the database and works out which fire times are due by the database's clock (which
+tests move), so a restart or a second replica neither loses nor invents a fire:
 
 - the latest due fire is claimed by inserting its row (unique schedule id + fire time):
   of several processes waking for it, exactly one wins;
@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from orchestration.when import fire_times, trigger, when_of, zone
 from storage import runs, schedules
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import FireOutcome, Run, RunSource, Schedule, ScheduleFire
 
 log = logging.getLogger(__name__)
@@ -108,10 +108,6 @@ class Scheduler:
         if self._jobs.pop(schedule_id, None) is not None and self._aps.get_job(schedule_id):
             self._aps.remove_job(schedule_id)
 
-    def next_wakeup(self, schedule_id: str) -> datetime | None:
-        job = self._aps.get_job(schedule_id)
-        return None if job is None else job.next_run_time
-
     async def tick(self, schedule_id: str) -> FireResult | None:
         """Fire what is due for this schedule. Safe to call any time, from any process."""
         try:
@@ -125,7 +121,7 @@ class Scheduler:
         if schedule is None or schedule.paused:
             self.forget(schedule_id)
             return None
-        now = utcnow()
+        now = self.db.clock()
         last = await schedules.last_fire_time(self.db, schedule_id) or schedule.created_at
         due = fire_times(
             when_of(schedule),
@@ -154,7 +150,7 @@ class Scheduler:
 
     async def run_now(self, schedule: Schedule, *, user_id: str | None) -> FireResult | None:
         """`/baton schedule run`: one fire now, outside the schedule's own times."""
-        fire = self._fire(schedule, utcnow(), FireOutcome.STARTED, manual=True)
+        fire = self._fire(schedule, self.db.clock(), FireOutcome.STARTED, manual=True)
         fire.claimed_by = user_id or self.owner
         claimed = await schedules.claim(self.db, fire)
         if claimed is None:

@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage import outbox, run_states
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -151,7 +151,6 @@ async def decide(
     reason: str | None = None,
     for_run: bool = False,
     edited_args: dict[str, Any] | None = None,
-    now: datetime | None = None,
 ) -> DecisionResult | None:
     """Record a decision (or, under a quorum, one person's approval) if the approval is still
     pending and not expired. None if unknown.
@@ -160,7 +159,7 @@ async def decide(
     each person's approval is a row (unique per person); whoever's approval is counted
     after the quorum is reached makes the decision, by the same conditional UPDATE.
     """
-    now = now or utcnow()
+    now = db.clock()
     if approve:
         outcome = await _decide(db, approval_id, True, by, reason, for_run, edited_args, now)
         if outcome is None or outcome.won or outcome.approval.quorum <= 1:
@@ -268,7 +267,7 @@ async def grant_for_run(
     """A call identical to one approved "for this run": stored as approved by that decision,
     with its audit event, and nobody is asked."""
     approval.status = ApprovalStatus.APPROVED
-    approval.decided_at = utcnow()
+    approval.decided_at = db.clock()
     approval.decided_by = grant.decided_by
     approval.reason = f"approved for this run ({grant.id})"
     async with db.session() as s:
@@ -305,10 +304,10 @@ async def add_copy(db: Database, approval_id: str, *, channel_id: str, message_t
             )
 
 
-async def escalate_due(db: Database, *, now: datetime | None = None) -> list[Approval]:
+async def escalate_due(db: Database) -> list[Approval]:
     """Pending approvals past their escalation time: their second group may now decide too.
     Returns those it escalated (each once, whichever process gets there first)."""
-    now = now or utcnow()
+    now = db.clock()
     changed: list[Approval] = []
     async with db.session() as s:
         due = (
@@ -363,7 +362,7 @@ async def escalate_due(db: Database, *, now: datetime | None = None) -> list[App
 
 async def expire_due(db: Database) -> list[Approval]:
     """Mark every pending approval past its expiry as expired; returns those it changed."""
-    now = utcnow()
+    now = db.clock()
     changed: list[Approval] = []
     async with db.session() as s:
         due = (
@@ -407,7 +406,7 @@ async def expire_due(db: Database) -> list[Approval]:
 async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
     """A stopped run's open approvals: withdrawn, their messages (and copies) to lose the
     buttons."""
-    now = utcnow()
+    now = db.clock()
     async with db.session() as s:
         pending = (
             await s.exec(

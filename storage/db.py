@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage.clock import REAL, Clock
 from storage.errors import DatabaseUrlError
 
 _ASYNC_DRIVERS = {
@@ -73,15 +74,17 @@ def _sqlite_wal(connection: Any, _: Any) -> None:
 
 
 def utcnow() -> datetime:
-    """Now, in UTC, with its zone: every stored time is zone-aware."""
-    return datetime.now(UTC)
+    """Now, in UTC, with its zone: every stored time is zone-aware (the real clock's time)."""
+    return REAL()
 
 
 class Database:
-    """One async engine and its session factory."""
+    """One async engine and its session factory, and the clock stored times are read against."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, clock: Clock = REAL) -> None:
         self.url = normalize_url(url)
+        # What "now" is for what this process stores and compares (tests move it on).
+        self.clock = clock
         # Bound parameters (people's requests, answers, ids) never appear in an error's text,
         # so they never reach a log, a stored error or a message.
         kwargs: dict[str, object] = {"echo": echo, "hide_parameters": True}

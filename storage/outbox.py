@@ -57,7 +57,7 @@ async def for_run(db: Database, run_id: str) -> list[Delivery]:
         return list((await s.exec(q)).all())
 
 
-async def next_due(db: Database, run_id: str, *, now: datetime | None = None) -> Delivery | None:
+async def next_due(db: Database, run_id: str) -> Delivery | None:
     """The run's oldest undelivered row, if it is due: rows of a run go out in order, so
     while the oldest waits for its next attempt, none after it goes either."""
     async with db.session() as s:
@@ -69,7 +69,7 @@ async def next_due(db: Database, run_id: str, *, now: datetime | None = None) ->
                 .limit(1)
             )
         ).first()
-    if first is None or first.next_attempt_at > (now or utcnow()):
+    if first is None or first.next_attempt_at > db.clock():
         return None
     return first
 
@@ -163,11 +163,9 @@ async def give_up(db: Database, delivery: Delivery, *, error: str) -> None:
         )
 
 
-async def runs_with_due(
-    db: Database, *, limit: int = 200, now: datetime | None = None
-) -> list[str]:
+async def runs_with_due(db: Database, *, limit: int = 200) -> list[str]:
     """Runs with something due to deliver now (one query, oldest first)."""
-    now = now or utcnow()
+    now = db.clock()
     async with db.session() as s:
         q = (
             select(Delivery.run_id, func.min(Delivery.id))

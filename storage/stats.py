@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, text
 from sqlmodel import col, select
 
-from storage.db import Database, utcnow
+from storage.db import Database
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -42,7 +42,7 @@ async def stored_counts(db: Database) -> StoredCounts:
             .select_from(Approval)
             .where(
                 col(Approval.status) == ApprovalStatus.PENDING,
-                col(Approval.expires_at) > utcnow(),
+                col(Approval.expires_at) > db.clock(),
             )
         )
         fire_rows = await s.exec(

@@ -6,10 +6,11 @@ channel, user and text filled in.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from sandbox.launch import Sandbox
 from sandbox.signing import FORM, JSON_TYPE, signed_headers
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
+from storage.clock import REAL, Clock
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -292,6 +294,20 @@ class Bot:
         return self.slack.thread(msg.channel, msg.ts)
 
 
+async def wait_until(check: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll `check` (a function or a coroutine function) until it is truthy; its result."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
 def settings_for(slack: SlackStandIn, db_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "slack_bot_token": slack.token,
@@ -315,6 +331,7 @@ async def running_bot(
     limits: Limits | None = None,
     telemetry: Telemetry | None = None,
     delivery: DeliveryOptions = QUICK_DELIVERY,
+    clock: Clock = REAL,
     **overrides: Any,
 ) -> AsyncIterator[Bot]:
     baton = await create(
@@ -324,6 +341,7 @@ async def running_bot(
         limits=limits,
         telemetry=telemetry,
         delivery=delivery,
+        clock=clock,
     )
     runner = web.AppRunner(web_app(baton), access_log=None)
     await runner.setup()

@@ -17,14 +17,13 @@ from agents.errors import CatalogError
 from agents.spec import parse_catalog
 from agents.tools.registry import tool_names
 from bot import approval_blocks as ui
-from bot.delivery import DeliveryOptions
 from bot.transports import sweep
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
-from storage.db import utcnow
+from storage.clock import MovedClock
 from storage.models import ApprovalStatus, RunStatus
-from testkit.harness import QUICK_DELIVERY, Bot, running_bot
+from testkit.harness import Bot, running_bot
 
 CATALOG = """
 agents:
@@ -177,18 +176,13 @@ async def test_an_undecided_approval_is_escalated_after_its_time_by_the_sweep(
         tmp_path,
         "approvers: [U0ALICE]\nescalate_after: 30m\nescalate_to: [S0LEADS]",
     )
-    ahead = [timedelta(0)]  # how far this process's clock is moved on
-    delivery = DeliveryOptions(
-        base_delay=QUICK_DELIVERY.base_delay,
-        max_delay=QUICK_DELIVERY.max_delay,
-        clock=lambda: utcnow() + ahead[0],
-    )
-    async with running_bot(slack, sqlite_url, baton_agents_file=catalog, delivery=delivery) as bot:
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog, clock=clock) as bot:
         run_id = await start(bot, "announce")
         [message] = approval_messages(slack)
         assert "goes to <!subteam^S0LEADS>" in json.dumps(message.blocks)
 
-        ahead[0] = timedelta(minutes=29)
+        clock.move(timedelta(minutes=29))
         await sweep(bot.baton)
         await bot.idle()
         assert not await _events(bot, run_id, "approval_escalated")
@@ -196,7 +190,7 @@ async def test_an_undecided_approval_is_escalated_after_its_time_by_the_sweep(
         await bot.idle()
         assert "You cannot approve or reject this" in notes_for(slack, "U0BOB")[0].text
 
-        ahead[0] = timedelta(minutes=31)
+        clock.move(timedelta(minutes=2))
         await sweep(bot.baton)
         await bot.idle()
         await sweep(bot.baton)  # a second sweep escalates nothing more

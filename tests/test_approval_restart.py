@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from bot import approval_blocks as ui
+from orchestration.engine import runs_to_drive
 from sandbox.signing import FORM, block_actions_body, signed_headers
 from sandbox.web_api import SlackStandIn
 from storage import Database, runs, tool_calls
@@ -142,14 +143,12 @@ async def test_a_click_after_a_kill_and_restart_finishes_the_run_with_one_side_e
                 timeout=20,
             )
 
-        # A third process starting on the same database re-runs nothing.
-        async with baton_process(slack, pg_url, catalog, tmp_path):
-            await asyncio.sleep(1.0)
-
     db = Database(pg_url)
     try:
         run = await runs.latest_run(db, channel_id="C0GENERAL")
         assert run is not None and run.status == RunStatus.SUCCEEDED
+        # A process starting on this database now resumes what this finds: not this run.
+        assert run.id not in (await runs_to_drive(db)).run_ids
         assert len(await tool_calls.for_run(db, run.id)) == 1
         kinds = [e.kind for e in await runs.events(db, run.id)]
         assert kinds.count("task_succeeded") == 1 and "run_resumed" in kinds

@@ -10,17 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from bot import approval_blocks as ui
 from bot.approvals import expire_and_resume
+from bot.transports import housekeeping_loop
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import approvals, runs, tool_calls
-from storage.db import utcnow
-from storage.models import Approval, ApprovalStatus, RunStatus, TaskStatus
+from storage.clock import MovedClock
+from storage.models import ApprovalStatus, RunStatus, TaskStatus
 from testkit.databases import Site
-from testkit.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot, wait_until
 
 CATALOG = """
 agents:
@@ -73,8 +73,16 @@ async def slack() -> AsyncIterator[SlackStandIn]:
 
 
 @pytest.fixture
-async def bot(slack: SlackStandIn, sqlite_url: str, tmp_path: Path) -> AsyncIterator[Bot]:
-    async with running_bot(slack, sqlite_url, baton_agents_file=write_catalog(tmp_path)) as b:
+def clock() -> MovedClock:
+    return MovedClock()
+
+
+@pytest.fixture
+async def bot(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path, clock: MovedClock
+) -> AsyncIterator[Bot]:
+    catalog = write_catalog(tmp_path)
+    async with running_bot(slack, sqlite_url, baton_agents_file=catalog, clock=clock) as b:
         yield b
 
 
@@ -321,27 +329,16 @@ async def test_a_gated_step_without_gated_tools_waits_for_approval_first(
     assert task.status == TaskStatus.SUCCEEDED
 
 
-async def expire_now(bot: Bot, run_id: str) -> None:
-    """Time passes: the run's approvals are moved past their expiry (instead of waiting)."""
-    async with bot.baton.db.session() as s:
-        await s.exec(
-            update(Approval)
-            .where(Approval.run_id == run_id)  # type: ignore[arg-type]
-            .values(expires_at=utcnow() - timedelta(minutes=1))
-        )
-
-
 async def test_an_expired_approval_counts_as_rejected_and_the_thread_says_so(
-    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+    bot: Bot, slack: SlackStandIn, clock: MovedClock
 ) -> None:
-    async with running_bot(slack, sqlite_url, baton_agents_file=write_catalog(tmp_path)) as bot:
-        run_id = await start_playbook(bot, "announce")
-        [message] = approval_messages(slack)
-        await expire_now(bot, run_id)
-        await bot.click(ui.APPROVE, value_of(message), user="U0ALICE", message=message)
-        await bot.idle()
-        [approval] = await approvals.for_run(bot.baton.db, run_id)
-        run = await runs.get_run(bot.baton.db, run_id)
+    run_id = await start_playbook(bot, "announce")
+    [message] = approval_messages(slack)
+    clock.move(timedelta(hours=24, minutes=1))  # the catalog's expiry is 24 hours
+    await bot.click(ui.APPROVE, value_of(message), user="U0ALICE", message=message)
+    await bot.idle()
+    [approval] = await approvals.for_run(bot.baton.db, run_id)
+    run = await runs.get_run(bot.baton.db, run_id)
     assert approval.status == ApprovalStatus.EXPIRED
     assert posted_in_random(slack) == []
     assert any("expired" in t for t in ephemerals_for(slack, "U0ALICE"))
@@ -350,17 +347,40 @@ async def test_an_expired_approval_counts_as_rejected_and_the_thread_says_so(
     assert run is not None and run.status.is_final
 
 
-async def test_the_expiry_sweep_needs_no_click(
-    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
-) -> None:
-    async with running_bot(slack, sqlite_url, baton_agents_file=write_catalog(tmp_path)) as bot:
-        run_id = await start_playbook(bot, "announce")
-        await expire_now(bot, run_id)
-        assert await expire_and_resume(bot.baton) == 1
-        await bot.idle()
-        run = await runs.get_run(bot.baton.db, run_id)
-        kinds = [e.kind for e in await runs.events(bot.baton.db, run_id)]
+async def test_the_expiry_sweep_needs_no_click(bot: Bot, clock: MovedClock) -> None:
+    run_id = await start_playbook(bot, "announce")
+    clock.move(timedelta(hours=23, minutes=59))  # the catalog's expiry is 24 hours
+    assert await expire_and_resume(bot.baton) == 0
+    clock.move(timedelta(minutes=2))
+    assert await expire_and_resume(bot.baton) == 1
+    await bot.idle()
+    run = await runs.get_run(bot.baton.db, run_id)
+    kinds = [e.kind for e in await runs.events(bot.baton.db, run_id)]
     assert run is not None and run.status.is_final and "approval_expired" in kinds
+
+
+async def test_the_housekeeping_loop_expires_an_approval_when_the_clock_passes_it(
+    bot: Bot, clock: MovedClock
+) -> None:
+    run_id = await start_playbook(bot, "announce")
+    loop = asyncio.create_task(housekeeping_loop(bot.baton, every=3600))
+    try:
+        # Its first sweep finds nothing due; it sleeps until its next turn, an hour away.
+        await wait_until(lambda: clock.sleepers == 1)
+        [approval] = await approvals.for_run(bot.baton.db, run_id)
+        assert approval.status == ApprovalStatus.PENDING
+        clock.move(timedelta(hours=25))
+
+        async def ended() -> bool:
+            run = await runs.get_run(bot.baton.db, run_id)
+            return run is not None and run.status.is_final
+
+        await wait_until(ended)
+    finally:
+        bot.baton.stopping.set()
+        await loop
+    kinds = [e.kind for e in await runs.events(bot.baton.db, run_id)]
+    assert "approval_expired" in kinds
 
 
 @pytest.mark.parametrize("value", ["garbage", "ap_" + "x" * 16, ""])

@@ -139,6 +139,7 @@ def test_a_broken_catalog_names_the_file_the_entry_and_the_problem(tmp_path: Pat
         "  - name: loop\n    description: cyclic\n    tasks:\n"
         "      - {id: a, agent: ok-agent, instruction: x, depends_on: [b]}\n"
         "      - {id: b, agent: ghost, instruction: y, depends_on: [a]}\n"
+        "      - {id: c, agent: ok-agent, instruction: z, depends_on: [c]}\n"
     )
     with pytest.raises(CatalogError) as caught:
         load_catalog(path, known_tools=tool_names())
@@ -151,6 +152,7 @@ def test_a_broken_catalog_names_the_file_the_entry_and_the_problem(tmp_path: Pat
     assert f"{path}: agents (scout): unknown tool 'telepathy'" in lines[0]
     assert any("task 'b' uses unknown agent 'ghost'" in line for line in lines)
     assert any("cycle" in line for line in lines)
+    assert any("playbooks (loop): task 'c' depends on itself" in line for line in lines)
 
 
 def test_invalid_yaml_is_reported_with_the_file() -> None:

@@ -14,7 +14,7 @@ import pytest
 from bot.delivery import DeliveryOptions
 from sandbox.web_api import SlackStandIn
 from storage import outbox, runs
-from storage.db import utcnow
+from storage.clock import MovedClock
 from storage.models import DeliveryPurpose, DeliveryState, RunStatus
 from testkit.fakes.model_servers import FakeOpenAI, Reply
 from testkit.harness import Bot, running_bot
@@ -196,8 +196,9 @@ async def test_an_answer_slack_keeps_refusing_is_delivered_by_the_next_process(
         assert run is not None and run.status == RunStatus.SUCCEEDED
 
     # The next process starts after the retry fell due (the clock moves instead of a sleep).
-    later = DeliveryOptions(clock=lambda: utcnow() + timedelta(seconds=1))
-    async with bot_for(slack, sqlite_url, tmp_path, openai, delivery=later) as restarted:
+    later = MovedClock()
+    later.move(timedelta(seconds=1))
+    async with bot_for(slack, sqlite_url, tmp_path, openai, clock=later) as restarted:
         await restarted.baton.deliverer.sweep()
         [row] = await outbox.for_run(restarted.baton.db, run_id)
     assert row.state == DeliveryState.DELIVERED
@@ -219,8 +220,9 @@ async def test_approval_buttons_held_when_the_process_stops_are_posted_once_afte
         assert run is not None and approval_requests(slack) == []
 
     # The next process starts after the retry fell due (the clock moves instead of a sleep).
-    later = DeliveryOptions(clock=lambda: utcnow() + timedelta(seconds=1))
-    async with bot_for(slack, sqlite_url, tmp_path, openai, delivery=later) as restarted:
+    later = MovedClock()
+    later.move(timedelta(seconds=1))
+    async with bot_for(slack, sqlite_url, tmp_path, openai, clock=later) as restarted:
         await restarted.baton.deliverer.sweep()
         await restarted.idle()
         rows = await outbox.for_run(restarted.baton.db, run.id)

@@ -1,18 +1,16 @@
 """Schedules end to end: slash commands, fires driven by the scheduler, digests in the channel.
 
-Fires come from APScheduler's own clock. Schedules made through `/baton schedule add` run at
-most once a minute, so the fire-driven tests store schedules with one-second intervals
-directly (the same rows the command writes).
+One test lets APScheduler's own timer fire a one-second schedule (stored directly: the
+command allows at most one fire a minute). The others move Baton's clock on by the
+schedule's interval and tick, as the timer would, so no test waits for a fire time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from itertools import pairwise
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,10 +21,11 @@ from orchestration.schedules import Fired, Scheduler
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import runs, schedules
+from storage.clock import MovedClock
 from storage.db import Database, utcnow
 from storage.models import AlertMode, FireOutcome, Run, Schedule, ScheduleFire
 from testkit.databases import Site
-from testkit.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot, wait_until
 
 CHANNEL = "C0GENERAL"
 
@@ -87,19 +86,6 @@ async def fires(db: Database, schedule_id: str) -> list[ScheduleFire]:
     return list(reversed(await schedules.recent_fires(db, schedule_id, limit=500)))
 
 
-async def wait_until(check: Callable[[], Any], within: float = 15.0, interval: float = 0.05) -> Any:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
 async def settled(db: Database, schedule_id: str, count: int) -> list[ScheduleFire]:
     async def enough() -> list[ScheduleFire] | None:
         done = [f for f in await fires(db, schedule_id) if f.settled]
@@ -111,6 +97,14 @@ async def settled(db: Database, schedule_id: str, count: int) -> list[ScheduleFi
 
 async def start_clock(bot: Bot) -> None:
     await bot.baton.scheduler.start()
+
+
+async def next_fire(bot: Bot, clock: MovedClock, schedule: Schedule) -> None:
+    """The schedule's next fire time comes: the clock moves on by its interval, the scheduler
+    ticks (as its own timer would), and the run it starts finishes."""
+    clock.move(timedelta(seconds=schedule.interval_seconds or 0))
+    await bot.baton.scheduler.tick(schedule.id)
+    await bot.idle()
 
 
 # Slash commands
@@ -276,52 +270,54 @@ async def test_fires_come_from_the_scheduler_and_each_posts_a_digest(
 async def test_on_change_posts_only_when_the_endpoint_changes(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
-    async with running_bot(slack, sqlite_url) as bot:
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, clock=clock) as bot:
         made = await add_schedule(
-            bot.baton.db, f"check {site.url('/status')}", alert=AlertMode.ON_CHANGE
+            bot.baton.db, f"check {site.url('/status')}", seconds=60, alert=AlertMode.ON_CHANGE
         )
-        await start_clock(bot)
-
-        await settled(bot.baton.db, made.id, 3)
+        for _ in range(3):
+            await next_fire(bot, clock, made)
+        assert len(await fires(bot.baton.db, made.id)) == 3
         assert len(digests(slack)) == 1  # the first run sets the baseline; then nothing new
 
         site.down = True
-        await wait_until(lambda: len(digests(slack)) == 2)
+        await next_fire(bot, clock, made)
+        assert len(digests(slack)) == 2
         changed = str(digests(slack)[1].blocks)
         assert "❌ 1 of 1 checks failing — changed since the last run" in changed
         assert re.search(r"503 in \d+ ms  _\(was 200 in \d+ ms\)_", changed)
 
-        count = len([f for f in await fires(bot.baton.db, made.id) if f.settled])
-        await settled(bot.baton.db, made.id, count + 2)
+        for _ in range(2):
+            await next_fire(bot, clock, made)
         assert len(digests(slack)) == 2  # still down: no news
 
         site.down = False
-        await wait_until(lambda: len(digests(slack)) == 3)
+        await next_fire(bot, clock, made)
+        assert len(digests(slack)) == 3
         assert "— recovered" in str(digests(slack)[2].blocks)
 
 
 async def test_a_restart_between_two_fires_loses_and_repeats_nothing(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
-    async with running_bot(slack, sqlite_url) as first:
-        made = await add_schedule(first.baton.db, f"check {site.url('/ok')}", seconds=2)
-        await start_clock(first)
-        await settled(first.baton.db, made.id, 1)
-    db = Database(sqlite_url)
-    before = await fires(db, made.id)
-    await db.dispose()
-    async with running_bot(slack, sqlite_url, baton_schedule_grace=60) as second:
-        await start_clock(second)
-        after = await settled(second.baton.db, made.id, len(before) + 1)
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, clock=clock) as first:
+        made = await add_schedule(first.baton.db, f"check {site.url('/ok')}", seconds=60)
+        await next_fire(first, clock, made)
+        before = await fires(first.baton.db, made.id)
+    clock.move(timedelta(seconds=60))  # the next fire time comes while no process runs
+    async with running_bot(slack, sqlite_url, clock=clock) as second:
+        await start_clock(second)  # catches up on the fire due while it was down
         await second.idle()
+        await next_fire(second, clock, made)
         every = await fires(second.baton.db, made.id)
     times = [f.fire_time for f in every]
-    assert len(times) == len(set(times))
+    assert len(every) == 3 and len(times) == len(set(times))
     assert [f.outcome for f in every] == [FireOutcome.STARTED] * len(every)
-    assert all((b.fire_time - a.fire_time) == timedelta(seconds=2) for a, b in pairwise(every))
-    assert after[-1].run_id not in {f.run_id for f in before}
+    assert all((b.fire_time - a.fire_time) == timedelta(seconds=60) for a, b in pairwise(every))
+    assert every[-1].run_id not in {f.run_id for f in before}
     # The second process compared its digest with the first process's run.
-    assert "_(unchanged)_" in str(digests(slack)[-1].blocks)
+    assert "_(unchanged)_" in str(digests(slack)[1].blocks)
 
 
 async def test_a_missed_fire_within_grace_runs_once_when_baton_comes_back(
@@ -341,7 +337,9 @@ async def test_a_missed_fire_within_grace_runs_once_when_baton_comes_back(
         [fire] = await fires(bot.baton.db, made.id)
         assert fire.outcome == FireOutcome.STARTED and fire.run_id is not None
         assert fire.missed_before == 9
-        assert (utcnow() - fire.fire_time) < timedelta(seconds=10)
+        # The latest one due, ten minutes after the schedule was made (fire times are whole seconds).
+        latest = made.created_at + timedelta(minutes=10)
+        assert timedelta(0) <= latest - fire.fire_time < timedelta(seconds=1)
         [digest] = digests(slack)
         assert "9 scheduled runs were missed while Baton was down" in str(digest.blocks)
 
@@ -376,27 +374,26 @@ async def test_a_missed_fire_beyond_grace_is_skipped_and_the_next_digest_says_so
 async def test_a_fire_while_the_last_run_is_still_going_is_skipped_and_recorded(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
-    async with running_bot(slack, sqlite_url) as bot:
-        made = await add_schedule(bot.baton.db, f"check {site.url('/slow?s=2.5')}")
-        await start_clock(bot)
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, clock=clock) as bot:
+        made = await add_schedule(bot.baton.db, f"check {site.url('/slow?s=2')}", seconds=60)
+        clock.move(timedelta(seconds=60))
+        first = await bot.baton.scheduler.tick(made.id)
+        assert first is not None and first.fired == Fired.STARTED
+        clock.move(timedelta(seconds=60))  # the next fire comes while the check still waits
+        second = await bot.baton.scheduler.tick(made.id)
+        assert second is not None and second.fired == Fired.BUSY
+        assert second.run_id == first.run_id
+        await bot.idle()
 
-        async def skipped() -> bool:
-            return any(
-                f.outcome == FireOutcome.SKIPPED_BUSY for f in await fires(bot.baton.db, made.id)
-            )
-
-        await wait_until(skipped)
-        await wait_until(lambda: len(digests(slack)) >= 1)
         every = await fires(bot.baton.db, made.id)
-        started = [f for f in every if f.outcome == FireOutcome.STARTED]
+        assert [f.outcome for f in every] == [FireOutcome.STARTED, FireOutcome.SKIPPED_BUSY]
         async with bot.baton.db.session() as s:
             schedule_runs = (await s.exec(select(Run).where(Run.schedule_id == made.id))).all()
-        # Never two of this schedule's runs at once.
-        assert len(schedule_runs) == len(started)
-        spans = sorted((r.created_at, r.finished_at or utcnow()) for r in schedule_runs)
-        assert all(later[0] >= earlier[1] for earlier, later in pairwise(spans))
-        await bot.baton.scheduler.start()  # idempotent
-        await wait_until(lambda: len(digests(slack)) >= 2, within=20)
+        assert [r.id for r in schedule_runs] == [first.run_id]  # never two at once
+        assert len(digests(slack)) == 1
+        await next_fire(bot, clock, made)
+        assert len(digests(slack)) == 2
         assert "skipped because the previous one was still going" in str(digests(slack)[1].blocks)
 
 
@@ -487,13 +484,13 @@ async def test_acknowledge_marks_who_and_keeps_snooze_and_investigate_working(
 async def test_snooze_holds_back_alerts_until_it_ends(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
-    async with running_bot(slack, sqlite_url) as bot:
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, clock=clock) as bot:
         made = await add_schedule(
-            bot.baton.db, f"check {site.url('/down')}", alert=AlertMode.ON_FAILURE
+            bot.baton.db, f"check {site.url('/down')}", seconds=900, alert=AlertMode.ON_FAILURE
         )
-        await start_clock(bot)
-        await wait_until(lambda: len(digests(slack)) == 1)
-        digest = digests(slack)[0]
+        await next_fire(bot, clock, made)
+        [digest] = digests(slack)
 
         await bot.click(
             ui.SNOOZE_HOUR, button_value(digest, ui.SNOOZE_HOUR), user="U0BOB", message=digest
@@ -502,11 +499,14 @@ async def test_snooze_holds_back_alerts_until_it_ends(
 
         snoozed = await schedules.get(bot.baton.db, made.id)
         assert snoozed is not None and snoozed.snoozed_until is not None
-        assert timedelta(minutes=59) < snoozed.snoozed_until - utcnow() <= timedelta(hours=1)
+        assert timedelta(minutes=59) < snoozed.snoozed_until - clock() <= timedelta(hours=1)
         assert "snoozed this schedule's alerts until" in str(digests(slack)[0].blocks)
-        count = len([f for f in await fires(bot.baton.db, made.id) if f.settled])
-        await settled(bot.baton.db, made.id, count + 2)
-        assert len(digests(slack)) == 1  # still failing, but snoozed
+        for _ in range(3):  # every quarter of an hour, still failing, within the hour
+            await next_fire(bot, clock, made)
+        assert len(digests(slack)) == 1
+        await next_fire(bot, clock, made)  # the hour is over
+        assert len(digests(slack)) == 2
+        assert "❌ 1 of 1 checks failing" in str(digests(slack)[1].blocks)
 
 
 async def test_investigate_starts_one_run_in_the_digest_thread(
@@ -557,13 +557,17 @@ async def test_a_tampered_button_value_changes_nothing(
 async def test_on_failure_with_a_daily_quiet_line(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
-    async with running_bot(slack, sqlite_url) as bot:
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, clock=clock) as bot:
         made = await add_schedule(
-            bot.baton.db, f"check {site.url('/ok')}", alert=AlertMode.ON_FAILURE, quiet_daily=True
+            bot.baton.db,
+            f"check {site.url('/ok')}",
+            seconds=60,
+            alert=AlertMode.ON_FAILURE,
+            quiet_daily=True,
         )
-        await start_clock(bot)
-
-        await settled(bot.baton.db, made.id, 3)
+        for _ in range(3):
+            await next_fire(bot, clock, made)
         quiet = [m.text for m in slack.messages(CHANNEL) if m.text.startswith("🌙 All quiet")]
         assert quiet == [
             f"🌙 All quiet: schedule `{made.id}` (check {site.url('/ok')}) has nothing to report today — 1 check fine."
@@ -571,26 +575,30 @@ async def test_on_failure_with_a_daily_quiet_line(
         assert digests(slack) == []
 
         site.down = True
-        await wait_until(lambda: len(digests(slack)) == 1)
+        await next_fire(bot, clock, made)
+        assert len(digests(slack)) == 1
         assert "❌ 1 of 1 checks failing" in str(digests(slack)[0].blocks)
 
 
 async def test_a_json_metric_crossing_its_threshold_alerts(
     slack: SlackStandIn, sqlite_url: str, site: Site
 ) -> None:
-    async with running_bot(slack, sqlite_url) as bot:
+    clock = MovedClock()
+    async with running_bot(slack, sqlite_url, clock=clock) as bot:
         made = await add_schedule(
             bot.baton.db,
             f"check the json metric at {site.url('/metric')} path=queue.depth < 100",
+            seconds=60,
             alert=AlertMode.ON_FAILURE,
         )
-        await start_clock(bot)
-        await settled(bot.baton.db, made.id, 2)
+        for _ in range(2):
+            await next_fire(bot, clock, made)
         assert digests(slack) == []  # 42 < 100: nothing to say
 
         site.metric = 150
-        await wait_until(lambda: len(digests(slack)) == 1)
-        shown = str(digests(slack)[0].blocks)
+        await next_fire(bot, clock, made)
+        [digest] = digests(slack)
+        shown = str(digest.blocks)
         assert (
             f"❌ {site.url('/metric')} queue.depth — queue.depth = 150  _(was queue.depth = 42.0)_"
             in shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.wording import first_line, truncate
 from bot.text import mrkdwn, split_message, strip_mentions
 
 
@@ -44,3 +45,10 @@ def test_a_stored_answers_bold_names_are_slack_bold() -> None:
 def test_code_and_powers_keep_their_asterisks() -> None:
     text = "• 2**10 = 1024, and 3**2 = 9\n`a **b** c`\n```\n**kept**\n```\n*already bold*"
     assert mrkdwn(text) == text
+
+
+def test_a_first_line_skips_blank_lines_and_is_cut_with_an_ellipsis() -> None:
+    assert first_line("\n  \n  Deploy finished  \nsecond line") == "Deploy finished"
+    assert first_line("\n  Deploy finished\n", 8) == "Deploy …"
+    assert first_line(" \n ") == ""
+    assert truncate("abc", 3) == "abc" and truncate("abcd", 3) == "ab…"

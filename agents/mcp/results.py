@@ -18,6 +18,7 @@ from mcp.types import (
 
 from agents.errors import ToolError
 from agents.tools.base import ToolResult
+from agents.wording import first_line, truncate
 
 # What the model reads of one result; a server cannot fill the context with one call.
 MAX_TEXT = 8000
@@ -32,12 +33,10 @@ def to_tool_result(tool: str, result: CallToolResult, *, limit: int = MAX_TEXT) 
         raise ToolError(bounded(text, limit) or f"{tool} failed without saying why")
     if not text and structured is not None:
         text = json.dumps(structured, ensure_ascii=False, indent=1)
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "(no output)")
+    first = first_line(text) or "(no output)"
     if structured is not None and first in ("{", "["):
         first = json.dumps(structured, ensure_ascii=False)
-    summary = f"{tool}: {first}"
-    if len(summary) > SUMMARY:
-        summary = summary[: SUMMARY - 1] + "…"
+    summary = truncate(f"{tool}: {first}", SUMMARY)
     return ToolResult(
         summary=summary,
         content=bounded(text, limit) or "(the tool returned nothing)",

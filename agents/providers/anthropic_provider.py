@@ -22,14 +22,15 @@ from anthropic.types import (
 )
 
 from agents.errors import (
-    Failure,
     ModelBehaviorError,
     ModelError,
     PermanentModelError,
     TransientModelError,
 )
 from agents.messages import Message, ModelRequest, ModelResponse, ToolCall, Usage, as_data
+from agents.providers import status
 from agents.providers.base import TextSink
+from agents.providers.structured import arguments_object
 from agents.retry import parse_retry_after
 from agents.schemas import portable
 
@@ -139,7 +140,13 @@ class AnthropicProvider:
         cut_off = stop_reason == "max_tokens"
         for part in parts.values():
             if part.kind == "tool_use":
-                part.input = _json_object("".join(part.json), part.name, cut_off)
+                part.input = arguments_object(
+                    "".join(part.json),
+                    tool=part.name,
+                    cut_off=cut_off,
+                    provider=AnthropicProvider.label,
+                    model=request.model,
+                )
         ordered = [parts[i] for i in sorted(parts)]
         return _response(request, ordered, usage, cut_off=cut_off)
 
@@ -180,25 +187,6 @@ def _response(
         usage=usage,
         cut_off=cut_off,
     )
-
-
-def _json_object(raw: str, tool: str, cut_off: bool) -> dict[str, Any]:
-    if not raw.strip():
-        return {}  # a tool without parameters streams no input at all
-    hint = " (the answer was cut off at max_tokens)" if cut_off else ""
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelBehaviorError(
-            f"Anthropic sent input for '{tool}' that is not valid JSON{hint}: {exc}",
-            provider=AnthropicProvider.label,
-        ) from exc
-    if not isinstance(value, dict):
-        raise ModelBehaviorError(
-            f"Anthropic sent input for '{tool}' that is not a JSON object",
-            provider=AnthropicProvider.label,
-        )
-    return value
 
 
 def _messages(request: ModelRequest) -> list[MessageParam]:
@@ -276,67 +264,29 @@ def _translate(exc: anthropic.APIError, model: str) -> ModelError:
     """Sort an SDK error into worth-retrying or not, keeping what a person needs to know."""
     label = AnthropicProvider.label
     if isinstance(exc, anthropic.APITimeoutError):
-        return TransientModelError(
-            "Anthropic did not answer in time", failure=Failure.TIMEOUT, provider=label, model=model
-        )
+        return status.timed_out(label, model)
     if isinstance(exc, anthropic.APIConnectionError):
-        return TransientModelError(
-            f"could not reach Anthropic: {exc.message}",
-            failure=Failure.UNREACHABLE,
-            provider=label,
-            model=model,
-        )
+        return status.unreachable(label, model, exc.message)
     if not isinstance(exc, anthropic.APIStatusError):
         return TransientModelError(
             f"Anthropic sent an answer that could not be read: {exc.message}",
             provider=label,
             model=model,
         )
-    status, kind = exc.status_code, exc.type
-    detail = f": {exc.api_message}" if exc.api_message else ""
-    if status < 400:
+    kind, detail = exc.type, exc.api_message or ""
+    if exc.status_code < 400:
         # An error event in a stream the server had already accepted (its status is 200):
         # the request was fine, the server gave up on this answer.
         reason = "is overloaded" if kind == "overloaded_error" else "stopped answering"
         return TransientModelError(
-            f"Anthropic {reason} ({kind or 'error in stream'}){detail}", provider=label, model=model
-        )
-    if status == 429:
-        return TransientModelError(
-            f"Anthropic is rate limiting requests ({status}){detail}",
-            retry_after=parse_retry_after(exc.response.headers),
-            failure=Failure.RATE_LIMITED,
+            f"Anthropic {reason} ({kind or 'error in stream'}){': ' + detail if detail else ''}",
             provider=label,
             model=model,
-            status=status,
         )
-    if status == 529:
-        return TransientModelError(
-            f"Anthropic is overloaded ({status}){detail}",
-            provider=label,
-            model=model,
-            status=status,
-        )
-    if status >= 500 or status in (408, 409):
-        return TransientModelError(
-            f"Anthropic had a temporary problem ({status}){detail}",
-            provider=label,
-            model=model,
-            status=status,
-        )
-    reason, failure = _PERMANENT.get(
-        status, ("Anthropic refused the request", Failure.REFUSED_REQUEST)
+    return status.from_status(
+        exc.status_code,
+        label=label,
+        model=model,
+        detail=detail,
+        retry_after=parse_retry_after(exc.response.headers),
     )
-    return PermanentModelError(
-        f"{reason} ({status}){detail}", failure=failure, provider=label, model=model, status=status
-    )
-
-
-_PERMANENT = {
-    400: ("Anthropic rejected the request", Failure.REFUSED_REQUEST),
-    401: ("Anthropic rejected the API key", Failure.BAD_KEY),
-    402: ("the Anthropic account needs a payment", Failure.NO_CREDIT),
-    403: ("Anthropic refused access to this model or feature", Failure.FORBIDDEN),
-    404: ("Anthropic does not know this model or endpoint", Failure.UNKNOWN_MODEL),
-    413: ("the request is too large for Anthropic", Failure.TOO_LARGE),
-}

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 import openai
@@ -28,6 +27,7 @@ from agents.errors import (
 )
 from agents.messages import ModelRequest, ModelResponse, ToolCall, Usage
 from agents.providers import openai_wire as wire
+from agents.providers import status
 from agents.providers.base import TextSink
 from agents.providers.capabilities import (
     PRESETS,
@@ -37,7 +37,7 @@ from agents.providers.capabilities import (
     preset_for_models,
 )
 from agents.providers.openai_wire import Shape
-from agents.providers.structured import find_object
+from agents.providers.structured import arguments_object, find_object
 from agents.retry import parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -284,8 +284,12 @@ class OpenAIProvider:
             ToolCall(
                 id=c.id or f"call_{i}",
                 name=c.name,
-                arguments=self._json_object(
-                    c.arguments, f"arguments for '{c.name}'", hint, request
+                arguments=arguments_object(
+                    c.arguments,
+                    tool=c.name,
+                    cut_off=cut_off,
+                    provider=self.label,
+                    model=request.model,
                 ),
             )
             for i, c in enumerate(calls, start=1)
@@ -306,25 +310,6 @@ class OpenAIProvider:
         return ModelResponse(
             text=text, tool_calls=tool_calls, structured=structured, usage=usage, cut_off=cut_off
         )
-
-    def _json_object(self, raw: str, what: str, hint: str, request: ModelRequest) -> dict[str, Any]:
-        if not raw.strip():
-            return {}  # a tool without parameters may be called with no arguments at all
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ModelBehaviorError(
-                f"{self.label} returned {what} that is not valid JSON{hint}: {exc}",
-                provider=self.label,
-                model=request.model,
-            ) from exc
-        if not isinstance(value, dict):
-            raise ModelBehaviorError(
-                f"{self.label} returned {what} that is not a JSON object{hint}",
-                provider=self.label,
-                model=request.model,
-            )
-        return value
 
 
 @dataclass
@@ -365,67 +350,40 @@ def _estimate(request: ModelRequest, text: str, calls: list[_PartialCall]) -> Us
 def _translate(exc: openai.APIError, label: str, model: str) -> ModelError:
     """Sort an SDK error into worth-retrying or not, keeping what a person needs to know."""
     if isinstance(exc, openai.APITimeoutError):
-        return TransientModelError(
-            f"{label} did not answer in time", failure=Failure.TIMEOUT, provider=label, model=model
-        )
+        return status.timed_out(label, model)
     if isinstance(exc, openai.APIConnectionError):
-        return TransientModelError(
-            f"could not reach {label}: {exc.message}",
-            failure=Failure.UNREACHABLE,
-            provider=label,
-            model=model,
-        )
+        return status.unreachable(label, model, exc.message)
     if not isinstance(exc, openai.APIStatusError):
         # An error event in the middle of a stream: the server gave up on this answer.
         return TransientModelError(
             f"{label} stopped answering: {exc.message}", provider=label, model=model
         )
-    status, detail = exc.status_code, _detail(exc)
-    shown = f" ({status}){': ' + detail if detail else ''}"
+    code, detail = exc.status_code, _detail(exc)
+    shown = f" ({code}){': ' + detail if detail else ''}"
     if exc.code == "insufficient_quota":
         return PermanentModelError(
             f"the {label} account has run out of credit{shown}",
             failure=Failure.NO_CREDIT,
             provider=label,
             model=model,
-            status=status,
+            status=code,
         )
-    if status == 429:
-        return TransientModelError(
-            f"{label} is rate limiting requests{shown}",
-            retry_after=parse_retry_after(exc.response.headers),
-            failure=Failure.RATE_LIMITED,
-            provider=label,
-            model=model,
-            status=status,
-        )
-    if status >= 500 and _VALIDATION.search(detail or exc.message):
+    if code >= 500 and _VALIDATION.search(detail or exc.message):
         # The server's own validation refused the request: sending it again changes nothing.
         return PermanentModelError(
             f"{label} refused the request{shown}",
             failure=Failure.REFUSED_REQUEST,
             provider=label,
             model=model,
-            status=status,
+            status=code,
         )
-    if status >= 500 or status in (408, 409):
-        return TransientModelError(
-            f"{label} had a temporary problem{shown}", provider=label, model=model, status=status
-        )
-    reason, failure = _PERMANENT.get(status, ("refused the request", Failure.REFUSED_REQUEST))
-    return PermanentModelError(
-        f"{label} {reason}{shown}", failure=failure, provider=label, model=model, status=status
+    return status.from_status(
+        code,
+        label=label,
+        model=model,
+        detail=detail,
+        retry_after=parse_retry_after(exc.response.headers),
     )
-
-
-_PERMANENT = {
-    400: ("rejected the request", Failure.REFUSED_REQUEST),
-    401: ("rejected the API key", Failure.BAD_KEY),
-    403: ("refused access to this model or feature", Failure.FORBIDDEN),
-    404: ("does not know this model or endpoint", Failure.UNKNOWN_MODEL),
-    413: ("found the request too large", Failure.TOO_LARGE),
-    422: ("could not process the request", Failure.REFUSED_REQUEST),
-}
 
 
 def _detail(exc: openai.APIStatusError | openai.APIError) -> str:

@@ -3,7 +3,7 @@
 It answers the tool-calling loop by asking each offered tool which arguments it can find in
 the request text (`Tool.args_from_text`), calls them all in one turn, and then reports their
 results line by line. A specialist without tools condenses its inputs and flags problems.
-Planning with `rules` lives in `orchestration.supervisor` (it matches triggers, not text).
+Planning with `rules` is the catalog's triggers (`orchestration/routing.py`), not text.
 
 What it writes lists each result once, counts only real problems (a tool result that says
 so, not a word in a URL), and counts in English ("1 check", "Both checks look fine").
@@ -19,7 +19,7 @@ from agents.messages import CallOutcome, Message, ModelRequest, ModelResponse, T
 from agents.providers.base import TextSink
 from agents.tools import extract
 from agents.tools.base import Tool
-from agents.wording import all_fine, some_bad
+from agents.wording import all_fine, first_line, some_bad
 
 # Words in a line from a model (not from Baton's tools) that mean something needs attention.
 PROBLEM = re.compile(
@@ -86,16 +86,12 @@ class RulesProvider:
         return calls
 
 
-def _first_line(text: str) -> str:
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-
-
 def report(results: list[Message]) -> str:
     """One line per tool result, problems marked ❌, then a verdict for checks."""
     lines: list[str] = []
     bad = 0
     for m in results:
-        line = _first_line(m.note or m.content).removeprefix("Error:").strip()
+        line = first_line(m.note or m.content).removeprefix("Error:").strip()
         if not line:
             continue
         failed = m.outcome in _BAD_OUTCOMES if m.outcome is not None else bool(PROBLEM.search(line))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agents.errors import ModelBehaviorError
 from agents.schemas import portable
 
 
@@ -41,3 +42,25 @@ def find_object(text: str) -> dict[str, Any] | None:
             return value
         start = stripped.find("{", start + 1)
     return None
+
+
+def arguments_object(
+    raw: str, *, tool: str, cut_off: bool, provider: str, model: str
+) -> dict[str, Any]:
+    """A tool call's arguments as the model sent them (JSON text, maybe in pieces): an object,
+    or a `ModelBehaviorError` saying what came instead."""
+    if not raw.strip():
+        return {}  # a tool without parameters may be called with no arguments at all
+    hint = " (the answer was cut off at max_tokens)" if cut_off else ""
+    what = f"{provider} returned arguments for '{tool}'"
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ModelBehaviorError(
+            f"{what} that are not valid JSON{hint}: {exc}", provider=provider, model=model
+        ) from exc
+    if not isinstance(value, dict):
+        raise ModelBehaviorError(
+            f"{what} that are not a JSON object{hint}", provider=provider, model=model
+        )
+    return value

@@ -14,6 +14,7 @@ from agents.errors import ToolError
 from agents.tools import extract
 from agents.tools.base import Tool, ToolContext, ToolResult
 from agents.tools.netguard import fetch
+from agents.wording import truncate
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 _ORDER: dict[str, Callable[[float, float], bool]] = {
@@ -92,8 +93,7 @@ def _lookup(document: JsonValue, path: str) -> JsonValue:
 def _show(value: Any, limit: int = 80) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return truncate(json.dumps(value, ensure_ascii=False), limit)
 
 
 def _number(value: Any) -> float | None:

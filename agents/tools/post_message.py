@@ -10,6 +10,7 @@ from agents.errors import ToolError
 from agents.tools import extract
 from agents.tools.base import ANY_CHANNEL, Scope, Tool, ToolContext, ToolResult
 from agents.tools.slack_history import gateway
+from agents.wording import first_line
 
 _MENTION = re.compile(r"\s*\b(?:to|in|into|on)?\s*<#[CG][A-Z0-9]+(?:\|[^>]*)?>", re.IGNORECASE)
 _VERB = re.compile(
@@ -67,8 +68,7 @@ class PostMessage(Tool[PostMessageArgs]):
                 "posted there for them"
             )
         ts = await slack.post_message(args.channel, args.text)
-        first_line = args.text.strip().splitlines()[0] if args.text.strip() else ""
-        preview = first_line if len(first_line) <= 60 else first_line[:59] + "…"
+        preview = first_line(args.text, 60)
         return ToolResult(
             summary=f"Posted to <#{args.channel}>: “{preview}”",
             content=f"Posted the message to <#{args.channel}> (ts {ts}).",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 from agents.errors import ToolError
 from agents.tools import extract
 from agents.tools.base import ANY_CHANNEL, Scope, SlackGateway, Tool, ToolContext, ToolResult
+from agents.wording import truncate
 
 MAX_MESSAGE_CHARS = 500
 
@@ -39,8 +40,7 @@ def gateway(ctx: ToolContext) -> SlackGateway:
 def _line(message: dict[str, Any]) -> str:
     who = message.get("user") or message.get("username") or message.get("bot_id") or "unknown"
     text = re.sub(r"\s+", " ", str(message.get("text") or "")).strip()
-    if len(text) > MAX_MESSAGE_CHARS:
-        text = text[: MAX_MESSAGE_CHARS - 1] + "…"
+    text = truncate(text, MAX_MESSAGE_CHARS)
     try:
         when = datetime.fromtimestamp(float(message["ts"]), UTC).strftime("%Y-%m-%d %H:%M")
     except (KeyError, TypeError, ValueError):
