@@ -160,6 +160,6 @@ async def test_a_model_that_keeps_failing_fails_its_task_with_the_reason(
     assert (run.answer or "").split("\n") == [
         "final",
         "",
-        f"❌ *worker* (`bad`) failed: {tasks['bad'].error}",
-        "⏭️ *writer* (`after-bad`) skipped: needs bad, which did not succeed",
+        f"❌ **worker** (`bad`) failed: {tasks['bad'].error}",
+        "⏭️ **writer** (`after-bad`) skipped: needs bad, which did not succeed",
     ]
