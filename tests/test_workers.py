@@ -121,9 +121,11 @@ async def test_two_workers_never_take_the_same_run(tmp_path: Path) -> None:
                 for run in done:
                     assert run.status == RunStatus.SUCCEEDED
                     assert len(answers(slack, run.id)) == 1
-                    # One drive per run, by one of the workers.
+                    # Driven by the workers only (a worker that met a database outage lets go
+                    # and the run is taken up again, so a run may have more than one drive;
+                    # what is never doubled is its model call, counted below, and its answer).
                     driven_by = await drivers(db, run.id)
-                    assert len(driven_by) == 1 and driven_by[0] in (str(one.pid), str(two.pid))
+                    assert driven_by and set(driven_by) <= {str(one.pid), str(two.pid)}
                 assert len([s for s in models.requests if thinking(s)]) == 24
         finally:
             await db.dispose()
