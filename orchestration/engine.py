@@ -57,6 +57,7 @@ from storage.models import (
     TaskRow,
     TaskStatus,
 )
+from storage.run_states import IllegalTransition
 from storage.runs import Lease
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,11 @@ class Orchestrator:
             log.warning(
                 "run %s: the database is unavailable (%s); it will be resumed", run_id, error
             )
+            return True
+        if any(isinstance(e, IllegalTransition) for e in leaves(error)):
+            # Someone else moved the run on (a driver that took it over after this one's
+            # lease lapsed): theirs is the drive; this one writes nothing more.
+            log.warning("run %s: moved on by another driver (%s); leaving it", run_id, error)
             return True
         log.error("run %s failed inside Baton", run_id, exc_info=error)
         await self._fail(
