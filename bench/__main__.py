@@ -119,6 +119,7 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     from agents.toolbox import Toolbox
     from agents.tools.base import ToolContext
     from agents.tools.registry import ALL_TOOLS, tool_names
+    from orchestration.deps import RunDeps
     from orchestration.engine import Orchestrator
     from storage import Database, runs
     from storage.models import Run, RunStatus
@@ -127,14 +128,16 @@ async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
     db = Database(url)
     await db.create_all()
     orch = Orchestrator(
-        db=db,
-        catalog=load_catalog(None, known_tools=tool_names()),
-        models=Models(ModelSettings(), ALL_TOOLS),
-        tools=Toolbox(ALL_TOOLS),
-        sinks=lambda run: NullSink(),
-        tool_context=lambda r, t, k: ToolContext(
-            run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
+        RunDeps(
+            db=db,
+            catalog=load_catalog(None, known_tools=tool_names()),
+            models=Models(ModelSettings(), ALL_TOOLS),
+            tools=Toolbox(ALL_TOOLS),
+            tool_context=lambda r, t, k: ToolContext(
+                run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
+            ),
         ),
+        sinks=lambda run: NullSink(),
     )
     ids = []
     for i in range(20):
@@ -208,7 +211,7 @@ async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
 async def approval_race(_: Site) -> list[tuple[str, str, str]]:
     from datetime import timedelta
 
-    from storage import Database, approvals, runs
+    from storage import Database, approvals, run_states, runs
     from storage.db import utcnow
     from storage.models import Approval, Run, TaskRow
 
@@ -216,7 +219,10 @@ async def approval_race(_: Site) -> list[tuple[str, str, str]]:
         db = Database(url)
         await db.create_all()
         run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
-        await runs.save_plan(
+        await run_states.run_started(
+            db, run.id, driver="bench", deadline_at=utcnow(), budget_usd=None
+        )
+        await run_states.plan_ready(
             db, run.id, {}, [TaskRow(run_id=run.id, task_id="t", agent="a", instruction="i")]
         )
         approval = await approvals.create(

@@ -7,7 +7,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from storage import Database, approvals, runs
+from storage import Database, approvals, run_states, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, TaskRow
 from testkit.databases import fresh_pg_database
@@ -29,7 +29,10 @@ async def quorum_race() -> list[tuple[str, str, str]]:
         await db.create_all()
         run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
         assert run is not None
-        await runs.save_plan(
+        await run_states.run_started(
+            db, run.id, driver="bench", deadline_at=utcnow(), budget_usd=None
+        )
+        await run_states.plan_ready(
             db, run.id, {}, [TaskRow(run_id=run.id, task_id="t", agent="a", instruction="i")]
         )
         approval = await approvals.create(

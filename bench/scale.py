@@ -278,6 +278,7 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
     from agents.toolbox import Toolbox
     from agents.tools.base import ToolContext
     from agents.tools.registry import ALL_TOOLS, tool_names
+    from orchestration.deps import RunDeps
     from orchestration.engine import Orchestrator
     from orchestration.limits import Limits
     from storage import Database, runs
@@ -290,15 +291,17 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
         db = Database(url)
         await db.create_all()
         orch = Orchestrator(
-            db=db,
-            catalog=load_catalog(path, known_tools=tool_names()),
-            models=Models(ModelSettings(), ALL_TOOLS),
-            tools=Toolbox(ALL_TOOLS),
-            sinks=lambda run: NullSink(),
-            tool_context=lambda r, t, k: ToolContext(
-                run_id=r, task_id=t, http_allow_hosts=frozenset(), idempotency_key=k
+            RunDeps(
+                db=db,
+                catalog=load_catalog(path, known_tools=tool_names()),
+                models=Models(ModelSettings(), ALL_TOOLS),
+                tools=Toolbox(ALL_TOOLS),
+                tool_context=lambda r, t, k: ToolContext(
+                    run_id=r, task_id=t, http_allow_hosts=frozenset(), idempotency_key=k
+                ),
+                limits=Limits(max_tasks=200, max_parallel=32),
             ),
-            limits=Limits(max_tasks=200, max_parallel=32),
+            sinks=lambda run: NullSink(),
         )
         run = await runs.create_run(db, Run(id=runs.new_id(), request="go", playbook="shape"))
         assert run is not None

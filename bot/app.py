@@ -50,6 +50,7 @@ from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
 from bot.work import Later, Waker
 from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
+from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
 from orchestration.events import EventSink
 from orchestration.limits import Limits
@@ -106,14 +107,16 @@ class Baton:
             [*self.settings.baton_http_allow_hosts, *self.catalog.http_allow_hosts]
         )
         self.orchestrator = Orchestrator(
-            db=self.db,
-            catalog=self.catalog,
-            models=self.models,
-            tools=self.toolbox,
+            RunDeps(
+                db=self.db,
+                catalog=self.catalog,
+                models=self.models,
+                tools=self.toolbox,
+                tool_context=self.tool_context,
+                limits=self.limits,
+                telemetry=self.telemetry,
+            ),
             sinks=self.sink,
-            tool_context=self.tool_context,
-            limits=self.limits,
-            telemetry=self.telemetry,
         )
         # Continues a run after the ack: in `background` here, or by a worker.
         self.later = Later(

@@ -15,8 +15,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.approval_blocks import not_posted_text
 from bot.slack_ops import post_text, slack_error
-from storage import approvals, outbox, runs
-from storage.models import Approval, ApprovalStatus, DeliveryPurpose
+from storage import approvals, outbox, run_states, runs
+from storage.models import Approval, ApprovalStatus, DeliveryPurpose, EventKind
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -107,10 +107,10 @@ async def request_not_posted(baton: Baton, approval_id: str, error: str) -> None
         return
     deciders = await people(baton, approval.approvers, team_id=approval.team_id)
     sent_to = await send_copies(baton, approval, deciders)
-    await runs.record(
+    await run_states.note(
         baton.db,
         approval.run_id,
-        "approval_not_posted",
+        EventKind.APPROVAL_NOT_POSTED,
         task_id=approval.task_id,
         data={"approval_id": approval.id, "error": error, "sent_to": sent_to},
     )

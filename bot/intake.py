@@ -12,6 +12,7 @@ stored and finishes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -27,9 +28,17 @@ from bot.text import truncate
 from bot.thread_ops import gather
 from bot.work import external, hand_over
 from orchestration.driving import let_go
-from storage import assistant, inbox, outbox, runs, slack_events
+from storage import assistant, inbox, outbox, run_states, runs, slack_events
 from storage.db import is_unavailable, utcnow
-from storage.models import Delivery, DeliveryPurpose, InboxItem, Run, RunSource, RunStatus
+from storage.models import (
+    Delivery,
+    DeliveryPurpose,
+    EventKind,
+    InboxItem,
+    Run,
+    RunSource,
+    RunStatus,
+)
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -260,17 +269,16 @@ async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> 
     """A slash command's request could not be posted: tell the person, end the run."""
     from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-    await runs.record(
-        baton.db,
-        delivery.run_id,
-        "run_failed",
-        data={"error": error},
-        run={
-            "status": RunStatus.FAILED,
-            "error": CANNOT_POST.format(error=error),
-            "finished_at": utcnow(),
-        },
-    )
+    with contextlib.suppress(run_states.IllegalTransition):  # it had ended already
+        await run_states.run_ended(
+            baton.db,
+            delivery.run_id,
+            EventKind.RUN_FAILED,
+            RunStatus.FAILED,
+            answer=None,
+            error=CANNOT_POST.format(error=error),
+            data={"error": error},
+        )
     url = (delivery.data or {}).get("response_url")
     if url:
         try:

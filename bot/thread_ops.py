@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack_ops import slack_error
 from bot.text import strip_mentions
 from orchestration.planning import CONTEXT_ENTRIES, THREAD_MESSAGES
-from storage import runs
+from storage import run_states, runs
 from storage.models import Run
 
 if TYPE_CHECKING:
@@ -74,4 +74,4 @@ async def gather(baton: Baton, run: Run, *, request_ts: str, bot_user_id: str | 
         requests={r.request.strip() for r in earlier} | {run.request.strip()},
     )
     if found:
-        await runs.record(baton.db, run.id, THREAD_MESSAGES, data={"messages": found})
+        await run_states.note(baton.db, run.id, THREAD_MESSAGES, data={"messages": found})

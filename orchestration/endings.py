@@ -42,24 +42,20 @@ def contributors(tasks: Sequence[TaskRow]) -> tuple[str, ...]:
 class TaskMove:
     """What a Stop does to one unfinished task."""
 
-    status: TaskStatus
-    event: str
+    status: TaskStatus  # cancelled or skipped
     reason: str
 
 
 def stopped_task(task: TaskRow, by: str) -> TaskMove:
     """Running or at a gate: cancelled; not started yet: skipped."""
     if task.status == TaskStatus.RUNNING:
-        return TaskMove(TaskStatus.CANCELLED, "task_cancelled", f"stopped by <@{by}> while it ran")
+        return TaskMove(TaskStatus.CANCELLED, f"stopped by <@{by}> while it ran")
     if task.status == TaskStatus.WAITING:
         return TaskMove(
             TaskStatus.CANCELLED,
-            "task_cancelled",
             f"not done: the run was stopped by <@{by}> before anyone decided",
         )
-    return TaskMove(
-        TaskStatus.SKIPPED, "task_skipped", f"not started: the run was stopped by <@{by}>"
-    )
+    return TaskMove(TaskStatus.SKIPPED, f"not started: the run was stopped by <@{by}>")
 
 
 def stopped_answer(by: str, tasks: Sequence[TaskRow], unfinished: Sequence[ToolCallRecord]) -> str:

@@ -15,19 +15,17 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from agents.errors import ModelError
 from agents.explain import sentence
-from agents.pricing import PriceTable
-from agents.providers.registry import Models
 from agents.redact import redact
-from agents.spec import REVIEWER, Catalog
-from agents.telemetry import RUN_ID, Telemetry
-from agents.toolbox import Toolbox
-from agents.tools.base import ToolContextFactory
+from agents.spec import REVIEWER
+from agents.telemetry import RUN_ID
 from agents.tools.extract import plain
 from orchestration import endings, replanning, verification
 from orchestration.costs import estimate
+from orchestration.deps import RunDeps
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.events import (
@@ -44,14 +42,22 @@ from orchestration.events import (
     TaskView,
 )
 from orchestration.gates import Gates, Show
-from orchestration.limits import Limits
 from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
 from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
 from orchestration.telemetry import traced_run, with_run_id
-from storage import approvals, outbox, runs
+from storage import approvals, outbox, run_states, runs
 from storage.db import Database, is_unavailable, utcnow
-from storage.models import ApprovalStatus, DeliveryPurpose, Run, RunStatus, TaskRow, TaskStatus
+from storage.models import (
+    ApprovalStatus,
+    DeliveryPurpose,
+    EventKind,
+    Run,
+    RunStatus,
+    TaskRow,
+    TaskStatus,
+)
+from storage.run_states import IllegalTransition
 from storage.runs import Lease
 
 log = logging.getLogger(__name__)
@@ -70,43 +76,19 @@ BLOCKING = (
 class Orchestrator:
     """Plans, runs and finishes runs; the same code for Slack, schedules, the sandbox and tests."""
 
-    def __init__(
-        self,
-        *,
-        db: Database,
-        catalog: Catalog,
-        models: Models,
-        tools: Toolbox,
-        sinks: SinkFactory,
-        tool_context: ToolContextFactory,
-        limits: Limits | None = None,
-        telemetry: Telemetry | None = None,
-    ) -> None:
-        self.db = db
-        self.telemetry = telemetry or Telemetry.off()
-        self.catalog = catalog
-        self.models = models
-        self.limits = limits or Limits()
-        self.prices = PriceTable(catalog.prices)
+    def __init__(self, deps: RunDeps, *, sinks: SinkFactory) -> None:
+        self.deps = deps
+        self.db = deps.db
+        self.telemetry = deps.telemetry
+        self.catalog = deps.catalog
+        self.models = deps.models
+        self.limits = deps.limits
+        self.prices = deps.prices
         self._sinks = sinks
         self._drives: dict[str, Drive] = {}
         self._tokens = Tokens()
-        self.gates = Gates(
-            db=db,
-            catalog=catalog,
-            limits=self.limits,
-            tools=tools,
-        )
-        self.tasks = TaskRunner(
-            db=db,
-            catalog=catalog,
-            models=models,
-            tools=tools,
-            prices=self.prices,
-            limits=self.limits,
-            gates=self.gates,
-            tool_context=tool_context,
-        )
+        self.gates = Gates(deps)
+        self.tasks = TaskRunner(deps, gates=self.gates)
 
     @with_run_id
     async def execute(self, run_id: str) -> None:
@@ -229,6 +211,11 @@ class Orchestrator:
                 "run %s: the database is unavailable (%s); it will be resumed", run_id, error
             )
             return True
+        if any(isinstance(e, IllegalTransition) for e in leaves(error)):
+            # Someone else moved the run on (a driver that took it over after this one's
+            # lease lapsed): theirs is the drive; this one writes nothing more.
+            log.warning("run %s: moved on by another driver (%s); leaving it", run_id, error)
+            return True
         log.error("run %s failed inside Baton", run_id, exc_info=error)
         await self._fail(
             run_id,
@@ -243,13 +230,8 @@ class Orchestrator:
         try:
             for t in await runs.list_tasks(self.db, run_id):
                 if t.status == TaskStatus.RUNNING:
-                    await runs.record(
-                        self.db,
-                        run_id,
-                        "task_requeued",
-                        task_id=t.task_id,
-                        data={"why": "Baton stopped while it ran"},
-                        task={"status": TaskStatus.PENDING},
+                    await run_states.task_requeued(
+                        self.db, run_id, t.task_id, why="Baton stopped while it ran"
                     )
         except Exception as e:
             if not is_unavailable(e):
@@ -267,18 +249,12 @@ class Orchestrator:
             return  # it starts when the run before it in the thread has finished
         deadline = utcnow() + timedelta(seconds=self.limits.run_deadline)
         if run.status in (RunStatus.QUEUED, RunStatus.PLANNING):
-            await runs.record(
+            await run_states.run_started(
                 self.db,
                 run_id,
-                "run_started",
-                data={"driver": self.owner},
-                run={
-                    "status": RunStatus.PLANNING,
-                    "deadline_at": deadline,
-                    "budget_usd": run.budget_usd
-                    if run.budget_usd is not None
-                    else self.limits.budget_usd,
-                },
+                driver=self.owner,
+                deadline_at=deadline,
+                budget_usd=run.budget_usd if run.budget_usd is not None else self.limits.budget_usd,
             )
             await self.publish(sink, RunAccepted(run_id=run_id, request=run.request))
             if not await self._plan(run, sink):
@@ -286,13 +262,7 @@ class Orchestrator:
         else:
             if run.status == RunStatus.WAITING and not await self._has_news(run_id):
                 return  # nothing was decided: it keeps waiting, and nothing is shown again
-            await runs.record(
-                self.db,
-                run_id,
-                "run_resumed",
-                data={"driver": self.owner},
-                run={"status": RunStatus.RUNNING, "deadline_at": deadline},
-            )
+            await run_states.run_resumed(self.db, run_id, driver=self.owner, deadline_at=deadline)
             await self._requeue_orphans(run_id)
         await self._drive(run_id, sink)
 
@@ -317,13 +287,7 @@ class Orchestrator:
         """Tasks left running by a process that died go back to pending (we hold the lease)."""
         for t in await runs.list_tasks(self.db, run_id):
             if t.status == TaskStatus.RUNNING:
-                await runs.record(
-                    self.db,
-                    run_id,
-                    "task_requeued",
-                    task_id=t.task_id,
-                    task={"status": TaskStatus.PENDING},
-                )
+                await run_states.task_requeued(self.db, run_id, t.task_id)
 
     async def _plan(self, run: Run, sink: EventSink) -> bool:
         try:
@@ -366,7 +330,7 @@ class Orchestrator:
             )
             for i, t in enumerate(plan.tasks)
         ]
-        await runs.save_plan(self.db, run.id, plan.model_dump(), rows)
+        await run_states.plan_ready(self.db, run.id, plan.model_dump(), rows)
         views = tuple(
             TaskView(
                 id=t.id,
@@ -394,7 +358,7 @@ class Orchestrator:
             remaining = (run.deadline_at - utcnow()).total_seconds()
             try:
                 async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
-                    await self._run_tasks(run_id, group, show)
+                    await self._run_tasks(run, group, show)
             except TimeoutError:
                 # The group has cancelled and awaited every task it started.
                 deadline_hit = True
@@ -407,7 +371,7 @@ class Orchestrator:
                     for a in await approvals.for_run(self.db, run_id)
                     if a.status == ApprovalStatus.PENDING
                 ]
-                await runs.record(self.db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
+                await run_states.run_waiting(self.db, run_id)
                 await self.publish(sink, RunWaiting(run_id=run_id, pending=tuple(pending)))
                 return
             if deadline_hit or not await self._revise(run_id, tasks, show):
@@ -443,37 +407,60 @@ class Orchestrator:
         await show(PlanRevised(run_id=run_id, title=revision.title, tasks=views))
         return True
 
-    async def _run_tasks(self, run_id: str, group: asyncio.TaskGroup, show: Show) -> None:
-        """Start what is ready, wait for one to end, repeat; returns when nothing runs."""
-        running: dict[str, asyncio.Task[None]] = {}
+    async def _run_tasks(self, run: Run, group: asyncio.TaskGroup, show: Show) -> None:
+        """Start what is ready, wait for one to end, repeat; returns when nothing runs.
+
+        The task rows are read once, then only those of tasks that ended are read again
+        (what a gate or a skip changes makes the next turn read them all)."""
+        run_id = run.id
+        running: dict[str, asyncio.Task[TaskStatus | None]] = {}
+        tasks: dict[str, TaskRow] = {}
+        ended: list[str] | None = None  # None: read them all
+        context: str | None = None
         while True:
-            tasks = await runs.list_tasks(self.db, run_id)
-            if await self._settle(run_id, tasks, show) or await self._skip_blocked(
-                run_id, tasks, show
+            if ended is None:
+                tasks = {t.task_id: t for t in await runs.list_tasks(self.db, run_id)}
+            elif ended:
+                tasks.update((t.task_id, t) for t in await runs.tasks_named(self.db, run_id, ended))
+            rows = list(tasks.values())
+            if await self._settle(run_id, rows, show) or await self._skip_blocked(
+                run_id, rows, show
             ):
+                ended = None
                 continue
-            ready = self._ready(tasks, running)
-            # Read afresh, and only when a task may start: what a start checks (the budget,
-            # what the run has spent) changes as tasks finish.
-            room = len(running) < self.limits.max_parallel
-            run = await runs.get_run(self.db, run_id) if ready and room else None
+            ready = self._ready(rows, running)
+            if ready and len(running) < self.limits.max_parallel:
+                if self.gates.has_budget(run):
+                    # What a start checks (the budget, what the run has spent) changes as
+                    # tasks finish: read afresh.
+                    run = await runs.get_run(self.db, run_id) or run
+                if context is None:
+                    context = await thread_context(self.db, run)
+            gated = False
             for t in ready:
                 if len(running) >= self.limits.max_parallel:
                     break
-                assert run is not None
                 if await self.gates.before_start(run, t, show):
+                    gated = True
                     continue
+                upstream = [tasks[d] for d in t.depends_on if d in tasks]
                 running[t.task_id] = group.create_task(
-                    self.tasks.run(run, t, show), name=f"task-{run_id}-{t.task_id}"
+                    self.tasks.run(run, t, show, context=context or "", upstream=upstream),
+                    name=f"task-{run_id}-{t.task_id}",
                 )
             if not running:
                 return
             done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-            for task_id in [k for k, v in running.items() if v in done]:
+            ended = [task_id for task_id, v in running.items() if v in done]
+            for task_id in ended:
                 running.pop(task_id)
+            if gated:
+                ended = None
 
     @staticmethod
-    def _ready(tasks: list[TaskRow], running: dict[str, asyncio.Task[None]]) -> list[TaskRow]:
+    def _ready(
+        tasks: list[TaskRow], running: dict[str, asyncio.Task[TaskStatus | None]]
+    ) -> list[TaskRow]:
         done = {t.task_id for t in tasks if t.status == TaskStatus.SUCCEEDED}
         return [
             t
@@ -495,9 +482,7 @@ class Orchestrator:
             return False
         for a in decided:
             await show(
-                ApprovalDecided(
-                    run_id=run_id, task_id=a.task_id, approval_id=a.id, status=a.status.value
-                )
+                ApprovalDecided(run_id=run_id, task_id=a.task_id, approval_id=a.id, status=a.status)
             )
         before = {t.task_id: t.status for t in tasks}
         for t in await runs.list_tasks(self.db, run_id):
@@ -506,7 +491,7 @@ class Orchestrator:
                     TaskFinished(
                         run_id=run_id,
                         task_id=t.task_id,
-                        status=t.status.value,
+                        status=t.status,
                         summary=t.error or _first_line(t.output or ""),
                         output=t.output or "",
                     )
@@ -523,18 +508,12 @@ class Orchestrator:
             blocked = [d for d in t.depends_on if d in by_id and by_id[d].status in BLOCKING]
             if blocked:
                 reason = f"skipped: needs {', '.join(blocked)}, which did not succeed"
-                await runs.record(
-                    self.db,
-                    run_id,
-                    "task_skipped",
-                    task_id=t.task_id,
-                    task={"status": TaskStatus.SKIPPED, "error": reason, "finished_at": utcnow()},
-                )
+                await run_states.task_skipped(self.db, run_id, t.task_id, reason)
                 await show(
                     TaskFinished(
                         run_id=run_id,
                         task_id=t.task_id,
-                        status=TaskStatus.SKIPPED.value,
+                        status=TaskStatus.SKIPPED,
                         summary=reason,
                     )
                 )
@@ -547,15 +526,9 @@ class Orchestrator:
             if t.status.is_final:
                 continue
             status = TaskStatus.FAILED if t.status == TaskStatus.RUNNING else TaskStatus.SKIPPED
-            await runs.record(
-                self.db,
-                run_id,
-                "task_stopped",
-                task_id=t.task_id,
-                task={"status": status, "error": reason, "finished_at": utcnow()},
-            )
+            await run_states.task_stopped(self.db, run_id, t.task_id, status, reason)
             await show(
-                TaskFinished(run_id=run_id, task_id=t.task_id, status=status.value, summary=reason)
+                TaskFinished(run_id=run_id, task_id=t.task_id, status=status, summary=reason)
             )
 
     async def _finish(
@@ -591,7 +564,7 @@ class Orchestrator:
         contributors = endings.contributors(tasks)
         await self._end(
             run_id,
-            "run_finished",
+            EventKind.RUN_FINISHED,
             status,
             answer,
             sink,
@@ -636,7 +609,7 @@ class Orchestrator:
             return
         await self._end(
             run_id,
-            "run_failed",
+            EventKind.RUN_FAILED,
             RunStatus.FAILED,
             message,
             sink or self._sinks(run),
@@ -650,21 +623,17 @@ class Orchestrator:
         if run is None or run.status.is_final:
             return
         show: Show = functools.partial(self.publish, sink)
-        now = utcnow()
         for t in await runs.list_tasks(self.db, run_id):
             if t.status.is_final:
                 continue
             move = endings.stopped_task(t, by)
-            await runs.record(
-                self.db,
-                run_id,
-                move.event,
-                task_id=t.task_id,
-                task={"status": move.status, "error": move.reason, "finished_at": now},
-            )
+            if move.status == TaskStatus.CANCELLED:
+                await run_states.task_cancelled(self.db, run_id, t.task_id, move.reason)
+            else:
+                await run_states.task_skipped(self.db, run_id, t.task_id, move.reason)
             await show(
                 TaskFinished(
-                    run_id=run_id, task_id=t.task_id, status=move.status.value, summary=move.reason
+                    run_id=run_id, task_id=t.task_id, status=move.status, summary=move.reason
                 )
             )
         await approvals.withdraw_pending(self.db, run_id, by=by)
@@ -672,7 +641,7 @@ class Orchestrator:
         answer = endings.stopped_answer(by, tasks, await self.tasks.unfinished_calls(run_id))
         await self._end(
             run_id,
-            "run_cancelled",
+            EventKind.RUN_CANCELLED,
             RunStatus.CANCELLED,
             answer,
             sink,
@@ -683,25 +652,24 @@ class Orchestrator:
     async def _end(
         self,
         run_id: str,
-        kind: str,
+        kind: EventKind,
         status: RunStatus,
         answer: str,
         sink: EventSink,
         *,
         contributors: tuple[str, ...] = (),
         error: str | None = None,
-        data: dict[str, object] | None = None,
+        data: dict[str, Any] | None = None,
     ) -> None:
         """Record the run's end and queue its answer in one transaction, then show it."""
-        fields: dict[str, object] = {"status": status, "answer": answer, "finished_at": utcnow()}
-        if error is not None:
-            fields["error"] = error
-        await runs.record(
+        await run_states.run_ended(
             self.db,
             run_id,
             kind,
+            status,
+            answer=answer,
+            error=error,
             data=dict(data or {}),
-            run=fields,
             deliver=outbox.new(
                 run_id, DeliveryPurpose.ANSWER, data={"contributors": list(contributors)}
             ),
@@ -712,7 +680,7 @@ class Orchestrator:
             sink,
             RunFinished(
                 run_id=run_id,
-                status=status.value,
+                status=status,
                 answer=answer,
                 input_tokens=final.input_tokens,
                 output_tokens=final.output_tokens,

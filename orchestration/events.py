@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from storage.models import ApprovalStatus, RunStatus, TaskStatus
+
 
 @dataclass(frozen=True)
 class TaskView:
@@ -74,7 +76,7 @@ class TaskProgress:
 class TaskFinished:
     run_id: str
     task_id: str
-    status: str  # a TaskStatus value: succeeded | failed | skipped | rejected
+    status: TaskStatus  # a final one: succeeded, failed, skipped, rejected, …
     summary: str  # one line for the task list
     output: str = ""
 
@@ -91,7 +93,7 @@ class ApprovalDecided:
     run_id: str
     task_id: str
     approval_id: str
-    status: str  # an ApprovalStatus value
+    status: ApprovalStatus
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class AnswerDelta:
 @dataclass(frozen=True)
 class RunFinished:
     run_id: str
-    status: str  # a RunStatus value
+    status: RunStatus  # a final one
     answer: str
     input_tokens: int = 0
     output_tokens: int = 0

@@ -15,12 +15,10 @@ from typing import Any
 
 from agents.messages import Message
 from agents.runner import NeedsApproval
-from agents.spec import ApprovalPolicy, Catalog
-from agents.toolbox import Toolbox
+from agents.spec import ApprovalPolicy
+from orchestration.deps import RunDeps
 from orchestration.events import ApprovalRequested, RunEvent
-from orchestration.limits import Limits
-from storage import approvals, runs
-from storage.db import Database, utcnow
+from storage import approvals, run_states, runs
 from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus
 
 Show = Callable[[RunEvent], Awaitable[None]]
@@ -42,11 +40,11 @@ class GateRules:
 
 
 class Gates:
-    def __init__(self, *, db: Database, catalog: Catalog, limits: Limits, tools: Toolbox) -> None:
-        self.db = db
-        self.catalog = catalog
-        self.limits = limits
-        self.tools = tools
+    def __init__(self, deps: RunDeps) -> None:
+        self.db = deps.db
+        self.catalog = deps.catalog
+        self.limits = deps.limits
+        self.tools = deps.tools
 
     def policy_for(self, run: Run, task: TaskRow, tool: str | None) -> ApprovalPolicy:
         """The catalog's policy for this gate: the playbook task's keys over the tool's over
@@ -153,6 +151,10 @@ class Gates:
             return True
         return False
 
+    def has_budget(self, run: Run) -> bool:
+        """Whether the run has a budget a start must check (in dollars or tokens)."""
+        return run.budget_usd is not None or self.token_budget(run) is not None
+
     def token_budget(self, run: Run) -> int | None:
         """The run's own token budget (raised by approvals), else the configured one."""
         return run.budget_tokens if run.budget_tokens is not None else self.limits.budget_tokens
@@ -196,7 +198,7 @@ class Gates:
             escalate_at=rules.escalate_at,
             escalate_to=rules.escalate_to,
         )
-        fields: dict[str, Any] = {"status": TaskStatus.WAITING}
+        fields: dict[str, Any] = {}
         if transcript is not None:
             fields["transcript"] = [m.model_dump(mode="json") for m in transcript]
         if output is not None:
@@ -255,53 +257,48 @@ class Gates:
         if latest.status == ApprovalStatus.PENDING:
             return None
         approved = latest.status == ApprovalStatus.APPROVED
-        fields: dict[str, Any]
-        if approved and latest.kind == ApprovalKind.TOOL:
-            fields = {"status": TaskStatus.PENDING}  # the specialist continues with that call
-        elif approved and latest.kind == ApprovalKind.AGENT:
-            fields = {"status": TaskStatus.SUCCEEDED, "finished_at": utcnow()}
-        elif approved:
-            fields = {"status": TaskStatus.PENDING, "approved": latest.kind == ApprovalKind.TASK}
-        else:
-            fields = {
-                "status": TaskStatus.REJECTED,
-                "error": describe_refusal(latest),
-                "finished_at": utcnow(),
-            }
-        run_fields: dict[str, Any] | None = None
-        if latest.kind == ApprovalKind.BUDGET and approved:
-            run = await runs.get_run(self.db, task.run_id)
-            assert run is not None
-            run_fields = {}
-            if latest.extra_budget_usd is not None:
-                run_fields["budget_usd"] = (run.budget_usd or 0.0) + latest.extra_budget_usd
-            if latest.extra_budget_tokens is not None:
-                used = run.input_tokens + run.output_tokens
-                run_fields["budget_tokens"] = used + latest.extra_budget_tokens
-        await runs.record(
-            self.db,
-            task.run_id,
-            "approval_applied" if approved else "task_rejected",
-            task_id=task.task_id,
-            data={"approval_id": latest.id, "status": latest.status.value},
-            task=fields,
-            run=run_fields,
-        )
+        decision = {"approval_id": latest.id, "status": latest.status.value}
+        if not approved:
+            await run_states.task_rejected(
+                self.db, task.run_id, task.task_id, describe_refusal(latest), data=decision
+            )
+        elif latest.kind == ApprovalKind.AGENT:  # the specialist's own question: its answer stands
+            await run_states.approval_applied(
+                self.db, task.run_id, task.task_id, TaskStatus.SUCCEEDED, data=decision
+            )
+        else:  # a tool call goes ahead, a task may start, a budget is raised
+            await run_states.approval_applied(
+                self.db,
+                task.run_id,
+                task.task_id,
+                TaskStatus.PENDING,
+                data=decision,
+                approved=latest.kind == ApprovalKind.TASK,
+                run=await self._raised_budget(task.run_id, latest),
+            )
         if latest.kind == ApprovalKind.BUDGET and not approved:
             await self._reject_rest(task.run_id, describe_refusal(latest))
         return latest
+
+    async def _raised_budget(self, run_id: str, latest: Approval) -> dict[str, Any] | None:
+        """The run's new budget when a budget approval said yes (None for other gates)."""
+        if latest.kind != ApprovalKind.BUDGET:
+            return None
+        run = await runs.get_run(self.db, run_id)
+        assert run is not None
+        fields: dict[str, Any] = {}
+        if latest.extra_budget_usd is not None:
+            fields["budget_usd"] = (run.budget_usd or 0.0) + latest.extra_budget_usd
+        if latest.extra_budget_tokens is not None:
+            used = run.input_tokens + run.output_tokens
+            fields["budget_tokens"] = used + latest.extra_budget_tokens
+        return fields
 
     async def _reject_rest(self, run_id: str, reason: str) -> None:
         """A refused budget stops every task that has not started."""
         for t in await runs.list_tasks(self.db, run_id):
             if t.status == TaskStatus.PENDING:
-                await runs.record(
-                    self.db,
-                    run_id,
-                    "task_rejected",
-                    task_id=t.task_id,
-                    task={"status": TaskStatus.REJECTED, "error": reason, "finished_at": utcnow()},
-                )
+                await run_states.task_rejected(self.db, run_id, t.task_id, reason)
 
 
 def _same(a: dict[str, Any] | None, b: dict[str, Any]) -> bool:

@@ -14,9 +14,9 @@ from orchestration.limits import Limits
 from orchestration.plan import Plan, from_playbook, problems
 from orchestration.routing import route
 from orchestration.supervisor import FailureHook, InvalidPlan, UsageHook, make_plan
-from storage import runs
+from storage import run_states, runs
 from storage.db import Database
-from storage.models import Run
+from storage.models import EventKind, Run
 
 # Earlier answers are cut to this many characters when given back to the supervisor.
 CONTEXT_ANSWER_CHARS = 1500
@@ -25,7 +25,7 @@ CONTEXT_ANSWER_CHARS = 1500
 CONTEXT_ENTRIES = 12
 SUPERVISOR = "supervisor"  # how planning and the final answer appear in cost roll-ups
 # The event in which the bot keeps the people's messages of the thread that were not requests.
-THREAD_MESSAGES = "thread_messages"
+THREAD_MESSAGES = EventKind.THREAD_MESSAGES
 
 
 def _cut(text: str) -> str:
@@ -53,9 +53,7 @@ async def thread_context(db: Database, run: Run) -> str:
                 f"Request to Baton{who}: {_cut(r.request)}\nBaton's answer: {_cut(r.answer or '')}",
             )
         )
-    for e in await runs.events(db, run.id):
-        if e.kind != THREAD_MESSAGES:
-            continue
+    for e in await runs.events(db, run.id, kind=THREAD_MESSAGES):
         for m in (e.data or {}).get("messages", []):
             who = f"<@{m['user']}>" if m.get("user") else "Someone"
             entries.append((float(m["ts"]), f"{who} wrote: {_cut(str(m['text']))}"))
@@ -104,10 +102,10 @@ def failure_hook(db: Database, run_id: str, where: str) -> FailureHook:
 
     async def hook(link: Binding, error: ModelError) -> None:
         log_failure(run_id, where, link.ref, error)
-        await runs.record(
+        await run_states.note(
             db,
             run_id,
-            "model_failed",
+            EventKind.MODEL_FAILED,
             data={"where": where, "model": link.ref, "failure": error.failure.value},
         )
 
@@ -153,7 +151,7 @@ async def plan_for(
         )
     except (ModelError, InvalidPlan) as e:
         if isinstance(e, InvalidPlan):
-            await runs.record(db, run.id, "plan_invalid", data={"problems": e.problems})
+            await run_states.note(db, run.id, EventKind.PLAN_INVALID, data={"problems": e.problems})
         if routed.agents or routed.playbooks:
             # The model could not plan, but the catalog's triggers can: better than nothing.
             await _routed(db, run, "triggers after the model failed")
@@ -167,4 +165,4 @@ async def plan_for(
 
 
 async def _routed(db: Database, run: Run, by: str) -> None:
-    await runs.record(db, run.id, "plan_routed", data={"by": by})
+    await run_states.note(db, run.id, EventKind.PLAN_ROUTED, data={"by": by})

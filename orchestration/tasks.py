@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,8 +16,7 @@ from pydantic import BaseModel
 from agents.errors import ModelError, ToolError, ToolServerError, TransientModelError
 from agents.explain import log_failure, sentence, short
 from agents.messages import Message, ToolCall
-from agents.pricing import PriceTable
-from agents.providers.registry import Binding, Models
+from agents.providers.registry import Binding
 from agents.redact import redact
 from agents.runner import (
     Decision,
@@ -27,18 +26,25 @@ from agents.runner import (
     first_prompt,
     run_specialist,
 )
-from agents.spec import AgentSpec, Catalog
-from agents.toolbox import Toolbox
-from agents.tools.base import Scope, Tool, ToolContext, ToolContextFactory, ToolResult
+from agents.spec import AgentSpec
+from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.verdict import Verdict
+from orchestration.deps import RunDeps
 from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
-from orchestration.limits import Limits
-from orchestration.planning import thread_context, usage_hook
+from orchestration.planning import usage_hook
 from orchestration.telemetry import traced_task, traced_tool
-from storage import approvals, runs, tool_calls
-from storage.db import Database, is_unavailable, utcnow
-from storage.models import ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus, ToolCallRecord
+from storage import approvals, run_states, tool_calls
+from storage.db import is_unavailable
+from storage.models import (
+    ApprovalKind,
+    ApprovalStatus,
+    EventKind,
+    Run,
+    TaskRow,
+    TaskStatus,
+    ToolCallRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,52 +62,41 @@ def scope_of(run: Run, spec: AgentSpec) -> Scope:
 
 
 class TaskRunner:
-    def __init__(
-        self,
-        *,
-        db: Database,
-        catalog: Catalog,
-        models: Models,
-        tools: Toolbox,
-        prices: PriceTable,
-        limits: Limits,
-        gates: Gates,
-        tool_context: ToolContextFactory,
-    ) -> None:
-        self.db = db
-        self.catalog = catalog
-        self.models = models
-        self.tools = tools
-        self.prices = prices
-        self.limits = limits
+    def __init__(self, deps: RunDeps, *, gates: Gates) -> None:
+        self.db = deps.db
+        self.catalog = deps.catalog
+        self.models = deps.models
+        self.tools = deps.tools
+        self.prices = deps.prices
+        self.limits = deps.limits
         self.gates = gates
-        self.tool_context = tool_context
+        self.tool_context = deps.tool_context
 
     @traced_task
-    async def run(self, run: Run, task: TaskRow, show: Show) -> None:
-        """Run the task to a final state or to a gate. Never raises (but for cancellation)."""
+    async def run(
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        *,
+        context: str = "",
+        upstream: Sequence[TaskRow] = (),
+    ) -> TaskStatus:
+        """Run the task to a final state or to a gate, and say which. Never raises (but for
+        cancellation). `context`: the thread so far; `upstream`: the rows of the tasks it
+        depends on (their outputs are its inputs)."""
         attempt = task.attempts + 1
-        await runs.record(
-            self.db,
-            run.id,
-            "task_started",
-            task_id=task.task_id,
-            data={"attempt": attempt},
-            task={
-                "status": TaskStatus.RUNNING,
-                "attempts": attempt,
-                "started_at": task.started_at or utcnow(),
-            },
-        )
+        await run_states.task_started(self.db, run.id, task.task_id, attempt=attempt)
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
-        outcome = await self._attempt(run, task, show)
+        inputs = _inputs(task, upstream)
+        outcome = await self._attempt(run, task, show, context, inputs)
         while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
             run, task, outcome
         ):
             # An identical call was approved for the rest of the run: go on without asking.
-            outcome = await self._attempt(run, task, show, outcome.transcript)
+            outcome = await self._attempt(run, task, show, context, inputs, outcome.transcript)
         if outcome is None:
-            return
+            return TaskStatus.FAILED
         if isinstance(outcome, NeedsApproval):
             await self.gates.open(
                 run,
@@ -114,7 +109,7 @@ class TaskRunner:
                 call_id=outcome.call.id,
                 transcript=outcome.transcript,
             )
-            return
+            return TaskStatus.WAITING
         if outcome.output.startswith(NEEDS_HUMAN) and not task.approved:
             await self.gates.open(
                 run,
@@ -124,17 +119,23 @@ class TaskRunner:
                 summary=outcome.output[len(NEEDS_HUMAN) :].strip(),
                 output=outcome.output,
             )
-            return
-        await self._finish(run, task, show, outcome)
+            return TaskStatus.WAITING
+        return await self._finish(run, task, show, outcome)
 
     async def _attempt(
-        self, run: Run, task: TaskRow, show: Show, transcript: list[Message] | None = None
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        context: str,
+        inputs: dict[str, str],
+        transcript: list[Message] | None = None,
     ) -> Finished | NeedsApproval | None:
         """The specialist's turn within the task's time; None when it failed (and was
         reported so)."""
         try:
             async with asyncio.timeout(self.limits.task_timeout):
-                return await self._specialist(run, task, show, transcript)
+                return await self._specialist(run, task, show, context, inputs, transcript)
         except TimeoutError:
             await self._fail(
                 run,
@@ -155,37 +156,38 @@ class TaskRunner:
             await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
         return None
 
-    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> None:
+    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> TaskStatus:
         """The task's status is the verdict on what happened, not the model's say-so."""
         status = _STATUS[outcome.judgement.verdict]
         reason = outcome.judgement.reason
-        await runs.record(
+        await run_states.task_finished(
             self.db,
             run.id,
-            f"task_{status.value}",
-            task_id=task.task_id,
-            data={"error": reason, "model": outcome.model} if reason else {"model": outcome.model},
-            task={
-                "status": status,
-                "output": outcome.output,
-                "error": reason or None,
-                "model": outcome.model,
-                "finished_at": utcnow(),
-                "transcript": None,
-            },
+            task.task_id,
+            status,
+            output=outcome.output,
+            error=reason or None,
+            model=outcome.model,
         )
         await show(
             TaskFinished(
                 run_id=run.id,
                 task_id=task.task_id,
-                status=status.value,
+                status=status,
                 summary=reason or _first_line(outcome.output),
                 output=outcome.output,
             )
         )
+        return status
 
     async def _specialist(
-        self, run: Run, task: TaskRow, show: Show, saved: list[Message] | None = None
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        context: str,
+        inputs: dict[str, str],
+        saved: list[Message] | None = None,
     ) -> Finished | NeedsApproval:
         spec = self.catalog.agent(task.agent)
         if spec is None:
@@ -197,15 +199,15 @@ class TaskRunner:
             transcript = [Message.model_validate(m) for m in task.transcript]
             transcript = await self._with_edits(task, transcript)
         else:
-            transcript = [
-                Message(
-                    role="user", content=first_prompt(task.instruction, await self._inputs(task))
-                )
-            ]
+            transcript = [Message(role="user", content=first_prompt(task.instruction, inputs))]
 
         async def progress(detail: str) -> None:
-            await runs.record(
-                self.db, run.id, "task_progress", task_id=task.task_id, data={"detail": detail}
+            await run_states.note(
+                self.db,
+                run.id,
+                EventKind.TASK_PROGRESS,
+                task_id=task.task_id,
+                data={"detail": detail},
             )
             await show(TaskProgress(run_id=run.id, task_id=task.task_id, detail=detail))
 
@@ -214,10 +216,10 @@ class TaskRunner:
 
         async def on_switch(failed: Binding, error: ModelError, next_: Binding) -> None:
             log_failure(run.id, f"task {task.task_id}", failed.ref, error)
-            await runs.record(
+            await run_states.note(
                 self.db,
                 run.id,
-                "model_fallback",
+                EventKind.MODEL_FALLBACK,
                 task_id=task.task_id,
                 data={"from": failed.ref, "to": next_.ref, "failure": error.failure.value},
             )
@@ -247,20 +249,12 @@ class TaskRunner:
                 scope=scope_of(run, spec),
             ),
             retry=self.limits.retry,
-            decisions=await self._decisions(task),
+            # Only a conversation that stopped at a gate can have a decision waiting.
+            decisions=await self._decisions(task) if saved or task.transcript else OneShot({}),
             on_retry=on_retry,
             on_switch=on_switch,
-            context=await thread_context(self.db, run),
+            context=context,
         )
-
-    async def _inputs(self, task: TaskRow) -> dict[str, str]:
-        """Only the outputs of this task's own dependencies."""
-        if not task.depends_on:
-            return {}
-        rows = {t.task_id: t for t in await runs.tasks_named(self.db, task.run_id, task.depends_on)}
-        return {
-            f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows
-        }
 
     async def _with_edits(self, task: TaskRow, transcript: list[Message]) -> list[Message]:
         """A call approved with edited arguments is made with those: the transcript's call
@@ -349,10 +343,10 @@ class TaskRunner:
 
     async def _remember(self, run: Run, task: TaskRow, tool: Tool, result: ToolResult) -> None:
         """Keep each tool result's figures: digests compare them with the previous run's."""
-        await runs.record(
+        await run_states.note(
             self.db,
             run.id,
-            "tool_result",
+            EventKind.TOOL_RESULT,
             task_id=task.task_id,
             data={
                 "tool": tool.name,
@@ -364,17 +358,10 @@ class TaskRunner:
 
     async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
         reason = redact(reason)  # a server's words may echo a credential
-        await runs.record(
-            self.db,
-            run.id,
-            "task_failed",
-            task_id=task.task_id,
-            data={"error": reason},
-            task={"status": TaskStatus.FAILED, "error": reason, "finished_at": utcnow()},
-        )
+        await run_states.task_failed(self.db, run.id, task.task_id, reason)
         await show(
             TaskFinished(
-                run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED.value, summary=reason
+                run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED, summary=reason
             )
         )
 
@@ -408,6 +395,12 @@ class OneShot(Mapping[str, Decision]):
 
     def __len__(self) -> int:
         return len(self._decisions)
+
+
+def _inputs(task: TaskRow, upstream: Sequence[TaskRow]) -> dict[str, str]:
+    """Only the outputs of this task's own dependencies."""
+    rows = {t.task_id: t for t in upstream}
+    return {f"{d} ({rows[d].agent})": rows[d].output or "" for d in task.depends_on if d in rows}
 
 
 def _signature(call: ToolCall) -> str:

@@ -11,7 +11,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from opentelemetry.trace import Span, Status, StatusCode
 from pydantic import BaseModel
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 D = TypeVar("D", bound=_Driver)
 T = TypeVar("T", bound=_TaskDriver)
 S = TypeVar("S")
+P = ParamSpec("P")
 
 
 def with_run_id(
@@ -107,29 +108,30 @@ def _run_outcome(telemetry: Telemetry, span: Span, run: Run) -> None:
 
 
 def traced_task(
-    fn: Callable[[T, Run, TaskRow, S], Coroutine[Any, Any, None]],
-) -> Callable[[T, Run, TaskRow, S], Coroutine[Any, Any, None]]:
+    fn: Callable[Concatenate[T, Run, TaskRow, S, P], Coroutine[Any, Any, TaskStatus]],
+) -> Callable[Concatenate[T, Run, TaskRow, S, P], Coroutine[Any, Any, TaskStatus]]:
     """A task inside its specialist's span, which ends saying what became of the task."""
 
     @functools.wraps(fn)
-    async def wrapper(self: T, run: Run, task: TaskRow, show: S) -> None:
+    async def wrapper(
+        self: T, run: Run, task: TaskRow, show: S, /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskStatus:
         start = time.perf_counter()
         with task_span(
             agent=task.agent, task_id=task.task_id, run_id=run.id, attempt=task.attempts + 1
         ) as span:
-            await fn(self, run, task, show)
-            after = await runs.get_task(self.db, run.id, task.task_id)
-            if after is not None:
-                span.set_attribute(TASK_STATUS_ATTR, after.status.value)
-                if after.status == TaskStatus.FAILED:
-                    span.set_status(Status(StatusCode.ERROR, "task failed"))
-                log.info(
-                    "task %s (%s) %s after %.1f s",
-                    task.task_id,
-                    task.agent,
-                    after.status.value,
-                    time.perf_counter() - start,
-                )
+            status = await fn(self, run, task, show, *args, **kwargs)
+            span.set_attribute(TASK_STATUS_ATTR, status.value)
+            if status == TaskStatus.FAILED:
+                span.set_status(Status(StatusCode.ERROR, "task failed"))
+            log.info(
+                "task %s (%s) %s after %.1f s",
+                task.task_id,
+                task.agent,
+                status.value,
+                time.perf_counter() - start,
+            )
+            return status
 
     return wrapper
 

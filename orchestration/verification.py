@@ -25,9 +25,9 @@ from agents.runner import system_prompt
 from agents.spec import REVIEWER, Catalog
 from orchestration.planning import usage_hook
 from orchestration.supervisor import TaskOutcome
-from storage import runs
+from storage import run_states
 from storage.db import Database
-from storage.models import Run, TaskRow
+from storage.models import EventKind, Run, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Verdict:
     """How the check ended, as a note under the answer and an event."""
 
     note: str
-    event: str
+    event: EventKind
     problems: tuple[str, ...] = ()
 
 
@@ -85,7 +85,7 @@ async def review(
     """The reviewer's verdict on `answer`; recorded on the run."""
     verdict = await _review(run, outcomes, answer, db=db, catalog=catalog, models=models,
                             prices=prices, retry=retry)  # fmt: skip
-    await runs.record(
+    await run_states.note(
         db, run.id, verdict.event, data={"problems": list(verdict.problems), "note": verdict.note}
     )
     return verdict
@@ -104,12 +104,14 @@ async def _review(
 ) -> Verdict:
     spec = catalog.agent(REVIEWER)
     if spec is None:
-        return Verdict("⚠️ _Not checked: there is no reviewer specialist._", "answer_unchecked")
+        return Verdict(
+            "⚠️ _Not checked: there is no reviewer specialist._", EventKind.ANSWER_UNCHECKED
+        )
     links = tuple(link for link in models.for_agent(spec).links() if not link.offline)
     if not links:
         return Verdict(
             f"⚠️ _Not checked: **{REVIEWER}** has no model to check with (it is offline)._",
-            "answer_unchecked",
+            EventKind.ANSWER_UNCHECKED,
         )
     request = ModelRequest(
         model=links[0].model_id,
@@ -128,21 +130,21 @@ async def _review(
         found = Review.model_validate(response.structured or {})
     except ModelError as e:
         log_failure(run.id, "review", e.model or links[0].ref, e)
-        return Verdict(f"⚠️ _Not checked: {sentence(e)}_", "answer_unchecked")
+        return Verdict(f"⚠️ _Not checked: {sentence(e)}_", EventKind.ANSWER_UNCHECKED)
     except ValidationError:
         log.warning("run %s: the reviewer's reply was not a review", run.id)
         return Verdict(
             f"⚠️ _Not checked: **{REVIEWER}**'s reply could not be read as a review._",
-            "answer_unchecked",
+            EventKind.ANSWER_UNCHECKED,
         )
     problems = tuple(p.strip() for p in found.problems if p.strip())
     if found.sound and not problems:
         return Verdict(
-            f"✔️ _Checked by **{REVIEWER}** against the task results._", "answer_verified"
+            f"✔️ _Checked by **{REVIEWER}** against the task results._", EventKind.ANSWER_VERIFIED
         )
     lines = "\n".join(f"• {p}" for p in problems) or "• (it gave no details)"
     return Verdict(
         f"⚠️ **{REVIEWER}** found problems with this answer; check before relying on it:\n{lines}",
-        "answer_disputed",
+        EventKind.ANSWER_DISPUTED,
         problems,
     )

@@ -18,7 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage import outbox
+from storage import outbox, run_states
 from storage.db import Database
 from storage.models import (
     Approval,
@@ -27,6 +27,7 @@ from storage.models import (
     Delivery,
     DeliveryPurpose,
     Event,
+    EventKind,
     Run,
     RunStatus,
     TaskRow,
@@ -69,33 +70,32 @@ async def _set_task(s: AsyncSession, approval: Approval, fields: dict[str, Any])
 
 
 async def create(db: Database, approval: Approval, *, task_fields: dict[str, Any]) -> Approval:
-    """Store the approval, put its task into waiting, log the request and queue its message
-    (with the buttons) — atomically, so a gate never waits without a way to decide it."""
+    """Store the approval, move its task to waiting (`task_fields`: what it keeps while it
+    waits), log the request and queue its message (with the buttons) — atomically, so a gate
+    never waits without a way to decide it."""
     async with db.session() as s:
         s.add(approval)
         s.add(outbox.new(approval.run_id, DeliveryPurpose.APPROVAL, ref=approval.id))
-        await _set_task(s, approval, task_fields)
-        s.add(
-            Event(
-                run_id=approval.run_id,
-                task_id=approval.task_id,
-                kind="approval_requested",
-                data={
-                    "approval_id": approval.id,
-                    "kind": approval.kind,
-                    "tool": approval.tool_name,
-                    "args": approval.tool_args,
-                    "approvers": approval.approvers,
-                    "requested_by": approval.requested_by,
-                    "self_approval": approval.self_approval,
-                    "quorum": approval.quorum,
-                    "escalate_at": approval.escalate_at.isoformat()
-                    if approval.escalate_at
-                    else None,
-                    "escalate_to": approval.escalate_to,
-                    "expires_at": approval.expires_at.isoformat(),
-                },
-            )
+        await run_states.move_task_in(
+            await s.connection(),
+            approval.run_id,
+            approval.task_id,
+            EventKind.APPROVAL_REQUESTED,
+            TaskStatus.WAITING,
+            fields=task_fields,
+            data={
+                "approval_id": approval.id,
+                "kind": approval.kind,
+                "tool": approval.tool_name,
+                "args": approval.tool_args,
+                "approvers": approval.approvers,
+                "requested_by": approval.requested_by,
+                "self_approval": approval.self_approval,
+                "quorum": approval.quorum,
+                "escalate_at": approval.escalate_at.isoformat() if approval.escalate_at else None,
+                "escalate_to": approval.escalate_to,
+                "expires_at": approval.expires_at.isoformat(),
+            },
         )
     return approval
 
@@ -176,7 +176,7 @@ async def decide(
                     Event(
                         run_id=current.run_id,
                         task_id=current.task_id,
-                        kind="approval_vote",
+                        kind=EventKind.APPROVAL_VOTE,
                         data={"approval_id": approval_id, "by": by, "quorum": current.quorum},
                     )
                 )
@@ -243,7 +243,7 @@ async def _decide(
                 Event(
                     run_id=current.run_id,
                     task_id=current.task_id,
-                    kind=f"approval_{status.value}",
+                    kind=EventKind(f"approval_{status.value}"),
                     data=data,
                 )
             )
@@ -277,7 +277,7 @@ async def grant_for_run(
             Event(
                 run_id=approval.run_id,
                 task_id=approval.task_id,
-                kind="approval_granted_for_run",
+                kind=EventKind.APPROVAL_GRANTED_FOR_RUN,
                 data={
                     "approval_id": approval.id,
                     "grant": grant.id,
@@ -337,7 +337,7 @@ async def escalate_due(db: Database) -> list[Approval]:
                 Event(
                     run_id=a.run_id,
                     task_id=a.task_id,
-                    kind="approval_escalated",
+                    kind=EventKind.APPROVAL_ESCALATED,
                     data={"approval_id": a.id, "to": a.escalate_to},
                 )
             )
@@ -383,7 +383,7 @@ async def expire_due(db: Database) -> list[Approval]:
                     Event(
                         run_id=a.run_id,
                         task_id=a.task_id,
-                        kind="approval_expired",
+                        kind=EventKind.APPROVAL_EXPIRED,
                         data={"approval_id": a.id},
                     )
                 )
@@ -428,7 +428,7 @@ async def withdraw_pending(db: Database, run_id: str, *, by: str) -> list[str]:
                 s.add(
                     Event(
                         run_id=run_id,
-                        kind="approval_withdrawn",
+                        kind=EventKind.APPROVAL_WITHDRAWN,
                         data={"approval_id": a.id, "by": by},
                     )
                 )

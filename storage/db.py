@@ -10,7 +10,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -140,6 +145,22 @@ class Database:
             raise
         finally:
             await self._finish(session.close())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction on a plain connection, committed on success: for Core statements
+        on hot paths (the run state machine), which need no unit of work. Rolling back and
+        closing are shielded as in `session`."""
+        conn = await self.engine.connect()
+        try:
+            await conn.begin()
+            yield conn
+            await conn.commit()
+        except BaseException:
+            await self._finish(conn.rollback())
+            raise
+        finally:
+            await self._finish(conn.close())
 
     async def _finish(self, step: Coroutine[Any, Any, None]) -> None:
         """Run the end of a transaction to completion even if the caller is cancelled;

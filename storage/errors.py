@@ -5,7 +5,9 @@ Baton itself raises, and nothing a library raises.
     BatonError
     ├── StorageError            the database cannot be used as asked
     │   ├── DatabaseUrlError        BATON_DATABASE_URL is not a URL (also a ValueError)
-    │   └── SchemaError             the database cannot be brought to head (storage.schema)
+    │   ├── SchemaError             the database cannot be brought to head (storage.schema)
+    │   └── IllegalTransition       a run or task move from a state it is not allowed from
+    │                               (storage.run_states)
     ├── AgentsError             (agents.errors)
     ├── OrchestrationError      (orchestration.errors)
     └── BotError                (bot.errors)

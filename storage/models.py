@@ -58,6 +58,61 @@ class TaskStatus(StrEnum):
         )
 
 
+class EventKind(StrEnum):
+    """What an audit event records. The run state machine (`storage.run_states`) writes the
+    state changes; the rest are notes on the way (a tool's result, a model that took over)."""
+
+    # The run's own moves.
+    RUN_CREATED = "run_created"
+    RUN_STARTED = "run_started"
+    PLAN_READY = "plan_ready"
+    PLAN_REVISED = "plan_revised"
+    RUN_RESUMED = "run_resumed"
+    RUN_WAITING = "run_waiting"
+    RUN_FINISHED = "run_finished"
+    RUN_FAILED = "run_failed"
+    RUN_CANCELLED = "run_cancelled"
+    CANCEL_REQUESTED = "cancel_requested"
+    # A task's moves.
+    TASK_STARTED = "task_started"
+    TASK_SUCCEEDED = "task_succeeded"
+    TASK_UNVERIFIED = "task_unverified"
+    TASK_FAILED = "task_failed"
+    TASK_REJECTED = "task_rejected"
+    TASK_SKIPPED = "task_skipped"
+    TASK_STOPPED = "task_stopped"
+    TASK_CANCELLED = "task_cancelled"
+    TASK_REQUEUED = "task_requeued"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_APPLIED = "approval_applied"
+    # Notes: no state changes.
+    TASK_PROGRESS = "task_progress"
+    TOOL_RESULT = "tool_result"
+    MODEL_FALLBACK = "model_fallback"
+    MODEL_FAILED = "model_failed"
+    PLAN_INVALID = "plan_invalid"
+    PLAN_ROUTED = "plan_routed"
+    THREAD_MESSAGES = "thread_messages"
+    ANSWER_VERIFIED = "answer_verified"
+    ANSWER_DISPUTED = "answer_disputed"
+    ANSWER_UNCHECKED = "answer_unchecked"
+    WORKSPACE_UNINSTALLED = "workspace_uninstalled"
+    # An approval's own trail (`storage.approvals`).
+    APPROVAL_VOTE = "approval_vote"
+    APPROVAL_APPROVED = "approval_approved"
+    APPROVAL_REJECTED = "approval_rejected"
+    APPROVAL_EXPIRED = "approval_expired"
+    APPROVAL_WITHDRAWN = "approval_withdrawn"
+    APPROVAL_ESCALATED = "approval_escalated"
+    APPROVAL_GRANTED_FOR_RUN = "approval_granted_for_run"
+    APPROVAL_NOT_POSTED = "approval_not_posted"  # Slack refused it in the thread: sent by DM
+    # What reached Slack (`storage.outbox`).
+    ANSWER_DELIVERED = "answer_delivered"
+    APPROVAL_POSTED = "approval_posted"
+    DIGEST_POSTED = "digest_posted"
+    DELIVERY_FAILED = "delivery_failed"
+
+
 class ApprovalStatus(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"

@@ -1,7 +1,7 @@
-"""Runs, their tasks and their audit trail.
+"""Runs, their tasks and their audit trail: storing new runs, reading them, leases.
 
-Every state change goes through `record`, which updates the row(s) and appends the event in
-one transaction: what Slack later shows has always been written first.
+Status changes are the run state machine's (`storage.run_states`): each writes its row and
+its event in one transaction, so what Slack later shows has always been written first.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from storage.models import (
     Delivery,
     DeliveryPurpose,
     Event,
+    EventKind,
     ModelUsage,
     Run,
     RunStatus,
@@ -141,7 +142,7 @@ async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
-    await _insert(s, run, Event(run_id=run.id, kind="run_created", data=data))
+    await _insert(s, run, Event(run_id=run.id, kind=EventKind.RUN_CREATED, data=data))
     if deliver is not None:
         await _insert(s, deliver)
 
@@ -211,27 +212,13 @@ async def get_task(db: Database, run_id: str, task_id: str) -> TaskRow | None:
         return await s.get(TaskRow, (run_id, task_id))
 
 
-async def events(db: Database, run_id: str) -> list[Event]:
+async def events(db: Database, run_id: str, *, kind: EventKind | None = None) -> list[Event]:
+    """The run's audit trail in order (only events of `kind`, given one)."""
     async with db.session() as s:
         q = select(Event).where(Event.run_id == run_id).order_by(col(Event.id))
+        if kind is not None:
+            q = q.where(Event.kind == kind)
         return list((await s.exec(q)).all())
-
-
-async def save_plan(
-    db: Database, run_id: str, plan: dict[str, Any], tasks: Sequence[TaskRow]
-) -> None:
-    """Store the plan and its tasks; from here on the run is driven from these rows."""
-    async with db.session() as s:
-        run = await s.get(Run, run_id)
-        if run is None:
-            raise LookupError(run_id)
-        run.plan = plan
-        run.status = RunStatus.RUNNING
-        run.updated_at = utcnow()
-        s.add(run)
-        for t in tasks:
-            s.add(t)
-        s.add(Event(run_id=run_id, kind="plan_ready", data=plan))
 
 
 async def save_revision(
@@ -252,41 +239,8 @@ async def save_revision(
         s.add(run)
         for t in tasks:
             s.add(t)
-        s.add(Event(run_id=run_id, kind="plan_revised", data=revision))
+        s.add(Event(run_id=run_id, kind=EventKind.PLAN_REVISED, data=revision))
         return True
-
-
-async def record(
-    db: Database,
-    run_id: str,
-    kind: str,
-    *,
-    task_id: str | None = None,
-    data: dict[str, Any] | None = None,
-    run: dict[str, Any] | None = None,
-    task: dict[str, Any] | None = None,
-    deliver: Delivery | None = None,
-) -> None:
-    """Apply a state change to the run and/or one task and append its event, atomically.
-
-    `deliver` is what to show people about it (an outbox row), stored in the same
-    transaction: the change and its message are never one without the other.
-    """
-    now = utcnow()
-    async with db.session() as s:
-        if deliver is not None:
-            await outbox.add_in(s, deliver)
-        if run:
-            await s.exec(update(Run).where(col(Run.id) == run_id).values(updated_at=now, **run))
-        if task:
-            if task_id is None:
-                raise ValueError("task fields need a task_id")
-            await s.exec(
-                update(TaskRow)
-                .where(col(TaskRow.run_id) == run_id, col(TaskRow.task_id) == task_id)
-                .values(**task)
-            )
-        s.add(Event(run_id=run_id, at=now, kind=kind, task_id=task_id, data=data))
 
 
 async def add_usage(
@@ -303,37 +257,40 @@ async def add_usage(
 ) -> None:
     """Add one model call's usage to its task (if any) and to the run, and, given the model,
     to the ledger that rolls cost up per agent and model."""
-    async with db.session() as s:
+    runs_, tasks_ = Run.__table__, TaskRow.__table__  # type: ignore[attr-defined]
+    async with db.transaction() as conn:
         if model is not None:
-            s.add(
-                ModelUsage(
-                    run_id=run_id,
-                    task_id=task_id,
-                    agent=agent or "supervisor",
-                    model=model,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost_usd=cost_usd,
-                    priced=priced,
-                )
+            await conn.execute(
+                ModelUsage.__table__.insert(),  # type: ignore[attr-defined]
+                {
+                    "run_id": run_id,
+                    "task_id": task_id,
+                    "agent": agent or "supervisor",
+                    "model": model,
+                    "at": utcnow(),
+                    "input_tokens": input_tokens,
+                    "output_tokens": output_tokens,
+                    "cost_usd": cost_usd,
+                    "priced": priced,
+                },
             )
         if task_id is not None:
-            await s.exec(
-                update(TaskRow)
-                .where(col(TaskRow.run_id) == run_id, col(TaskRow.task_id) == task_id)
+            await conn.execute(
+                update(tasks_)
+                .where(tasks_.c.run_id == run_id, tasks_.c.task_id == task_id)
                 .values(
-                    input_tokens=TaskRow.input_tokens + input_tokens,
-                    output_tokens=TaskRow.output_tokens + output_tokens,
-                    cost_usd=TaskRow.cost_usd + cost_usd,
+                    input_tokens=tasks_.c.input_tokens + input_tokens,
+                    output_tokens=tasks_.c.output_tokens + output_tokens,
+                    cost_usd=tasks_.c.cost_usd + cost_usd,
                 )
             )
-        await s.exec(
-            update(Run)
-            .where(col(Run.id) == run_id)
+        await conn.execute(
+            update(runs_)
+            .where(runs_.c.id == run_id)
             .values(
-                input_tokens=Run.input_tokens + input_tokens,
-                output_tokens=Run.output_tokens + output_tokens,
-                cost_usd=Run.cost_usd + cost_usd,
+                input_tokens=runs_.c.input_tokens + input_tokens,
+                output_tokens=runs_.c.output_tokens + output_tokens,
+                cost_usd=runs_.c.cost_usd + cost_usd,
             )
         )
 
@@ -444,7 +401,7 @@ async def request_cancel(db: Database, run_id: str, by: str) -> bool:
             .values(cancel_requested_by=by, wakeups=Run.wakeups + 1)
         )
         if result.rowcount:
-            s.add(Event(run_id=run_id, kind="cancel_requested", data={"by": by}))
+            s.add(Event(run_id=run_id, kind=EventKind.CANCEL_REQUESTED, data={"by": by}))
         return bool(result.rowcount)
 
 

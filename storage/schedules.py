@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from storage.db import Database, utcnow
-from storage.models import Delivery, Event, FireOutcome, Run, Schedule, ScheduleFire
+from storage.models import Delivery, Event, EventKind, FireOutcome, Run, Schedule, ScheduleFire
 
 
 def new_schedule_id() -> str:
@@ -126,7 +126,7 @@ async def start_run(db: Database, fire_id: int, run: Run) -> Run:
         s.add(
             Event(
                 run_id=run.id,
-                kind="run_created",
+                kind=EventKind.RUN_CREATED,
                 data={"source": run.source, "request": run.request, "fire_id": fire_id},
             )
         )

@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError
 from bot import approval_blocks as ui
 from bot.commands import HELP
 from sandbox.web_api import SlackStandIn
-from storage import runs, schema, tool_calls
+from storage import run_states, runs, schema, tool_calls
 from storage.db import Database
-from storage.models import Event, Run
+from storage.models import Event, EventKind, Run
 from testkit.databases import fresh_pg_database
 from testkit.harness import running_bot
 from tests.test_approval_policies import approval_messages, start, value_of, write_catalog
@@ -99,8 +99,8 @@ async def test_audit_events_can_be_added_but_never_changed_or_deleted(
 ) -> None:
     db = migrated_db
     await runs.create_run(db, Run(id="run_audit", request="check"))
-    await runs.record(db, "run_audit", "approval_approved", data={"by": "U0BOB"})
-    await runs.record(db, "run_audit", "approval_rejected", data={"by": "U0ALICE"})
+    await run_states.note(db, "run_audit", EventKind.APPROVAL_APPROVED, data={"by": "U0BOB"})
+    await run_states.note(db, "run_audit", EventKind.APPROVAL_REJECTED, data={"by": "U0ALICE"})
 
     for statement in (
         update(Event).where(Event.run_id == "run_audit").values(data={"by": "U0MALLORY"}),  # type: ignore[arg-type]

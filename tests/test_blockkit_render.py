@@ -25,7 +25,7 @@ from sandbox.relay import Relay
 from sandbox.server import SandboxPage
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import JSON, Change
-from storage import Database, approvals, home, runs
+from storage import Database, approvals, home, run_states, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, RunStatus, TaskRow, TaskStatus
 from testkit.harness import chromium, running_bot, sample
@@ -195,7 +195,10 @@ async def baton_home(tmp_path: Path) -> list[JSON]:
     await db.create_all()
     try:
         run = await runs.create_run(db, a_run(status=RunStatus.QUEUED))
-        await runs.save_plan(db, run.id, {}, [a_task()])
+        await run_states.run_started(
+            db, run.id, driver="test", deadline_at=utcnow(), budget_usd=None
+        )
+        await run_states.plan_ready(db, run.id, {}, [a_task()])
         await approvals.create(db, an_approval(approvers=["U0ALICE"]), task_fields={})
         data = await home.for_user(db, "U0ALICE", since=utcnow() - timedelta(days=7))
         view = home_view(

@@ -13,6 +13,7 @@ from agents.spec import parse_catalog
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
+from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
 from orchestration.events import RunFinished
 from orchestration.limits import Limits
@@ -63,13 +64,15 @@ def orchestrator(
         ALL_TOOLS,
     )
     return Orchestrator(
-        db=db,
-        catalog=catalog,
-        models=models,
-        tools=Toolbox(ALL_TOOLS),
+        RunDeps(
+            db=db,
+            catalog=catalog,
+            models=models,
+            tools=Toolbox(ALL_TOOLS),
+            tool_context=lambda r, t, k: ToolContext(run_id=r, task_id=t, idempotency_key=k),
+            limits=Limits(retry=RetryPolicy(max_attempts=2, base_delay=0.01), **limits),
+        ),
         sinks=lambda run: sink,
-        tool_context=lambda r, t, k: ToolContext(run_id=r, task_id=t, idempotency_key=k),
-        limits=Limits(retry=RetryPolicy(max_attempts=2, base_delay=0.01), **limits),
     )
 
 
@@ -157,6 +160,6 @@ async def test_a_model_that_keeps_failing_fails_its_task_with_the_reason(
     assert (run.answer or "").split("\n") == [
         "final",
         "",
-        f"❌ *worker* (`bad`) failed: {tasks['bad'].error}",
-        "⏭️ *writer* (`after-bad`) skipped: needs bad, which did not succeed",
+        f"❌ **worker** (`bad`) failed: {tasks['bad'].error}",
+        "⏭️ **writer** (`after-bad`) skipped: needs bad, which did not succeed",
     ]

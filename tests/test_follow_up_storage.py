@@ -3,8 +3,8 @@ stored only in a thread Baton has a run in, and a run is revised at most once.""
 
 from __future__ import annotations
 
-from storage import runs
-from storage.db import Database
+from storage import run_states, runs
+from storage.db import Database, utcnow
 from storage.models import Run, TaskRow
 
 
@@ -48,7 +48,10 @@ async def test_a_run_is_revised_at_most_once(any_db: Database) -> None:
         any_db, in_thread("find the owner", "3.000001"), seen=None, notice="wait"
     )
     assert run is not None
-    await runs.save_plan(any_db, run.id, {"title": "Plan", "tasks": []}, [])
+    await run_states.run_started(
+        any_db, run.id, driver="test", deadline_at=utcnow(), budget_usd=None
+    )
+    await run_states.plan_ready(any_db, run.id, {"title": "Plan", "tasks": []}, [])
 
     def task(task_id: str) -> TaskRow:
         return TaskRow(run_id=run.id, task_id=task_id, position=1, agent="a", instruction="i")

@@ -12,7 +12,7 @@ from sqlalchemy import event, update
 from bot.transports import sweep
 from orchestration.engine import runs_to_drive
 from sandbox.web_api import SlackStandIn
-from storage import Database, approvals, runs, slack_events
+from storage import Database, approvals, run_states, runs, slack_events
 from storage.db import utcnow
 from storage.models import (
     Approval,
@@ -20,7 +20,6 @@ from storage.models import (
     RunStatus,
     SeenSlackEvent,
     TaskRow,
-    TaskStatus,
 )
 from testkit.harness import running_bot
 
@@ -41,22 +40,16 @@ def statements(db: Database) -> Iterator[list[str]]:
 
 
 async def waiting_run(db: Database, *, decided: bool) -> str:
-    run = await runs.create_run(db, Run(id=runs.new_id(), request="x", status=RunStatus.WAITING))
+    run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
     assert run is not None
-    await runs.save_plan(
+    await run_states.run_started(db, run.id, driver="test", deadline_at=utcnow(), budget_usd=None)
+    await run_states.plan_ready(
         db,
         run.id,
         {"title": "t"},
         [TaskRow(run_id=run.id, task_id="a", agent="x", instruction="x")],
     )
-    await runs.record(
-        db,
-        run.id,
-        "run_waiting",
-        run={"status": RunStatus.WAITING},
-        task_id="a",
-        task={"status": TaskStatus.WAITING},
-    )
+    await run_states.run_waiting(db, run.id)
     approval = await approvals.create(
         db,
         Approval(

@@ -7,6 +7,7 @@ from agents.spec import load_catalog
 from agents.toolbox import Toolbox
 from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
+from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
 from orchestration.events import PlanReady, RunFinished, TaskFinished
 from orchestration.limits import Limits
@@ -21,15 +22,17 @@ def offline(
 ) -> Orchestrator:
     catalog = load_catalog(None, known_tools=tool_names())
     return Orchestrator(
-        db=db,
-        catalog=catalog,
-        models=Models(ModelSettings(default_model="rules"), ALL_TOOLS),
-        tools=Toolbox(ALL_TOOLS),
-        sinks=lambda run: sink,
-        tool_context=lambda run_id, task_id, key: ToolContext(
-            run_id=run_id, task_id=task_id, http_allow_hosts=allow, idempotency_key=key
+        RunDeps(
+            db=db,
+            catalog=catalog,
+            models=Models(ModelSettings(default_model="rules"), ALL_TOOLS),
+            tools=Toolbox(ALL_TOOLS),
+            tool_context=lambda run_id, task_id, key: ToolContext(
+                run_id=run_id, task_id=task_id, http_allow_hosts=allow, idempotency_key=key
+            ),
+            limits=Limits(task_timeout=10, run_deadline=20),
         ),
-        limits=Limits(task_timeout=10, run_deadline=20),
+        sinks=lambda run: sink,
     )
 
 

@@ -9,12 +9,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
-from storage import Database, approvals, runs, slack_events, tool_calls
+from storage import Database, approvals, run_states, runs, slack_events, tool_calls
 from storage.db import normalize_url, utcnow
 from storage.models import (
     Approval,
     ApprovalKind,
     ApprovalStatus,
+    EventKind,
     Run,
     RunSource,
     RunStatus,
@@ -34,7 +35,8 @@ async def _run_with_task(db: Database) -> Run:
     run = await runs.create_run(
         db, Run(id=runs.new_id(), request="check", channel_id="C1", thread_ts="1.0")
     )
-    await runs.save_plan(
+    await run_states.run_started(db, run.id, driver="test", deadline_at=utcnow(), budget_usd=None)
+    await run_states.plan_ready(
         db,
         run.id,
         {"title": "t", "tasks": []},
@@ -45,22 +47,23 @@ async def _run_with_task(db: Database) -> Run:
 
 async def test_every_state_change_is_an_event_in_order(any_db: Database) -> None:
     run = await _run_with_task(any_db)
-    await runs.record(
-        any_db, run.id, "task_started", task_id="a", task={"status": TaskStatus.RUNNING}
+    await run_states.task_started(any_db, run.id, "a", attempt=1)
+    await run_states.task_finished(
+        any_db, run.id, "a", TaskStatus.SUCCEEDED, output="fine", error=None, model="m"
     )
-    await runs.record(
-        any_db,
-        run.id,
-        "task_succeeded",
-        task_id="a",
-        task={"status": TaskStatus.SUCCEEDED, "output": "fine"},
-    )
-    await runs.record(
-        any_db, run.id, "run_finished", run={"status": RunStatus.SUCCEEDED, "answer": "fine"}
+    await run_states.run_ended(
+        any_db, run.id, EventKind.RUN_FINISHED, RunStatus.SUCCEEDED, answer="fine"
     )
 
     kinds = [e.kind for e in await runs.events(any_db, run.id)]
-    assert kinds == ["run_created", "plan_ready", "task_started", "task_succeeded", "run_finished"]
+    assert kinds == [
+        "run_created",
+        "run_started",
+        "plan_ready",
+        "task_started",
+        "task_succeeded",
+        "run_finished",
+    ]
     task = await runs.get_task(any_db, run.id, "a")
     assert task is not None and task.status == TaskStatus.SUCCEEDED and task.output == "fine"
     stored = await runs.get_run(any_db, run.id)
@@ -195,7 +198,11 @@ async def test_kinds_are_stored_as_their_plain_values_and_read_back_as_members(
     run = await runs.create_run(
         any_db, Run(id=runs.new_id(), source=RunSource.FOLLOW_UP, request="and now?")
     )
-    await runs.save_plan(
+    assert run is not None
+    await run_states.run_started(
+        any_db, run.id, driver="test", deadline_at=utcnow(), budget_usd=None
+    )
+    await run_states.plan_ready(
         any_db,
         run.id,
         {"title": "t", "tasks": []},

@@ -17,8 +17,9 @@ import aiohttp
 from bot import approval_blocks as ui
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
-from storage import Database, queue, runs
-from storage.models import Run, RunStatus
+from storage import Database, queue, run_states, runs
+from storage.db import utcnow
+from storage.models import EventKind, Run, RunStatus
 from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
 from testkit.fakes.webhook import WebhookReceiver
@@ -120,9 +121,11 @@ async def test_two_workers_never_take_the_same_run(tmp_path: Path) -> None:
                 for run in done:
                     assert run.status == RunStatus.SUCCEEDED
                     assert len(answers(slack, run.id)) == 1
-                    # One drive per run, by one of the workers.
+                    # Driven by the workers only (a worker that met a database outage lets go
+                    # and the run is taken up again, so a run may have more than one drive;
+                    # what is never doubled is its model call, counted below, and its answer).
                     driven_by = await drivers(db, run.id)
-                    assert len(driven_by) == 1 and driven_by[0] in (str(one.pid), str(two.pid))
+                    assert driven_by and set(driven_by) <= {str(one.pid), str(two.pid)}
                 assert len([s for s in models.requests if thinking(s)]) == 24
         finally:
             await db.dispose()
@@ -206,7 +209,11 @@ async def test_a_run_waiting_for_a_person_is_not_claimed(pg_url: str) -> None:
     try:
         run_id = runs.new_id()
         await runs.create_run(db, Run(id=run_id, source="command", request="x"))
-        await runs.record(db, run_id, "run_waiting", run={"status": RunStatus.WAITING})
+        await run_states.run_started(
+            db, run_id, driver="test", deadline_at=utcnow(), budget_usd=None
+        )
+        await run_states.plan_ready(db, run_id, {}, [])
+        await run_states.run_waiting(db, run_id)
         assert await queue.Claims("w").claim(db, limit=5, seconds=30) == []
     finally:
         await db.dispose()
@@ -219,7 +226,7 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
 
     from storage import approvals
     from storage.db import utcnow
-    from storage.models import Approval, TaskRow, TaskStatus
+    from storage.models import Approval, TaskRow
 
     db = any_db
     queued, follower, waiting, driven = (runs.new_id() for _ in range(4))
@@ -228,10 +235,15 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
     await runs.create_run(
         db, Run(id=follower, source="mention", request="x", follows_run_id=queued)
     )
-    await runs.save_plan(
+    for run_id in (waiting, queued):
+        await run_states.run_started(
+            db, run_id, driver="test", deadline_at=utcnow(), budget_usd=None
+        )
+    await run_states.plan_ready(
         db, waiting, {}, [TaskRow(run_id=waiting, task_id="t", agent="a", instruction="i")]
     )
-    await runs.record(db, waiting, "run_waiting", run={"status": RunStatus.WAITING})
+    await run_states.plan_ready(db, queued, {}, [])
+    await run_states.run_waiting(db, waiting)
     gate = await approvals.create(
         db,
         Approval(
@@ -241,7 +253,7 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
             kind="task",
             expires_at=utcnow() + timedelta(hours=1),
         ),
-        task_fields={"status": TaskStatus.WAITING},
+        task_fields={},
     )
     assert await runs.acquire_lease(db, driven, "elsewhere:1", seconds=60) is not None
     claims = queue.Claims("w")
@@ -252,7 +264,9 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
     second = await claims.claim(db, limit=10, seconds=30)
     assert [lease.run_id for lease in second] == [waiting]
     # The predecessor ends: its follower is work now.
-    await runs.record(db, queued, "run_finished", run={"status": RunStatus.SUCCEEDED})
+    await run_states.run_ended(
+        db, queued, EventKind.RUN_FINISHED, RunStatus.SUCCEEDED, answer="done"
+    )
     third = await claims.claim(db, limit=10, seconds=30)
     assert [lease.run_id for lease in third] == [follower]
 

@@ -10,7 +10,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from agents.telemetry import TEAM_ID, bound
-from storage import installations, runs, schedules
+from storage import installations, run_states, runs, schedules
+from storage.models import EventKind
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -53,7 +54,9 @@ async def _forget(baton: Baton, team_id: str) -> None:
     stopped = 0
     for run_id in await runs.unfinished_in_team(baton.db, team_id):
         # The trail says why the run stopped; nothing can be posted in the workspace now.
-        await runs.record(baton.db, run_id, "workspace_uninstalled", data={"team_id": team_id})
+        await run_states.note(
+            baton.db, run_id, EventKind.WORKSPACE_UNINSTALLED, data={"team_id": team_id}
+        )
         stopped += await baton.orchestrator.stop(run_id, by=UNINSTALLED_BY)
     log.info(
         "Baton was uninstalled from %s: %d schedule(s) paused, %d run(s) stopped",

@@ -1,0 +1,503 @@
+"""The run state machine: every change of a run's or a task's status is one of these moves.
+
+Each move is named after what happened (`task_started`, `task_succeeded`, `run_cancelled`,
+…). It is legal only from the states listed for it, and that is checked in the UPDATE itself
+(`… WHERE status IN (<from>)`), so two drivers, a replica or a replayed request can never both
+make it. The row, its audit event and, where there is one, what to show people about it (an
+outbox row) are written in one transaction; the move returns what it changed. An illegal move
+raises `IllegalTransition` and writes nothing.
+
+Tasks::
+
+    pending ──started──▶ running ──succeeded | unverified | failed | rejected──▶ (final)
+       │  ▲                │  │
+       │  └───requeued─────┘  └──approval_requested──▶ waiting
+       │                                                │
+       ├──approval_requested──▶ waiting ──approval_applied──▶ pending | succeeded
+       └──skipped | rejected         └──rejected | skipped | cancelled | stopped──▶ (final)
+
+Runs::
+
+    queued ──started──▶ planning ──plan_ready──▶ running ◀──resumed── waiting
+                                                  │   └────waiting────▶
+                                                  └──finished──▶ succeeded | partial | failed
+    (any unfinished) ──failed | cancelled──▶ (final)
+
+Notes that change no state (a tool's result, a model that took over) are `note`s.
+Statements here are Core, not ORM: they run several times per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage import outbox
+from storage.db import Database, utcnow
+from storage.errors import StorageError
+from storage.models import Delivery, Event, EventKind, Run, RunStatus, TaskRow, TaskStatus
+
+_RUNS = Run.__table__  # type: ignore[attr-defined]
+_TASKS = TaskRow.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+
+P, R, W = TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.WAITING
+UNFINISHED_RUN = frozenset(s for s in RunStatus if not s.is_final)
+
+
+class IllegalTransition(StorageError):
+    """A move from a state it is not allowed from (the row is left as it was)."""
+
+    def __init__(self, what: str, kind: EventKind, current: str | None, allowed: frozenset[Any]):
+        self.kind = kind
+        self.current = current
+        where = "does not exist" if current is None else f"is {current}"
+        expected = " or ".join(sorted(str(s) for s in allowed))
+        super().__init__(f"{kind}: {what} {where}; this move needs it {expected}")
+
+
+@dataclass(frozen=True)
+class TaskMove:
+    """One named move of a task: from which states, to which."""
+
+    kind: EventKind
+    sources: frozenset[TaskStatus]
+    targets: frozenset[TaskStatus]
+
+
+@dataclass(frozen=True)
+class RunMove:
+    kind: EventKind
+    sources: frozenset[RunStatus]
+    targets: frozenset[RunStatus]
+
+
+def _task(kind: EventKind, sources: set[TaskStatus], *targets: TaskStatus) -> TaskMove:
+    return TaskMove(kind, frozenset(sources), frozenset(targets))
+
+
+def _run(
+    kind: EventKind, sources: set[RunStatus] | frozenset[RunStatus], *targets: RunStatus
+) -> RunMove:
+    return RunMove(kind, frozenset(sources), frozenset(targets))
+
+
+T = TaskStatus
+TASK_MOVES: dict[EventKind, TaskMove] = {
+    m.kind: m
+    for m in (
+        _task(EventKind.TASK_STARTED, {P}, R),
+        _task(EventKind.TASK_SUCCEEDED, {R}, T.SUCCEEDED),
+        _task(EventKind.TASK_UNVERIFIED, {R}, T.UNVERIFIED),
+        _task(EventKind.TASK_FAILED, {R}, T.FAILED),
+        # A verdict on what ran, a person's no, or a refused budget for what had not started.
+        _task(EventKind.TASK_REJECTED, {R, W, P}, T.REJECTED),
+        _task(EventKind.TASK_SKIPPED, {P, W}, T.SKIPPED),
+        _task(EventKind.TASK_STOPPED, {P, R, W}, T.FAILED, T.SKIPPED),
+        _task(EventKind.TASK_CANCELLED, {R, W}, T.CANCELLED),
+        _task(EventKind.TASK_REQUEUED, {R}, P),
+        _task(EventKind.APPROVAL_REQUESTED, {P, R}, W),
+        _task(EventKind.APPROVAL_APPLIED, {W}, P, T.SUCCEEDED),
+    )
+}
+RUN_MOVES: dict[EventKind, RunMove] = {
+    m.kind: m
+    for m in (
+        _run(EventKind.RUN_STARTED, {RunStatus.QUEUED, RunStatus.PLANNING}, RunStatus.PLANNING),
+        _run(EventKind.PLAN_READY, {RunStatus.PLANNING}, RunStatus.RUNNING),
+        _run(EventKind.RUN_RESUMED, {RunStatus.RUNNING, RunStatus.WAITING}, RunStatus.RUNNING),
+        _run(EventKind.RUN_WAITING, {RunStatus.RUNNING}, RunStatus.WAITING),
+        _run(
+            EventKind.RUN_FINISHED,
+            {RunStatus.RUNNING},
+            RunStatus.SUCCEEDED,
+            RunStatus.PARTIAL,
+            RunStatus.FAILED,
+        ),
+        _run(EventKind.RUN_FAILED, UNFINISHED_RUN, RunStatus.FAILED),
+        _run(EventKind.RUN_CANCELLED, UNFINISHED_RUN, RunStatus.CANCELLED),
+    )
+}
+
+
+@dataclass(frozen=True)
+class TaskMoved:
+    """A task's move as stored."""
+
+    kind: EventKind
+    run_id: str
+    task_id: str
+    status: TaskStatus
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RunMoved:
+    kind: EventKind
+    run_id: str
+    status: RunStatus
+    at: datetime
+
+
+# ---- tasks -------------------------------------------------------------------------------
+
+
+async def task_started(db: Database, run_id: str, task_id: str, *, attempt: int) -> TaskMoved:
+    """The specialist starts on the task (its `attempt`-th time)."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_STARTED,
+        TaskStatus.RUNNING,
+        fields={"attempts": attempt},
+        started=True,
+        data={"attempt": attempt},
+    )
+
+
+async def task_finished(
+    db: Database,
+    run_id: str,
+    task_id: str,
+    status: TaskStatus,
+    *,
+    output: str,
+    error: str | None,
+    model: str | None,
+) -> TaskMoved:
+    """The specialist answered; `status` is the verdict on it (succeeded, unverified, failed,
+    rejected). The suspended conversation, if any, is no longer needed."""
+    kind = EventKind(f"task_{status.value}")
+    data: dict[str, Any] = {"model": model}
+    if error:
+        data = {"error": error, "model": model}
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        kind,
+        status,
+        fields={"output": output, "error": error or None, "model": model, "transcript": None},
+        finished=True,
+        data=data,
+    )
+
+
+async def task_failed(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
+    """The task could not be done (a timeout, a model or tool server that failed)."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_FAILED,
+        TaskStatus.FAILED,
+        fields={"error": reason},
+        finished=True,
+        data={"error": reason},
+    )
+
+
+async def task_skipped(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
+    """Not started: what it needs did not succeed, or the run was stopped first."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_SKIPPED,
+        TaskStatus.SKIPPED,
+        fields={"error": reason},
+        finished=True,
+    )
+
+
+async def task_rejected(
+    db: Database, run_id: str, task_id: str, reason: str, *, data: dict[str, Any] | None = None
+) -> TaskMoved:
+    """A person said no (or a refused budget stops what had not started)."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_REJECTED,
+        TaskStatus.REJECTED,
+        fields={"error": reason},
+        finished=True,
+        data=data,
+    )
+
+
+async def task_stopped(
+    db: Database, run_id: str, task_id: str, status: TaskStatus, reason: str
+) -> TaskMoved:
+    """The run's deadline stopped the task: failed if it ran, skipped if it had not."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_STOPPED,
+        status,
+        fields={"error": reason},
+        finished=True,
+    )
+
+
+async def task_cancelled(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
+    """A person stopped the run while the task ran or waited for a decision."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_CANCELLED,
+        TaskStatus.CANCELLED,
+        fields={"error": reason},
+        finished=True,
+    )
+
+
+async def task_requeued(
+    db: Database, run_id: str, task_id: str, *, why: str | None = None
+) -> TaskMoved:
+    """A task cut off mid-run (a shutdown, a process that died) goes back to pending."""
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.TASK_REQUEUED,
+        TaskStatus.PENDING,
+        data={"why": why} if why else None,
+    )
+
+
+async def approval_applied(
+    db: Database,
+    run_id: str,
+    task_id: str,
+    status: TaskStatus,
+    *,
+    data: dict[str, Any],
+    approved: bool = False,
+    run: dict[str, Any] | None = None,
+) -> TaskMoved:
+    """A yes reached the task: it continues (pending), or, for an agent's own question, is
+    done. `approved`: the task itself was approved to start. `run`: a raised budget."""
+    fields: dict[str, Any] = {"approved": True} if approved else {}
+    return await move_task(
+        db,
+        run_id,
+        task_id,
+        EventKind.APPROVAL_APPLIED,
+        status,
+        fields=fields,
+        finished=status.is_final,
+        data=data,
+        run=run,
+    )
+
+
+async def move_task(
+    db: Database,
+    run_id: str,
+    task_id: str,
+    kind: EventKind,
+    status: TaskStatus,
+    *,
+    fields: dict[str, Any] | None = None,
+    started: bool = False,
+    finished: bool = False,
+    data: dict[str, Any] | None = None,
+    run: dict[str, Any] | None = None,
+) -> TaskMoved:
+    """Make a task move (by its event kind) to `status`, with its event, in one transaction.
+    The named moves above are what callers use; this is their one implementation."""
+    now = utcnow()
+    async with db.transaction() as conn:
+        await move_task_in(
+            conn,
+            run_id,
+            task_id,
+            kind,
+            status,
+            fields=fields,
+            started=started,
+            finished=finished,
+            data=data,
+            now=now,
+        )
+        if run:
+            await conn.execute(
+                update(_RUNS).where(_RUNS.c.id == run_id).values(updated_at=now, **run)
+            )
+    return TaskMoved(kind=kind, run_id=run_id, task_id=task_id, status=status, at=now)
+
+
+async def move_task_in(
+    conn: AsyncConnection,
+    run_id: str,
+    task_id: str,
+    kind: EventKind,
+    status: TaskStatus,
+    *,
+    fields: dict[str, Any] | None = None,
+    started: bool = False,
+    finished: bool = False,
+    data: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """`move_task` inside the caller's transaction (an approval stored with its task's move)."""
+    move = TASK_MOVES[kind]
+    if status not in move.targets:
+        raise IllegalTransition(f"task {task_id} of run {run_id}", kind, status, move.targets)
+    now = now or utcnow()
+    values: dict[str, Any] = {"status": status, **(fields or {})}
+    if finished:
+        values["finished_at"] = now
+    if started:
+        values["started_at"] = func.coalesce(_TASKS.c.started_at, now)  # the first start
+    where = (_TASKS.c.run_id == run_id, _TASKS.c.task_id == task_id)
+    result = await conn.execute(
+        update(_TASKS).where(*where, _TASKS.c.status.in_(move.sources)).values(**values)
+    )
+    if not result.rowcount:
+        current = (await conn.execute(select(_TASKS.c.status).where(*where))).scalar()
+        raise IllegalTransition(f"task {task_id} of run {run_id}", kind, current, move.sources)
+    await conn.execute(
+        insert(_EVENTS),
+        {"run_id": run_id, "at": now, "kind": kind, "task_id": task_id, "data": data},
+    )
+
+
+# ---- runs --------------------------------------------------------------------------------
+
+
+async def run_started(
+    db: Database, run_id: str, *, driver: str, deadline_at: datetime, budget_usd: float | None
+) -> RunMoved:
+    """A driver took the run up and plans it."""
+    return await move_run(
+        db,
+        run_id,
+        EventKind.RUN_STARTED,
+        RunStatus.PLANNING,
+        fields={"deadline_at": deadline_at, "budget_usd": budget_usd},
+        data={"driver": driver},
+    )
+
+
+async def plan_ready(
+    db: Database, run_id: str, plan: dict[str, Any], tasks: Sequence[TaskRow]
+) -> RunMoved:
+    """The plan and its tasks are stored; from here on the run is driven from these rows."""
+    return await move_run(
+        db,
+        run_id,
+        EventKind.PLAN_READY,
+        RunStatus.RUNNING,
+        fields={"plan": plan},
+        data=plan,
+        tasks=tasks,
+    )
+
+
+async def run_resumed(db: Database, run_id: str, *, driver: str, deadline_at: datetime) -> RunMoved:
+    """A driver took up a run that had started before (after a decision, or a restart)."""
+    return await move_run(
+        db,
+        run_id,
+        EventKind.RUN_RESUMED,
+        RunStatus.RUNNING,
+        fields={"deadline_at": deadline_at},
+        data={"driver": driver},
+    )
+
+
+async def run_waiting(db: Database, run_id: str) -> RunMoved:
+    """Nothing can go on until a person decides."""
+    return await move_run(db, run_id, EventKind.RUN_WAITING, RunStatus.WAITING)
+
+
+async def run_ended(
+    db: Database,
+    run_id: str,
+    kind: EventKind,
+    status: RunStatus,
+    *,
+    answer: str | None,
+    error: str | None = None,
+    data: dict[str, Any] | None = None,
+    deliver: Delivery | None = None,
+) -> RunMoved:
+    """The run finished (`RUN_FINISHED`), failed (`RUN_FAILED`) or was stopped
+    (`RUN_CANCELLED`); its answer and the delivery that shows it are stored with it."""
+    fields: dict[str, Any] = {"finished_at": utcnow()}
+    if answer is not None:
+        fields["answer"] = answer
+    if error is not None:
+        fields["error"] = error
+    return await move_run(db, run_id, kind, status, fields=fields, data=data, deliver=deliver)
+
+
+async def move_run(
+    db: Database,
+    run_id: str,
+    kind: EventKind,
+    status: RunStatus,
+    *,
+    fields: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+    deliver: Delivery | None = None,
+    tasks: Sequence[TaskRow] = (),
+) -> RunMoved:
+    """Make a run move to `status`, with its event (and `deliver`, and new `tasks`), in one
+    transaction. The named moves above are what callers use."""
+    move = RUN_MOVES[kind]
+    if status not in move.targets:
+        raise IllegalTransition(f"run {run_id}", kind, status, move.targets)
+    now = utcnow()
+    async with db.session() as s:
+        conn = await s.connection()
+        result = await conn.execute(
+            update(_RUNS)
+            .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(move.sources))
+            .values(status=status, updated_at=now, **(fields or {}))
+        )
+        if not result.rowcount:
+            current = (
+                await conn.execute(select(_RUNS.c.status).where(_RUNS.c.id == run_id))
+            ).scalar()
+            raise IllegalTransition(f"run {run_id}", kind, current, move.sources)
+        await conn.execute(
+            insert(_EVENTS),
+            {"run_id": run_id, "at": now, "kind": kind, "task_id": None, "data": data},
+        )
+        for t in tasks:
+            s.add(t)
+        if deliver is not None:
+            await outbox.add_in(s, deliver)
+    return RunMoved(kind=kind, run_id=run_id, status=status, at=now)
+
+
+# ---- notes -------------------------------------------------------------------------------
+
+
+async def note(
+    db: Database,
+    run_id: str,
+    kind: EventKind,
+    *,
+    task_id: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """An event that changes no state: something worth keeping in the run's audit trail."""
+    if kind in TASK_MOVES or kind in RUN_MOVES:
+        raise IllegalTransition(f"run {run_id}", kind, "a note", frozenset({"a move"}))
+    async with db.transaction() as conn:
+        await conn.execute(
+            insert(_EVENTS),
+            {"run_id": run_id, "at": utcnow(), "kind": kind, "task_id": task_id, "data": data},
+        )
