@@ -3,7 +3,8 @@
 
 Everything runs as an operator runs it: separate processes, the Slack stand-in, the fake model
 server, a webhook receiver counting side effects. Which process drove a run is read from its
-audit trail (`run_started` / `run_resumed` name their driver, host:pid:…).
+audit trail (`run_started` / `run_resumed` name their driver, host:pid:…). Each worker lists
+itself in the `workers` table while it beats.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -22,8 +24,8 @@ import aiohttp
 from bot import approval_blocks as ui
 from bot.sandbox.web_api import SlackStandIn
 from bot.sandbox.workspace import Message
-from storage import Database, queue, runs
-from storage.models import Run, RunStatus
+from storage import Database, queue, runs, workers
+from storage.models import Run, RunStatus, WorkerRow
 from tests.conftest import fresh_pg_database
 from tests.fakes.model_servers import FakeOpenAI, Reply, Seen
 from tests.fakes.webhook import WebhookReceiver
@@ -402,3 +404,62 @@ def texts(slack: SlackStandIn, root: Message) -> str:
         for m in slack.messages("C0GENERAL")
         if m.user == slack.workspace.bot.id and m.thread_ts == root.ts
     )
+
+
+async def recorded_worker(db: Database, pid: int) -> WorkerRow:
+    """The row of the worker process `pid`, once it has recorded itself."""
+    while True:
+        found = await workers.recorded(db)
+        for row in [*found.live, *found.stale]:
+            if row.pid == pid:
+                return row
+        await asyncio.sleep(0.1)
+
+
+async def test_a_worker_is_listed_while_it_beats_goes_stale_when_killed_and_leaves_when_stopped(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        env = environment(slack, db_url, write_catalog(tmp_path), models)
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "worker") as (url, killed),
+                process(env, tmp_path, "worker") as (_, stopped),
+                aiohttp.ClientSession() as session,
+            ):
+                gone = await asyncio.wait_for(recorded_worker(db, killed.pid), 30)
+                kept = await asyncio.wait_for(recorded_worker(db, stopped.pid), 30)
+                assert gone.host == socket.gethostname() and gone.runs_driving == 0
+                assert f":{killed.pid}:" in gone.id
+                async with session.get(f"{url}/metrics") as resp:
+                    shown = {
+                        (s.name, tuple(sorted(s.labels.items()))): s.value
+                        for family in text_string_to_metric_families(await resp.text())
+                        for s in family.samples
+                    }
+                assert shown[("baton_workers", (("state", "live"),))] == 2
+                assert shown[("baton_worker_runs_driving", (("worker", gone.id),))] == 0
+
+                killed.send_signal(signal.SIGKILL)
+                await killed.wait()
+                # Nothing beats for it any more: once the stale time has passed since its last
+                # beat, it is listed as stale while the other (still beating) is live.
+                later = gone.last_beat_at + timedelta(seconds=workers.STALE_SECONDS + 1)
+                found = await workers.recorded(db, now=later)
+                assert [w.pid for w in found.stale] == [killed.pid]
+                now = await workers.recorded(db, now=kept.last_beat_at)
+                assert stopped.pid in [w.pid for w in now.live]
+            # SIGTERM: the stopped worker took its row with it; the killed one's stays, stale.
+            rows = await workers.recorded(db, now=later)
+            assert [w.pid for w in rows.live + rows.stale] == [killed.pid]
+        finally:
+            await db.dispose()
