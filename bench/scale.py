@@ -428,9 +428,11 @@ async def overhead() -> list[Row]:
                 cpu = [f[0] for f in figures]
                 result = f"{_spread(cpu)} ms · {figures[0][1]:.1f} · {figures[0][2]:.1f}"
                 if reference is not None:
-                    # Each repeat over LangGraph's repeat of the same rank (SQLite checkpoint).
+                    # Each repeat over LangGraph's repeat of the same rank (SQLite checkpoint);
+                    # a single repeat over LangGraph's median.
                     lg = reference[shape, n][1]
-                    ratios = [ours / lg[i % len(lg)] for i, ours in enumerate(cpu)]
+                    paired = lg if len(lg) == len(cpu) else [pct(lg, 0.5)] * len(cpu)
+                    ratios = [ours / theirs for ours, theirs in zip(cpu, paired, strict=True)]
                     result += f" · {_spread(ratios)}×"
                 rows.append(
                     (
