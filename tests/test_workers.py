@@ -416,6 +416,15 @@ async def recorded_worker(db: Database, pid: int) -> WorkerRow:
         await asyncio.sleep(0.1)
 
 
+async def beat_after(db: Database, row: WorkerRow) -> WorkerRow:
+    """The worker's row once it has beaten again since `row` was read."""
+    while True:
+        now = await recorded_worker(db, row.pid)
+        if now.last_beat_at > row.last_beat_at:
+            return now
+        await asyncio.sleep(0.2)
+
+
 async def test_a_worker_is_listed_while_it_beats_goes_stale_when_killed_and_leaves_when_stopped(
     tmp_path: Path,
 ) -> None:
@@ -453,11 +462,18 @@ async def test_a_worker_is_listed_while_it_beats_goes_stale_when_killed_and_leav
                 await killed.wait()
                 # Nothing beats for it any more: once the stale time has passed since its last
                 # beat, it is listed as stale while the other (still beating) is live.
-                later = gone.last_beat_at + timedelta(seconds=workers.STALE_SECONDS + 1)
+                last = (await recorded_worker(db, killed.pid)).last_beat_at
+                soon = await workers.recorded(
+                    db, now=last + timedelta(seconds=workers.STALE_SECONDS - 1)
+                )
+                assert killed.pid in [w.pid for w in soon.live]
+                later = last + timedelta(seconds=workers.STALE_SECONDS + 1)
                 found = await workers.recorded(db, now=later)
-                assert [w.pid for w in found.stale] == [killed.pid]
-                now = await workers.recorded(db, now=kept.last_beat_at)
-                assert stopped.pid in [w.pid for w in now.live]
+                assert killed.pid in [w.pid for w in found.stale]
+                assert killed.pid not in [w.pid for w in found.live]
+                # The other goes on beating.
+                renewed = await asyncio.wait_for(beat_after(db, kept), 30)
+                assert renewed.pid == stopped.pid
             # SIGTERM: the stopped worker took its row with it; the killed one's stays, stale.
             rows = await workers.recorded(db, now=later)
             assert [w.pid for w in rows.live + rows.stale] == [killed.pid]
