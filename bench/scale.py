@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -367,7 +368,7 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
 def _spread(values: list[float], fmt: str = ".1f") -> str:
     """`median (min–max)`, or the one value."""
     ordered = sorted(values)
-    mid = format(pct(ordered, 0.5), fmt)
+    mid = format(statistics.median(ordered), fmt)
     if len(ordered) == 1:
         return mid
     return f"{mid} ({format(ordered[0], fmt)}–{format(ordered[-1], fmt)})"
@@ -494,12 +495,13 @@ async def worker_throughput() -> list[Row]:
     for workers in counts:
         # Each repeat over the one-worker figure of the same repeat.
         ratios = [r / one for r, one in zip(results[workers], results[1], strict=True)]
+        over = f" · {_spread(ratios, '.2f')}×" if workers > 1 else ""
         rows.append(
             (
                 f"throughput, {n} three-task runs, {workers} worker{'s' if workers > 1 else ''} "
                 "(PostgreSQL)",
                 f"runs/s, median of {repeats} (range) · over 1 worker",
-                f"{_spread(results[workers])} · {_spread(ratios, '.2f')}×",
+                f"{_spread(results[workers])}{over}",
             )
         )
     return rows
