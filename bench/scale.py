@@ -5,10 +5,14 @@
   a `baton worker`, PostgreSQL), with runs in flight in the worker (their model calls held by
   the fake model server: topped up to 0 / 200 / 800, and each burst's runs stay in flight, so
   each row names the count it was measured at); p50 / p99, and Baton's p99 over Bolt's
+- memory per run in flight: after the bursts, the workers' RSS (`/proc/<pid>/status`) read
+  before and after each of three steps of 66 more held runs; KB per run, median and range
 - orchestration overhead: chains and fan-outs of no-op tasks (the offline `rules` model) in
   one process, SQLite and PostgreSQL: CPU, SQL statements and commits per task, counted with
-  SQLAlchemy events
-- throughput: the same burst of three-task runs finished by 1 and by 2 workers
+  SQLAlchemy events; and the same shapes in LangGraph (`bench/langgraph_ref.py`), in memory
+  and with its SQLite checkpointer, with each Baton figure over LangGraph+SQLite's
+- throughput: the same burst of three-task runs finished by 1, 2 and 4 workers, the counts
+  taking turns twice; median runs/s, and over 1 worker's
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
 runs in flight, with two workers to hold them); by default the bursts are 30/100 with 0/200
@@ -20,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +44,9 @@ Row = tuple[str, str, str]
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
 BURSTS = (30, 100, 300) if FULL else (30, 100)
 IN_FLIGHT = (0, 200, 800) if FULL else (0, 200)
+# After the bursts, this many more runs are held in this many steps, the workers' RSS read
+# between them.
+MEMORY_RUNS, MEMORY_STEPS = 198, 3
 
 CATALOG = """
 agents:
@@ -195,12 +203,15 @@ async def ack_bursts() -> list[Row]:
             env = {
                 **environment(slack, db_url, catalog, models),
                 "BATON_LEASE_SECONDS": "60",
-                "BATON_WORKER_RUNS": "1000",
+                "BATON_WORKER_RUNS": "2000" if FULL else "1000",
                 "BATON_LOG_LEVEL": "ERROR",
             }
             baton_url, _ = await stack.enter_async_context(process(env, Path(tmp), "run", "--http"))
+            workers = []
             for _ in range(2 if FULL else 1):  # room for every run the bursts leave in flight
-                await stack.enter_async_context(process(env, Path(tmp), "worker"))
+                workers.append(
+                    (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
+                )
             bolt_url = await stack.enter_async_context(bare_bolt())
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -253,7 +264,35 @@ async def ack_bursts() -> list[Row]:
                                 f"{pct(ours, 0.5):.0f} / {pct(ours, 0.99):.0f} ms · {ratio:.2f}×",
                             )
                         )
+            # Memory per run in flight: the workers' RSS before and after each step of runs
+            # held by the model.
+            step, kb_per_run, first = MEMORY_RUNS // MEMORY_STEPS, [], held()
+            start_kb = rss_kb(*(w.pid for w in workers))
+            for _ in range(MEMORY_STEPS):
+                before, kb = held(), rss_kb(*(w.pid for w in workers))
+                await baton.burst(await requests(baton, "mention", step, "run think"))
+                await settle(before + step)
+                kb_per_run.append((rss_kb(*(w.pid for w in workers)) - kb) / (held() - before))
+            rows.append(
+                (
+                    f"memory, {held() - first} more runs in flight from {first} "
+                    f"({len(workers)} worker{'s' if len(workers) > 1 else ''})",
+                    f"worker RSS · KB per run in flight over {MEMORY_STEPS} steps",
+                    f"{start_kb / 1024:.0f} → {rss_kb(*(w.pid for w in workers)) / 1024:.0f} MB · "
+                    f"{_spread(kb_per_run, '.0f')} KB",
+                )
+            )
     return rows
+
+
+def rss_kb(*pids: int) -> int:
+    """The resident memory of these processes (Linux: VmRSS in /proc/<pid>/status), in KB."""
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
 
 
 def _catalog_for(shape: str, n: int) -> str:
@@ -329,11 +368,58 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
     return cpu * 1000 / n, counts["statements"] / n, counts["commits"] / n
 
 
+def _spread(values: list[float], fmt: str = ".1f") -> str:
+    """`median (min–max)`, or the one value."""
+    ordered = sorted(values)
+    mid = format(statistics.median(ordered), fmt)
+    if len(ordered) == 1:
+        return mid
+    return f"{mid} ({format(ordered[0], fmt)}–{format(ordered[-1], fmt)})"
+
+
+async def langgraph_reference(
+    shapes: tuple[str, ...], sizes: tuple[int, ...], repeats: int
+) -> dict[tuple[str, int], tuple[list[float], list[float]]] | None:
+    """LangGraph's CPU ms per node for each shape and size: in memory, and with its SQLite
+    checkpointer (None when the `bench` extra is not installed)."""
+    try:
+        from bench.langgraph_ref import cpu_per_node
+    except ImportError:
+        return None
+    await cpu_per_node("chain", 10, checkpoint=True)  # first use: imports and caches
+    figures: dict[tuple[str, int], tuple[list[float], list[float]]] = {}
+    for shape in shapes:
+        for n in sizes:
+            memory, sqlite = [], []
+            for _ in range(repeats):
+                memory.append(await cpu_per_node(shape, n, checkpoint=False))
+                sqlite.append(await cpu_per_node(shape, n, checkpoint=True))
+            figures[shape, n] = (memory, sqlite)
+    return figures
+
+
 async def overhead() -> list[Row]:
     rows: list[Row] = []
     sizes = (1, 10, 50, 100)
+    shapes = ("chain", "fan-out")
+    reference = await langgraph_reference(shapes, sizes, 3)
+    if reference is None:
+        rows.append(
+            ("orchestration reference", "LangGraph", "not installed (`pip install .[bench]`)")
+        )
+    else:
+        for shape in shapes:
+            for n in sizes:
+                memory, sqlite = reference[shape, n]
+                rows.append(
+                    (
+                        f"reference: LangGraph, {shape} of {n} no-op node{'s' if n > 1 else ''}",
+                        "CPU per node, in memory · SQLite checkpoint",
+                        f"{_spread(memory, '.2f')} · {_spread(sqlite, '.2f')} ms",
+                    )
+                )
     for label in ("SQLite", "PostgreSQL"):
-        for shape in ("chain", "fan-out"):
+        for shape in shapes:
             for n in sizes:
                 figures = []
                 for _ in range(3 if n <= 10 else 1):
@@ -343,62 +429,85 @@ async def overhead() -> list[Row]:
                     else:
                         async with fresh_pg_database() as url:
                             figures.append(await overhead_one(url, shape, n))
-                cpu = sorted(f[0] for f in figures)
-                spread = f" ({cpu[0]:.1f}–{cpu[-1]:.1f})" if len(cpu) > 1 else ""
+                cpu = [f[0] for f in figures]
+                result = f"{_spread(cpu)} ms · {figures[0][1]:.1f} · {figures[0][2]:.1f}"
+                if reference is not None:
+                    # Each repeat over LangGraph's repeat of the same rank (SQLite checkpoint);
+                    # a single repeat over LangGraph's median.
+                    lg = reference[shape, n][1]
+                    paired = lg if len(lg) == len(cpu) else [pct(lg, 0.5)] * len(cpu)
+                    ratios = [ours / theirs for ours, theirs in zip(cpu, paired, strict=True)]
+                    result += f" · {_spread(ratios)}×"
                 rows.append(
                     (
                         f"orchestration, {shape} of {n} no-op task{'s' if n > 1 else ''} ({label})",
-                        "CPU · statements · commits per task",
-                        f"{pct(cpu, 0.5):.1f} ms{spread} · {figures[0][1]:.1f} · {figures[0][2]:.1f}",
+                        "CPU · statements · commits per task"
+                        + (" · CPU over LangGraph+SQLite" if reference is not None else ""),
+                        result,
                     )
                 )
     return rows
 
 
-async def worker_throughput() -> list[Row]:
-    """The same burst of three-task runs, finished by 1 and then by 2 workers."""
+async def throughput_once(workers: int, n: int, catalog: Path) -> float:
+    """Runs per second: `n` three-task runs sent at once, until `workers` workers finish them."""
     from sandbox.web_api import SlackStandIn
     from storage import Database
     from testkit.fakes.model_servers import FakeOpenAI
     from testkit.processes import environment, process
 
+    async with AsyncExitStack() as stack:
+        slack = await stack.enter_async_context(SlackStandIn())
+        models = await stack.enter_async_context(FakeOpenAI())
+        db_url = await stack.enter_async_context(fresh_pg_database())
+        env = {
+            **environment(slack, db_url, catalog, models),
+            "BATON_LEASE_SECONDS": "60",
+            "BATON_LOG_LEVEL": "ERROR",
+        }
+        url, _ = await stack.enter_async_context(process(env, catalog.parent, "run", "--http"))
+        for _ in range(workers):
+            await stack.enter_async_context(process(env, catalog.parent, "worker"))
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        db = Database(db_url)
+        stack.push_async_callback(db.dispose)
+        sender = Sender(session, url, slack.workspace.team_id)
+        start = time.perf_counter()
+        await sender.burst([sender.command("run quick") for _ in range(n)])
+
+        async def drained() -> bool:
+            return await _unfinished(db, "quick") == 0
+
+        await _until(drained, 600)
+        return n / (time.perf_counter() - start)
+
+
+async def worker_throughput() -> list[Row]:
+    """The same burst of three-task runs, finished by 1, 2 and 4 workers; the counts take
+    turns, so that a slow moment of the machine does not fall on one count only."""
     n = 120 if FULL else 60
-    results: dict[int, float] = {}
+    counts, repeats = (1, 2, 4), 2
+    results: dict[int, list[float]] = {w: [] for w in counts}
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Path(tmp) / "agents.yml"
         catalog.write_text(CATALOG)
-        for workers in (1, 2):
-            async with AsyncExitStack() as stack:
-                slack = await stack.enter_async_context(SlackStandIn())
-                models = await stack.enter_async_context(FakeOpenAI())
-                db_url = await stack.enter_async_context(fresh_pg_database())
-                env = {
-                    **environment(slack, db_url, catalog, models),
-                    "BATON_LEASE_SECONDS": "60",
-                    "BATON_LOG_LEVEL": "ERROR",
-                }
-                url, _ = await stack.enter_async_context(process(env, Path(tmp), "run", "--http"))
-                for _ in range(workers):
-                    await stack.enter_async_context(process(env, Path(tmp), "worker"))
-                session = await stack.enter_async_context(aiohttp.ClientSession())
-                db = Database(db_url)
-                stack.push_async_callback(db.dispose)
-                sender = Sender(session, url, slack.workspace.team_id)
-                start = time.perf_counter()
-                await sender.burst([sender.command("run quick") for _ in range(n)])
-
-                async def drained(db: Any = db) -> bool:
-                    return await _unfinished(db, "quick") == 0
-
-                await _until(drained, 600)
-                results[workers] = n / (time.perf_counter() - start)
-    return [
-        (
-            f"throughput, {n} three-task runs (PostgreSQL)",
-            "runs/s 1 worker → 2 workers · ratio",
-            f"{results[1]:.1f} → {results[2]:.1f} · {results[2] / results[1]:.2f}×",
+        for _ in range(repeats):
+            for workers in counts:
+                results[workers].append(await throughput_once(workers, n, catalog))
+    rows: list[Row] = []
+    for workers in counts:
+        # Each repeat over the one-worker figure of the same repeat.
+        ratios = [r / one for r, one in zip(results[workers], results[1], strict=True)]
+        over = f" · {_spread(ratios, '.2f')}×" if workers > 1 else ""
+        rows.append(
+            (
+                f"throughput, {n} three-task runs, {workers} worker{'s' if workers > 1 else ''} "
+                "(PostgreSQL)",
+                f"runs/s, median of {repeats} (range) · over 1 worker",
+                f"{_spread(results[workers])}{over}",
+            )
         )
-    ]
+    return rows
 
 
 async def scale() -> list[Row]:

@@ -4,8 +4,9 @@ The checks, in order: the configuration (what start-up checks, the catalog inclu
 database (reachable, Baton's tables), its migrations (the schema's revision against this
 Baton's head), Slack (`auth.test` with the bot token, and the scopes
 the token has against the manifest's), and each model the configuration uses (one short
-request through the provider Baton itself uses). Nothing is created or changed, and no
-secret is printed.
+request through the provider Baton itself uses); with `BATON_WORKERS=external`, the `baton
+worker` processes (live, and those whose heartbeat is stale). Nothing is created or changed,
+and no secret is printed.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
@@ -34,7 +36,8 @@ from bot.app import model_settings
 from bot.config import ConfigError, Mode, Settings, check, secret
 from bot.database import UPGRADE_HINT, describe, stored_state
 from bot.manifest import bot_scopes
-from storage import Database, schema, stats
+from storage import Database, schema, stats, utcnow, workers
+from storage.models import WorkerRow
 from storage.schema import SchemaStatus
 
 # Each check gives up after this many seconds (a database or server that does not answer).
@@ -83,6 +86,8 @@ async def run_checks(settings: Settings, mode: Mode, *, within: float = TIMEOUT)
     checks.append(await migrations(settings, within=within))
     checks.append(await slack(settings, within=within))
     checks += await models(settings, catalog, within=within)
+    if settings.baton_workers == "external":
+        checks.append(await worker_processes(settings, within=within))
     # MCP servers (catalog `mcp_servers:`) will be checked here, one line each.
     return checks
 
@@ -162,6 +167,42 @@ async def migrations(settings: Settings, *, within: float) -> Check:
         return Check("migrations", Outcome.OK, f"{describe(found)}; {on_start}")
     hint = f"; {UPGRADE_HINT}" if found.needs_upgrade else ""
     return Check("migrations", Outcome.FAIL, f"{describe(found)}{hint}")
+
+
+async def worker_processes(
+    settings: Settings, *, within: float, now: datetime | None = None
+) -> Check:
+    """With `BATON_WORKERS=external`: the `baton worker` processes beating, and those whose
+    beat is stale (killed, or cut off); a failure when none is live (no run would be driven)."""
+    try:
+        async with asyncio.timeout(within):
+            stored = await stored_state(settings)
+    except (schema.SchemaError, TimeoutError, OSError, SQLAlchemyError):
+        stored = None
+    if stored is None or stored.status is not SchemaStatus.AT_HEAD:
+        # The lines above say why; the workers table may not be there yet.
+        return Check("workers", Outcome.SKIPPED, "not checked: the schema is not at head")
+    db = Database(settings.database_url)
+    try:
+        async with asyncio.timeout(within):
+            found = await workers.recorded(db, now=now)
+    except (TimeoutError, OSError, SQLAlchemyError):
+        return Check("workers", Outcome.SKIPPED, "not checked: the database did not answer")
+    finally:
+        await db.dispose()
+    at = now if now is not None else utcnow()
+
+    def ago(w: WorkerRow) -> str:
+        return f"{(at - w.last_beat_at).total_seconds():.0f} s ago"
+
+    live = [f"{w.host}:{w.pid} driving {w.runs_driving}" for w in found.live]
+    stale = [f"{w.host}:{w.pid} last beat {ago(w)}" for w in found.stale]
+    detail = f"{len(live)} live" + (f" ({', '.join(live)})" if live else "")
+    if stale:
+        detail += f" · {len(stale)} stale ({', '.join(stale)})"
+    if not live:
+        return Check("workers", Outcome.FAIL, f"{detail}: start `baton worker` to drive the runs")
+    return Check("workers", Outcome.OK, detail)
 
 
 def _missing_sqlite_file(database: str | None, shown: str) -> Check | None:

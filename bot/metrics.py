@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -21,7 +22,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from agents.metrics import Metrics
-from storage import stats
+from storage import stats, workers
+from storage.db import utcnow
 from storage.models import RunStatus
 
 if TYPE_CHECKING:
@@ -121,6 +123,38 @@ def stored_families(counts: stats.StoredCounts) -> Iterable[Metric]:
     for outcome, n in sorted(counts.schedule_fires.items()):
         fires.add_metric([outcome.value], n)
     yield fires
+    yield from worker_families(counts.workers)
+
+
+def worker_families(found: workers.Workers, *, now: datetime | None = None) -> Iterable[Metric]:
+    """The `baton worker` processes: how many beat and how many went stale; each one's runs
+    and the age of its last beat (a stale one has stopped without leaving)."""
+    at = now if now is not None else utcnow()
+    count = GaugeMetricFamily(
+        "baton_workers",
+        "baton worker processes recorded: live (beating) or stale (stopped without leaving).",
+        labels=["state"],
+    )
+    count.add_metric(["live"], len(found.live))
+    count.add_metric(["stale"], len(found.stale))
+    yield count
+    driving = GaugeMetricFamily(
+        "baton_worker_runs_driving",
+        "Runs each live worker drives, as of its last beat.",
+        labels=["worker"],
+    )
+    beat = GaugeMetricFamily(
+        "baton_worker_last_beat_age_seconds",
+        "Seconds since each recorded worker's last heartbeat.",
+        labels=["worker", "state"],
+    )
+    for state, rows in (("live", found.live), ("stale", found.stale)):
+        for w in rows:
+            if state == "live":
+                driving.add_metric([w.id], w.runs_driving)
+            beat.add_metric([w.id, state], (at - w.last_beat_at).total_seconds())
+    yield driving
+    yield beat
 
 
 async def exposition(baton: Baton) -> bytes:

@@ -77,6 +77,11 @@ MESSAGE_GONE = (
 )
 
 
+# Slack edits one message about once a second at most: the last edit of the task list (its
+# final state) keeps this gap after the one before too, where the interval is not shorter.
+EDIT_GAP = 1.0
+
+
 @dataclass(frozen=True)
 class ProgressOptions:
     streaming: bool = True
@@ -293,15 +298,28 @@ class SlackProgress:
         if self._pending_flush is None or self._pending_flush.done():
             self._pending_flush = self._spawn(self._flush_later())
 
-    async def _flush_later(self) -> None:
-        interval = (
+    @property
+    def _interval(self) -> float:
+        return (
             self.options.stream_interval if self.mode == "stream" else self.options.update_interval
         )
-        wait = self._last_flush + interval - asyncio.get_running_loop().time()
+
+    async def _flush_later(self) -> None:
+        wait = self._last_flush + self._interval - asyncio.get_running_loop().time()
         if wait > 0:
             await asyncio.sleep(wait)
         async with self._lock:
             await self._flush()
+
+    async def _after_gap(self) -> None:
+        """Wait until the message may be edited again (an edit that cannot wait a whole
+        interval: an approval's, the final state's)."""
+        if self._ts is None:
+            return  # nothing posted yet: the next call posts it
+        gap = min(self._interval, EDIT_GAP)
+        wait = self._last_flush + gap - asyncio.get_running_loop().time()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def _flush_now(self) -> None:
         task, self._pending_flush = self._pending_flush, None
@@ -310,6 +328,7 @@ class SlackProgress:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         async with self._lock:
+            await self._after_gap()
             await self._flush()
 
     # --- Slack I/O; always called with the lock held -------------------------------------
@@ -438,6 +457,7 @@ class SlackProgress:
                 await self._open()
             if self._frozen:
                 return
+            await self._after_gap()
             if self.mode == "stream" and self._ts is not None:
                 # Every task, not only those marked changed: a change that landed while an
                 # append was in flight was cleared with it, and the final list must be right.

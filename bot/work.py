@@ -7,6 +7,10 @@ drives (`FOR UPDATE SKIP LOCKED` on PostgreSQL) up to its capacity and drives th
 claimed leases. A worker that dies stops renewing its leases; they lapse, and another worker
 claims those runs and finishes them (finished tasks are not run again, side effects are
 claimed under idempotency keys).
+
+Each worker records itself in the `workers` table (`storage/workers.py`) when it starts, beats
+every few seconds with the count of runs it drives, and removes its row when it stops
+cleanly: `baton doctor` and `/metrics` show the live ones, and flag those whose beat is stale.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
+import socket
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from bot.background import Background
 from orchestration.driving import Beat, let_go, pause
-from storage import queue, runs
-from storage.db import Database, is_unavailable
-from storage.models import RunSource
+from storage import queue, runs, workers
+from storage.db import Database, is_unavailable, utcnow
+from storage.models import RunSource, WorkerRow
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -145,9 +151,12 @@ async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Eve
 class Worker:
     """Claims runs nobody drives and drives them, up to `capacity` at once."""
 
-    def __init__(self, baton: Baton, *, capacity: int) -> None:
+    def __init__(
+        self, baton: Baton, *, capacity: int, beat_seconds: float = workers.BEAT_SECONDS
+    ) -> None:
         self.baton = baton
         self.capacity = capacity
+        self.beat_seconds = beat_seconds
         self.wake = asyncio.Event()
         self._claims = queue.Claims(baton.orchestrator.owner)
         self._drives: set[asyncio.Task[None]] = set()
@@ -164,6 +173,7 @@ class Worker:
         (`Baton.close` cancels them, which hands their steps to the next driver)."""
         db, limits = self.baton.db, self.baton.orchestrator.limits
         listener = None if db.is_sqlite else queue.Listener(db, self.wake)
+        heartbeat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
         try:
             while not stopping.is_set():
                 if listener is not None and not listener.listening:
@@ -187,8 +197,48 @@ class Worker:
                         continue  # there may be more: look again at once
                 await self._pause(stopping)
         finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            await self._leave()
             if listener is not None:
                 await listener.close()
+
+    @property
+    def id(self) -> str:
+        """The name this worker drives runs under (host:pid:…), and its row's id."""
+        return self.baton.orchestrator.owner
+
+    async def _heartbeat(self) -> None:
+        """Record this worker, then renew its beat every `beat_seconds` until cancelled."""
+        started, joined = utcnow(), False
+        while True:
+            try:
+                if joined:
+                    joined = await workers.beat(
+                        self.baton.db, self.id, runs_driving=len(self._drives)
+                    )
+                if not joined:  # the first beat, or its row was removed meanwhile
+                    row = WorkerRow(
+                        id=self.id,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        started_at=started,
+                        runs_driving=len(self._drives),
+                    )
+                    await workers.join(self.baton.db, row)
+                    joined = True
+            except Exception as e:
+                # The beat is for operators; the runs go on (the next beat tries again).
+                log.warning("worker: could not record its heartbeat (%s)", type(e).__name__)
+            await asyncio.sleep(self.beat_seconds)
+
+    async def _leave(self) -> None:
+        try:
+            await workers.leave(self.baton.db, self.id)
+        except Exception as e:
+            # Its row goes stale instead, as a killed worker's does.
+            log.warning("worker: could not remove its row (%s)", type(e).__name__)
 
     def _start(self, lease: Lease) -> None:
         task = self.baton.background.spawn(

@@ -549,3 +549,17 @@ class Feedback(SQLModel, table=True):
     agents: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     models: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class WorkerRow(SQLModel, table=True):
+    """A `baton worker` process: recorded when it starts, its beat renewed while it runs,
+    removed when it stops cleanly. A row whose beat is old is a worker that died."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)  # the worker's driver name (host:pid:…), as in leases
+    host: str
+    pid: int
+    started_at: datetime = Field(default_factory=utcnow)
+    last_beat_at: datetime = Field(default_factory=utcnow)
+    runs_driving: int = 0

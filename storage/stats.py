@@ -1,4 +1,5 @@
-"""Counts of what is stored, for `/metrics`: the same answer from every replica."""
+"""Counts of what is stored, for `/metrics`: the same answer from every replica (the
+`baton worker` processes too, with their heartbeats)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, text
 from sqlmodel import col, select
 
+from storage import workers
 from storage.db import Database
 from storage.models import (
     Approval,
@@ -26,6 +28,7 @@ class StoredCounts:
     tasks: dict[tuple[str, TaskStatus], int]  # (agent, status)
     approvals_waiting: int
     schedule_fires: dict[FireOutcome, int]
+    workers: workers.Workers
 
 
 async def stored_counts(db: Database) -> StoredCounts:
@@ -48,11 +51,13 @@ async def stored_counts(db: Database) -> StoredCounts:
         fire_rows = await s.exec(
             select(ScheduleFire.outcome, func.count()).group_by(col(ScheduleFire.outcome))
         )
+        recorded = await workers.recorded(db)
         return StoredCounts(
             runs={RunStatus(status): n for status, n in run_rows.all()},
             tasks={(agent, TaskStatus(status)): n for agent, status, n in task_rows.all()},
             approvals_waiting=int(waiting.one()),
             schedule_fires={FireOutcome(outcome): n for outcome, n in fire_rows.all()},
+            workers=recorded,
         )
 
 

@@ -267,3 +267,47 @@ async def test_oauth_mode_passes_the_configuration_and_leaves_slack_to_each_inst
     assert found["slack"].outcome == Outcome.SKIPPED
     assert "OAuth mode" in found["slack"].detail
     assert slack.calls == []
+
+
+async def test_with_external_workers_the_live_ones_are_listed_and_stale_ones_flagged() -> None:
+    from datetime import timedelta
+
+    from bot.doctor import worker_processes
+    from storage import utcnow, workers
+    from storage.models import WorkerRow
+
+    async with fresh_pg_database() as url:
+        db = Database(url)
+        await schema.upgrade(db)
+        start = utcnow()
+        for name, pid, beat, driving in (("web-1", 101, start, 3), ("web-2", 202, start, 0)):
+            await workers.join(
+                db,
+                WorkerRow(
+                    id=f"{name}:{pid}:a1",
+                    host=name,
+                    pid=pid,
+                    started_at=start,
+                    last_beat_at=beat - timedelta(seconds=60 if pid == 202 else 0),
+                    runs_driving=driving,
+                ),
+            )
+        await db.dispose()
+        settings = Settings(_env_file=None, baton_database_url=url, baton_workers="external")  # type: ignore[call-arg]
+        soon = await worker_processes(settings, within=10, now=start + timedelta(seconds=2))
+        # Nobody beats any more: a minute on, both are stale and no run would be driven.
+        later = await worker_processes(settings, within=10, now=start + timedelta(seconds=60))
+        checks = await run_checks(settings, "http")
+
+    assert soon == Check(
+        "workers",
+        Outcome.OK,
+        "1 live (web-1:101 driving 3) · 1 stale (web-2:202 last beat 62 s ago)",
+    )
+    assert later == Check(
+        "workers",
+        Outcome.FAIL,
+        "0 live · 2 stale (web-1:101 last beat 60 s ago, web-2:202 last beat 120 s ago): "
+        "start `baton worker` to drive the runs",
+    )
+    assert checks[-1].name == "workers"

@@ -243,6 +243,29 @@ async def test_waiting_approvals_and_schedule_fires_are_read_from_the_database(
     }
 
 
+async def test_a_worker_that_stopped_beating_is_shown_stale_with_the_age_of_its_beat(
+    slack: SlackStandIn, sqlite_url: str
+) -> None:
+    from storage import workers
+    from storage.models import WorkerRow
+
+    async with running_bot(slack, sqlite_url) as bot:
+        beat = utcnow() - timedelta(hours=2)
+        await workers.join(
+            bot.baton.db,
+            WorkerRow(id="host-1:4242:ab", host="host-1", pid=4242, last_beat_at=beat),
+        )
+        samples = await scrape(bot)
+
+    assert value(samples, "baton_workers", state="live") == 0
+    assert value(samples, "baton_workers", state="stale") == 1
+    age = value(
+        samples, "baton_worker_last_beat_age_seconds", worker="host-1:4242:ab", state="stale"
+    )
+    assert age >= 2 * 3600
+    assert not labelled(samples, "baton_worker_runs_driving", "worker")
+
+
 async def test_every_replica_reports_the_stored_counts_and_only_its_own_work(
     site: Site, pg_url: str
 ) -> None:

@@ -3,13 +3,15 @@
 
 Everything runs as an operator runs it: separate processes, the Slack stand-in, the fake model
 server, a webhook receiver counting side effects. Which process drove a run is read from its
-audit trail (`run_started` / `run_resumed` name their driver, host:pid:…).
+audit trail (`run_started` / `run_resumed` name their driver, host:pid:…). Each worker lists
+itself in the `workers` table while it beats.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -17,9 +19,9 @@ import aiohttp
 from bot import approval_blocks as ui
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
-from storage import Database, queue, run_states, runs
+from storage import Database, queue, run_states, runs, workers
 from storage.db import utcnow
-from storage.models import EventKind, Run, RunStatus
+from storage.models import EventKind, Run, RunStatus, WorkerRow
 from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
 from testkit.fakes.webhook import WebhookReceiver
@@ -345,3 +347,78 @@ def texts(slack: SlackStandIn, root: Message) -> str:
         for m in slack.messages("C0GENERAL")
         if m.user == slack.workspace.bot.id and m.thread_ts == root.ts
     )
+
+
+async def recorded_worker(db: Database, pid: int) -> WorkerRow:
+    """The row of the worker process `pid`, once it has recorded itself."""
+    while True:
+        found = await workers.recorded(db)
+        for row in [*found.live, *found.stale]:
+            if row.pid == pid:
+                return row
+        await asyncio.sleep(0.1)
+
+
+async def beat_after(db: Database, row: WorkerRow) -> WorkerRow:
+    """The worker's row once it has beaten again since `row` was read."""
+    while True:
+        now = await recorded_worker(db, row.pid)
+        if now.last_beat_at > row.last_beat_at:
+            return now
+        await asyncio.sleep(0.2)
+
+
+async def test_a_worker_is_listed_while_it_beats_goes_stale_when_killed_and_leaves_when_stopped(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        env = environment(slack, db_url, write_catalog(tmp_path), models)
+        db = Database(db_url)
+        try:
+            async with (
+                process(env, tmp_path, "worker") as (url, killed),
+                process(env, tmp_path, "worker") as (_, stopped),
+                aiohttp.ClientSession() as session,
+            ):
+                gone = await asyncio.wait_for(recorded_worker(db, killed.pid), 30)
+                kept = await asyncio.wait_for(recorded_worker(db, stopped.pid), 30)
+                assert gone.host == socket.gethostname() and gone.runs_driving == 0
+                assert f":{killed.pid}:" in gone.id
+                async with session.get(f"{url}/metrics") as resp:
+                    shown = {
+                        (s.name, tuple(sorted(s.labels.items()))): s.value
+                        for family in text_string_to_metric_families(await resp.text())
+                        for s in family.samples
+                    }
+                assert shown[("baton_workers", (("state", "live"),))] == 2
+                assert shown[("baton_worker_runs_driving", (("worker", gone.id),))] == 0
+
+                killed.send_signal(signal.SIGKILL)
+                await killed.wait()
+                # Nothing beats for it any more: once the stale time has passed since its last
+                # beat, it is listed as stale while the other (still beating) is live.
+                last = (await recorded_worker(db, killed.pid)).last_beat_at
+                soon = await workers.recorded(
+                    db, now=last + timedelta(seconds=workers.STALE_SECONDS - 1)
+                )
+                assert killed.pid in [w.pid for w in soon.live]
+                later = last + timedelta(seconds=workers.STALE_SECONDS + 1)
+                found = await workers.recorded(db, now=later)
+                assert killed.pid in [w.pid for w in found.stale]
+                assert killed.pid not in [w.pid for w in found.live]
+                # The other goes on beating.
+                renewed = await asyncio.wait_for(beat_after(db, kept), 30)
+                assert renewed.pid == stopped.pid
+            # SIGTERM: the stopped worker took its row with it; the killed one's stays, stale.
+            rows = await workers.recorded(db, now=later)
+            assert [w.pid for w in rows.live + rows.stale] == [killed.pid]
+        finally:
+            await db.dispose()
