@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.errors import CatalogError
-from agents.mcp import names as mcp_names
-from agents.mcp.config import McpServerSpec
+from agents.mcp import tool_names as mcp_names
+from agents.mcp.server_entries import McpServerSpec
 from agents.pricing import Price
 from agents.providers.capabilities import CompatSettings
 

@@ -21,8 +21,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from agents.counters import Metrics
 from agents.messages import Usage
-from agents.metrics import Metrics
 
 # What a log record belongs to; set by the spans (agents.spans), read by the log formatter.
 RUN_ID: ContextVar[str | None] = ContextVar("baton_run_id", default=None)

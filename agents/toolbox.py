@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agents.errors import ToolServerError
-from agents.mcp import names
+from agents.mcp import tool_names
 from agents.mcp.status import ServerStatus
 from agents.spec import AgentSpec
 from agents.tools.base import Tool
@@ -40,12 +40,12 @@ class Toolbox:
         """The tools `spec` lists, by model name (MCP servers are started if need be)."""
         tools: dict[str, Tool] = {}
         missing: list[str] = []
-        refs = [r for r in map(names.parse, spec.tools) if r is not None]
+        refs = [r for r in map(tool_names.parse, spec.tools) if r is not None]
         servers = list(dict.fromkeys(r.server for r in refs))
         listed = await asyncio.gather(*(self._server_tools(s) for s in servers))
         by_server = dict(zip(servers, listed, strict=True))
         for entry in spec.tools:
-            ref = names.parse(entry)
+            ref = tool_names.parse(entry)
             if ref is None:
                 if entry in self.builtins:
                     tools[entry] = self.builtins[entry]

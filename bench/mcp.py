@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.mcp.config import McpServerSpec
+from agents.mcp.server_entries import McpServerSpec
 from agents.mcp.servers import McpServers
 from agents.tools.base import Tool, ToolContext
 from agents.tools.calculator import Calculator
@@ -51,7 +51,7 @@ async def through(spec: McpServerSpec) -> float:
 async def call_overhead() -> list[tuple[str, str, str]]:
     builtin = await timed(Calculator(), {"expression": "2 + 3 * 4"})
     with tempfile.TemporaryDirectory() as tmp:
-        command = [PYTHON, "-m", "testkit.fakes.mcp_server"]
+        command = [PYTHON, "-m", "testkit.fakes.fake_mcp_server"]
         stdio = await through(McpServerSpec(name="ops", command=command, cwd=ROOT))
         async with http_server(Path(tmp) / "record.jsonl") as url:
             http = await through(McpServerSpec(name="ops", url=url))

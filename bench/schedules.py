@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 
-from orchestration.schedules import Fired, Scheduler
+from orchestration.scheduler import Fired, Scheduler
 from storage import Database, schedules
 from storage.db import utcnow
 from storage.models import Schedule

@@ -25,8 +25,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from agents.counters import Metrics
 from agents.errors import CatalogError
-from agents.metrics import Metrics
 from agents.providers.capabilities import CompatSettings, parse_compat
 from agents.providers.registry import Models, ModelSettings
 from agents.redact import remember
@@ -39,12 +39,12 @@ from bot.background import Background
 from bot.config import ConfigError, Mode, Settings, check_common, environment, secret
 from bot.database import open_database
 from bot.delivery import Deliverer, DeliveryOptions
-from bot.digest import DigestSink
+from bot.digest_posts import DigestSink
 from bot.gateway import SlackToolGateway
 from bot.install import oauth_settings
 from bot.listeners import register
 from bot.members import ChannelMembers
-from bot.metrics import SlackCallCounter
+from bot.metrics_endpoint import SlackCallCounter
 from bot.names import Names
 from bot.progress import ProgressOptions, SlackProgress
 from bot.slack_ops import slack_error
@@ -52,9 +52,9 @@ from bot.work import Later, Waker
 from bot.workspaces import Row, StoredAuthorize, Workspaces, seen_from
 from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
-from orchestration.events import EventSink
 from orchestration.limits import Limits
-from orchestration.schedules import Scheduler
+from orchestration.run_events import EventSink
+from orchestration.scheduler import Scheduler
 from storage import runs
 from storage.clock import REAL, Clock
 from storage.db import Database
@@ -292,7 +292,7 @@ def toolbox_for(catalog: Catalog, settings: Settings) -> Toolbox:
     if not catalog.mcp_servers:
         return Toolbox(ALL_TOOLS)
     # The MCP SDK takes seconds to import: only a catalog with servers pays for it.
-    from agents.mcp.config import missing_variables
+    from agents.mcp.server_entries import missing_variables
     from agents.mcp.servers import McpServers
 
     environ = environment()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from agents.mcp import names as mcp_names
+from agents.mcp import tool_names as mcp_names
 from bot.blocks import Block, button, context, header, section, when
 from bot.text import escape, truncate
 from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.text import escape, truncate
 from orchestration.costs import RunNotes
-from orchestration.events import CostEstimate
+from orchestration.run_events import CostEstimate
 from storage.feedback import Tally
 
 Block = dict[str, Any]

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
+from bot.approval_clicks import decide, tell, thread_of
 from bot.approval_edits import edited_args, form_of
-from bot.approvals import decide, tell, thread_of
-from bot.digest import on_button
-from bot.feedback import on_feedback
-from bot.home import on_home_button
+from bot.digest_posts import on_button
+from bot.feedback_buttons import on_feedback
+from bot.home_tab import on_home_button
 from bot.intake import IntakeFailed, record_click, stored
 from bot.interactions import clicked_thread, first_action, reason_of, team_of, where
 from bot.stop import stop_from_button

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.blocks import Block, button, context, section, sections, when
 from bot.text import escape, mrkdwn, plural, truncate
-from orchestration.digests import Digest, Line
+from orchestration.findings import Digest, Line
 from orchestration.when import describe, when_of
 from storage.models import RunStatus, Schedule
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
-from bot.assistant import planner_context
+from bot.assistant_container import planner_context
 from bot.errors import BotError
 from bot.slack_ops import post_text
 from bot.text import truncate

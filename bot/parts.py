@@ -25,7 +25,7 @@ from bot.members import ChannelMembers
 from bot.names import Names
 from bot.workspaces import Row, Workspaces
 from orchestration.engine import Orchestrator
-from orchestration.schedules import HandOver, Scheduler
+from orchestration.scheduler import HandOver, Scheduler
 from storage.db import Database
 
 

@@ -28,13 +28,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from agents.tools.extract import urls
 from bot import assistant_ui, blocks
 from bot.answer_preview import AnswerPreview
-from bot.assistant import StatusLine
+from bot.assistant_container import StatusLine
 from bot.blocks import RunView, TaskLine
 from bot.names import Names
 from bot.slack_ops import post_text, slack_error
 from bot.text import truncate
 from bot.workspaces import DEAD_TOKEN
-from orchestration.events import (
+from orchestration.run_events import (
     AnswerDelta,
     ApprovalDecided,
     ApprovalRequested,

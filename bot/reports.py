@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from agents.mcp import names as mcp_names
+from agents.mcp import tool_names as mcp_names
 from agents.mcp.status import ServerState, ServerStatus
 from agents.spec import Catalog
 from agents.telemetry import trace_id_of

@@ -25,7 +25,7 @@ from bot.digest_blocks import title
 from bot.errors import BotError
 from bot.permissions import may_manage
 from bot.text import escape, plural, truncate
-from orchestration.schedules import Fired
+from orchestration.scheduler import Fired
 from orchestration.when import (
     ACCEPTED_FORMS,
     When,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bot.approvals import tell
+from bot.approval_clicks import tell
 from bot.blocks import RUN_STATUS_TEXT
 from bot.interactions import first_action, team_of, where
 from bot.permissions import CANT_SHOW, may_see, may_stop

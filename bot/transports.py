@@ -15,12 +15,12 @@ from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from bot.app import Baton
-from bot.approvals import escalate_and_tell, expire_and_resume
+from bot.approval_clicks import escalate_and_tell, expire_and_resume
 from bot.clicks import handle_left_over
 from bot.config import secret
 from bot.manifest import EVENTS_PATH
-from bot.metrics import metrics_route
-from bot.payloads import refuse_malformed
+from bot.metrics_endpoint import metrics_route
+from bot.request_checks import refuse_malformed
 from bot.work import drive, external
 from orchestration.engine import runs_to_drive
 from storage import inbox, slack_events, stats

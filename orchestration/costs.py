@@ -16,8 +16,8 @@ from agents.pricing import PriceTable
 from agents.providers.registry import Models
 from agents.runner import system_prompt
 from agents.spec import Catalog
-from orchestration.events import CostEstimate
 from orchestration.plan import Plan
+from orchestration.run_events import CostEstimate
 from storage import runs, usage
 from storage.db import Database
 

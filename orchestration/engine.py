@@ -28,7 +28,9 @@ from orchestration.costs import estimate
 from orchestration.deps import RunDeps
 from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
 from orchestration.errors import PlanningError
-from orchestration.events import (
+from orchestration.gates import Gates, Show
+from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
+from orchestration.run_events import (
     AnswerDelta,
     ApprovalDecided,
     EventSink,
@@ -41,11 +43,9 @@ from orchestration.events import (
     TaskFinished,
     TaskView,
 )
-from orchestration.gates import Gates, Show
-from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
+from orchestration.step_tracing import traced_run, with_run_id
 from orchestration.supervisor import TaskOutcome, compose, synthesize
 from orchestration.tasks import TaskRunner
-from orchestration.telemetry import traced_run, with_run_id
 from storage import approvals, outbox, run_states, runs
 from storage.db import Database, is_unavailable, utcnow
 from storage.models import (

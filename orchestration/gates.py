@@ -17,7 +17,7 @@ from agents.messages import Message
 from agents.runner import NeedsApproval
 from agents.spec import ApprovalPolicy
 from orchestration.deps import RunDeps
-from orchestration.events import ApprovalRequested, RunEvent
+from orchestration.run_events import ApprovalRequested, RunEvent
 from storage import approvals, run_states, runs
 from storage.models import Approval, ApprovalKind, ApprovalStatus, Run, TaskRow, TaskStatus
 

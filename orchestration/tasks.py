@@ -30,10 +30,10 @@ from agents.spec import AgentSpec
 from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.verdict import Verdict
 from orchestration.deps import RunDeps
-from orchestration.events import TaskFinished, TaskProgress, TaskStarted
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.planning import usage_hook
-from orchestration.telemetry import traced_task, traced_tool
+from orchestration.run_events import TaskFinished, TaskProgress, TaskStarted
+from orchestration.step_tracing import traced_task, traced_tool
 from storage import approvals, run_states, tool_calls
 from storage.db import is_unavailable
 from storage.models import (

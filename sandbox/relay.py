@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from sandbox import methods, payloads
+from sandbox import methods, slack_payloads
 from sandbox.compose import SlashCommand, mentions, rich_text, slack_text, slash_command
 from sandbox.perspective import sees_channel
 from sandbox.signing import (
@@ -97,7 +97,7 @@ class Relay:
         )
         where = self.ws.channel(message.channel)
         if where.is_im:
-            event = payloads.message_event(self.ws, message, kind="message")
+            event = slack_payloads.message_event(self.ws, message, kind="message")
         elif mentions(message.text, self.ws.bot.id):
             if not where.bot_is_member:
                 await self._slackbot(
@@ -107,11 +107,11 @@ class Relay:
                     thread_ts=message.thread_ts,
                 )
                 return Outcome(ts=message.ts)
-            event = payloads.message_event(self.ws, message, kind="app_mention")
+            event = slack_payloads.message_event(self.ws, message, kind="app_mention")
         elif message.is_reply and where.bot_is_member:
             # message.channels / message.groups: Baton takes a reply in its own threads as a
             # follow-up and ignores the rest.
-            event = payloads.message_event(self.ws, message, kind="message")
+            event = slack_payloads.message_event(self.ws, message, kind="message")
         else:
             return Outcome(ts=message.ts)
         outcome = await self._event(event)
@@ -130,9 +130,9 @@ class Relay:
             return Outcome()
         person = self.ws.user(user)
         fields = {
-            "token": payloads.TOKEN,
+            "token": slack_payloads.TOKEN,
             "team_id": self.ws.team_id,
-            "team_domain": payloads.team(self.ws)["domain"],
+            "team_domain": slack_payloads.team(self.ws)["domain"],
             "channel_id": where.id,
             "channel_name": "directmessage" if where.is_im else where.name,
             "user_id": person.id,
@@ -157,7 +157,7 @@ class Relay:
 
     async def open_home(self, user: str) -> Outcome:
         """The person opened Baton's Home tab: `app_home_opened`."""
-        return await self._event(payloads.home_opened_event(self.ws, self.ws.user(user).id))
+        return await self._event(slack_payloads.home_opened_event(self.ws, self.ws.user(user).id))
 
     # the assistant container
 
@@ -166,7 +166,9 @@ class Relay:
         context = self._context(user, context_channel)
         thread = self.ws.start_assistant_thread(user, context)
         await self.slack.publish()
-        event = payloads.assistant_thread_event(self.ws, thread, kind="assistant_thread_started")
+        event = slack_payloads.assistant_thread_event(
+            self.ws, thread, kind="assistant_thread_started"
+        )
         outcome = await self._event(event)
         return Outcome(
             ok=outcome.ok, detail=outcome.detail, ts=thread.thread_ts, delivered=event["type"]
@@ -183,7 +185,7 @@ class Relay:
         thread.context_channel = context
         self.ws.thread_changed(thread)
         await self.slack.publish()
-        event = payloads.assistant_thread_event(
+        event = slack_payloads.assistant_thread_event(
             self.ws, thread, kind="assistant_thread_context_changed"
         )
         outcome = await self._event(event)
@@ -208,7 +210,7 @@ class Relay:
         *,
         action_id: str,
         block_index: int | None,
-        feedback: payloads.Feedback | None = None,
+        feedback: slack_payloads.Feedback | None = None,
     ) -> Outcome:
         """A button in a message: `block_actions`, built from the message as stored.
 
@@ -218,7 +220,7 @@ class Relay:
         message = self._message(channel, ts)
         if message.ephemeral_for not in (None, user):
             return Outcome(ok=False, detail="That message is not visible to you.")
-        payload = payloads.message_click(
+        payload = slack_payloads.message_click(
             self.ws,
             message,
             user_id=user,
@@ -242,7 +244,7 @@ class Relay:
     ) -> Outcome:
         """A button inside an open modal: `block_actions` with the view."""
         view = self._view(user, view_id)
-        payload = payloads.view_click(
+        payload = slack_payloads.view_click(
             self.ws,
             view,
             user_id=user,
@@ -258,7 +260,7 @@ class Relay:
         self, user: str, *, action_id: str, block_index: int | None = None
     ) -> Outcome:
         """A button on the person's App Home tab: `block_actions` with the home view."""
-        payload = payloads.home_click(
+        payload = slack_payloads.home_click(
             self.ws,
             user_id=self.ws.user(user).id,
             action_id=action_id,
@@ -271,7 +273,7 @@ class Relay:
     async def submit(self, user: str, view_id: str, values: dict[str, Any]) -> Outcome:
         """The modal's submit button: `view_submission`, then what Baton's answer asks for."""
         view = self._view(user, view_id)
-        payload = payloads.view_submission(
+        payload = slack_payloads.view_submission(
             self.ws, view, user_id=user, values=values, trigger_id=self.slack.trigger_id(user)
         )
         status, answer = await self._post(view_submission_body(payload), FORM)
@@ -304,7 +306,7 @@ class Relay:
         await self.slack.publish()
         if not view.body.get("notify_on_close"):
             return Outcome()
-        payload = payloads.view_closed(self.ws, view, user_id=user, values=values)
+        payload = slack_payloads.view_closed(self.ws, view, user_id=user, values=values)
         status, answer = await self._post(view_submission_body(payload), FORM)
         return _acked(status, answer, "view_closed")
 

@@ -102,7 +102,7 @@ async def http_server(record: Path, *extra: str) -> AsyncIterator[str]:
     proc = await asyncio.create_subprocess_exec(
         PYTHON,
         "-m",
-        "testkit.fakes.mcp_server",
+        "testkit.fakes.fake_mcp_server",
         "--http",
         str(port),
         "--record",

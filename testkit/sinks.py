@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestration.events import RunEvent
+from orchestration.run_events import RunEvent
 
 
 class NullSink:

@@ -14,7 +14,7 @@ from testkit.processes import PYTHON, ROOT
 
 def ops_server(record: Path, *extra: str, name: str = "ops") -> str:
     """A `mcp_servers:` entry for the test server over stdio."""
-    command = [PYTHON, "-m", "testkit.fakes.mcp_server", "--record", str(record), *extra]
+    command = [PYTHON, "-m", "testkit.fakes.fake_mcp_server", "--record", str(record), *extra]
     return (
         f"  - name: {name}\n    command: {json.dumps(command)}\n    cwd: {json.dumps(str(ROOT))}\n"
     )

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bot import approval_blocks as ui
-from bot.approvals import expire_and_resume
+from bot.approval_clicks import expire_and_resume
 from bot.transports import housekeeping_loop
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message

@@ -12,7 +12,7 @@ from sqlalchemy import delete, update
 from sqlalchemy.exc import DBAPIError
 
 from bot import approval_blocks as ui
-from bot.commands import HELP
+from bot.command_parsing import HELP
 from sandbox.web_api import SlackStandIn
 from storage import run_states, runs, schema, tool_calls
 from storage.db import Database

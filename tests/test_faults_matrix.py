@@ -33,7 +33,7 @@ from storage import Database, runs
 from storage.models import Run, TaskStatus
 from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
-from testkit.fakes.webhook import WebhookReceiver
+from testkit.fakes.webhook_receiver import WebhookReceiver
 from testkit.harness import SECRET, Bot
 from testkit.processes import ROOT, free_port
 from tests.trust_helpers import answers, approval_requests, approval_value

@@ -76,7 +76,7 @@ async def test_json_logs_parse_line_by_line_and_carry_the_run_ids(
 
     of_run = [r for r in logged if r.get("run_id") == run.id]
     finished = next(r for r in of_run if r["message"].startswith(f"run {run.id} succeeded"))
-    assert finished["logger"] == "orchestration.telemetry" and finished["team_id"] == "T0BATON"
+    assert finished["logger"] == "orchestration.step_tracing" and finished["team_id"] == "T0BATON"
     assert finished["trace_id"] == trace_id_of(run.traceparent)
     assert "task_id" not in finished
     task = next(r for r in of_run if r["message"].startswith("task web-checker"))
@@ -110,8 +110,8 @@ def test_the_sandbox_console_shows_warnings_but_not_the_schedulers_ticks() -> No
     def write_some(stream: io.StringIO, *, quiet: bool, **values: Any) -> list[str]:
         configure_logging(settings(baton_log_format="json", **values), quiet=quiet, stream=stream)
         logging.getLogger("apscheduler.executors.default").info("Running job tick")
-        logging.getLogger("bot.digest").info("posted a digest")
-        logging.getLogger("bot.digest").warning("could not update digest")
+        logging.getLogger("bot.digest_posts").info("posted a digest")
+        logging.getLogger("bot.digest_posts").warning("could not update digest")
         return [r["message"] for r in records(stream)]
 
     assert write_some(io.StringIO(), quiet=True) == ["could not update digest"]

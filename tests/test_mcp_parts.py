@@ -20,14 +20,14 @@ from mcp.types import (
 from mcp.types import Tool as McpDefinition
 
 from agents.errors import CatalogError, InvalidToolArguments, ToolError, ToolServerError
-from agents.mcp import names
-from agents.mcp.config import McpServerSpec, expand, missing_variables
+from agents.mcp import tool_names as mcp_names
 from agents.mcp.connection import Backoff
 from agents.mcp.results import to_tool_result
-from agents.mcp.schema import portable
+from agents.mcp.server_entries import McpServerSpec, expand, missing_variables
 from agents.mcp.servers import McpServers
 from agents.mcp.status import ServerState
 from agents.mcp.tool import McpTool, needs_approval
+from agents.mcp.tool_schemas import portable
 from agents.spec import parse_catalog
 from agents.tools.registry import tool_names
 from bot.app import toolbox_for
@@ -60,21 +60,21 @@ def tool(name: str = "cancel_order", **fields: Any) -> McpTool:
 
 
 def test_model_names_say_the_server_and_stay_the_same_for_the_same_tool() -> None:
-    assert names.model_name("tickets", "create") == "tickets__create"
-    odd = names.model_name("tickets", "issues.create")
-    assert odd == names.model_name("tickets", "issues.create")
-    assert odd != names.model_name("tickets", "issues_create")
+    assert mcp_names.model_name("tickets", "create") == "tickets__create"
+    odd = mcp_names.model_name("tickets", "issues.create")
+    assert odd == mcp_names.model_name("tickets", "issues.create")
+    assert odd != mcp_names.model_name("tickets", "issues_create")
     assert odd.startswith("tickets__issues_create_")
-    long = names.model_name("tickets", "x" * 120)
-    assert len(long) == 64 and long != names.model_name("tickets", "x" * 121)
+    long = mcp_names.model_name("tickets", "x" * 120)
+    assert len(long) == 64 and long != mcp_names.model_name("tickets", "x" * 121)
 
 
 def test_catalog_tool_entries_parse_and_match() -> None:
-    ref = names.parse("mcp:tickets/*")
+    ref = mcp_names.parse("mcp:tickets/*")
     assert ref is not None and ref.everything and ref.matches("tickets", "anything")
     assert not ref.matches("docs", "anything")
-    assert names.parse("mcp:tickets") is None and names.parse("http_check") is None
-    assert str(names.parse("mcp:tickets/create")) == "mcp:tickets/create"
+    assert mcp_names.parse("mcp:tickets") is None and mcp_names.parse("http_check") is None
+    assert str(mcp_names.parse("mcp:tickets/create")) == "mcp:tickets/create"
 
 
 def test_portable_schemas_say_string_constraints_in_words() -> None:

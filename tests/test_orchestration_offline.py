@@ -9,8 +9,8 @@ from agents.tools.base import ToolContext
 from agents.tools.registry import ALL_TOOLS, tool_names
 from orchestration.deps import RunDeps
 from orchestration.engine import Orchestrator
-from orchestration.events import PlanReady, RunFinished, TaskFinished
 from orchestration.limits import Limits
+from orchestration.run_events import PlanReady, RunFinished, TaskFinished
 from storage import Database, runs
 from storage.models import Run, RunStatus, TaskStatus
 from testkit.databases import Site

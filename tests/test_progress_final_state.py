@@ -7,7 +7,7 @@ from pathlib import Path
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.progress import ProgressOptions, SlackProgress
-from orchestration.events import (
+from orchestration.run_events import (
     PlanReady,
     RunAccepted,
     RunFinished,

@@ -16,7 +16,7 @@ from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
 from storage.models import ApprovalStatus
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
-from testkit.fakes.webhook import WebhookReceiver
+from testkit.fakes.webhook_receiver import WebhookReceiver
 from testkit.harness import running_bot
 from tests.trust_helpers import approval_requests, approval_value
 

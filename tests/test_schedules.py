@@ -17,7 +17,7 @@ import pytest
 from sqlmodel import select
 
 from bot import digest_blocks as ui
-from orchestration.schedules import Fired, Scheduler
+from orchestration.scheduler import Fired, Scheduler
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import runs, schedules

@@ -12,7 +12,7 @@ from sandbox.web_api import SlackStandIn
 from storage import approvals, runs, tool_calls
 from storage.models import ApprovalStatus, RunStatus
 from testkit.fakes.model_servers import FakeOpenAI, Reply
-from testkit.fakes.webhook import WebhookReceiver
+from testkit.fakes.webhook_receiver import WebhookReceiver
 from testkit.harness import Bot, running_bot
 from tests.trust_helpers import approval_requests, approval_value, model_settings
 

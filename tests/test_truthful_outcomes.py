@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import update
 
 from bot import approval_blocks as ui
-from bot.approvals import expire_and_resume
+from bot.approval_clicks import expire_and_resume
 from bot.progress import ProgressOptions
 from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.db import utcnow
 from storage.models import Approval, RunStatus, TaskStatus
-from testkit.fakes.webhook import WebhookReceiver
+from testkit.fakes.webhook_receiver import WebhookReceiver
 from testkit.harness import Bot, running_bot
 from tests.trust_helpers import (
     answers,

@@ -24,7 +24,7 @@ from storage.db import utcnow
 from storage.models import EventKind, Run, RunStatus, WorkerRow
 from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
-from testkit.fakes.webhook import WebhookReceiver
+from testkit.fakes.webhook_receiver import WebhookReceiver
 from testkit.harness import Bot
 from testkit.processes import environment, process
 from tests.trust_helpers import answers, approval_requests, approval_value, write_catalog

@@ -632,7 +632,7 @@ def calls_since(slack: SlackStandIn, before: int) -> list[tuple[str, str | None]
 async def test_a_second_workspaces_assistant_container_and_home_tab_use_its_token(
     bot: Bot, slack: SlackStandIn
 ) -> None:
-    from sandbox import payloads
+    from sandbox import slack_payloads
 
     await install(bot, FIRST)
     await install(bot, SECOND)
@@ -640,9 +640,9 @@ async def test_a_second_workspaces_assistant_container_and_home_tab_use_its_toke
     before = len(slack.calls)
 
     thread = ws.start_assistant_thread("U0ALICE", "C0GENERAL")
-    started = payloads.assistant_thread_event(ws, thread, kind="assistant_thread_started")
+    started = slack_payloads.assistant_thread_event(ws, thread, kind="assistant_thread_started")
     assert await send_event(bot, SECOND, started) == 200
-    assert await send_event(bot, SECOND, payloads.home_opened_event(ws, "U0ALICE")) == 200
+    assert await send_event(bot, SECOND, slack_payloads.home_opened_event(ws, "U0ALICE")) == 200
     await bot.idle()
 
     assert ws.assistant_thread(thread.channel, thread.thread_ts).prompts

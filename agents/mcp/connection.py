@@ -34,8 +34,8 @@ from mcp.types import Tool as McpDefinition
 from mcp.types.version import MODERN_PROTOCOL_VERSIONS
 
 from agents.errors import ToolError, ToolServerError
-from agents.mcp import names
-from agents.mcp.config import McpServerSpec
+from agents.mcp import tool_names
+from agents.mcp.server_entries import McpServerSpec
 from agents.mcp.status import ServerState
 from agents.mcp.transport import describe, open_transport, watched
 
@@ -144,7 +144,7 @@ class Connection:
     async def call(self, tool: str, arguments: dict[str, Any], *, key: str) -> CallToolResult:
         """Call one tool, within the per-call timeout; `key` goes along in `_meta`."""
         live = await self._ready()
-        label = f"`{names.canonical(self.name, tool)}`"
+        label = f"`{tool_names.canonical(self.name, tool)}`"
         try:
             # The SDK's own timeout cancels the request on the server; this one also covers a
             # server so stuck that it stopped reading its input.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from agents.mcp import names
-from agents.mcp.config import McpServerSpec
+from agents.mcp import tool_names
 from agents.mcp.connection import Backoff, Connection
+from agents.mcp.server_entries import McpServerSpec
 from agents.mcp.status import ServerStatus, ToolInfo
 from agents.mcp.tool import McpTool, needs_approval
 
@@ -62,8 +62,8 @@ class McpServers:
 
     def override(self, server: str, tool: str) -> bool | None:
         """The catalog's `approvals.require` for this tool: exact name first, then `server/*`."""
-        exact = self._require.get(names.canonical(server, tool))
-        return exact if exact is not None else self._require.get(names.canonical(server, "*"))
+        exact = self._require.get(tool_names.canonical(server, tool))
+        return exact if exact is not None else self._require.get(tool_names.canonical(server, "*"))
 
     def by_model_name(self) -> Mapping[str, McpTool]:
         """The tools listed so far, by the name a model calls them."""

@@ -12,9 +12,9 @@ from mcp.types import Tool as McpDefinition
 from pydantic import BaseModel, ConfigDict
 
 from agents.errors import InvalidToolArguments
-from agents.mcp import names
+from agents.mcp import tool_names
 from agents.mcp.results import to_tool_result
-from agents.mcp.schema import portable, short
+from agents.mcp.tool_schemas import portable, short
 from agents.messages import ToolSchema
 from agents.tools import extract
 from agents.tools.base import Tool, ToolContext, ToolResult
@@ -58,10 +58,10 @@ class McpTool(Tool[McpArguments]):
     ) -> None:
         self.server = server.name
         self.tool = definition.name
-        self.name = names.canonical(server.name, definition.name)
+        self.name = tool_names.canonical(server.name, definition.name)
         self.description = short(definition.description or definition.title or definition.name)
         self.requires_approval = needs_approval(definition.annotations, require)
-        self._model_name = names.model_name(server.name, definition.name)
+        self._model_name = tool_names.model_name(server.name, definition.name)
         self._caller = server
         self._parameters = portable(definition.input_schema)
         self._validator = _validator(definition.input_schema)

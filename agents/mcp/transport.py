@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.message import SessionMessage
 from mcp.types import CONNECTION_CLOSED
 
-from agents.mcp.config import McpServerSpec, expand
+from agents.mcp.server_entries import McpServerSpec, expand
 
 TransportStreams = tuple[Any, Any]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.listeners import actions, assistant, commands, digests, events, workspaces
+from bot.listeners import actions, assistant_events, commands, digests, mentions, uninstalls
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 def register(baton: Baton) -> None:
     """Every listener of every surface, on `baton.app`."""
     if baton.workspaces is not None:
-        workspaces.register(baton)
-    assistant.register(baton)
-    events.register(baton)
+        uninstalls.register(baton)
+    assistant_events.register(baton)
+    mentions.register(baton)
     commands.register(baton)
     actions.register(baton)
     digests.register(baton)

@@ -15,8 +15,8 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.errors import SlackApiError
 
 from bot import approval_blocks as ui
+from bot.approval_clicks import check_clicker, tell, thread_of
 from bot.approval_edits import fields, problems
-from bot.approvals import check_clicker, tell, thread_of
 from bot.blocks import FEEDBACK, STOP
 from bot.clicks import Click, take
 from bot.home_blocks import HOME_PREFIX

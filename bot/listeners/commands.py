@@ -17,7 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import reports
 from bot.audit import audit_reply
-from bot.commands import (
+from bot.command_parsing import (
     HELP,
     Ask,
     Audit,

@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from sandbox.limits import BLOCK_TEXT_LIMIT, TEXT_LIMIT, block_problems, block_text_length
+from sandbox.slack_limits import BLOCK_TEXT_LIMIT, TEXT_LIMIT, block_problems, block_text_length
 from sandbox.workspace import JSON, Channel, Message, SlackError, Workspace
 
 Handler = Callable[[Workspace, JSON], JSON]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from sandbox.limits import STREAM_APPEND_LIMIT, block_problems
 from sandbox.methods._args import (
     Handler,
     bot_message,
@@ -13,6 +12,7 @@ from sandbox.methods._args import (
     postable,
     required,
 )
+from sandbox.slack_limits import STREAM_APPEND_LIMIT, block_problems
 from sandbox.workspace import JSON, Channel, Message, SlackError, Workspace
 
 TASK_STATUSES = ("pending", "in_progress", "complete", "error")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 
-from sandbox.limits import view_problems
 from sandbox.methods._args import Handler, optional
+from sandbox.slack_limits import view_problems
 from sandbox.workspace import JSON, SlackError, View, Workspace
 
 MAX_VIEW_STACK = 3

@@ -1,6 +1,6 @@
 """An MCP server for the tests, written with the SDK's server side, over stdio or HTTP.
 
-    python -m testkit.fakes.mcp_server [--http PORT] [--many N] [--record FILE] [--hold]
+    python -m testkit.fakes.fake_mcp_server [--http PORT] [--many N] [--record FILE] [--hold]
 
 Every start, listing and call is appended to `--record` as a JSON line, so a test can count
 what really reached the server (and which process it reached). `--hold` makes `cancel`

@@ -2,7 +2,7 @@
 
 Stored state (runs, tasks, approvals, schedule fires) is read from the database at each
 scrape, so every replica reports the whole deployment's figures: aggregate those with
-`max`, not `sum`. The rest (`agents.metrics`) is this process's own and sums across replicas.
+`max`, not `sum`. The rest (`agents.counters`) is this process's own and sums across replicas.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from agents.metrics import Metrics
+from agents.counters import Metrics
 from storage import stats, workers
 from storage.db import utcnow
 from storage.models import RunStatus

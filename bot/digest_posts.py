@@ -20,9 +20,9 @@ from bot.intake import IntakeFailed, accept_message, begin
 from bot.interactions import team_of
 from bot.slack_ops import slack_error
 from bot.text import MESSAGE_LIMIT, mrkdwn, split_message
-from orchestration import digests
-from orchestration.digests import Digest, Verdict
-from orchestration.events import ApprovalRequested, RunEvent, RunFinished
+from orchestration import findings
+from orchestration.findings import Digest, Verdict
+from orchestration.run_events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
 from storage.models import DeliveryPurpose, Run, RunSource
 
@@ -63,13 +63,13 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
     run = await runs.get_run(baton.db, run_id)
     if run is None:
         return None
-    digest = await digests.build(baton.db, run)
+    digest = await findings.build(baton.db, run)
     if digest is None or digest.fire.id is None:
         return None
     now = baton.db.clock()
     fires = await schedules.recent_fires(baton.db, digest.schedule.id, limit=200)
-    choice = digests.verdict(
-        digest, now=now, posted_today=digests.posted_on_day(fires, digest.schedule, now)
+    choice = findings.verdict(
+        digest, now=now, posted_today=findings.posted_on_day(fires, digest.schedule, now)
     )
     message = None
     if choice == Verdict.POST:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
-from bot.commands import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
-from bot.home import publish
+from bot.command_parsing import HELP, Ask, Help, RunPlaybook, parse, unknown_playbook
+from bot.home_tab import publish
 from bot.intake import IntakeFailed, accept_message, begin, clean, reply_once
 from bot.slack_ops import post_text
 from bot.text import strip_mentions

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 
-from bot import assistant
+from bot import assistant_container
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -23,13 +23,14 @@ def register(baton: Baton) -> None:
     @container.thread_started
     async def on_started(payload: dict[str, Any], body: dict[str, Any]) -> None:
         baton.background.spawn(
-            assistant.started(baton, payload, team_id=_team(body)), name="assistant-started"
+            assistant_container.started(baton, payload, team_id=_team(body)),
+            name="assistant-started",
         )
 
     @container.thread_context_changed
     async def on_context_changed(payload: dict[str, Any], body: dict[str, Any]) -> None:
         baton.background.spawn(
-            assistant.context_changed(baton, payload, team_id=_team(body)),
+            assistant_container.context_changed(baton, payload, team_id=_team(body)),
             name="assistant-context",
         )
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot import home_blocks as ui
-from bot.approvals import decide
+from bot.approval_clicks import decide
 from bot.interactions import first_action, team_of, where
 from bot.permissions import may_manage
 from bot.slack_ops import slack_error
