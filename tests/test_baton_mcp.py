@@ -76,7 +76,14 @@ async def test_an_mcp_client_starts_a_playbook_whose_approval_happens_in_slack(
                 == 200
             )
             await bot.idle()
-        finished = await call(client, "run_status", run_id=run_id)
+            # Whichever process still held the run when the click came (the MCP server, if
+            # its drive had not let go yet) finishes it: wait for that, then look.
+            finished = await call(client, "run_status", run_id=run_id)
+            for _ in range(400):
+                if finished["status"] not in ("queued", "planning", "running", "waiting"):
+                    break
+                await asyncio.sleep(0.05)
+                finished = await call(client, "run_status", run_id=run_id)
 
     assert (
         tools["run_status"].annotations is not None
