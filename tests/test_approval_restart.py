@@ -158,14 +158,16 @@ async def test_a_click_after_a_kill_and_restart_finishes_the_run_with_one_side_e
 
 
 async def wait_for_status(db_url: str, status: RunStatus) -> None:
+    """Until the run is in `status` and its driver has let go of it (a process killed while
+    it still holds the lease leaves the run to whoever takes it once the lease lapses)."""
     db = Database(db_url)
     try:
-        for _ in range(200):
+        for _ in range(400):
             run = await runs.latest_run(db, channel_id="C0GENERAL")
-            if run is not None and run.status == status:
+            if run is not None and run.status == status and run.lease_owner is None:
                 return
             await asyncio.sleep(0.05)
-        raise AssertionError(f"the run never reached {status}")
+        raise AssertionError(f"the run never reached {status} with nobody driving it")
     finally:
         await db.dispose()
 
