@@ -40,6 +40,7 @@ from orchestration.run_events import (
     RunEvent,
     RunFinished,
     RunWaiting,
+    TaskEnd,
     TaskFinished,
     TaskView,
 )
@@ -410,23 +411,22 @@ class Orchestrator:
     async def _run_tasks(self, run: Run, group: asyncio.TaskGroup, show: Show) -> None:
         """Start what is ready, wait for one to end, repeat; returns when nothing runs.
 
-        The task rows are read once, then only those of tasks that ended are read again
-        (what a gate or a skip changes makes the next turn read them all)."""
+        The task rows are read once; a task that ends says how (its status, its output), and
+        what a gate or a skip changes makes the next turn read them all."""
         run_id = run.id
-        running: dict[str, asyncio.Task[TaskStatus | None]] = {}
+        running: dict[str, asyncio.Task[TaskEnd]] = {}
         tasks: dict[str, TaskRow] = {}
-        ended: list[str] | None = None  # None: read them all
+        fresh = False  # whether `tasks` is as stored
         context: str | None = None
         while True:
-            if ended is None:
+            if not fresh:
                 tasks = {t.task_id: t for t in await runs.list_tasks(self.db, run_id)}
-            elif ended:
-                tasks.update((t.task_id, t) for t in await runs.tasks_named(self.db, run_id, ended))
+                fresh = True
             rows = list(tasks.values())
             if await self._settle(run_id, rows, show) or await self._skip_blocked(
                 run_id, rows, show
             ):
-                ended = None
+                fresh = False
                 continue
             ready = self._ready(rows, running)
             if ready and len(running) < self.limits.max_parallel:
@@ -451,16 +451,18 @@ class Orchestrator:
             if not running:
                 return
             done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-            ended = [task_id for task_id, v in running.items() if v in done]
-            for task_id in ended:
-                running.pop(task_id)
+            for task_id in [k for k, v in running.items() if v in done]:
+                end = running.pop(task_id).result()
+                if end.status.is_final:
+                    # As it was stored: what the loop and the task's dependents read.
+                    tasks[task_id].status, tasks[task_id].output = end.status, end.output
+                else:
+                    fresh = False  # at a gate: read the rows as the gate left them
             if gated:
-                ended = None
+                fresh = False
 
     @staticmethod
-    def _ready(
-        tasks: list[TaskRow], running: dict[str, asyncio.Task[TaskStatus | None]]
-    ) -> list[TaskRow]:
+    def _ready(tasks: list[TaskRow], running: dict[str, asyncio.Task[TaskEnd]]) -> list[TaskRow]:
         done = {t.task_id for t in tasks if t.status == TaskStatus.SUCCEEDED}
         return [
             t

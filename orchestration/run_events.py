@@ -14,6 +14,15 @@ from storage.models import ApprovalStatus, RunStatus, TaskStatus
 
 
 @dataclass(frozen=True)
+class TaskEnd:
+    """How a task's turn ended: its status, and, when it succeeded, the output its dependents
+    read (so the driver need not read the row again)."""
+
+    status: TaskStatus
+    output: str | None = None
+
+
+@dataclass(frozen=True)
 class TaskView:
     """A task as a person sees it in the task list."""
 

@@ -21,6 +21,7 @@ from agents.messages import ToolCall
 from agents.spans import run_span, task_span, tool_result, tool_span
 from agents.telemetry import RUN_ID, Telemetry, traceparent
 from agents.tools.base import Tool, ToolResult
+from orchestration.run_events import TaskEnd
 from storage import runs
 from storage.db import Database, utcnow
 from storage.models import Run, RunStatus, TaskRow, TaskStatus
@@ -108,19 +109,20 @@ def _run_outcome(telemetry: Telemetry, span: Span, run: Run) -> None:
 
 
 def traced_task(
-    fn: Callable[Concatenate[T, Run, TaskRow, S, P], Coroutine[Any, Any, TaskStatus]],
-) -> Callable[Concatenate[T, Run, TaskRow, S, P], Coroutine[Any, Any, TaskStatus]]:
+    fn: Callable[Concatenate[T, Run, TaskRow, S, P], Coroutine[Any, Any, TaskEnd]],
+) -> Callable[Concatenate[T, Run, TaskRow, S, P], Coroutine[Any, Any, TaskEnd]]:
     """A task inside its specialist's span, which ends saying what became of the task."""
 
     @functools.wraps(fn)
     async def wrapper(
         self: T, run: Run, task: TaskRow, show: S, /, *args: P.args, **kwargs: P.kwargs
-    ) -> TaskStatus:
+    ) -> TaskEnd:
         start = time.perf_counter()
         with task_span(
             agent=task.agent, task_id=task.task_id, run_id=run.id, attempt=task.attempts + 1
         ) as span:
-            status = await fn(self, run, task, show, *args, **kwargs)
+            end = await fn(self, run, task, show, *args, **kwargs)
+            status = end.status
             span.set_attribute(TASK_STATUS_ATTR, status.value)
             if status == TaskStatus.FAILED:
                 span.set_status(Status(StatusCode.ERROR, "task failed"))
@@ -131,7 +133,7 @@ def traced_task(
                 status.value,
                 time.perf_counter() - start,
             )
-            return status
+            return end
 
     return wrapper
 

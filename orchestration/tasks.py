@@ -32,7 +32,7 @@ from agents.verdict import Verdict
 from orchestration.deps import RunDeps
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
 from orchestration.planning import usage_hook
-from orchestration.run_events import TaskFinished, TaskProgress, TaskStarted
+from orchestration.run_events import TaskEnd, TaskFinished, TaskProgress, TaskStarted
 from orchestration.step_tracing import traced_task, traced_tool
 from storage import approvals, run_states, tool_calls
 from storage.db import is_unavailable
@@ -81,7 +81,7 @@ class TaskRunner:
         *,
         context: str = "",
         upstream: Sequence[TaskRow] = (),
-    ) -> TaskStatus:
+    ) -> TaskEnd:
         """Run the task to a final state or to a gate, and say which. Never raises (but for
         cancellation). `context`: the thread so far; `upstream`: the rows of the tasks it
         depends on (their outputs are its inputs)."""
@@ -96,7 +96,7 @@ class TaskRunner:
             # An identical call was approved for the rest of the run: go on without asking.
             outcome = await self._attempt(run, task, show, context, inputs, outcome.transcript)
         if outcome is None:
-            return TaskStatus.FAILED
+            return TaskEnd(TaskStatus.FAILED)
         if isinstance(outcome, NeedsApproval):
             await self.gates.open(
                 run,
@@ -109,7 +109,7 @@ class TaskRunner:
                 call_id=outcome.call.id,
                 transcript=outcome.transcript,
             )
-            return TaskStatus.WAITING
+            return TaskEnd(TaskStatus.WAITING)
         if outcome.output.startswith(NEEDS_HUMAN) and not task.approved:
             await self.gates.open(
                 run,
@@ -119,7 +119,7 @@ class TaskRunner:
                 summary=outcome.output[len(NEEDS_HUMAN) :].strip(),
                 output=outcome.output,
             )
-            return TaskStatus.WAITING
+            return TaskEnd(TaskStatus.WAITING)
         return await self._finish(run, task, show, outcome)
 
     async def _attempt(
@@ -156,7 +156,7 @@ class TaskRunner:
             await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
         return None
 
-    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> TaskStatus:
+    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> TaskEnd:
         """The task's status is the verdict on what happened, not the model's say-so."""
         status = _STATUS[outcome.judgement.verdict]
         reason = outcome.judgement.reason
@@ -178,7 +178,7 @@ class TaskRunner:
                 output=outcome.output,
             )
         )
-        return status
+        return TaskEnd(status, outcome.output)
 
     async def _specialist(
         self,
