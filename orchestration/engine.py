@@ -228,11 +228,7 @@ class Orchestrator:
     async def _leave_for_later(self, run_id: str) -> None:
         """Tasks cut off by a shutdown go back to pending: the next driver runs them."""
         try:
-            for t in await runs.list_tasks(self.db, run_id):
-                if t.status == TaskStatus.RUNNING:
-                    await run_states.task_requeued(
-                        self.db, run_id, t.task_id, why="Baton stopped while it ran"
-                    )
+            await self._requeue_orphans(run_id, why="Baton stopped while it ran")
         except Exception as e:
             if not is_unavailable(e):
                 log.exception("run %s: could not requeue its tasks", run_id)
@@ -283,11 +279,12 @@ class Orchestrator:
             latest[a.task_id] = a.status
         return any(latest.get(t, ApprovalStatus.PENDING) != ApprovalStatus.PENDING for t in waiting)
 
-    async def _requeue_orphans(self, run_id: str) -> None:
-        """Tasks left running by a process that died go back to pending (we hold the lease)."""
+    async def _requeue_orphans(self, run_id: str, *, why: str | None = None) -> None:
+        """Tasks left running (by a process that died, or cut off by a shutdown) go back to
+        pending; we hold the lease."""
         for t in await runs.list_tasks(self.db, run_id):
             if t.status == TaskStatus.RUNNING:
-                await run_states.task_requeued(self.db, run_id, t.task_id)
+                await run_states.task_requeued(self.db, run_id, t.task_id, why=why)
 
     async def _plan(self, run: Run, sink: EventSink) -> bool:
         try:
