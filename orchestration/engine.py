@@ -328,19 +328,10 @@ class Orchestrator:
             for i, t in enumerate(plan.tasks)
         ]
         await run_states.plan_ready(self.db, run.id, plan.model_dump(), rows)
-        views = tuple(
-            TaskView(
-                id=t.id,
-                agent=t.agent,
-                title=_title(t.agent, t.instruction),
-                depends_on=tuple(t.depends_on),
-                requires_approval=t.requires_approval,
-            )
-            for t in plan.tasks
-        )
         cost = estimate(plan, self.catalog, self.models, self.prices)
         await self.publish(
-            sink, PlanReady(run_id=run.id, title=plan.title, tasks=views, estimate=cost)
+            sink,
+            PlanReady(run_id=run.id, title=plan.title, tasks=_task_views(rows), estimate=cost),
         )
         return True
 
@@ -391,17 +382,9 @@ class Orchestrator:
         )
         if revision is None:
             return False
-        views = tuple(
-            TaskView(
-                id=t.task_id,
-                agent=t.agent,
-                title=_title(t.agent, t.instruction),
-                depends_on=tuple(t.depends_on),
-                requires_approval=t.requires_approval,
-            )
-            for t in revision.tasks
+        await show(
+            PlanRevised(run_id=run_id, title=revision.title, tasks=_task_views(revision.tasks))
         )
-        await show(PlanRevised(run_id=run_id, title=revision.title, tasks=views))
         return True
 
     async def _run_tasks(self, run: Run, group: asyncio.TaskGroup, show: Show) -> None:
@@ -698,6 +681,20 @@ class Orchestrator:
 def _first_line(text: str, limit: int = 140) -> str:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _task_views(tasks: list[TaskRow]) -> tuple[TaskView, ...]:
+    """The task list a plan or its revision shows."""
+    return tuple(
+        TaskView(
+            id=t.task_id,
+            agent=t.agent,
+            title=_title(t.agent, t.instruction),
+            depends_on=tuple(t.depends_on),
+            requires_approval=t.requires_approval,
+        )
+        for t in tasks
+    )
 
 
 def _title(agent: str, instruction: str) -> str:
