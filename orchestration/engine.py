@@ -562,16 +562,7 @@ class Orchestrator:
             return answer
         try:
             async with asyncio.timeout(self.limits.task_timeout):
-                verdict = await verification.review(
-                    run,
-                    outcomes,
-                    answer,
-                    db=self.db,
-                    catalog=self.catalog,
-                    models=self.models,
-                    prices=self.prices,
-                    retry=self.limits.retry,
-                )
+                verdict = await verification.review(run, outcomes, answer, self.deps)
             note = verdict.note
         except TimeoutError:
             note = f"⚠️ _Not checked: *{REVIEWER}* did not finish in time._"
