@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from agents import genai
@@ -53,25 +54,20 @@ def run_span(
         using(telemetry),
         bound(RUN_ID, run_id),
         bound(TEAM_ID, team_id),
-        telemetry.tracer.start_as_current_span(
-            f"{Operation.INVOKE_AGENT} {genai.SUPERVISOR}",
+        _span(
+            telemetry,
+            Operation.INVOKE_AGENT,
+            genai.SUPERVISOR,
+            {
+                genai.AGENT_NAME: genai.SUPERVISOR,
+                genai.CONVERSATION_ID: run_id,
+                genai.RUN_ID_ATTR: run_id,
+                genai.TEAM_ATTR: team_id,
+                genai.CHANNEL_ATTR: channel_id,
+                genai.THREAD_ATTR: thread_ts,
+            },
             context=context,
-            kind=SpanKind.INTERNAL,
-            attributes=_attributes(
-                {
-                    genai.OPERATION: Operation.INVOKE_AGENT.value,
-                    genai.AGENT_NAME: genai.SUPERVISOR,
-                    genai.CONVERSATION_ID: run_id,
-                    genai.RUN_ID_ATTR: run_id,
-                    genai.TEAM_ATTR: team_id,
-                    genai.CHANNEL_ATTR: channel_id,
-                    genai.THREAD_ATTR: thread_ts,
-                }
-            ),
-            record_exception=False,
-            set_status_on_exception=False,
         ) as span,
-        _errors_marked(span),
     ):
         yield span
 
@@ -81,21 +77,18 @@ def task_span(*, agent: str, task_id: str, run_id: str, attempt: int) -> Iterato
     """A specialist's `invoke_agent` span for one task."""
     with (
         bound(TASK_ID, task_id),
-        current().tracer.start_as_current_span(
-            f"{Operation.INVOKE_AGENT} {agent}",
-            kind=SpanKind.INTERNAL,
-            attributes={
-                genai.OPERATION: Operation.INVOKE_AGENT.value,
+        _span(
+            current(),
+            Operation.INVOKE_AGENT,
+            agent,
+            {
                 genai.AGENT_NAME: agent,
                 genai.CONVERSATION_ID: run_id,
                 genai.RUN_ID_ATTR: run_id,
                 genai.TASK_ID_ATTR: task_id,
                 genai.TASK_ATTEMPT_ATTR: attempt,
             },
-            record_exception=False,
-            set_status_on_exception=False,
         ) as span,
-        _errors_marked(span),
     ):
         yield span
 
@@ -105,7 +98,6 @@ def tool_span(*, name: str, call_id: str, description: str, arguments: str) -> I
     """An `execute_tool` span; `arguments` (JSON) is kept only when content is captured."""
     telemetry = current()
     attributes: dict[str, str | int] = {
-        genai.OPERATION: Operation.EXECUTE_TOOL.value,
         genai.TOOL_NAME: name,
         genai.TOOL_CALL_ID: call_id,
         genai.TOOL_TYPE: "function",
@@ -113,16 +105,7 @@ def tool_span(*, name: str, call_id: str, description: str, arguments: str) -> I
     }
     if telemetry.capture_content:
         attributes[genai.TOOL_ARGUMENTS] = arguments
-    with (
-        telemetry.tracer.start_as_current_span(
-            f"{Operation.EXECUTE_TOOL} {name}",
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span,
-        _errors_marked(span),
-    ):
+    with _span(telemetry, Operation.EXECUTE_TOOL, name, attributes) as span:
         yield span
 
 
@@ -131,6 +114,31 @@ def tool_result(span: Span, *, ok: bool, content: str) -> None:
     span.set_attribute(genai.TOOL_OK_ATTR, ok)
     if current().capture_content:
         span.set_attribute(genai.TOOL_RESULT, content)
+
+
+@contextmanager
+def _span(
+    telemetry: Telemetry,
+    operation: Operation,
+    target: str,
+    attributes: Mapping[str, str | int | None],
+    *,
+    kind: SpanKind = SpanKind.INTERNAL,
+    context: Context | None = None,
+) -> Iterator[Span]:
+    """The current span `<operation> <target>`, without unset attributes, failures marked."""
+    with (
+        telemetry.tracer.start_as_current_span(
+            f"{operation} {target}",
+            context=context,
+            kind=kind,
+            attributes={genai.OPERATION: operation.value, **_attributes(attributes)},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span,
+        _errors_marked(span),
+    ):
+        yield span
 
 
 @contextmanager
@@ -151,7 +159,6 @@ async def call_model(
     """`provider.complete(request)` inside a `chat` span with the model and token counts."""
     telemetry = current()
     attributes: dict[str, str | int] = {
-        genai.OPERATION: Operation.CHAT.value,
         genai.PROVIDER: provider.name,
         genai.REQUEST_MODEL: request.model,
         genai.REQUEST_MAX_TOKENS: request.max_tokens,
@@ -160,16 +167,7 @@ async def call_model(
     if telemetry.capture_content:
         attributes[genai.SYSTEM_INSTRUCTIONS] = genai.system_instructions(request.system)
         attributes[genai.INPUT_MESSAGES] = genai.input_messages(request.messages)
-    with (
-        telemetry.tracer.start_as_current_span(
-            f"{Operation.CHAT} {request.model}",
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span,
-        _errors_marked(span),
-    ):
+    with _span(telemetry, Operation.CHAT, request.model, attributes, kind=SpanKind.CLIENT) as span:
         response = await provider.complete(request, on_text=on_text)
         span.set_attribute(genai.INPUT_TOKENS, response.usage.input_tokens)
         span.set_attribute(genai.OUTPUT_TOKENS, response.usage.output_tokens)

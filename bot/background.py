@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +45,27 @@ class Background:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def ack_then_respond(
+    background: Background,
+    ack: AsyncAck,
+    respond: AsyncRespond,
+    reply: Awaitable[dict[str, Any]],
+    *,
+    sorry: str,
+    failure: str,
+    name: str,
+) -> None:
+    """Ack a command at once; its reply follows through the response URL once the work is
+    done, or `sorry` when it failed (logged as `failure`)."""
+    await ack()
+
+    async def answer() -> None:
+        try:
+            await respond(**await reply)
+        except Exception:
+            log.exception(failure)
+            await respond(response_type="ephemeral", text=sorry)
+
+    background.spawn(answer(), name=name)

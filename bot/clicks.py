@@ -23,7 +23,7 @@ from bot.intake import IntakeFailed, record_click, stored
 from bot.interactions import clicked_thread, first_action, reason_of, team_of, where
 from bot.stop import stop_from_button
 from storage import approvals, inbox
-from storage.models import InboxItem
+from storage.models import Approval, InboxItem
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -139,15 +139,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                 edited_args=args if args != (approval.tool_args if approval else None) else None,
                 from_form=True,
             )
-            if refusal is not None and approval is not None and approval.channel_id:
-                await tell(
-                    baton,
-                    channel=approval.channel_id,
-                    user=user,
-                    text=refusal,
-                    team_id=team_of(body),
-                    thread_ts=await thread_of(baton, approval_id, approval.channel_id),
-                )
+            await _tell_form_refusal(baton, body, user, approval, refusal)
         case Click.REASON:
             view = body.get("view") or {}
             approval_id = str(view.get("private_metadata") or "")
@@ -160,15 +152,7 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
                 from_form=True,
             )
             approval = await approvals.get(baton.db, approval_id) if refusal else None
-            if refusal is not None and approval is not None and approval.channel_id:
-                await tell(
-                    baton,
-                    channel=approval.channel_id,
-                    user=user,
-                    text=refusal,
-                    team_id=team_of(body),
-                    thread_ts=await thread_of(baton, approval_id, approval.channel_id),
-                )
+            await _tell_form_refusal(baton, body, user, approval, refusal)
         case Click.STOP:
             await stop_from_button(baton, body)
         case Click.DIGEST:
@@ -179,3 +163,19 @@ async def _handle(baton: Baton, kind: Click, body: dict[str, Any]) -> None:
             await on_feedback(baton, body)
         case Click.HOME:
             await on_home_button(baton, body)
+
+
+async def _tell_form_refusal(
+    baton: Baton, body: dict[str, Any], user: str, approval: Approval | None, refusal: str | None
+) -> None:
+    """Why a decision sent from an approval's form did not count, to the one who sent it."""
+    if refusal is None or approval is None or not approval.channel_id:
+        return
+    await tell(
+        baton,
+        channel=approval.channel_id,
+        user=user,
+        text=refusal,
+        team_id=team_of(body),
+        thread_ts=await thread_of(baton, approval.id, approval.channel_id),
+    )

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -50,6 +50,7 @@ from storage.models import (
     Run,
     RunSource,
     RunStatus,
+    TaskRow,
 )
 
 if TYPE_CHECKING:
@@ -536,22 +537,44 @@ async def _approval_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]
     if approval is None:
         return []
     task = await runs.get_task(baton.db, run.id, approval.task_id)
-    kind = approval_blocks.KIND_TITLE[approval.kind]
     copy = (row.data or {}).get("channel") is not None
     return [
-        Piece(
-            text=f"Approval needed: {kind} (run {run.id})",
-            blocks=approval_blocks.request_blocks(
-                approval,
-                run,
-                task,
-                webhooks=baton.catalog.webhooks,
-                votes=await approvals.votes(baton.db, approval.id),
-                editable=editable(baton, approval),
-            ),
+        await _request_piece(
+            baton,
+            approval,
+            run,
+            task,
+            webhooks=baton.catalog.webhooks,
             thread=PieceThread.NONE if copy else PieceThread.RUN,
         )
     ]
+
+
+async def _request_piece(
+    baton: Baton,
+    approval: Approval,
+    run: Run,
+    task: TaskRow | None,
+    *,
+    webhooks: Mapping[str, str] | None = None,
+    thread: PieceThread = PieceThread.RUN,
+    update_ts: str | None = None,
+) -> Piece:
+    """An open approval's request message, with who has approved so far."""
+    kind = approval_blocks.KIND_TITLE[approval.kind]
+    return Piece(
+        text=f"Approval needed: {kind} (run {run.id})",
+        blocks=approval_blocks.request_blocks(
+            approval,
+            run,
+            task,
+            webhooks=webhooks,
+            votes=await approvals.votes(baton.db, approval.id),
+            editable=editable(baton, approval),
+        ),
+        thread=thread,
+        update_ts=update_ts,
+    )
 
 
 def editable(baton: Baton, approval: Approval) -> bool:
@@ -569,20 +592,7 @@ async def _decided_pieces(baton: Baton, row: Delivery, run: Run) -> list[Piece]:
         return []  # its request never reached Slack: there are no buttons to take away
     task = await runs.get_task(baton.db, run.id, approval.task_id)
     if approval.status == ApprovalStatus.PENDING:
-        kind = approval_blocks.KIND_TITLE[approval.kind]
-        return [
-            Piece(
-                text=f"Approval needed: {kind} (run {run.id})",
-                blocks=approval_blocks.request_blocks(
-                    approval,
-                    run,
-                    task,
-                    votes=await approvals.votes(baton.db, approval.id),
-                    editable=editable(baton, approval),
-                ),
-                update_ts=update_ts,
-            )
-        ]
+        return [await _request_piece(baton, approval, run, task, update_ts=update_ts)]
     return [
         Piece(
             text=approval_blocks.decided_text(approval),

@@ -24,7 +24,7 @@ from orchestration import findings
 from orchestration.findings import Digest, Verdict
 from orchestration.run_events import ApprovalRequested, RunEvent, RunFinished
 from storage import outbox, runs, schedules
-from storage.models import DeliveryPurpose, Run, RunSource
+from storage.models import Delivery, DeliveryPurpose, Run, RunSource
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -73,36 +73,32 @@ async def post_digest(baton: Baton, run_id: str) -> Verdict | None:
     )
     message = None
     if choice == Verdict.POST:
-        message = outbox.new(
-            run.id,
-            DeliveryPurpose.DIGEST,
-            ref=str(digest.fire.id),
-            data={
-                "channel": digest.schedule.channel_id,
-                "fire_id": digest.fire.id,
-                "messages": [p.to_json() for p in await _digest_pieces(baton, digest)],
-            },
-        )
+        pieces = await _digest_pieces(baton, digest)
+        message = _in_channel(run.id, digest, DeliveryPurpose.DIGEST, pieces)
     elif choice == Verdict.QUIET:
-        message = outbox.new(
-            run.id,
-            DeliveryPurpose.QUIET,
-            ref=str(digest.fire.id),
-            data={
-                "channel": digest.schedule.channel_id,
-                "fire_id": digest.fire.id,
-                "messages": [
-                    Piece(
-                        text=ui.quiet_text(digest.schedule, digest), thread=PieceThread.NONE
-                    ).to_json()
-                ],
-            },
-        )
+        quiet = Piece(text=ui.quiet_text(digest.schedule, digest), thread=PieceThread.NONE)
+        message = _in_channel(run.id, digest, DeliveryPurpose.QUIET, [quiet])
     if not await schedules.settle_fire(
         baton.db, digest.fire.id, checks=digest.snapshot(), deliver=message
     ):
         return None  # already settled (the run's end was shown before)
     return choice
+
+
+def _in_channel(
+    run_id: str, digest: Digest, purpose: DeliveryPurpose, pieces: list[Piece]
+) -> Delivery:
+    """The outbox row that posts `pieces` in the schedule's channel, once for this fire."""
+    return outbox.new(
+        run_id,
+        purpose,
+        ref=str(digest.fire.id),
+        data={
+            "channel": digest.schedule.channel_id,
+            "fire_id": digest.fire.id,
+            "messages": [p.to_json() for p in pieces],
+        },
+    )
 
 
 async def _digest_pieces(baton: Baton, digest: Digest) -> list[Piece]:

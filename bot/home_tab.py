@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from bot import home_blocks as ui
 from bot.approval_clicks import decide
 from bot.interactions import first_action, team_of, where
-from bot.permissions import may_manage
+from bot.permissions import in_group, may_manage
 from bot.slack_ops import slack_error
 from orchestration.when import describe, upcoming, when_of, zone
 from storage import approvals, feedback, home, schedules
@@ -86,15 +86,7 @@ async def waiting_for(
 ) -> list[Approval]:
     """The approvals this person may decide: named, or in a named user group (asked once)."""
     groups = {g for a in waiting for g in a.approvers if g.startswith("S")}
-    member_of: set[str] = set()
-    for group in sorted(groups):
-        try:
-            resp = await baton.client_for(team_id).usergroups_users_list(usergroup=group)
-        except SlackApiError as e:
-            log.warning("could not read user group %s: %s", group, slack_error(e))
-            continue
-        if user_id in (resp.get("users") or []):
-            member_of.add(group)
+    member_of = {g for g in sorted(groups) if await in_group(baton, user_id, g, team_id=team_id)}
     return [a for a in waiting if user_id in a.approvers or member_of & set(a.approvers)]
 
 

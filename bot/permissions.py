@@ -37,14 +37,19 @@ async def is_one_of(
     if user_id in wanted:
         return True
     for group in (g for g in wanted if g.startswith("S")):
-        try:
-            resp = await baton.client_for(team_id).usergroups_users_list(usergroup=group)
-        except SlackApiError as e:
-            log.warning("could not read user group %s: %s", group, slack_error(e))
-            continue
-        if user_id in (resp.get("users") or []):
+        if await in_group(baton, user_id, group, team_id=team_id):
             return True
     return False
+
+
+async def in_group(baton: Baton, user_id: str, group: str, *, team_id: str | None = None) -> bool:
+    """The user is a member of the user group (False, with a warning, when Slack won't say)."""
+    try:
+        resp = await baton.client_for(team_id).usergroups_users_list(usergroup=group)
+    except SlackApiError as e:
+        log.warning("could not read user group %s: %s", group, slack_error(e))
+        return False
+    return user_id in (resp.get("users") or [])
 
 
 async def may_decide(baton: Baton, approval: Approval, user_id: str) -> bool:

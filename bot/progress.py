@@ -321,12 +321,16 @@ class SlackProgress:
         if wait > 0:
             await asyncio.sleep(wait)
 
-    async def _flush_now(self) -> None:
+    async def _drop_pending_flush(self) -> None:
+        """Cancel a flush that waits for its turn, and wait until it has stopped."""
         task, self._pending_flush = self._pending_flush, None
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _flush_now(self) -> None:
+        await self._drop_pending_flush()
         async with self._lock:
             await self._after_gap()
             await self._flush()
@@ -447,11 +451,7 @@ class SlackProgress:
 
     async def _close(self, *, final_note: str | None = None) -> None:
         """Final state of the task list; a stream is stopped (a wait may outlive it)."""
-        task, self._pending_flush = self._pending_flush, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._drop_pending_flush()
         async with self._lock:
             if self._ts is None:
                 await self._open()

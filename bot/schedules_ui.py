@@ -19,6 +19,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from agents.spec import Catalog
+from bot.background import ack_then_respond
 from bot.blocks import Block, context, section
 from bot.blocks import when as when_token
 from bot.digest_blocks import title
@@ -188,19 +189,15 @@ async def _after(
     baton: Baton, ack: AsyncAck, respond: AsyncRespond, reply: Awaitable[dict[str, Any]]
 ) -> None:
     """Ack now; answer through the command's response URL once the work is done."""
-    await ack()
-
-    async def answer() -> None:
-        try:
-            await respond(**await reply)
-        except Exception:
-            log.exception("a schedule command failed")
-            await respond(
-                response_type="ephemeral",
-                text="Something went wrong inside Baton while doing this; nothing may have changed. Try again in a minute.",
-            )
-
-    baton.background.spawn(answer(), name="schedule-command")
+    await ack_then_respond(
+        baton.background,
+        ack,
+        respond,
+        reply,
+        sorry="Something went wrong inside Baton while doing this; nothing may have changed. Try again in a minute.",
+        failure="a schedule command failed",
+        name="schedule-command",
+    )
 
 
 async def _add(baton: Baton, command: dict[str, Any], wanted: NewSchedule) -> dict[str, Any]:

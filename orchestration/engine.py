@@ -229,11 +229,7 @@ class Orchestrator:
     async def _leave_for_later(self, run_id: str) -> None:
         """Tasks cut off by a shutdown go back to pending: the next driver runs them."""
         try:
-            for t in await runs.list_tasks(self.db, run_id):
-                if t.status == TaskStatus.RUNNING:
-                    await run_states.task_requeued(
-                        self.db, run_id, t.task_id, why="Baton stopped while it ran"
-                    )
+            await self._requeue_orphans(run_id, why="Baton stopped while it ran")
         except Exception as e:
             if not is_unavailable(e):
                 log.exception("run %s: could not requeue its tasks", run_id)
@@ -284,11 +280,12 @@ class Orchestrator:
             latest[a.task_id] = a.status
         return any(latest.get(t, ApprovalStatus.PENDING) != ApprovalStatus.PENDING for t in waiting)
 
-    async def _requeue_orphans(self, run_id: str) -> None:
-        """Tasks left running by a process that died go back to pending (we hold the lease)."""
+    async def _requeue_orphans(self, run_id: str, *, why: str | None = None) -> None:
+        """Tasks left running (by a process that died, or cut off by a shutdown) go back to
+        pending; we hold the lease."""
         for t in await runs.list_tasks(self.db, run_id):
             if t.status == TaskStatus.RUNNING:
-                await run_states.task_requeued(self.db, run_id, t.task_id)
+                await run_states.task_requeued(self.db, run_id, t.task_id, why=why)
 
     async def _plan(self, run: Run, sink: EventSink) -> bool:
         try:
@@ -332,19 +329,10 @@ class Orchestrator:
             for i, t in enumerate(plan.tasks)
         ]
         await run_states.plan_ready(self.db, run.id, plan.model_dump(), rows)
-        views = tuple(
-            TaskView(
-                id=t.id,
-                agent=t.agent,
-                title=_title(t.agent, t.instruction),
-                depends_on=tuple(t.depends_on),
-                requires_approval=t.requires_approval,
-            )
-            for t in plan.tasks
-        )
         cost = estimate(plan, self.catalog, self.models, self.prices)
         await self.publish(
-            sink, PlanReady(run_id=run.id, title=plan.title, tasks=views, estimate=cost)
+            sink,
+            PlanReady(run_id=run.id, title=plan.title, tasks=_task_views(rows), estimate=cost),
         )
         return True
 
@@ -395,17 +383,9 @@ class Orchestrator:
         )
         if revision is None:
             return False
-        views = tuple(
-            TaskView(
-                id=t.task_id,
-                agent=t.agent,
-                title=_title(t.agent, t.instruction),
-                depends_on=tuple(t.depends_on),
-                requires_approval=t.requires_approval,
-            )
-            for t in revision.tasks
+        await show(
+            PlanRevised(run_id=run_id, title=revision.title, tasks=_task_views(revision.tasks))
         )
-        await show(PlanRevised(run_id=run_id, title=revision.title, tasks=views))
         return True
 
     async def _run_tasks(self, run: Run, group: asyncio.TaskGroup, show: Show) -> None:
@@ -584,16 +564,7 @@ class Orchestrator:
             return answer
         try:
             async with asyncio.timeout(self.limits.task_timeout):
-                verdict = await verification.review(
-                    run,
-                    outcomes,
-                    answer,
-                    db=self.db,
-                    catalog=self.catalog,
-                    models=self.models,
-                    prices=self.prices,
-                    retry=self.limits.retry,
-                )
+                verdict = await verification.review(run, outcomes, answer, self.deps)
             note = verdict.note
         except TimeoutError:
             note = f"⚠️ _Not checked: *{REVIEWER}* did not finish in time._"
@@ -703,6 +674,20 @@ class Orchestrator:
 def _first_line(text: str, limit: int = 140) -> str:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _task_views(tasks: list[TaskRow]) -> tuple[TaskView, ...]:
+    """The task list a plan or its revision shows."""
+    return tuple(
+        TaskView(
+            id=t.task_id,
+            agent=t.agent,
+            title=_title(t.agent, t.instruction),
+            depends_on=tuple(t.depends_on),
+            requires_approval=t.requires_approval,
+        )
+        for t in tasks
+    )
 
 
 def _title(agent: str, instruction: str) -> str:

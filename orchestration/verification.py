@@ -18,15 +18,12 @@ from agents import fallback
 from agents.errors import ModelError
 from agents.explain import log_failure, sentence
 from agents.messages import Message, ModelRequest
-from agents.pricing import PriceTable
-from agents.providers.registry import Models
-from agents.retry import RetryPolicy
 from agents.runner import system_prompt
 from agents.spec import REVIEWER, Catalog
+from orchestration.deps import RunDeps
 from orchestration.planning import usage_hook
 from orchestration.supervisor import TaskOutcome
 from storage import run_states
-from storage.db import Database
 from storage.models import EventKind, Run, TaskRow
 
 log = logging.getLogger(__name__)
@@ -75,18 +72,15 @@ async def review(
     run: Run,
     outcomes: list[TaskOutcome],
     answer: str,
-    *,
-    db: Database,
-    catalog: Catalog,
-    models: Models,
-    prices: PriceTable,
-    retry: RetryPolicy,
+    deps: RunDeps,
 ) -> Verdict:
     """The reviewer's verdict on `answer`; recorded on the run."""
-    verdict = await _review(run, outcomes, answer, db=db, catalog=catalog, models=models,
-                            prices=prices, retry=retry)  # fmt: skip
+    verdict = await _review(run, outcomes, answer, deps)
     await run_states.note(
-        db, run.id, verdict.event, data={"problems": list(verdict.problems), "note": verdict.note}
+        deps.db,
+        run.id,
+        verdict.event,
+        data={"problems": list(verdict.problems), "note": verdict.note},
     )
     return verdict
 
@@ -95,19 +89,14 @@ async def _review(
     run: Run,
     outcomes: list[TaskOutcome],
     answer: str,
-    *,
-    db: Database,
-    catalog: Catalog,
-    models: Models,
-    prices: PriceTable,
-    retry: RetryPolicy,
+    deps: RunDeps,
 ) -> Verdict:
-    spec = catalog.agent(REVIEWER)
+    spec = deps.catalog.agent(REVIEWER)
     if spec is None:
         return Verdict(
             "⚠️ _Not checked: there is no reviewer specialist._", EventKind.ANSWER_UNCHECKED
         )
-    links = tuple(link for link in models.for_agent(spec).links() if not link.offline)
+    links = tuple(link for link in deps.models.for_agent(spec).links() if not link.offline)
     if not links:
         return Verdict(
             f"⚠️ _Not checked: **{REVIEWER}** has no model to check with (it is offline)._",
@@ -124,9 +113,9 @@ async def _review(
         output_schema=Review.model_json_schema(),
         output_name="review",
     )
-    usage = usage_hook(db, prices, run.id, None, links[0].ref, agent=REVIEWER)
+    usage = usage_hook(deps.db, deps.prices, run.id, None, links[0].ref, agent=REVIEWER)
     try:
-        _, response = await fallback.ask(links, request, policy=retry, on_usage=usage)
+        _, response = await fallback.ask(links, request, policy=deps.limits.retry, on_usage=usage)
         found = Review.model_validate(response.structured or {})
     except ModelError as e:
         log_failure(run.id, "review", e.model or links[0].ref, e)

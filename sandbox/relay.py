@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
@@ -30,7 +30,7 @@ from sandbox.signing import (
     view_submission_body,
 )
 from sandbox.web_api import SlackStandIn
-from sandbox.workspace import JSON, Message, SlackError, View
+from sandbox.workspace import JSON, AssistantThread, Message, SlackError, View
 
 log = logging.getLogger(__name__)
 
@@ -165,10 +165,16 @@ class Relay:
         """A person opens the assistant container: a new thread and `assistant_thread_started`."""
         context = self._context(user, context_channel)
         thread = self.ws.start_assistant_thread(user, context)
+        return await self._thread_event(thread, "assistant_thread_started")
+
+    async def _thread_event(
+        self,
+        thread: AssistantThread,
+        kind: Literal["assistant_thread_started", "assistant_thread_context_changed"],
+    ) -> Outcome:
+        """Show the thread as it is now, then send Baton the assistant event `kind` about it."""
         await self.slack.publish()
-        event = slack_payloads.assistant_thread_event(
-            self.ws, thread, kind="assistant_thread_started"
-        )
+        event = slack_payloads.assistant_thread_event(self.ws, thread, kind=kind)
         outcome = await self._event(event)
         return Outcome(
             ok=outcome.ok, detail=outcome.detail, ts=thread.thread_ts, delivered=event["type"]
@@ -184,14 +190,7 @@ class Relay:
             return Outcome(ts=thread.thread_ts)
         thread.context_channel = context
         self.ws.thread_changed(thread)
-        await self.slack.publish()
-        event = slack_payloads.assistant_thread_event(
-            self.ws, thread, kind="assistant_thread_context_changed"
-        )
-        outcome = await self._event(event)
-        return Outcome(
-            ok=outcome.ok, detail=outcome.detail, ts=thread.thread_ts, delivered=event["type"]
-        )
+        return await self._thread_event(thread, "assistant_thread_context_changed")
 
     def _context(self, user: str, channel: str | None) -> str | None:
         """The channel a person is looking at, if they may see it (their DM counts)."""

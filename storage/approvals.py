@@ -56,6 +56,23 @@ def refreshes(approval: Approval, tag: str = "") -> list[Delivery]:
     return rows
 
 
+def _event(approval: Approval, kind: EventKind, **data: Any) -> Event:
+    """The audit event of something that happened to an approval, on its task."""
+    return Event(
+        run_id=approval.run_id,
+        task_id=approval.task_id,
+        kind=kind,
+        data={"approval_id": approval.id, **data},
+    )
+
+
+def _notice(approval: Approval, tag: str, text: str) -> Delivery:
+    """A notice in the run's thread about an approval, sent once (`tag` names the notice)."""
+    return outbox.new(
+        approval.run_id, DeliveryPurpose.NOTICE, ref=f"{tag}:{approval.id}", data={"text": text}
+    )
+
+
 async def _set_task(s: AsyncSession, approval: Approval, fields: dict[str, Any]) -> None:
     """Update the gated task's row, in the caller's transaction (nothing when no fields)."""
     if fields:
@@ -172,14 +189,7 @@ async def decide(
                 s.add(ApprovalVote(approval_id=approval_id, user_id=by, at=now))
                 # The request's message shows who has approved so far.
                 s.add_all(refreshes(current, f"vote-{by}"))
-                s.add(
-                    Event(
-                        run_id=current.run_id,
-                        task_id=current.task_id,
-                        kind=EventKind.APPROVAL_VOTE,
-                        data={"approval_id": approval_id, "by": by, "quorum": current.quorum},
-                    )
-                )
+                s.add(_event(current, EventKind.APPROVAL_VOTE, by=by, quorum=current.quorum))
         except IntegrityError:  # this person's approval is counted already
             return DecisionResult(won=False, approval=current, repeated=True)
         # Counted after this vote was committed: of two last votes at once, at least the
@@ -233,20 +243,13 @@ async def _decide(
             return None
         if won:
             s.add_all(refreshes(current))
-            data: dict[str, Any] = {"approval_id": approval_id, "by": by, "reason": reason}
+            data: dict[str, Any] = {"by": by, "reason": reason}
             if approve and for_run:
                 data["for_run"] = True
             if approve and edited_args is not None:
                 data["asked_args"] = current.tool_args
                 data["edited_args"] = edited_args
-            s.add(
-                Event(
-                    run_id=current.run_id,
-                    task_id=current.task_id,
-                    kind=EventKind(f"approval_{status.value}"),
-                    data=data,
-                )
-            )
+            s.add(_event(current, EventKind(f"approval_{status.value}"), **data))
         return DecisionResult(won=won, approval=current)
 
 
@@ -274,17 +277,13 @@ async def grant_for_run(
         s.add(approval)
         await _set_task(s, approval, task_fields)
         s.add(
-            Event(
-                run_id=approval.run_id,
-                task_id=approval.task_id,
-                kind=EventKind.APPROVAL_GRANTED_FOR_RUN,
-                data={
-                    "approval_id": approval.id,
-                    "grant": grant.id,
-                    "by": grant.decided_by,
-                    "tool": approval.tool_name,
-                    "args": approval.tool_args,
-                },
+            _event(
+                approval,
+                EventKind.APPROVAL_GRANTED_FOR_RUN,
+                grant=grant.id,
+                by=grant.decided_by,
+                tool=approval.tool_name,
+                args=approval.tool_args,
             )
         )
     return approval
@@ -333,27 +332,17 @@ async def escalate_due(db: Database) -> list[Approval]:
             )
             if not result.rowcount:
                 continue
-            s.add(
-                Event(
-                    run_id=a.run_id,
-                    task_id=a.task_id,
-                    kind=EventKind.APPROVAL_ESCALATED,
-                    data={"approval_id": a.id, "to": a.escalate_to},
-                )
-            )
+            s.add(_event(a, EventKind.APPROVAL_ESCALATED, to=a.escalate_to))
             s.add_all(refreshes(a, "escalated"))
             names = ", ".join(
                 f"<!subteam^{i}>" if i.startswith("S") else f"<@{i}>" for i in a.escalate_to
             )
             s.add(
-                outbox.new(
-                    a.run_id,
-                    DeliveryPurpose.NOTICE,
-                    ref=f"escalated:{a.id}",
-                    data={
-                        "text": f"⏫ No decision yet on task `{a.task_id}`: it is escalated to "
-                        f"{names}, who may now approve or reject it too."
-                    },
+                _notice(
+                    a,
+                    "escalated",
+                    f"⏫ No decision yet on task `{a.task_id}`: it is escalated to "
+                    f"{names}, who may now approve or reject it too.",
                 )
             )
             changed.append(a)
@@ -379,24 +368,14 @@ async def expire_due(db: Database) -> list[Approval]:
                 .values(status=ApprovalStatus.EXPIRED, decided_at=now)
             )
             if result.rowcount:
-                s.add(
-                    Event(
-                        run_id=a.run_id,
-                        task_id=a.task_id,
-                        kind=EventKind.APPROVAL_EXPIRED,
-                        data={"approval_id": a.id},
-                    )
-                )
+                s.add(_event(a, EventKind.APPROVAL_EXPIRED))
                 s.add_all(refreshes(a))
                 s.add(
-                    outbox.new(
-                        a.run_id,
-                        DeliveryPurpose.NOTICE,
-                        ref=f"expired:{a.id}",
-                        data={
-                            "text": f"⌛ The approval for task `{a.task_id}` expired without a "
-                            "decision, so it counts as rejected: that step did not happen."
-                        },
+                    _notice(
+                        a,
+                        "expired",
+                        f"⌛ The approval for task `{a.task_id}` expired without a "
+                        "decision, so it counts as rejected: that step did not happen.",
                     )
                 )
                 changed.append(a)

@@ -29,28 +29,24 @@ async def look_at(
     db: Database, channel_id: str, thread_ts: str, *, context_id: str, context_name: str | None
 ) -> bool:
     """The person moved to another channel; False for a thread Baton never saw start."""
-    async with db.session() as s:
-        result = await s.exec(
-            update(AssistantThread)
-            .where(
-                col(AssistantThread.channel_id) == channel_id,
-                col(AssistantThread.thread_ts) == thread_ts,
-            )
-            .values(context_channel_id=context_id, context_channel_name=context_name)
+    return await db.changed(
+        update(AssistantThread)
+        .where(
+            col(AssistantThread.channel_id) == channel_id,
+            col(AssistantThread.thread_ts) == thread_ts,
         )
-        return bool(result.rowcount)
+        .values(context_channel_id=context_id, context_channel_name=context_name)
+    )
 
 
 async def take_title(db: Database, channel_id: str, thread_ts: str) -> bool:
     """True once per thread: the caller names it (after its first request)."""
-    async with db.session() as s:
-        result = await s.exec(
-            update(AssistantThread)
-            .where(
-                col(AssistantThread.channel_id) == channel_id,
-                col(AssistantThread.thread_ts) == thread_ts,
-                col(AssistantThread.titled).is_(False),
-            )
-            .values(titled=True)
+    return await db.changed(
+        update(AssistantThread)
+        .where(
+            col(AssistantThread.channel_id) == channel_id,
+            col(AssistantThread.thread_ts) == thread_ts,
+            col(AssistantThread.titled).is_(False),
         )
-        return bool(result.rowcount)
+        .values(titled=True)
+    )

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Delete, Update, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -145,6 +145,12 @@ class Database:
             raise
         finally:
             await self._finish(session.close())
+
+    async def changed(self, statement: Update | Delete) -> bool:
+        """Run one UPDATE or DELETE in its own transaction: True when it touched a row."""
+        async with self.session() as s:
+            result = await s.exec(statement)
+            return bool(result.rowcount)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

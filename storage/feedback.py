@@ -47,17 +47,15 @@ async def record(db: Database, run_id: str, user_id: str, *, positive: bool) -> 
         return True
     except IntegrityError:
         pass
-    async with db.session() as s:
-        result = await s.exec(
-            update(Feedback)
-            .where(
-                col(Feedback.run_id) == run_id,
-                col(Feedback.user_id) == user_id,
-                col(Feedback.positive).is_not(positive),
-            )
-            .values(positive=positive, at=utcnow())
+    return await db.changed(
+        update(Feedback)
+        .where(
+            col(Feedback.run_id) == run_id,
+            col(Feedback.user_id) == user_id,
+            col(Feedback.positive).is_not(positive),
         )
-        return bool(result.rowcount)
+        .values(positive=positive, at=utcnow())
+    )
 
 
 async def since(db: Database, start: datetime) -> list[Feedback]:

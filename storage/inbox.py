@@ -30,17 +30,15 @@ async def record(db: Database, *, key: str, kind: str, body: dict[str, Any]) -> 
 async def claim(db: Database, item_id: int, *, seconds: float) -> bool:
     """Take an item to handle it; False when it is done or someone else has it."""
     now = utcnow()
-    async with db.session() as s:
-        result = await s.exec(
-            update(InboxItem)
-            .where(
-                col(InboxItem.id) == item_id,
-                col(InboxItem.done_at).is_(None),
-                or_(col(InboxItem.claimed_until).is_(None), col(InboxItem.claimed_until) < now),
-            )
-            .values(claimed_until=now + timedelta(seconds=seconds), attempts=InboxItem.attempts + 1)
+    return await db.changed(
+        update(InboxItem)
+        .where(
+            col(InboxItem.id) == item_id,
+            col(InboxItem.done_at).is_(None),
+            or_(col(InboxItem.claimed_until).is_(None), col(InboxItem.claimed_until) < now),
         )
-        return bool(result.rowcount)
+        .values(claimed_until=now + timedelta(seconds=seconds), attempts=InboxItem.attempts + 1)
+    )
 
 
 async def done(db: Database, item_id: int) -> None:

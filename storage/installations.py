@@ -25,9 +25,7 @@ async def find(db: Database, team_id: str) -> Installation | None:
 
 async def remove(db: Database, team_id: str) -> bool:
     """Forget a workspace's installation; False when there was none."""
-    async with db.session() as s:
-        result = await s.exec(delete(Installation).where(col(Installation.team_id) == team_id))
-        return bool(result.rowcount)
+    return await db.changed(delete(Installation).where(col(Installation.team_id) == team_id))
 
 
 async def issue_state(db: Database, *, lifetime: timedelta, now: datetime | None = None) -> str:
@@ -40,13 +38,11 @@ async def issue_state(db: Database, *, lifetime: timedelta, now: datetime | None
 
 async def consume_state(db: Database, state: str, *, now: datetime | None = None) -> bool:
     """True once for a state that was issued and has not expired; it cannot be used again."""
-    async with db.session() as s:
-        result = await s.exec(
-            delete(OAuthState).where(
-                col(OAuthState.state) == state, col(OAuthState.expires_at) > (now or utcnow())
-            )
+    return await db.changed(
+        delete(OAuthState).where(
+            col(OAuthState.state) == state, col(OAuthState.expires_at) > (now or utcnow())
         )
-        return bool(result.rowcount)
+    )
 
 
 async def adopt_unowned(db: Database, team_id: str) -> int:

@@ -77,23 +77,19 @@ async def next_due(db: Database, run_id: str) -> Delivery | None:
 async def attempt_started(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
     """Fix the pieces (at the first attempt) and note that Slack may see this attempt."""
     async with db.session() as s:
-        await s.exec(
-            update(Delivery)
-            .where(col(Delivery.id) == delivery_id)
-            .values(pieces=pieces, in_doubt=True, attempts=Delivery.attempts + 1)
-        )
+        await _set(s, delivery_id, pieces=pieces, in_doubt=True, attempts=Delivery.attempts + 1)
 
 
 async def piece_posted(db: Database, delivery_id: int, posted: list[str]) -> None:
     """One more piece is in Slack: never post it again."""
     async with db.session() as s:
-        await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(posted=posted))
+        await _set(s, delivery_id, posted=posted)
 
 
 async def replace_pieces(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
     """Slack said a piece was too long: the rest goes out in smaller pieces."""
     async with db.session() as s:
-        await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(pieces=pieces))
+        await _set(s, delivery_id, pieces=pieces)
 
 
 async def delivered(
@@ -102,26 +98,17 @@ async def delivered(
     """Done: the row is never posted again (and, if given, the run's trail says so)."""
     now = utcnow()
     async with db.session() as s:
-        await s.exec(
-            update(Delivery)
-            .where(col(Delivery.id) == delivery.id)
-            .values(
-                state=DeliveryState.DELIVERED,
-                posted=posted,
-                delivered_at=now,
-                in_doubt=False,
-                last_error=None,
-            )
+        await _set(
+            s,
+            delivery.id,
+            state=DeliveryState.DELIVERED,
+            posted=posted,
+            delivered_at=now,
+            in_doubt=False,
+            last_error=None,
         )
         if event is not None:
-            s.add(
-                Event(
-                    run_id=delivery.run_id,
-                    at=now,
-                    kind=event,
-                    data={"purpose": delivery.purpose.value, "ref": delivery.ref},
-                )
-            )
+            s.add(_trail(delivery, now, event))
 
 
 async def retry_later(
@@ -129,38 +116,30 @@ async def retry_later(
 ) -> None:
     """A failure that may pass: let go, and try again from `at`."""
     async with db.session() as s:
-        await s.exec(
-            update(Delivery)
-            .where(col(Delivery.id) == delivery_id)
-            .values(
-                next_attempt_at=at,
-                last_error=error,
-                in_doubt=in_doubt,
-            )
-        )
+        await _set(s, delivery_id, next_attempt_at=at, last_error=error, in_doubt=in_doubt)
 
 
 async def give_up(db: Database, delivery: Delivery, *, error: str) -> None:
     """Slack refused for good (the channel is gone, Baton was removed): stop trying."""
     now = utcnow()
     async with db.session() as s:
-        await s.exec(
-            update(Delivery)
-            .where(col(Delivery.id) == delivery.id)
-            .values(
-                state=DeliveryState.FAILED,
-                last_error=error,
-                in_doubt=False,
-            )
-        )
-        s.add(
-            Event(
-                run_id=delivery.run_id,
-                at=now,
-                kind="delivery_failed",
-                data={"purpose": delivery.purpose.value, "ref": delivery.ref, "error": error},
-            )
-        )
+        await _set(s, delivery.id, state=DeliveryState.FAILED, last_error=error, in_doubt=False)
+        s.add(_trail(delivery, now, "delivery_failed", error=error))
+
+
+async def _set(s: AsyncSession, delivery_id: int | None, **values: Any) -> None:
+    """Change one outbox row, in the caller's transaction."""
+    await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
+
+
+def _trail(delivery: Delivery, at: datetime, kind: str, **extra: Any) -> Event:
+    """The run's event for what became of a delivery."""
+    return Event(
+        run_id=delivery.run_id,
+        at=at,
+        kind=kind,
+        data={"purpose": delivery.purpose.value, "ref": delivery.ref, **extra},
+    )
 
 
 async def runs_with_due(db: Database, *, limit: int = 200) -> list[str]:

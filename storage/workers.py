@@ -37,13 +37,11 @@ async def join(db: Database, worker: WorkerRow) -> None:
 
 async def beat(db: Database, worker_id: str, *, runs_driving: int) -> bool:
     """Renew a worker's beat; False when its row is gone (then `join` again)."""
-    async with db.session() as s:
-        result = await s.exec(
-            update(WorkerRow)
-            .where(col(WorkerRow.id) == worker_id)
-            .values(last_beat_at=utcnow(), runs_driving=runs_driving)
-        )
-        return bool(result.rowcount)
+    return await db.changed(
+        update(WorkerRow)
+        .where(col(WorkerRow.id) == worker_id)
+        .values(last_beat_at=utcnow(), runs_driving=runs_driving)
+    )
 
 
 async def leave(db: Database, worker_id: str) -> None:

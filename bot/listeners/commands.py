@@ -17,6 +17,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot import reports
 from bot.audit import audit_reply
+from bot.background import ack_then_respond
 from bot.command_parsing import (
     HELP,
     Ask,
@@ -145,19 +146,19 @@ async def _answer_after(
     reply: Callable[[], Awaitable[Reply]],
 ) -> None:
     """Ack at once; the answer follows through the command's response URL."""
-    await ack()
 
-    async def answer() -> None:
-        try:
-            await respond(response_type="ephemeral", **await reply())
-        except Exception:
-            log.exception("could not answer a /baton command")
-            await respond(
-                response_type="ephemeral",
-                text="Something went wrong inside Baton while answering this; try again in a minute.",
-            )
+    async def ephemeral() -> Reply:
+        return {"response_type": "ephemeral", **await reply()}
 
-    baton.background.spawn(answer(), name="command-reply")
+    await ack_then_respond(
+        baton.background,
+        ack,
+        respond,
+        ephemeral(),
+        sorry="Something went wrong inside Baton while answering this; try again in a minute.",
+        failure="could not answer a /baton command",
+        name="command-reply",
+    )
 
 
 async def _text(sentence: Awaitable[str]) -> Reply:

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox.methods._args import Handler, bot_message, content, postable, required
-from sandbox.workspace import JSON, Edited, SlackError, Workspace
+from sandbox.workspace import JSON, Channel, Edited, Message, SlackError, Workspace
 
 
 def post_message(ws: Workspace, args: JSON) -> JSON:
     """Post a message or a thread reply (`reply_broadcast` is ignored)."""
     channel = postable(ws, args)
-    text, blocks, attachments = content(args)
     metadata = args.get("metadata")
-    message = ws.add_message(
-        bot_message(
-            ws,
-            channel,
-            text=text,
-            blocks=blocks,
-            attachments=attachments,
-            thread_ts=ws.thread_root(channel.id, args.get("thread_ts")),
-            metadata=metadata if isinstance(metadata, dict) else None,
-        )
+    message = _add_bot_message(
+        ws, channel, args, metadata=metadata if isinstance(metadata, dict) else None
     )
     return {"ok": True, "channel": channel.id, "ts": message.ts, "message": ws.render(message)}
 
@@ -31,8 +24,14 @@ def post_ephemeral(ws: Workspace, args: JSON) -> JSON:
     user = ws.user(required(args, "user"))
     if channel.is_im and channel.user != user.id:
         raise SlackError("user_not_in_channel")
+    message = _add_bot_message(ws, channel, args, ephemeral_for=user.id)
+    return {"ok": True, "message_ts": message.ts}
+
+
+def _add_bot_message(ws: Workspace, channel: Channel, args: JSON, **fields: Any) -> Message:
+    """The bot's message with the call's content, in the thread the call names."""
     text, blocks, attachments = content(args)
-    message = ws.add_message(
+    return ws.add_message(
         bot_message(
             ws,
             channel,
@@ -40,10 +39,9 @@ def post_ephemeral(ws: Workspace, args: JSON) -> JSON:
             blocks=blocks,
             attachments=attachments,
             thread_ts=ws.thread_root(channel.id, args.get("thread_ts")),
-            ephemeral_for=user.id,
+            **fields,
         )
     )
-    return {"ok": True, "message_ts": message.ts}
 
 
 def update(ws: Workspace, args: JSON) -> JSON:
