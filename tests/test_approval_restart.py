@@ -22,7 +22,7 @@ from sandbox.web_api import SlackStandIn
 from storage import Database, runs, tool_calls
 from storage.models import RunStatus
 from testkit.harness import SECRET, sample
-from testkit.processes import ROOT, free_port
+from testkit.processes import ROOT, free_port, healthy
 from tests.test_approvals import approval_messages, value_of, write_catalog
 
 
@@ -59,18 +59,7 @@ async def baton_process(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    async with session.get(f"{url}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert proc.returncode is None, "baton exited during start-up"
-                assert time.monotonic() < deadline, "baton did not start"
-                await asyncio.sleep(0.1)
+        await healthy(url, proc)
         yield url
     finally:
         if proc.returncode is None:

@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,7 +34,7 @@ from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
 from testkit.fakes.webhook_receiver import WebhookReceiver
 from testkit.harness import SECRET, Bot
-from testkit.processes import ROOT, free_port
+from testkit.processes import ROOT, free_port, healthy
 from tests.trust_helpers import answers, approval_requests, approval_value
 
 CATALOG = """
@@ -159,18 +158,7 @@ async def baton(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    async with session.get(f"{url}/healthz") as resp:
-                        if resp.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert proc.returncode is None, "baton exited during start-up"
-                assert time.monotonic() < deadline, "baton did not start"
-                await asyncio.sleep(0.1)
+        await healthy(url, proc)
         yield url, proc
     finally:
         if proc.returncode is None:

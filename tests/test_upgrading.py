@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import asyncpg
 import pytest
 from sqlalchemy import text
@@ -28,6 +27,7 @@ from storage import Database, runs, schema
 from storage.schema import SchemaStatus
 from testkit.databases import RELEASE_PG_DUMP, RELEASE_SQLITE, fresh_pg_database, psql
 from testkit.harness import SECRET, running_bot, running_sandbox, settings_for
+from testkit.processes import healthy
 from tests.test_migrations import RELEASE_ROWS
 
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -105,20 +105,6 @@ async def serving(env: dict[str, str], cwd: Path, log: Path) -> AsyncIterator[st
         if proc.returncode is None:
             proc.send_signal(signal.SIGKILL)
         await proc.wait()
-
-
-async def healthy(url: str, *, within: float = 60) -> None:
-    async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + within
-        while True:
-            try:
-                async with session.get(f"{url}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            assert time.monotonic() < deadline, f"{url} did not start"
-            await asyncio.sleep(0.1)
 
 
 def records(log: Path) -> list[dict[str, object]]:
