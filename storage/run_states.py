@@ -191,72 +191,49 @@ async def task_finished(
 
 async def task_failed(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
     """The task could not be done (a timeout, a model or tool server that failed)."""
-    return await move_task(
-        db,
-        run_id,
-        task_id,
-        EventKind.TASK_FAILED,
-        TaskStatus.FAILED,
-        fields={"error": reason},
-        finished=True,
-        data={"error": reason},
-    )
+    data = {"error": reason}
+    return await _ended(db, run_id, task_id, EventKind.TASK_FAILED, TaskStatus.FAILED, reason, data)
 
 
 async def task_skipped(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
     """Not started: what it needs did not succeed, or the run was stopped first."""
-    return await move_task(
-        db,
-        run_id,
-        task_id,
-        EventKind.TASK_SKIPPED,
-        TaskStatus.SKIPPED,
-        fields={"error": reason},
-        finished=True,
-    )
+    return await _ended(db, run_id, task_id, EventKind.TASK_SKIPPED, TaskStatus.SKIPPED, reason)
 
 
 async def task_rejected(
     db: Database, run_id: str, task_id: str, reason: str, *, data: dict[str, Any] | None = None
 ) -> TaskMoved:
     """A person said no (or a refused budget stops what had not started)."""
-    return await move_task(
-        db,
-        run_id,
-        task_id,
-        EventKind.TASK_REJECTED,
-        TaskStatus.REJECTED,
-        fields={"error": reason},
-        finished=True,
-        data=data,
-    )
+    kind, status = EventKind.TASK_REJECTED, TaskStatus.REJECTED
+    return await _ended(db, run_id, task_id, kind, status, reason, data)
 
 
 async def task_stopped(
     db: Database, run_id: str, task_id: str, status: TaskStatus, reason: str
 ) -> TaskMoved:
     """The run's deadline stopped the task: failed if it ran, skipped if it had not."""
-    return await move_task(
-        db,
-        run_id,
-        task_id,
-        EventKind.TASK_STOPPED,
-        status,
-        fields={"error": reason},
-        finished=True,
-    )
+    return await _ended(db, run_id, task_id, EventKind.TASK_STOPPED, status, reason)
 
 
 async def task_cancelled(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
     """A person stopped the run while the task ran or waited for a decision."""
+    kind, status = EventKind.TASK_CANCELLED, TaskStatus.CANCELLED
+    return await _ended(db, run_id, task_id, kind, status, reason)
+
+
+async def _ended(
+    db: Database,
+    run_id: str,
+    task_id: str,
+    kind: EventKind,
+    status: TaskStatus,
+    reason: str,
+    data: dict[str, Any] | None = None,
+) -> TaskMoved:
+    """A move to a final state that did not come from the specialist's answer: why, kept."""
+    fields = {"error": reason}
     return await move_task(
-        db,
-        run_id,
-        task_id,
-        EventKind.TASK_CANCELLED,
-        TaskStatus.CANCELLED,
-        fields={"error": reason},
-        finished=True,
+        db, run_id, task_id, kind, status, fields=fields, finished=True, data=data
     )
 
 
