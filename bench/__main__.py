@@ -308,13 +308,13 @@ async def quorum_race(_: Site) -> list[tuple[str, str, str]]:
 
 
 async def schedule_race(_: Site) -> list[tuple[str, str, str]]:
-    from bench.schedules import fire_race
+    from bench.schedule_fires import fire_race
 
     return await fire_race()
 
 
 async def telemetry(site: Site) -> list[tuple[str, str, str]]:
-    from bench.telemetry import telemetry_cost
+    from bench.telemetry_cost import telemetry_cost
 
     return await telemetry_cost(site)
 
@@ -338,13 +338,13 @@ async def migrations(_: Site) -> list[tuple[str, str, str]]:
 
 
 async def installation_stores(_: Site) -> list[tuple[str, str, str]]:
-    from bench.workspaces import installation_stores as measure
+    from bench.installation_stores import installation_stores as measure
 
     return await measure()
 
 
 async def real_model(site: Site) -> list[tuple[str, str, str]]:
-    from bench.real_model import real_model_run
+    from bench.real_model_run import real_model_run
 
     return await real_model_run(site)
 

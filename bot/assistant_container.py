@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import assistant_ui as ui
 from bot.names import Names
 from bot.slack_ops import post_text, slack_error
-from storage import approvals, assistant
+from storage import approvals, assistant_threads
 from storage.db import Database
 from storage.models import ApprovalStatus, AssistantThread, Run
 
@@ -54,7 +54,7 @@ async def started(baton: Baton, payload: dict[str, Any], *, team_id: str | None 
         context_channel_id=looking,
         context_channel_name=name,
     )
-    if not await assistant.start(baton.db, thread):
+    if not await assistant_threads.start(baton.db, thread):
         return  # Slack delivering the event again: the thread was welcomed
     client = baton.client_for(team_id)
     await post_text(client, channel=channel, thread_ts=ts, text=ui.welcome(baton.catalog))
@@ -80,9 +80,11 @@ async def context_changed(
     if looking is None:
         return
     name = await baton.names_for(team_id).channel(looking)
-    if not await assistant.look_at(baton.db, channel, ts, context_id=looking, context_name=name):
+    if not await assistant_threads.look_at(
+        baton.db, channel, ts, context_id=looking, context_name=name
+    ):
         # A thread opened before Baton knew of threads (or whose start was lost): keep it now.
-        await assistant.start(
+        await assistant_threads.start(
             baton.db,
             AssistantThread(
                 channel_id=channel,
@@ -133,7 +135,9 @@ class StatusLine:
 
     async def load(self) -> None:
         if self.run.channel_id and self.run.thread_ts and self.run.channel_id.startswith("D"):
-            self.thread = await assistant.get(self.db, self.run.channel_id, self.run.thread_ts)
+            self.thread = await assistant_threads.get(
+                self.db, self.run.channel_id, self.run.thread_ts
+            )
 
     @property
     def active(self) -> bool:
@@ -143,7 +147,9 @@ class StatusLine:
         """The first request names the thread (once, whichever run or process gets here)."""
         if self.thread is None:
             return
-        if not await assistant.take_title(self.db, self.thread.channel_id, self.thread.thread_ts):
+        if not await assistant_threads.take_title(
+            self.db, self.thread.channel_id, self.thread.thread_ts
+        ):
             return
         try:
             await self.client.assistant_threads_setTitle(

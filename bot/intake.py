@@ -28,7 +28,7 @@ from bot.text import truncate
 from bot.thread_ops import gather
 from bot.work import external, hand_over
 from orchestration.driving import let_go
-from storage import assistant, inbox, outbox, run_states, runs, slack_events
+from storage import assistant_threads, inbox, outbox, run_states, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import (
     Delivery,
@@ -129,7 +129,7 @@ async def accept_message(
     async def store() -> Accepted | None:
         if channel_id.startswith("D"):
             # In the assistant container, the channel the person is looking at is context.
-            thread = await assistant.get(baton.db, channel_id, thread_ts)
+            thread = await assistant_threads.get(baton.db, channel_id, thread_ts)
             looking = planner_context(thread) if thread is not None else None
             if looking:
                 run.context = "\n\n".join(p for p in (looking, run.context) if p)

@@ -4,7 +4,7 @@ Bolt runs the install flow (`/slack/install` → Slack → `/slack/oauth_redirec
 stores below, which keep installations and states in Baton's database over its async engine:
 tables the migrations own, one row per workspace. (slack_sdk's synchronous SQLAlchemy store
 holds the event loop for every query; its async one makes tables of its own outside the
-migrations — `bench/workspaces.py` measures all three.) Every request is authorised from the
+migrations — `bench/installation_stores.py` measures all three.) Every request is authorised from the
 stored installation without a Web API call, so the ack never waits on Slack. Anything that calls Slack outside a request (the outbox, schedules,
 the sweep) asks `Workspaces.client(team_id)` for a client that carries that team's token.
 """
