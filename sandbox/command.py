@@ -52,7 +52,10 @@ async def _serve(settings: Settings, port: int | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        # Ctrl-C and SIGTERM stop alike: the sandbox shuts down from here, in order, rather
+        # than having its main task cancelled wherever it happens to be.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
