@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -117,6 +118,13 @@ async def test_a_restart_mid_stream_neither_loses_nor_doubles_the_answer(
         await bot.mention(f"run check {site.url('/ok')}")
         # The answer has started to stream into its own message when the process stops.
         await slack.wait_for(lambda: len(slack.calls_to("chat.startStream")) == 2, timeout=20)
+        # ...and Baton has noted where (Slack's answer to that call, stored right after it).
+        run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+        for _ in range(400):
+            if run is not None and run.answer_preview_ts is not None:
+                break
+            await asyncio.sleep(0.05)
+            run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
         await bot.baton.background.cancel_all()
         run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
     assert run is not None and not run.status.is_final
