@@ -117,31 +117,13 @@ async def ack_latency(site: Site) -> list[tuple[str, str, str]]:
 
 
 async def throughput(site: Site, url: str, label: str) -> tuple[str, str, str]:
-    from agents.providers.registry import Models, ModelSettings
-    from agents.spec import load_catalog
-    from agents.toolbox import Toolbox
-    from agents.tools.base import ToolContext
-    from agents.tools.registry import ALL_TOOLS, tool_names
-    from orchestration.deps import RunDeps
-    from orchestration.engine import Orchestrator
     from storage import Database, runs
     from storage.models import Run, RunStatus
-    from testkit.sinks import NullSink
+    from testkit.offline import offline_orchestrator
 
     db = Database(url)
     await db.create_all()
-    orch = Orchestrator(
-        RunDeps(
-            db=db,
-            catalog=load_catalog(None, known_tools=tool_names()),
-            models=Models(ModelSettings(), ALL_TOOLS),
-            tools=Toolbox(ALL_TOOLS),
-            tool_context=lambda r, t, k: ToolContext(
-                run_id=r, task_id=t, http_allow_hosts=frozenset({"127.0.0.1"}), idempotency_key=k
-            ),
-        ),
-        sinks=lambda run: NullSink(),
-    )
+    orch = offline_orchestrator(db, allow_hosts=frozenset({"127.0.0.1"}))
     ids = []
     for i in range(20):
         run = await runs.create_run(

@@ -312,36 +312,17 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
     """CPU ms, statements and commits per task for one run of `n` no-op tasks."""
     from sqlalchemy import event
 
-    from agents.providers.registry import Models, ModelSettings
-    from agents.spec import load_catalog
-    from agents.toolbox import Toolbox
-    from agents.tools.base import ToolContext
-    from agents.tools.registry import ALL_TOOLS, tool_names
-    from orchestration.deps import RunDeps
-    from orchestration.engine import Orchestrator
     from orchestration.limits import Limits
     from storage import Database, runs
     from storage.models import Run, RunStatus
-    from testkit.sinks import NullSink
+    from testkit.offline import offline_orchestrator
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "agents.yml"
         path.write_text(_catalog_for(shape, n))
         db = Database(url)
         await db.create_all()
-        orch = Orchestrator(
-            RunDeps(
-                db=db,
-                catalog=load_catalog(path, known_tools=tool_names()),
-                models=Models(ModelSettings(), ALL_TOOLS),
-                tools=Toolbox(ALL_TOOLS),
-                tool_context=lambda r, t, k: ToolContext(
-                    run_id=r, task_id=t, http_allow_hosts=frozenset(), idempotency_key=k
-                ),
-                limits=Limits(max_tasks=200, max_parallel=32),
-            ),
-            sinks=lambda run: NullSink(),
-        )
+        orch = offline_orchestrator(db, path, limits=Limits(max_tasks=200, max_parallel=32))
         run = await runs.create_run(db, Run(id=runs.new_id(), request="go", playbook="shape"))
         assert run is not None
         counts = {"statements": 0, "commits": 0}

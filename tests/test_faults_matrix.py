@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -33,8 +32,8 @@ from storage.models import Run, TaskStatus
 from testkit.databases import fresh_pg_database
 from testkit.fakes.model_servers import FakeOpenAI, Reply, Seen
 from testkit.fakes.webhook_receiver import WebhookReceiver
-from testkit.harness import SECRET, Bot
-from testkit.processes import ROOT, free_port, healthy
+from testkit.harness import Bot
+from testkit.processes import environment, free_port, healthy
 from tests.trust_helpers import answers, approval_requests, approval_value
 
 CATALOG = """
@@ -135,24 +134,9 @@ async def baton(
 ) -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
     """`baton run --http` in its own process, started the way an operator starts it."""
     port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "SLACK_BOT_TOKEN": slack.token,
-        "SLACK_SIGNING_SECRET": SECRET,
-        "SLACK_API_URL": slack.api_url,
-        "BATON_DATABASE_URL": db_url,
-        # The first start on a new PostgreSQL database creates the tables, as an operator's would.
-        "BATON_AUTO_MIGRATE": "true",
-        "BATON_AGENTS_FILE": str(catalog),
-        "OPENAI_API_KEY": "sk-test",
-        "OPENAI_BASE_URL": models.base_url,
-        "BATON_MODEL": "openai:gpt-4.1-mini",
-        "BATON_HTTP_ALLOW_HOSTS": "127.0.0.1",
-        # A dead process's runs are taken over seconds after it died, not half a minute.
-        "BATON_LEASE_SECONDS": "2",
-        "BATON_LOG_LEVEL": "WARNING",
-    }
+    # Runs driven in this process (no workers), by the fake OpenAI model.
+    env = {**environment(slack, db_url, catalog, models), "BATON_MODEL": "openai:gpt-4.1-mini"}
+    env.pop("BATON_WORKERS")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.cli", "run", "--http", "--port", str(port), cwd=workdir, env=env
     )
