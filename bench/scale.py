@@ -4,7 +4,9 @@
   once, to a bare Bolt app (acks only) and to Baton's web process (`BATON_WORKERS=external`,
   a `baton worker`, PostgreSQL), with runs in flight in the worker (their model calls held by
   the fake model server: topped up to 0 / 200 / 800, and each burst's runs stay in flight, so
-  each row names the count it was measured at); p50 / p99, and Baton's p99 over Bolt's
+  each row names the count it was measured at); p50 / p99, and Baton's p99 over Bolt's. Both
+  are warmed up first with a burst of runs that finish at once (connections made, statements
+  prepared): the rows measure processes in use, not ones just started
 - memory per run in flight: after the bursts, the workers' RSS (`/proc/<pid>/status`) read
   before and after each of three steps of 66 more held runs; KB per run, median and range
 - orchestration overhead: chains and fan-outs of no-op tasks (the offline `rules` model) in
@@ -12,10 +14,12 @@
   SQLAlchemy events; and the same shapes in LangGraph (`bench/langgraph_ref.py`), in memory
   and with its SQLite checkpointer, with each Baton figure over LangGraph+SQLite's
 - throughput: the same burst of three-task runs finished by 1, 2 and 4 workers, the counts
-  taking turns twice; median runs/s, and over 1 worker's
+  taking turns twice; median runs/s, and over 1 worker's; with the CPU the workers, the web
+  process, PostgreSQL and the bench itself (the Slack and model stand-ins, the sender) spent
+  per run meanwhile, and the runs per second the machine's cores allow at that cost
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
-runs in flight, with two workers to hold them); by default the bursts are 30/100 with 0/200
+runs in flight, with three workers to hold them); by default the bursts are 30/100 with 0/200
 in flight, so that `make bench` stays under ten minutes.
 """
 
@@ -30,6 +34,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -203,12 +208,14 @@ async def ack_bursts() -> list[Row]:
             env = {
                 **environment(slack, db_url, catalog, models),
                 "BATON_LEASE_SECONDS": "60",
-                "BATON_WORKER_RUNS": "2000" if FULL else "1000",
+                "BATON_WORKER_RUNS": "1000",
                 "BATON_LOG_LEVEL": "ERROR",
             }
             baton_url, _ = await stack.enter_async_context(process(env, Path(tmp), "run", "--http"))
             workers = []
-            for _ in range(2 if FULL else 1):  # room for every run the bursts leave in flight
+            # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each), and for
+            # the memory steps after them.
+            for _ in range(3 if FULL else 1):
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
                 )
@@ -241,6 +248,15 @@ async def ack_bursts() -> list[Row]:
 
                 await _until(caught_up, 300)
 
+            # Warm both up (connections made, statements prepared) with runs that finish at
+            # once: the bursts measure a process in use, not one just started.
+            await bolt.burst([bolt.command("run quick") for _ in range(BURSTS[0])])
+            await baton.burst([baton.command("run quick") for _ in range(BURSTS[0])])
+
+            async def quick_done() -> bool:
+                return await _unfinished(db, "quick") == 0
+
+            await _until(quick_done, 300)
             for flight in IN_FLIGHT:
                 while held() < flight:
                     target = min(held() + 50, flight)
@@ -327,19 +343,23 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
         assert run is not None
         counts = {"statements": 0, "commits": 0}
 
-        def statement(*_: Any) -> None:
+        def statement(conn: Any, *_: Any) -> None:
             counts["statements"] += 1
+            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+                counts["commits"] += 1  # a statement that is its own transaction
 
         def commit(*_: Any) -> None:
             counts["commits"] += 1
 
-        event.listen(db.engine.sync_engine, "before_cursor_execute", statement)
-        event.listen(db.engine.sync_engine, "commit", commit)
+        for engine in db.engines:
+            event.listen(engine, "before_cursor_execute", statement)
+            event.listen(engine, "commit", commit)
         cpu = time.process_time()
         await orch.execute(run.id)
         cpu = time.process_time() - cpu
-        event.remove(db.engine.sync_engine, "before_cursor_execute", statement)
-        event.remove(db.engine.sync_engine, "commit", commit)
+        for engine in db.engines:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "commit", commit)
         done = await runs.get_run(db, run.id)
         await db.dispose()
     assert done is not None and done.status == RunStatus.SUCCEEDED, (
@@ -430,8 +450,37 @@ async def overhead() -> list[Row]:
     return rows
 
 
-async def throughput_once(workers: int, n: int, catalog: Path) -> float:
-    """Runs per second: `n` three-task runs sent at once, until `workers` workers finish them."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu() -> float:
+    """The CPU time of every PostgreSQL process on the machine (the server and backends)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name))
+            except OSError:
+                pass  # it ended meanwhile
+    return total
+
+
+@dataclass
+class Throughput:
+    """One burst's runs per second, and the CPU each part spent per run meanwhile (ms)."""
+
+    runs_per_second: float
+    cpu_ms: dict[str, float]
+
+
+async def throughput_once(workers: int, n: int, catalog: Path) -> Throughput:
+    """`n` three-task runs sent at once, until `workers` workers finish them."""
+    import resource
+
     from sandbox.web_api import SlackStandIn
     from storage import Database
     from testkit.fakes.model_servers import FakeOpenAI
@@ -446,29 +495,46 @@ async def throughput_once(workers: int, n: int, catalog: Path) -> float:
             "BATON_LEASE_SECONDS": "60",
             "BATON_LOG_LEVEL": "ERROR",
         }
-        url, _ = await stack.enter_async_context(process(env, catalog.parent, "run", "--http"))
+        url, web = await stack.enter_async_context(process(env, catalog.parent, "run", "--http"))
+        pids = []
         for _ in range(workers):
-            await stack.enter_async_context(process(env, catalog.parent, "worker"))
+            pids.append(
+                (await stack.enter_async_context(process(env, catalog.parent, "worker")))[1].pid
+            )
         session = await stack.enter_async_context(aiohttp.ClientSession())
         db = Database(db_url)
         stack.push_async_callback(db.dispose)
         sender = Sender(session, url, slack.workspace.team_id)
-        start = time.perf_counter()
+
+        def parts() -> dict[str, float]:
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            return {
+                "workers": sum(cpu_seconds(pid) for pid in pids),
+                "web": cpu_seconds(web.pid),
+                "PostgreSQL": postgres_cpu(),
+                # The stand-ins for Slack and the model, the polling below, the burst sender.
+                "bench": time.process_time() + children.ru_utime + children.ru_stime,
+            }
+
+        before, start = parts(), time.perf_counter()
         await sender.burst([sender.command("run quick") for _ in range(n)])
 
         async def drained() -> bool:
             return await _unfinished(db, "quick") == 0
 
         await _until(drained, 600)
-        return n / (time.perf_counter() - start)
+        elapsed, after = time.perf_counter() - start, parts()
+        cpu = {k: (after[k] - before[k]) * 1000 / n for k in before}
+        return Throughput(n / elapsed, cpu)
 
 
 async def worker_throughput() -> list[Row]:
     """The same burst of three-task runs, finished by 1, 2 and 4 workers; the counts take
-    turns, so that a slow moment of the machine does not fall on one count only."""
+    turns, so that a slow moment of the machine does not fall on one count only. With the
+    CPU each part spent per run: what the machine's cores allow at most."""
     n = 120 if FULL else 60
     counts, repeats = (1, 2, 4), 2
-    results: dict[int, list[float]] = {w: [] for w in counts}
+    results: dict[int, list[Throughput]] = {w: [] for w in counts}
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Path(tmp) / "agents.yml"
         catalog.write_text(CATALOG)
@@ -476,16 +542,31 @@ async def worker_throughput() -> list[Row]:
             for workers in counts:
                 results[workers].append(await throughput_once(workers, n, catalog))
     rows: list[Row] = []
+    one = [t.runs_per_second for t in results[1]]
+    cores = os.cpu_count() or 1
     for workers in counts:
+        rates = [t.runs_per_second for t in results[workers]]
         # Each repeat over the one-worker figure of the same repeat.
-        ratios = [r / one for r, one in zip(results[workers], results[1], strict=True)]
+        ratios = [r / o for r, o in zip(rates, one, strict=True)]
         over = f" · {_spread(ratios, '.2f')}×" if workers > 1 else ""
         rows.append(
             (
                 f"throughput, {n} three-task runs, {workers} worker{'s' if workers > 1 else ''} "
                 "(PostgreSQL)",
                 f"runs/s, median of {repeats} (range) · over 1 worker",
-                f"{_spread(results[workers])}{over}",
+                f"{_spread(rates)}{over}",
+            )
+        )
+        parts = {
+            k: statistics.median(t.cpu_ms[k] for t in results[workers])
+            for k in results[workers][0].cpu_ms
+        }
+        total = sum(parts.values())
+        rows.append(
+            (
+                f"  CPU per run, {workers} worker{'s' if workers > 1 else ''}",
+                f"ms: {' · '.join(parts)} → most runs/s {cores} cores allow",
+                " · ".join(f"{v:.0f}" for v in parts.values()) + f" → {cores * 1000 / total:.0f}",
             )
         )
     return rows

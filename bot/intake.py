@@ -139,7 +139,6 @@ async def accept_message(
             seen=event_id,
             notice=WAIT_NOTICE,
             follow_up_only=follow_up_only,
-            wake=external(baton) and held is None,
         )
         return None if stored is None else Accepted(stored, queued, held)
 
@@ -180,7 +179,6 @@ async def accept_command(
             run,
             seen=f"command:{trigger}" if trigger else None,
             deliver=request_message,
-            wake=external(baton),
         ),
     )
 

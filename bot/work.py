@@ -46,9 +46,13 @@ def external(baton: Baton) -> bool:
 
 
 async def hand_over(baton: Baton, run_id: str) -> None:
-    """After the ack: drive the run here; otherwise the workers take it (the transaction that
-    stored it woke them: `bot/intake.py`)."""
-    if not external(baton):
+    """After the ack: drive the run here; otherwise wake the workers, who take it. (Waking
+    them is not part of the write before the ack: PostgreSQL sends notifications one
+    transaction at a time, so a burst of requests would queue behind each other's. A run
+    stored by a process that stops before waking them is found at their next look.)"""
+    if external(baton):
+        await baton.wake_workers()
+    else:
         await drive(baton, run_id)
 
 

@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -54,6 +54,7 @@ class Drive:
     work: asyncio.Task[None]
     reason: StopReason | None = None
     stopped_by: str | None = None
+    renewed_at: float = field(default_factory=lambda: asyncio.get_running_loop().time())
 
     def stop(self, reason: StopReason, by: str | None = None) -> None:
         """Cancel the work; the first reason given is the one acted on."""
@@ -87,28 +88,69 @@ async def pause(stop: asyncio.Event, seconds: float) -> bool:
     return True
 
 
-async def heartbeat(db: Database, drive: Drive, limits: Limits, stop: asyncio.Event) -> None:
-    """Keep the lease while the work goes on; stop the work when it is lost or a Stop comes."""
-    loop = asyncio.get_running_loop()
-    last_renewed = loop.time()
-    while not await pause(stop, limits.heartbeat_seconds):
+class LeaseKeeper:
+    """One heartbeat for every drive in this process: each beat renews all their leases at
+    once, and stops a drive whose lease was lost or whose run someone asked to stop.
+
+    A beat per drive would cost a worker holding 800 runs (each waiting on a model) 800
+    transactions every few seconds, on the cores its acks and runs need.
+    """
+
+    def __init__(self, db: Database, limits: Limits) -> None:
+        self.db, self.limits = db, limits
+        self._drives: dict[str, Drive] = {}  # by lease token
+        self._loop: asyncio.Task[None] | None = None
+        self._renewing = False
+
+    def keep(self, drive: Drive) -> None:
+        """Renew the drive's lease from the next beat until `release`."""
+        self._drives[drive.lease.token] = drive
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.create_task(self._beats(), name="lease-keeper")
+
+    def release(self, drive: Drive) -> None:
+        """The drive has ended: its lease is no longer renewed. The last one out stops the
+        beats — between two renewals, never in the middle of one (a renewal cut off
+        mid-query would leave its connection to clean up)."""
+        self._drives.pop(drive.lease.token, None)
+        if not self._drives and self._loop is not None and not self._renewing:
+            self._loop.cancel()
+
+    async def _beats(self) -> None:
+        while self._drives:
+            await asyncio.sleep(self.limits.heartbeat_seconds)
+            self._renewing = True
+            try:
+                await self.beat()
+            finally:
+                self._renewing = False
+
+    async def beat(self) -> None:
+        """Renew every lease held; act on what the answer says."""
+        drives = list(self._drives.values())
+        if not drives:
+            return
+        now = asyncio.get_running_loop().time()
         try:
-            check = await runs.renew_lease(db, drive.lease, seconds=limits.lease_seconds)
+            checks = await runs.renew_leases(
+                self.db, [d.lease for d in drives], seconds=self.limits.lease_seconds
+            )
         except Exception as e:
             if not is_unavailable(e):
-                log.exception("run %s: could not renew its lease", drive.lease.run_id)
-            if loop.time() - last_renewed >= limits.lease_seconds:
-                # Another process may take the run over now: this one must not write to it.
+                log.exception("could not renew the leases of %d runs", len(drives))
+            for drive in drives:
+                if now - drive.renewed_at >= self.limits.lease_seconds:
+                    # Another process may take the run over now: this one must not write to it.
+                    drive.stop(StopReason.LEASE_LOST)
+            return
+        for drive in drives:
+            check = checks.get(drive.lease.token)
+            if check is None:
                 drive.stop(StopReason.LEASE_LOST)
-                return
-            continue
-        last_renewed = loop.time()
-        if not check.held:
-            drive.stop(StopReason.LEASE_LOST)
-            return
-        if check.cancel_requested_by:
-            drive.stop(StopReason.PERSON, check.cancel_requested_by)
-            return
+            elif check.cancel_requested_by:
+                drive.stop(StopReason.PERSON, check.cancel_requested_by)
+            else:
+                drive.renewed_at = now
 
 
 async def let_go(db: Database, lease: Lease) -> bool:

@@ -26,7 +26,7 @@ from agents.tools.extract import plain
 from orchestration import endings, replanning, verification
 from orchestration.costs import estimate
 from orchestration.deps import RunDeps
-from orchestration.driving import Beat, Drive, StopReason, Tokens, heartbeat, leaves, let_go
+from orchestration.driving import Drive, LeaseKeeper, StopReason, Tokens, leaves, let_go
 from orchestration.errors import PlanningError
 from orchestration.gates import Gates, Show
 from orchestration.planning import failure_hook, plan_for, thread_context, usage_hook
@@ -88,6 +88,7 @@ class Orchestrator:
         self._sinks = sinks
         self._drives: dict[str, Drive] = {}
         self._tokens = Tokens()
+        self._keeper = LeaseKeeper(deps.db, deps.limits)
         self.gates = Gates(deps)
         self.tasks = TaskRunner(deps, gates=self.gates)
 
@@ -180,7 +181,7 @@ class Orchestrator:
         work = asyncio.create_task(self._advance(run, sink), name=f"drive-{run_id}")
         drive = Drive(lease=lease, work=work)
         self._drives[run_id] = drive
-        beat = Beat(functools.partial(heartbeat, self.db, drive, self.limits))
+        self._keeper.keep(drive)
         try:
             try:
                 await asyncio.wait([work])
@@ -191,7 +192,7 @@ class Orchestrator:
                 await self._leave_for_later(run_id)
                 raise
         finally:
-            await beat.stop()
+            self._keeper.release(drive)
             self._drives.pop(run_id, None)
         return await self._after(drive, sink)
 
@@ -403,12 +404,15 @@ class Orchestrator:
                 tasks = {t.task_id: t for t in await runs.list_tasks(self.db, run_id)}
                 fresh = True
             rows = list(tasks.values())
-            if await self._settle(run_id, rows, show) or await self._skip_blocked(
-                run_id, rows, show
+            # Each row's status read once a turn (a mapped attribute costs more to read than a
+            # dict entry, and a chain of n tasks takes n turns over n rows).
+            status = {t.task_id: t.status for t in rows}
+            if await self._settle(run_id, rows, status, show) or await self._skip_blocked(
+                run_id, rows, status, show
             ):
                 fresh = False
                 continue
-            ready = self._ready(rows, running)
+            ready = self._ready(tasks, status, running)
             if ready and len(running) < self.limits.max_parallel:
                 if self.gates.has_budget(run):
                     # What a start checks (the budget, what the run has spent) changes as
@@ -442,21 +446,25 @@ class Orchestrator:
                 fresh = False
 
     @staticmethod
-    def _ready(tasks: list[TaskRow], running: dict[str, asyncio.Task[TaskEnd]]) -> list[TaskRow]:
-        done = {t.task_id for t in tasks if t.status == TaskStatus.SUCCEEDED}
+    def _ready(
+        tasks: dict[str, TaskRow],
+        status: dict[str, TaskStatus],
+        running: dict[str, asyncio.Task[TaskEnd]],
+    ) -> list[TaskRow]:
+        pending = [
+            tasks[i] for i, s in status.items() if s == TaskStatus.PENDING and i not in running
+        ]
         return [
-            t
-            for t in tasks
-            if t.status == TaskStatus.PENDING
-            and t.task_id not in running
-            and all(d in done for d in t.depends_on)
+            t for t in pending if all(status.get(d) == TaskStatus.SUCCEEDED for d in t.depends_on)
         ]
 
-    async def _settle(self, run_id: str, tasks: list[TaskRow], show: Show) -> bool:
+    async def _settle(
+        self, run_id: str, tasks: list[TaskRow], status: dict[str, TaskStatus], show: Show
+    ) -> bool:
         """Turn decided approvals into runnable or finished tasks. True if anything changed."""
         decided = []
         for t in tasks:
-            if t.status == TaskStatus.WAITING:
+            if status[t.task_id] == TaskStatus.WAITING:
                 approval = await self.gates.settle(t)
                 if approval is not None:
                     decided.append(approval)
@@ -480,14 +488,15 @@ class Orchestrator:
                 )
         return True
 
-    async def _skip_blocked(self, run_id: str, tasks: list[TaskRow], show: Show) -> bool:
+    async def _skip_blocked(
+        self, run_id: str, tasks: list[TaskRow], status: dict[str, TaskStatus], show: Show
+    ) -> bool:
         """Skip pending tasks whose dependencies failed, were skipped or rejected."""
-        by_id = {t.task_id: t for t in tasks}
         changed = False
         for t in tasks:
-            if t.status != TaskStatus.PENDING:
+            if status[t.task_id] != TaskStatus.PENDING:
                 continue
-            blocked = [d for d in t.depends_on if d in by_id and by_id[d].status in BLOCKING]
+            blocked = [d for d in t.depends_on if status.get(d) in BLOCKING]
             if blocked:
                 reason = f"skipped: needs {', '.join(blocked)}, which did not succeed"
                 await run_states.task_skipped(self.db, run_id, t.task_id, reason)

@@ -80,21 +80,55 @@ def usage_hook(
     """
 
     async def hook(usage: Usage, model: str = ref) -> None:
-        cost = prices.cost(model, usage)
-        await runs.add_usage(
-            db,
-            run_id,
-            task_id,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cost_usd=cost,
-            model=model,
-            agent=agent,
-            priced=prices.known(model),
-        )
-        record_usage(model, usage, cost)
+        await runs.add_usage(db, run_id, task_id, spend(prices, usage, model, agent))
 
     return hook
+
+
+class HeldUsage:
+    """A task's model calls' usage, held until the task's next move stores it in its own
+    transaction: a task's last call is followed at once by its finishing move, so that call
+    costs no transaction of its own. Whatever may take a while (a tool call, a gate) stores
+    what is held first (`store`); a task that ends any other way stores it on its way out.
+
+    A process that dies between a call and the next store loses that call's usage; the task
+    is run again, and its calls then are counted."""
+
+    def __init__(self, db: Database, prices: PriceTable, run_id: str, task_id: str) -> None:
+        self.db, self.prices, self.run_id, self.task_id = db, prices, run_id, task_id
+        self._held: list[runs.Spend] = []
+
+    def hook(self, ref: str, agent: str) -> UsageHook:
+        """The usage hook of the task's specialist; `ref` prices a call that names no model."""
+
+        async def hold(usage: Usage, model: str = ref) -> None:
+            self._held.append(spend(self.prices, usage, model, agent))
+
+        return hold
+
+    @property
+    def held(self) -> tuple[runs.Spend, ...]:
+        """What a move should store with itself (then call `stored`)."""
+        return tuple(self._held)
+
+    def stored(self, spends: tuple[runs.Spend, ...]) -> None:
+        """A move stored these: held no more. (A move that failed leaves them held.)"""
+        self._held = [s for s in self._held if s not in spends]
+
+    async def store(self) -> None:
+        """Store what is held, alone."""
+        if held := self.held:
+            await runs.add_usage(self.db, self.run_id, self.task_id, *held)
+            self.stored(held)
+
+
+def spend(prices: PriceTable, usage: Usage, model: str, agent: str) -> runs.Spend:
+    """One model call's usage, priced, as the ledger keeps it (and counted in the metrics)."""
+    cost = prices.cost(model, usage)
+    record_usage(model, usage, cost)
+    return runs.Spend(
+        usage.input_tokens, usage.output_tokens, cost, model, agent, prices.known(model)
+    )
 
 
 def failure_hook(db: Database, run_id: str, where: str) -> FailureHook:

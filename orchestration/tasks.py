@@ -31,7 +31,7 @@ from agents.tools.base import Scope, Tool, ToolContext, ToolResult
 from agents.verdict import Verdict
 from orchestration.deps import RunDeps
 from orchestration.gates import NEEDS_HUMAN, Gates, Show
-from orchestration.planning import usage_hook
+from orchestration.planning import HeldUsage
 from orchestration.run_events import TaskEnd, TaskFinished, TaskProgress, TaskStarted
 from orchestration.step_tracing import traced_task, traced_tool
 from storage import approvals, run_states, tool_calls
@@ -88,13 +88,30 @@ class TaskRunner:
         attempt = task.attempts + 1
         await run_states.task_started(self.db, run.id, task.task_id, attempt=attempt)
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
-        inputs = _inputs(task, upstream)
-        outcome = await self._attempt(run, task, show, context, inputs)
+        usage = HeldUsage(self.db, self.prices, run.id, task.task_id)
+        try:
+            return await self._through(run, task, show, context, _inputs(task, upstream), usage)
+        finally:
+            await _store_rest(usage)
+
+    async def _through(
+        self,
+        run: Run,
+        task: TaskRow,
+        show: Show,
+        context: str,
+        inputs: dict[str, str],
+        usage: HeldUsage,
+    ) -> TaskEnd:
+        """The task from its start to where it ends or waits."""
+        outcome = await self._attempt(run, task, show, context, inputs, usage)
         while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
             run, task, outcome
         ):
             # An identical call was approved for the rest of the run: go on without asking.
-            outcome = await self._attempt(run, task, show, context, inputs, outcome.transcript)
+            outcome = await self._attempt(
+                run, task, show, context, inputs, usage, outcome.transcript
+            )
         if outcome is None:
             return TaskEnd(TaskStatus.FAILED)
         if isinstance(outcome, NeedsApproval):
@@ -120,7 +137,7 @@ class TaskRunner:
                 output=outcome.output,
             )
             return TaskEnd(TaskStatus.WAITING)
-        return await self._finish(run, task, show, outcome)
+        return await self._finish(run, task, show, outcome, usage)
 
     async def _attempt(
         self,
@@ -129,37 +146,37 @@ class TaskRunner:
         show: Show,
         context: str,
         inputs: dict[str, str],
+        usage: HeldUsage,
         transcript: list[Message] | None = None,
     ) -> Finished | NeedsApproval | None:
         """The specialist's turn within the task's time; None when it failed (and was
-        reported so)."""
+        reported so, with the usage held)."""
         try:
             async with asyncio.timeout(self.limits.task_timeout):
-                return await self._specialist(run, task, show, context, inputs, transcript)
+                return await self._specialist(run, task, show, context, inputs, usage, transcript)
         except TimeoutError:
-            await self._fail(
-                run,
-                task,
-                show,
-                f"took longer than {self.limits.task_timeout:g} s and was stopped",
-            )
+            reason = f"took longer than {self.limits.task_timeout:g} s and was stopped"
         except ModelError as e:
             log_failure(run.id, f"task {task.task_id}", e.model or task.agent, e)
             tries = self.limits.retry.max_attempts if isinstance(e, TransientModelError) else None
-            await self._fail(run, task, show, sentence(e, attempts=tries))
+            reason = sentence(e, attempts=tries)
         except ToolServerError as e:
-            await self._fail(run, task, show, str(e))
+            reason = str(e)
         except Exception as e:
             if is_unavailable(e):
                 raise  # not the task's fault: the drive leaves the run, and it is resumed
             log.exception("task %s/%s crashed", run.id, task.task_id)
-            await self._fail(run, task, show, "an internal error stopped it (see the bot's log)")
+            reason = "an internal error stopped it (see the bot's log)"
+        await self._fail(run, task, show, reason, usage)
         return None
 
-    async def _finish(self, run: Run, task: TaskRow, show: Show, outcome: Finished) -> TaskEnd:
+    async def _finish(
+        self, run: Run, task: TaskRow, show: Show, outcome: Finished, usage: HeldUsage
+    ) -> TaskEnd:
         """The task's status is the verdict on what happened, not the model's say-so."""
         status = _STATUS[outcome.judgement.verdict]
         reason = outcome.judgement.reason
+        spends = usage.held
         await run_states.task_finished(
             self.db,
             run.id,
@@ -168,7 +185,9 @@ class TaskRunner:
             output=outcome.output,
             error=reason or None,
             model=outcome.model,
+            usage=spends,
         )
+        usage.stored(spends)
         await show(
             TaskFinished(
                 run_id=run.id,
@@ -187,6 +206,7 @@ class TaskRunner:
         show: Show,
         context: str,
         inputs: dict[str, str],
+        usage: HeldUsage,
         saved: list[Message] | None = None,
     ) -> Finished | NeedsApproval:
         spec = self.catalog.agent(task.agent)
@@ -233,6 +253,7 @@ class TaskRunner:
             signature = _signature(call)
             key = f"{run.id}:{task.task_id}:{signature}#{calls[signature]}"
             calls[signature] += 1
+            await usage.store()  # a tool may take a while: what was spent shows meanwhile
             return await self._perform(run, task, tool, args, call, key)
 
         return await run_specialist(
@@ -242,9 +263,7 @@ class TaskRunner:
             tools=self.tools,
             hooks=Hooks(
                 progress=progress,
-                usage=usage_hook(
-                    self.db, self.prices, run.id, task.task_id, binding.ref, agent=spec.name
-                ),
+                usage=usage.hook(binding.ref, spec.name),
                 perform=perform,
                 scope=scope_of(run, spec),
             ),
@@ -356,9 +375,13 @@ class TaskRunner:
             },
         )
 
-    async def _fail(self, run: Run, task: TaskRow, show: Show, reason: str) -> None:
+    async def _fail(
+        self, run: Run, task: TaskRow, show: Show, reason: str, usage: HeldUsage
+    ) -> None:
         reason = redact(reason)  # a server's words may echo a credential
-        await run_states.task_failed(self.db, run.id, task.task_id, reason)
+        spends = usage.held
+        await run_states.task_failed(self.db, run.id, task.task_id, reason, usage=spends)
+        usage.stored(spends)
         await show(
             TaskFinished(
                 run_id=run.id, task_id=task.task_id, status=TaskStatus.FAILED, summary=reason
@@ -395,6 +418,15 @@ class OneShot(Mapping[str, Decision]):
 
     def __len__(self) -> int:
         return len(self._decisions)
+
+
+async def _store_rest(usage: HeldUsage) -> None:
+    """On the way out of a task (cancelled, or failed inside Baton): store the usage still
+    held, if the database lets us; a failure here must not hide why the task ended."""
+    try:
+        await usage.store()
+    except Exception as e:
+        log.warning("run %s: usage of task %s not stored: %s", usage.run_id, usage.task_id, e)
 
 
 def _inputs(task: TaskRow, upstream: Sequence[TaskRow]) -> dict[str, str]:

@@ -7,6 +7,7 @@ and `/hooks/deploys` is a webhook that remembers every call (see `/` or `/hooks/
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import sys
@@ -49,6 +50,8 @@ class DemoShop(LocalServer):
         super().__init__()
         self.calls: list[HookCall] = []
         self.queue_depth = 17
+        # When set: `/metrics` answers only once this is set (a check that takes a while).
+        self.hold_metrics: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -75,6 +78,8 @@ class DemoShop(LocalServer):
         return web.Response(status=503, text="Payments: database connection refused")
 
     async def _metrics(self, _: web.Request) -> web.Response:
+        if self.hold_metrics is not None:
+            await self.hold_metrics.wait()
         return web.json_response(
             {"queue": {"depth": self.queue_depth}, "errors": {"rate": 0.02}, "orders_per_min": 42}
         )

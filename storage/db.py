@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+import time
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Delete, Update, event
+from sqlalchemy import Delete, Engine, Update, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -20,7 +21,8 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.clock import REAL, Clock
-from storage.errors import DatabaseUrlError
+from storage.errors import DatabaseUrlError, StorageError
+from storage.writes import Write, busy, one_statement, write_in
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -73,6 +75,54 @@ def _sqlite_wal(connection: Any, _: Any) -> None:
     cursor.close()
 
 
+# PostgreSQL connections per process (a web process or a worker); PostgreSQL's own limit,
+# 100 by default, must cover them all.
+POOL_SIZE = 20
+
+# A pooled connection idle this long is pinged before use; one in steady use is not.
+IDLE_BEFORE_PING = 30.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Check a pooled connection before use only when it has sat idle: a database restart
+    while it waited would otherwise surface as a failed statement.
+
+    SQLAlchemy's own `pool_pre_ping` checks every checkout, which for asyncpg is three round
+    trips (BEGIN, a query, ROLLBACK) — more than a task's whole move costs. A connection in
+    steady use has just shown it works; one that fails anyway invalidates the pool, and the
+    work that met it is left and resumed as in any outage.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _idle_from(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_BEFORE_PING:
+            return  # new (just connected), or in steady use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            # The pool replaces the connection and tries again.
+            raise sa_exc.DisconnectionError(str(e)) from e
+
+
+class _Unchanged(StorageError):
+    """A `must_change` write touched nothing: the batch is rolled back."""
+
+
+def _sqlite_here(connection: Any, record: Any) -> None:
+    _sqlite_wal(connection, record)
+    # Checkpoints (which sync the file) are left to the other connections, off the loop.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
+
+
 def utcnow() -> datetime:
     """Now, in UTC, with its zone: every stored time is zone-aware (the real clock's time)."""
     return REAL()
@@ -99,12 +149,25 @@ class Database:
         else:
             # A worker drives many runs at once: a query waits for a connection rather than
             # fail after SQLAlchemy's default 30 s (which turned busy runs into failed tasks).
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=300)
+            # Connections are kept, not opened for a burst and closed after it: a new one
+            # costs a TLS attempt, a login and its statements prepared again.
+            kwargs.update(pool_size=POOL_SIZE, max_overflow=0, pool_timeout=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if not self.is_sqlite:
+            _ping_when_idle(self.engine)
         # Sessions still handing their connection back (see `session`); `dispose` waits.
         self._closing: set[asyncio.Future[None]] = set()
+        # SQLite: the same file, opened on this thread for `write`'s short batches.
+        self._here: Engine | None = None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_wal)
+            if self.engine.url.database not in (None, "", ":memory:"):
+                here = self.engine.url.set(drivername="sqlite+pysqlite")
+                # Never wait for the lock here: a batch that finds it taken goes the usual way.
+                self._here = create_engine(
+                    here, echo=echo, hide_parameters=True, connect_args={"timeout": 0}
+                )
+                event.listen(self._here, "connect", _sqlite_here)
         self._sessions = async_sessionmaker(
             self.engine, class_=AsyncSession, expire_on_commit=False
         )
@@ -168,6 +231,66 @@ class Database:
         finally:
             await self._finish(conn.close())
 
+    async def write(self, *writes: Write) -> bool:
+        """Run these statements in one transaction and commit them; False, with nothing
+        written, when a `must_change` one touched no row (see `storage.writes`).
+
+        For the writes made several times per task (the run state machine's moves, usage).
+        On SQLite they run on this thread: a batch of a few small statements takes tens of
+        microseconds there, where the async driver hands every statement, cursor and commit
+        to its own thread and back (about ten times the CPU). The connection used here never
+        waits for SQLite's lock: when another connection holds it, the batch goes the
+        async way and waits there, so the event loop is never held up. On PostgreSQL the
+        batch is one statement in one round trip where it can be.
+        """
+        if self._here is not None:
+            try:
+                return self._write_here(writes)
+            except sa_exc.OperationalError as e:
+                if not busy(e):
+                    raise
+        elif not self.is_sqlite:
+            one = one_statement(writes) if len(writes) > 1 else None
+            if one is not None or len(writes) == 1:
+                statement, params = one or (writes[0].statement, writes[0].params)
+                async with self._autocommit() as conn:
+                    result = await conn.execute(statement, params)
+                    changed = result.scalar() if one is not None else result.rowcount
+                return bool(changed) or not writes[0].must_change
+        try:
+            async with self.transaction() as conn:
+                if not await write_in(conn, writes):
+                    raise _Unchanged
+        except _Unchanged:
+            return False
+        return True
+
+    @asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose every statement is its own transaction (no BEGIN, no COMMIT:
+        one round trip each). Closing is shielded as in `session`."""
+        conn = await self.engine.connect()
+        try:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+        finally:
+            await self._finish(conn.close())
+
+    def _write_here(self, writes: Sequence[Write]) -> bool:
+        assert self._here is not None
+        with self._here.connect() as conn:
+            for w in writes:
+                result = conn.execute(w.statement, w.params)
+                if w.must_change and not result.rowcount:
+                    conn.rollback()
+                    return False
+            conn.commit()
+        return True
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine this database runs statements through (for counting them)."""
+        return [self.engine.sync_engine, *([self._here] if self._here is not None else [])]
+
     async def _finish(self, step: Coroutine[Any, Any, None]) -> None:
         """Run the end of a transaction to completion even if the caller is cancelled;
         `dispose` waits for those still going."""
@@ -180,3 +303,5 @@ class Database:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=10)
         await self.engine.dispose()
+        if self._here is not None:
+            self._here.dispose()

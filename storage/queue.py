@@ -21,12 +21,12 @@ from sqlalchemy import and_, exists, literal, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.approvals import decided_gates
 from storage.db import Database, utcnow
 from storage.models import Run, RunStatus
 from storage.runs import ACTIVE, FINAL, Lease
+from storage.writes import Write
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +84,8 @@ class Claims:
 
 async def notify(db: Database) -> None:
     """Wake the workers: there is work (on SQLite they find it on their next look)."""
-    if db.is_sqlite:
-        return
-    async with db.session() as s:
-        await notify_in(db, s)
-
-
-async def notify_in(db: Database, s: AsyncSession) -> None:
-    """`notify` as part of a transaction: the workers are woken when it commits."""
     if not db.is_sqlite:
-        conn = await s.connection()
-        await conn.execute(text(f"NOTIFY {CHANNEL}"))
+        await db.write(Write(text(f"NOTIFY {CHANNEL}")))
 
 
 class Listener:

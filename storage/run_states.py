@@ -29,18 +29,21 @@ Statements here are Core, not ORM: they run several times per task.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import BindParameter, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage import outbox
 from storage.db import Database, utcnow
 from storage.errors import StorageError
 from storage.models import Delivery, Event, EventKind, Run, RunStatus, TaskRow, TaskStatus
+from storage.runs import Spend, adding, usage_params, usage_writes
+from storage.writes import Write, write_in
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
@@ -170,9 +173,11 @@ async def task_finished(
     output: str,
     error: str | None,
     model: str | None,
+    usage: Sequence[Spend] = (),
 ) -> TaskMoved:
     """The specialist answered; `status` is the verdict on it (succeeded, unverified, failed,
-    rejected). The suspended conversation, if any, is no longer needed."""
+    rejected). The suspended conversation, if any, is no longer needed. `usage`: the task's
+    model calls not stored yet, stored with the move."""
     kind = EventKind(f"task_{status.value}")
     data: dict[str, Any] = {"model": model}
     if error:
@@ -186,13 +191,16 @@ async def task_finished(
         fields={"output": output, "error": error or None, "model": model, "transcript": None},
         finished=True,
         data=data,
+        usage=usage,
     )
 
 
-async def task_failed(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
+async def task_failed(
+    db: Database, run_id: str, task_id: str, reason: str, *, usage: Sequence[Spend] = ()
+) -> TaskMoved:
     """The task could not be done (a timeout, a model or tool server that failed)."""
-    data = {"error": reason}
-    return await _ended(db, run_id, task_id, EventKind.TASK_FAILED, TaskStatus.FAILED, reason, data)
+    kind, status, data = EventKind.TASK_FAILED, TaskStatus.FAILED, {"error": reason}
+    return await _ended(db, run_id, task_id, kind, status, reason, data, usage=usage)
 
 
 async def task_skipped(db: Database, run_id: str, task_id: str, reason: str) -> TaskMoved:
@@ -229,11 +237,13 @@ async def _ended(
     status: TaskStatus,
     reason: str,
     data: dict[str, Any] | None = None,
+    *,
+    usage: Sequence[Spend] = (),
 ) -> TaskMoved:
     """A move to a final state that did not come from the specialist's answer: why, kept."""
     fields = {"error": reason}
     return await move_task(
-        db, run_id, task_id, kind, status, fields=fields, finished=True, data=data
+        db, run_id, task_id, kind, status, fields=fields, finished=True, data=data, usage=usage
     )
 
 
@@ -289,27 +299,23 @@ async def move_task(
     finished: bool = False,
     data: dict[str, Any] | None = None,
     run: dict[str, Any] | None = None,
+    usage: Sequence[Spend] = (),
 ) -> TaskMoved:
     """Make a task move (by its event kind) to `status`, with its event, in one transaction.
-    The named moves above are what callers use; this is their one implementation."""
+    The named moves above are what callers use; this is their one implementation. `usage`:
+    model calls of the task to add to it (in the move's own UPDATE), the run and the ledger."""
     now = utcnow()
-    async with db.transaction() as conn:
-        await move_task_in(
-            conn,
-            run_id,
-            task_id,
-            kind,
-            status,
-            fields=fields,
-            started=started,
-            finished=finished,
-            data=data,
-            now=now,
+    writes = [
+        *_task_move(run_id, task_id, kind, status, fields, started, finished, data, now, usage),
+        *usage_writes(run_id, task_id, usage, task_row=False),
+    ]
+    if run:
+        writes.append(
+            Write(update(_RUNS).where(_RUNS.c.id == run_id).values(updated_at=now, **run))
         )
-        if run:
-            await conn.execute(
-                update(_RUNS).where(_RUNS.c.id == run_id).values(updated_at=now, **run)
-            )
+    if not await db.write(*writes):
+        async with db.transaction() as conn:
+            raise await _illegal(conn, run_id, task_id, kind)
     return TaskMoved(kind=kind, run_id=run_id, task_id=task_id, status=status, at=now)
 
 
@@ -324,28 +330,87 @@ async def move_task_in(
     started: bool = False,
     finished: bool = False,
     data: dict[str, Any] | None = None,
-    now: datetime | None = None,
 ) -> None:
     """`move_task` inside the caller's transaction (an approval stored with its task's move)."""
+    writes = _task_move(run_id, task_id, kind, status, fields, started, finished, data)
+    if not await write_in(conn, writes):
+        raise await _illegal(conn, run_id, task_id, kind)
+
+
+def _task_move(
+    run_id: str,
+    task_id: str,
+    kind: EventKind,
+    status: TaskStatus,
+    fields: dict[str, Any] | None,
+    started: bool,
+    finished: bool,
+    data: dict[str, Any] | None,
+    now: datetime | None = None,
+    usage: Sequence[Spend] = (),
+) -> list[Write]:
+    """The move's statements: the task's row, only from a state the move may start from
+    (with `usage` added to it), and its event."""
     move = TASK_MOVES[kind]
     if status not in move.targets:
         raise IllegalTransition(f"task {task_id} of run {run_id}", kind, status, move.targets)
     now = now or utcnow()
-    values: dict[str, Any] = {"status": status, **(fields or {})}
-    if finished:
-        values["finished_at"] = now
-    if started:
-        values["started_at"] = func.coalesce(_TASKS.c.started_at, now)  # the first start
+    fields = fields or {}
+    params: dict[str, Any] = {
+        "k_run": run_id,
+        "k_task": task_id,
+        "v_status": status,
+        "v_now": now,
+        **{f"v_{name}": value for name, value in fields.items()},
+    }
+    if usage:
+        params.update(usage_params(usage))
+    statement = _task_update(kind, tuple(fields), started, finished, bool(usage))
+    event = {"run_id": run_id, "at": now, "kind": kind, "task_id": task_id, "data": data}
+    return [Write(statement, params, must_change=True), Write(_INSERT_EVENT, event)]
+
+
+async def _illegal(
+    conn: AsyncConnection, run_id: str, task_id: str, kind: EventKind
+) -> IllegalTransition:
+    """Why a task's move touched nothing: the state it is in (or that it does not exist)."""
     where = (_TASKS.c.run_id == run_id, _TASKS.c.task_id == task_id)
-    result = await conn.execute(
-        update(_TASKS).where(*where, _TASKS.c.status.in_(move.sources)).values(**values)
-    )
-    if not result.rowcount:
-        current = (await conn.execute(select(_TASKS.c.status).where(*where))).scalar()
-        raise IllegalTransition(f"task {task_id} of run {run_id}", kind, current, move.sources)
-    await conn.execute(
-        insert(_EVENTS),
-        {"run_id": run_id, "at": now, "kind": kind, "task_id": task_id, "data": data},
+    current = (await conn.execute(select(_TASKS.c.status).where(*where))).scalar()
+    what = f"task {task_id} of run {run_id}"
+    return IllegalTransition(what, kind, current, TASK_MOVES[kind].sources)
+
+
+_INSERT_EVENT = insert(_EVENTS)
+
+
+def _fixed(states: frozenset[TaskStatus]) -> list[BindParameter[Any]]:
+    """A move's source states as one parameter each: a plain list would be expanded into
+    the statement's text at every execution."""
+    return [bindparam(f"src_{s.value}", s, type_=_TASKS.c.status.type) for s in sorted(states)]
+
+
+@functools.cache
+def _task_update(
+    kind: EventKind, fields: tuple[str, ...], started: bool, finished: bool, usage: bool
+) -> Update:
+    """A move's UPDATE, built once per shape (its parameters bound at each use): building
+    and looking up a statement costs more than running it, several times per task."""
+    values: dict[str, Any] = {"status": bindparam("v_status")}
+    values.update({name: bindparam(f"v_{name}") for name in fields})
+    if finished:
+        values["finished_at"] = bindparam("v_now")
+    if started:
+        values["started_at"] = func.coalesce(_TASKS.c.started_at, bindparam("v_now"))
+    if usage:
+        values.update(adding(_TASKS))
+    return (
+        update(_TASKS)
+        .where(
+            _TASKS.c.run_id == bindparam("k_run"),
+            _TASKS.c.task_id == bindparam("k_task"),
+            _TASKS.c.status.in_(_fixed(TASK_MOVES[kind].sources)),
+        )
+        .values(**values)
     )
 
 
@@ -473,8 +538,5 @@ async def note(
     """An event that changes no state: something worth keeping in the run's audit trail."""
     if kind in TASK_MOVES or kind in RUN_MOVES:
         raise IllegalTransition(f"run {run_id}", kind, "a note", frozenset({"a move"}))
-    async with db.transaction() as conn:
-        await conn.execute(
-            insert(_EVENTS),
-            {"run_id": run_id, "at": utcnow(), "kind": kind, "task_id": task_id, "data": data},
-        )
+    event = {"run_id": run_id, "at": utcnow(), "kind": kind, "task_id": task_id, "data": data}
+    await db.write(Write(_INSERT_EVENT, event))

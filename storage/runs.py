@@ -6,14 +6,29 @@ its event in one transaction, so what Slack later shows has always been written 
 
 from __future__ import annotations
 
+import functools
 import secrets
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, or_, text, update
+from sqlalchemy import (
+    Float,
+    Insert,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    func,
+    or_,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
@@ -32,6 +47,11 @@ from storage.models import (
     SeenSlackEvent,
     TaskRow,
 )
+from storage.writes import Write
+
+_RUNS = Run.__table__  # type: ignore[attr-defined]
+_TASKS = TaskRow.__table__  # type: ignore[attr-defined]
+_USAGE = ModelUsage.__table__  # type: ignore[attr-defined]
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.RUNNING)
 FINAL = tuple(s for s in RunStatus if s.is_final)
@@ -48,27 +68,27 @@ async def create_run(
     *,
     seen: str | None = None,
     deliver: Delivery | None = None,
-    wake: bool = False,
 ) -> Run | None:
     """Store a new run (and what to show for it) in one transaction.
 
     `seen` is the Slack request's own id (event id, trigger id): it is recorded in the same
     transaction, so a retry of a request whose run exists is dropped (None), and a request
-    whose run could not be stored leaves no trace that would drop its retry. `wake`: tell the
-    workers on commit (`storage.queue`).
+    whose run could not be stored leaves no trace that would drop its retry.
     """
-    try:
-        async with db.session() as s:
-            if seen is not None:
-                await _insert(s, SeenSlackEvent(event_id=seen))
-            await _add_run(s, run, deliver)
-            if wake:
-                await _wake(db, s)
-    except IntegrityError:
-        if seen is not None and await _was_seen(db, seen):
+    writes = _new_run(run, deliver)
+    if seen is None:
+        await db.write(*writes)
+    else:
+        guard = Write(first_sighting(db), {"event_id": seen, "seen_at": utcnow()}, must_change=True)
+        if not await db.write(guard, *writes):
             return None
-        raise
     return run
+
+
+def first_sighting(db: Database) -> Insert:
+    """Records a Slack request's id, or nothing when it was recorded before."""
+    dialect_insert = sqlite_insert if db.is_sqlite else pg_insert
+    return dialect_insert(SeenSlackEvent.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
 
 
 async def create_in_thread(
@@ -78,7 +98,6 @@ async def create_in_thread(
     seen: str | None,
     notice: str,
     follow_up_only: bool = False,
-    wake: bool = False,
 ) -> tuple[Run | None, bool]:
     """Store a run asked for in a Slack thread; returns (run, queued).
 
@@ -116,8 +135,6 @@ async def create_in_thread(
                 run.follows_run_id = going.id
                 deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
             await _add_run(s, run, deliver)
-            if wake and going is None:
-                await _wake(db, s)
     except IntegrityError:
         if seen is not None and await _was_seen(db, seen):
             return None, False
@@ -130,35 +147,48 @@ async def _has_runs(s: AsyncSession, channel_id: str, thread_ts: str) -> bool:
     return (await s.exec(q)).first() is not None
 
 
-async def _wake(db: Database, s: AsyncSession) -> None:
-    from storage.queue import notify_in
-
-    await notify_in(db, s)
-
-
-async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
+def _new_run(run: Run, deliver: Delivery | None) -> list[Write]:
     """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
     flush), since this runs before Slack's ack."""
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
-    await _insert(s, run, Event(run_id=run.id, kind=EventKind.RUN_CREATED, data=data))
+    rows: list[SQLModel] = [run, Event(run_id=run.id, kind=EventKind.RUN_CREATED, data=data)]
     if deliver is not None:
-        await _insert(s, deliver)
+        rows.append(deliver)
+    return [_row(row) for row in rows]
 
 
-async def _insert(s: AsyncSession, *rows: SQLModel) -> None:
-    """INSERT new rows as they are (an id left to the database is left out)."""
+def _row(row: SQLModel) -> Write:
+    """INSERT a new row as it is (an id left to the database is left out). The parameters
+    are apart from the statement: it is compiled once and cached."""
+    table = row.__table__  # type: ignore[attr-defined]
+    values = {
+        c.name: getattr(row, c.name)
+        for c in table.columns
+        if not (c.primary_key and getattr(row, c.name) is None)
+    }
+    return Write(_insert_into(table), values)
+
+
+@functools.cache
+def _insert_into(table: Table) -> Insert:
+    """One INSERT statement per table: the same statement is looked up, not built, each time."""
+    return table.insert()
+
+
+async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
+    """`_new_run` inside a session's transaction."""
     conn = await s.connection()
-    for row in rows:
-        table = row.__table__  # type: ignore[attr-defined]
-        values = {
-            c.name: getattr(row, c.name)
-            for c in table.columns
-            if not (c.primary_key and getattr(row, c.name) is None)
-        }
-        # Parameters apart from the statement: it is compiled once and cached.
-        await conn.execute(table.insert(), values)
+    for w in _new_run(run, deliver):
+        await conn.execute(w.statement, w.params)
+
+
+async def _insert(s: AsyncSession, row: SQLModel) -> None:
+    """`_row` inside a session's transaction."""
+    w = _row(row)
+    conn = await s.connection()
+    await conn.execute(w.statement, w.params)
 
 
 async def _was_seen(db: Database, key: str) -> bool:
@@ -243,56 +273,83 @@ async def save_revision(
         return True
 
 
-async def add_usage(
-    db: Database,
-    run_id: str,
-    task_id: str | None,
-    *,
-    input_tokens: int,
-    output_tokens: int,
-    cost_usd: float,
-    model: str | None = None,
-    agent: str | None = None,
-    priced: bool = True,
-) -> None:
-    """Add one model call's usage to its task (if any) and to the run, and, given the model,
-    to the ledger that rolls cost up per agent and model."""
-    runs_, tasks_ = Run.__table__, TaskRow.__table__  # type: ignore[attr-defined]
-    async with db.transaction() as conn:
-        if model is not None:
-            await conn.execute(
-                ModelUsage.__table__.insert(),  # type: ignore[attr-defined]
-                {
-                    "run_id": run_id,
-                    "task_id": task_id,
-                    "agent": agent or "supervisor",
-                    "model": model,
-                    "at": utcnow(),
-                    "input_tokens": input_tokens,
-                    "output_tokens": output_tokens,
-                    "cost_usd": cost_usd,
-                    "priced": priced,
-                },
-            )
-        if task_id is not None:
-            await conn.execute(
-                update(tasks_)
-                .where(tasks_.c.run_id == run_id, tasks_.c.task_id == task_id)
-                .values(
-                    input_tokens=tasks_.c.input_tokens + input_tokens,
-                    output_tokens=tasks_.c.output_tokens + output_tokens,
-                    cost_usd=tasks_.c.cost_usd + cost_usd,
-                )
-            )
-        await conn.execute(
-            update(runs_)
-            .where(runs_.c.id == run_id)
-            .values(
-                input_tokens=runs_.c.input_tokens + input_tokens,
-                output_tokens=runs_.c.output_tokens + output_tokens,
-                cost_usd=runs_.c.cost_usd + cost_usd,
-            )
-        )
+@dataclass(frozen=True)
+class Spend:
+    """One model call's usage, as the ledger keeps it."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    model: str | None = None  # None: added to the task and run only, not to the ledger
+    agent: str | None = None
+    priced: bool = True
+    at: datetime = field(default_factory=utcnow)
+
+
+async def add_usage(db: Database, run_id: str, task_id: str | None, *spends: Spend) -> None:
+    """Add model calls' usage to their task (if any) and to the run, and, for those that name
+    their model, to the ledger that rolls cost up per agent and model."""
+    await db.write(*usage_writes(run_id, task_id, spends, task_row=True))
+
+
+def usage_writes(
+    run_id: str, task_id: str | None, spends: Sequence[Spend], *, task_row: bool
+) -> list[Write]:
+    """`add_usage`'s statements. `task_row` False: the caller adds the task's share itself
+    (a task's move does, in its own UPDATE)."""
+    if not spends:
+        return []
+    writes = []
+    ledger = [
+        {
+            "run_id": run_id,
+            "task_id": task_id,
+            "agent": s.agent or "supervisor",
+            "model": s.model,
+            "at": s.at,
+            "input_tokens": s.input_tokens,
+            "output_tokens": s.output_tokens,
+            "cost_usd": s.cost_usd,
+            "priced": s.priced,
+        }
+        for s in spends
+        if s.model is not None
+    ]
+    if ledger:
+        writes.append(Write(_INSERT_USAGE, ledger))
+    added = usage_params(spends)
+    if task_row and task_id is not None:
+        writes.append(Write(_ADD_TO_TASK, {"k_run": run_id, "k_task": task_id, **added}))
+    writes.append(Write(_ADD_TO_RUN, {"k_run": run_id, **added}))
+    return writes
+
+
+def adding(table: Table) -> dict[str, Any]:
+    """The SET clause that adds `usage_params` to a row's tokens and cost."""
+    return {
+        "input_tokens": table.c.input_tokens + bindparam("add_input_tokens", type_=Integer),
+        "output_tokens": table.c.output_tokens + bindparam("add_output_tokens", type_=Integer),
+        "cost_usd": table.c.cost_usd + bindparam("add_cost_usd", type_=Float),
+    }
+
+
+def usage_params(spends: Sequence[Spend]) -> dict[str, Any]:
+    """What `adding` adds: the calls' tokens and cost, summed."""
+    return {
+        "add_input_tokens": sum(s.input_tokens for s in spends),
+        "add_output_tokens": sum(s.output_tokens for s in spends),
+        "add_cost_usd": sum(s.cost_usd for s in spends),
+    }
+
+
+# Built once: these run for every model call.
+_INSERT_USAGE = _USAGE.insert()
+_ADD_TO_TASK = (
+    update(_TASKS)
+    .where(_TASKS.c.run_id == bindparam("k_run"), _TASKS.c.task_id == bindparam("k_task"))
+    .values(**adding(_TASKS))
+)
+_ADD_TO_RUN = update(_RUNS).where(_RUNS.c.id == bindparam("k_run")).values(**adding(_RUNS))
 
 
 @dataclass(frozen=True)
@@ -374,6 +431,30 @@ async def renew_lease(db: Database, lease: Lease, *, seconds: float) -> LeaseChe
             return LeaseCheck(held=False)
         by = (await s.exec(select(Run.cancel_requested_by).where(Run.id == lease.run_id))).one()
         return LeaseCheck(held=True, cancel_requested_by=by)
+
+
+async def renew_leases(
+    db: Database, leases: Sequence[Lease], *, seconds: float
+) -> dict[str, LeaseCheck]:
+    """`renew_lease` for many leases in one transaction, a statement per `LEASE_BATCH`: what
+    each still held says, by token (a lease missing from the answer is no longer held)."""
+    until = utcnow() + timedelta(seconds=seconds)
+    checks: dict[str, LeaseCheck] = {}
+    async with db.transaction() as conn:
+        for start in range(0, len(leases), LEASE_BATCH):
+            keys = [(lease.run_id, lease.token) for lease in leases[start : start + LEASE_BATCH]]
+            rows = await conn.execute(
+                update(_RUNS)
+                .where(tuple_(_RUNS.c.id, _RUNS.c.lease_owner).in_(keys))
+                .values(lease_until=until)
+                .returning(_RUNS.c.lease_owner, _RUNS.c.cancel_requested_by)
+            )
+            for token, by in rows:
+                checks[token] = LeaseCheck(held=True, cancel_requested_by=by)
+    return checks
+
+
+LEASE_BATCH = 500
 
 
 async def release_lease(db: Database, lease: Lease) -> bool:

@@ -4,6 +4,7 @@ a real browser by the page's own `renderBlocks` / `renderMessageContent`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -329,13 +330,21 @@ async def test_a_streamed_reply_shows_the_plan_and_each_task_as_it_changes(
         if message.get("task_display_mode"):
             snapshots.append(message)
 
+    def running() -> bool:
+        return any('"in_progress"' in json.dumps(s) for s in snapshots)
+
     async with SlackStandIn() as slack, DemoShop() as shop:
         slack.subscribe(keep)
         catalog = write_demo_catalog(tmp_path, shop.url)
+        # The metrics check answers when the list has shown a step running: a run this
+        # short would otherwise show its plan and its end in one edit.
+        shop.hold_metrics = asyncio.Event()
         async with running_bot(
             slack, f"sqlite:///{tmp_path}/b.db", baton_agents_file=catalog
         ) as bot:
             asked = await bot.mention("run shop-health")
+            await slack.wait_for(running, timeout=20)
+            shop.hold_metrics.set()
             await bot.idle()
             posted = [m for m in bot.thread(asked)[1:]]
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from bot import approval_blocks as ui
 from bot.transports import resume_interrupted
+from orchestration.driving import Drive, LeaseKeeper, StopReason
 from orchestration.limits import Limits
 from sandbox.web_api import SlackStandIn
-from storage import runs, tool_calls
+from storage import Database, runs, tool_calls
 from storage.db import utcnow
 from storage.models import Run, RunStatus, TaskStatus
 from testkit.databases import Site
@@ -159,6 +161,45 @@ async def test_a_driver_that_loses_its_lease_stops_and_writes_nothing_more(
     assert task.status == TaskStatus.RUNNING
     assert not {"task_failed", "run_failed", "run_finished", "task_requeued"} & set(kinds)
     assert stored is not None and stored.lease_owner == "elsewhere:1"
+
+
+async def test_one_beat_renews_every_drive_of_the_process_in_one_statement(
+    sqlite_url: str,
+) -> None:
+    db = Database(sqlite_url)
+    keeper = LeaseKeeper(db, Limits(lease_seconds=30))
+    forever = asyncio.Event()
+    drives = []
+    for i in range(3):
+        run = await runs.create_run(db, Run(id=runs.new_id(), request=f"job {i}"))
+        assert run is not None
+        lease = await runs.acquire_lease(db, run.id, f"here:{i}", seconds=30)
+        assert lease is not None
+        drive = Drive(lease=lease, work=asyncio.create_task(forever.wait()))
+        keeper.keep(drive)
+        drives.append(drive)
+    kept, taken, asked = drives
+    async with db.session() as s:
+        await s.exec(
+            update(Run)
+            .where(Run.id == taken.lease.run_id)  # type: ignore[arg-type]
+            .values(lease_owner="elsewhere:1")
+        )
+    assert await runs.request_cancel(db, asked.lease.run_id, "U0ALICE")
+    statements: list[str] = []
+    listen = functools.partial(event.listen, db.engine.sync_engine, "before_cursor_execute")
+    listen(lambda *a: statements.append(a[2]))
+    await keeper.beat()
+    assert len(statements) == 1 and statements[0].startswith("UPDATE runs")
+    await asyncio.sleep(0)  # the stopped drives' work sees its cancellation
+    assert not kept.work.done() and kept.reason is None
+    assert taken.work.cancelled() and taken.reason == StopReason.LEASE_LOST
+    assert asked.work.cancelled() and asked.reason == StopReason.PERSON
+    assert asked.stopped_by == "U0ALICE"
+    for drive in drives:
+        keeper.release(drive)
+    kept.work.cancel()
+    await db.dispose()
 
 
 async def test_stopping_the_process_mid_task_leaves_it_for_the_next_driver(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.exc import StatementError
 
 from storage import Database, approvals, run_states, runs, slack_events, tool_calls
@@ -15,6 +17,7 @@ from storage.models import (
     Approval,
     ApprovalKind,
     ApprovalStatus,
+    Event,
     EventKind,
     Run,
     RunSource,
@@ -22,6 +25,7 @@ from storage.models import (
     TaskRow,
     TaskStatus,
 )
+from storage.writes import Write
 
 
 def test_plain_urls_get_their_async_driver() -> None:
@@ -73,10 +77,7 @@ async def test_every_state_change_is_an_event_in_order(any_db: Database) -> None
 async def test_usage_adds_up_per_task_and_run_under_concurrency(any_db: Database) -> None:
     run = await _run_with_task(any_db)
     await asyncio.gather(
-        *[
-            runs.add_usage(any_db, run.id, "a", input_tokens=10, output_tokens=5, cost_usd=0.01)
-            for _ in range(20)
-        ]
+        *[runs.add_usage(any_db, run.id, "a", runs.Spend(10, 5, 0.01)) for _ in range(20)]
     )
     task = await runs.get_task(any_db, run.id, "a")
     stored = await runs.get_run(any_db, run.id)
@@ -84,6 +85,66 @@ async def test_usage_adds_up_per_task_and_run_under_concurrency(any_db: Database
     assert (task.input_tokens, task.output_tokens) == (200, 100)
     assert (stored.input_tokens, stored.output_tokens) == (200, 100)
     assert abs(stored.cost_usd - 0.2) < 1e-9
+
+
+async def test_a_sqlite_move_that_finds_the_file_locked_waits_for_the_lock_and_is_made_once(
+    tmp_path: Path,
+) -> None:
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    await db.create_all()
+    run = await _run_with_task(db)
+    # Another process holds SQLite's write lock.
+    other = sqlite3.connect(tmp_path / "baton.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    started = asyncio.create_task(run_states.task_started(db, run.id, "a", attempt=1))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    # The move waits for the lock, and the event loop goes on meanwhile (reads too).
+    assert not started.done()
+    task = await runs.get_task(db, run.id, "a")
+    assert task is not None and task.status == TaskStatus.PENDING
+    other.execute("COMMIT")
+    other.close()
+    await started
+    task = await runs.get_task(db, run.id, "a")
+    assert task is not None and task.status == TaskStatus.RUNNING
+    kinds = [e.kind for e in await runs.events(db, run.id)]
+    assert kinds.count(EventKind.TASK_STARTED) == 1
+    await db.dispose()
+
+
+async def test_a_guarded_batch_writes_everything_or_nothing(any_db: Database) -> None:
+    run = await _run_with_task(any_db)
+    tasks, runs_ = TaskRow.__table__, Run.__table__  # type: ignore[attr-defined]
+    guard = (
+        update(tasks)
+        .where(tasks.c.run_id == run.id, tasks.c.task_id == "a", tasks.c.status == "pending")
+        .values(attempts=tasks.c.attempts + 1)
+    )
+
+    def batch(note: str) -> list[Write]:
+        # Two changes of one row in a batch: PostgreSQL could not make both in one statement.
+        return [
+            Write(guard, must_change=True),
+            Write(update(runs_).where(runs_.c.id == run.id).values(wakeups=runs_.c.wakeups + 1)),
+            Write(update(runs_).where(runs_.c.id == run.id).values(context=note)),
+            *[
+                Write(Event.__table__.insert(), rows)  # type: ignore[attr-defined]
+                for rows in (
+                    [{"run_id": run.id, "kind": "note", "data": {"n": i}} for i in (1, 2)],
+                )
+            ],
+        ]
+
+    assert await any_db.write(*batch("first"))
+    await run_states.task_started(any_db, run.id, "a", attempt=2)  # the guard no longer holds
+    assert not await any_db.write(*batch("second"))
+    task = await runs.get_task(any_db, run.id, "a")
+    stored = await runs.get_run(any_db, run.id)
+    assert task is not None and stored is not None
+    assert task.attempts == 2 and stored.wakeups == 1 and stored.context == "first"
+    notes = [e.data for e in await runs.events(any_db, run.id) if e.kind == "note"]
+    assert notes == [{"n": 1}, {"n": 2}]
 
 
 async def test_a_slack_event_id_is_accepted_once(any_db: Database) -> None:
@@ -135,6 +196,30 @@ async def test_a_lost_lease_is_not_renewed_and_a_stop_request_is_reported(
     await runs.release_lease(any_db, lease)
     assert await runs.acquire_lease(any_db, run.id, "p:2", seconds=30) is not None
     assert not (await runs.renew_lease(any_db, lease, seconds=30)).held
+
+
+async def test_leases_renewed_together_say_which_are_held_and_which_runs_were_stopped(
+    any_db: Database,
+) -> None:
+    held, lost, stopped = [await _run_with_task(any_db) for _ in range(3)]
+    leases = [
+        await runs.acquire_lease(any_db, r.id, f"p:{r.id}", seconds=1)
+        for r in (held, lost, stopped)
+    ]
+    assert all(leases)
+    keep, gone, asked = [lease for lease in leases if lease is not None]
+    await runs.release_lease(any_db, gone)
+    assert await runs.acquire_lease(any_db, lost.id, "elsewhere:1", seconds=30)
+    assert await runs.request_cancel(any_db, stopped.id, "U1")
+    checks = await runs.renew_leases(any_db, [keep, gone, asked], seconds=60)
+    assert checks == {
+        keep.token: runs.LeaseCheck(held=True),
+        asked.token: runs.LeaseCheck(held=True, cancel_requested_by="U1"),
+    }
+    # Renewed: nobody else can take them now; the lost one stays with its new owner.
+    assert await runs.acquire_lease(any_db, held.id, "late:1", seconds=30) is None
+    other = await runs.get_run(any_db, lost.id)
+    assert other is not None and other.lease_owner == "elsewhere:1"
 
 
 async def test_an_expired_lease_can_be_taken_over(any_db: Database) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -150,6 +152,9 @@ async def test_baton_run_refuses_a_database_that_is_behind_until_baton_db_upgrad
         assert (again.code, again.out.splitlines()) == (0, [f"{shown} · already at head ({HEAD})"])
         assert "hunter2" not in behind.out + upgraded.out + at_head.out + refused.err
 
+        # The release's daily schedule fires at 08:00 UTC: started in the minutes after, Baton
+        # would rightly make up the missed fire with a run of its own.
+        await psql(url, "--command", "UPDATE schedules SET paused = true")
         async with serving(env, tmp_path, tmp_path / "baton.log") as baton_url:
             await healthy(baton_url)
         assert await runs.count_runs(db) == RELEASE_ROWS["runs"]
@@ -213,6 +218,10 @@ async def test_a_release_sqlite_database_is_upgraded_at_start_and_its_runs_shown
     tmp_path: Path,
 ) -> None:
     shutil.copyfile(RELEASE_SQLITE, tmp_path / "baton.db")
+    # The release's daily schedule fires at 08:00 UTC: started in the minutes after, Baton
+    # would rightly make up the missed fire with a run of its own.
+    with contextlib.closing(sqlite3.connect(tmp_path / "baton.db")) as release, release:
+        release.execute("UPDATE schedules SET paused = 1")
     url = f"sqlite:///{tmp_path}/baton.db"
     # SQLite's default: upgrade at start.
     async with SlackStandIn() as slack, running_bot(slack, url, baton_auto_migrate=None) as bot:

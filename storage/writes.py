@@ -1,0 +1,154 @@
+"""Batches of writes made several times per task (the run state machine's moves, usage), and
+the cheapest way each database takes them in one transaction.
+
+A batch is a list of `Write`s; the first may be a guard (`must_change`): when it touches no
+row, nothing of the batch is written. `Database.write` runs a batch:
+
+- on SQLite, on the event loop's own thread (`Database.write` says why and when not);
+- on PostgreSQL, as one statement (`one_statement`): the guard as a CTE, the other writes as
+  CTEs that act only if it changed a row. One statement is its own transaction, so it goes
+  in autocommit: one round trip instead of BEGIN, a statement each, and COMMIT.
+- anywhere else, or for a shape `one_statement` does not take, in a plain transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Insert,
+    Select,
+    Update,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.dml import OnConflictDoNothing as DoNothing
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+Params = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Write:
+    """One statement of a batch, and its parameters (a list of rows for a plain INSERT)."""
+
+    statement: Executable
+    params: Params | Sequence[Params] | None = None
+    must_change: bool = False  # the whole batch is undone unless this touches a row
+
+
+async def write_in(conn: AsyncConnection, writes: Sequence[Write]) -> bool:
+    """A batch inside the caller's transaction: False, as soon as a `must_change` write
+    touches no row (the caller then undoes the transaction)."""
+    for w in writes:
+        result = await conn.execute(w.statement, w.params)
+        if w.must_change and not result.rowcount:
+            return False
+    return True
+
+
+def busy(error: sa_exc.OperationalError) -> bool:
+    """SQLite said another connection holds the lock (it was not asked to wait for it)."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def one_statement(writes: Sequence[Write]) -> tuple[Executable, dict[str, Any]] | None:
+    """The batch as one PostgreSQL statement and its parameters, or None for a shape this
+    does not take (the batch then runs as a transaction).
+
+    Taken: a guard first — an UPDATE, or an INSERT that does nothing on a conflict — then
+    plain INSERTs (one row or several) and UPDATEs of other tables. The statement answers
+    one row: how many rows the guard changed.
+    """
+    first, rest = writes[0], writes[1:]
+    if not first.must_change or not isinstance(first.params, Mapping):
+        return None
+    if any(w.must_change for w in rest):
+        return None
+    guard = first.statement
+    params: dict[str, Any] = {}
+    if isinstance(guard, Update):
+        shapes: list[tuple[Any, ...]] = [(guard,)]
+        params.update(first.params)
+    elif isinstance(guard, Insert) and _only_rows_missing(guard):
+        shapes = [(guard, tuple(first.params), 1)]
+        params.update({f"w0_0_{c}": v for c, v in first.params.items()})
+    else:
+        return None
+    updated = {guard.table}
+    for i, w in enumerate(rest, 1):
+        stmt = w.statement
+        if isinstance(stmt, Insert) and _plain(stmt) and w.params:
+            rows = [w.params] if isinstance(w.params, Mapping) else list(w.params)
+            columns = tuple(rows[0])
+            if any(tuple(row) != columns for row in rows):
+                return None
+            shapes.append((stmt, columns, len(rows)))
+            for j, row in enumerate(rows):
+                params.update({f"w{i}_{j}_{c}": v for c, v in row.items()})
+        elif isinstance(stmt, Update) and isinstance(w.params, Mapping):
+            if stmt.table in updated:
+                return None  # PostgreSQL applies one change per row and statement
+            updated.add(stmt.table)
+            for key, value in w.params.items():
+                if key in params and params[key] != value:
+                    return None  # one name, two values: not one statement
+                params[key] = value
+            shapes.append((stmt,))
+        else:
+            return None
+    return _template(tuple(shapes)), params
+
+
+def _plain(stmt: Insert) -> bool:
+    """`insert(table)` with its rows given at execution."""
+    return stmt._values is None and stmt._multi_values == () and stmt.select is None
+
+
+def _only_rows_missing(stmt: Insert) -> bool:
+    """A plain INSERT … ON CONFLICT DO NOTHING (PostgreSQL's): it inserts a row that is not
+    there yet, or nothing."""
+    return _plain(stmt) and isinstance(getattr(stmt, "_post_values_clause", None), DoNothing)
+
+
+@functools.lru_cache(maxsize=256)
+def _template(shapes: tuple[tuple[Any, ...], ...]) -> Select[Any]:
+    """Built once per shape (the same statements, columns and row counts); only parameters
+    change from one use to the next."""
+    first = shapes[0][0]
+    if isinstance(first, Insert):
+        first = first.values({c: _bind(first, 0, 0, c) for c in shapes[0][1]})
+    guard = first.returning(literal_column("1").label("w")).cte("w0")
+    changed = exists(select(guard.c.w))
+    ctes = []
+    for i, shape in enumerate(shapes[1:], 1):
+        stmt = shape[0]
+        if isinstance(stmt, Insert):
+            _, columns, count = shape
+            rows = [
+                select(*[_bind(stmt, i, j, c) for c in columns]).where(changed)
+                for j in range(count)
+            ]
+            source = rows[0] if count == 1 else union_all(*rows)
+            ctes.append(insert(stmt.table).from_select(list(columns), source).cte(f"w{i}"))
+        else:
+            ctes.append(stmt.where(changed).cte(f"w{i}"))
+    return select(func.count()).select_from(guard).add_cte(*ctes)
+
+
+def _bind(stmt: Insert, i: int, j: int, column: str) -> BindParameter[Any]:
+    """The parameter for column `column` of row `j` of write `i`, typed as the column."""
+    return bindparam(f"w{i}_{j}_{column}", type_=stmt.table.c[column].type)
