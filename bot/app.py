@@ -221,6 +221,8 @@ class Baton:
         await self.models.aclose()
         await self.db.dispose()
         await self.telemetry.shutdown()
+        if self.client.session is not None:
+            await self.client.session.close()
 
 
 def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWebClient:
@@ -231,10 +233,14 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
     mode it carries no token: it is the model each workspace's client copies.
     """
     counting = [SlackCallCounter(metrics)] if metrics is not None else []
+    timeout = int(max(settings.baton_slack_timeout, 1))
     return AsyncWebClient(
         token=secret(settings.slack_bot_token),
         base_url=settings.slack_api_url,
-        timeout=int(max(settings.baton_slack_timeout, 1)),
+        timeout=timeout,
+        # One session for every call (closed by `Baton.close`): without it slack_sdk opens
+        # a connection — a TLS handshake with Slack — for each call and closes it after.
+        session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)),
         retry_handlers=[
             *counting,
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -409,7 +415,12 @@ async def create(
     telemetry = telemetry or telemetry_from(settings)
     client = slack_client(settings, telemetry.metrics)
     workspaces = Workspaces(db, client) if settings.oauth else None
-    app = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
+    try:
+        app = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
+    except BaseException:
+        assert client.session is not None
+        await client.session.close()
+        raise
     baton = Baton(
         settings=settings,
         db=db,

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Without notifications (SQLite), a worker looks for work this often.
 SQLITE_POLL_SECONDS = 0.5
+# Runs a worker claims at a time (it looks again at once while there are more).
+CLAIM_BATCH = 10
 
 
 def external(baton: Baton) -> bool:
@@ -183,7 +185,7 @@ class Worker:
                 if listener is not None and not listener.listening:
                     await listener.start()
                 self.wake.clear()
-                room = self.capacity - len(self._drives)
+                room = min(self.capacity - len(self._drives), CLAIM_BATCH)
                 if room > 0:
                     try:
                         claimed = await self._claims.claim(
@@ -198,7 +200,11 @@ class Worker:
                     for lease in claimed:
                         self._start(lease)
                     if len(claimed) == room:
-                        continue  # there may be more: look again at once
+                        # There may be more: look again once the runs just taken have made
+                        # their first step. A worker busy with its own claims slower, so a
+                        # burst spreads over the workers instead of filling the first awake.
+                        await asyncio.sleep(0)
+                        continue
                 await self._pause(stopping)
         finally:
             heartbeat.cancel()

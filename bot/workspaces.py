@@ -243,6 +243,7 @@ class Workspaces:
                 team,
                 base_url=self.template.base_url,
                 timeout=self.template.timeout,
+                session=self.template.session,
                 retry_handlers=self.template.retry_handlers,
             )
             self._clients[team] = found

@@ -17,7 +17,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import Database, utcnow
-from storage.models import Delivery, DeliveryPurpose, DeliveryState, Event, Run
+from storage.models import Delivery, DeliveryPurpose, DeliveryState, Event, Run, RunStatus
 
 
 def new(
@@ -142,15 +142,28 @@ def _trail(delivery: Delivery, at: datetime, kind: str, **extra: Any) -> Event:
     )
 
 
+# A queued run's request (a slash command's, which makes its thread) is posted first by
+# whoever starts driving the run: the sweep leaves it to them until an attempt has failed.
+# Taking it up here would hold the run's lease while posting, one run after another, and
+# keep the workers from starting the runs meanwhile.
+_LEFT_TO_DRIVER = (
+    (col(Delivery.purpose) == DeliveryPurpose.REQUEST)
+    & (col(Delivery.attempts) == 0)
+    & (col(Run.status) == RunStatus.QUEUED)
+)
+
+
 async def runs_with_due(db: Database, *, limit: int = 200) -> list[str]:
     """Runs with something due to deliver now (one query, oldest first)."""
     now = db.clock()
     async with db.session() as s:
         q = (
             select(Delivery.run_id, func.min(Delivery.id))
+            .join(Run, col(Run.id) == col(Delivery.run_id))
             .where(
                 Delivery.state == DeliveryState.PENDING,
                 col(Delivery.next_attempt_at) <= now,
+                ~_LEFT_TO_DRIVER,
             )
             .group_by(col(Delivery.run_id))
             .order_by(func.min(Delivery.id))
@@ -171,7 +184,7 @@ async def next_due_at(db: Database) -> datetime | None:
             select(func.min(ready))
             .select_from(Delivery)
             .join(Run, col(Run.id) == col(Delivery.run_id))
-            .where(Delivery.state == DeliveryState.PENDING)
+            .where(Delivery.state == DeliveryState.PENDING, ~_LEFT_TO_DRIVER)
         )
         found: datetime | None = (await s.exec(q)).one()
         return found
