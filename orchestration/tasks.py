@@ -9,6 +9,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -61,6 +62,18 @@ def scope_of(run: Run, spec: AgentSpec) -> Scope:
     )
 
 
+@dataclass(frozen=True)
+class Turn:
+    """What one run of a task works with, from its start to where it ends or waits."""
+
+    run: Run
+    task: TaskRow
+    show: Show
+    context: str  # the thread so far
+    inputs: dict[str, str]  # the outputs of the tasks it depends on
+    usage: HeldUsage
+
+
 class TaskRunner:
     def __init__(self, deps: RunDeps, *, gates: Gates) -> None:
         self.db = deps.db
@@ -89,29 +102,21 @@ class TaskRunner:
         await run_states.task_started(self.db, run.id, task.task_id, attempt=attempt)
         await show(TaskStarted(run_id=run.id, task_id=task.task_id, attempt=attempt))
         usage = HeldUsage(self.db, self.prices, run.id, task.task_id)
+        turn = Turn(run, task, show, context, _inputs(task, upstream), usage)
         try:
-            return await self._through(run, task, show, context, _inputs(task, upstream), usage)
+            return await self._through(turn)
         finally:
             await _store_rest(usage)
 
-    async def _through(
-        self,
-        run: Run,
-        task: TaskRow,
-        show: Show,
-        context: str,
-        inputs: dict[str, str],
-        usage: HeldUsage,
-    ) -> TaskEnd:
+    async def _through(self, turn: Turn) -> TaskEnd:
         """The task from its start to where it ends or waits."""
-        outcome = await self._attempt(run, task, show, context, inputs, usage)
+        run, task, show = turn.run, turn.task, turn.show
+        outcome = await self._attempt(turn)
         while isinstance(outcome, NeedsApproval) and await self.gates.grant_for_run(
             run, task, outcome
         ):
             # An identical call was approved for the rest of the run: go on without asking.
-            outcome = await self._attempt(
-                run, task, show, context, inputs, usage, outcome.transcript
-            )
+            outcome = await self._attempt(turn, outcome.transcript)
         if outcome is None:
             return TaskEnd(TaskStatus.FAILED)
         if isinstance(outcome, NeedsApproval):
@@ -137,23 +142,17 @@ class TaskRunner:
                 output=outcome.output,
             )
             return TaskEnd(TaskStatus.WAITING)
-        return await self._finish(run, task, show, outcome, usage)
+        return await self._finish(turn, outcome)
 
     async def _attempt(
-        self,
-        run: Run,
-        task: TaskRow,
-        show: Show,
-        context: str,
-        inputs: dict[str, str],
-        usage: HeldUsage,
-        transcript: list[Message] | None = None,
+        self, turn: Turn, transcript: list[Message] | None = None
     ) -> Finished | NeedsApproval | None:
         """The specialist's turn within the task's time; None when it failed (and was
         reported so, with the usage held)."""
+        run, task = turn.run, turn.task
         try:
             async with asyncio.timeout(self.limits.task_timeout):
-                return await self._specialist(run, task, show, context, inputs, usage, transcript)
+                return await self._specialist(turn, transcript)
         except TimeoutError:
             reason = f"took longer than {self.limits.task_timeout:g} s and was stopped"
         except ModelError as e:
@@ -167,13 +166,12 @@ class TaskRunner:
                 raise  # not the task's fault: the drive leaves the run, and it is resumed
             log.exception("task %s/%s crashed", run.id, task.task_id)
             reason = "an internal error stopped it (see the bot's log)"
-        await self._fail(run, task, show, reason, usage)
+        await self._fail(turn, reason)
         return None
 
-    async def _finish(
-        self, run: Run, task: TaskRow, show: Show, outcome: Finished, usage: HeldUsage
-    ) -> TaskEnd:
+    async def _finish(self, turn: Turn, outcome: Finished) -> TaskEnd:
         """The task's status is the verdict on what happened, not the model's say-so."""
+        run, task, show, usage = turn.run, turn.task, turn.show, turn.usage
         status = _STATUS[outcome.judgement.verdict]
         reason = outcome.judgement.reason
         spends = usage.held
@@ -200,15 +198,9 @@ class TaskRunner:
         return TaskEnd(status, outcome.output)
 
     async def _specialist(
-        self,
-        run: Run,
-        task: TaskRow,
-        show: Show,
-        context: str,
-        inputs: dict[str, str],
-        usage: HeldUsage,
-        saved: list[Message] | None = None,
+        self, turn: Turn, saved: list[Message] | None = None
     ) -> Finished | NeedsApproval:
+        run, task, show, usage = turn.run, turn.task, turn.show, turn.usage
         spec = self.catalog.agent(task.agent)
         if spec is None:
             raise ModelError(f"the specialist '{task.agent}' is no longer in the catalog")
@@ -219,7 +211,7 @@ class TaskRunner:
             transcript = [Message.model_validate(m) for m in task.transcript]
             transcript = await self._with_edits(task, transcript)
         else:
-            transcript = [Message(role="user", content=first_prompt(task.instruction, inputs))]
+            transcript = [Message(role="user", content=first_prompt(task.instruction, turn.inputs))]
 
         async def progress(detail: str) -> None:
             await run_states.note(
@@ -272,7 +264,7 @@ class TaskRunner:
             decisions=await self._decisions(task) if saved or task.transcript else OneShot({}),
             on_retry=on_retry,
             on_switch=on_switch,
-            context=context,
+            context=turn.context,
         )
 
     async def _with_edits(self, task: TaskRow, transcript: list[Message]) -> list[Message]:
@@ -375,9 +367,8 @@ class TaskRunner:
             },
         )
 
-    async def _fail(
-        self, run: Run, task: TaskRow, show: Show, reason: str, usage: HeldUsage
-    ) -> None:
+    async def _fail(self, turn: Turn, reason: str) -> None:
+        run, task, show, usage = turn.run, turn.task, turn.show, turn.usage
         reason = redact(reason)  # a server's words may echo a credential
         spends = usage.held
         await run_states.task_failed(self.db, run.id, task.task_id, reason, usage=spends)
