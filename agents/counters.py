@@ -14,6 +14,8 @@ from enum import StrEnum
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 # A run takes seconds to minutes, or hours when it waits for a person.
+# How late the event loop may run a callback that is due: an ack waits as long.
+LAG_SECONDS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 RUN_SECONDS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 86400.0)
 
 
@@ -44,6 +46,13 @@ class Metrics:
             "baton_cost_usd",
             "What model calls cost in US dollars, by model (unknown prices count as 0).",
             ["model"],
+            registry=self.registry,
+        )
+        self.loop_lag = Histogram(
+            "baton_event_loop_lag_seconds",
+            "How late this process's event loop ran a callback that was due (sampled four "
+            "times a second): a loop busy with other work delays acks and runs alike.",
+            buckets=LAG_SECONDS,
             registry=self.registry,
         )
         self.slack_calls = Counter(

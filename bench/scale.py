@@ -471,10 +471,12 @@ def postgres_cpu() -> float:
 
 @dataclass
 class Throughput:
-    """One burst's runs per second, and the CPU each part spent per run meanwhile (ms)."""
+    """One burst's runs per second, the CPU each part spent per run meanwhile (ms), and the
+    share of the workers' event-loop samples that ran more than 50 ms late."""
 
     runs_per_second: float
     cpu_ms: dict[str, float]
+    loop_late: float
 
 
 async def throughput_once(workers: int, n: int, catalog: Path) -> Throughput:
@@ -496,11 +498,13 @@ async def throughput_once(workers: int, n: int, catalog: Path) -> Throughput:
             "BATON_LOG_LEVEL": "ERROR",
         }
         url, web = await stack.enter_async_context(process(env, catalog.parent, "run", "--http"))
-        pids = []
+        pids, metrics = [], []
         for _ in range(workers):
-            pids.append(
-                (await stack.enter_async_context(process(env, catalog.parent, "worker")))[1].pid
+            worker_url, worker = await stack.enter_async_context(
+                process(env, catalog.parent, "worker")
             )
+            pids.append(worker.pid)
+            metrics.append(f"{worker_url}/metrics")
         session = await stack.enter_async_context(aiohttp.ClientSession())
         db = Database(db_url)
         stack.push_async_callback(db.dispose)
@@ -516,6 +520,7 @@ async def throughput_once(workers: int, n: int, catalog: Path) -> Throughput:
                 "bench": time.process_time() + children.ru_utime + children.ru_stime,
             }
 
+        lag_before = await loop_lags(session, metrics)
         before, start = parts(), time.perf_counter()
         await sender.burst([sender.command("run quick") for _ in range(n)])
 
@@ -525,7 +530,33 @@ async def throughput_once(workers: int, n: int, catalog: Path) -> Throughput:
         await _until(drained, 600)
         elapsed, after = time.perf_counter() - start, parts()
         cpu = {k: (after[k] - before[k]) * 1000 / n for k in before}
-        return Throughput(n / elapsed, cpu)
+        lags = await loop_lags(session, metrics)
+        lag = {b: c - lag_before.get(b, 0.0) for b, c in lags.items()}
+        return Throughput(n / elapsed, cpu, late_share(lag, 0.05))
+
+
+async def loop_lags(session: aiohttp.ClientSession, urls: list[str]) -> dict[float, float]:
+    """The workers' `baton_event_loop_lag_seconds` buckets (upper bound → samples), summed."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[float, float] = {}
+    for url in urls:
+        async with session.get(url) as resp:
+            text = await resp.text()
+        for family in text_string_to_metric_families(text):
+            if family.name != "baton_event_loop_lag_seconds":
+                continue
+            for point in family.samples:
+                if point.name.endswith("_bucket"):
+                    bound = float(point.labels["le"])
+                    buckets[bound] = buckets.get(bound, 0.0) + point.value
+    return buckets
+
+
+def late_share(buckets: dict[float, float], limit: float) -> float:
+    """The share of loop samples later than `limit` seconds (the buckets are cumulative)."""
+    total = buckets.get(float("inf"), 0.0)
+    return (total - buckets.get(limit, 0.0)) / total if total else 0.0
 
 
 async def worker_throughput() -> list[Row]:
@@ -562,11 +593,14 @@ async def worker_throughput() -> list[Row]:
             for k in results[workers][0].cpu_ms
         }
         total = sum(parts.values())
+        late = statistics.median(t.loop_late for t in results[workers])
         rows.append(
             (
                 f"  CPU per run, {workers} worker{'s' if workers > 1 else ''}",
-                f"ms: {' · '.join(parts)} → most runs/s {cores} cores allow",
-                " · ".join(f"{v:.0f}" for v in parts.values()) + f" → {cores * 1000 / total:.0f}",
+                f"ms: {' · '.join(parts)} → most runs/s {cores} cores allow · "
+                "worker loop > 50 ms late",
+                " · ".join(f"{v:.0f}" for v in parts.values())
+                + f" → {cores * 1000 / total:.0f} · {late:.0%} of samples",
             )
         )
     return rows

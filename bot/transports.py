@@ -14,6 +14,7 @@ from datetime import datetime
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+from agents.counters import Metrics
 from bot.app import Baton
 from bot.approval_clicks import escalate_and_tell, expire_and_resume
 from bot.clicks import handle_left_over
@@ -28,6 +29,9 @@ from storage.db import is_unavailable
 
 log = logging.getLogger(__name__)
 
+# Seconds between two samples of the event loop's lag.
+LAG_SAMPLE = 0.25
+
 
 async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
     """Start the schedules' clock; resume what a stopped process left mid-way; expire approvals."""
@@ -35,6 +39,17 @@ async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
     baton.housekeeping = baton.background.spawn(
         housekeeping_loop(baton, every=every), name="housekeeping"
     )
+    if baton.telemetry.metrics is not None:
+        baton.background.spawn(watch_loop(baton, baton.telemetry.metrics), name="loop-lag")
+
+
+async def watch_loop(baton: Baton, metrics: Metrics, *, every: float = LAG_SAMPLE) -> None:
+    """Sample how late the event loop runs what is due (`baton_event_loop_lag_seconds`)."""
+    loop = asyncio.get_running_loop()
+    while not baton.stopping.is_set():
+        due = loop.time() + every
+        await asyncio.sleep(every)
+        metrics.loop_lag.observe(max(loop.time() - due, 0.0))
 
 
 async def housekeeping_loop(baton: Baton, *, every: float) -> None:

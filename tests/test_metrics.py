@@ -339,6 +339,11 @@ async def test_socket_mode_can_serve_health_and_metrics_on_a_port_of_their_own(
         finally:
             await ops.cleanup()
 
-    assert {"baton_runs", "baton_slack_calls", "baton_approvals_waiting"} <= families
+    assert {
+        "baton_runs",
+        "baton_slack_calls",
+        "baton_approvals_waiting",
+        "baton_event_loop_lag_seconds",
+    } <= families
     assert health == (200, {"ok": True})
     assert events_status == 404
