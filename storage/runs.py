@@ -27,14 +27,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import outbox
+from storage import outbox, slack_events
 from storage.db import Database, utcnow
 from storage.models import (
     Delivery,
@@ -44,7 +41,6 @@ from storage.models import (
     ModelUsage,
     Run,
     RunStatus,
-    SeenSlackEvent,
     TaskRow,
 )
 from storage.writes import Write
@@ -75,20 +71,8 @@ async def create_run(
     transaction, so a retry of a request whose run exists is dropped (None), and a request
     whose run could not be stored leaves no trace that would drop its retry.
     """
-    writes = _new_run(run, deliver)
-    if seen is None:
-        await db.write(*writes)
-    else:
-        guard = Write(first_sighting(db), {"event_id": seen, "seen_at": utcnow()}, must_change=True)
-        if not await db.write(guard, *writes):
-            return None
-    return run
-
-
-def first_sighting(db: Database) -> Insert:
-    """Records a Slack request's id, or nothing when it was recorded before."""
-    dialect_insert = sqlite_insert if db.is_sqlite else pg_insert
-    return dialect_insert(SeenSlackEvent.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    guard = [] if seen is None else [slack_events.sighting(db, seen)]
+    return run if await db.write(*guard, *_new_run(run, deliver)) else None
 
 
 async def create_in_thread(
@@ -107,38 +91,35 @@ async def create_in_thread(
     Baton has no run in (nothing is stored then).
     """
     assert run.channel_id and run.thread_ts
-    try:
-        async with db.session() as s:
-            if follow_up_only and not await _has_runs(s, run.channel_id, run.thread_ts):
-                return None, False
-            if seen is not None:
-                await _insert(s, SeenSlackEvent(event_id=seen))
-            if not db.is_sqlite:
-                # Two messages in one thread at once must not both find it idle.
-                key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
-                conn = await s.connection()
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-            going = (
-                await s.exec(
-                    select(Run)
-                    .where(
-                        Run.channel_id == run.channel_id,
-                        Run.thread_ts == run.thread_ts,
-                        col(Run.status).not_in(list(FINAL)),
-                    )
-                    .order_by(col(Run.created_at).desc())
-                    .limit(1)
-                )
-            ).first()
-            deliver = None
-            if going is not None:
-                run.follows_run_id = going.id
-                deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
-            await _add_run(s, run, deliver)
-    except IntegrityError:
-        if seen is not None and await _was_seen(db, seen):
+    async with db.session() as s:
+        if follow_up_only and not await _has_runs(s, run.channel_id, run.thread_ts):
             return None, False
-        raise
+        conn = await s.connection()
+        if seen is not None:
+            first = slack_events.sighting(db, seen)
+            if not (await conn.execute(first.statement, first.params)).rowcount:
+                return None, False  # a retry of a request stored before
+        if not db.is_sqlite:
+            # Two messages in one thread at once must not both find it idle.
+            key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        going = (
+            await s.exec(
+                select(Run)
+                .where(
+                    Run.channel_id == run.channel_id,
+                    Run.thread_ts == run.thread_ts,
+                    col(Run.status).not_in(list(FINAL)),
+                )
+                .order_by(col(Run.created_at).desc())
+                .limit(1)
+            )
+        ).first()
+        deliver = None
+        if going is not None:
+            run.follows_run_id = going.id
+            deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
+        await _add_run(s, run, deliver)
     return run, run.follows_run_id is not None
 
 
@@ -182,18 +163,6 @@ async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
     conn = await s.connection()
     for w in _new_run(run, deliver):
         await conn.execute(w.statement, w.params)
-
-
-async def _insert(s: AsyncSession, row: SQLModel) -> None:
-    """`_row` inside a session's transaction."""
-    w = _row(row)
-    conn = await s.connection()
-    await conn.execute(w.statement, w.params)
-
-
-async def _was_seen(db: Database, key: str) -> bool:
-    async with db.session() as s:
-        return await s.get(SeenSlackEvent, key) is not None
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:

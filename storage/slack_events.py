@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from storage.db import Database, utcnow
 from storage.models import SeenSlackEvent
+from storage.writes import Write
 
 # Slack retries for about five minutes; keep ids far longer than that.
 KEEP_FOR = timedelta(hours=24)
@@ -17,12 +19,18 @@ KEEP_FOR = timedelta(hours=24)
 
 async def first_sighting(db: Database, event_id: str) -> bool:
     """Record `event_id`; True the first time it is seen, False for every retry after."""
-    try:
-        async with db.session() as s:
-            s.add(SeenSlackEvent(event_id=event_id))
-    except IntegrityError:
-        return False
-    return True
+    return await db.write(sighting(db, event_id))
+
+
+def sighting(db: Database, event_id: str) -> Write:
+    """The write that records `event_id` and changes nothing when it was recorded before: it
+    guards a batch (`Database.write`) so that a retried request stores nothing twice."""
+    dialect_insert = sqlite_insert if db.is_sqlite else pg_insert
+    statement = dialect_insert(_SEEN).on_conflict_do_nothing()
+    return Write(statement, {"event_id": event_id, "seen_at": utcnow()}, must_change=True)
+
+
+_SEEN = SeenSlackEvent.__table__  # type: ignore[attr-defined]
 
 
 async def forget_old(db: Database) -> int:
