@@ -25,12 +25,15 @@ async def first_sighting(db: Database, event_id: str) -> bool:
 def sighting(db: Database, event_id: str) -> Write:
     """The write that records `event_id` and changes nothing when it was recorded before: it
     guards a batch (`Database.write`) so that a retried request stores nothing twice."""
-    dialect_insert = sqlite_insert if db.is_sqlite else pg_insert
-    statement = dialect_insert(_SEEN).on_conflict_do_nothing()
+    statement = _SEEN_SQLITE if db.is_sqlite else _SEEN_PG
     return Write(statement, {"event_id": event_id, "seen_at": utcnow()}, must_change=True)
 
 
 _SEEN = SeenSlackEvent.__table__  # type: ignore[attr-defined]
+# Built once: a batch's one-statement form is cached per statement (`storage.writes`), so a
+# statement made anew for each request would be compiled anew for each request too.
+_SEEN_SQLITE = sqlite_insert(_SEEN).on_conflict_do_nothing()
+_SEEN_PG = pg_insert(_SEEN).on_conflict_do_nothing()
 
 
 async def forget_old(db: Database) -> int:
