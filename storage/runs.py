@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import secrets
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,19 +22,16 @@ from sqlalchemy import (
     case,
     func,
     or_,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import outbox, slack_events
+from storage import slack_events
 from storage.db import Database, utcnow
 from storage.models import (
     Delivery,
-    DeliveryPurpose,
     Event,
     EventKind,
     ModelUsage,
@@ -72,65 +68,12 @@ async def create_run(
     whose run could not be stored leaves no trace that would drop its retry.
     """
     guard = [] if seen is None else [slack_events.sighting(db, seen)]
-    return run if await db.write(*guard, *_new_run(run, deliver)) else None
+    return run if await db.write(*guard, *new_run_writes(run, deliver)) else None
 
 
-async def create_in_thread(
-    db: Database,
-    run: Run,
-    *,
-    seen: str | None,
-    notice: str,
-    follow_up_only: bool = False,
-) -> tuple[Run | None, bool]:
-    """Store a run asked for in a Slack thread; returns (run, queued).
-
-    If the thread's previous run is still going, the new one waits for it (`follows_run_id`)
-    and the thread is told so (`notice`): never two runs side by side in one thread.
-    None for a request seen before — and, with `follow_up_only`, for a message in a thread
-    Baton has no run in (nothing is stored then).
-    """
-    assert run.channel_id and run.thread_ts
-    async with db.session() as s:
-        if follow_up_only and not await _has_runs(s, run.channel_id, run.thread_ts):
-            return None, False
-        conn = await s.connection()
-        if seen is not None:
-            first = slack_events.sighting(db, seen)
-            if not (await conn.execute(first.statement, first.params)).rowcount:
-                return None, False  # a retry of a request stored before
-        if not db.is_sqlite:
-            # Two messages in one thread at once must not both find it idle.
-            key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        going = (
-            await s.exec(
-                select(Run)
-                .where(
-                    Run.channel_id == run.channel_id,
-                    Run.thread_ts == run.thread_ts,
-                    col(Run.status).not_in(list(FINAL)),
-                )
-                .order_by(col(Run.created_at).desc())
-                .limit(1)
-            )
-        ).first()
-        deliver = None
-        if going is not None:
-            run.follows_run_id = going.id
-            deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
-        await _add_run(s, run, deliver)
-    return run, run.follows_run_id is not None
-
-
-async def _has_runs(s: AsyncSession, channel_id: str, thread_ts: str) -> bool:
-    q = select(Run.id).where(Run.channel_id == channel_id, Run.thread_ts == thread_ts).limit(1)
-    return (await s.exec(q)).first() is not None
-
-
-def _new_run(run: Run, deliver: Delivery | None) -> list[Write]:
+def new_run_writes(run: Run, deliver: Delivery | None) -> list[Write]:
     """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
-    flush), since this runs before Slack's ack."""
+    flush), since this runs before Slack's ack (`storage.intake` writes a group's together)."""
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
@@ -156,13 +99,6 @@ def _row(row: SQLModel) -> Write:
 def _insert_into(table: Table) -> Insert:
     """One INSERT statement per table: the same statement is looked up, not built, each time."""
     return table.insert()
-
-
-async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
-    """`_new_run` inside a session's transaction."""
-    conn = await s.connection()
-    for w in _new_run(run, deliver):
-        await conn.execute(w.statement, w.params)
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:
