@@ -405,16 +405,19 @@ class Orchestrator:
         tasks: dict[str, TaskRow] = {}
         fresh = False  # whether `tasks` is as stored
         context: str | None = None
+        status: dict[str, TaskStatus] = {}
         while True:
             if not fresh:
                 tasks = {t.task_id: t for t in await runs.list_tasks(self.db, run_id)}
                 fresh = True
+                # Each row's status, kept up to date as tasks end (a mapped attribute costs
+                # more to read than a dict entry, and a chain of n tasks takes n turns).
+                status = {t.task_id: t.status for t in tasks.values()}
+            seen = set(status.values())
             rows = list(tasks.values())
-            # Each row's status read once a turn (a mapped attribute costs more to read than a
-            # dict entry, and a chain of n tasks takes n turns over n rows).
-            status = {t.task_id: t.status for t in rows}
-            if await self._settle(run_id, rows, status, show) or await self._skip_blocked(
-                run_id, rows, status, show
+            if (TaskStatus.WAITING in seen and await self._settle(run_id, rows, status, show)) or (
+                not seen.isdisjoint(BLOCKING)
+                and await self._skip_blocked(run_id, rows, status, show)
             ):
                 fresh = False
                 continue
@@ -446,6 +449,7 @@ class Orchestrator:
                 if end.status.is_final:
                     # As it was stored: what the loop and the task's dependents read.
                     tasks[task_id].status, tasks[task_id].output = end.status, end.output
+                    status[task_id] = end.status
                 else:
                     fresh = False  # at a gate: read the rows as the gate left them
             if gated:
