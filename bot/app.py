@@ -59,8 +59,8 @@ from storage import runs
 from storage.clock import REAL, Clock
 from storage.db import Database
 from storage.installations import adopt_unowned
-from storage.intake import IntakeQueue
 from storage.models import Run, RunSource
+from storage.new_runs import IntakeQueue
 
 log = logging.getLogger(__name__)
 

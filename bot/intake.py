@@ -3,8 +3,8 @@
 Slack wants its answer within 3 s and retries an event it did not get one for. So a listener
 starts one write — the run with the event's id (or the click, in the inbox) — and acks once it
 is stored, or after at most INTAKE_SECONDS. Runs asked for together are stored together
-(`storage.intake.IntakeQueue`: a burst costs a few transactions, not one each). Everything
-that talks to Slack or a model happens after the ack, in `Background`. A write that failed (the database is down) is not marked
+(`storage.new_runs.IntakeQueue`: a burst costs a few transactions, not one each).
+Everything that talks to Slack or a model happens after the ack, in `Background`. A write that failed (the database is down) is not marked
 seen, so Slack's retry of it gets through; a write that is only slow (a busy SQLite file)
 finishes after the ack; a crash after the ack loses nothing, because the sweep finds what was
 stored and finishes it.
@@ -31,7 +31,6 @@ from bot.work import external, hand_over
 from orchestration.driving import let_go
 from storage import assistant_threads, inbox, outbox, run_states, runs, slack_events
 from storage.db import is_unavailable, utcnow
-from storage.intake import NewRun
 from storage.models import (
     Delivery,
     DeliveryPurpose,
@@ -41,6 +40,7 @@ from storage.models import (
     RunSource,
     RunStatus,
 )
+from storage.new_runs import NewRun
 from storage.runs import Lease
 
 if TYPE_CHECKING:

@@ -27,7 +27,7 @@ from bot.workspaces import Row, Workspaces
 from orchestration.engine import Orchestrator
 from orchestration.scheduler import HandOver, Scheduler
 from storage.db import Database
-from storage.intake import IntakeQueue
+from storage.new_runs import IntakeQueue
 
 
 class Deliveries(Protocol):

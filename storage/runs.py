@@ -71,7 +71,7 @@ async def create_run(
 
 def new_run_writes(run: Run, deliver: Delivery | None) -> list[Write]:
     """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
-    flush), since this runs before Slack's ack (`storage.intake` writes a group's together)."""
+    flush), since this runs before Slack's ack (`storage.new_runs` writes a group's together)."""
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import event
 
-from storage import intake, outbox, runs
+from storage import new_runs, outbox, runs
 from storage.db import Database
-from storage.intake import IntakeQueue, NewRun
 from storage.models import DeliveryPurpose, Run, RunSource, RunStatus
+from storage.new_runs import IntakeQueue, NewRun
 
 
 def command(trigger: str) -> NewRun:
@@ -39,10 +39,12 @@ async def notices(db: Database, run: Run) -> list[dict[str, Any]]:
 async def test_a_group_of_commands_drops_retries_within_it_and_from_before(
     any_db: Database,
 ) -> None:
-    (before,) = await intake.store(any_db, [command("t0")])
+    (before,) = await new_runs.store(any_db, [command("t0")])
     assert before.run is not None
 
-    taken = await intake.store(any_db, [command("t1"), command("t0"), command("t2"), command("t1")])
+    taken = await new_runs.store(
+        any_db, [command("t1"), command("t0"), command("t2"), command("t1")]
+    )
 
     stored = [t.run is not None for t in taken]
     assert stored == [True, False, True, False]
@@ -62,7 +64,7 @@ async def test_a_group_of_commands_drops_retries_within_it_and_from_before(
 async def test_messages_in_one_thread_queue_in_arrival_order_within_a_group(
     any_db: Database,
 ) -> None:
-    taken = await intake.store(
+    taken = await new_runs.store(
         any_db,
         [
             message("Ev1", "1.0"),
@@ -87,14 +89,14 @@ async def test_messages_in_one_thread_queue_in_arrival_order_within_a_group(
 async def test_a_follow_up_in_a_thread_without_a_run_leaves_nothing_even_in_a_group(
     any_db: Database,
 ) -> None:
-    taken = await intake.store(
+    taken = await new_runs.store(
         any_db, [message("Ev1", "1.0", follow_up_only=True), message("Ev2", "2.0")]
     )
 
     assert taken[0].run is None and taken[1].run is not None
     assert await runs.thread_runs(any_db, channel_id="C1", thread_ts="1.0", before="-") == []
     # Its id was not recorded: the same event, sent as a mention later, is taken.
-    (again,) = await intake.store(any_db, [message("Ev1", "1.0")])
+    (again,) = await new_runs.store(any_db, [message("Ev1", "1.0")])
     assert again.run is not None
 
 
@@ -121,7 +123,7 @@ async def test_a_request_the_database_refuses_does_not_fail_the_others_in_its_gr
     any_db: Database,
 ) -> None:
     queue = IntakeQueue(any_db)
-    (existing,) = await intake.store(any_db, [command("t0")])
+    (existing,) = await new_runs.store(any_db, [command("t0")])
     assert existing.run is not None
     clash = command("t1")
     clash.run.id = existing.run.id  # the same run id twice: the database refuses it
@@ -134,5 +136,5 @@ async def test_a_request_the_database_refuses_does_not_fail_the_others_in_its_gr
     )
 
     assert isinstance(results[1], Exception)
-    assert [r.run is not None for r in results if isinstance(r, intake.Taken)] == [True, True]
+    assert [r.run is not None for r in results if isinstance(r, new_runs.Taken)] == [True, True]
     assert len(await runs.runs_by_status(any_db, [RunStatus.QUEUED])) == 3
