@@ -4,10 +4,10 @@ Slack wants its answer within 3 s and retries an event it did not get one for. S
 starts one write — the run with the event's id (or the click, in the inbox) — and acks once it
 is stored, or after at most INTAKE_SECONDS. Runs asked for together are stored together
 (`storage.new_runs.IntakeQueue`: a burst costs a few transactions, not one each).
-Everything that talks to Slack or a model happens after the ack, in `Background`. A write that failed (the database is down) is not marked
-seen, so Slack's retry of it gets through; a write that is only slow (a busy SQLite file)
-finishes after the ack; a crash after the ack loses nothing, because the sweep finds what was
-stored and finishes it.
+Everything that talks to Slack or a model happens after the ack, in `Background`. A write
+that failed (the database is down) is not marked seen, so Slack's retry of it gets through;
+a write that is only slow (a busy SQLite file) finishes after the ack; a crash after the ack
+loses nothing, because the sweep finds what was stored and finishes it.
 """
 
 from __future__ import annotations
