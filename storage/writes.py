@@ -44,6 +44,11 @@ from sqlmodel import SQLModel
 
 Params = Mapping[str, Any]
 
+# Rows one INSERT of a batch may have in the one-statement form. A plan's tasks (up to a
+# hundred or more) go in a transaction instead: as a statement, each count of rows would be
+# another statement to compile and for PostgreSQL to prepare, larger than the rows it writes.
+MOST_ROWS = 8
+
 
 @dataclass(frozen=True)
 class Write:
@@ -127,6 +132,8 @@ def one_statement(writes: Sequence[Write]) -> tuple[Executable, dict[str, Any]] 
         stmt = w.statement
         if isinstance(stmt, Insert) and (_plain(stmt) or _only_rows_missing(stmt)) and w.params:
             rows = [w.params] if isinstance(w.params, Mapping) else list(w.params)
+            if len(rows) > MOST_ROWS:
+                return None
             columns = tuple(rows[0])
             if any(tuple(row) != columns for row in rows):
                 return None
