@@ -11,8 +11,10 @@
   before and after each of three steps of 66 more held runs; KB per run, median and range
 - orchestration overhead: chains and fan-outs of no-op tasks (the offline `rules` model) in
   one process, SQLite and PostgreSQL: CPU, SQL statements and commits per task, counted with
-  SQLAlchemy events; and the same shapes in LangGraph (`bench/langgraph_ref.py`), in memory
-  and with its SQLite checkpointer, with each Baton figure over LangGraph+SQLite's
+  SQLAlchemy events, for a run on an engine that has run one like it before (as a running
+  worker's has: its statements compiled and prepared), and for one-task runs also on an
+  engine that has run nothing; and the same shapes in LangGraph (`bench/langgraph_ref.py`),
+  in memory and with its SQLite checkpointer, with each Baton figure over LangGraph+SQLite's
 - throughput: the same burst of three-task runs finished by 1, 2 and 4 workers, the counts
   taking turns twice; median runs/s, and over 1 worker's; with the CPU the workers, the web
   process, PostgreSQL and the bench itself (the Slack and model stand-ins, the sender) spent
@@ -324,8 +326,20 @@ def _catalog_for(shape: str, n: int) -> str:
     )
 
 
-async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, float]:
-    """CPU ms, statements and commits per task for one run of `n` no-op tasks."""
+@dataclass
+class Overhead:
+    """One shape's CPU per task (ms), and its SQL statements and commits per task."""
+
+    cpu_ms: float
+    statements: float
+    commits: float
+    first_cpu_ms: float  # the same run on a database engine that had run nothing yet
+
+
+async def overhead_one(url: str, shape: str, n: int) -> Overhead:
+    """CPU, statements and commits per task for a run of `n` no-op tasks, on an engine that
+    has run one such run already (as a worker's has: its statements compiled and prepared);
+    and the CPU of that first run."""
     from sqlalchemy import event
 
     from orchestration.limits import Limits
@@ -339,8 +353,6 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
         db = Database(url)
         await db.create_all()
         orch = offline_orchestrator(db, path, limits=Limits(max_tasks=200, max_parallel=32))
-        run = await runs.create_run(db, Run(id=runs.new_id(), request="go", playbook="shape"))
-        assert run is not None
         counts = {"statements": 0, "commits": 0}
 
         def statement(conn: Any, *_: Any) -> None:
@@ -351,22 +363,32 @@ async def overhead_one(url: str, shape: str, n: int) -> tuple[float, float, floa
         def commit(*_: Any) -> None:
             counts["commits"] += 1
 
-        for engine in db.engines:
-            event.listen(engine, "before_cursor_execute", statement)
-            event.listen(engine, "commit", commit)
-        cpu = time.process_time()
-        await orch.execute(run.id)
-        cpu = time.process_time() - cpu
+        cpu: list[float] = []
+        for measured in (False, True):
+            run = await runs.create_run(db, Run(id=runs.new_id(), request="go", playbook="shape"))
+            assert run is not None
+            if measured:
+                for engine in db.engines:
+                    event.listen(engine, "before_cursor_execute", statement)
+                    event.listen(engine, "commit", commit)
+            start = time.process_time()
+            await orch.execute(run.id)
+            cpu.append(time.process_time() - start)
+            done = await runs.get_run(db, run.id)
+            assert done is not None and done.status == RunStatus.SUCCEEDED, (
+                done and done.status,
+                done and done.error,
+            )
         for engine in db.engines:
             event.remove(engine, "before_cursor_execute", statement)
             event.remove(engine, "commit", commit)
-        done = await runs.get_run(db, run.id)
         await db.dispose()
-    assert done is not None and done.status == RunStatus.SUCCEEDED, (
-        done and done.status,
-        done and done.error,
+    return Overhead(
+        cpu_ms=cpu[1] * 1000 / n,
+        statements=counts["statements"] / n,
+        commits=counts["commits"] / n,
+        first_cpu_ms=cpu[0] * 1000 / n,
     )
-    return cpu * 1000 / n, counts["statements"] / n, counts["commits"] / n
 
 
 def _spread(values: list[float], fmt: str = ".1f") -> str:
@@ -430,8 +452,9 @@ async def overhead() -> list[Row]:
                     else:
                         async with fresh_pg_database() as url:
                             figures.append(await overhead_one(url, shape, n))
-                cpu = [f[0] for f in figures]
-                result = f"{_spread(cpu)} ms · {figures[0][1]:.1f} · {figures[0][2]:.1f}"
+                cpu = [f.cpu_ms for f in figures]
+                first = figures[0]
+                result = f"{_spread(cpu)} ms · {first.statements:.1f} · {first.commits:.1f}"
                 if reference is not None:
                     # Each repeat over LangGraph's repeat of the same rank (SQLite checkpoint);
                     # a single repeat over LangGraph's median.
@@ -447,6 +470,15 @@ async def overhead() -> list[Row]:
                         result,
                     )
                 )
+                if n == 1:
+                    cold = [f.first_cpu_ms for f in figures]
+                    rows.append(
+                        (
+                            f"  the same, on a database engine that had run nothing ({label})",
+                            "CPU per task (statements compiled and prepared)",
+                            f"{_spread(cold)} ms",
+                        )
+                    )
     return rows
 
 

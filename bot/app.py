@@ -60,6 +60,7 @@ from storage.clock import REAL, Clock
 from storage.db import Database
 from storage.installations import adopt_unowned
 from storage.models import Run, RunSource
+from storage.new_runs import IntakeQueue
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class Baton:
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
+        # Requests arriving together are stored together before their acks.
+        self.intake = IntakeQueue(self.db)
         # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
         self.wake_workers = Waker(self.db)
         self.names = Names(self.client)

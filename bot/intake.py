@@ -2,11 +2,12 @@
 
 Slack wants its answer within 3 s and retries an event it did not get one for. So a listener
 starts one write — the run with the event's id (or the click, in the inbox) — and acks once it
-is stored, or after at most INTAKE_SECONDS; everything that talks to Slack or a model happens
-after the ack, in `Background`. A write that failed (the database is down) is not marked
-seen, so Slack's retry of it gets through; a write that is only slow (a busy SQLite file)
-finishes after the ack; a crash after the ack loses nothing, because the sweep finds what was
-stored and finishes it.
+is stored, or after at most INTAKE_SECONDS. Runs asked for together are stored together
+(`storage.new_runs.IntakeQueue`: a burst costs a few transactions, not one each).
+Everything that talks to Slack or a model happens after the ack, in `Background`. A write
+that failed (the database is down) is not marked seen, so Slack's retry of it gets through;
+a write that is only slow (a busy SQLite file) finishes after the ack; a crash after the ack
+loses nothing, because the sweep finds what was stored and finishes it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from storage.models import (
     RunSource,
     RunStatus,
 )
+from storage.new_runs import NewRun
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -133,14 +135,16 @@ async def accept_message(
             looking = planner_context(thread) if thread is not None else None
             if looking:
                 run.context = "\n\n".join(p for p in (looking, run.context) if p)
-        stored, queued = await runs.create_in_thread(
-            baton.db,
-            run,
-            seen=event_id,
-            notice=WAIT_NOTICE,
-            follow_up_only=follow_up_only,
+        taken = await baton.intake.store(
+            NewRun(
+                run,
+                seen=event_id,
+                in_thread=True,
+                notice=WAIT_NOTICE,
+                follow_up_only=follow_up_only,
+            )
         )
-        return None if stored is None else Accepted(stored, queued, held)
+        return None if taken.run is None else Accepted(taken.run, taken.queued, held)
 
     return await _bounded(baton, store())
 
@@ -172,15 +176,14 @@ async def accept_command(
             "response_url": command.get("response_url"),
         },
     )
-    return await _bounded(
-        baton,
-        runs.create_run(
-            baton.db,
-            run,
-            seen=f"command:{trigger}" if trigger else None,
-            deliver=request_message,
-        ),
+    request_run = NewRun(
+        run, seen=f"command:{trigger}" if trigger else None, deliver=request_message
     )
+
+    async def store() -> Run | None:
+        return (await baton.intake.store(request_run)).run
+
+    return await _bounded(baton, store())
 
 
 async def record_click(

@@ -27,6 +27,7 @@ from bot.workspaces import Row, Workspaces
 from orchestration.engine import Orchestrator
 from orchestration.scheduler import HandOver, Scheduler
 from storage.db import Database
+from storage.new_runs import IntakeQueue
 
 
 class Deliveries(Protocol):
@@ -70,6 +71,8 @@ class Baton(Protocol):
     def workspaces(self) -> Workspaces | None: ...
     @property
     def deliverer(self) -> Deliveries: ...
+    @property
+    def intake(self) -> IntakeQueue: ...
     @property
     def later(self) -> HandOver: ...
     @property

@@ -167,8 +167,8 @@ class Orchestrator:
             lease = await runs.acquire_lease(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
-        run = await runs.get_run(self.db, run_id)
-        return run is not None and run.status.is_final
+        status = await runs.status_of(self.db, run_id)
+        return status is not None and status.is_final
 
     async def _drive_under(self, lease: Lease) -> bool:
         """One drive while the lease is held. True when the driver had to leave the run as it
@@ -364,14 +364,20 @@ class Orchestrator:
                 await run_states.run_waiting(self.db, run_id)
                 await self.publish(sink, RunWaiting(run_id=run_id, pending=tuple(pending)))
                 return
-            if deadline_hit or not await self._revise(run_id, tasks, show):
+            if deadline_hit or not await self._revise(run, tasks, show):
                 break
-        await self._finish(run_id, tasks, sink, deadline_hit=deadline_hit)
+        await self._finish(run, tasks, sink, deadline_hit=deadline_hit)
 
-    async def _revise(self, run_id: str, tasks: list[TaskRow], show: Show) -> bool:
+    async def _revise(self, run: Run, tasks: list[TaskRow], show: Show) -> bool:
         """The run's one revision, when tasks failed: True when it added tasks to run."""
-        run = await runs.get_run(self.db, run_id)
-        assert run is not None
+        # `run` was read before its tasks ran. What rules a revision out is mostly known
+        # without reading it again (nothing failed, a playbook, revised once); what it has
+        # spent only grows, so a figure read earlier cannot keep out a revision the fresh
+        # one would allow.
+        if replanning.reason_not_to(run, tasks, token_budget=self.gates.token_budget(run)):
+            return False
+        run_id = run.id
+        run = await runs.get_run(self.db, run_id) or run
         revision = await replanning.revise(
             run,
             tasks,
@@ -399,16 +405,19 @@ class Orchestrator:
         tasks: dict[str, TaskRow] = {}
         fresh = False  # whether `tasks` is as stored
         context: str | None = None
+        status: dict[str, TaskStatus] = {}
         while True:
             if not fresh:
                 tasks = {t.task_id: t for t in await runs.list_tasks(self.db, run_id)}
                 fresh = True
+                # Each row's status, kept up to date as tasks end (a mapped attribute costs
+                # more to read than a dict entry, and a chain of n tasks takes n turns).
+                status = {t.task_id: t.status for t in tasks.values()}
+            seen = set(status.values())
             rows = list(tasks.values())
-            # Each row's status read once a turn (a mapped attribute costs more to read than a
-            # dict entry, and a chain of n tasks takes n turns over n rows).
-            status = {t.task_id: t.status for t in rows}
-            if await self._settle(run_id, rows, status, show) or await self._skip_blocked(
-                run_id, rows, status, show
+            if (TaskStatus.WAITING in seen and await self._settle(run_id, rows, status, show)) or (
+                not seen.isdisjoint(BLOCKING)
+                and await self._skip_blocked(run_id, rows, status, show)
             ):
                 fresh = False
                 continue
@@ -440,6 +449,7 @@ class Orchestrator:
                 if end.status.is_final:
                     # As it was stored: what the loop and the task's dependents read.
                     tasks[task_id].status, tasks[task_id].output = end.status, end.output
+                    status[task_id] = end.status
                 else:
                     fresh = False  # at a gate: read the rows as the gate left them
             if gated:
@@ -523,10 +533,11 @@ class Orchestrator:
             )
 
     async def _finish(
-        self, run_id: str, tasks: list[TaskRow], sink: EventSink, *, deadline_hit: bool
+        self, run: Run, tasks: list[TaskRow], sink: EventSink, *, deadline_hit: bool
     ) -> None:
-        run = await runs.get_run(self.db, run_id)
-        assert run is not None
+        """The answer, from what the tasks found; `run` as read before its last tasks ran
+        (its request, playbook and plan do not change while they run)."""
+        run_id = run.id
         outcomes = endings.outcomes(tasks)
         status = endings.run_status(tasks)
         if deadline_hit:
@@ -656,17 +667,16 @@ class Orchestrator:
                 run_id, DeliveryPurpose.ANSWER, data={"contributors": list(contributors)}
             ),
         )
-        final = await runs.get_run(self.db, run_id)
-        assert final is not None
+        input_tokens, output_tokens, cost_usd = await runs.spent(self.db, run_id)
         await self.publish(
             sink,
             RunFinished(
                 run_id=run_id,
                 status=status,
                 answer=answer,
-                input_tokens=final.input_tokens,
-                output_tokens=final.output_tokens,
-                cost_usd=final.cost_usd,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost_usd=cost_usd,
                 contributors=contributors,
             ),
         )

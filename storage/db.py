@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Delete, Engine, Update, create_engine, event
+from sqlalchemy import Delete, Engine, Executable, Update, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -264,6 +264,29 @@ class Database:
         except _Unchanged:
             return False
         return True
+
+    async def one(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Any:
+        """Run one statement on its own (a read, or a write that stands alone, with RETURNING)
+        and return its first row, or None.
+
+        Several times per run, so the cheapest way each database takes it: on PostgreSQL in
+        autocommit (one round trip, no BEGIN or COMMIT); on SQLite on this thread, as `write`
+        does, going the async way only when another connection holds the lock.
+        """
+        if self._here is not None:
+            try:
+                with self._here.connect() as conn:
+                    row = conn.execute(statement, params).first()
+                    conn.commit()
+                    return row
+            except sa_exc.OperationalError as e:
+                if not busy(e):
+                    raise
+        elif not self.is_sqlite:
+            async with self._autocommit() as conn:
+                return (await conn.execute(statement, params)).first()
+        async with self.transaction() as conn:
+            return (await conn.execute(statement, params)).first()
 
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:

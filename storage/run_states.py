@@ -4,7 +4,7 @@ Each move is named after what happened (`task_started`, `task_succeeded`, `run_c
 …). It is legal only from the states listed for it, and that is checked in the UPDATE itself
 (`… WHERE status IN (<from>)`), so two drivers, a replica or a replayed request can never both
 make it. The row, its audit event and, where there is one, what to show people about it (an
-outbox row) are written in one transaction; the move returns what it changed. An illegal move
+outbox row) are written in one transaction (one statement on PostgreSQL: `storage.writes`); the move returns what it changed. An illegal move
 raises `IllegalTransition` and writes nothing.
 
 Tasks::
@@ -38,12 +38,11 @@ from typing import Any
 from sqlalchemy import BindParameter, Update, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage import outbox
 from storage.db import Database, utcnow
 from storage.errors import StorageError
 from storage.models import Delivery, Event, EventKind, Run, RunStatus, TaskRow, TaskStatus
 from storage.runs import Spend, adding, usage_params, usage_writes
-from storage.writes import Write, write_in
+from storage.writes import Write, insert_into, insert_row, row_values, write_in
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
@@ -383,10 +382,24 @@ async def _illegal(
 _INSERT_EVENT = insert(_EVENTS)
 
 
-def _fixed(states: frozenset[TaskStatus]) -> list[BindParameter[Any]]:
+def _fixed(states: frozenset[Any], column: Any = _TASKS.c.status) -> list[BindParameter[Any]]:
     """A move's source states as one parameter each: a plain list would be expanded into
     the statement's text at every execution."""
-    return [bindparam(f"src_{s.value}", s, type_=_TASKS.c.status.type) for s in sorted(states)]
+    prefix = "src" if column is _TASKS.c.status else "run_src"
+    return [bindparam(f"{prefix}_{s.value}", s, type_=column.type) for s in sorted(states)]
+
+
+@functools.cache
+def _run_update(kind: EventKind, fields: tuple[str, ...]) -> Update:
+    """A run move's UPDATE, built once per shape, as `_task_update` is for tasks."""
+    values: dict[str, Any] = {"status": bindparam("v_status"), "updated_at": bindparam("v_now")}
+    values.update({name: bindparam(f"v_{name}", type_=_RUNS.c[name].type) for name in fields})
+    sources = _fixed(RUN_MOVES[kind].sources, _RUNS.c.status)
+    return (
+        update(_RUNS)
+        .where(_RUNS.c.id == bindparam("k_run"), _RUNS.c.status.in_(sources))
+        .values(**values)
+    )
 
 
 @functools.cache
@@ -501,26 +514,28 @@ async def move_run(
     if status not in move.targets:
         raise IllegalTransition(f"run {run_id}", kind, status, move.targets)
     now = utcnow()
-    async with db.session() as s:
-        conn = await s.connection()
-        result = await conn.execute(
-            update(_RUNS)
-            .where(_RUNS.c.id == run_id, _RUNS.c.status.in_(move.sources))
-            .values(status=status, updated_at=now, **(fields or {}))
-        )
-        if not result.rowcount:
+    fields = fields or {}
+    params: dict[str, Any] = {
+        "k_run": run_id,
+        "v_status": status,
+        "v_now": now,
+        **{f"v_{name}": value for name, value in fields.items()},
+    }
+    event = {"run_id": run_id, "at": now, "kind": kind, "task_id": None, "data": data}
+    writes = [
+        Write(_run_update(kind, tuple(fields)), params, must_change=True),
+        Write(_INSERT_EVENT, event),
+    ]
+    if tasks:
+        writes.append(Write(insert_into(_TASKS), [row_values(t) for t in tasks]))
+    if deliver is not None:
+        writes.append(insert_row(deliver, unless_there=True, sqlite=db.is_sqlite))
+    if not await db.write(*writes):
+        async with db.transaction() as conn:
             current = (
                 await conn.execute(select(_RUNS.c.status).where(_RUNS.c.id == run_id))
             ).scalar()
-            raise IllegalTransition(f"run {run_id}", kind, current, move.sources)
-        await conn.execute(
-            insert(_EVENTS),
-            {"run_id": run_id, "at": now, "kind": kind, "task_id": None, "data": data},
-        )
-        for t in tasks:
-            s.add(t)
-        if deliver is not None:
-            await outbox.add_in(s, deliver)
+        raise IllegalTransition(f"run {run_id}", kind, current, move.sources)
     return RunMoved(kind=kind, run_id=run_id, status=status, at=now)
 
 

@@ -6,9 +6,7 @@ its event in one transaction, so what Slack later shows has always been written 
 
 from __future__ import annotations
 
-import functools
 import secrets
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,26 +14,22 @@ from typing import Any
 
 from sqlalchemy import (
     Float,
-    Insert,
     Integer,
     Table,
     bindparam,
     case,
     func,
     or_,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy.orm import aliased
 from sqlmodel import SQLModel, col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import outbox, slack_events
+from storage import slack_events
 from storage.db import Database, utcnow
 from storage.models import (
     Delivery,
-    DeliveryPurpose,
     Event,
     EventKind,
     ModelUsage,
@@ -43,7 +37,7 @@ from storage.models import (
     RunStatus,
     TaskRow,
 )
-from storage.writes import Write
+from storage.writes import Write, insert_row
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
@@ -72,97 +66,19 @@ async def create_run(
     whose run could not be stored leaves no trace that would drop its retry.
     """
     guard = [] if seen is None else [slack_events.sighting(db, seen)]
-    return run if await db.write(*guard, *_new_run(run, deliver)) else None
+    return run if await db.write(*guard, *new_run_writes(run, deliver)) else None
 
 
-async def create_in_thread(
-    db: Database,
-    run: Run,
-    *,
-    seen: str | None,
-    notice: str,
-    follow_up_only: bool = False,
-) -> tuple[Run | None, bool]:
-    """Store a run asked for in a Slack thread; returns (run, queued).
-
-    If the thread's previous run is still going, the new one waits for it (`follows_run_id`)
-    and the thread is told so (`notice`): never two runs side by side in one thread.
-    None for a request seen before — and, with `follow_up_only`, for a message in a thread
-    Baton has no run in (nothing is stored then).
-    """
-    assert run.channel_id and run.thread_ts
-    async with db.session() as s:
-        if follow_up_only and not await _has_runs(s, run.channel_id, run.thread_ts):
-            return None, False
-        conn = await s.connection()
-        if seen is not None:
-            first = slack_events.sighting(db, seen)
-            if not (await conn.execute(first.statement, first.params)).rowcount:
-                return None, False  # a retry of a request stored before
-        if not db.is_sqlite:
-            # Two messages in one thread at once must not both find it idle.
-            key = zlib.crc32(f"{run.channel_id}:{run.thread_ts}".encode())
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-        going = (
-            await s.exec(
-                select(Run)
-                .where(
-                    Run.channel_id == run.channel_id,
-                    Run.thread_ts == run.thread_ts,
-                    col(Run.status).not_in(list(FINAL)),
-                )
-                .order_by(col(Run.created_at).desc())
-                .limit(1)
-            )
-        ).first()
-        deliver = None
-        if going is not None:
-            run.follows_run_id = going.id
-            deliver = outbox.new(run.id, DeliveryPurpose.NOTICE, data={"text": notice})
-        await _add_run(s, run, deliver)
-    return run, run.follows_run_id is not None
-
-
-async def _has_runs(s: AsyncSession, channel_id: str, thread_ts: str) -> bool:
-    q = select(Run.id).where(Run.channel_id == channel_id, Run.thread_ts == thread_ts).limit(1)
-    return (await s.exec(q)).first() is not None
-
-
-def _new_run(run: Run, deliver: Delivery | None) -> list[Write]:
+def new_run_writes(run: Run, deliver: Delivery | None) -> list[Write]:
     """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
-    flush), since this runs before Slack's ack."""
+    flush), since this runs before Slack's ack (`storage.new_runs` writes a group's together)."""
     data: dict[str, Any] = {"source": run.source, "request": run.request}
     if run.follows_run_id:
         data["after"] = run.follows_run_id
     rows: list[SQLModel] = [run, Event(run_id=run.id, kind=EventKind.RUN_CREATED, data=data)]
     if deliver is not None:
         rows.append(deliver)
-    return [_row(row) for row in rows]
-
-
-def _row(row: SQLModel) -> Write:
-    """INSERT a new row as it is (an id left to the database is left out). The parameters
-    are apart from the statement: it is compiled once and cached."""
-    table = row.__table__  # type: ignore[attr-defined]
-    values = {
-        c.name: getattr(row, c.name)
-        for c in table.columns
-        if not (c.primary_key and getattr(row, c.name) is None)
-    }
-    return Write(_insert_into(table), values)
-
-
-@functools.cache
-def _insert_into(table: Table) -> Insert:
-    """One INSERT statement per table: the same statement is looked up, not built, each time."""
-    return table.insert()
-
-
-async def _add_run(s: AsyncSession, run: Run, deliver: Delivery | None) -> None:
-    """`_new_run` inside a session's transaction."""
-    conn = await s.connection()
-    for w in _new_run(run, deliver):
-        await conn.execute(w.statement, w.params)
+    return [insert_row(row) for row in rows]
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:
@@ -348,19 +264,13 @@ async def acquire_lease(db: Database, run_id: str, token: str, *, seconds: float
     Every drive has its own token, so two drives of one run can never both hold it.
     """
     now = utcnow()
-    async with db.session() as s:
-        result = await s.exec(
-            update(Run)
-            .where(
-                col(Run.id) == run_id,
-                or_(col(Run.lease_owner).is_(None), col(Run.lease_until) < now),
-            )
-            .values(lease_owner=token, lease_until=now + timedelta(seconds=seconds))
-        )
-        if not result.rowcount:
-            return None
-        wakeups = (await s.exec(select(Run.wakeups).where(Run.id == run_id))).one()
-        return Lease(run_id=run_id, token=token, wakeups=int(wakeups))
+    row = await db.one(
+        update(_RUNS)
+        .where(_RUNS.c.id == run_id, or_(_RUNS.c.lease_owner.is_(None), _RUNS.c.lease_until < now))
+        .values(lease_owner=token, lease_until=now + timedelta(seconds=seconds))
+        .returning(_RUNS.c.wakeups)
+    )
+    return None if row is None else Lease(run_id=run_id, token=token, wakeups=int(row[0]))
 
 
 async def nudge_and_acquire(
@@ -369,20 +279,17 @@ async def nudge_and_acquire(
     """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
     if nobody does, the lease is this caller's."""
     now = utcnow()
-    free = or_(col(Run.lease_owner).is_(None), col(Run.lease_until) < now)
-    async with db.session() as s:
-        await s.exec(
-            update(Run)
-            .where(col(Run.id) == run_id)
-            .values(
-                wakeups=Run.wakeups + 1,
-                lease_owner=case((free, token), else_=col(Run.lease_owner)),
-                lease_until=case(
-                    (free, now + timedelta(seconds=seconds)), else_=col(Run.lease_until)
-                ),
-            )
+    free = or_(_RUNS.c.lease_owner.is_(None), _RUNS.c.lease_until < now)
+    row = await db.one(
+        update(_RUNS)
+        .where(_RUNS.c.id == run_id)
+        .values(
+            wakeups=_RUNS.c.wakeups + 1,
+            lease_owner=case((free, token), else_=_RUNS.c.lease_owner),
+            lease_until=case((free, now + timedelta(seconds=seconds)), else_=_RUNS.c.lease_until),
         )
-        row = (await s.exec(select(Run.lease_owner, Run.wakeups).where(Run.id == run_id))).first()
+        .returning(_RUNS.c.lease_owner, _RUNS.c.wakeups)
+    )
     if row is None or row[0] != token:
         return None
     return Lease(run_id=run_id, token=token, wakeups=int(row[1]))
@@ -428,14 +335,15 @@ LEASE_BATCH = 500
 
 async def release_lease(db: Database, lease: Lease) -> bool:
     """Let go; True when someone nudged the run while it was held (drive it again)."""
-    async with db.session() as s:
-        await s.exec(
-            update(Run)
-            .where(col(Run.id) == lease.run_id, col(Run.lease_owner) == lease.token)
-            .values(lease_owner=None, lease_until=None)
-        )
-        wakeups = (await s.exec(select(Run.wakeups).where(Run.id == lease.run_id))).one()
-        return int(wakeups) != lease.wakeups
+    row = await db.one(
+        update(_RUNS)
+        .where(_RUNS.c.id == lease.run_id, _RUNS.c.lease_owner == lease.token)
+        .values(lease_owner=None, lease_until=None)
+        .returning(_RUNS.c.wakeups)
+    )
+    if row is None:  # no longer held (it lapsed and was taken): read the count as it is
+        row = await db.one(select(_RUNS.c.wakeups).where(_RUNS.c.id == lease.run_id))
+    return row is not None and int(row[0]) != lease.wakeups
 
 
 async def request_cancel(db: Database, run_id: str, by: str) -> bool:
@@ -486,14 +394,26 @@ async def runs_to_resume(db: Database) -> Resumable:
 
 async def next_follower(db: Database, run_id: str) -> str | None:
     """The message that waited for this run, if any."""
-    async with db.session() as s:
-        q = (
-            select(Run.id)
-            .where(Run.follows_run_id == run_id, Run.status == RunStatus.QUEUED)
-            .order_by(col(Run.created_at))
-            .limit(1)
-        )
-        return (await s.exec(q)).first()
+    row = await db.one(
+        select(_RUNS.c.id)
+        .where(_RUNS.c.follows_run_id == run_id, _RUNS.c.status == RunStatus.QUEUED)
+        .order_by(_RUNS.c.created_at)
+        .limit(1)
+    )
+    return None if row is None else str(row[0])
+
+
+async def status_of(db: Database, run_id: str) -> RunStatus | None:
+    """Where the run is now (None: no such run), without reading the rest of it."""
+    row = await db.one(select(_RUNS.c.status).where(_RUNS.c.id == run_id))
+    return None if row is None else RunStatus(row[0])
+
+
+async def spent(db: Database, run_id: str) -> tuple[int, int, float]:
+    """What the run has spent so far: input tokens, output tokens, dollars."""
+    columns = (_RUNS.c.input_tokens, _RUNS.c.output_tokens, _RUNS.c.cost_usd)
+    row = await db.one(select(*columns).where(_RUNS.c.id == run_id))
+    return (0, 0, 0.0) if row is None else (int(row[0]), int(row[1]), float(row[2]))
 
 
 async def latest_unfinished(

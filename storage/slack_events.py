@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from storage.db import Database, utcnow
@@ -25,12 +27,25 @@ async def first_sighting(db: Database, event_id: str) -> bool:
 def sighting(db: Database, event_id: str) -> Write:
     """The write that records `event_id` and changes nothing when it was recorded before: it
     guards a batch (`Database.write`) so that a retried request stores nothing twice."""
-    dialect_insert = sqlite_insert if db.is_sqlite else pg_insert
-    statement = dialect_insert(_SEEN).on_conflict_do_nothing()
+    statement = _SEEN_SQLITE if db.is_sqlite else _SEEN_PG
     return Write(statement, {"event_id": event_id, "seen_at": utcnow()}, must_change=True)
 
 
+async def record(conn: AsyncConnection, is_sqlite: bool, event_ids: Sequence[str]) -> set[str]:
+    """Record these ids in the caller's transaction; returns those seen for the first time."""
+    if not event_ids:
+        return set()
+    statement = (_SEEN_SQLITE if is_sqlite else _SEEN_PG).returning(_SEEN.c.event_id)
+    now = utcnow()
+    rows = [{"event_id": i, "seen_at": now} for i in dict.fromkeys(event_ids)]
+    return set((await conn.execute(statement, rows)).scalars())
+
+
 _SEEN = SeenSlackEvent.__table__  # type: ignore[attr-defined]
+# Built once: a batch's one-statement form is cached per statement (`storage.writes`), so a
+# statement made anew for each request would be compiled anew for each request too.
+_SEEN_SQLITE = sqlite_insert(_SEEN).on_conflict_do_nothing()
+_SEEN_PG = pg_insert(_SEEN).on_conflict_do_nothing()
 
 
 async def forget_old(db: Database) -> int:

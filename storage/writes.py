@@ -24,6 +24,7 @@ from sqlalchemy import (
     Executable,
     Insert,
     Select,
+    Table,
     Update,
     bindparam,
     exists,
@@ -34,10 +35,19 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoNothing as DoNothing
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.dialects.sqlite.dml import OnConflictDoNothing as SqliteDoNothing
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import SQLModel
 
 Params = Mapping[str, Any]
+
+# Rows one INSERT of a batch may have in the one-statement form. A plan's tasks (up to a
+# hundred or more) go in a transaction instead: as a statement, each count of rows would be
+# another statement to compile and for PostgreSQL to prepare, larger than the rows it writes.
+MOST_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,34 @@ class Write:
     statement: Executable
     params: Params | Sequence[Params] | None = None
     must_change: bool = False  # the whole batch is undone unless this touches a row
+
+
+def insert_row(row: SQLModel, *, unless_there: bool = False, sqlite: bool = False) -> Write:
+    """INSERT a new row as it is (an id left to the database is left out). `unless_there`:
+    a row that would break a unique constraint is left out, and the batch goes on (SQLite's
+    or PostgreSQL's `ON CONFLICT DO NOTHING`, by `sqlite`)."""
+    table = row.__table__  # type: ignore[attr-defined]
+    return Write(insert_into(table, unless_there, sqlite), row_values(row))
+
+
+def row_values(row: SQLModel) -> dict[str, Any]:
+    """A new row's column values, as INSERT parameters (an id left to the database is left
+    out)."""
+    table = row.__table__  # type: ignore[attr-defined]
+    return {
+        c.name: getattr(row, c.name)
+        for c in table.columns
+        if not (c.primary_key and getattr(row, c.name) is None)
+    }
+
+
+@functools.cache
+def insert_into(table: Table, unless_there: bool = False, sqlite: bool = False) -> Insert:
+    """One INSERT statement per table (and kind): the same statement is looked up, not built,
+    each time, and its parameters are given apart, so it is compiled once and cached."""
+    if not unless_there:
+        return table.insert()
+    return (sqlite_insert if sqlite else pg_insert)(table).on_conflict_do_nothing()
 
 
 async def write_in(conn: AsyncConnection, writes: Sequence[Write]) -> bool:
@@ -70,7 +108,8 @@ def one_statement(writes: Sequence[Write]) -> tuple[Executable, dict[str, Any]] 
     does not take (the batch then runs as a transaction).
 
     Taken: a guard first — an UPDATE, or an INSERT that does nothing on a conflict — then
-    plain INSERTs (one row or several) and UPDATEs of other tables. The statement answers
+    INSERTs (one row or several; plain, or doing nothing on a conflict) and UPDATEs of other
+    tables. The statement answers
     one row: how many rows the guard changed.
     """
     first, rest = writes[0], writes[1:]
@@ -91,8 +130,10 @@ def one_statement(writes: Sequence[Write]) -> tuple[Executable, dict[str, Any]] 
     updated = {guard.table}
     for i, w in enumerate(rest, 1):
         stmt = w.statement
-        if isinstance(stmt, Insert) and _plain(stmt) and w.params:
+        if isinstance(stmt, Insert) and (_plain(stmt) or _only_rows_missing(stmt)) and w.params:
             rows = [w.params] if isinstance(w.params, Mapping) else list(w.params)
+            if len(rows) > MOST_ROWS:
+                return None
             columns = tuple(rows[0])
             if any(tuple(row) != columns for row in rows):
                 return None
@@ -119,9 +160,10 @@ def _plain(stmt: Insert) -> bool:
 
 
 def _only_rows_missing(stmt: Insert) -> bool:
-    """A plain INSERT … ON CONFLICT DO NOTHING (PostgreSQL's): it inserts a row that is not
-    there yet, or nothing."""
-    return _plain(stmt) and isinstance(getattr(stmt, "_post_values_clause", None), DoNothing)
+    """A plain INSERT … ON CONFLICT DO NOTHING: it inserts a row that is not there yet, or
+    nothing."""
+    clause = getattr(stmt, "_post_values_clause", None)
+    return _plain(stmt) and isinstance(clause, DoNothing | SqliteDoNothing)
 
 
 @functools.lru_cache(maxsize=256)
@@ -143,7 +185,11 @@ def _template(shapes: tuple[tuple[Any, ...], ...]) -> Select[Any]:
                 for j in range(count)
             ]
             source = rows[0] if count == 1 else union_all(*rows)
-            ctes.append(insert(stmt.table).from_select(list(columns), source).cte(f"w{i}"))
+            if _only_rows_missing(stmt):
+                adding = pg_insert(stmt.table).from_select(list(columns), source)
+                ctes.append(adding.on_conflict_do_nothing().cte(f"w{i}"))
+            else:
+                ctes.append(insert(stmt.table).from_select(list(columns), source).cte(f"w{i}"))
         else:
             ctes.append(stmt.where(changed).cte(f"w{i}"))
     return select(func.count()).select_from(guard).add_cte(*ctes)

@@ -89,8 +89,10 @@ def bot_on(
 
 
 def task_titles(slack: SlackStandIn) -> list[str]:
-    """The tasks the streamed task list has shown, in order of first appearance."""
-    calls = slack.calls_to("chat.startStream") + slack.calls_to("chat.appendStream")
+    """The tasks the streamed task list has shown, in order of first appearance: a run that
+    ends within one edit interval shows its last tasks only in the stream's final state."""
+    streamed = ("chat.startStream", "chat.appendStream", "chat.stopStream")
+    calls = [call for call in slack.calls if call.method in streamed]
     shown = [
         c["title"]
         for call in calls

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from storage import Database, run_states, runs
+from storage import Database, outbox, run_states, runs
 from storage.db import utcnow
-from storage.models import EventKind, Run, RunStatus, TaskRow, TaskStatus
+from storage.models import DeliveryPurpose, EventKind, Run, RunStatus, TaskRow, TaskStatus
 from storage.run_states import RUN_MOVES, TASK_MOVES, IllegalTransition
 
 
@@ -193,3 +193,59 @@ async def test_a_note_cannot_stand_in_for_a_move(db: Database) -> None:
         await run_states.note(db, run_id, EventKind.TASK_SUCCEEDED, task_id="a")
     await run_states.note(db, run_id, EventKind.TOOL_RESULT, task_id="a", data={"ok": True})
     assert await kinds(db, run_id) == ["run_created", "tool_result"]
+
+
+async def test_a_run_move_with_its_tasks_and_answer_is_all_or_nothing_on_both_databases(
+    any_db: Database,
+) -> None:
+    """On PostgreSQL a run's move is one statement (its row, its event, the plan's tasks, the
+    answer's outbox row), on SQLite a short transaction: either way, all of it or none."""
+    run = await runs.create_run(any_db, Run(id=runs.new_id(), request="x"))
+    assert run is not None
+    await run_states.run_started(any_db, run.id, driver="d", deadline_at=utcnow(), budget_usd=None)
+    tasks = [
+        TaskRow(run_id=run.id, task_id=f"t{i}", position=i, agent="a", instruction="i")
+        for i in range(3)
+    ]
+    await run_states.plan_ready(any_db, run.id, {"title": "Plan"}, tasks)
+    answer = outbox.new(run.id, DeliveryPurpose.ANSWER)
+    await run_states.run_ended(
+        any_db, run.id, EventKind.RUN_FINISHED, RunStatus.SUCCEEDED, answer="done", deliver=answer
+    )
+
+    # Ended: it cannot end again, and nothing of the second end is written.
+    again = outbox.new(run.id, DeliveryPurpose.ANSWER, data={"second": True})
+    with pytest.raises(IllegalTransition) as refused:
+        await run_states.run_ended(
+            any_db, run.id, EventKind.RUN_FAILED, RunStatus.FAILED, answer=None, deliver=again
+        )
+    assert refused.value.current == RunStatus.SUCCEEDED
+
+    stored = await runs.get_run(any_db, run.id)
+    assert stored is not None and (stored.status, stored.answer) == (RunStatus.SUCCEEDED, "done")
+    assert [t.task_id for t in await runs.list_tasks(any_db, run.id)] == ["t0", "t1", "t2"]
+    kinds = [e.kind for e in await runs.events(any_db, run.id)]
+    assert kinds.count(EventKind.RUN_FINISHED) == 1 and EventKind.RUN_FAILED not in kinds
+    assert [d.data for d in await outbox.for_run(any_db, run.id)] == [{}]
+
+
+async def test_an_answer_already_queued_is_not_queued_twice(any_db: Database) -> None:
+    """The answer's outbox row is added unless one for the same run, purpose and ref is there
+    (a retried end after a crash): the end is still made, once."""
+    run = await runs.create_run(any_db, Run(id=runs.new_id(), request="x"))
+    assert run is not None
+    await outbox.add_once(any_db, outbox.new(run.id, DeliveryPurpose.ANSWER, data={"n": 1}))
+
+    await run_states.run_ended(
+        any_db,
+        run.id,
+        EventKind.RUN_FAILED,
+        RunStatus.FAILED,
+        answer=None,
+        error="e",
+        deliver=outbox.new(run.id, DeliveryPurpose.ANSWER, data={"n": 2}),
+    )
+
+    stored = await runs.get_run(any_db, run.id)
+    assert stored is not None and stored.status == RunStatus.FAILED
+    assert [d.data for d in await outbox.for_run(any_db, run.id)] == [{"n": 1}]
