@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -111,6 +111,48 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise sa_exc.DisconnectionError(str(e)) from e
 
 
+# PostgreSQL connections (of the pool's) a process keeps in autocommit for single statements.
+LANE_SIZE = 4
+
+
+class _Lane:
+    """A few connections kept out of the pool, in autocommit, for the statements that stand
+    alone (a task's move, a lease): checking a connection out of SQLAlchemy's pool and back
+    costs more than such a statement's round trip. A statement that fails (the connection
+    lost, the caller cancelled mid-way) closes its connection; the next need makes another.
+    """
+
+    def __init__(self, engine: AsyncEngine, finish: Callable[[Coroutine[Any, Any, None]], Any]):
+        self._engine = engine
+        self._finish = finish
+        self._idle: list[AsyncConnection] = []
+        self._free = asyncio.Semaphore(LANE_SIZE)
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        async with self._free:
+            conn = self._idle.pop() if self._idle else await self._open()
+            try:
+                yield conn
+            except BaseException:
+                await self._finish(conn.close())
+                raise
+            self._idle.append(conn)
+
+    async def _open(self) -> AsyncConnection:
+        conn = await self._engine.connect()
+        try:
+            return await conn.execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            await self._finish(conn.close())
+            raise
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.close()
+
+
 class _Unchanged(StorageError):
     """A `must_change` write touched nothing: the batch is rolled back."""
 
@@ -153,8 +195,10 @@ class Database:
             # costs a TLS attempt, a login and its statements prepared again.
             kwargs.update(pool_size=POOL_SIZE, max_overflow=0, pool_timeout=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        self._lane: _Lane | None = None
         if not self.is_sqlite:
             _ping_when_idle(self.engine)
+            self._lane = _Lane(self.engine, self._finish)
         # Sessions still handing their connection back (see `session`); `dispose` waits.
         self._closing: set[asyncio.Future[None]] = set()
         # SQLite: the same file, opened on this thread for `write`'s short batches.
@@ -291,12 +335,10 @@ class Database:
     @asynccontextmanager
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
         """A connection whose every statement is its own transaction (no BEGIN, no COMMIT:
-        one round trip each). Closing is shielded as in `session`."""
-        conn = await self.engine.connect()
-        try:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
-        finally:
-            await self._finish(conn.close())
+        one round trip each), from the lane (`_Lane`)."""
+        assert self._lane is not None
+        async with self._lane.connection() as conn:
+            yield conn
 
     def _write_here(self, writes: Sequence[Write]) -> bool:
         assert self._here is not None
@@ -325,6 +367,8 @@ class Database:
     async def dispose(self) -> None:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=10)
+        if self._lane is not None:
+            await self._lane.close()
         await self.engine.dispose()
         if self._here is not None:
             self._here.dispose()

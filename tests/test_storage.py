@@ -325,3 +325,37 @@ async def test_a_side_effect_is_claimed_once(any_db: Database) -> None:
         any_db, "k1", run_id=run.id, task_id="a", tool="post_message", args={}
     )
     assert again is not None and again.result == "posted"
+
+
+async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_reconnects(
+    pg_url: str,
+) -> None:
+    """Single statements go through connections the process keeps open: one that PostgreSQL
+    dropped fails its statement as an outage (the caller lets go and resumes later), and the
+    next statement gets a new connection."""
+    import asyncpg
+
+    from storage.db import is_unavailable
+
+    db = Database(pg_url)
+    try:
+        run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
+        assert run is not None
+        assert await runs.status_of(db, run.id) == RunStatus.QUEUED
+        base, name = pg_url.rsplit("/", 1)
+        admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+        finally:
+            await admin.close()
+
+        with pytest.raises(Exception) as cut:
+            await runs.status_of(db, run.id)
+        assert is_unavailable(cut.value)
+        assert await runs.status_of(db, run.id) == RunStatus.QUEUED
+        lease = await runs.acquire_lease(db, run.id, "t", seconds=5)
+        assert lease is not None and not await runs.release_lease(db, lease)
+    finally:
+        await db.dispose()
