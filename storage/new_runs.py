@@ -17,13 +17,13 @@ A group keeps the rules a request stored alone follows:
 from __future__ import annotations
 
 import asyncio
+import functools
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, select, text, tuple_
 
 from storage import outbox, runs, slack_events
 from storage.db import Database, is_unavailable
@@ -70,8 +70,9 @@ async def store(db: Database, requests: Sequence[NewRun]) -> list[Taken]:
         # One request outside a thread: a single guarded statement (`runs.create_run`).
         r = requests[0]
         return [Taken(await runs.create_run(db, r.run, seen=r.seen, deliver=r.deliver))]
-    async with db.transaction() as conn:
-        return await _store_in(conn, db, requests)
+    return await db.transact(
+        functools.partial(_store_in, is_sqlite=db.is_sqlite, requests=requests)
+    )
 
 
 async def create_in_thread(
@@ -88,25 +89,28 @@ async def create_in_thread(
     return taken.run, taken.queued
 
 
-async def _store_in(conn: AsyncConnection, db: Database, requests: Sequence[NewRun]) -> list[Taken]:
+def _store_in(conn: Connection, *, is_sqlite: bool, requests: Sequence[NewRun]) -> list[Taken]:
+    """`store`'s transaction (plain SQLAlchemy: on SQLite it runs on the event loop's thread
+    when the lock is free, `Database.transact`). It may run twice (a SQLite lock found taken
+    part-way), so it sets whatever it decides afresh."""
     threads = {r.thread for r in requests if r.in_thread}
     # Follow-ups first, before anything is written: one in a thread with no run (and no
     # request of this group that could make one) leaves no trace.
     asked = {r.thread for r in requests if r.follow_up_only}
-    have = await _threads_with_runs(conn, asked) if asked else set()
+    have = _threads_with_runs(conn, asked) if asked else set()
     starting = {r.thread for r in requests if r.in_thread and not r.follow_up_only}
     candidates = [
         r for r in requests if not r.follow_up_only or r.thread in have or r.thread in starting
     ]
-    first_seen = await slack_events.record(
-        conn, db.is_sqlite, [r.seen for r in candidates if r.seen is not None]
+    first_seen = slack_events.record(
+        conn, is_sqlite, [r.seen for r in candidates if r.seen is not None]
     )
-    if threads and not db.is_sqlite:
+    if threads and not is_sqlite:
         # Two requests in one thread at once (here or in another process) must not both
         # find it idle. Locks are taken in one order, so two groups never wait on each other.
         keys = sorted({zlib.crc32(f"{c}:{t}".encode()) for c, t in threads})
-        await conn.execute(_LOCK_THREADS, {"keys": keys})
-    going = await _going_runs(conn, threads) if threads else {}
+        conn.execute(_LOCK_THREADS, {"keys": keys})
+    going = _going_runs(conn, threads) if threads else {}
 
     taken: list[Taken] = []
     writes: dict[Any, list[dict[str, Any]]] = {}
@@ -122,8 +126,8 @@ async def _store_in(conn: AsyncConnection, db: Database, requests: Sequence[NewR
                 taken.append(Taken(None))
                 continue
             ahead = going.get(r.thread)
+            r.run.follows_run_id = ahead
             if ahead is not None:
-                r.run.follows_run_id = ahead
                 deliver = outbox.new(r.run.id, DeliveryPurpose.NOTICE, data={"text": r.notice})
             going[r.thread] = r.run.id  # the next request in this thread waits for this one
             have.add(r.thread)
@@ -132,7 +136,7 @@ async def _store_in(conn: AsyncConnection, db: Database, requests: Sequence[NewR
             writes.setdefault(w.statement, []).append(w.params)
         taken.append(Taken(r.run, queued=r.run.follows_run_id is not None))
     for statement, rows in writes.items():
-        await conn.execute(statement, rows)
+        conn.execute(statement, rows)
     return taken
 
 
@@ -142,13 +146,13 @@ _LOCK_THREADS = text(
 )
 
 
-async def _threads_with_runs(conn: AsyncConnection, threads: set[Thread]) -> set[Thread]:
+def _threads_with_runs(conn: Connection, threads: set[Thread]) -> set[Thread]:
     pair = tuple_(_RUNS.c.channel_id, _RUNS.c.thread_ts)
     q = select(_RUNS.c.channel_id, _RUNS.c.thread_ts).where(pair.in_(threads)).distinct()
-    return {(c, t) for c, t in (await conn.execute(q)).all()}
+    return {(c, t) for c, t in conn.execute(q).all()}
 
 
-async def _going_runs(conn: AsyncConnection, threads: set[Thread]) -> dict[Thread, str]:
+def _going_runs(conn: Connection, threads: set[Thread]) -> dict[Thread, str]:
     """Each thread's newest run that has not ended."""
     pair = tuple_(_RUNS.c.channel_id, _RUNS.c.thread_ts)
     q = (
@@ -156,7 +160,7 @@ async def _going_runs(conn: AsyncConnection, threads: set[Thread]) -> dict[Threa
         .where(pair.in_(threads), _RUNS.c.status.not_in(list(runs.FINAL)))
         .order_by(_RUNS.c.created_at)
     )
-    rows = (await conn.execute(q)).all()
+    rows = conn.execute(q).all()
     return {(c, t): run_id for c, t, run_id in rows}  # the newest comes last
 
 

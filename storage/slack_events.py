@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import Connection, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col
 
 from storage.db import Database, utcnow
@@ -31,14 +30,14 @@ def sighting(db: Database, event_id: str) -> Write:
     return Write(statement, {"event_id": event_id, "seen_at": utcnow()}, must_change=True)
 
 
-async def record(conn: AsyncConnection, is_sqlite: bool, event_ids: Sequence[str]) -> set[str]:
+def record(conn: Connection, is_sqlite: bool, event_ids: Sequence[str]) -> set[str]:
     """Record these ids in the caller's transaction; returns those seen for the first time."""
     if not event_ids:
         return set()
     statement = (_SEEN_SQLITE if is_sqlite else _SEEN_PG).returning(_SEEN.c.event_id)
     now = utcnow()
     rows = [{"event_id": i, "seen_at": now} for i in dict.fromkeys(event_ids)]
-    return set((await conn.execute(statement, rows)).scalars())
+    return set(conn.execute(statement, rows).scalars())
 
 
 _SEEN = SeenSlackEvent.__table__  # type: ignore[attr-defined]

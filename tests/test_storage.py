@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.exc import StatementError
 
-from storage import Database, approvals, run_states, runs, slack_events, tool_calls
+from storage import Database, approvals, new_runs, run_states, runs, slack_events, tool_calls
 from storage.db import normalize_url, utcnow
 from storage.models import (
     Approval,
@@ -110,6 +110,33 @@ async def test_a_sqlite_move_that_finds_the_file_locked_waits_for_the_lock_and_i
     assert task is not None and task.status == TaskStatus.RUNNING
     kinds = [e.kind for e in await runs.events(db, run.id)]
     assert kinds.count(EventKind.TASK_STARTED) == 1
+    await db.dispose()
+
+
+async def test_a_request_that_finds_the_sqlite_file_locked_is_stored_once_the_lock_is_free(
+    tmp_path: Path,
+) -> None:
+    """The write before an ack tries again from the event loop (which goes on meanwhile)
+    rather than waiting in SQLite's busy handler, and is made once when the lock frees."""
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    await db.create_all()
+    run = Run(id=runs.new_id(), request="x", channel_id="C1", thread_ts="1.0")
+    other = sqlite3.connect(tmp_path / "baton.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    storing = asyncio.create_task(
+        new_runs.store(db, [new_runs.NewRun(run, seen="Ev1", in_thread=True, notice="wait")])
+    )
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not storing.done()
+    assert await runs.get_run(db, run.id) is None  # reads go on meanwhile
+    other.execute("COMMIT")
+    other.close()
+    (taken,) = await storing
+    assert taken.run is not None and not taken.queued
+    assert await runs.get_run(db, run.id) is not None
+    kinds = [e.kind for e in await runs.events(db, run.id)]
+    assert kinds == [EventKind.RUN_CREATED]
     await db.dispose()
 
 
