@@ -29,7 +29,7 @@ from storage import outbox, runs, slack_events
 from storage.db import Database, is_unavailable
 from storage.models import Delivery, DeliveryPurpose, Run
 
-_RUNS = runs._RUNS
+_RUNS = Run.__table__  # type: ignore[attr-defined]
 
 # Requests written in one transaction at most; a longer queue is written in several.
 GROUP_MOST = 100

@@ -264,13 +264,39 @@ async def acquire_lease(db: Database, run_id: str, token: str, *, seconds: float
     Every drive has its own token, so two drives of one run can never both hold it.
     """
     now = utcnow()
+    until = now + timedelta(seconds=seconds)
     row = await db.one(
-        update(_RUNS)
-        .where(_RUNS.c.id == run_id, or_(_RUNS.c.lease_owner.is_(None), _RUNS.c.lease_until < now))
-        .values(lease_owner=token, lease_until=now + timedelta(seconds=seconds))
-        .returning(_RUNS.c.wakeups)
+        _ACQUIRE, {"k_run": run_id, "v_now": now, "v_token": token, "v_until": until}
     )
     return None if row is None else Lease(run_id=run_id, token=token, wakeups=int(row[0]))
+
+
+# The lease statements, built once (their values bound at each use): a run takes and lets go
+# of its lease on every drive, and building a statement costs more than running it.
+_FREE = or_(_RUNS.c.lease_owner.is_(None), _RUNS.c.lease_until < bindparam("v_now"))
+_ACQUIRE = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("k_run"), _FREE)
+    .values(lease_owner=bindparam("v_token"), lease_until=bindparam("v_until"))
+    .returning(_RUNS.c.wakeups)
+)
+_NUDGE_AND_ACQUIRE = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("k_run"))
+    .values(
+        wakeups=_RUNS.c.wakeups + 1,
+        lease_owner=case((_FREE, bindparam("v_token")), else_=_RUNS.c.lease_owner),
+        lease_until=case((_FREE, bindparam("v_until")), else_=_RUNS.c.lease_until),
+    )
+    .returning(_RUNS.c.lease_owner, _RUNS.c.wakeups)
+)
+_RELEASE = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("k_run"), _RUNS.c.lease_owner == bindparam("k_token"))
+    .values(lease_owner=None, lease_until=None)
+    .returning(_RUNS.c.wakeups)
+)
+_WAKEUPS = select(_RUNS.c.wakeups).where(_RUNS.c.id == bindparam("k_run"))
 
 
 async def nudge_and_acquire(
@@ -279,16 +305,9 @@ async def nudge_and_acquire(
     """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
     if nobody does, the lease is this caller's."""
     now = utcnow()
-    free = or_(_RUNS.c.lease_owner.is_(None), _RUNS.c.lease_until < now)
+    until = now + timedelta(seconds=seconds)
     row = await db.one(
-        update(_RUNS)
-        .where(_RUNS.c.id == run_id)
-        .values(
-            wakeups=_RUNS.c.wakeups + 1,
-            lease_owner=case((free, token), else_=_RUNS.c.lease_owner),
-            lease_until=case((free, now + timedelta(seconds=seconds)), else_=_RUNS.c.lease_until),
-        )
-        .returning(_RUNS.c.lease_owner, _RUNS.c.wakeups)
+        _NUDGE_AND_ACQUIRE, {"k_run": run_id, "v_now": now, "v_token": token, "v_until": until}
     )
     if row is None or row[0] != token:
         return None
@@ -335,14 +354,9 @@ LEASE_BATCH = 500
 
 async def release_lease(db: Database, lease: Lease) -> bool:
     """Let go; True when someone nudged the run while it was held (drive it again)."""
-    row = await db.one(
-        update(_RUNS)
-        .where(_RUNS.c.id == lease.run_id, _RUNS.c.lease_owner == lease.token)
-        .values(lease_owner=None, lease_until=None)
-        .returning(_RUNS.c.wakeups)
-    )
+    row = await db.one(_RELEASE, {"k_run": lease.run_id, "k_token": lease.token})
     if row is None:  # no longer held (it lapsed and was taken): read the count as it is
-        row = await db.one(select(_RUNS.c.wakeups).where(_RUNS.c.id == lease.run_id))
+        row = await db.one(_WAKEUPS, {"k_run": lease.run_id})
     return row is not None and int(row[0]) != lease.wakeups
 
 
@@ -394,26 +408,36 @@ async def runs_to_resume(db: Database) -> Resumable:
 
 async def next_follower(db: Database, run_id: str) -> str | None:
     """The message that waited for this run, if any."""
-    row = await db.one(
-        select(_RUNS.c.id)
-        .where(_RUNS.c.follows_run_id == run_id, _RUNS.c.status == RunStatus.QUEUED)
-        .order_by(_RUNS.c.created_at)
-        .limit(1)
-    )
+    row = await db.one(_NEXT_FOLLOWER, {"k_run": run_id})
     return None if row is None else str(row[0])
+
+
+_NEXT_FOLLOWER = (
+    select(_RUNS.c.id)
+    .where(_RUNS.c.follows_run_id == bindparam("k_run"), _RUNS.c.status == RunStatus.QUEUED)
+    .order_by(_RUNS.c.created_at)
+    .limit(1)
+)
 
 
 async def status_of(db: Database, run_id: str) -> RunStatus | None:
     """Where the run is now (None: no such run), without reading the rest of it."""
-    row = await db.one(select(_RUNS.c.status).where(_RUNS.c.id == run_id))
+    row = await db.one(_STATUS, {"k_run": run_id})
     return None if row is None else RunStatus(row[0])
+
+
+_STATUS = select(_RUNS.c.status).where(_RUNS.c.id == bindparam("k_run"))
 
 
 async def spent(db: Database, run_id: str) -> tuple[int, int, float]:
     """What the run has spent so far: input tokens, output tokens, dollars."""
-    columns = (_RUNS.c.input_tokens, _RUNS.c.output_tokens, _RUNS.c.cost_usd)
-    row = await db.one(select(*columns).where(_RUNS.c.id == run_id))
+    row = await db.one(_SPENT, {"k_run": run_id})
     return (0, 0, 0.0) if row is None else (int(row[0]), int(row[1]), float(row[2]))
+
+
+_SPENT = select(_RUNS.c.input_tokens, _RUNS.c.output_tokens, _RUNS.c.cost_usd).where(
+    _RUNS.c.id == bindparam("k_run")
+)
 
 
 async def latest_unfinished(
