@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.clock import REAL, Clock
 from storage.errors import DatabaseUrlError, StorageError
-from storage.writes import Write, busy, one_statement, write_in
+from storage.writes import Write, busy, one_statement, written
 
 T = TypeVar("T")
 
@@ -162,6 +163,17 @@ class _Unchanged(StorageError):
     """A `must_change` write touched nothing: the batch is rolled back."""
 
 
+def _write_all(writes: Sequence[Write], conn: Connection) -> bool:
+    """`Database.write`'s batch inside `transact`'s transaction, undone when unchanged."""
+    if not written(conn, writes):
+        raise _Unchanged
+    return True
+
+
+def _first_row(statement: Executable, params: Mapping[str, Any] | None, conn: Connection) -> Any:
+    return conn.execute(statement, params).first()
+
+
 def _sqlite_here(connection: Any, record: Any) -> None:
     _sqlite_wal(connection, record)
     # Checkpoints (which sync the file) are left to the other connections, off the loop.
@@ -200,6 +212,7 @@ class Database:
             # costs a TLS attempt, a login and its statements prepared again.
             kwargs.update(pool_size=POOL_SIZE, max_overflow=0, pool_timeout=300)
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        # PostgreSQL: the connections kept in autocommit for statements that stand alone.
         self._lane: _Lane | None = None
         if not self.is_sqlite:
             _ping_when_idle(self.engine)
@@ -285,50 +298,41 @@ class Database:
         written, when a `must_change` one touched no row (see `storage.writes`).
 
         For the writes made several times per task (the run state machine's moves, usage).
-        On SQLite they run on this thread: a batch of a few small statements takes tens of
-        microseconds there, where the async driver hands every statement, cursor and commit
-        to its own thread and back (about ten times the CPU). The connection used here never
-        waits for SQLite's lock: when another connection holds it, the batch goes the
-        async way and waits there, so the event loop is never held up. On PostgreSQL the
-        batch is one statement in one round trip where it can be.
+        On SQLite they run as `transact` runs its work, on this thread while the lock is
+        free. On PostgreSQL the batch is one statement in one round trip where it can be.
         """
-        if self._here is not None:
-            try:
-                return self._write_here(writes)
-            except sa_exc.OperationalError as e:
-                if not busy(e):
-                    raise
-        elif not self.is_sqlite:
+        if self._lane is not None:
             one = one_statement(writes) if len(writes) > 1 else None
             if one is not None or len(writes) == 1:
                 statement, params = one or (writes[0].statement, writes[0].params)
-                async with self._autocommit() as conn:
+                async with self._lane.connection() as conn:
                     result = await conn.execute(statement, params)
                     changed = result.scalar() if one is not None else result.rowcount
                 return bool(changed) or not writes[0].must_change
         try:
-            async with self.transaction() as conn:
-                if not await write_in(conn, writes):
-                    raise _Unchanged
+            return await self.transact(functools.partial(_write_all, writes))
         except _Unchanged:
             return False
-        return True
 
-    async def transact(self, work: Callable[[Connection], T]) -> T:
+    async def transact(self, work: Callable[[Connection], T], *, eager: bool = False) -> T:
         """Run `work` — plain, synchronous SQLAlchemy on one connection — in one transaction,
-        and commit it. On SQLite it runs on this thread, as `write`'s batches do, and goes
-        the async way (where it waits for the lock) only when another connection holds the
-        lock; so `work` may run twice, and must decide afresh each time. Elsewhere it runs
+        and commit it (an exception from `work` undoes it). Elsewhere than SQLite it runs
         through the async driver (`AsyncConnection.run_sync`).
 
-        For the write before Slack's ack (the intake's groups). A writer waiting in SQLite's
-        own busy handler polls for the lock at up to 100 ms intervals, and under load others
-        keep taking it in between: an ack waited up to 0.8 s. So on SQLite this tries again
-        from the event loop every EAGER_POLL seconds, for up to EAGER_SECONDS, before it
-        waits the async way.
+        On SQLite it runs on this thread: a few small statements take tens of microseconds
+        there, where the async driver hands every statement, cursor and commit to its own
+        thread and back (about ten times the CPU). The connection used here never waits for
+        SQLite's lock: when another connection holds it, `work` goes the async way and waits
+        there, so the event loop is never held up — and `work` may run twice, so it must
+        decide afresh each time.
+
+        `eager`: for the write before Slack's ack (the intake's groups). A writer waiting in
+        SQLite's own busy handler polls for the lock at up to 100 ms intervals, and under
+        load others keep taking it in between: an ack waited up to 0.8 s. So this tries again
+        from the event loop every EAGER_POLL seconds, for up to EAGER_SECONDS, first.
         """
         if self._here is not None:
-            deadline = time.monotonic() + EAGER_SECONDS
+            deadline = time.monotonic() + (EAGER_SECONDS if eager else 0.0)
             while True:
                 try:
                     with self._here.connect() as conn:
@@ -349,42 +353,12 @@ class Database:
         and return its first row, or None.
 
         Several times per run, so the cheapest way each database takes it: on PostgreSQL in
-        autocommit (one round trip, no BEGIN or COMMIT); on SQLite on this thread, as `write`
-        does, going the async way only when another connection holds the lock.
+        autocommit (one round trip, no BEGIN or COMMIT); on SQLite as `transact` runs it.
         """
-        if self._here is not None:
-            try:
-                with self._here.connect() as conn:
-                    row = conn.execute(statement, params).first()
-                    conn.commit()
-                    return row
-            except sa_exc.OperationalError as e:
-                if not busy(e):
-                    raise
-        elif not self.is_sqlite:
-            async with self._autocommit() as conn:
+        if self._lane is not None:
+            async with self._lane.connection() as conn:
                 return (await conn.execute(statement, params)).first()
-        async with self.transaction() as conn:
-            return (await conn.execute(statement, params)).first()
-
-    @asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection whose every statement is its own transaction (no BEGIN, no COMMIT:
-        one round trip each), from the lane (`_Lane`)."""
-        assert self._lane is not None
-        async with self._lane.connection() as conn:
-            yield conn
-
-    def _write_here(self, writes: Sequence[Write]) -> bool:
-        assert self._here is not None
-        with self._here.connect() as conn:
-            for w in writes:
-                result = conn.execute(w.statement, w.params)
-                if w.must_change and not result.rowcount:
-                    conn.rollback()
-                    return False
-            conn.commit()
-        return True
+        return await self.transact(functools.partial(_first_row, statement, params))
 
     @property
     def engines(self) -> list[Engine]:

@@ -70,9 +70,8 @@ async def store(db: Database, requests: Sequence[NewRun]) -> list[Taken]:
         # One request outside a thread: a single guarded statement (`runs.create_run`).
         r = requests[0]
         return [Taken(await runs.create_run(db, r.run, seen=r.seen, deliver=r.deliver))]
-    return await db.transact(
-        functools.partial(_store_in, is_sqlite=db.is_sqlite, requests=requests)
-    )
+    work = functools.partial(_store_in, is_sqlite=db.is_sqlite, requests=requests)
+    return await db.transact(work, eager=True)  # before an ack: not behind SQLite's busy handler
 
 
 async def create_in_thread(

@@ -4,8 +4,9 @@ Each move is named after what happened (`task_started`, `task_succeeded`, `run_c
 …). It is legal only from the states listed for it, and that is checked in the UPDATE itself
 (`… WHERE status IN (<from>)`), so two drivers, a replica or a replayed request can never both
 make it. The row, its audit event and, where there is one, what to show people about it (an
-outbox row) are written in one transaction (one statement on PostgreSQL: `storage.writes`); the move returns what it changed. An illegal move
-raises `IllegalTransition` and writes nothing.
+outbox row) are written in one transaction (one statement on PostgreSQL: `storage.writes`);
+the move returns what it changed. An illegal move raises `IllegalTransition` and writes
+nothing.
 
 Tasks::
 
@@ -382,10 +383,11 @@ async def _illegal(
 _INSERT_EVENT = insert(_EVENTS)
 
 
-def _fixed(states: frozenset[Any], column: Any = _TASKS.c.status) -> list[BindParameter[Any]]:
+def _fixed(
+    states: frozenset[Any], column: Any = _TASKS.c.status, prefix: str = "src"
+) -> list[BindParameter[Any]]:
     """A move's source states as one parameter each: a plain list would be expanded into
     the statement's text at every execution."""
-    prefix = "src" if column is _TASKS.c.status else "run_src"
     return [bindparam(f"{prefix}_{s.value}", s, type_=column.type) for s in sorted(states)]
 
 
@@ -394,7 +396,7 @@ def _run_update(kind: EventKind, fields: tuple[str, ...]) -> Update:
     """A run move's UPDATE, built once per shape, as `_task_update` is for tasks."""
     values: dict[str, Any] = {"status": bindparam("v_status"), "updated_at": bindparam("v_now")}
     values.update({name: bindparam(f"v_{name}", type_=_RUNS.c[name].type) for name in fields})
-    sources = _fixed(RUN_MOVES[kind].sources, _RUNS.c.status)
+    sources = _fixed(RUN_MOVES[kind].sources, _RUNS.c.status, "run_src")
     return (
         update(_RUNS)
         .where(_RUNS.c.id == bindparam("k_run"), _RUNS.c.status.in_(sources))

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     BindParameter,
+    Connection,
     Executable,
     Insert,
     Select,
@@ -87,14 +88,19 @@ def insert_into(table: Table, unless_there: bool = False, sqlite: bool = False) 
     return (sqlite_insert if sqlite else pg_insert)(table).on_conflict_do_nothing()
 
 
-async def write_in(conn: AsyncConnection, writes: Sequence[Write]) -> bool:
+def written(conn: Connection, writes: Sequence[Write]) -> bool:
     """A batch inside the caller's transaction: False, as soon as a `must_change` write
     touches no row (the caller then undoes the transaction)."""
     for w in writes:
-        result = await conn.execute(w.statement, w.params)
+        result = conn.execute(w.statement, w.params)
         if w.must_change and not result.rowcount:
             return False
     return True
+
+
+async def write_in(conn: AsyncConnection, writes: Sequence[Write]) -> bool:
+    """`written`, inside an async caller's transaction."""
+    return await conn.run_sync(written, writes)
 
 
 def busy(error: sa_exc.OperationalError) -> bool:

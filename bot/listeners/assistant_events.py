@@ -12,17 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.request.payload_utils import (
+    is_assistant_event,
+    is_other_message_sub_event_in_assistant_thread,
+)
 from slack_bolt.response import BoltResponse
 
 from bot import assistant_container
 
 if TYPE_CHECKING:
     from bot.parts import Baton
-
-
-# The events Bolt's Assistant middleware can take; a message only in a DM (`channel_type`
-# "im"), where the container's threads are.
-_CONTAINER_EVENTS = ("assistant_thread_started", "assistant_thread_context_changed", "message")
 
 
 class ContainerEvents(AsyncAssistant):
@@ -41,10 +40,11 @@ class ContainerEvents(AsyncAssistant):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
-        event = req.body.get("event") if req.body.get("type") == "event_callback" else None
-        if not isinstance(event, dict) or event.get("type") not in _CONTAINER_EVENTS:
-            return await next()
-        if event.get("type") == "message" and event.get("channel_type") != "im":
+        # Bolt's own tests for what the middleware takes: its listeners' events, and the
+        # other message events in an assistant thread, which it acks.
+        if not (
+            is_assistant_event(req.body) or is_other_message_sub_event_in_assistant_thread(req.body)
+        ):
             return await next()
         result: BoltResponse | None = await super().async_process(req=req, resp=resp, next=next)
         return result
