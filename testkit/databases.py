@@ -68,6 +68,9 @@ class Site:
     hits: dict[str, int] = field(default_factory=dict)
     metric: float = 42.0
     down: bool = False
+    # Set to an unset event: the pages that are up answer once it is set (a check held
+    # mid-run, so a test can see what the run shows meanwhile).
+    gate: asyncio.Event | None = None
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"
@@ -80,6 +83,8 @@ async def serving_site() -> AsyncIterator[Site]:
 
     async def ok(request: web.Request) -> web.Response:
         state.hits[request.path] = state.hits.get(request.path, 0) + 1
+        if state.gate is not None:
+            await state.gate.wait()
         if state.down:
             return web.Response(status=503, text="maintenance")
         return web.Response(text="<html>All systems operational</html>", content_type="text/html")

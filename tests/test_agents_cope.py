@@ -6,6 +6,7 @@ where it matters), the database is real; assertions are on the thread and the ro
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +24,7 @@ from storage import approvals, runs, usage
 from storage.models import RunStatus, TaskStatus
 from testkit.databases import Site
 from testkit.fakes import INVENTED, LLAMA_CPP_PYTHON, FakeOpenAI, Quirks, Reply, Seen
-from testkit.harness import Bot, running_bot
+from testkit.harness import Bot, running_bot, wait_until
 
 CATALOG = """
 agents:
@@ -395,8 +396,30 @@ async def test_unpriced_models_are_named_and_costs_roll_up_per_agent_and_model(
             first_turn("checker"), Reply(tool_calls=[("http_check", {"url": site.url("/ok")})])
         )
         server.default = Reply(text="fine", input_tokens=100, output_tokens=10)
+
+        def titles() -> list[str]:
+            return [
+                c["title"]
+                for call in slack.calls_to("chat.startStream") + slack.calls_to("chat.appendStream")
+                for c in call.args.get("chunks") or []
+                if c.get("type") == "plan_update"
+            ]
+
+        def estimated() -> bool:
+            return any(
+                "estimated ≈" in t and "price unknown for openai:local-x" in t for t in titles()
+            )
+
+        # The check is held until the list has shown the plan: a run that ended within one
+        # edit interval would show only its final title, which has no estimate.
+        site.gate = gate = asyncio.Event()
         async with bot_on(slack, server, sqlite_url, catalog(tmp_path)) as bot:
             msg = await bot.mention(f"check {site.url('/ok')} and summarise")
+            try:
+                await wait_until(estimated)
+            finally:
+                gate.set()
+                site.gate = None
             await bot.idle()
             run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
             assert run is not None
@@ -404,13 +427,7 @@ async def test_unpriced_models_are_named_and_costs_roll_up_per_agent_and_model(
 
     footer = footer_of(bot, msg)
     assert "model `openai:local-x`" in footer and "price unknown for `openai:local-x`" in footer
-    titles = [
-        c["title"]
-        for call in slack.calls_to("chat.startStream") + slack.calls_to("chat.appendStream")
-        for c in call.args.get("chunks") or []
-        if c.get("type") == "plan_update"
-    ]
-    assert any("estimated ≈" in t and "price unknown for openai:local-x" in t for t in titles)
+    assert estimated()
     assert status is not None
     shown = json.dumps(status["blocks"], ensure_ascii=False)
     assert "*Cost by agent*" in shown and "*Cost by model*" in shown
