@@ -35,7 +35,7 @@ _RUNS = Run.__table__  # type: ignore[attr-defined]
 # Requests written in one transaction at most; a longer queue is written in several.
 GROUP_MOST = 100
 # Groups written at once on PostgreSQL, each on a connection of its own.
-GROUPS_AT_ONCE = 4
+GROUPS_AT_ONCE = 2
 
 Thread = tuple[str, str]  # (channel id, thread ts)
 
