@@ -190,8 +190,9 @@ class IntakeQueue:
 
     A request that finds no group gathering starts one at the loop's next turn, which takes
     whatever arrived meanwhile. On PostgreSQL up to GROUPS_AT_ONCE groups are written at
-    once: most of a group's time is its commit waiting for the disk, and the server flushes
-    commits that wait together in one go. SQLite writes one transaction at a time anyway.
+    once: a group may wait (for its commit to reach the disk, or for a thread another process
+    is storing a run in), and the next group need not wait with it. SQLite writes one
+    transaction at a time anyway.
     """
 
     def __init__(self, db: Database, *, most: int = GROUP_MOST) -> None:
