@@ -40,8 +40,9 @@ from storage.models import (
     RunSource,
     RunStatus,
 )
-from storage.new_runs import NewRun
+from storage.new_runs import NewRun, Taken
 from storage.runs import Lease
+from storage.writes import new_row
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -85,11 +86,16 @@ Pending = asyncio.Task[Stored[T]]
 
 @dataclass(frozen=True)
 class Accepted:
-    run: Run
-    queued: bool  # it waits for the thread's current run to finish
+    taken: Taken  # the run's row, and whether it waits for the thread's current run
     # With BATON_WORKERS=external, a reply's run is stored under this process's lease, so no
     # worker plans it before its thread has been read (`begin` lets go and wakes them).
     held: Lease | None = None
+
+    @property
+    def run(self) -> Run:
+        run = self.taken.run
+        assert run is not None
+        return run
 
 
 async def accept_message(
@@ -111,8 +117,10 @@ async def accept_message(
     the value is None for a retry of one stored before, and with `follow_up_only` for a
     message in a thread Baton has not spoken in. A `reply` has its thread read after the
     ack (`begin`) before anyone plans it."""
-    run = Run(
-        id=runs.new_id(),
+    run_id = runs.new_id()
+    row = new_row(
+        Run,
+        id=run_id,
         source=source,
         request=clean(request),
         playbook=playbook,
@@ -124,9 +132,9 @@ async def accept_message(
     )
     held = None
     if reply and external(baton):
-        held = Lease(run_id=run.id, token=f"{baton.orchestrator.owner}:intake:{run.id}", wakeups=0)
-        run.lease_owner = held.token
-        run.lease_until = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
+        held = Lease(run_id=run_id, token=f"{baton.orchestrator.owner}:intake:{run_id}", wakeups=0)
+        row["lease_owner"] = held.token
+        row["lease_until"] = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
 
     async def store() -> Accepted | None:
         if channel_id.startswith("D"):
@@ -134,33 +142,36 @@ async def accept_message(
             thread = await assistant_threads.get(baton.db, channel_id, thread_ts)
             looking = planner_context(thread) if thread is not None else None
             if looking:
-                run.context = "\n\n".join(p for p in (looking, run.context) if p)
+                row["context"] = "\n\n".join(p for p in (looking, row["context"]) if p)
         taken = await baton.intake.store(
             NewRun(
-                run,
+                row,
                 seen=event_id,
                 in_thread=True,
                 notice=WAIT_NOTICE,
                 follow_up_only=follow_up_only,
             )
         )
-        return None if taken.run is None else Accepted(taken.run, taken.queued, held)
+        return None if taken.row is None else Accepted(taken, held)
 
     return await _bounded(baton, store())
 
 
 async def accept_command(
     baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None, shown: str
-) -> Pending[Run | None]:
+) -> Pending[str | None]:
     """Store a slash command's run; its request is posted (from the outbox) to make its thread.
 
-    The value is None for a replay of a command stored before (same trigger id).
+    The value is the run's id, or None for a replay of a command stored before (same trigger
+    id).
     """
     user = str(command.get("user_id") or "")
     channel = str(command.get("channel_id") or "")
     trigger = str(command.get("trigger_id") or "")
-    run = Run(
-        id=runs.new_id(),
+    run_id = runs.new_id()
+    row = new_row(
+        Run,
+        id=run_id,
         source=RunSource.COMMAND,
         request=clean(request),
         playbook=playbook,
@@ -168,8 +179,8 @@ async def accept_command(
         channel_id=channel,
         user_id=user or None,
     )
-    request_message = outbox.new(
-        run.id,
+    request_message = outbox.new_row(
+        run_id,
         DeliveryPurpose.REQUEST,
         data={
             "text": f"<@{user}> asked: {truncate(clean(shown), 2500)}",
@@ -177,11 +188,11 @@ async def accept_command(
         },
     )
     request_run = NewRun(
-        run, seen=f"command:{trigger}" if trigger else None, deliver=request_message
+        row, seen=f"command:{trigger}" if trigger else None, deliver=request_message
     )
 
-    async def store() -> Run | None:
-        return (await baton.intake.store(request_run)).run
+    async def store() -> str | None:
+        return (await baton.intake.store(request_run)).run_id
 
     return await _bounded(baton, store())
 
@@ -253,17 +264,17 @@ async def begin(
     accepted = outcome.value
     if accepted is None:
         return  # a retry of a request stored before
-    run = accepted.run
     if reply_ts is not None:
-        await gather(baton, run, request_ts=reply_ts, bot_user_id=bot_user_id)
+        await gather(baton, accepted.run, request_ts=reply_ts, bot_user_id=bot_user_id)
     if accepted.held is not None:
         # Read: the workers may plan it now (or, if it waits its turn, when its turn comes).
         await let_go(baton.db, accepted.held)
         await baton.wake_workers()
-    if accepted.queued:
-        await baton.deliverer.deliver_run(run.id)
+    run_id = str(accepted.taken.run_id)
+    if accepted.taken.queued:
+        await baton.deliverer.deliver_run(run_id)
     else:
-        await hand_over(baton, run.id)
+        await hand_over(baton, run_id)
 
 
 async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:

@@ -151,6 +151,7 @@ class SlackProgress:
         )
         self._lock = asyncio.Lock()
         self._pending_flush: asyncio.Task[None] | None = None
+        self._due_flush: asyncio.Task[Any] | None = None  # the pending flush, once its turn came
         self._last_flush = 0.0
         self._loaded = False
 
@@ -308,6 +309,7 @@ class SlackProgress:
         wait = self._last_flush + self._interval - asyncio.get_running_loop().time()
         if wait > 0:
             await asyncio.sleep(wait)
+        self._due_flush = asyncio.current_task()  # from here on it is not cancelled
         async with self._lock:
             await self._flush()
 
@@ -322,10 +324,13 @@ class SlackProgress:
             await asyncio.sleep(wait)
 
     async def _drop_pending_flush(self) -> None:
-        """Cancel a flush that waits for its turn, and wait until it has stopped."""
+        """Cancel a flush that waits for its turn, and wait until it has stopped. One whose
+        turn has come is let finish: cut off mid-call, Slack could have shown its lines
+        while this side took them as not sent (and sent them again)."""
         task, self._pending_flush = self._pending_flush, None
         if task is not None and not task.done():
-            task.cancel()
+            if task is not self._due_flush:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

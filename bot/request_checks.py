@@ -53,7 +53,7 @@ def problem_with(body: bytes, headers: Any) -> tuple[int, str | None]:
     content_type = str(headers.get("Content-Type", ""))
     if content_type.startswith("application/json"):
         return _check_json(text)
-    if content_type.startswith("application/x-www-form-urlencoded"):
+    if content_type.startswith("application/x-www-form-urlencoded") and "payload=" in text:
         form = parse_qs(text, keep_blank_values=True)
         if "payload" in form:
             return _check_json(form["payload"][0])
@@ -61,7 +61,7 @@ def problem_with(body: bytes, headers: Any) -> tuple[int, str | None]:
 
 
 def _check_json(text: str) -> tuple[int, str | None]:
-    if _depth(text) > MAX_DEPTH:
+    if _too_deep(text):
         return 400, "the JSON is nested too deeply"
     try:
         data = json.loads(text)
@@ -86,9 +86,11 @@ def _check_json(text: str) -> tuple[int, str | None]:
     return 200, None
 
 
-def _depth(text: str) -> int:
-    """How deeply brackets nest, outside strings (cheap, and no recursion)."""
-    deepest = level = 0
+def _too_deep(text: str) -> bool:
+    """Whether brackets nest deeper than MAX_DEPTH, outside strings (no recursion)."""
+    if text.count("{") + text.count("[") <= MAX_DEPTH:
+        return False  # too few brackets to nest that deep: no need to read each character
+    level = 0
     in_string = escaped = False
     for ch in text:
         if in_string:
@@ -102,7 +104,8 @@ def _depth(text: str) -> int:
             in_string = True
         elif ch in "[{":
             level += 1
-            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return True
         elif ch in "]}":
             level -= 1
-    return deepest
+    return False

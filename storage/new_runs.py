@@ -27,24 +27,30 @@ from sqlalchemy import Connection, select, text, tuple_
 
 from storage import outbox, runs, slack_events
 from storage.db import Database, is_unavailable
-from storage.models import Delivery, DeliveryPurpose, Run
+from storage.models import DeliveryPurpose, Run
+from storage.writes import row_values
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 
 # Requests written in one transaction at most; a longer queue is written in several.
 GROUP_MOST = 100
+# Groups written at once on PostgreSQL, each on a connection of its own.
+GROUPS_AT_ONCE = 2
 
 Thread = tuple[str, str]  # (channel id, thread ts)
 
 
 @dataclass
 class NewRun:
-    """A run asked for from Slack, to be stored before the request is acked."""
+    """A run asked for from Slack, to be stored before the request is acked.
 
-    run: Run
+    The run and what to show for it are given as rows (`writes.new_row`), not as models:
+    building a `Run` costs more than storing it."""
+
+    row: dict[str, Any]  # the run's columns
     seen: str | None = None  # the request's own id at Slack (event id, command trigger id)
-    deliver: Delivery | None = None  # what to post for it (a command's request message)
-    # Asked in a thread (`run.channel_id`, `run.thread_ts`): it waits for the thread's going
+    deliver: dict[str, Any] | None = None  # what to post for it (`outbox.new_row`)
+    # Asked in a thread (the row's channel and thread): it waits for the thread's going
     # run, and the thread is told `notice`.
     in_thread: bool = False
     notice: str = ""
@@ -52,24 +58,35 @@ class NewRun:
 
     @property
     def thread(self) -> Thread:
-        return (self.run.channel_id or "", self.run.thread_ts or "")
+        return (self.row.get("channel_id") or "", self.row.get("thread_ts") or "")
 
 
 @dataclass(frozen=True)
 class Taken:
-    """How a request was stored: its run (None for a request Slack sent again, or a follow-up
-    in a thread Baton has no run in), and whether it waits for the thread's going run."""
+    """How a request was stored: its run's row (None for a request Slack sent again, or a
+    follow-up in a thread Baton has no run in), and whether it waits for the thread's going
+    run."""
 
-    run: Run | None
+    row: dict[str, Any] | None
     queued: bool = False
+
+    @property
+    def run_id(self) -> str | None:
+        return None if self.row is None else str(self.row["id"])
+
+    @functools.cached_property
+    def run(self) -> Run | None:
+        """The run as a model, built when first asked for (after the ack)."""
+        return None if self.row is None else Run(**self.row)
 
 
 async def store(db: Database, requests: Sequence[NewRun]) -> list[Taken]:
     """Store these requests' runs in one transaction; one `Taken` per request, in order."""
     if len(requests) == 1 and not requests[0].in_thread:
-        # One request outside a thread: a single guarded statement (`runs.create_run`).
+        # One request outside a thread: a single guarded statement (`runs.store_run`).
         r = requests[0]
-        return [Taken(await runs.create_run(db, r.run, seen=r.seen, deliver=r.deliver))]
+        stored = await runs.store_run(db, r.row, seen=r.seen, deliver=r.deliver)
+        return [Taken(r.row if stored else None)]
     work = functools.partial(_store_in, is_sqlite=db.is_sqlite, requests=requests)
     return await db.transact(work, eager=True)  # before an ack: not behind SQLite's busy handler
 
@@ -83,7 +100,9 @@ async def create_in_thread(
     follow_up_only: bool = False,
 ) -> tuple[Run | None, bool]:
     """Store one run asked for in a Slack thread; returns (run, queued)."""
-    request = NewRun(run, seen=seen, in_thread=True, notice=notice, follow_up_only=follow_up_only)
+    request = NewRun(
+        row_values(run), seen=seen, in_thread=True, notice=notice, follow_up_only=follow_up_only
+    )
     taken = (await store(db, [request]))[0]
     return taken.run, taken.queued
 
@@ -119,21 +138,23 @@ def _store_in(conn: Connection, *, is_sqlite: bool, requests: Sequence[NewRun]) 
                 taken.append(Taken(None))  # sent before (or twice in this group)
                 continue
             first_seen.discard(r.seen)
-        deliver = r.deliver
+        deliver, queued = r.deliver, False
         if r.in_thread:
             if r.follow_up_only and r.thread not in have:
                 taken.append(Taken(None))
                 continue
             ahead = going.get(r.thread)
-            r.run.follows_run_id = ahead
-            if ahead is not None:
-                deliver = outbox.new(r.run.id, DeliveryPurpose.NOTICE, data={"text": r.notice})
-            going[r.thread] = r.run.id  # the next request in this thread waits for this one
+            r.row["follows_run_id"] = ahead
+            queued = ahead is not None
+            if queued:
+                notice = {"text": r.notice}
+                deliver = outbox.new_row(r.row["id"], DeliveryPurpose.NOTICE, data=notice)
+            going[r.thread] = r.row["id"]  # the next request in this thread waits for this one
             have.add(r.thread)
-        for w in runs.new_run_writes(r.run, deliver):
+        for w in runs.new_run_writes(r.row, deliver):
             assert isinstance(w.params, dict)
             writes.setdefault(w.statement, []).append(w.params)
-        taken.append(Taken(r.run, queued=r.run.follows_run_id is not None))
+        taken.append(Taken(r.row, queued))
     for statement, rows in writes.items():
         conn.execute(statement, rows)
     return taken
@@ -164,39 +185,58 @@ def _going_runs(conn: Connection, threads: set[Thread]) -> dict[Thread, str]:
 
 
 class IntakeQueue:
-    """Group commit for the web process: requests that arrive while a group is being written
+    """Group commit for the web process: requests that arrive while groups are being written
     are written together next, so a burst costs a few transactions instead of one each.
 
-    One group is written at a time. A request that finds nothing being written starts a
-    group at the loop's next turn, which takes whatever arrived meanwhile.
+    A request that finds no group gathering starts one at the loop's next turn, which takes
+    whatever arrived meanwhile. On PostgreSQL up to GROUPS_AT_ONCE groups are written at
+    once: a group may wait (for its commit to reach the disk, or for a thread another process
+    is storing a run in), and the next group need not wait with it. SQLite writes one
+    transaction at a time anyway.
     """
 
     def __init__(self, db: Database, *, most: int = GROUP_MOST) -> None:
         self.db = db
         self.most = most
+        self.at_once = 1 if db.is_sqlite else GROUPS_AT_ONCE
         self._waiting: list[tuple[NewRun, asyncio.Future[Taken]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._gathering = False
+        self._writing = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def store(self, request: NewRun) -> Taken:
         taken: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, taken))
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_groups(), name="intake-groups")
+        self._gather()
         return await taken
 
-    async def _write_groups(self) -> None:
+    def _gather(self) -> None:
+        """Start a group unless one is gathering or as many as may be are being written."""
+        if self._gathering or self._writing >= self.at_once or not self._waiting:
+            return
+        self._gathering = True
+        task = asyncio.create_task(self._write_group(), name="intake-group")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _write_group(self) -> None:
         try:
             await asyncio.sleep(0)  # requests read in this turn of the loop join the group
-            while self._waiting:
-                group, self._waiting = self._waiting[: self.most], self._waiting[self.most :]
-                await self._write(group)
         except BaseException:
+            self._gathering = False
             for _, taken in self._waiting:
                 taken.cancel()
             self._waiting = []
             raise
+        self._gathering = False
+        group, self._waiting = self._waiting[: self.most], self._waiting[self.most :]
+        self._writing += 1
+        self._gather()  # a burst longer than one group: the next one may start
+        try:
+            await self._write(group)
         finally:
-            self._writer = None
+            self._writing -= 1
+            self._gather()  # what arrived while every writer was busy
 
     async def _write(self, group: list[tuple[NewRun, asyncio.Future[Taken]]]) -> None:
         try:

@@ -16,6 +16,7 @@ from sqlalchemy import case, func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from storage import writes
 from storage.db import Database, utcnow
 from storage.models import Delivery, DeliveryPurpose, DeliveryState, Event, Run, RunStatus
 
@@ -25,6 +26,13 @@ def new(
 ) -> Delivery:
     """A row to add inside the transaction that makes it true."""
     return Delivery(run_id=run_id, purpose=purpose, ref=ref, data=data or {})
+
+
+def new_row(
+    run_id: str, purpose: DeliveryPurpose, *, ref: str = "", data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`new`'s row as INSERT values (`writes.new_row`), for a write before a Slack ack."""
+    return writes.new_row(Delivery, run_id=run_id, purpose=purpose, ref=ref, data=data or {})
 
 
 async def add_in(session: AsyncSession, delivery: Delivery) -> None:

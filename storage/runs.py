@@ -24,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 
 from storage import slack_events
 from storage.db import Database, utcnow
@@ -37,11 +37,13 @@ from storage.models import (
     RunStatus,
     TaskRow,
 )
-from storage.writes import Write, insert_row
+from storage.writes import Write, insert_into, new_row, row_values
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
 _USAGE = ModelUsage.__table__  # type: ignore[attr-defined]
+_EVENTS = Event.__table__  # type: ignore[attr-defined]
+_OUTBOX = Delivery.__table__  # type: ignore[attr-defined]
 
 ACTIVE = (RunStatus.QUEUED, RunStatus.PLANNING, RunStatus.RUNNING)
 FINAL = tuple(s for s in RunStatus if s.is_final)
@@ -65,20 +67,30 @@ async def create_run(
     transaction, so a retry of a request whose run exists is dropped (None), and a request
     whose run could not be stored leaves no trace that would drop its retry.
     """
+    shown = None if deliver is None else row_values(deliver)
+    return run if await store_run(db, row_values(run), seen=seen, deliver=shown) else None
+
+
+async def store_run(
+    db: Database, row: dict[str, Any], *, seen: str | None, deliver: dict[str, Any] | None
+) -> bool:
+    """`create_run` for a run given as its row (`writes.new_row`); False for a retry."""
     guard = [] if seen is None else [slack_events.sighting(db, seen)]
-    return run if await db.write(*guard, *new_run_writes(run, deliver)) else None
+    return await db.write(*guard, *new_run_writes(row, deliver))
 
 
-def new_run_writes(run: Run, deliver: Delivery | None) -> list[Write]:
-    """A new run, its first event and what to show for it: plain INSERTs (no unit of work to
-    flush), since this runs before Slack's ack (`storage.new_runs` writes a group's together)."""
-    data: dict[str, Any] = {"source": run.source, "request": run.request}
-    if run.follows_run_id:
-        data["after"] = run.follows_run_id
-    rows: list[SQLModel] = [run, Event(run_id=run.id, kind=EventKind.RUN_CREATED, data=data)]
+def new_run_writes(run: dict[str, Any], deliver: dict[str, Any] | None) -> list[Write]:
+    """A new run, its first event and what to show for it, given as rows: plain INSERTs (no
+    unit of work to flush), since this runs before Slack's ack (`storage.new_runs` writes a
+    group's together)."""
+    data: dict[str, Any] = {"source": run["source"], "request": run["request"]}
+    if run.get("follows_run_id"):
+        data["after"] = run["follows_run_id"]
+    created = new_row(Event, run_id=run["id"], kind=EventKind.RUN_CREATED, data=data)
+    writes = [Write(insert_into(_RUNS), run), Write(insert_into(_EVENTS), created)]
     if deliver is not None:
-        rows.append(deliver)
-    return [insert_row(row) for row in rows]
+        writes.append(Write(insert_into(_OUTBOX), deliver))
+    return writes
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:

@@ -35,7 +35,8 @@ def record(conn: Connection, is_sqlite: bool, event_ids: Sequence[str]) -> set[s
         return set()
     statement = _recording(is_sqlite)
     now = utcnow()
-    rows = [{"event_id": i, "seen_at": now} for i in dict.fromkeys(event_ids)]
+    # In one order: two transactions adding the same two ids cannot wait on each other.
+    rows = [{"event_id": i, "seen_at": now} for i in sorted(set(event_ids))]
     return set(conn.execute(statement, rows).scalars())
 
 

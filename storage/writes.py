@@ -68,6 +68,47 @@ def insert_row(row: SQLModel, *, unless_there: bool = False, sqlite: bool = Fals
     return Write(insert_into(table, unless_there, sqlite), row_values(row))
 
 
+def new_row(model: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """A new row's column values, as `row_values(model(**values))` gives them, without
+    building the model. SQLModel sets a table model's fields one at a time through pydantic
+    and SQLAlchemy's instrumentation: a `Run` takes about 100 µs, this about a tenth of that.
+    For the rows written before a Slack ack."""
+    fixed, made, required, columns, keys = _fields(model)
+    if not required <= values.keys() or not values.keys() <= columns:
+        raise TypeError(
+            f"{model.__name__}: missing {sorted(required - values.keys())}, "
+            f"not columns {sorted(values.keys() - columns)}"
+        )
+    row = {**fixed, **{name: make() for name, make in made}, **values}
+    for name in keys:
+        if row.get(name) is None:
+            row.pop(name, None)  # left to the database
+    return row
+
+
+@functools.cache
+def _fields(
+    model: type[SQLModel],
+) -> tuple[dict[str, Any], list[tuple[str, Any]], set[str], set[str], list[str]]:
+    """A table model's fixed defaults, default factories, required fields, columns and
+    primary key columns, read once."""
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = {c.name for c in table.columns}
+    fixed: dict[str, Any] = {}
+    made: list[tuple[str, Any]] = []
+    required: set[str] = set()
+    for name, field in model.model_fields.items():
+        if name not in columns:
+            continue
+        if field.default_factory is not None:
+            made.append((name, field.default_factory))
+        elif field.is_required():
+            required.add(name)
+        else:
+            fixed[name] = field.default
+    return fixed, made, required, columns, [c.name for c in table.primary_key.columns]
+
+
 def row_values(row: SQLModel) -> dict[str, Any]:
     """A new row's column values, as INSERT parameters (an id left to the database is left
     out)."""

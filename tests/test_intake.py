@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from bot import approval_blocks as ui
+from bot.request_checks import MAX_DEPTH, problem_with
 from sandbox.signing import FORM, JSON_TYPE, block_actions_body, signed_headers
 from sandbox.web_api import SlackStandIn
 from storage import approvals, runs
@@ -288,6 +289,27 @@ async def test_a_malformed_request_gets_an_answer_not_a_500_or_a_traceback(
     assert [
         r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
     ] == []
+
+
+def test_json_is_refused_only_when_it_nests_deeper_than_slack_ever_does() -> None:
+    def nested(depth: int) -> str:
+        return '{"a": ' * depth + "1" + "}" * depth
+
+    json_headers = {"Content-Type": JSON_TYPE}
+    form_headers = {"Content-Type": FORM}
+    mention = json.dumps(sample("app_mention_event_callback.slack_docs.json"))
+    assert problem_with(mention.encode(), json_headers) == (200, None)
+    assert problem_with(nested(MAX_DEPTH).encode(), json_headers) == (200, None)
+    # Brackets inside strings do not count.
+    in_text = json.dumps({"text": "[" * 500, "event": {"type": "message"}})
+    assert problem_with(in_text.encode(), json_headers) == (200, None)
+    too_deep = (400, "the JSON is nested too deeply")
+    assert problem_with(nested(MAX_DEPTH + 1).encode(), json_headers) == too_deep
+    form = urlencode({"payload": nested(100)}).encode()
+    assert problem_with(form, form_headers) == too_deep
+    # A slash command's form has no payload to read.
+    command = urlencode({"command": "/baton", "text": "[" * 500}).encode()
+    assert problem_with(command, form_headers) == (200, None)
 
 
 async def test_a_request_with_a_timestamp_that_is_not_a_number_is_refused_politely(

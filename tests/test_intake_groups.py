@@ -1,28 +1,38 @@
 """Requests stored in groups before their acks, on SQLite and PostgreSQL: a group keeps every
 rule a request stored alone follows (retries dropped, one run at a time in a thread,
-follow-ups only where Baton has a run), and a burst is stored in one transaction."""
+follow-ups only where Baton has a run), a burst is stored in one transaction, and on
+PostgreSQL a group that waits does not hold up the next."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+import zlib
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 
 from storage import new_runs, outbox, runs
 from storage.db import Database
 from storage.models import DeliveryPurpose, Run, RunSource, RunStatus
 from storage.new_runs import IntakeQueue, NewRun
+from storage.writes import new_row
+from testkit.databases import fresh_pg_database
 
 
 def command(trigger: str) -> NewRun:
-    run = Run(id=runs.new_id(), source=RunSource.COMMAND, request="run quick", channel_id="C1")
-    request = outbox.new(run.id, DeliveryPurpose.REQUEST, data={"text": "<@U1> asked: run quick"})
+    run = new_row(
+        Run, id=runs.new_id(), source=RunSource.COMMAND, request="run quick", channel_id="C1"
+    )
+    text = {"text": "<@U1> asked: run quick"}
+    request = outbox.new_row(run["id"], DeliveryPurpose.REQUEST, data=text)
     return NewRun(run, seen=f"command:{trigger}", deliver=request)
 
 
 def message(event_id: str, thread_ts: str, *, follow_up_only: bool = False) -> NewRun:
-    run = Run(
+    run = new_row(
+        Run,
         id=runs.new_id(),
         source=RunSource.MENTION,
         request=f"message {event_id}",
@@ -126,7 +136,7 @@ async def test_a_request_the_database_refuses_does_not_fail_the_others_in_its_gr
     (existing,) = await new_runs.store(any_db, [command("t0")])
     assert existing.run is not None
     clash = command("t1")
-    clash.run.id = existing.run.id  # the same run id twice: the database refuses it
+    clash.row["id"] = existing.run.id  # the same run id twice: the database refuses it
 
     results = await asyncio.gather(
         queue.store(command("t2")),
@@ -138,3 +148,37 @@ async def test_a_request_the_database_refuses_does_not_fail_the_others_in_its_gr
     assert isinstance(results[1], Exception)
     assert [r.run is not None for r in results if isinstance(r, new_runs.Taken)] == [True, True]
     assert len(await runs.runs_by_status(any_db, [RunStatus.QUEUED])) == 3
+
+
+async def test_a_group_held_up_on_postgresql_does_not_hold_up_the_next() -> None:
+    """Groups are written side by side: one that waits (here for its thread, which another
+    process holds) does not keep requests for other threads from being stored and acked."""
+    async with fresh_pg_database() as url:
+        db = Database(url)
+        await db.create_all()
+        queue = IntakeQueue(db)
+        holder = await asyncpg.connect(url.replace("postgresql://", "postgres://"))
+        key = zlib.crc32(b"C1:1.0")
+        await holder.execute("SELECT pg_advisory_lock($1)", key)
+        try:
+            first = asyncio.create_task(queue.store(message("Ev1", "1.0")))
+            deadline = time.monotonic() + 30
+            while not await holder.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 "
+                "AND NOT granted",
+                key,
+            ):
+                assert time.monotonic() < deadline, "the first group never waited for its thread"
+                await asyncio.sleep(0.05)
+
+            second = await asyncio.wait_for(queue.store(message("Ev2", "2.0")), 30)
+
+            assert second.run is not None
+            assert await runs.get_run(db, second.run.id) is not None
+            assert not first.done()
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock($1)", key)
+            await holder.close()
+        taken = await asyncio.wait_for(first, 30)
+        assert taken.run is not None and not taken.queued
+        await db.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ from sandbox.web_api import SlackStandIn
 from storage import runs
 from storage.models import RunStatus
 from testkit.databases import Site
-from testkit.harness import PAYLOADS, SECRET, Bot, running_bot
+from testkit.harness import PAYLOADS, SECRET, Bot, running_bot, wait_until
 
 
 @pytest.fixture
@@ -225,3 +226,40 @@ async def test_an_expired_stream_continues_in_a_new_status_message(
     )
     fallback = [r for r in replies[:-1] if r.blocks and "done" in json.dumps(r.blocks)]
     assert len(fallback) == 1 and fallback[0].edited is not None
+
+
+async def test_an_append_on_its_way_when_the_run_ends_is_let_finish_before_the_stream_stops(
+    slack: SlackStandIn, bot: Bot, site: Site
+) -> None:
+    """Cut off mid-call, an append could reach Slack after the stream stopped, and Baton
+    would not know what Slack had shown (nor count the call)."""
+    held = slack.hold("chat.appendStream")
+    # The check takes long enough for the list to change once it has started streaming.
+    await bot.mention(f"check {site.url('/slow?s=0.3')} and summarise")
+    await asyncio.wait_for(held.arrived.wait(), 15)
+
+    async def finished() -> bool:
+        run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+        return run is not None and run.status.is_final
+
+    await wait_until(finished)
+    for _ in range(200):  # the run's end goes on as far as it can while the append is held
+        await asyncio.sleep(0)
+    held.release()
+    await bot.idle()
+
+    streamed = [
+        c
+        for c in slack.calls
+        if c.method in ("chat.startStream", "chat.appendStream", "chat.stopStream")
+    ]
+    assert [c.method for c in streamed][-1] == "chat.stopStream"
+    assert [c.method for c in streamed].count("chat.stopStream") == 1
+    assert all(c.response.get("ok") for c in streamed)
+    async with bot.session.get(f"{bot.url}/metrics") as resp:
+        metrics = await resp.text()
+    appended = len(slack.calls_to("chat.appendStream"))
+    assert (
+        f'baton_slack_calls_total{{method="chat.appendStream",result="ok"}} {float(appended)}'
+        in metrics
+    )

@@ -25,7 +25,7 @@ from storage.models import (
     TaskRow,
     TaskStatus,
 )
-from storage.writes import Write
+from storage.writes import Write, row_values
 
 
 def test_plain_urls_get_their_async_driver() -> None:
@@ -124,7 +124,9 @@ async def test_a_request_that_finds_the_sqlite_file_locked_is_stored_once_the_lo
     other = sqlite3.connect(tmp_path / "baton.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     storing = asyncio.create_task(
-        new_runs.store(db, [new_runs.NewRun(run, seen="Ev1", in_thread=True, notice="wait")])
+        new_runs.store(
+            db, [new_runs.NewRun(row_values(run), seen="Ev1", in_thread=True, notice="wait")]
+        )
     )
     for _ in range(20):
         await asyncio.sleep(0)

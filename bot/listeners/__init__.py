@@ -14,12 +14,14 @@ if TYPE_CHECKING:
 
 
 def register(baton: Baton) -> None:
-    """Every listener of every surface, on `baton.app`."""
+    """Every listener of every surface, on `baton.app`. Bolt tries each listener's matchers in
+    this order until one matches, so the requests that come most come first: `/baton`,
+    then mentions and messages."""
+    commands.register(baton)
     if baton.workspaces is not None:
         uninstalls.register(baton)
     assistant_events.register(baton)
     mentions.register(baton)
-    commands.register(baton)
     actions.register(baton)
     digests.register(baton)
     _ignore_the_rest(baton)

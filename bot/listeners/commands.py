@@ -134,7 +134,7 @@ async def _start(
             await stored(pending, "a /baton request")
             await say_busy(respond)
         elif outcome.value is not None:  # None: a replay of a command stored before
-            await hand_over(baton, outcome.value.id)
+            await hand_over(baton, outcome.value)
 
     baton.background.spawn(start(), name="command-run")
 
