@@ -164,6 +164,7 @@ async def _start(settings: Settings, mode: Mode) -> Baton | int:
 
 async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     from bot.transports import serve_http, serve_operator_routes, serve_socket
+    from bot.work import external
 
     baton = await _start(settings, mode)
     if isinstance(baton, int):
@@ -173,6 +174,8 @@ async def _serve(settings: Settings, mode: Mode, port: int) -> int:
     stop = asyncio.Event()
     with contextlib.suppress(NotImplementedError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    if not external(baton):
+        baton.models.prepare(baton.catalog)  # this process drives the runs
     try:
         if mode == "http":
             runner = await serve_http(baton, port=port)
@@ -234,6 +237,7 @@ async def _worker(settings: Settings) -> int:
     ops = await serve_operator_routes(baton, port=ops_port) if ops_port else None
     worker = Worker(baton, capacity=settings.baton_worker_runs)
     try:
+        baton.models.prepare(baton.catalog)
         await start_housekeeping(baton)
         settle_heap()
         await worker.run(stop)

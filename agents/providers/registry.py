@@ -123,14 +123,26 @@ class Models:
                 await close()
         self._providers.clear()
 
-    def problems(self, catalog: Catalog) -> list[str]:
-        """Models named in the catalog (or BATON_MODEL) that cannot work with the keys set."""
-        found: list[str] = []
+    def prepare(self, catalog: Catalog) -> None:
+        """Make now the provider of every model the catalog (or BATON_MODEL) names, in a
+        process that drives runs. Importing a provider's SDK takes over a second of CPU
+        (`openai`, here): made at a run's first model call, it would hold the event loop,
+        and every run and ack on it, that long."""
+        for _, ref in self._uses(catalog):
+            self._provider(ref.partition(":")[0])
+
+    def _uses(self, catalog: Catalog) -> list[tuple[str, str]]:
+        """(who, model ref) for BATON_MODEL, its fallbacks and each agent's models, once each."""
         uses = [("BATON_MODEL", self.settings.default_model)]
         uses += [("BATON_FALLBACK_MODELS", self.ref(m)) for m in self.settings.fallback_models]
         for a in catalog.agents:
             uses += [(f"agent '{a.name}'", ref) for ref in self.chain(a.model, a.fallbacks)]
-        for who, ref in dict.fromkeys(uses):
+        return list(dict.fromkeys(uses))
+
+    def problems(self, catalog: Catalog) -> list[str]:
+        """Models named in the catalog (or BATON_MODEL) that cannot work with the keys set."""
+        found: list[str] = []
+        for who, ref in self._uses(catalog):
             vendor = ref.partition(":")[0]
             if vendor == "openai" and not (
                 self.settings.openai_api_key or self.settings.openai_base_url
