@@ -92,6 +92,10 @@ class Accepted:
     held: Lease | None = None
 
     @property
+    def run_id(self) -> str:
+        return str(self.taken.run_id)
+
+    @property
     def run(self) -> Run:
         run = self.taken.run
         assert run is not None
@@ -270,11 +274,10 @@ async def begin(
         # Read: the workers may plan it now (or, if it waits its turn, when its turn comes).
         await let_go(baton.db, accepted.held)
         await baton.wake_workers()
-    run_id = str(accepted.taken.run_id)
     if accepted.taken.queued:
-        await baton.deliverer.deliver_run(run_id)
+        await baton.deliverer.deliver_run(accepted.run_id)
     else:
-        await hand_over(baton, run_id)
+        await hand_over(baton, accepted.run_id)
 
 
 async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:

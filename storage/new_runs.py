@@ -28,7 +28,6 @@ from sqlalchemy import Connection, select, text, tuple_
 from storage import outbox, runs, slack_events
 from storage.db import Database, is_unavailable
 from storage.models import DeliveryPurpose, Run
-from storage.writes import row_values
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 
@@ -89,22 +88,6 @@ async def store(db: Database, requests: Sequence[NewRun]) -> list[Taken]:
         return [Taken(r.row if stored else None)]
     work = functools.partial(_store_in, is_sqlite=db.is_sqlite, requests=requests)
     return await db.transact(work, eager=True)  # before an ack: not behind SQLite's busy handler
-
-
-async def create_in_thread(
-    db: Database,
-    run: Run,
-    *,
-    seen: str | None,
-    notice: str,
-    follow_up_only: bool = False,
-) -> tuple[Run | None, bool]:
-    """Store one run asked for in a Slack thread; returns (run, queued)."""
-    request = NewRun(
-        row_values(run), seen=seen, in_thread=True, notice=notice, follow_up_only=follow_up_only
-    )
-    taken = (await store(db, [request]))[0]
-    return taken.run, taken.queued
 
 
 def _store_in(conn: Connection, *, is_sqlite: bool, requests: Sequence[NewRun]) -> list[Taken]:

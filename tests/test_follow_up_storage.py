@@ -6,6 +6,18 @@ from __future__ import annotations
 from storage import new_runs, run_states, runs
 from storage.db import Database, utcnow
 from storage.models import Run, TaskRow
+from storage.writes import row_values
+
+
+async def create_in_thread(
+    db: Database, run: Run, *, seen: str | None, notice: str, follow_up_only: bool = False
+) -> tuple[Run | None, bool]:
+    """Store one run asked for in a Slack thread, as a group of one; (run, queued)."""
+    request = new_runs.NewRun(
+        row_values(run), seen=seen, in_thread=True, notice=notice, follow_up_only=follow_up_only
+    )
+    (taken,) = await new_runs.store(db, [request])
+    return taken.run, taken.queued
 
 
 def in_thread(request: str, thread_ts: str) -> Run:
@@ -20,13 +32,13 @@ def in_thread(request: str, thread_ts: str) -> Run:
 
 
 async def test_a_follow_up_is_stored_only_in_a_thread_baton_has_a_run_in(any_db: Database) -> None:
-    stranger, _ = await new_runs.create_in_thread(
+    stranger, _ = await create_in_thread(
         any_db, in_thread("lunch?", "1.000001"), seen="Ev1", notice="wait", follow_up_only=True
     )
-    first, _ = await new_runs.create_in_thread(
+    first, _ = await create_in_thread(
         any_db, in_thread("check the site", "2.000001"), seen="Ev2", notice="wait"
     )
-    follow, queued = await new_runs.create_in_thread(
+    follow, queued = await create_in_thread(
         any_db, in_thread("and again?", "2.000001"), seen="Ev3", notice="wait", follow_up_only=True
     )
 
@@ -37,14 +49,14 @@ async def test_a_follow_up_is_stored_only_in_a_thread_baton_has_a_run_in(any_db:
         == []
     )
     # The message in the stranger's thread was not even marked seen: nothing of it is kept.
-    again, _ = await new_runs.create_in_thread(
+    again, _ = await create_in_thread(
         any_db, in_thread("lunch?", "1.000001"), seen="Ev1", notice="wait"
     )
     assert again is not None
 
 
 async def test_a_run_is_revised_at_most_once(any_db: Database) -> None:
-    run, _ = await new_runs.create_in_thread(
+    run, _ = await create_in_thread(
         any_db, in_thread("find the owner", "3.000001"), seen=None, notice="wait"
     )
     assert run is not None

@@ -18,10 +18,10 @@ def register(baton: Baton) -> None:
     this order until one matches, so the requests that come most come first: `/baton`,
     then mentions and messages."""
     commands.register(baton)
-    if baton.workspaces is not None:
-        uninstalls.register(baton)
     assistant_events.register(baton)
     mentions.register(baton)
+    if baton.workspaces is not None:
+        uninstalls.register(baton)
     actions.register(baton)
     digests.register(baton)
     _ignore_the_rest(baton)
