@@ -28,6 +28,7 @@ in flight, so that `make bench` stays under ten minutes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -39,7 +40,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
@@ -47,6 +48,8 @@ import aiohttp
 from testkit.databases import fresh_pg_database
 from testkit.harness import FORM, JSON_TYPE, PAYLOADS, sample
 from testkit.processes import ROOT, free_port
+
+T = TypeVar("T")
 
 Row = tuple[str, str, str]
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
@@ -147,7 +150,8 @@ class Sender:
 
 
 @asynccontextmanager
-async def bare_bolt() -> AsyncIterator[str]:
+async def bare_bolt() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
+    """The bare Bolt app (`bench/bare_bolt.py`) in a process of its own: its URL and process."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -162,7 +166,7 @@ async def bare_bolt() -> AsyncIterator[str]:
         from testkit.processes import healthy
 
         await healthy(url, proc)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         await proc.wait()
@@ -214,7 +218,9 @@ async def ack_bursts() -> list[Row]:
                 "BATON_WORKER_RUNS": "1000",
                 "BATON_LOG_LEVEL": "ERROR",
             }
-            baton_url, _ = await stack.enter_async_context(process(env, Path(tmp), "run", "--http"))
+            baton_url, web = await stack.enter_async_context(
+                process(env, Path(tmp), "run", "--http")
+            )
             workers = []
             # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each), and for
             # the memory steps after them.
@@ -222,7 +228,7 @@ async def ack_bursts() -> list[Row]:
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
                 )
-            bolt_url = await stack.enter_async_context(bare_bolt())
+            bolt_url, bolt_proc = await stack.enter_async_context(bare_bolt())
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
             )
@@ -270,17 +276,22 @@ async def ack_bursts() -> list[Row]:
                 for size in BURSTS:
                     for kind in ("command", "mention"):
                         before = held()
-                        bare = await bolt.burst(await requests(bolt, kind, size, "run think"))
-                        ours = await baton.burst(await requests(baton, kind, size, "run think"))
+                        bare, bare_cpu = await on_cpu(
+                            bolt_proc.pid, bolt.burst(await requests(bolt, kind, size, "run think"))
+                        )
+                        ours, our_cpu = await on_cpu(
+                            web.pid, baton.burst(await requests(baton, kind, size, "run think"))
+                        )
                         # The burst's runs join those in flight once their model call is held.
                         await settle(before + size)
                         ratio = pct(ours, 0.99) / pct(bare, 0.99)
                         rows.append(
                             (
                                 f"ack, {size} {kind}s at once, {before} runs in flight (PostgreSQL)",
-                                "p50 / p99 Bolt → Baton · p99 ratio",
+                                "p50 / p99 Bolt → Baton · p99 ratio · CPU per request Bolt → Baton",
                                 f"{pct(bare, 0.5):.0f} / {pct(bare, 0.99):.0f} → "
-                                f"{pct(ours, 0.5):.0f} / {pct(ours, 0.99):.0f} ms · {ratio:.2f}×",
+                                f"{pct(ours, 0.5):.0f} / {pct(ours, 0.99):.0f} ms · {ratio:.2f}× · "
+                                f"{bare_cpu * 1000 / size:.2f} → {our_cpu * 1000 / size:.2f} ms",
                             )
                         )
             # Memory per run in flight: the workers' RSS before and after each step of runs
@@ -486,6 +497,25 @@ def cpu_seconds(pid: int) -> float:
     """The CPU time (user and system) a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def precise_cpu_seconds(pid: int) -> float:
+    """`cpu_seconds` to the nanosecond, from the scheduler's account of each of the process's
+    threads (`/proc/<pid>/task/*/schedstat`): one burst's acks take a few tens of
+    milliseconds, and /proc/<pid>/stat counts in ticks of 10 ms. (A thread that has ended
+    drops out of the sum; the web process's threads live as long as it does.)"""
+    total = 0
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # it ended meanwhile
+            total += int((thread / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+async def on_cpu(pid: int, work: Awaitable[T]) -> tuple[T, float]:
+    """What `work` returns, and the CPU seconds process `pid` used meanwhile."""
+    before = precise_cpu_seconds(pid)
+    result = await work
+    return result, precise_cpu_seconds(pid) - before
 
 
 def postgres_cpu() -> float:
