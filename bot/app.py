@@ -99,7 +99,7 @@ class Baton:
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
         # Requests arriving together are stored together before their acks.
-        self.intake = IntakeQueue(self.db)
+        self.intake = IntakeQueue(self.db, wake=self.settings.baton_workers == "external")
         # With BATON_WORKERS=external: tell the workers there is work (bot/work.py).
         self.wake_workers = Waker(self.db)
         self.names = Names(self.client)

@@ -116,11 +116,13 @@ async def accept_message(
     context: str | None = None,
     follow_up_only: bool = False,
     reply: bool = False,
+    new_thread: bool = False,
 ) -> Pending[Accepted | None]:
     """Store a request made in a thread (a mention, a DM, a reply in a thread Baton answered);
     the value is None for a retry of one stored before, and with `follow_up_only` for a
     message in a thread Baton has not spoken in. A `reply` has its thread read after the
-    ack (`begin`) before anyone plans it."""
+    ack (`begin`) before anyone plans it. `new_thread`: the request's own message starts
+    the thread (a mention outside a thread, a new DM), so no run can be going in it yet."""
     run_id = runs.new_id()
     row = new_row(
         Run,
@@ -152,6 +154,7 @@ async def accept_message(
                 row,
                 seen=event_id,
                 in_thread=True,
+                new_thread=new_thread,
                 notice=WAIT_NOTICE,
                 follow_up_only=follow_up_only,
             )
@@ -163,11 +166,11 @@ async def accept_message(
 
 async def accept_command(
     baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None, shown: str
-) -> Pending[str | None]:
+) -> Pending[Taken]:
     """Store a slash command's run; its request is posted (from the outbox) to make its thread.
 
-    The value is the run's id, or None for a replay of a command stored before (same trigger
-    id).
+    The value says how it was stored: with no run for a replay of a command stored before
+    (same trigger id).
     """
     user = str(command.get("user_id") or "")
     channel = str(command.get("channel_id") or "")
@@ -195,10 +198,7 @@ async def accept_command(
         row, seen=f"command:{trigger}" if trigger else None, deliver=request_message
     )
 
-    async def store() -> str | None:
-        return (await baton.intake.store(request_run)).run_id
-
-    return await _bounded(baton, store())
+    return await _bounded(baton, baton.intake.store(request_run))
 
 
 async def record_click(
@@ -277,7 +277,7 @@ async def begin(
     if accepted.taken.queued:
         await baton.deliverer.deliver_run(accepted.run_id)
     else:
-        await hand_over(baton, accepted.run_id)
+        await hand_over(baton, accepted.run_id, woken=accepted.taken.woken)
 
 
 async def request_not_postable(baton: Baton, delivery: Delivery, error: str) -> None:

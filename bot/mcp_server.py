@@ -113,6 +113,7 @@ def baton_mcp(baton: Baton) -> MCPServer[Any]:
             thread_ts=thread_ts,
             user_id=user or None,
             event_id=None,
+            new_thread=True,  # the message just posted starts it
         )
         accepted = await stored(pending, "a run asked for over MCP")
         if accepted is None:

@@ -47,13 +47,13 @@ def external(baton: Baton) -> bool:
     return baton.settings.baton_workers == "external"
 
 
-async def hand_over(baton: Baton, run_id: str) -> None:
-    """After the ack: drive the run here; otherwise wake the workers, who take it. (Waking
-    them is not part of the write before the ack: PostgreSQL sends notifications one
-    transaction at a time, so a burst of requests would queue behind each other's. A run
-    stored by a process that stops before waking them is found at their next look.)"""
+async def hand_over(baton: Baton, run_id: str, *, woken: bool = False) -> None:
+    """After the ack: drive the run here; otherwise wake the workers, who take it, unless
+    the write that stored it `woken` them already (a group of new runs, `storage.new_runs`).
+    A run stored by a process that stops before waking them is found at their next look."""
     if external(baton):
-        await baton.wake_workers()
+        if not woken:
+            await baton.wake_workers()
     else:
         await drive(baton, run_id)
 

@@ -6,6 +6,12 @@ CPU before its request's ack can go. Instead, `IntakeQueue` gathers the requests
 while a group is being written, and `store` writes the next group in one transaction, one
 statement per table: what a request costs to store is shared by every request in its group.
 
+Most requests need nothing read before they are stored: a slash command, a mention outside
+any thread, a new DM (`NewRun.blind`). On PostgreSQL a group of only those is one statement
+in autocommit (`_store_blind`): one round trip and one commit for the whole group, its rows
+passed as JSON (`storage.json_rows`), and the workers' wake-up sent as it commits. Any other
+group, and every group on SQLite, is a transaction (`_store_in`).
+
 A group keeps the rules a request stored alone follows:
 - a request Slack sends again (same event or trigger id) stores nothing the second time;
 - a run asked for in a thread whose run is still going waits for it (`follows_run_id`), and
@@ -18,18 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, text, tuple_
+from sqlalchemy import Connection, Table, TextClause, select, text, tuple_
 
-from storage import outbox, runs, slack_events
-from storage.db import Database, is_unavailable
-from storage.models import DeliveryPurpose, Run
+from storage import json_rows, outbox, queue, runs, slack_events
+from storage.db import Database, is_unavailable, utcnow
+from storage.models import Delivery, DeliveryPurpose, Event, Run, SeenSlackEvent
 
-_RUNS = Run.__table__  # type: ignore[attr-defined]
+_RUNS: Table = Run.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = Delivery.__table__  # type: ignore[attr-defined]
+_SEEN: Table = SeenSlackEvent.__table__  # type: ignore[attr-defined]
 
 # Requests written in one transaction at most; a longer queue is written in several.
 GROUP_MOST = 100
@@ -54,10 +64,18 @@ class NewRun:
     in_thread: bool = False
     notice: str = ""
     follow_up_only: bool = False  # in a thread: stored only where Baton has a run already
+    # In a thread its own message starts (a mention outside any thread, a new DM): no run
+    # can be going there yet, so nothing needs reading before it is stored.
+    new_thread: bool = False
 
     @property
     def thread(self) -> Thread:
         return (self.row.get("channel_id") or "", self.row.get("thread_ts") or "")
+
+    @property
+    def blind(self) -> bool:
+        """Stored without reading anything first (`store`'s one statement on PostgreSQL)."""
+        return not self.follow_up_only and (not self.in_thread or self.new_thread)
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class Taken:
 
     row: dict[str, Any] | None
     queued: bool = False
+    woken: bool = False  # the workers were told of it as it was stored (`IntakeQueue` `wake`)
 
     @property
     def run_id(self) -> str | None:
@@ -79,8 +98,14 @@ class Taken:
         return None if self.row is None else Run(**self.row)
 
 
-async def store(db: Database, requests: Sequence[NewRun]) -> list[Taken]:
-    """Store these requests' runs in one transaction; one `Taken` per request, in order."""
+async def store(db: Database, requests: Sequence[NewRun], *, wake: bool = False) -> list[Taken]:
+    """Store these requests' runs in one transaction; one `Taken` per request, in order.
+
+    `wake`: on PostgreSQL, the statement that stores runs needing nothing read first also
+    wakes the workers (`queue.notify`'s NOTIFY, sent as it commits), so no other round trip
+    follows it."""
+    if not db.is_sqlite and all(r.blind for r in requests):
+        return await _store_blind(db, requests, wake=wake)
     if len(requests) == 1 and not requests[0].in_thread:
         # One request outside a thread: a single guarded statement (`runs.store_run`).
         r = requests[0]
@@ -143,6 +168,73 @@ def _store_in(conn: Connection, *, is_sqlite: bool, requests: Sequence[NewRun]) 
     return taken
 
 
+async def _store_blind(db: Database, requests: Sequence[NewRun], *, wake: bool) -> list[Taken]:
+    """`store` on PostgreSQL for requests that need nothing read first: one statement in
+    autocommit (`_BLIND`), so one round trip and one commit for the whole group.
+
+    The statement records the requests' ids (a retry's is there already), takes the locks of
+    the threads they start (a reply in one waits, then finds this run going), and adds each
+    run whose id was new with its first event and what to post for it."""
+    first: dict[str, NewRun] = {}
+    for r in requests:
+        if r.seen is not None:
+            first.setdefault(r.seen, r)  # sent twice in this group: the first is stored
+    kept = [r for r in requests if r.seen is None or first[r.seen] is r]
+    by_table: dict[Table, list[dict[str, Any]]] = {_RUNS: [], _EVENTS: [], _OUTBOX: []}
+    for r in kept:
+        for w in runs.new_run_writes(r.row, r.deliver):
+            assert isinstance(w.params, dict)
+            by_table[w.statement.table].append(w.params)  # type: ignore[attr-defined]
+    now = utcnow()
+    params: dict[str, Any] = {
+        "keys": sorted(
+            {zlib.crc32(f"{c}:{t}".encode()) for c, t in {r.thread for r in kept if r.in_thread}}
+        ),
+        "seen": json_rows.as_json(_SEEN, [{"event_id": s, "seen_at": now} for s in sorted(first)]),
+        "want": json.dumps([{"id": r.row["id"], "seen": r.seen} for r in kept]),
+    }
+    shape = []
+    for i, (table, rows) in enumerate(by_table.items()):
+        params[f"t{i}"] = json_rows.as_json(table, rows)
+        shape.append((table, json_rows.columns_of(table, rows) if rows else ()))
+    row = await db.one(_blind(tuple(shape), wake), params)
+    added = set(row[0] or ()) if row is not None else set()
+    return [Taken(r.row, woken=wake) if r.row["id"] in added else Taken(None) for r in requests]
+
+
+@functools.lru_cache(maxsize=16)
+def _blind(shape: tuple[tuple[Table, tuple[str, ...]], ...], wake: bool) -> TextClause:
+    """`_store_blind`'s statement for these tables and columns (runs first). Each new run is
+    added only once its thread is locked (`fresh` waits on `locked`) and only if its request's
+    id was not seen before; with `wake`, the workers are notified when a run was added."""
+    parts = [
+        f"seen AS ({json_rows.insert_of(_SEEN, ('event_id', 'seen_at'), 'seen')} "
+        "ORDER BY event_id ON CONFLICT DO NOTHING RETURNING event_id)",
+        # After the ids, as `_store_in` takes them: two writers of one retried event never
+        # hold what the other waits for.
+        "locked AS (SELECT count(pg_advisory_xact_lock(k)) AS n FROM "
+        "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS ordered "
+        "WHERE (SELECT count(*) FROM seen) >= 0)",
+        "fresh AS (SELECT w.id FROM json_to_recordset(CAST(:want AS json)) AS w(id text, seen text) "
+        "WHERE (SELECT n FROM locked) >= 0 "
+        "AND (w.seen IS NULL OR w.seen IN (SELECT event_id FROM seen)))",
+    ]
+    for i, (table, columns) in enumerate(shape):
+        if not columns:
+            continue
+        key = "id" if table is _RUNS else "run_id"
+        parts.append(
+            f"t{i} AS ({json_rows.insert_of(table, columns, f't{i}')} "
+            f"WHERE r.{key} IN (SELECT id FROM fresh) RETURNING {key})"
+        )
+    woke = (
+        f", (SELECT count(pg_notify('{queue.CHANNEL}', '')) FROM (SELECT 1 FROM t0 LIMIT 1) AS n)"
+        if wake
+        else ""
+    )
+    return text("WITH " + ",\n".join(parts) + f"\nSELECT array_agg(id){woke} FROM t0")
+
+
 _LOCK_THREADS = text(
     "SELECT count(pg_advisory_xact_lock(k)) "
     "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS ordered"
@@ -178,9 +270,10 @@ class IntakeQueue:
     transaction at a time anyway.
     """
 
-    def __init__(self, db: Database, *, most: int = GROUP_MOST) -> None:
+    def __init__(self, db: Database, *, most: int = GROUP_MOST, wake: bool = False) -> None:
         self.db = db
         self.most = most
+        self.wake = wake  # `store`'s: the workers are told of runs as they are stored
         self.at_once = 1 if db.is_sqlite else GROUPS_AT_ONCE
         self._waiting: list[tuple[NewRun, asyncio.Future[Taken]]] = []
         self._gathering = False
@@ -223,7 +316,7 @@ class IntakeQueue:
 
     async def _write(self, group: list[tuple[NewRun, asyncio.Future[Taken]]]) -> None:
         try:
-            results = await store(self.db, [r for r, _ in group])
+            results = await store(self.db, [r for r, _ in group], wake=self.wake)
         except asyncio.CancelledError:
             for _, taken in group:
                 taken.cancel()

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 
-from storage import new_runs, outbox, runs
+from storage import new_runs, outbox, queue, runs
 from storage.db import Database
 from storage.models import DeliveryPurpose, Run, RunSource, RunStatus
 from storage.new_runs import IntakeQueue, NewRun
@@ -182,3 +182,94 @@ async def test_a_group_held_up_on_postgresql_does_not_hold_up_the_next() -> None
         taken = await asyncio.wait_for(first, 30)
         assert taken.run is not None and not taken.queued
         await db.dispose()
+
+
+def new_thread(event_id: str, ts: str) -> NewRun:
+    """A mention outside any thread: its own message starts the thread."""
+    request = message(event_id, ts)
+    request.new_thread = True
+    return request
+
+
+async def test_on_postgresql_a_group_of_new_runs_is_one_statement_that_wakes_the_workers(
+    pg_url: str,
+) -> None:
+    db = Database(pg_url)
+    (before,) = await new_runs.store(db, [command("t0")])
+    listener = await asyncpg.connect(pg_url.replace("postgresql://", "postgres://"))
+    heard: list[str] = []
+    woken = asyncio.Event()
+
+    def hear(_conn: Any, _pid: int, channel: str, _payload: str) -> None:
+        heard.append(channel)
+        woken.set()
+
+    await listener.add_listener(queue.CHANNEL, hear)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    taken = await new_runs.store(
+        db,
+        [command("t1"), new_thread("Ev1", "1.0"), command("t0"), new_thread("Ev1", "1.0")],
+        wake=True,
+    )
+    event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+
+    assert len(statements) == 1
+    assert [t.run is not None for t in taken] == [True, True, False, False]
+    assert all(t.woken and not t.queued for t in taken if t.run is not None)
+    for t in taken[:2]:
+        assert t.run is not None
+        stored = await runs.get_run(db, t.run.id)
+        # Every value reads back as it was given: times, statuses, sources, ids.
+        assert stored == t.run
+        kinds = [e.kind for e in await runs.events(db, t.run.id)]
+        assert kinds == ["run_created"]
+    (request,) = await outbox.for_run(db, taken[0].run_id or "")
+    assert request.purpose == DeliveryPurpose.REQUEST and request.data == {
+        "text": "<@U1> asked: run quick"
+    }
+    assert await outbox.for_run(db, taken[1].run_id or "") == []
+    await asyncio.wait_for(woken.wait(), 10)
+    assert heard == [queue.CHANNEL]
+    # A group with nothing new (every request a retry) stores nothing and wakes no one.
+    again = await new_runs.store(db, [command("t1"), new_thread("Ev1", "1.0")], wake=True)
+    assert [t.run for t in again] == [None, None]
+    await asyncio.sleep(0.2)
+    assert heard == [queue.CHANNEL]
+    assert before.run is not None and await runs.get_run(db, before.run.id) == before.run
+    await listener.close()
+    await db.dispose()
+
+
+async def test_on_postgresql_a_new_thread_is_locked_until_its_run_is_stored(pg_url: str) -> None:
+    """A reply that comes while the thread's first request is being stored waits for it, and
+    then finds that run going: the one statement holds the thread's lock as the slower way
+    does."""
+    db = Database(pg_url)
+    holder = await asyncpg.connect(pg_url.replace("postgresql://", "postgres://"))
+    key = zlib.crc32(b"C1:7.0")
+    await holder.execute("SELECT pg_advisory_lock($1)", key)
+    try:
+        first = asyncio.create_task(new_runs.store(db, [new_thread("Ev7", "7.0")]))
+        deadline = time.monotonic() + 30
+        while not await holder.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 "
+            "AND NOT granted",
+            key,
+        ):
+            assert time.monotonic() < deadline, "the new thread's run was stored without its lock"
+            await asyncio.sleep(0.05)
+        assert not first.done()
+    finally:
+        await holder.execute("SELECT pg_advisory_unlock($1)", key)
+        await holder.close()
+    (opened,) = await asyncio.wait_for(first, 30)
+    (reply,) = await new_runs.store(db, [message("Ev8", "7.0")])
+
+    assert opened.run is not None and reply.run is not None
+    assert reply.queued and reply.run.follows_run_id == opened.run.id
+    await db.dispose()

@@ -133,8 +133,8 @@ async def _start(
         if outcome.error is not None:
             await stored(pending, "a /baton request")
             await say_busy(respond)
-        elif outcome.value is not None:  # None: a replay of a command stored before
-            await hand_over(baton, outcome.value)
+        elif outcome.value is not None and outcome.value.run_id is not None:  # else a replay
+            await hand_over(baton, outcome.value.run_id, woken=outcome.value.woken)
 
     baton.background.spawn(start(), name="command-run")
 

@@ -121,6 +121,7 @@ async def handle_message(
     elif not isinstance(command, Ask):
         # Other subcommands are slash-command only; in a conversation, treat it as a request.
         request = text
+    in_thread = event.get("thread_ts") not in (None, event.get("ts"))
     try:
         pending = await accept_message(
             baton,
@@ -133,13 +134,13 @@ async def handle_message(
             user_id=str(event.get("user") or "") or None,
             event_id=str(body["event_id"]) if body.get("event_id") else None,
             follow_up_only=follow_up_only,
-            reply=event.get("thread_ts") not in (None, event.get("ts")),
+            reply=in_thread,
+            new_thread=not in_thread,
         )
     except IntakeFailed as e:
         # Not stored, not marked seen: Slack retries the event (in a minute, then five).
         log.warning("a %s was not stored (%s); Slack will retry it", source, e)
         return BoltResponse(status=503, body="")
-    in_thread = event.get("thread_ts") not in (None, event.get("ts"))
     baton.background.spawn(
         begin(
             baton,

@@ -1,0 +1,77 @@
+"""Rows for PostgreSQL as one JSON parameter: any number of rows, one statement text.
+
+An INSERT of n rows with a parameter per value is a new statement for every n (compiled by
+SQLAlchemy, prepared by PostgreSQL, and as many values to convert one by one). Here a table's
+rows travel as one JSON array, which PostgreSQL turns into rows of the table's own type
+(`json_populate_recordset`), each value read as its column's type. Used where a burst of
+rows goes in before Slack's ack (`storage.new_runs`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy import Table
+
+
+def as_json(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
+    """These rows of `table` as the JSON `rows_of` reads: each value as PostgreSQL reads its
+    column's type (an `sa.Enum` column holds its members' names, a time its ISO form)."""
+    named = _named_enums(table)
+    out = []
+    for row in rows:
+        if named:
+            row = {**row, **{c: _name(e, row[c]) for c, e in named.items() if row.get(c)}}
+        out.append(row)
+    return json.dumps(out, default=_time, separators=(",", ":"))
+
+
+def rows_of(table: Table, columns: Sequence[str], parameter: str) -> str:
+    """SQL for the rows of `table` in JSON parameter `parameter`, these columns of each:
+    `SELECT "a", "b" FROM json_populate_recordset(…) AS r` (to add a WHERE to)."""
+    names = ", ".join(_quoted(c) for c in columns)
+    return (
+        f"SELECT {names} FROM json_populate_recordset("
+        f"CAST(NULL AS {_quoted(table.name)}), CAST(:{parameter} AS json)) AS r"
+    )
+
+
+def insert_of(table: Table, columns: Sequence[str], parameter: str) -> str:
+    """`INSERT INTO table (columns) SELECT … FROM` the rows in JSON parameter `parameter`."""
+    names = ", ".join(_quoted(c) for c in columns)
+    return f"INSERT INTO {_quoted(table.name)} ({names}) {rows_of(table, columns, parameter)}"
+
+
+def columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The columns these rows give values for, in the table's order."""
+    given = set().union(*(row.keys() for row in rows))
+    return tuple(c.name for c in table.columns if c.name in given)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@functools.cache
+def _named_enums(table: Table) -> dict[str, type[Enum]]:
+    return {
+        c.name: c.type.enum_class
+        for c in table.columns
+        if isinstance(c.type, SAEnum) and c.type.enum_class is not None
+    }
+
+
+def _name(enum: type[Enum], value: Any) -> str:
+    return (value if isinstance(value, enum) else enum(value)).name
+
+
+def _time(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a column value")
