@@ -17,6 +17,8 @@
 - MCP call overhead: a tool called through an MCP server (stdio, HTTP) against a built-in one
 - migrations: a new and a 0.1.0 database upgraded to head; start-up's check when at head
 - installation stores: authorising requests in OAuth mode, and how long each store blocks the loop
+- intake groups: a group of requests stored before their acks on PostgreSQL, as the one
+  statement new runs take against a transaction (`bench/intake_groups.py`)
 - real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
 - scale (`bench/scale.py`): acks under bursts against a bare Bolt app, with runs in flight in
   a worker, and the worker's memory per run in flight; orchestration overhead per task against
@@ -319,6 +321,12 @@ async def migrations(_: Site) -> list[tuple[str, str, str]]:
     return await upgrades()
 
 
+async def intake_groups(_: Site) -> list[tuple[str, str, str]]:
+    from bench.intake_groups import intake_groups as measure
+
+    return await measure()
+
+
 async def installation_stores(_: Site) -> list[tuple[str, str, str]]:
     from bench.installation_stores import installation_stores as measure
 
@@ -400,6 +408,7 @@ async def main() -> None:
         mcp_overhead,
         migrations,
         installation_stores,
+        intake_groups,
         real_model,
         scale,
     ):

@@ -143,8 +143,9 @@ async def accept_message(
         row["lease_until"] = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
 
     async def store() -> Accepted | None:
-        if channel_id.startswith("D"):
-            # In the assistant container, the channel the person is looking at is context.
+        if channel_id.startswith("D") and not new_thread:
+            # In the assistant container (whose messages are all in threads), the channel
+            # the person is looking at is context.
             thread = await assistant_threads.get(baton.db, channel_id, thread_ts)
             looking = planner_context(thread) if thread is not None else None
             if looking:

@@ -46,6 +46,18 @@ async def notices(db: Database, run: Run) -> list[dict[str, Any]]:
     return [d.data for d in await outbox.for_run(db, run.id) if d.purpose == DeliveryPurpose.NOTICE]
 
 
+async def someone_waits(holder: asyncpg.Connection, key: int, otherwise: str) -> None:
+    """Returns once another connection waits for the advisory lock `key` that `holder` holds;
+    fails with `otherwise` when none does within 30 s."""
+    deadline = time.monotonic() + 30
+    while not await holder.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted",
+        key,
+    ):
+        assert time.monotonic() < deadline, otherwise
+        await asyncio.sleep(0.05)
+
+
 async def test_a_group_of_commands_drops_retries_within_it_and_from_before(
     any_db: Database,
 ) -> None:
@@ -162,14 +174,7 @@ async def test_a_group_held_up_on_postgresql_does_not_hold_up_the_next() -> None
         await holder.execute("SELECT pg_advisory_lock($1)", key)
         try:
             first = asyncio.create_task(queue.store(message("Ev1", "1.0")))
-            deadline = time.monotonic() + 30
-            while not await holder.fetchval(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 "
-                "AND NOT granted",
-                key,
-            ):
-                assert time.monotonic() < deadline, "the first group never waited for its thread"
-                await asyncio.sleep(0.05)
+            await someone_waits(holder, key, "the first group never waited for its thread")
 
             second = await asyncio.wait_for(queue.store(message("Ev2", "2.0")), 30)
 
@@ -200,8 +205,8 @@ async def test_on_postgresql_a_group_of_new_runs_is_one_statement_that_wakes_the
     heard: list[str] = []
     woken = asyncio.Event()
 
-    def hear(_conn: Any, _pid: int, channel: str, _payload: str) -> None:
-        heard.append(channel)
+    def hear(_conn: Any, _pid: int, channel: str, payload: str) -> None:
+        heard.append(f"{channel}:{payload}" if payload else channel)
         woken.set()
 
     await listener.add_listener(queue.CHANNEL, hear)
@@ -238,8 +243,12 @@ async def test_on_postgresql_a_group_of_new_runs_is_one_statement_that_wakes_the
     # A group with nothing new (every request a retry) stores nothing and wakes no one.
     again = await new_runs.store(db, [command("t1"), new_thread("Ev1", "1.0")], wake=True)
     assert [t.run for t in again] == [None, None]
-    await asyncio.sleep(0.2)
-    assert heard == [queue.CHANNEL]
+    # Notifications arrive in commit order: once one sent after it has come, any it sent
+    # would have come too.
+    woken.clear()
+    await listener.execute(f"NOTIFY {queue.CHANNEL}, 'mark'")
+    await asyncio.wait_for(woken.wait(), 10)
+    assert heard == [queue.CHANNEL, f"{queue.CHANNEL}:mark"]
     assert before.run is not None and await runs.get_run(db, before.run.id) == before.run
     await listener.close()
     await db.dispose()
@@ -255,14 +264,7 @@ async def test_on_postgresql_a_new_thread_is_locked_until_its_run_is_stored(pg_u
     await holder.execute("SELECT pg_advisory_lock($1)", key)
     try:
         first = asyncio.create_task(new_runs.store(db, [new_thread("Ev7", "7.0")]))
-        deadline = time.monotonic() + 30
-        while not await holder.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 "
-            "AND NOT granted",
-            key,
-        ):
-            assert time.monotonic() < deadline, "the new thread's run was stored without its lock"
-            await asyncio.sleep(0.05)
+        await someone_waits(holder, key, "the new thread's run was stored without its lock")
         assert not first.done()
     finally:
         await holder.execute("SELECT pg_advisory_unlock($1)", key)

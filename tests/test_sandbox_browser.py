@@ -124,6 +124,8 @@ async def inside(page: Page, locator: Locator) -> None:
 
 async def within(outer: Locator, inner: Locator) -> None:
     """`inner` is drawn inside `outer`'s box (scrolled into its view)."""
+    # A list redrawn as a call arrives has no box for a moment: wait until it is drawn.
+    await expect(inner).to_be_visible()
     o, i = await outer.bounding_box(), await inner.bounding_box()
     assert o is not None and i is not None
     assert i["y"] >= o["y"] - 1 and i["y"] + i["height"] <= o["y"] + o["height"] + 1, (o, i)
