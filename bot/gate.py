@@ -55,12 +55,17 @@ def gate(baton: Baton) -> Middleware:
         headers = request.headers
         hot = _command(body) if headers.get("Content-Type", "").startswith(FORM) else None
         mention = None if hot is not None else _mention(body)
-        if (hot is None and mention is None) or not verifier.is_valid(
-            body,
-            headers.get("X-Slack-Request-Timestamp", ""),
-            headers.get("X-Slack-Signature", ""),
+        stamp, signature = (
+            headers.get("X-Slack-Request-Timestamp"),
+            headers.get("X-Slack-Signature"),
+        )
+        if (
+            (hot is None and mention is None)
+            or not stamp
+            or not signature
+            or not verifier.is_valid(body, stamp, signature)
         ):
-            return await handler(request)
+            return await handler(request)  # Bolt answers what it would not take
         try:
             if hot is not None:
                 ack = AsyncAck()  # type: ignore[no-untyped-call]

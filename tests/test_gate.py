@@ -46,15 +46,16 @@ def command_body(slack: SlackStandIn, text: str) -> bytes:
     return urlencode(fields).encode()
 
 
-async def test_a_badly_signed_or_stale_baton_command_is_refused_and_starts_nothing(
+async def test_an_unsigned_badly_signed_or_stale_baton_command_is_refused_and_starts_nothing(
     bot: Bot, slack: SlackStandIn
 ) -> None:
     body = command_body(slack, "check https://example.com")
 
+    unsigned = await bot.post(body, FORM, headers={"Content-Type": FORM})
     wrong_secret = await bot.post(body, FORM, secret="not-the-secret")
     stale = await bot.post(body, FORM, timestamp=int(time.time()) - 600)
 
-    assert (wrong_secret.status, stale.status) == (401, 401)
+    assert (unsigned.status, wrong_secret.status, stale.status) == (401, 401, 401)
     assert await runs.count_runs(bot.baton.db) == 0
     # The same command, signed, is taken.
     assert (await bot.post(body, FORM)).status == 200
