@@ -1,10 +1,12 @@
 """Scale: Baton against references, measured by the same harness.
 
 - ack latency under bursts: the same signed `/baton run` commands and mentions, sent all at
-  once, to a bare Bolt app (acks only) and to Baton's web process (`BATON_WORKERS=external`,
-  a `baton worker`, PostgreSQL), with runs in flight in the worker (their model calls held by
-  the fake model server: topped up to 0 / 200 / 800, and each burst's runs stay in flight, so
-  each row names the count it was measured at); p50 / p99, and Baton's p99 over Bolt's. Both
+  once from a process of their own and timed until each answer reaches its socket
+  (`bench/burst.py`), to a bare Bolt app (acks only) and to Baton's web process
+  (`BATON_WORKERS=external`, a `baton worker`, PostgreSQL), with runs in flight in the worker
+  (their model calls held by the fake model server: topped up to 0 / 200 / 800, and each
+  burst's runs stay in flight, so each row names the count it was measured at); p50 / p99,
+  and Baton's p99 over Bolt's. Both
   are warmed up first with a burst of runs that finish at once (connections made, statements
   prepared): the rows measure processes in use, not ones just started
 - memory per run in flight: after the bursts, the workers' RSS (`/proc/<pid>/status`) read

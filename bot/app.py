@@ -95,6 +95,8 @@ class Baton:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # OAuth mode: a token per workspace. None: one workspace, `client` carries its token.
     workspaces: Workspaces | None = None
+    # With one workspace: who Baton is there (`auth.test`, asked once at start).
+    identity: AuthorizeResult | None = None
 
     def __post_init__(self) -> None:
         self.deliverer = Deliverer(self, self.delivery)
@@ -346,9 +348,10 @@ async def bolt_app(
     client: AsyncWebClient,
     db: Database,
     workspaces: Workspaces | None,
-) -> AsyncApp:
-    """Bolt, authorising each request: with Baton's one identity (asked once, here), or in
-    OAuth mode from the installation of the request's workspace."""
+) -> tuple[AsyncApp, AuthorizeResult | None]:
+    """Bolt, authorising each request: with Baton's one identity (asked once, here, and
+    given back with the app), or in OAuth mode from the installation of the request's
+    workspace."""
     # Bolt's own client carries no token: `authorize` gives each request its workspace's.
     bolt_client = AsyncWebClient(
         base_url=settings.slack_api_url,
@@ -374,13 +377,14 @@ async def bolt_app(
         async def authorize() -> AuthorizeResult:
             return me
 
-        return AsyncApp(authorize=authorize, **common)
-    return AsyncApp(
+        return AsyncApp(authorize=authorize, **common), me
+    oauth = AsyncApp(
         oauth_settings=oauth_settings(settings, db, workspaces),
         # Bolt takes an AsyncAuthorize as is (its annotation names only plain functions).
         authorize=StoredAuthorize(db),  # type: ignore[arg-type]
         **common,
     )
+    return oauth, None
 
 
 async def create(
@@ -419,7 +423,7 @@ async def create(
     client = slack_client(settings, telemetry.metrics)
     workspaces = Workspaces(db, client) if settings.oauth else None
     try:
-        app = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
+        app, me = await bolt_app(settings, mode=mode, client=client, db=db, workspaces=workspaces)
     except BaseException:
         assert client.session is not None
         await client.session.close()
@@ -438,6 +442,7 @@ async def create(
         telemetry=telemetry,
         delivery=delivery or DeliveryOptions(),
         workspaces=workspaces,
+        identity=me,
     )
     register(baton)
     return baton

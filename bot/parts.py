@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from agents.providers.registry import Models
@@ -69,6 +70,8 @@ class Baton(Protocol):
     def background(self) -> Background: ...
     @property
     def workspaces(self) -> Workspaces | None: ...
+    @property
+    def identity(self) -> AuthorizeResult | None: ...
     @property
     def deliverer(self) -> Deliveries: ...
     @property

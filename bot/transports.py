@@ -19,6 +19,7 @@ from bot.app import Baton
 from bot.approval_clicks import escalate_and_tell, expire_and_resume
 from bot.clicks import handle_left_over
 from bot.config import secret
+from bot.gate import gate
 from bot.manifest import EVENTS_PATH
 from bot.metrics_endpoint import metrics_route
 from bot.request_checks import refuse_malformed
@@ -113,6 +114,7 @@ def web_app(baton: Baton) -> web.Application:
     """Bolt's aiohttp app (signature checks included), a health check and the metrics."""
     app = baton.app.web_app(path=EVENTS_PATH)
     app.middlewares.append(refuse_malformed)
+    app.middlewares.append(gate(baton))  # after the checks: `/baton` and mentions, taken in
     add_operator_routes(app, baton)
     return app
 

@@ -1,4 +1,5 @@
-"""The Slack surface: signatures, slash commands, DMs, rate limits, streaming fallbacks."""
+"""The Slack surface: signatures, slash commands, DMs, rate limits, streaming fallbacks, and
+the requests taken in before Bolt's dispatch (`bot/gate.py`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.progress import ProgressOptions
-from sandbox.signing import JSON_TYPE, sign
+from sandbox.signing import FORM, JSON_TYPE, sign
 from sandbox.web_api import SlackStandIn
 from storage import runs
-from storage.models import RunStatus
+from storage.models import RunSource, RunStatus
 from testkit.databases import Site
 from testkit.harness import PAYLOADS, SECRET, Bot, running_bot, wait_until
+from tests.test_intake import slash_body
 
 
 @pytest.fixture
@@ -263,3 +265,58 @@ async def test_an_append_on_its_way_when_the_run_ends_is_let_finish_before_the_s
         f'baton_slack_calls_total{{method="chat.appendStream",result="ok"}} {float(appended)}'
         in metrics
     )
+
+
+# `/baton` and mentions are taken in before Bolt's dispatch (`bot/gate.py`): what Bolt would
+# refuse is still refused, Baton's own words start nothing, a retried event is stored once.
+
+
+async def test_an_unsigned_badly_signed_or_stale_baton_command_is_refused_and_starts_nothing(
+    bot: Bot, slack: SlackStandIn
+) -> None:
+    body = slash_body(slack, "check https://example.com")
+
+    unsigned = await bot.post(body, FORM, headers={"Content-Type": FORM})
+    wrong_secret = await bot.post(body, FORM, secret="not-the-secret")
+    stale = await bot.post(body, FORM, timestamp=int(time.time()) - 600)
+
+    assert (unsigned.status, wrong_secret.status, stale.status) == (401, 401, 401)
+    assert await runs.count_runs(bot.baton.db) == 0
+    # The same command, signed, is taken.
+    assert (await bot.post(body, FORM)).status == 200
+    assert await runs.count_runs(bot.baton.db) == 1  # stored before the ack
+
+
+async def test_a_mention_by_baton_itself_starts_nothing(bot: Bot, slack: SlackStandIn) -> None:
+    own = slack.workspace.bot.id
+    event = {
+        "type": "app_mention",
+        "user": own,
+        "text": f"<@{own}> check https://example.com",
+        "ts": "1700000000.000200",
+        "channel": "C0GENERAL",
+        "event_ts": "1700000000.000200",
+    }
+
+    assert await bot.event(event) == 200
+    assert await runs.count_runs(bot.baton.db) == 0
+
+
+async def test_a_mention_slack_sends_again_is_stored_once(bot: Bot, slack: SlackStandIn) -> None:
+    message = await slack.post_as_user("C0GENERAL", "U0ALICE", "<@U0BATON> check it")
+    event = {
+        "type": "app_mention",
+        "user": "U0ALICE",
+        "text": message.text,
+        "ts": message.ts,
+        "channel": "C0GENERAL",
+        "event_ts": message.ts,
+    }
+
+    first = await bot.event(event, event_id="Ev0AGAIN")
+    again = await bot.event(event, event_id="Ev0AGAIN", retry_num=1)
+
+    assert (first, again) == (200, 200)
+    assert await runs.count_runs(bot.baton.db) == 1
+    run = await runs.latest_run(bot.baton.db, channel_id="C0GENERAL")
+    assert run is not None and run.source == RunSource.MENTION and run.thread_ts == message.ts
