@@ -103,7 +103,8 @@ async def store(db: Database, requests: Sequence[NewRun], *, wake: bool = False)
 
     `wake`: on PostgreSQL, the statement that stores runs needing nothing read first also
     wakes the workers (`queue.notify`'s NOTIFY, sent as it commits), so no other round trip
-    follows it."""
+    follows it. PostgreSQL commits notifying transactions one at a time; a whole group is one
+    such transaction, so a burst's requests do not queue behind each other's."""
     if not db.is_sqlite and all(r.blind for r in requests):
         return await _store_blind(db, requests, wake=wake)
     if len(requests) == 1 and not requests[0].in_thread:
@@ -170,7 +171,7 @@ def _store_in(conn: Connection, *, is_sqlite: bool, requests: Sequence[NewRun]) 
 
 async def _store_blind(db: Database, requests: Sequence[NewRun], *, wake: bool) -> list[Taken]:
     """`store` on PostgreSQL for requests that need nothing read first: one statement in
-    autocommit (`_BLIND`), so one round trip and one commit for the whole group.
+    autocommit (`_blind`), so one round trip and one commit for the whole group.
 
     The statement records the requests' ids (a retry's is there already), takes the locks of
     the threads they start (a reply in one waits, then finds this run going), and adds each
