@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,12 +124,17 @@ async def inside(page: Page, locator: Locator) -> None:
 
 
 async def within(outer: Locator, inner: Locator) -> None:
-    """`inner` is drawn inside `outer`'s box (scrolled into its view)."""
-    # A list redrawn as a call arrives has no box for a moment: wait until it is drawn.
-    await expect(inner).to_be_visible()
-    o, i = await outer.bounding_box(), await inner.bounding_box()
-    assert o is not None and i is not None
-    assert i["y"] >= o["y"] - 1 and i["y"] + i["height"] <= o["y"] + o["height"] + 1, (o, i)
+    """`inner` is drawn inside `outer`'s box (scrolled into its view). The page redraws a
+    list whenever a call arrives, and a row being replaced has no box for a moment, so the
+    boxes are read again until they hold, for up to 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        o, i = await outer.bounding_box(), await inner.bounding_box()
+        drawn = o is not None and i is not None
+        if drawn and i["y"] >= o["y"] - 1 and i["y"] + i["height"] <= o["y"] + o["height"] + 1:
+            return
+        assert time.monotonic() < deadline, (o, i)
+        await asyncio.sleep(0.05)
 
 
 def client_of(slack: SlackStandIn) -> AsyncWebClient:
