@@ -27,7 +27,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Where a checked JSON body is kept on the request, read once for whoever comes next
 # (`bot/gate.py`).
-PAYLOAD = "baton.slack_payload"
+PAYLOAD = web.RequestKey("slack_payload", dict[str, Any])
 
 
 @web.middleware
