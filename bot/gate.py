@@ -14,7 +14,6 @@ from its workspace's installation.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -31,6 +30,7 @@ from slack_sdk.signature import SignatureVerifier
 from bot.config import secret
 from bot.listeners import commands, mentions
 from bot.manifest import EVENTS_PATH
+from bot.request_checks import PAYLOAD
 from storage.models import RunSource
 
 if TYPE_CHECKING:
@@ -42,8 +42,9 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def gate(baton: Baton) -> Middleware:
-    """aiohttp middleware for /slack/events: `/baton` and mentions answered here, the rest
-    (and everything in OAuth mode) handed to Bolt."""
+    """aiohttp middleware for /slack/events, inside `refuse_malformed` (whose JSON it reads):
+    `/baton` and mentions answered here, the rest (and everything in OAuth mode) handed to
+    Bolt."""
     verifier = SignatureVerifier(secret(baton.settings.slack_signing_secret) or "")
 
     @web.middleware
@@ -54,7 +55,7 @@ def gate(baton: Baton) -> Middleware:
         body = await request.text()
         headers = request.headers
         hot = _command(body) if headers.get("Content-Type", "").startswith(FORM) else None
-        mention = None if hot is not None else _mention(body)
+        mention = None if hot is not None else _mention(request.get(PAYLOAD))
         stamp, signature = (
             headers.get("X-Slack-Request-Timestamp"),
             headers.get("X-Slack-Signature"),
@@ -99,15 +100,10 @@ def _command(body: str) -> dict[str, Any] | None:
     return fields if fields.get("command") == "/baton" else None
 
 
-def _mention(body: str) -> dict[str, Any] | None:
-    """An `app_mention` event's whole payload; else None."""
-    if '"app_mention"' not in body:
-        return None
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(payload, dict) or payload.get("type") != "event_callback":
+def _mention(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The JSON body `refuse_malformed` read (`PAYLOAD`) when it is an `app_mention` event's;
+    else None."""
+    if payload is None or payload.get("type") != "event_callback":
         return None
     event = payload.get("event")
     return payload if isinstance(event, dict) and event.get("type") == "app_mention" else None

@@ -21,7 +21,7 @@ from sqlalchemy import Table
 
 
 def as_json(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
-    """These rows of `table` as the JSON `rows_of` reads: each value as PostgreSQL reads its
+    """These rows of `table` as the JSON `insert_of` reads: each value as PostgreSQL reads its
     column's type (an `sa.Enum` column holds its members' names, a time its ISO form)."""
     named = _named_enums(table)
     out = []
@@ -32,20 +32,15 @@ def as_json(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps(out, default=_time, separators=(",", ":"))
 
 
-def rows_of(table: Table, columns: Sequence[str], parameter: str) -> str:
-    """SQL for the rows of `table` in JSON parameter `parameter`, these columns of each:
-    `SELECT "a", "b" FROM json_populate_recordset(…) AS r` (to add a WHERE to)."""
+def insert_of(table: Table, columns: Sequence[str], parameter: str) -> str:
+    """`INSERT INTO table (columns) SELECT … FROM` the rows in JSON parameter `parameter`
+    (each row named `r`, for a WHERE to follow)."""
     names = ", ".join(_quoted(c) for c in columns)
     return (
-        f"SELECT {names} FROM json_populate_recordset("
-        f"CAST(NULL AS {_quoted(table.name)}), CAST(:{parameter} AS json)) AS r"
+        f"INSERT INTO {_quoted(table.name)} ({names}) SELECT {names} FROM "
+        f"json_populate_recordset(CAST(NULL AS {_quoted(table.name)}), "
+        f"CAST(:{parameter} AS json)) AS r"
     )
-
-
-def insert_of(table: Table, columns: Sequence[str], parameter: str) -> str:
-    """`INSERT INTO table (columns) SELECT … FROM` the rows in JSON parameter `parameter`."""
-    names = ", ".join(_quoted(c) for c in columns)
-    return f"INSERT INTO {_quoted(table.name)} ({names}) {rows_of(table, columns, parameter)}"
 
 
 def columns_of(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
