@@ -196,8 +196,6 @@ class Worker:
             while not stopping.is_set():
                 if listener is not None and not listener.listening:
                     await listener.start()
-                if listener is not None:
-                    await self._let_burst_pass(listener, stopping)
                 self.wake.clear()
                 room = min(self.capacity - len(self._drives), CLAIM_BATCH)
                 if room > 0:
@@ -220,6 +218,9 @@ class Worker:
                         await asyncio.sleep(0)
                         continue
                 await self._pause(stopping)
+                if listener is not None:
+                    # Woken: let a burst pass, then claim its runs without waiting again.
+                    await self._let_burst_pass(listener, stopping)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
