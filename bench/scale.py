@@ -3,12 +3,13 @@
 - ack latency under bursts: the same signed `/baton run` commands and mentions, sent all at
   once from a process of their own and timed until each answer reaches its socket
   (`bench/burst.py`), to a bare Bolt app (acks only) and to Baton's web process
-  (`BATON_WORKERS=external`, a `baton worker`, PostgreSQL), with runs in flight in the worker
-  (their model calls held by the fake model server: topped up to 0 / 200 / 800, and each
-  burst's runs stay in flight, so each row names the count it was measured at); p50 / p99,
-  and Baton's p99 over Bolt's. Both
-  are warmed up first with a burst of runs that finish at once (connections made, statements
-  prepared): the rows measure processes in use, not ones just started
+  (`BATON_WORKERS=external`, `baton worker`s, PostgreSQL), with runs in flight in the workers
+  (their model calls held by the fake model server: topped up to 0 / 800, and each burst's
+  runs stay in flight, so each row names the counts it was measured between); each burst
+  REPEATS times, Bolt's and Baton's taking turns: p50 / p99 (medians), and Baton's p99 over
+  Bolt's in the same turn (median and range). Both are warmed up first with a burst of runs
+  that finish at once (connections made, statements prepared): the rows measure processes in
+  use, not ones just started
 - memory per run in flight: after the bursts, the workers' RSS (`/proc/<pid>/status`) read
   before and after each of three steps of 66 more held runs; KB per run, median and range
 - orchestration overhead: chains and fan-outs of no-op tasks (the offline `rules` model) in
@@ -23,8 +24,8 @@
   per run meanwhile, and the runs per second the machine's cores allow at that cost
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
-runs in flight, with three workers to hold them); by default the bursts are 30/100 with 0/200
-in flight, so that `make bench` stays under ten minutes.
+runs in flight, once each, with three workers to hold them); by default the bursts are 30/100
+with 0/800 in flight, three times each, so that `make bench` stays under ten minutes.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ T = TypeVar("T")
 Row = tuple[str, str, str]
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
 BURSTS = (30, 100, 300) if FULL else (30, 100)
-IN_FLIGHT = (0, 200, 800) if FULL else (0, 200)
+IN_FLIGHT = (0, 200, 800) if FULL else (0, 800)
+REPEATS = 1 if FULL else 3
 # After the bursts, this many more runs are held in this many steps, the workers' RSS read
 # between them.
 MEMORY_RUNS, MEMORY_STEPS = 198, 3
@@ -226,7 +228,7 @@ async def ack_bursts() -> list[Row]:
             workers = []
             # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each), and for
             # the memory steps after them.
-            for _ in range(3 if FULL else 1):
+            for _ in range(3 if FULL else 2):
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
                 )
@@ -277,25 +279,20 @@ async def ack_bursts() -> list[Row]:
                     await settle(target)
                 for size in BURSTS:
                     for kind in ("command", "mention"):
-                        before = held()
-                        bare, bare_cpu = await on_cpu(
-                            bolt_proc.pid, bolt.burst(await requests(bolt, kind, size, "run think"))
-                        )
-                        ours, our_cpu = await on_cpu(
-                            web.pid, baton.burst(await requests(baton, kind, size, "run think"))
-                        )
-                        # The burst's runs join those in flight once their model call is held.
-                        await settle(before + size)
-                        ratio = pct(ours, 0.99) / pct(bare, 0.99)
-                        rows.append(
-                            (
-                                f"ack, {size} {kind}s at once, {before} runs in flight (PostgreSQL)",
-                                "p50 / p99 Bolt → Baton · p99 ratio · CPU per request Bolt → Baton",
-                                f"{pct(bare, 0.5):.0f} / {pct(bare, 0.99):.0f} → "
-                                f"{pct(ours, 0.5):.0f} / {pct(ours, 0.99):.0f} ms · {ratio:.2f}× · "
-                                f"{bare_cpu * 1000 / size:.2f} → {our_cpu * 1000 / size:.2f} ms",
+                        first, turns = held(), []
+                        for _ in range(REPEATS):
+                            before = held()
+                            bare, bare_cpu = await on_cpu(
+                                bolt_proc.pid,
+                                bolt.burst(await requests(bolt, kind, size, "run think")),
                             )
-                        )
+                            ours, our_cpu = await on_cpu(
+                                web.pid, baton.burst(await requests(baton, kind, size, "run think"))
+                            )
+                            turns.append((bare, bare_cpu, ours, our_cpu))
+                            # The burst's runs join those in flight once their model call is held.
+                            await settle(before + size)
+                        rows.append(_ack_row(size, kind, first, before, turns))
             # Memory per run in flight: the workers' RSS before and after each step of runs
             # held by the model.
             step, kb_per_run, first = MEMORY_RUNS // MEMORY_STEPS, [], held()
@@ -315,6 +312,31 @@ async def ack_bursts() -> list[Row]:
                 )
             )
     return rows
+
+
+def _ack_row(
+    size: int,
+    kind: str,
+    first: int,
+    last: int,
+    turns: list[tuple[list[float], float, list[float], float]],
+) -> Row:
+    """One ack row from its turns (Bolt's acks and CPU seconds, then Baton's)."""
+    ratios = [pct(ours, 0.99) / pct(bare, 0.99) for bare, _, ours, _ in turns]
+    bolt = [statistics.median([pct(t[0], q) for t in turns]) for q in (0.5, 0.99)]
+    baton = [statistics.median([pct(t[2], q) for t in turns]) for q in (0.5, 0.99)]
+    cpu = [
+        statistics.median([bare_cpu * 1000 / size for _, bare_cpu, _, _ in turns]),
+        statistics.median([our_cpu * 1000 / size for _, _, _, our_cpu in turns]),
+    ]
+    flight = f"{first}–{last}" if last != first else str(first)
+    return (
+        f"ack, {size} {kind}s at once, {flight} runs in flight (PostgreSQL)",
+        "p50 / p99 Bolt → Baton · p99 ratio · CPU per request Bolt → Baton",
+        f"{bolt[0]:.0f} / {bolt[1]:.0f} → {baton[0]:.0f} / {baton[1]:.0f} ms · "
+        f"{_spread(ratios, '.2f')}× · "
+        f"{cpu[0]:.2f} → {cpu[1]:.2f} ms",
+    )
 
 
 def rss_kb(*pids: int) -> int:
@@ -627,7 +649,9 @@ async def worker_throughput() -> list[Row]:
     """The same burst of three-task runs, finished by 1, 2 and 4 workers; the counts take
     turns, so that a slow moment of the machine does not fall on one count only. With the
     CPU each part spent per run: what the machine's cores allow at most."""
-    n = 120 if FULL else 60
+    # Long enough that what every burst costs once (the sender's start, the first claims,
+    # the last look) weighs little against the runs: with 60 it was a third of the time.
+    n = 200
     counts, repeats = (1, 2, 4), 2
     results: dict[int, list[Throughput]] = {w: [] for w in counts}
     with tempfile.TemporaryDirectory() as tmp:

@@ -113,9 +113,8 @@ class Orchestrator:
         next_id: str | None = run_id
         while next_id is not None:
             try:
-                finished = await self._take_turns(next_id, lease)
+                next_id = await self._take_turns(next_id, lease)
                 lease = None
-                next_id = await runs.next_follower(self.db, next_id) if finished else None
             except Exception as e:
                 if not is_unavailable(e):
                     log.exception("run %s could not be driven", next_id)
@@ -147,16 +146,17 @@ class Orchestrator:
         """Whether a drive of this run is going on in this process."""
         return run_id in self._drives
 
-    async def _take_turns(self, run_id: str, lease: Lease | None = None) -> bool:
-        """Drive the run while it is nudged (under `lease` when one was claimed for it);
-        True when it has finished."""
+    async def _take_turns(self, run_id: str, lease: Lease | None = None) -> str | None:
+        """Drive the run while it is nudged (under `lease` when one was claimed for it); once
+        it has finished, the message that waited for it in its thread (None: none, or the run
+        has not finished)."""
         if lease is None:
             lease = await runs.nudge_and_acquire(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
         while True:
             if lease is None:
-                return False  # someone else is driving it and will see the nudge
+                return None  # someone else is driving it and will see the nudge
             left = True
             try:
                 left = await self._drive_under(lease)
@@ -167,8 +167,7 @@ class Orchestrator:
             lease = await runs.acquire_lease(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
-        status = await runs.status_of(self.db, run_id)
-        return status is not None and status.is_final
+        return await runs.follower_if_ended(self.db, run_id)
 
     async def _drive_under(self, lease: Lease) -> bool:
         """One drive while the lease is held. True when the driver had to leave the run as it

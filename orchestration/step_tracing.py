@@ -81,14 +81,14 @@ def traced_run(
             if run.traceparent is None and (parent := traceparent(span)) is not None:
                 await runs.set_traceparent(self.db, run.id, parent)
             await fn(self, run, sink)
-            after = await runs.get_run(self.db, run.id)
+            after = await runs.outcome_of(self.db, run.id)
             if after is not None:
                 _run_outcome(self.telemetry, span, after)
 
     return wrapper
 
 
-def _run_outcome(telemetry: Telemetry, span: Span, run: Run) -> None:
+def _run_outcome(telemetry: Telemetry, span: Span, run: runs.Outcome) -> None:
     span.set_attribute(RUN_STATUS_ATTR, run.status.value)
     if run.status == RunStatus.FAILED:
         span.set_status(Status(StatusCode.ERROR, "run failed"))

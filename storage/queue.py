@@ -89,12 +89,14 @@ async def notify(db: Database) -> None:
 
 
 class Listener:
-    """A connection of its own that LISTENs for `notify`, setting `wake` on each one."""
+    """A connection of its own that LISTENs for `notify`, setting `wake` on each one;
+    `heard_at` is when the last one came (the event loop's clock)."""
 
     def __init__(self, db: Database, wake: asyncio.Event) -> None:
         self._url = make_url(db.url).set(drivername="postgresql")
         self._wake = wake
         self._conn: Any = None
+        self.heard_at = float("-inf")
 
     @property
     def listening(self) -> bool:
@@ -113,6 +115,7 @@ class Listener:
             self._conn = None
 
     def _heard(self, *_: object) -> None:
+        self.heard_at = asyncio.get_running_loop().time()
         self._wake.set()
 
     async def close(self) -> None:

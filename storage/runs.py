@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Float,
@@ -418,20 +418,6 @@ async def runs_to_resume(db: Database) -> Resumable:
     return Resumable(run_ids=free, next_lease_end=min(live) if live else None)
 
 
-async def next_follower(db: Database, run_id: str) -> str | None:
-    """The message that waited for this run, if any."""
-    row = await db.one(_NEXT_FOLLOWER, {"k_run": run_id})
-    return None if row is None else str(row[0])
-
-
-_NEXT_FOLLOWER = (
-    select(_RUNS.c.id)
-    .where(_RUNS.c.follows_run_id == bindparam("k_run"), _RUNS.c.status == RunStatus.QUEUED)
-    .order_by(_RUNS.c.created_at)
-    .limit(1)
-)
-
-
 async def status_of(db: Database, run_id: str) -> RunStatus | None:
     """Where the run is now (None: no such run), without reading the rest of it."""
     row = await db.one(_STATUS, {"k_run": run_id})
@@ -439,6 +425,52 @@ async def status_of(db: Database, run_id: str) -> RunStatus | None:
 
 
 _STATUS = select(_RUNS.c.status).where(_RUNS.c.id == bindparam("k_run"))
+
+
+async def follower_if_ended(db: Database, run_id: str) -> str | None:
+    """Once the run has ended, the message that waited for it in its thread, if any; None
+    while it has not ended (one statement: its status and the follower read together)."""
+    row = await db.one(_STATUS_AND_FOLLOWER, {"k_run": run_id})
+    if row is None or not RunStatus(row[0]).is_final:
+        return None
+    return None if row[1] is None else str(row[1])
+
+
+_FOLLOWERS = _RUNS.alias("followers")
+_STATUS_AND_FOLLOWER = select(
+    _RUNS.c.status,
+    select(_FOLLOWERS.c.id)
+    .where(
+        _FOLLOWERS.c.follows_run_id == bindparam("k_run"),
+        _FOLLOWERS.c.status == RunStatus.QUEUED,
+    )
+    .order_by(_FOLLOWERS.c.created_at)
+    .limit(1)
+    .scalar_subquery(),
+).where(_RUNS.c.id == bindparam("k_run"))
+
+
+class Outcome(NamedTuple):
+    """What a run's stretch ended with, as its span and the run metrics record it."""
+
+    id: str
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+async def outcome_of(db: Database, run_id: str) -> Outcome | None:
+    """The run's `Outcome` (None: no such run), without building the whole row."""
+    row = await db.one(_OUTCOME, {"k_run": run_id})
+    return None if row is None else Outcome(*row)
+
+
+_OUTCOME = select(*(_RUNS.c[name] for name in Outcome._fields)).where(
+    _RUNS.c.id == bindparam("k_run")
+)
 
 
 async def spent(db: Database, run_id: str) -> tuple[int, int, float]:

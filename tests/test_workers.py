@@ -15,8 +15,10 @@ import socket
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot import approval_blocks as ui
+from bot import work
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
 from storage import Database, queue, run_states, runs, workers
@@ -204,6 +206,34 @@ async def test_claims_at_the_same_moment_never_share_a_run(pg_url: str) -> None:
         assert len(tokens) == len(won)
     finally:
         await db.dispose()
+
+
+async def test_a_worker_claims_a_burst_once_its_wake_ups_pause(pg_url: str) -> None:
+    """While the web process stores a burst, each group's commit wakes the workers; they claim
+    once the wake-ups pause, so the acks are not competing with the claims."""
+    db = Database(pg_url)
+    wake = asyncio.Event()
+    listener = queue.Listener(db, wake)
+    try:
+        await listener.start()
+        assert listener.heard_at == float("-inf")
+        await queue.notify(db)
+        await asyncio.wait_for(wake.wait(), 10)
+        heard = listener.heard_at
+        assert heard <= asyncio.get_running_loop().time()
+    finally:
+        await listener.close()
+        await db.dispose()
+    # Heard just now: wait for the quiet, unless the worker has waited its longest already.
+    assert work.burst_wait(heard, heard, first=heard) == pytest.approx(work.BURST_QUIET)
+    quiet = heard + work.BURST_QUIET
+    assert work.burst_wait(quiet - 0.005, heard, first=heard) == pytest.approx(0.005)
+    assert work.burst_wait(quiet, heard, first=heard) == 0
+    later = heard + work.BURST_MOST - 0.001  # wake-ups kept coming until a moment ago
+    assert work.burst_wait(later, later, first=heard) == pytest.approx(0.001)
+    assert work.burst_wait(heard + work.BURST_MOST, later, first=heard) == 0
+    # Nothing heard (only its own run ended, or no notifications): claim at once.
+    assert work.burst_wait(heard, float("-inf"), first=heard) == 0
 
 
 async def test_a_run_waiting_for_a_person_is_not_claimed(pg_url: str) -> None:
