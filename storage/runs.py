@@ -418,20 +418,11 @@ async def runs_to_resume(db: Database) -> Resumable:
     return Resumable(run_ids=free, next_lease_end=min(live) if live else None)
 
 
-async def status_of(db: Database, run_id: str) -> RunStatus | None:
-    """Where the run is now (None: no such run), without reading the rest of it."""
-    row = await db.one(_STATUS, {"k_run": run_id})
-    return None if row is None else RunStatus(row[0])
-
-
-_STATUS = select(_RUNS.c.status).where(_RUNS.c.id == bindparam("k_run"))
-
-
 async def follower_if_ended(db: Database, run_id: str) -> str | None:
     """Once the run has ended, the message that waited for it in its thread, if any; None
     while it has not ended (one statement: its status and the follower read together)."""
     row = await db.one(_STATUS_AND_FOLLOWER, {"k_run": run_id})
-    if row is None or not RunStatus(row[0]).is_final:
+    if row is None or not row.status.is_final:
         return None
     return None if row[1] is None else str(row[1])
 

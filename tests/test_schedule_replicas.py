@@ -79,10 +79,14 @@ async def test_two_replicas_fire_each_time_once(pg_url: str, site: Site, tmp_pat
             for a, b in pairwise(every)
         )
         # Every finished run posted one digest, or left it in the outbox for the next process
-        # when the replicas stopped; a run cut short posted none.
+        # when the replicas stopped; a run cut short posted none. A row stopped while its post
+        # was under way is in doubt: its digest may be in Slack, and the next process looks
+        # for it there before posting (`Deliverer`), so it counts either way.
         finished = [r for r in made_runs if r.finished_at is not None]
         unposted = [d for d in waiting if not d.posted]  # a row may stop after its digest
-        assert len(posted) + len(unposted) == len(finished) >= sum(1 for f in every if f.settled)
+        sure = [d for d in unposted if not d.in_doubt]
+        assert len(posted) + len(sure) <= len(finished) <= len(posted) + len(unposted)
+        assert len(finished) >= sum(1 for f in every if f.settled)
         assert len({m.ts for m in posted}) == len(posted)
     finally:
         await db.dispose()

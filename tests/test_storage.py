@@ -370,7 +370,8 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
     try:
         run = await runs.create_run(db, Run(id=runs.new_id(), request="x"))
         assert run is not None
-        assert await runs.status_of(db, run.id) == RunStatus.QUEUED
+        outcome = await runs.outcome_of(db, run.id)
+        assert outcome is not None and outcome.status == RunStatus.QUEUED
         base, name = pg_url.rsplit("/", 1)
         admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
         try:
@@ -381,9 +382,10 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
             await admin.close()
 
         with pytest.raises(Exception) as cut:
-            await runs.status_of(db, run.id)
+            await runs.outcome_of(db, run.id)
         assert is_unavailable(cut.value)
-        assert await runs.status_of(db, run.id) == RunStatus.QUEUED
+        outcome = await runs.outcome_of(db, run.id)
+        assert outcome is not None and outcome.status == RunStatus.QUEUED
         lease = await runs.acquire_lease(db, run.id, "t", seconds=5)
         assert lease is not None and not await runs.release_lease(db, lease)
     finally:
