@@ -391,13 +391,20 @@ async def overhead_one(url: str, shape: str, n: int) -> Overhead:
         orch = offline_orchestrator(db, path, limits=Limits(max_tasks=200, max_parallel=32))
         counts = {"statements": 0, "commits": 0}
 
-        def statement(conn: Any, *_: Any) -> None:
+        # Commits that wrote something: a read in autocommit, or a transaction that only
+        # read, commits nothing a crash could lose.
+        def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
             counts["statements"] += 1
+            if sql.lstrip()[:6].upper() == "SELECT":
+                return
             if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-                counts["commits"] += 1  # a statement that is its own transaction
+                counts["commits"] += 1  # a write that is its own transaction
+            else:
+                conn.info["wrote"] = True
 
-        def commit(*_: Any) -> None:
-            counts["commits"] += 1
+        def commit(conn: Any) -> None:
+            if conn.info.pop("wrote", False):
+                counts["commits"] += 1
 
         cpu: list[float] = []
         for measured in (False, True):
