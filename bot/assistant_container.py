@@ -176,10 +176,13 @@ class StatusLine:
             self._pending = asyncio.create_task(self._send_later())
 
     async def _send_later(self) -> None:
-        wait = self._last + self.interval - asyncio.get_running_loop().time()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        await self._send()
+        # Until the newest text is shown: one that came while a call was on its way found
+        # this task still going, and left it to this loop.
+        while self._wanted != self._shown:
+            wait = self._last + self.interval - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self._send()
 
     async def _send(self) -> None:
         assert self.thread is not None

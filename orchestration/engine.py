@@ -340,14 +340,16 @@ class Orchestrator:
         """Run every task whose dependencies are done, in parallel up to the bound; when some
         failed, the plan may be revised once and its new tasks run the same way."""
         show: Show = functools.partial(self.publish, sink)
+        conversation: Conversation | None = None
         while True:
             run = await runs.get_run(self.db, run_id)
             assert run is not None and run.deadline_at is not None
+            conversation = conversation or Conversation(self.db, run)
             deadline_hit = False
             remaining = (run.deadline_at - utcnow()).total_seconds()
             try:
                 async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
-                    await self._run_tasks(run, group, show)
+                    await self._run_tasks(run, group, show, conversation)
             except TimeoutError:
                 # The group has cancelled and awaited every task it started.
                 deadline_hit = True
@@ -365,7 +367,7 @@ class Orchestrator:
                 return
             if deadline_hit or not await self._revise(run, tasks, show):
                 break
-        await self._finish(run, tasks, sink, deadline_hit=deadline_hit)
+        await self._finish(run, tasks, sink, conversation, deadline_hit=deadline_hit)
 
     async def _revise(self, run: Run, tasks: list[TaskRow], show: Show) -> bool:
         """The run's one revision, when tasks failed: True when it added tasks to run."""
@@ -394,7 +396,9 @@ class Orchestrator:
         )
         return True
 
-    async def _run_tasks(self, run: Run, group: asyncio.TaskGroup, show: Show) -> None:
+    async def _run_tasks(
+        self, run: Run, group: asyncio.TaskGroup, show: Show, conversation: Conversation
+    ) -> None:
         """Start what is ready, wait for one to end, repeat; returns when nothing runs.
 
         The task rows are read once; a task that ends says how (its status, its output), and
@@ -427,7 +431,7 @@ class Orchestrator:
                     # tasks finish: read afresh.
                     run = await runs.get_run(self.db, run_id) or run
                 if context is None:
-                    context = await thread_context(self.db, run)
+                    context = await conversation.text()
             gated = False
             for t in ready:
                 if len(running) >= self.limits.max_parallel:
@@ -532,7 +536,13 @@ class Orchestrator:
             )
 
     async def _finish(
-        self, run: Run, tasks: list[TaskRow], sink: EventSink, *, deadline_hit: bool
+        self,
+        run: Run,
+        tasks: list[TaskRow],
+        sink: EventSink,
+        conversation: Conversation,
+        *,
+        deadline_hit: bool,
     ) -> None:
         """The answer, from what the tasks found; `run` as read before its last tasks ran
         (its request, playbook and plan do not change while they run)."""
@@ -552,7 +562,7 @@ class Orchestrator:
                     answer = await synthesize(
                         run.request or (run.playbook or ""),
                         outcomes,
-                        context=await thread_context(self.db, run),
+                        context=await conversation.text(),
                         binding=binding,
                         retry=self.limits.retry,
                         usage=usage_hook(self.db, self.prices, run.id, None, binding.ref),
@@ -687,6 +697,21 @@ class Orchestrator:
             await sink.publish(event)
         except Exception:
             log.exception("could not show %s", type(event).__name__)
+
+
+class Conversation:
+    """The thread a run answers in, as its models read it (`thread_context`): read at its
+    first use in a drive, and the same for the drive's tasks and its answer (the runs before
+    it in the thread had finished before it started)."""
+
+    def __init__(self, db: Database, run: Run) -> None:
+        self._db, self._run = db, run
+        self._text: str | None = None
+
+    async def text(self) -> str:
+        if self._text is None:
+            self._text = await thread_context(self._db, self._run)
+        return self._text
 
 
 def _first_line(text: str, limit: int = 140) -> str:

@@ -60,23 +60,20 @@ async def add_once(db: Database, delivery: Delivery) -> bool:
 
 async def for_run(db: Database, run_id: str) -> list[Delivery]:
     """A run's rows, oldest first."""
-    async with db.session() as s:
-        q = select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id))
-        return list((await s.exec(q)).all())
+    q = select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id))
+    return await db.read(lambda s: list(s.exec(q).all()))
 
 
 async def next_due(db: Database, run_id: str) -> Delivery | None:
     """The run's oldest undelivered row, if it is due: rows of a run go out in order, so
     while the oldest waits for its next attempt, none after it goes either."""
-    async with db.session() as s:
-        first = (
-            await s.exec(
-                select(Delivery)
-                .where(Delivery.run_id == run_id, Delivery.state == DeliveryState.PENDING)
-                .order_by(col(Delivery.id))
-                .limit(1)
-            )
-        ).first()
+    q = (
+        select(Delivery)
+        .where(Delivery.run_id == run_id, Delivery.state == DeliveryState.PENDING)
+        .order_by(col(Delivery.id))
+        .limit(1)
+    )
+    first = await db.read(lambda s: s.exec(q).first())
     if first is None or first.next_attempt_at > db.clock():
         return None
     return first
@@ -84,20 +81,17 @@ async def next_due(db: Database, run_id: str) -> Delivery | None:
 
 async def attempt_started(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
     """Fix the pieces (at the first attempt) and note that Slack may see this attempt."""
-    async with db.session() as s:
-        await _set(s, delivery_id, pieces=pieces, in_doubt=True, attempts=Delivery.attempts + 1)
+    await db.write(_set(delivery_id, pieces=pieces, in_doubt=True, attempts=_OUTBOX.c.attempts + 1))
 
 
 async def piece_posted(db: Database, delivery_id: int, posted: list[str]) -> None:
     """One more piece is in Slack: never post it again."""
-    async with db.session() as s:
-        await _set(s, delivery_id, posted=posted)
+    await db.write(_set(delivery_id, posted=posted))
 
 
 async def replace_pieces(db: Database, delivery_id: int, pieces: list[dict[str, Any]]) -> None:
     """Slack said a piece was too long: the rest goes out in smaller pieces."""
-    async with db.session() as s:
-        await _set(s, delivery_id, pieces=pieces)
+    await db.write(_set(delivery_id, pieces=pieces))
 
 
 async def delivered(
@@ -105,39 +99,46 @@ async def delivered(
 ) -> None:
     """Done: the row is never posted again (and, if given, the run's trail says so)."""
     now = utcnow()
-    async with db.session() as s:
-        await _set(
-            s,
-            delivery.id,
-            state=DeliveryState.DELIVERED,
-            posted=posted,
-            delivered_at=now,
-            in_doubt=False,
-            last_error=None,
-        )
-        if event is not None:
-            s.add(_trail(delivery, now, event))
+    done = _set(
+        delivery.id,
+        state=DeliveryState.DELIVERED,
+        posted=posted,
+        delivered_at=now,
+        in_doubt=False,
+        last_error=None,
+    )
+    if event is None:
+        await db.write(done)
+    else:
+        await db.write(_guard(done), writes.insert_row(_trail(delivery, now, event)))
 
 
 async def retry_later(
     db: Database, delivery_id: int, *, at: datetime, error: str, in_doubt: bool
 ) -> None:
     """A failure that may pass: let go, and try again from `at`."""
-    async with db.session() as s:
-        await _set(s, delivery_id, next_attempt_at=at, last_error=error, in_doubt=in_doubt)
+    await db.write(_set(delivery_id, next_attempt_at=at, last_error=error, in_doubt=in_doubt))
 
 
 async def give_up(db: Database, delivery: Delivery, *, error: str) -> None:
     """Slack refused for good (the channel is gone, Baton was removed): stop trying."""
     now = utcnow()
-    async with db.session() as s:
-        await _set(s, delivery.id, state=DeliveryState.FAILED, last_error=error, in_doubt=False)
-        s.add(_trail(delivery, now, "delivery_failed", error=error))
+    failed = _set(delivery.id, state=DeliveryState.FAILED, last_error=error, in_doubt=False)
+    trail = writes.insert_row(_trail(delivery, now, "delivery_failed", error=error))
+    await db.write(_guard(failed), trail)
 
 
-async def _set(s: AsyncSession, delivery_id: int | None, **values: Any) -> None:
-    """Change one outbox row, in the caller's transaction."""
-    await s.exec(update(Delivery).where(col(Delivery.id) == delivery_id).values(**values))
+_OUTBOX = Delivery.__table__  # type: ignore[attr-defined]
+
+
+def _set(delivery_id: int | None, **values: Any) -> writes.Write:
+    """A change of one outbox row, as a write that stands alone (one round trip)."""
+    return writes.Write(update(_OUTBOX).where(_OUTBOX.c.id == delivery_id).values(**values), {})
+
+
+def _guard(change: writes.Write) -> writes.Write:
+    """`change`, with the run's trail written after it only when the row is still there."""
+    return writes.Write(change.statement, change.params, must_change=True)
 
 
 def _trail(delivery: Delivery, at: datetime, kind: str, **extra: Any) -> Event:

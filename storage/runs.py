@@ -94,58 +94,51 @@ def new_run_writes(run: dict[str, Any], deliver: dict[str, Any] | None) -> list[
 
 
 async def get_run(db: Database, run_id: str) -> Run | None:
-    async with db.session() as s:
-        return await s.get(Run, run_id)
+    return await db.read(lambda s: s.get(Run, run_id))
 
 
 async def latest_run(db: Database, *, channel_id: str | None) -> Run | None:
-    async with db.session() as s:
-        q = select(Run).order_by(col(Run.created_at).desc()).limit(1)
-        if channel_id:
-            q = q.where(Run.channel_id == channel_id)
-        return (await s.exec(q)).first()
+    q = select(Run).order_by(col(Run.created_at).desc()).limit(1)
+    if channel_id:
+        q = q.where(Run.channel_id == channel_id)
+    return await db.read(lambda s: s.exec(q).first())
 
 
 async def thread_runs(db: Database, *, channel_id: str, thread_ts: str, before: str) -> list[Run]:
     """Earlier finished runs in the same Slack thread, oldest first (the conversation so far)."""
-    async with db.session() as s:
-        q = (
-            select(Run)
-            .where(Run.channel_id == channel_id, Run.thread_ts == thread_ts, Run.id != before)
-            .order_by(col(Run.created_at))
-        )
-        return [r for r in (await s.exec(q)).all() if r.status.is_final]
+    q = (
+        select(Run)
+        .where(Run.channel_id == channel_id, Run.thread_ts == thread_ts, Run.id != before)
+        .order_by(col(Run.created_at))
+    )
+    return [r for r in await db.read(lambda s: s.exec(q).all()) if r.status.is_final]
 
 
 async def list_tasks(db: Database, run_id: str) -> list[TaskRow]:
-    async with db.session() as s:
-        q = select(TaskRow).where(TaskRow.run_id == run_id).order_by(col(TaskRow.position))
-        return list((await s.exec(q)).all())
+    q = select(TaskRow).where(TaskRow.run_id == run_id).order_by(col(TaskRow.position))
+    return await db.read(lambda s: list(s.exec(q).all()))
 
 
 async def tasks_named(db: Database, run_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
     """Some of a run's tasks (a task's dependencies), in plan order."""
-    async with db.session() as s:
-        q = (
-            select(TaskRow)
-            .where(TaskRow.run_id == run_id, col(TaskRow.task_id).in_(list(task_ids)))
-            .order_by(col(TaskRow.position))
-        )
-        return list((await s.exec(q)).all())
+    q = (
+        select(TaskRow)
+        .where(TaskRow.run_id == run_id, col(TaskRow.task_id).in_(list(task_ids)))
+        .order_by(col(TaskRow.position))
+    )
+    return await db.read(lambda s: list(s.exec(q).all()))
 
 
 async def get_task(db: Database, run_id: str, task_id: str) -> TaskRow | None:
-    async with db.session() as s:
-        return await s.get(TaskRow, (run_id, task_id))
+    return await db.read(lambda s: s.get(TaskRow, (run_id, task_id)))
 
 
 async def events(db: Database, run_id: str, *, kind: EventKind | None = None) -> list[Event]:
     """The run's audit trail in order (only events of `kind`, given one)."""
-    async with db.session() as s:
-        q = select(Event).where(Event.run_id == run_id).order_by(col(Event.id))
-        if kind is not None:
-            q = q.where(Event.kind == kind)
-        return list((await s.exec(q)).all())
+    q = select(Event).where(Event.run_id == run_id).order_by(col(Event.id))
+    if kind is not None:
+        q = q.where(Event.kind == kind)
+    return await db.read(lambda s: list(s.exec(q).all()))
 
 
 async def save_revision(
@@ -266,8 +259,7 @@ class LeaseCheck:
 
 async def nudge(db: Database, run_id: str) -> None:
     """Ask whoever drives the run to look at it again before letting go."""
-    async with db.session() as s:
-        await s.exec(update(Run).where(col(Run.id) == run_id).values(wakeups=Run.wakeups + 1))
+    await db.write(Write(update(Run).where(col(Run.id) == run_id).values(wakeups=Run.wakeups + 1)))
 
 
 async def acquire_lease(db: Database, run_id: str, token: str, *, seconds: float) -> Lease | None:
@@ -328,16 +320,15 @@ async def nudge_and_acquire(
 
 async def renew_lease(db: Database, lease: Lease, *, seconds: float) -> LeaseCheck:
     """Extend a lease still held; says whether it is, and whether someone asked to stop."""
-    async with db.session() as s:
-        result = await s.exec(
-            update(Run)
-            .where(col(Run.id) == lease.run_id, col(Run.lease_owner) == lease.token)
-            .values(lease_until=utcnow() + timedelta(seconds=seconds))
-        )
-        if not result.rowcount:
-            return LeaseCheck(held=False)
-        by = (await s.exec(select(Run.cancel_requested_by).where(Run.id == lease.run_id))).one()
-        return LeaseCheck(held=True, cancel_requested_by=by)
+    row = await db.one(
+        update(Run)
+        .where(col(Run.id) == lease.run_id, col(Run.lease_owner) == lease.token)
+        .values(lease_until=utcnow() + timedelta(seconds=seconds))
+        .returning(col(Run.cancel_requested_by))
+    )
+    if row is None:
+        return LeaseCheck(held=False)
+    return LeaseCheck(held=True, cancel_requested_by=row[0])
 
 
 async def renew_leases(
@@ -479,16 +470,15 @@ async def latest_unfinished(
     db: Database, *, channel_id: str, thread_ts: str | None = None
 ) -> Run | None:
     """The newest run still going in a channel (or one of its threads)."""
-    async with db.session() as s:
-        q = (
-            select(Run)
-            .where(Run.channel_id == channel_id, col(Run.status).not_in(list(FINAL)))
-            .order_by(col(Run.created_at).desc())
-            .limit(1)
-        )
-        if thread_ts:
-            q = q.where(Run.thread_ts == thread_ts)
-        return (await s.exec(q)).first()
+    q = (
+        select(Run)
+        .where(Run.channel_id == channel_id, col(Run.status).not_in(list(FINAL)))
+        .order_by(col(Run.created_at).desc())
+        .limit(1)
+    )
+    if thread_ts:
+        q = q.where(Run.thread_ts == thread_ts)
+    return await db.read(lambda s: s.exec(q).first())
 
 
 async def count_runs(db: Database) -> int:
@@ -508,20 +498,17 @@ async def runs_by_status(
 
 async def set_thread(db: Database, run_id: str, thread_ts: str) -> None:
     """The run's request is in Slack now: its thread is where everything else goes."""
-    async with db.session() as s:
-        await s.exec(update(Run).where(col(Run.id) == run_id).values(thread_ts=thread_ts))
+    await db.write(Write(update(Run).where(col(Run.id) == run_id).values(thread_ts=thread_ts)))
 
 
 async def set_status_message(db: Database, run_id: str, ts: str | None) -> None:
     """Remember where the run's progress is shown (not a state change: no event)."""
-    async with db.session() as s:
-        await s.exec(update(Run).where(col(Run.id) == run_id).values(status_message_ts=ts))
+    await db.write(Write(update(Run).where(col(Run.id) == run_id).values(status_message_ts=ts)))
 
 
 async def set_traceparent(db: Database, run_id: str, traceparent: str) -> None:
     """Remember the run's trace so that every later stretch joins it (not a state change)."""
-    async with db.session() as s:
-        await s.exec(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent))
+    await db.write(Write(update(Run).where(col(Run.id) == run_id).values(traceparent=traceparent)))
 
 
 async def unfinished_in_team(db: Database, team_id: str) -> list[str]:

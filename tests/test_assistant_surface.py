@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlmodel import select
 
 from bot import home_blocks
+from bot.assistant_ui import PLANNING
 from bot.blocks import FEEDBACK
 from sandbox.relay import Relay
 from sandbox.web_api import SlackStandIn
@@ -23,7 +24,7 @@ from sandbox.workspace import Message
 from storage import approvals, runs, schedules
 from storage.models import ApprovalStatus, Feedback, Run, RunStatus
 from testkit.databases import Site
-from testkit.harness import SECRET, Bot, running_bot
+from testkit.harness import SECRET, Bot, running_bot, wait_until
 
 CATALOG = """
 agents:
@@ -183,6 +184,35 @@ async def test_a_request_in_the_container_shows_a_status_while_it_runs_and_clear
     await relay.say("U0ALICE", "D0ALICE", "and is it fast?", thread_ts=ts)
     await bot.idle()
     assert len(slack.calls_to("assistant.threads.setTitle")) == 1
+
+
+async def test_a_status_that_changes_while_slack_answers_the_last_one_shows_the_newest(
+    bot: Bot, relay: Relay, slack: SlackStandIn, gated_page: tuple[str, asyncio.Event]
+) -> None:
+    url, gate = gated_page
+    ts = await open_container(relay, bot)
+    planning = slack.hold("assistant.threads.setStatus", when=lambda a: a["status"] == PLANNING)
+    said = await relay.say("U0ALICE", "D0ALICE", f"is {url} up?", thread_ts=ts)
+    assert said.ok
+    await asyncio.wait_for(planning.arrived.wait(), timeout=20)
+
+    # The check starts, and its status changes, while Slack still holds "is planning…".
+    async def checking() -> bool:
+        run = await runs.latest_run(bot.baton.db, channel_id="D0ALICE")
+        return run is not None and any(
+            e.kind == "task_progress" for e in await runs.events(bot.baton.db, run.id)
+        )
+
+    await wait_until(checking, within=20)
+    planning.release()
+
+    # Once Slack answers, the newest status follows (the check is still going meanwhile).
+    newest = "web-checker is calling http_check…"
+    assert await slack.wait_for(lambda: slack.status("D0ALICE", ts) == newest, timeout=20)
+    assert statuses(slack, ts)[-2:] == [PLANNING, newest]
+    gate.set()
+    await bot.idle()
+    assert slack.status("D0ALICE", ts) is None
 
 
 async def test_a_run_waiting_for_approval_names_the_approver_in_its_status(
