@@ -407,7 +407,6 @@ class Orchestrator:
         running: dict[str, asyncio.Task[TaskEnd]] = {}
         tasks: dict[str, TaskRow] = {}
         fresh = False  # whether `tasks` is as stored
-        context: str | None = None
         status: dict[str, TaskStatus] = {}
         while True:
             if not fresh:
@@ -425,13 +424,10 @@ class Orchestrator:
                 fresh = False
                 continue
             ready = self._ready(tasks, status, running)
-            if ready and len(running) < self.limits.max_parallel:
-                if self.gates.has_budget(run):
-                    # What a start checks (the budget, what the run has spent) changes as
-                    # tasks finish: read afresh.
-                    run = await runs.get_run(self.db, run_id) or run
-                if context is None:
-                    context = await conversation.text()
+            if ready and len(running) < self.limits.max_parallel and self.gates.has_budget(run):
+                # What a start checks (the budget, what the run has spent) changes as tasks
+                # finish: read afresh.
+                run = await runs.get_run(self.db, run_id) or run
             gated = False
             for t in ready:
                 if len(running) >= self.limits.max_parallel:
@@ -441,7 +437,9 @@ class Orchestrator:
                     continue
                 upstream = [tasks[d] for d in t.depends_on if d in tasks]
                 running[t.task_id] = group.create_task(
-                    self.tasks.run(run, t, show, context=context or "", upstream=upstream),
+                    self.tasks.run(
+                        run, t, show, context=await conversation.text(), upstream=upstream
+                    ),
                     name=f"task-{run_id}-{t.task_id}",
                 )
             if not running:

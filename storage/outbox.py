@@ -9,6 +9,7 @@ another, once the lease is free) carries on.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -110,7 +111,9 @@ async def delivered(
     if event is None:
         await db.write(done)
     else:
-        await db.write(_guard(done), writes.insert_row(_trail(delivery, now, event)))
+        # The trail only while the row is there (the update must change it).
+        guarded = replace(done, must_change=True)
+        await db.write(guarded, writes.insert_row(_trail(delivery, now, event)))
 
 
 async def retry_later(
@@ -125,7 +128,7 @@ async def give_up(db: Database, delivery: Delivery, *, error: str) -> None:
     now = utcnow()
     failed = _set(delivery.id, state=DeliveryState.FAILED, last_error=error, in_doubt=False)
     trail = writes.insert_row(_trail(delivery, now, "delivery_failed", error=error))
-    await db.write(_guard(failed), trail)
+    await db.write(replace(failed, must_change=True), trail)
 
 
 _OUTBOX = Delivery.__table__  # type: ignore[attr-defined]
@@ -134,11 +137,6 @@ _OUTBOX = Delivery.__table__  # type: ignore[attr-defined]
 def _set(delivery_id: int | None, **values: Any) -> writes.Write:
     """A change of one outbox row, as a write that stands alone (one round trip)."""
     return writes.Write(update(_OUTBOX).where(_OUTBOX.c.id == delivery_id).values(**values), {})
-
-
-def _guard(change: writes.Write) -> writes.Write:
-    """`change`, with the run's trail written after it only when the row is still there."""
-    return writes.Write(change.statement, change.params, must_change=True)
 
 
 def _trail(delivery: Delivery, at: datetime, kind: str, **extra: Any) -> Event:
