@@ -27,7 +27,7 @@
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
 runs in flight, once each, with three workers to hold them); by default the bursts are 30/100
-with 0/800 in flight, three times each, so that `make bench` stays under ten minutes.
+with 0/800 in flight, three times each, so that the ack rows take a few minutes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""An orchestrator with no Slack and no model server: the offline `rules` model, the built-in
-tools, and events shown to nobody. What benchmarks drive when only the engine is measured."""
+"""An orchestrator with no Slack and, unless given one, no model server: the offline `rules`
+model, the built-in tools, and events shown to nobody. What benchmarks drive when only the
+engine is measured."""
 
 from __future__ import annotations
 
