@@ -1,5 +1,7 @@
 """Baton's benchmarks, all local: `make bench` prints one table.
 
+- this machine, before and after the rest: a fixed piece of Python's CPU time and a
+  PostgreSQL round trip, to set the figures against another machine's (`bench/machine.py`)
 - ack latency: signed `app_mention` POSTs to /slack/events until the HTTP answer (Slack's limit:
   3 s), with Slack answering normally and with Slack answering 429 to every Web API call
 - run throughput: offline (`rules`) runs checking a local site, 20 at once, SQLite and PostgreSQL
@@ -22,7 +24,10 @@
 - real model: one run against llama-cpp-python's server with SmolLM2-135M (time and tokens)
 - scale (`bench/scale.py`): acks under bursts against a bare Bolt app, with runs in flight in
   a worker, and the worker's memory per run in flight; orchestration overhead per task against
-  LangGraph's; throughput with 1, 2 and 4 workers
+  LangGraph's; throughput with 1, 2 and 4 workers, for runs that wait on their models and
+  for offline runs
+- parallel efficiency: runs whose model calls each take 1 s, their wall time over their
+  critical path, for playbooks and planned requests (`bench/parallel.py`)
 """
 
 from __future__ import annotations
@@ -339,6 +344,24 @@ async def real_model(site: Site) -> list[tuple[str, str, str]]:
     return await real_model_run(site)
 
 
+async def machine_before(_: Site) -> list[tuple[str, str, str]]:
+    from bench.machine import machine
+
+    return await machine("before")
+
+
+async def parallel(_: Site) -> list[tuple[str, str, str]]:
+    from bench.parallel import parallel_efficiency
+
+    return await parallel_efficiency()
+
+
+async def machine_after(_: Site) -> list[tuple[str, str, str]]:
+    from bench.machine import machine
+
+    return await machine("after")
+
+
 async def scale(_: Site) -> list[tuple[str, str, str]]:
     from bench.scale import scale as measure
 
@@ -394,6 +417,7 @@ async def streamed_answer(site: Site) -> list[tuple[str, str, str]]:
 async def main() -> None:
     rows: list[tuple[str, str, str]] = []
     for bench in (
+        machine_before,
         ack_latency,
         run_throughput,
         slack_calls,
@@ -411,6 +435,8 @@ async def main() -> None:
         intake_groups,
         real_model,
         scale,
+        parallel,
+        machine_after,
     ):
         rows += await with_site(bench)
     width = max(len(r[0]) for r in rows)

@@ -18,14 +18,16 @@
   worker's has: its statements compiled and prepared), and for one-task runs also on an
   engine that has run nothing; and the same shapes in LangGraph (`bench/langgraph_ref.py`),
   in memory and with its SQLite checkpointer, with each Baton figure over LangGraph+SQLite's
-- throughput: the same burst of three-task runs finished by 1, 2 and 4 workers, the counts
-  taking turns twice; median runs/s, and over 1 worker's; with the CPU the workers, the web
-  process, PostgreSQL and the bench itself (the Slack and model stand-ins, the sender) spent
-  per run meanwhile, and the runs per second the machine's cores allow at that cost
+- throughput: bursts of three-task runs finished by 1, 2 and 4 workers, the counts taking
+  turns twice: runs whose model calls take 1.5 s, each worker holding 10 at once, and offline
+  runs that only the CPU bounds; median runs/s from the first run stored to the last finished,
+  and over 1 worker's; with the CPU the workers, the web process, PostgreSQL and the bench
+  itself (the Slack and model stand-ins, the sender) spent per run meanwhile, and the runs
+  per second the machine's cores allow at that cost
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
 runs in flight, once each, with three workers to hold them); by default the bursts are 30/100
-with 0/800 in flight, three times each, so that `make bench` stays under ten minutes.
+with 0/800 in flight, three times each, so that the ack rows take a few minutes.
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ playbooks:
       - {id: a, agent: noop, instruction: one}
       - {id: b, agent: noop, instruction: two}
       - {id: c, agent: noop, instruction: three, depends_on: [a, b]}
+  - name: waits
+    description: Three steps whose model calls take the bench's time.
+    tasks:
+      - {id: a, agent: thinker, instruction: one}
+      - {id: b, agent: thinker, instruction: two}
+      - {id: c, agent: thinker, instruction: three, depends_on: [a, b]}
 """
 
 
@@ -197,6 +205,22 @@ async def _unfinished(db: Any, playbook: str) -> int:
             .where(col(Run.playbook) == playbook, col(Run.finished_at).is_(None))
         )
         return int((await s.exec(q)).one())
+
+
+async def _succeeded(db: Any, playbook: str) -> tuple[int, float]:
+    """How many of the playbook's runs succeeded, and the seconds from the first one stored
+    to the last one finished."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from storage.models import Run, RunStatus
+
+    async with db.session() as s:
+        q = select(
+            func.count(), func.min(col(Run.created_at)), func.max(col(Run.finished_at))
+        ).where(col(Run.playbook) == playbook, col(Run.status) == RunStatus.SUCCEEDED)
+        count, first, last = (await s.exec(q)).one()
+    return int(count), (last - first).total_seconds() if count else 0.0
 
 
 async def ack_bursts() -> list[Row]:
@@ -572,27 +596,41 @@ class Throughput:
     loop_late: float
 
 
-async def throughput_once(
-    workers: int, n: int, catalog: Path, *, capacity: int | None = None
-) -> Throughput:
-    """`n` three-task runs sent at once, until `workers` workers finish them (each holding
-    up to `capacity` runs at once; None: as configured by default)."""
+@dataclass(frozen=True)
+class Load:
+    """A burst of three-task runs for the throughput rows: `n` runs, their model calls
+    answered after `model_seconds` (0: offline steps, only the CPU limits them), each worker
+    holding up to `capacity` runs at once (None: as configured by default)."""
+
+    n: int
+    model_seconds: float = 0.0
+    capacity: int | None = None
+
+    @property
+    def playbook(self) -> str:
+        return "waits" if self.model_seconds else "quick"
+
+
+async def throughput_once(workers: int, load: Load, catalog: Path) -> Throughput:
+    """`load`'s runs sent at once, until `workers` workers finish them."""
     import resource
 
     from sandbox.web_api import SlackStandIn
     from storage import Database
-    from testkit.fakes.model_servers import FakeOpenAI
+    from testkit.fakes.model_servers import FakeOpenAI, Reply
     from testkit.processes import environment, process
 
+    n = load.n
     async with AsyncExitStack() as stack:
         slack = await stack.enter_async_context(SlackStandIn())
         models = await stack.enter_async_context(FakeOpenAI())
+        models.default = Reply(text="Thought it through.", delay=load.model_seconds)
         db_url = await stack.enter_async_context(fresh_pg_database())
         env = {
             **environment(slack, db_url, catalog, models),
             "BATON_LEASE_SECONDS": "60",
             "BATON_LOG_LEVEL": "ERROR",
-            **({"BATON_WORKER_RUNS": str(capacity)} if capacity else {}),
+            **({"BATON_WORKER_RUNS": str(load.capacity)} if load.capacity else {}),
         }
         url, web = await stack.enter_async_context(process(env, catalog.parent, "run", "--http"))
         pids, metrics = [], []
@@ -618,15 +656,20 @@ async def throughput_once(
             }
 
         lag_before = await loop_lags(session, metrics)
-        before, start = parts(), time.perf_counter()
-        await sender.burst([sender.command("run quick") for _ in range(n)])
+        before = parts()
+        await sender.burst([sender.command(f"run {load.playbook}") for _ in range(n)])
 
         async def drained() -> bool:
-            return await _unfinished(db, "quick") == 0
+            return await _unfinished(db, load.playbook) == 0
 
         await _until(drained, 600)
-        elapsed, after = time.perf_counter() - start, parts()
+        after = parts()
         cpu = {k: (after[k] - before[k]) * 1000 / n for k in before}
+        # From the first run stored to the last finished: the sender's start and the
+        # polling above are not the workers' time.
+        succeeded, elapsed = await _succeeded(db, load.playbook)
+        if succeeded != n:
+            raise RuntimeError(f"{n - succeeded} of {n} {load.playbook} runs did not succeed")
         lags = await loop_lags(session, metrics)
         lag = {b: c - lag_before.get(b, 0.0) for b, c in lags.items()}
         return Throughput(n / elapsed, cpu, late_share(lag, 0.05))
@@ -657,53 +700,65 @@ def late_share(buckets: dict[float, float], limit: float) -> float:
 
 
 async def worker_throughput() -> list[Row]:
-    """The same burst of three-task runs, finished by 1, 2 and 4 workers; the counts take
+    """The same bursts of three-task runs, finished by 1, 2 and 4 workers; the counts take
     turns, so that a slow moment of the machine does not fall on one count only. With the
     CPU each part spent per run: what the machine's cores allow at most.
 
-    A worker holds BATON_WORKER_RUNS runs at once (50): one worker may be held back by that
-    rather than by its CPU. So one worker also runs with room for the whole burst, which
-    only its CPU limits; the rows of several workers are set against both."""
+    Two loads. Runs whose model calls take a while (as real ones do), each worker holding
+    a few at once: there a worker is bounded by the runs it may hold, and more workers add
+    room until the cores run out. And offline runs, which only the CPU bounds: a worker
+    holds BATON_WORKER_RUNS of them at once (50), so one worker also runs with room for the
+    whole burst, and the rows of several workers are set against both."""
     # Long enough that what every burst costs once (the sender's start, the first claims,
     # the last look) weighs little against the runs: with 60 it was a third of the time.
-    n = 200
-    # (workers, runs each may hold: None for the default)
-    configs: list[tuple[int, int | None]] = [(1, None), (2, None), (4, None), (1, n)]
+    offline = Load(200)
+    waiting = Load(80, model_seconds=1.5, capacity=10)
+    roomy = Load(200, capacity=200)
+    configs: list[tuple[int, Load]] = [
+        (1, waiting),
+        (2, waiting),
+        (4, waiting),
+        (1, offline),
+        (2, offline),
+        (1, roomy),
+    ]
     repeats = 2
-    results: dict[tuple[int, int | None], list[Throughput]] = {c: [] for c in configs}
+    results: dict[tuple[int, Load], list[Throughput]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Path(tmp) / "agents.yml"
         catalog.write_text(CATALOG)
         for _ in range(repeats):
-            for workers, capacity in configs:
-                results[(workers, capacity)].append(
-                    await throughput_once(workers, n, catalog, capacity=capacity)
-                )
+            for workers, load in configs:
+                results[(workers, load)].append(await throughput_once(workers, load, catalog))
+
+    def rates(config: tuple[int, Load]) -> list[float]:
+        return [t.runs_per_second for t in results[config]]
+
+    def over(config: tuple[int, Load], reference: tuple[int, Load]) -> str:
+        """Each repeat over the reference's figure in the same repeat."""
+        ratios = [r / o for r, o in zip(rates(config), rates(reference), strict=True)]
+        return f" · {_spread(ratios, '.2f')}×"
+
     rows: list[Row] = []
-    one = [t.runs_per_second for t in results[(1, None)]]
-    roomy = [t.runs_per_second for t in results[(1, n)]]
     cores = os.cpu_count() or 1
     for config in configs:
-        workers, capacity = config
-        rates = [t.runs_per_second for t in results[config]]
-        # Each repeat over the one-worker figures of the same repeat.
-        over, measure = "", f"runs/s, median of {repeats} (range)"
-        if config != (1, None):
-            over = f" · {_spread([r / o for r, o in zip(rates, one, strict=True)], '.2f')}×"
+        workers, load = config
+        measure, result = f"runs/s, median of {repeats} (range)", _spread(rates(config))
+        if config not in ((1, waiting), (1, offline)):
             measure += " · over 1 worker"
-        if workers > 1:
-            over += f" · {_spread([r / o for r, o in zip(rates, roomy, strict=True)], '.2f')}×"
+            result += over(config, (1, load if load is not roomy else offline))
+        if load is offline and workers > 1:
             measure += " · over 1 worker holding them all"
+            result += over(config, (1, roomy))
         who = f"{workers} worker{'s' if workers > 1 else ''}"
-        if capacity:
-            who += f" holding all {capacity} at once"
-        rows.append(
-            (
-                f"throughput, {n} three-task runs, {who} (PostgreSQL)",
-                measure,
-                f"{_spread(rates)}{over}",
-            )
-        )
+        if load.model_seconds:
+            what = f"{load.n} three-task runs, model calls of {load.model_seconds:g} s"
+            who += f", each holding {load.capacity} at once"
+        else:
+            what = f"{load.n} offline three-task runs"
+            if load.capacity:
+                who += f" holding all {load.capacity} at once"
+        rows.append((f"throughput, {what}, {who} (PostgreSQL)", measure, result))
         parts = {
             k: statistics.median(t.cpu_ms[k] for t in results[config])
             for k in results[config][0].cpu_ms

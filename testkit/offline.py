@@ -1,5 +1,6 @@
-"""An orchestrator with no Slack and no model server: the offline `rules` model, the built-in
-tools, and events shown to nobody. What benchmarks drive when only the engine is measured."""
+"""An orchestrator with no Slack and, unless given one, no model server: the offline `rules`
+model, the built-in tools, and events shown to nobody. What benchmarks drive when only the
+engine is measured."""
 
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ def offline_orchestrator(
     *,
     allow_hosts: frozenset[str] = frozenset(),
     limits: Limits | None = None,
+    models: ModelSettings | None = None,
 ) -> Orchestrator:
-    """`catalog` None is the built-in one; `allow_hosts` are the hosts HTTP tools may reach."""
+    """`catalog` None is the built-in one; `allow_hosts` are the hosts HTTP tools may reach;
+    `models` where the catalog's models are served (by default only `rules` is)."""
     return Orchestrator(
         RunDeps(
             db=db,
             catalog=load_catalog(catalog, known_tools=tool_names()),
-            models=Models(ModelSettings(), ALL_TOOLS),
+            models=Models(models or ModelSettings(), ALL_TOOLS),
             tools=Toolbox(ALL_TOOLS),
             tool_context=lambda r, t, k: ToolContext(
                 run_id=r, task_id=t, http_allow_hosts=allow_hosts, idempotency_key=k
