@@ -43,12 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import pct, print_table  # noqa: E402
 from testkit.databases import Site, fresh_pg_database  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def with_site(
@@ -439,12 +435,7 @@ async def main() -> None:
         machine_after,
     ):
         rows += await with_site(bench)
-    width = max(len(r[0]) for r in rows)
-    mwidth = max(len(r[1]) for r in rows)
-    print(f"{'benchmark':<{width}}  {'measure':<{mwidth}}  result")
-    print(f"{'-' * width}  {'-' * mwidth}  {'-' * 24}")
-    for name, measure, result in rows:
-        print(f"{name:<{width}}  {measure:<{mwidth}}  {result}")
+    print_table(rows)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+from bench.figures import pct
 from storage import Database, approvals, run_states, runs
 from storage.db import utcnow
 from storage.models import Approval, ApprovalStatus, Run, TaskRow
@@ -15,11 +16,6 @@ from testkit.databases import fresh_pg_database
 PEOPLE = 10
 CLICKS_EACH = 5
 QUORUM = 5
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def quorum_race() -> list[tuple[str, str, str]]:

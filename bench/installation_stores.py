@@ -23,6 +23,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import (
 from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.figures import pct
 from bot.workspaces import InstallationStore
 from storage import Database, normalize_url, schema
 from testkit.databases import fresh_pg_database
@@ -43,11 +44,6 @@ def installation(team: str) -> Installation:
         bot_scopes="chat:write,commands",
         user_id="U0ALICE",
     )
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Held:

@@ -14,9 +14,8 @@ import time
 
 import asyncpg
 
+from bench.figures import Row, spread
 from testkit.databases import PG_ADMIN
-
-Row = tuple[str, str, str]
 
 
 def python_loop() -> float:
@@ -44,12 +43,11 @@ async def pg_round_trips(n: int = 200) -> float:
 async def machine(when: str) -> list[Row]:
     """The two figures, measured `when` (before or after the other benchmarks: a shared
     machine's speed may change between the two)."""
-    loops = sorted(python_loop() for _ in range(5))
+    loops = [python_loop() for _ in range(5)]
     return [
         (
             f"this machine, {when}: {os.cpu_count()} cores, Python {platform.python_version()}",
             "CPU for 10M additions in a Python loop, median (range) of 5 · PostgreSQL SELECT 1",
-            f"{statistics.median(loops):.2f} ({loops[0]:.2f}–{loops[-1]:.2f}) s · "
-            f"{await pg_round_trips():.2f} ms",
+            f"{spread(loops, '.2f')} s · {await pg_round_trips():.2f} ms",
         )
     ]

@@ -16,14 +16,10 @@ from agents.mcp.server_entries import McpServerSpec
 from agents.mcp.servers import McpServers
 from agents.tools.base import Tool, ToolContext
 from agents.tools.calculator import Calculator
+from bench.figures import pct
 from testkit.processes import PYTHON, ROOT, http_server
 
 CALLS = 200
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def timed(tool: Tool, arguments: dict[str, object]) -> float:

@@ -8,15 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.figures import pct
 from storage import Database, schema
 from testkit.databases import RELEASE_PG_DUMP, RELEASE_SQLITE, fresh_pg_database, psql
 
 ROUNDS = 5
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def timed_upgrade(url: str) -> tuple[float, float]:

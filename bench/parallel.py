@@ -11,16 +11,15 @@ as the wall time beyond it. In one process, on SQLite and PostgreSQL, as `overhe
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.figures import Row, print_table, spread
 from testkit.databases import fresh_pg_database
 
-Row = tuple[str, str, str]
 MODEL_SECONDS = 1.0
 REPEATS = 2
 MODEL = "openai:gpt-4.1-mini"
@@ -176,13 +175,12 @@ async def parallel_efficiency() -> list[Row]:
         results["PostgreSQL"] = await wall_over_path(url, shapes, wide)
     for shape in shapes:
         for where, ratios in results.items():
-            ordered = sorted(ratios[shape.name])
             rows.append(
                 (
                     f"parallel efficiency, {described[shape.name]} ({where})",
                     f"wall over critical path ({shape.critical_path:g} s of {MODEL_SECONDS:g}-s "
                     "model calls), median (range)",
-                    f"{statistics.median(ordered):.3f} ({ordered[0]:.3f}–{ordered[-1]:.3f})×",
+                    f"{spread(ratios[shape.name], '.3f')}×",
                 )
             )
     return rows
@@ -191,7 +189,4 @@ async def parallel_efficiency() -> list[Row]:
 if __name__ == "__main__":
     import asyncio
 
-    rows = asyncio.run(parallel_efficiency())
-    width = max(len(r[0]) for r in rows)
-    for name, measure, result in rows:
-        print(f"{name:<{width}}  {measure}  {result}")
+    print_table(asyncio.run(parallel_efficiency()))

@@ -50,13 +50,13 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from bench.figures import Row, pct, print_table, spread
 from testkit.databases import fresh_pg_database
 from testkit.harness import FORM, JSON_TYPE, PAYLOADS, sample
 from testkit.processes import ROOT, free_port
 
 T = TypeVar("T")
 
-Row = tuple[str, str, str]
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
 BURSTS = (30, 100, 300) if FULL else (30, 100)
 IN_FLIGHT = (0, 200, 800) if FULL else (0, 800)
@@ -86,11 +86,6 @@ playbooks:
       - {id: b, agent: thinker, instruction: two}
       - {id: c, agent: thinker, instruction: three, depends_on: [a, b]}
 """
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 class Sender:
@@ -332,7 +327,7 @@ async def ack_bursts() -> list[Row]:
                     f"({len(workers)} worker{'s' if len(workers) > 1 else ''})",
                     f"worker RSS · KB per run in flight over {MEMORY_STEPS} steps",
                     f"{start_kb / 1024:.0f} → {rss_kb(*(w.pid for w in workers)) / 1024:.0f} MB · "
-                    f"{_spread(kb_per_run, '.0f')} KB",
+                    f"{spread(kb_per_run, '.0f')} KB",
                 )
             )
     return rows
@@ -358,7 +353,7 @@ def _ack_row(
         f"ack, {size} {kind}s at once, {flight} runs in flight (PostgreSQL)",
         "p50 / p99 Bolt → Baton · p99 ratio · CPU per request Bolt → Baton",
         f"{bolt[0]:.0f} / {bolt[1]:.0f} → {baton[0]:.0f} / {baton[1]:.0f} ms · "
-        f"{_spread(ratios, '.2f')}× · "
+        f"{spread(ratios, '.2f')}× · "
         f"{cpu[0]:.2f} → {cpu[1]:.2f} ms",
     )
 
@@ -459,15 +454,6 @@ async def overhead_one(url: str, shape: str, n: int) -> Overhead:
     )
 
 
-def _spread(values: list[float], fmt: str = ".1f") -> str:
-    """`median (min–max)`, or the one value."""
-    ordered = sorted(values)
-    mid = format(statistics.median(ordered), fmt)
-    if len(ordered) == 1:
-        return mid
-    return f"{mid} ({format(ordered[0], fmt)}–{format(ordered[-1], fmt)})"
-
-
 async def langgraph_reference(
     shapes: tuple[str, ...], sizes: tuple[int, ...], repeats: int
 ) -> dict[tuple[str, int], tuple[list[float], list[float]]] | None:
@@ -506,7 +492,7 @@ async def overhead() -> list[Row]:
                     (
                         f"reference: LangGraph, {shape} of {n} no-op node{'s' if n > 1 else ''}",
                         "CPU per node, in memory · SQLite checkpoint",
-                        f"{_spread(memory, '.2f')} · {_spread(sqlite, '.2f')} ms",
+                        f"{spread(memory, '.2f')} · {spread(sqlite, '.2f')} ms",
                     )
                 )
     for label in ("SQLite", "PostgreSQL"):
@@ -522,12 +508,12 @@ async def overhead() -> list[Row]:
                             figures.append(await overhead_one(url, shape, n))
                 cpu = [f.cpu_ms for f in figures]
                 first = figures[0]
-                result = f"{_spread(cpu)} ms · {first.statements:.1f} · {first.commits:.1f}"
+                result = f"{spread(cpu)} ms · {first.statements:.1f} · {first.commits:.1f}"
                 if reference is not None:
                     # Each repeat over LangGraph's repeat of the same rank (SQLite checkpoint).
                     lg = reference[shape, n][1]
                     ratios = [ours / theirs for ours, theirs in zip(cpu, lg, strict=True)]
-                    result += f" · {_spread(ratios)}×"
+                    result += f" · {spread(ratios)}×"
                 rows.append(
                     (
                         f"orchestration, {shape} of {n} no-op task{'s' if n > 1 else ''} ({label})",
@@ -542,7 +528,7 @@ async def overhead() -> list[Row]:
                         (
                             f"  the same, on a database engine that had run nothing ({label})",
                             "CPU per task (statements compiled and prepared)",
-                            f"{_spread(cold)} ms",
+                            f"{spread(cold)} ms",
                         )
                     )
     return rows
@@ -737,13 +723,13 @@ async def worker_throughput() -> list[Row]:
     def over(config: tuple[int, Load], reference: tuple[int, Load]) -> str:
         """Each repeat over the reference's figure in the same repeat."""
         ratios = [r / o for r, o in zip(rates(config), rates(reference), strict=True)]
-        return f" · {_spread(ratios, '.2f')}×"
+        return f" · {spread(ratios, '.2f')}×"
 
     rows: list[Row] = []
     cores = os.cpu_count() or 1
     for config in configs:
         workers, load = config
-        measure, result = f"runs/s, median of {repeats} (range)", _spread(rates(config))
+        measure, result = f"runs/s, median of {repeats} (range)", spread(rates(config))
         if config not in ((1, waiting), (1, offline)):
             measure += " · over 1 worker"
             result += over(config, (1, load if load is not roomy else offline))
@@ -787,10 +773,4 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.ERROR)
     what = sys.argv[1] if len(sys.argv) > 1 else "all"
     fn = {"acks": ack_bursts, "overhead": overhead, "workers": worker_throughput}.get(what, scale)
-    rows = asyncio.run(fn())
-    width = max(len(r[0]) for r in rows)
-    mwidth = max(len(r[1]) for r in rows)
-    print(f"{'benchmark':<{width}}  {'measure':<{mwidth}}  result")
-    print(f"{'-' * width}  {'-' * mwidth}  {'-' * 24}")
-    for name, measure, result in rows:
-        print(f"{name:<{width}}  {measure:<{mwidth}}  {result}")
+    print_table(asyncio.run(fn()))

@@ -6,6 +6,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+from bench.figures import pct
 from orchestration.scheduler import Fired, Scheduler
 from storage import Database, schedules
 from storage.db import utcnow
@@ -13,11 +14,6 @@ from storage.models import Schedule
 from testkit.databases import fresh_pg_database
 
 SCHEDULES = 40
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def fire_race() -> list[tuple[str, str, str]]:

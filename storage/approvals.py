@@ -124,7 +124,7 @@ async def get(db: Database, approval_id: str) -> Approval | None:
 
 async def for_run(db: Database, run_id: str) -> list[Approval]:
     q = select(Approval).where(Approval.run_id == run_id).order_by(col(Approval.requested_at))
-    return await db.read(lambda s: list(s.exec(q).all()))
+    return await db.read_all(q)
 
 
 async def pending_in_channel(db: Database, channel_id: str) -> list[Approval]:

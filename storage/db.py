@@ -20,12 +20,14 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlmodel import Session, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.clock import REAL, Clock
 from storage.errors import DatabaseUrlError, StorageError
 from storage.writes import Write, busy, one_statement, written
 
 T = TypeVar("T")
+M = TypeVar("M")
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -381,6 +383,14 @@ class Database:
             async with self._lane.connection() as conn:
                 return await conn.run_sync(run)
         return await self.transact(run)
+
+    async def read_all(self, query: SelectOfScalar[M]) -> list[M]:
+        """Every row one ORM query selects, read as `read` reads."""
+        return await self.read(lambda s: list(s.exec(query).all()))
+
+    async def read_first(self, query: SelectOfScalar[M]) -> M | None:
+        """The first row one ORM query selects, or None, read as `read` reads."""
+        return await self.read(lambda s: s.exec(query).first())
 
     @property
     def engines(self) -> list[Engine]:

@@ -62,7 +62,7 @@ async def add_once(db: Database, delivery: Delivery) -> bool:
 async def for_run(db: Database, run_id: str) -> list[Delivery]:
     """A run's rows, oldest first."""
     q = select(Delivery).where(Delivery.run_id == run_id).order_by(col(Delivery.id))
-    return await db.read(lambda s: list(s.exec(q).all()))
+    return await db.read_all(q)
 
 
 async def next_due(db: Database, run_id: str) -> Delivery | None:
@@ -74,7 +74,7 @@ async def next_due(db: Database, run_id: str) -> Delivery | None:
         .order_by(col(Delivery.id))
         .limit(1)
     )
-    first = await db.read(lambda s: s.exec(q).first())
+    first = await db.read_first(q)
     if first is None or first.next_attempt_at > db.clock():
         return None
     return first

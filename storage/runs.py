@@ -101,7 +101,7 @@ async def latest_run(db: Database, *, channel_id: str | None) -> Run | None:
     q = select(Run).order_by(col(Run.created_at).desc()).limit(1)
     if channel_id:
         q = q.where(Run.channel_id == channel_id)
-    return await db.read(lambda s: s.exec(q).first())
+    return await db.read_first(q)
 
 
 async def thread_runs(db: Database, *, channel_id: str, thread_ts: str, before: str) -> list[Run]:
@@ -111,12 +111,12 @@ async def thread_runs(db: Database, *, channel_id: str, thread_ts: str, before: 
         .where(Run.channel_id == channel_id, Run.thread_ts == thread_ts, Run.id != before)
         .order_by(col(Run.created_at))
     )
-    return [r for r in await db.read(lambda s: s.exec(q).all()) if r.status.is_final]
+    return [r for r in await db.read_all(q) if r.status.is_final]
 
 
 async def list_tasks(db: Database, run_id: str) -> list[TaskRow]:
     q = select(TaskRow).where(TaskRow.run_id == run_id).order_by(col(TaskRow.position))
-    return await db.read(lambda s: list(s.exec(q).all()))
+    return await db.read_all(q)
 
 
 async def tasks_named(db: Database, run_id: str, task_ids: Sequence[str]) -> list[TaskRow]:
@@ -126,7 +126,7 @@ async def tasks_named(db: Database, run_id: str, task_ids: Sequence[str]) -> lis
         .where(TaskRow.run_id == run_id, col(TaskRow.task_id).in_(list(task_ids)))
         .order_by(col(TaskRow.position))
     )
-    return await db.read(lambda s: list(s.exec(q).all()))
+    return await db.read_all(q)
 
 
 async def get_task(db: Database, run_id: str, task_id: str) -> TaskRow | None:
@@ -138,7 +138,7 @@ async def events(db: Database, run_id: str, *, kind: EventKind | None = None) ->
     q = select(Event).where(Event.run_id == run_id).order_by(col(Event.id))
     if kind is not None:
         q = q.where(Event.kind == kind)
-    return await db.read(lambda s: list(s.exec(q).all()))
+    return await db.read_all(q)
 
 
 async def save_revision(
@@ -478,7 +478,7 @@ async def latest_unfinished(
     )
     if thread_ts:
         q = q.where(Run.thread_ts == thread_ts)
-    return await db.read(lambda s: s.exec(q).first())
+    return await db.read_first(q)
 
 
 async def count_runs(db: Database) -> int:
