@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -28,6 +29,8 @@ from storage.writes import Write, busy, one_statement, written
 
 T = TypeVar("T")
 M = TypeVar("M")
+
+log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -119,6 +122,10 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 # SQLite: how long, and how often, `transact` tries for the lock from the event loop.
 EAGER_SECONDS, EAGER_POLL = 2.0, 0.002
 
+# SQLite: transactions committed on the event loop's thread between two checkpoints of the
+# write-ahead log. A ten-task run commits about 25 and adds about half a megabyte to the log.
+CHECKPOINT_EVERY = 200
+
 # PostgreSQL connections (of the pool's) a process keeps in autocommit for single statements.
 LANE_SIZE = 4
 
@@ -184,7 +191,7 @@ def _in_session(work: Callable[[Session], T], conn: Connection) -> T:
 
 def _sqlite_here(connection: Any, record: Any) -> None:
     _sqlite_wal(connection, record)
-    # Checkpoints (which sync the file) are left to the other connections, off the loop.
+    # Checkpoints (which sync the file) run off the loop: see `Database._committed_here`.
     cursor = connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
@@ -227,6 +234,9 @@ class Database:
             self._lane = _Lane(self.engine, self._finish)
         # Sessions still handing their connection back (see `session`); `dispose` waits.
         self._closing: set[asyncio.Future[None]] = set()
+        # SQLite: transactions committed here since the last checkpoint, and one under way.
+        self._uncheckpointed = 0
+        self._checkpoint: asyncio.Future[None] | None = None
         # SQLite: the same file, opened on this thread for `write`'s short batches.
         self._here: Engine | None = None
         if self.is_sqlite:
@@ -346,7 +356,8 @@ class Database:
                     with self._here.connect() as conn:
                         result = work(conn)
                         conn.commit()
-                        return result
+                    self._committed_here()
+                    return result
                 except sa_exc.OperationalError as e:
                     if not busy(e):
                         raise
@@ -397,6 +408,30 @@ class Database:
         """Every engine this database runs statements through (for counting them)."""
         return [self.engine.sync_engine, *([self._here] if self._here is not None else [])]
 
+    def _committed_here(self) -> None:
+        """Count a transaction committed on this thread, and every CHECKPOINT_EVERY start a
+        checkpoint on the driver's own thread.
+
+        The connections used here do not checkpoint at their commits (a checkpoint syncs the
+        file, which would hold up the event loop). Without one now and then, every change
+        would stay in the write-ahead log, which would grow for as long as Baton runs."""
+        self._uncheckpointed += 1
+        if self._uncheckpointed >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._uncheckpointed = 0
+            self._checkpoint = asyncio.ensure_future(self._checkpoint_log())
+
+    async def _checkpoint_log(self) -> None:
+        """Copy the write-ahead log into the database file and empty it. Writers wait
+        meanwhile (a batch on the loop's thread finds the lock taken and goes the async way,
+        as `transact` says): a few milliseconds every CHECKPOINT_EVERY transactions."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except Exception as e:
+            log.warning("SQLite checkpoint failed (%s); the next one will try again", e)
+        finally:
+            self._checkpoint = None
+
     async def _finish(self, step: Coroutine[Any, Any, None]) -> None:
         """Run the end of a transaction to completion even if the caller is cancelled;
         `dispose` waits for those still going."""
@@ -406,8 +441,9 @@ class Database:
         await asyncio.shield(finishing)
 
     async def dispose(self) -> None:
-        if self._closing:
-            await asyncio.wait(set(self._closing), timeout=10)
+        pending = {*self._closing, *([self._checkpoint] if self._checkpoint else [])}
+        if pending:
+            await asyncio.wait(pending, timeout=10)
         if self._lane is not None:
             await self._lane.close()
         await self.engine.dispose()

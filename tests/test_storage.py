@@ -12,7 +12,7 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import StatementError
 
 from storage import Database, approvals, new_runs, run_states, runs, slack_events, tool_calls
-from storage.db import normalize_url, utcnow
+from storage.db import CHECKPOINT_EVERY, normalize_url, utcnow
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -110,6 +110,33 @@ async def test_a_sqlite_move_that_finds_the_file_locked_waits_for_the_lock_and_i
     assert task is not None and task.status == TaskStatus.RUNNING
     kinds = [e.kind for e in await runs.events(db, run.id)]
     assert kinds.count(EventKind.TASK_STARTED) == 1
+    await db.dispose()
+
+
+async def test_sqlite_changes_reach_the_database_file_and_its_log_stays_small(
+    tmp_path: Path,
+) -> None:
+    """Moves commit on the event loop's thread without checkpointing there; every
+    CHECKPOINT_EVERY transactions a checkpoint off the loop moves the log into the file."""
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    await db.create_all()
+    log = tmp_path / "baton.db-wal"
+    run = await _run_with_task(db)
+    notes = 5 * CHECKPOINT_EVERY
+    grown, per_note = 0, 0.0
+    for i in range(notes):
+        await run_states.note(db, run.id, EventKind.TASK_PROGRESS, task_id="a", data={"n": i})
+        await asyncio.sleep(0)  # the loop goes on to other work, as it does between moves
+        grown = max(grown, log.stat().st_size)
+        if i == CHECKPOINT_EVERY // 2:
+            per_note = grown / i  # what a note adds to the log
+    await db.dispose()  # waits for a checkpoint under way
+
+    # Two checkpoints' worth of notes at most, where without them the log holds all five.
+    assert grown < 2 * CHECKPOINT_EVERY * per_note
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    progress = [e for e in await runs.events(db, run.id) if e.kind == EventKind.TASK_PROGRESS]
+    assert [e.data for e in progress] == [{"n": i} for i in range(notes)]
     await db.dispose()
 
 
