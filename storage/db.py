@@ -11,7 +11,16 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Delete, Engine, Executable, Update, create_engine, event
+from sqlalchemy import (
+    Connection,
+    Delete,
+    Engine,
+    Executable,
+    Select,
+    Update,
+    create_engine,
+    event,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -24,6 +33,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.clock import REAL, Clock
+from storage.driver import Busy, NotPrepared, execute_count, fetch_count, prepared, write_sqlite
 from storage.errors import DatabaseUrlError, StorageError
 from storage.writes import Write, busy, one_statement, written
 
@@ -142,6 +152,8 @@ class _Lane:
         self._finish = finish
         self._idle: list[AsyncConnection] = []
         self._free = asyncio.Semaphore(LANE_SIZE)
+        # Each connection's asyncpg connection, for the statements sent to it directly.
+        self._drivers: dict[AsyncConnection, Any] = {}
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
@@ -150,9 +162,32 @@ class _Lane:
             try:
                 yield conn
             except BaseException:
+                self._drivers.pop(conn, None)
                 await self._finish(conn.close())
                 raise
             self._idle.append(conn)
+
+    async def count(self, statement: Executable, params: Mapping[str, Any] | None) -> int:
+        """Run one statement that stands alone: the rows it touched, or for a statement that
+        answers a count (`writes.one_statement`'s), that count. Sent to asyncpg directly
+        (`storage.driver`) when it can be."""
+        answers = isinstance(statement, Select)
+        async with self.connection() as conn:
+            sent = prepared(statement, tuple(params or ()), conn.dialect)
+            if sent is None:
+                result = await conn.execute(statement, params)
+                return int(result.scalar() or 0) if answers else result.rowcount
+            driver = self._drivers.get(conn)
+            if driver is None:
+                driver = (await conn.get_raw_connection()).driver_connection
+                self._drivers[conn] = driver
+            args = sent.args(params or {})
+            try:
+                return await (fetch_count if answers else execute_count)(driver, sent, args)
+            except BaseException:
+                # Whatever state the statement left the connection in, it is not reused.
+                await self._finish(conn.invalidate())
+                raise
 
     async def _open(self) -> AsyncConnection:
         conn = await self._engine.connect()
@@ -321,16 +356,32 @@ class Database:
         """
         if self._lane is not None:
             one = one_statement(writes) if len(writes) > 1 else None
-            if one is not None or len(writes) == 1:
+            single = len(writes) == 1 and not isinstance(writes[0].params, Sequence)
+            if one is not None or single:
                 statement, params = one or (writes[0].statement, writes[0].params)
-                async with self._lane.connection() as conn:
-                    result = await conn.execute(statement, params)
-                    changed = result.scalar() if one is not None else result.rowcount
+                changed = await self._lane.count(statement, params)  # type: ignore[arg-type]
                 return bool(changed) or not writes[0].must_change
+        if self._here is not None:
+            try:
+                return self._write_here(writes)
+            except (Busy, NotPrepared):
+                pass  # the lock is taken (the usual way waits for it), or a statement is new
         try:
             return await self.transact(functools.partial(_write_all, writes))
         except _Unchanged:
             return False
+
+    def _write_here(self, writes: Sequence[Write]) -> bool:
+        """SQLite: the batch on this thread, sent to sqlite3 directly (`storage.driver`)."""
+        assert self._here is not None
+        raw = self._here.raw_connection()
+        try:
+            connection: Any = raw.driver_connection  # sqlite3's own
+            done = write_sqlite(connection, writes, self._here.dialect)
+        finally:
+            raw.close()
+        self._committed_here()
+        return done
 
     async def transact(self, work: Callable[[Connection], T], *, eager: bool = False) -> T:
         """Run `work` — plain, synchronous SQLAlchemy on one connection — in one transaction,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text, update
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage import Database, approvals, new_runs, run_states, runs, slack_events, tool_calls
 from storage.db import CHECKPOINT_EVERY, normalize_url, utcnow
@@ -201,6 +201,66 @@ async def test_a_guarded_batch_writes_everything_or_nothing(any_db: Database) ->
     assert task.attempts == 2 and stored.wakeups == 1 and stored.context == "first"
     notes = [e.data for e in await runs.events(any_db, run.id) if e.kind == "note"]
     assert notes == [{"n": 1}, {"n": 2}]
+
+
+async def test_a_batch_the_database_refuses_fails_as_sqlalchemy_says_and_writes_nothing(
+    any_db: Database,
+) -> None:
+    """Batches go to the driver directly (`storage.driver`); what the database refuses is
+    raised as SQLAlchemy raises it, and the batch is undone."""
+    run = await _run_with_task(any_db)
+    tasks = TaskRow.__table__  # type: ignore[attr-defined]
+    again = [
+        row_values(TaskRow(run_id=run.id, task_id="b", agent="x", instruction="new")),
+        row_values(TaskRow(run_id=run.id, task_id="a", agent="x", instruction="twice")),
+    ]
+    note = {"run_id": run.id, "kind": "note", "data": {"n": 1}}
+    with pytest.raises(IntegrityError):
+        await any_db.write(Write(Event.__table__.insert(), note), Write(tasks.insert(), again))  # type: ignore[attr-defined]
+    assert await runs.get_task(any_db, run.id, "b") is None
+    assert [e for e in await runs.events(any_db, run.id) if e.kind == "note"] == []
+    # A value the column's type refuses: SQLAlchemy's own error, before anything is sent.
+    with pytest.raises(StatementError, match="'slack' is not a valid RunSource"):
+        await any_db.write(
+            Write(update(Run.__table__).where(Run.__table__.c.id == run.id).values(source="slack"))  # type: ignore[attr-defined]
+        )
+
+
+async def test_a_move_on_a_cut_connection_fails_as_an_outage_and_is_made_once_after(
+    pg_url: str,
+) -> None:
+    """A move sent to asyncpg directly, on a connection PostgreSQL dropped, fails as an
+    outage (the drive lets go and the run is resumed); the next move gets a new
+    connection and is made once."""
+    import asyncpg
+
+    from storage.db import is_unavailable
+
+    db = Database(pg_url)
+    try:
+        run = await _run_with_task(db)
+        await run_states.note(db, run.id, EventKind.TASK_PROGRESS, task_id="a")  # in use
+        base, name = pg_url.rsplit("/", 1)
+        admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
+        try:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+            )
+        finally:
+            await admin.close()
+
+        with pytest.raises(Exception) as cut:
+            await run_states.task_started(db, run.id, "a", attempt=1)
+        assert is_unavailable(cut.value)
+        task = await runs.get_task(db, run.id, "a")
+        assert task is not None and task.status == TaskStatus.PENDING
+        await run_states.task_started(db, run.id, "a", attempt=1)
+        task = await runs.get_task(db, run.id, "a")
+        assert task is not None and task.status == TaskStatus.RUNNING
+        kinds = [e.kind for e in await runs.events(db, run.id)]
+        assert kinds.count(EventKind.TASK_STARTED) == 1
+    finally:
+        await db.dispose()
 
 
 async def test_a_slack_event_id_is_accepted_once(any_db: Database) -> None:
