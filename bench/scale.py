@@ -37,6 +37,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -391,6 +392,10 @@ class Overhead:
     first_cpu_ms: float  # the same run on a database engine that had run nothing yet
 
 
+# The statements asyncpg sends on its own when a connection first meets a type.
+_ASYNCPG_OWN = re.compile(r"typeinfo_tree|set_config\('jit'|current_setting\('jit'\)")
+
+
 class Statements:
     """The SQL statements a database is sent, and the commits that wrote something (a read
     in autocommit, or a transaction that only read, commits nothing a crash could lose),
@@ -435,9 +440,15 @@ class Statements:
             driver.add_query_logger(self._logged)
 
     def _logged(self, query: Any) -> None:
-        word = query.query.lstrip()[:8].upper()
-        if not self.counting or word.startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            return  # SQLAlchemy's transactions: their statements and commits counted above
+        text = query.query.lstrip()
+        word = text[:8].upper()
+        if (
+            not self.counting
+            or word.startswith(("BEGIN", "COMMIT", "ROLLBACK"))  # SQLAlchemy's transactions
+            or isinstance(query.args, list)  # SQLAlchemy's executemany: its events count it
+            or _ASYNCPG_OWN.search(text)  # asyncpg reading a type a connection first meets
+        ):
+            return
         self.statements += 1
         if not word.startswith("SELECT"):
             self.commits += 1  # sent directly, in autocommit
