@@ -199,6 +199,7 @@ class _Lane:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
+        self._drivers.clear()
         for conn in idle:
             await conn.close()
 
@@ -353,6 +354,7 @@ class Database:
         For the writes made several times per task (the run state machine's moves, usage).
         On SQLite they run as `transact` runs its work, on this thread while the lock is
         free. On PostgreSQL the batch is one statement in one round trip where it can be.
+        Either way the statements go to the driver itself, compiled once (`storage.driver`).
         """
         if self._lane is not None:
             one = one_statement(writes) if len(writes) > 1 else None
