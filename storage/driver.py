@@ -10,8 +10,8 @@ What a statement means, and how each value is converted (times, JSON, enums), is
 SQLAlchemy's: the SQL is what SQLAlchemy compiles for the dialect, and each parameter goes
 through its type's own conversion. The driver's errors are raised as SQLAlchemy raises
 them (`IntegrityError`, `OperationalError`, …), so callers and `is_unavailable` see no
-difference. A statement `Prepared` cannot take (one that expands a list into its text) is
-left to SQLAlchemy.
+difference. A statement that needs more of SQLAlchemy at each execution (a list expanded
+into its text, a column's default made then) is left to SQLAlchemy.
 
 The drivers' own hooks see these statements (sqlite3's trace callback, asyncpg's query
 logger); SQLAlchemy's engine events do not.
