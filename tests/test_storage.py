@@ -226,28 +226,33 @@ async def test_a_batch_the_database_refuses_fails_as_sqlalchemy_says_and_writes_
         )
 
 
+async def _drop_connections(pg_url: str) -> None:
+    """PostgreSQL ends every connection to the test's database, as a restart would."""
+    import asyncpg
+
+    base, name = pg_url.rsplit("/", 1)
+    admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
+
+
 async def test_a_move_on_a_cut_connection_fails_as_an_outage_and_is_made_once_after(
     pg_url: str,
 ) -> None:
     """A move sent to asyncpg directly, on a connection PostgreSQL dropped, fails as an
     outage (the drive lets go and the run is resumed); the next move gets a new
     connection and is made once."""
-    import asyncpg
-
     from storage.db import is_unavailable
 
     db = Database(pg_url)
     try:
         run = await _run_with_task(db)
         await run_states.note(db, run.id, EventKind.TASK_PROGRESS, task_id="a")  # in use
-        base, name = pg_url.rsplit("/", 1)
-        admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-        finally:
-            await admin.close()
+        await _drop_connections(pg_url)
 
         with pytest.raises(Exception) as cut:
             await run_states.task_started(db, run.id, "a", attempt=1)
@@ -449,8 +454,6 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
     """Single statements go through connections the process keeps open: one that PostgreSQL
     dropped fails its statement as an outage (the caller lets go and resumes later), and the
     next statement gets a new connection."""
-    import asyncpg
-
     from storage.db import is_unavailable
 
     db = Database(pg_url)
@@ -459,14 +462,7 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
         assert run is not None
         outcome = await runs.outcome_of(db, run.id)
         assert outcome is not None and outcome.status == RunStatus.QUEUED
-        base, name = pg_url.rsplit("/", 1)
-        admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-        finally:
-            await admin.close()
+        await _drop_connections(pg_url)
 
         with pytest.raises(Exception) as cut:
             await runs.outcome_of(db, run.id)
