@@ -240,7 +240,7 @@ async def ack_bursts() -> list[Row]:
             env = {
                 **environment(slack, db_url, catalog, models),
                 "BATON_LEASE_SECONDS": "60",
-                "BATON_WORKER_RUNS": "1500",
+                "BATON_WORKER_RUNS": "1000",
                 "BATON_LOG_LEVEL": "ERROR",
             }
             baton_url, web = await stack.enter_async_context(
@@ -249,7 +249,7 @@ async def ack_bursts() -> list[Row]:
             workers = []
             # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each), and for
             # the memory steps after them.
-            for _ in range(3 if FULL else 2):
+            for _ in range(3):
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
                 )
