@@ -26,7 +26,7 @@
   per second the machine's cores allow at that cost
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
-runs in flight, once each, with three workers to hold them); by default the bursts are 30/100
+runs in flight, once each); by default the bursts are 30/100
 with 0/800 in flight, five times each (a burst's p99 is its slowest ack or two, so a row's
 median needs more than three turns to settle), so that the ack rows take a few minutes.
 """
@@ -247,8 +247,8 @@ async def ack_bursts() -> list[Row]:
                 process(env, Path(tmp), "run", "--http")
             )
             workers = []
-            # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each), and for
-            # the memory steps after them.
+            # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each, at most
+            # 1000), and for the memory steps after them.
             for _ in range(3):
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
