@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import bindparam, event, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage import Database, approvals, new_runs, run_states, runs, slack_events, tool_calls
@@ -206,24 +209,58 @@ async def test_a_guarded_batch_writes_everything_or_nothing(any_db: Database) ->
 async def test_a_batch_the_database_refuses_fails_as_sqlalchemy_says_and_writes_nothing(
     any_db: Database,
 ) -> None:
-    """Batches go to the driver directly (`storage.driver`); what the database refuses is
-    raised as SQLAlchemy raises it, and the batch is undone."""
+    """Batches go to the driver directly (`storage.driver`): SQLAlchemy executes nothing of
+    them. What the database refuses is raised as SQLAlchemy raises it, and the batch is
+    undone."""
     run = await _run_with_task(any_db)
-    tasks = TaskRow.__table__  # type: ignore[attr-defined]
+    tasks, events = TaskRow.__table__, Event.__table__  # type: ignore[attr-defined]
+    guard = (
+        update(tasks)
+        .where(tasks.c.run_id == run.id, tasks.c.task_id == "a")
+        .values(attempts=tasks.c.attempts + bindparam("v_more"))
+    )
+    note = {"run_id": run.id, "at": utcnow(), "kind": "note", "task_id": None, "data": {"n": 1}}
     again = [
         row_values(TaskRow(run_id=run.id, task_id="b", agent="x", instruction="new")),
         row_values(TaskRow(run_id=run.id, task_id="a", agent="x", instruction="twice")),
     ]
-    note = {"run_id": run.id, "kind": "note", "data": {"n": 1}}
-    with pytest.raises(IntegrityError):
-        await any_db.write(Write(Event.__table__.insert(), note), Write(tasks.insert(), again))  # type: ignore[attr-defined]
+    batch = [
+        Write(guard, {"v_more": 1}, must_change=True),
+        Write(events.insert(), note),
+        Write(tasks.insert(), again),
+    ]
+    with statements(any_db) as sent_by_sqlalchemy:
+        with pytest.raises(IntegrityError):
+            await any_db.write(*batch)
+        # A value the column's type refuses: SQLAlchemy's own error, before anything is sent.
+        with pytest.raises(StatementError, match="'slack' is not a valid RunSource"):
+            await any_db.write(
+                Write(
+                    update(Run.__table__).where(Run.__table__.c.id == run.id).values(source="slack")
+                )  # type: ignore[attr-defined]
+            )
+    assert sent_by_sqlalchemy == []
+    task = await runs.get_task(any_db, run.id, "a")
+    assert task is not None and task.attempts == 0 and task.instruction != "twice"
     assert await runs.get_task(any_db, run.id, "b") is None
     assert [e for e in await runs.events(any_db, run.id) if e.kind == "note"] == []
-    # A value the column's type refuses: SQLAlchemy's own error, before anything is sent.
-    with pytest.raises(StatementError, match="'slack' is not a valid RunSource"):
-        await any_db.write(
-            Write(update(Run.__table__).where(Run.__table__.c.id == run.id).values(source="slack"))  # type: ignore[attr-defined]
-        )
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """Every statement SQLAlchemy executes on the database's engines meanwhile."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    for engine in db.engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in db.engines:
+            event.remove(engine, "before_cursor_execute", record)
 
 
 async def _drop_connections(pg_url: str) -> None:
