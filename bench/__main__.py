@@ -28,6 +28,8 @@
   for offline runs
 - parallel efficiency: runs whose model calls each take 1 s, their wall time over their
   critical path, for playbooks and planned requests (`bench/parallel.py`)
+- SQLite's write-ahead log: its largest size over 300 ten-task runs, and the database
+  file's at the end (`bench/sqlite_log.py`)
 """
 
 from __future__ import annotations
@@ -352,6 +354,12 @@ async def parallel(_: Site) -> list[tuple[str, str, str]]:
     return await parallel_efficiency()
 
 
+async def sqlite_log(_: Site) -> list[tuple[str, str, str]]:
+    from bench.sqlite_log import sqlite_log as measure
+
+    return await measure()
+
+
 async def machine_after(_: Site) -> list[tuple[str, str, str]]:
     from bench.machine import machine
 
@@ -432,6 +440,7 @@ async def main() -> None:
         real_model,
         scale,
         parallel,
+        sqlite_log,
         machine_after,
     ):
         rows += await with_site(bench)

@@ -26,8 +26,9 @@
   per second the machine's cores allow at that cost
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
-runs in flight, once each, with three workers to hold them); by default the bursts are 30/100
-with 0/800 in flight, three times each, so that the ack rows take a few minutes.
+runs in flight, once each); by default the bursts are 30/100
+with 0/800 in flight, five times each (a burst's p99 is its slowest ack or two, so a row's
+median needs more than three turns to settle), so that the ack rows take a few minutes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import contextlib
 import gc
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -60,7 +62,7 @@ T = TypeVar("T")
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
 BURSTS = (30, 100, 300) if FULL else (30, 100)
 IN_FLIGHT = (0, 200, 800) if FULL else (0, 800)
-REPEATS = 1 if FULL else 3
+REPEATS = 1 if FULL else 5
 # After the bursts, this many more runs are held in this many steps, the workers' RSS read
 # between them.
 MEMORY_RUNS, MEMORY_STEPS = 198, 3
@@ -245,9 +247,9 @@ async def ack_bursts() -> list[Row]:
                 process(env, Path(tmp), "run", "--http")
             )
             workers = []
-            # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each), and for
-            # the memory steps after them.
-            for _ in range(3 if FULL else 2):
+            # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each, at most
+            # 1000), and for the memory steps after them.
+            for _ in range(3):
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
                 )
@@ -391,12 +393,84 @@ class Overhead:
     first_cpu_ms: float  # the same run on a database engine that had run nothing yet
 
 
+# The statements asyncpg sends on its own when a connection first meets a type.
+_ASYNCPG_OWN = re.compile(r"typeinfo_tree|set_config\('jit'|current_setting\('jit'\)")
+
+
+class Statements:
+    """The SQL statements a database is sent, and the commits that wrote something (a read
+    in autocommit, or a transaction that only read, commits nothing a crash could lose),
+    counted while `counting` is set.
+
+    Counted where they are sent: SQLAlchemy's engine events see what goes through
+    SQLAlchemy; the drivers' own hooks see the batches `Database.write` sends to them
+    directly (`storage.driver`): sqlite3's trace callback every statement on the SQLite
+    connections of the event loop's thread, asyncpg's query logger those on PostgreSQL.
+    Made before the database's first connection, so that every connection has its hook."""
+
+    def __init__(self, db: Any) -> None:
+        from sqlalchemy import event
+
+        self.statements = self.commits = 0
+        self.counting = False
+        engine, *here = db.engines
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+        event.listen(engine, "connect", self._asyncpg_logs)
+        for sync in here:  # SQLite, on the loop's thread: sqlite3 traces all of it
+            event.listen(sync, "connect", self._sqlite_traces)
+
+    def _statement(self, conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if not self.counting:
+            return
+        self.statements += 1
+        if sql.lstrip()[:6].upper() == "SELECT":
+            return
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            self.commits += 1  # a write that is its own transaction
+        else:
+            conn.info["wrote"] = True
+
+    def _commit(self, conn: Any) -> None:
+        if conn.info.pop("wrote", False) and self.counting:
+            self.commits += 1
+
+    def _asyncpg_logs(self, _dbapi: Any, record: Any) -> None:
+        driver = record.driver_connection
+        if hasattr(driver, "add_query_logger"):  # asyncpg (SQLAlchemy's own go prepared)
+            driver.add_query_logger(self._logged)
+
+    def _logged(self, query: Any) -> None:
+        text = query.query.lstrip()
+        word = text[:8].upper()
+        if (
+            not self.counting
+            or word.startswith(("BEGIN", "COMMIT", "ROLLBACK"))  # SQLAlchemy's transactions
+            or isinstance(query.args, list)  # SQLAlchemy's executemany: its events count it
+            or _ASYNCPG_OWN.search(text)  # asyncpg reading a type a connection first meets
+        ):
+            return
+        self.statements += 1
+        if not word.startswith("SELECT"):
+            self.commits += 1  # sent directly, in autocommit
+
+    def _sqlite_traces(self, dbapi: Any, _record: Any) -> None:
+        dbapi.set_trace_callback(self._traced)
+
+    def _traced(self, sql: str) -> None:
+        word = sql.lstrip()[:8].upper()
+        if not self.counting or word.startswith(("BEGIN", "ROLLBACK", "PRAGMA")):
+            return
+        if word.startswith("COMMIT"):
+            self.commits += 1  # sqlite3 begins a transaction only for a write
+        else:
+            self.statements += 1
+
+
 async def overhead_one(url: str, shape: str, n: int) -> Overhead:
     """CPU, statements and commits per task for a run of `n` no-op tasks, on an engine that
     has run one such run already (as a worker's has: its statements compiled and prepared);
     and the CPU of that first run."""
-    from sqlalchemy import event
-
     from orchestration.limits import Limits
     from storage import Database, runs
     from storage.models import Run, RunStatus
@@ -406,50 +480,29 @@ async def overhead_one(url: str, shape: str, n: int) -> Overhead:
         path = Path(tmp) / "agents.yml"
         path.write_text(_catalog_for(shape, n))
         db = Database(url)
+        counts = Statements(db)
         await db.create_all()
         orch = offline_orchestrator(db, path, limits=Limits(max_tasks=200, max_parallel=32))
-        counts = {"statements": 0, "commits": 0}
-
-        # Commits that wrote something: a read in autocommit, or a transaction that only
-        # read, commits nothing a crash could lose.
-        def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-            counts["statements"] += 1
-            if sql.lstrip()[:6].upper() == "SELECT":
-                return
-            if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-                counts["commits"] += 1  # a write that is its own transaction
-            else:
-                conn.info["wrote"] = True
-
-        def commit(conn: Any) -> None:
-            if conn.info.pop("wrote", False):
-                counts["commits"] += 1
-
         cpu: list[float] = []
         for measured in (False, True):
             run = await runs.create_run(db, Run(id=runs.new_id(), request="go", playbook="shape"))
             assert run is not None
-            if measured:
-                for engine in db.engines:
-                    event.listen(engine, "before_cursor_execute", statement)
-                    event.listen(engine, "commit", commit)
+            counts.counting = measured
             gc.collect()  # the harness's own garbage is not collected inside the timing
             start = time.process_time()
             await orch.execute(run.id)
             cpu.append(time.process_time() - start)
+            counts.counting = False
             done = await runs.get_run(db, run.id)
             assert done is not None and done.status == RunStatus.SUCCEEDED, (
                 done and done.status,
                 done and done.error,
             )
-        for engine in db.engines:
-            event.remove(engine, "before_cursor_execute", statement)
-            event.remove(engine, "commit", commit)
         await db.dispose()
     return Overhead(
         cpu_ms=cpu[1] * 1000 / n,
-        statements=counts["statements"] / n,
-        commits=counts["commits"] / n,
+        statements=counts.statements / n,
+        commits=counts.commits / n,
         first_cpu_ms=cpu[0] * 1000 / n,
     )
 

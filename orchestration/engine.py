@@ -317,22 +317,25 @@ class Orchestrator:
             )
             return False
         rows = [
-            TaskRow(
-                run_id=run.id,
-                task_id=t.id,
+            run_states.new_task(
+                run.id,
+                t.id,
                 position=i,
                 agent=t.agent,
                 instruction=t.instruction,
-                depends_on=list(t.depends_on),
+                depends_on=t.depends_on,
                 requires_approval=t.requires_approval,
             )
             for i, t in enumerate(plan.tasks)
         ]
         await run_states.plan_ready(self.db, run.id, plan.model_dump(), rows)
         cost = estimate(plan, self.catalog, self.models, self.prices)
+        views = tuple(
+            _task_view(t.id, t.agent, t.instruction, t.depends_on, t.requires_approval)
+            for t in plan.tasks
+        )
         await self.publish(
-            sink,
-            PlanReady(run_id=run.id, title=plan.title, tasks=_task_views(rows), estimate=cost),
+            sink, PlanReady(run_id=run.id, title=plan.title, tasks=views, estimate=cost)
         )
         return True
 
@@ -718,16 +721,23 @@ def _first_line(text: str, limit: int = 140) -> str:
 
 
 def _task_views(tasks: list[TaskRow]) -> tuple[TaskView, ...]:
-    """The task list a plan or its revision shows."""
+    """The task list a revision shows."""
     return tuple(
-        TaskView(
-            id=t.task_id,
-            agent=t.agent,
-            title=_title(t.agent, t.instruction),
-            depends_on=tuple(t.depends_on),
-            requires_approval=t.requires_approval,
-        )
+        _task_view(t.task_id, t.agent, t.instruction, t.depends_on, t.requires_approval)
         for t in tasks
+    )
+
+
+def _task_view(
+    task_id: str, agent: str, instruction: str, depends_on: list[str], requires_approval: bool
+) -> TaskView:
+    """A task as the task list shows it."""
+    return TaskView(
+        id=task_id,
+        agent=agent,
+        title=_title(agent, instruction),
+        depends_on=tuple(depends_on),
+        requires_approval=requires_approval,
     )
 
 

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Delete, Engine, Executable, Update, create_engine, event
+from sqlalchemy import (
+    Connection,
+    Delete,
+    Engine,
+    Executable,
+    Select,
+    Update,
+    create_engine,
+    event,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -23,11 +33,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.clock import REAL, Clock
+from storage.driver import Busy, NotPrepared, execute_count, fetch_count, prepared, write_sqlite
 from storage.errors import DatabaseUrlError, StorageError
 from storage.writes import Write, busy, one_statement, written
 
 T = TypeVar("T")
 M = TypeVar("M")
+
+log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -119,6 +132,10 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 # SQLite: how long, and how often, `transact` tries for the lock from the event loop.
 EAGER_SECONDS, EAGER_POLL = 2.0, 0.002
 
+# SQLite: transactions committed on the event loop's thread between two checkpoints of the
+# write-ahead log. A ten-task run commits about 25 and adds about half a megabyte to the log.
+CHECKPOINT_EVERY = 200
+
 # PostgreSQL connections (of the pool's) a process keeps in autocommit for single statements.
 LANE_SIZE = 4
 
@@ -135,6 +152,8 @@ class _Lane:
         self._finish = finish
         self._idle: list[AsyncConnection] = []
         self._free = asyncio.Semaphore(LANE_SIZE)
+        # Each connection's asyncpg connection, for the statements sent to it directly.
+        self._drivers: dict[AsyncConnection, Any] = {}
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
@@ -143,9 +162,32 @@ class _Lane:
             try:
                 yield conn
             except BaseException:
+                self._drivers.pop(conn, None)
                 await self._finish(conn.close())
                 raise
             self._idle.append(conn)
+
+    async def count(self, statement: Executable, params: Mapping[str, Any] | None) -> int:
+        """Run one statement that stands alone: the rows it touched, or for a statement that
+        answers a count (`writes.one_statement`'s), that count. Sent to asyncpg directly
+        (`storage.driver`) when it can be."""
+        answers = isinstance(statement, Select)
+        async with self.connection() as conn:
+            sent = prepared(statement, tuple(params or ()), conn.dialect)
+            if sent is None:
+                result = await conn.execute(statement, params)
+                return int(result.scalar() or 0) if answers else result.rowcount
+            driver = self._drivers.get(conn)
+            if driver is None:
+                driver = (await conn.get_raw_connection()).driver_connection
+                self._drivers[conn] = driver
+            args = sent.args(params or {})
+            try:
+                return await (fetch_count if answers else execute_count)(driver, sent, args)
+            except BaseException:
+                # Whatever state the statement left the connection in, it is not reused.
+                await self._finish(conn.invalidate())
+                raise
 
     async def _open(self) -> AsyncConnection:
         conn = await self._engine.connect()
@@ -157,6 +199,7 @@ class _Lane:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
+        self._drivers.clear()
         for conn in idle:
             await conn.close()
 
@@ -184,7 +227,7 @@ def _in_session(work: Callable[[Session], T], conn: Connection) -> T:
 
 def _sqlite_here(connection: Any, record: Any) -> None:
     _sqlite_wal(connection, record)
-    # Checkpoints (which sync the file) are left to the other connections, off the loop.
+    # Checkpoints (which sync the file) run off the loop: see `Database._committed_here`.
     cursor = connection.cursor()
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
@@ -227,6 +270,9 @@ class Database:
             self._lane = _Lane(self.engine, self._finish)
         # Sessions still handing their connection back (see `session`); `dispose` waits.
         self._closing: set[asyncio.Future[None]] = set()
+        # SQLite: transactions committed here since the last checkpoint, and one under way.
+        self._uncheckpointed = 0
+        self._checkpoint: asyncio.Future[None] | None = None
         # SQLite: the same file, opened on this thread for `write`'s short batches.
         self._here: Engine | None = None
         if self.is_sqlite:
@@ -308,19 +354,36 @@ class Database:
         For the writes made several times per task (the run state machine's moves, usage).
         On SQLite they run as `transact` runs its work, on this thread while the lock is
         free. On PostgreSQL the batch is one statement in one round trip where it can be.
+        Either way the statements go to the driver itself, compiled once (`storage.driver`).
         """
         if self._lane is not None:
             one = one_statement(writes) if len(writes) > 1 else None
-            if one is not None or len(writes) == 1:
+            single = len(writes) == 1 and not isinstance(writes[0].params, Sequence)
+            if one is not None or single:
                 statement, params = one or (writes[0].statement, writes[0].params)
-                async with self._lane.connection() as conn:
-                    result = await conn.execute(statement, params)
-                    changed = result.scalar() if one is not None else result.rowcount
+                changed = await self._lane.count(statement, params)  # type: ignore[arg-type]
                 return bool(changed) or not writes[0].must_change
+        if self._here is not None:
+            try:
+                return self._write_here(writes)
+            except (Busy, NotPrepared):
+                pass  # the lock is taken (the usual way waits for it), or a statement is new
         try:
             return await self.transact(functools.partial(_write_all, writes))
         except _Unchanged:
             return False
+
+    def _write_here(self, writes: Sequence[Write]) -> bool:
+        """SQLite: the batch on this thread, sent to sqlite3 directly (`storage.driver`)."""
+        assert self._here is not None
+        raw = self._here.raw_connection()
+        try:
+            connection: Any = raw.driver_connection  # sqlite3's own
+            done = write_sqlite(connection, writes, self._here.dialect)
+        finally:
+            raw.close()
+        self._committed_here()
+        return done
 
     async def transact(self, work: Callable[[Connection], T], *, eager: bool = False) -> T:
         """Run `work` — plain, synchronous SQLAlchemy on one connection — in one transaction,
@@ -346,7 +409,8 @@ class Database:
                     with self._here.connect() as conn:
                         result = work(conn)
                         conn.commit()
-                        return result
+                    self._committed_here()
+                    return result
                 except sa_exc.OperationalError as e:
                     if not busy(e):
                         raise
@@ -397,6 +461,30 @@ class Database:
         """Every engine this database runs statements through (for counting them)."""
         return [self.engine.sync_engine, *([self._here] if self._here is not None else [])]
 
+    def _committed_here(self) -> None:
+        """Count a transaction committed on this thread, and every CHECKPOINT_EVERY start a
+        checkpoint on the driver's own thread.
+
+        The connections used here do not checkpoint at their commits (a checkpoint syncs the
+        file, which would hold up the event loop). Without one now and then, every change
+        would stay in the write-ahead log, which would grow for as long as Baton runs."""
+        self._uncheckpointed += 1
+        if self._uncheckpointed >= CHECKPOINT_EVERY and self._checkpoint is None:
+            self._uncheckpointed = 0
+            self._checkpoint = asyncio.ensure_future(self._checkpoint_log())
+
+    async def _checkpoint_log(self) -> None:
+        """Copy the write-ahead log into the database file and empty it. Writers wait
+        meanwhile (a batch on the loop's thread finds the lock taken and goes the async way,
+        as `transact` says): a few milliseconds every CHECKPOINT_EVERY transactions."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        except Exception as e:
+            log.warning("SQLite checkpoint failed (%s); the next one will try again", e)
+        finally:
+            self._checkpoint = None
+
     async def _finish(self, step: Coroutine[Any, Any, None]) -> None:
         """Run the end of a transaction to completion even if the caller is cancelled;
         `dispose` waits for those still going."""
@@ -406,8 +494,9 @@ class Database:
         await asyncio.shield(finishing)
 
     async def dispose(self) -> None:
-        if self._closing:
-            await asyncio.wait(set(self._closing), timeout=10)
+        pending = {*self._closing, *([self._checkpoint] if self._checkpoint else [])}
+        if pending:
+            await asyncio.wait(pending, timeout=10)
         if self._lane is not None:
             await self._lane.close()
         await self.engine.dispose()

@@ -31,7 +31,7 @@ Statements here are Core, not ORM: they run several times per task.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,7 +43,7 @@ from storage.db import Database, utcnow
 from storage.errors import StorageError
 from storage.models import Delivery, Event, EventKind, Run, RunStatus, TaskRow, TaskStatus
 from storage.runs import Spend, adding, usage_params, usage_writes
-from storage.writes import Write, insert_into, insert_row, row_values, write_in
+from storage.writes import Write, insert_into, insert_row, new_row, row_values, write_in
 
 _RUNS = Run.__table__  # type: ignore[attr-defined]
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
@@ -446,8 +446,35 @@ async def run_started(
     )
 
 
+def new_task(
+    run_id: str,
+    task_id: str,
+    *,
+    position: int,
+    agent: str,
+    instruction: str,
+    depends_on: Sequence[str] = (),
+    requires_approval: bool = False,
+) -> dict[str, Any]:
+    """A planned task's new row, as `plan_ready` stores it: its values without building a
+    `TaskRow` (which costs more than storing it, once per task of every plan)."""
+    return new_row(
+        TaskRow,
+        run_id=run_id,
+        task_id=task_id,
+        position=position,
+        agent=agent,
+        instruction=instruction,
+        depends_on=list(depends_on),
+        requires_approval=requires_approval,
+    )
+
+
 async def plan_ready(
-    db: Database, run_id: str, plan: dict[str, Any], tasks: Sequence[TaskRow]
+    db: Database,
+    run_id: str,
+    plan: dict[str, Any],
+    tasks: Sequence[TaskRow | Mapping[str, Any]],
 ) -> RunMoved:
     """The plan and its tasks are stored; from here on the run is driven from these rows."""
     return await move_run(
@@ -508,10 +535,11 @@ async def move_run(
     fields: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     deliver: Delivery | None = None,
-    tasks: Sequence[TaskRow] = (),
+    tasks: Sequence[TaskRow | Mapping[str, Any]] = (),
 ) -> RunMoved:
-    """Make a run move to `status`, with its event (and `deliver`, and new `tasks`), in one
-    transaction. The named moves above are what callers use."""
+    """Make a run move to `status`, with its event (and `deliver`, and new `tasks`: rows, or
+    their values from `new_task`), in one transaction. The named moves above are what
+    callers use."""
     move = RUN_MOVES[kind]
     if status not in move.targets:
         raise IllegalTransition(f"run {run_id}", kind, status, move.targets)
@@ -529,7 +557,8 @@ async def move_run(
         Write(_INSERT_EVENT, event),
     ]
     if tasks:
-        writes.append(Write(insert_into(_TASKS), [row_values(t) for t in tasks]))
+        values = [t if isinstance(t, Mapping) else row_values(t) for t in tasks]
+        writes.append(Write(insert_into(_TASKS), values))
     if deliver is not None:
         writes.append(insert_row(deliver, unless_there=True, sqlite=db.is_sqlite))
     if not await db.write(*writes):

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text, update
-from sqlalchemy.exc import StatementError
+from sqlalchemy import bindparam, event, text, update
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage import Database, approvals, new_runs, run_states, runs, slack_events, tool_calls
-from storage.db import normalize_url, utcnow
+from storage.db import CHECKPOINT_EVERY, normalize_url, utcnow
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -113,6 +116,33 @@ async def test_a_sqlite_move_that_finds_the_file_locked_waits_for_the_lock_and_i
     await db.dispose()
 
 
+async def test_sqlite_changes_reach_the_database_file_and_its_log_stays_small(
+    tmp_path: Path,
+) -> None:
+    """Moves commit on the event loop's thread without checkpointing there; every
+    CHECKPOINT_EVERY transactions a checkpoint off the loop moves the log into the file."""
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    await db.create_all()
+    log = tmp_path / "baton.db-wal"
+    run = await _run_with_task(db)
+    notes = 5 * CHECKPOINT_EVERY
+    grown, per_note = 0, 0.0
+    for i in range(notes):
+        await run_states.note(db, run.id, EventKind.TASK_PROGRESS, task_id="a", data={"n": i})
+        await asyncio.sleep(0)  # the loop goes on to other work, as it does between moves
+        grown = max(grown, log.stat().st_size)
+        if i == CHECKPOINT_EVERY // 2:
+            per_note = grown / i  # what a note adds to the log
+    await db.dispose()  # waits for a checkpoint under way
+
+    # Two checkpoints' worth of notes at most, where without them the log holds all five.
+    assert grown < 2 * CHECKPOINT_EVERY * per_note
+    db = Database(f"sqlite:///{tmp_path}/baton.db")
+    progress = [e for e in await runs.events(db, run.id) if e.kind == EventKind.TASK_PROGRESS]
+    assert [e.data for e in progress] == [{"n": i} for i in range(notes)]
+    await db.dispose()
+
+
 async def test_a_request_that_finds_the_sqlite_file_locked_is_stored_once_the_lock_is_free(
     tmp_path: Path,
 ) -> None:
@@ -174,6 +204,105 @@ async def test_a_guarded_batch_writes_everything_or_nothing(any_db: Database) ->
     assert task.attempts == 2 and stored.wakeups == 1 and stored.context == "first"
     notes = [e.data for e in await runs.events(any_db, run.id) if e.kind == "note"]
     assert notes == [{"n": 1}, {"n": 2}]
+
+
+async def test_a_batch_the_database_refuses_fails_as_sqlalchemy_says_and_writes_nothing(
+    any_db: Database,
+) -> None:
+    """Batches go to the driver directly (`storage.driver`): SQLAlchemy executes nothing of
+    them. What the database refuses is raised as SQLAlchemy raises it, and the batch is
+    undone."""
+    run = await _run_with_task(any_db)
+    tasks, events = TaskRow.__table__, Event.__table__  # type: ignore[attr-defined]
+    guard = (
+        update(tasks)
+        .where(tasks.c.run_id == run.id, tasks.c.task_id == "a")
+        .values(attempts=tasks.c.attempts + bindparam("v_more"))
+    )
+    note = {"run_id": run.id, "at": utcnow(), "kind": "note", "task_id": None, "data": {"n": 1}}
+    again = [
+        row_values(TaskRow(run_id=run.id, task_id="b", agent="x", instruction="new")),
+        row_values(TaskRow(run_id=run.id, task_id="a", agent="x", instruction="twice")),
+    ]
+    batch = [
+        Write(guard, {"v_more": 1}, must_change=True),
+        Write(events.insert(), note),
+        Write(tasks.insert(), again),
+    ]
+    with statements(any_db) as sent_by_sqlalchemy:
+        with pytest.raises(IntegrityError):
+            await any_db.write(*batch)
+        # A value the column's type refuses: SQLAlchemy's own error, before anything is sent.
+        with pytest.raises(StatementError, match="'slack' is not a valid RunSource"):
+            await any_db.write(
+                Write(
+                    update(Run.__table__).where(Run.__table__.c.id == run.id).values(source="slack")
+                )  # type: ignore[attr-defined]
+            )
+    assert sent_by_sqlalchemy == []
+    task = await runs.get_task(any_db, run.id, "a")
+    assert task is not None and task.attempts == 0 and task.instruction != "twice"
+    assert await runs.get_task(any_db, run.id, "b") is None
+    assert [e for e in await runs.events(any_db, run.id) if e.kind == "note"] == []
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """Every statement SQLAlchemy executes on the database's engines meanwhile."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    for engine in db.engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in db.engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+async def _drop_connections(pg_url: str) -> None:
+    """PostgreSQL ends every connection to the test's database, as a restart would."""
+    import asyncpg
+
+    base, name = pg_url.rsplit("/", 1)
+    admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+    finally:
+        await admin.close()
+
+
+async def test_a_move_on_a_cut_connection_fails_as_an_outage_and_is_made_once_after(
+    pg_url: str,
+) -> None:
+    """A move sent to asyncpg directly, on a connection PostgreSQL dropped, fails as an
+    outage (the drive lets go and the run is resumed); the next move gets a new
+    connection and is made once."""
+    from storage.db import is_unavailable
+
+    db = Database(pg_url)
+    try:
+        run = await _run_with_task(db)
+        await run_states.note(db, run.id, EventKind.TASK_PROGRESS, task_id="a")  # in use
+        await _drop_connections(pg_url)
+
+        with pytest.raises(Exception) as cut:
+            await run_states.task_started(db, run.id, "a", attempt=1)
+        assert is_unavailable(cut.value)
+        task = await runs.get_task(db, run.id, "a")
+        assert task is not None and task.status == TaskStatus.PENDING
+        await run_states.task_started(db, run.id, "a", attempt=1)
+        task = await runs.get_task(db, run.id, "a")
+        assert task is not None and task.status == TaskStatus.RUNNING
+        kinds = [e.kind for e in await runs.events(db, run.id)]
+        assert kinds.count(EventKind.TASK_STARTED) == 1
+    finally:
+        await db.dispose()
 
 
 async def test_a_slack_event_id_is_accepted_once(any_db: Database) -> None:
@@ -362,8 +491,6 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
     """Single statements go through connections the process keeps open: one that PostgreSQL
     dropped fails its statement as an outage (the caller lets go and resumes later), and the
     next statement gets a new connection."""
-    import asyncpg
-
     from storage.db import is_unavailable
 
     db = Database(pg_url)
@@ -372,14 +499,7 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
         assert run is not None
         outcome = await runs.outcome_of(db, run.id)
         assert outcome is not None and outcome.status == RunStatus.QUEUED
-        base, name = pg_url.rsplit("/", 1)
-        admin = await asyncpg.connect(f"{base.replace('postgresql://', 'postgres://')}/postgres")
-        try:
-            await admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-            )
-        finally:
-            await admin.close()
+        await _drop_connections(pg_url)
 
         with pytest.raises(Exception) as cut:
             await runs.outcome_of(db, run.id)
