@@ -29,7 +29,7 @@ from sqlalchemy import Dialect, Executable
 from sqlalchemy import exc as sa_exc
 
 from storage.errors import StorageError
-from storage.writes import Params, Write
+from storage.writes import Params, Write, busy
 
 # A slot: the parameter's name, its type's conversion (or None), and the value the
 # statement itself gives it when the parameters do not (`_MISSING`: none).
@@ -147,8 +147,7 @@ def write_sqlite(connection: sqlite3.Connection, writes: Sequence[Write], dialec
         return True
     except sqlite3.Error as e:
         connection.rollback()
-        code = getattr(e, "sqlite_errorcode", None)
-        if code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        if busy(e):
             raise Busy from e
         raise sa_exc.DBAPIError.instance(sql, args, e, sqlite3.Error, hide_parameters=True) from e
 

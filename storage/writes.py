@@ -35,7 +35,6 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoNothing as DoNothing
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -144,9 +143,10 @@ async def write_in(conn: AsyncConnection, writes: Sequence[Write]) -> bool:
     return await conn.run_sync(written, writes)
 
 
-def busy(error: sa_exc.OperationalError) -> bool:
-    """SQLite said another connection holds the lock (it was not asked to wait for it)."""
-    code = getattr(error.orig, "sqlite_errorcode", None)
+def busy(error: Exception) -> bool:
+    """SQLite said another connection holds the lock (it was not asked to wait for it): a
+    sqlite3 error, or SQLAlchemy's around one."""
+    code = getattr(getattr(error, "orig", None) or error, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
