@@ -10,8 +10,8 @@ import statistics
 import time
 from typing import Any
 
-from storage import Database, new_runs, outbox, runs
-from storage.models import DeliveryPurpose, Run, RunSource
+from storage import Database, new_runs, runs
+from storage.models import Run, RunSource
 from storage.new_runs import NewRun
 from storage.writes import new_row
 from testkit.databases import fresh_pg_database
@@ -23,10 +23,14 @@ SIZES = (1, 30, 100)
 def _request(kind: str, key: str) -> NewRun:
     if kind == "commands":
         row = new_row(
-            Run, id=runs.new_id(), source=RunSource.COMMAND, request="go", channel_id="C1"
+            Run,
+            id=runs.new_id(),
+            source=RunSource.COMMAND,
+            request="go",
+            channel_id="C1",
+            response_url=f"https://hooks.slack.test/commands/{key}",
         )
-        shown = outbox.new_row(row["id"], DeliveryPurpose.REQUEST, data={"text": "asked: go"})
-        return NewRun(row, seen=f"command:{key}", deliver=shown)
+        return NewRun(row, seen=f"command:{key}")
     row = new_row(
         Run,
         id=runs.new_id(),

@@ -4,8 +4,9 @@
   once from a process of their own and timed until each answer reaches its socket
   (`bench/burst.py`), to a bare Bolt app (acks only) and to Baton's web process
   (`BATON_WORKERS=external`, `baton worker`s, PostgreSQL), with runs in flight in the workers
-  (their model calls held by the fake model server: topped up to 0 / 800, and each burst's
-  runs stay in flight, so each row names the counts it was measured between); each burst
+  (their model calls held by the fake model server, counted in the database as tasks
+  running: topped up to 0 / 800, and each burst's runs stay in flight, no task timing out,
+  so each row names the counts it was measured between); each burst
   REPEATS times, Bolt's and Baton's taking turns: p50 / p99 (medians), and Baton's p99 over
   Bolt's in the same turn (median and range). Both are warmed up first with a burst of runs
   that finish at once (connections made, statements prepared): the rows measure processes in
@@ -204,6 +205,22 @@ async def _unfinished(db: Any, playbook: str) -> int:
         return int((await s.exec(q)).one())
 
 
+async def _thinking(db: Any) -> int:
+    """Tasks of the `think` playbook started and not ended: their model calls are held."""
+    from sqlalchemy import func
+    from sqlmodel import col, select
+
+    from storage.models import TaskRow, TaskStatus
+
+    async with db.session() as s:
+        q = (
+            select(func.count())
+            .select_from(TaskRow)
+            .where(col(TaskRow.agent) == "thinker", col(TaskRow.status) == TaskStatus.RUNNING)
+        )
+        return int((await s.exec(q)).one())
+
+
 async def _succeeded(db: Any, playbook: str) -> tuple[int, float]:
     """How many of the playbook's runs succeeded, and the seconds from the first one stored
     to the last one finished."""
@@ -241,6 +258,10 @@ async def ack_bursts() -> list[Row]:
                 **environment(slack, db_url, catalog, models),
                 "BATON_LEASE_SECONDS": "60",
                 "BATON_WORKER_RUNS": "1000",
+                # Held model calls stay held: no call, task or run times out mid-bench.
+                "BATON_MODEL_TIMEOUT": "3600",
+                "BATON_TASK_TIMEOUT": "3600",
+                "BATON_RUN_DEADLINE": "3600",
                 "BATON_LOG_LEVEL": "ERROR",
             }
             baton_url, web = await stack.enter_async_context(
@@ -248,8 +269,8 @@ async def ack_bursts() -> list[Row]:
             )
             workers = []
             # Room for every run the bursts leave in flight (BATON_WORKER_RUNS each, at most
-            # 1000), and for the memory steps after them.
-            for _ in range(3):
+            # 1000), and for the memory steps after them: about 2,800 runs by default.
+            for _ in range(4):
                 workers.append(
                     (await stack.enter_async_context(process(env, Path(tmp), "worker")))[1]
                 )
@@ -273,12 +294,13 @@ async def ack_bursts() -> list[Row]:
                     out.append(sender.mention(text, msg.ts))
                 return out
 
-            def held() -> int:
-                return len([s for s in models.requests if s.system.startswith("You are thinker")])
+            async def held() -> int:
+                """Runs in flight: their one task started, its model call held."""
+                return await _thinking(db)
 
             async def settle(target: int) -> None:
                 async def caught_up() -> bool:
-                    return held() >= target
+                    return await held() >= target
 
                 await _until(caught_up, 300)
 
@@ -292,17 +314,17 @@ async def ack_bursts() -> list[Row]:
 
             await _until(quick_done, 300)
             for flight in IN_FLIGHT:
-                while held() < flight:
-                    target = min(held() + 50, flight)
+                while await held() < flight:
+                    target = min(await held() + 50, flight)
                     await baton.burst(
-                        await requests(baton, "mention", target - held(), "run think")
+                        await requests(baton, "mention", target - await held(), "run think")
                     )
                     await settle(target)
                 for size in BURSTS:
                     for kind in ("command", "mention"):
-                        first, turns = held(), []
+                        first, turns = await held(), []
                         for _ in range(REPEATS):
-                            before = held()
+                            before = await held()
                             bare, bare_cpu = await on_cpu(
                                 bolt_proc.pid,
                                 bolt.burst(await requests(bolt, kind, size, "run think")),
@@ -316,16 +338,17 @@ async def ack_bursts() -> list[Row]:
                         rows.append(_ack_row(size, kind, first, before, turns))
             # Memory per run in flight: the workers' RSS before and after each step of runs
             # held by the model.
-            step, kb_per_run, first = MEMORY_RUNS // MEMORY_STEPS, [], held()
+            step, kb_per_run, first = MEMORY_RUNS // MEMORY_STEPS, [], await held()
             start_kb = rss_kb(*(w.pid for w in workers))
             for _ in range(MEMORY_STEPS):
-                before, kb = held(), rss_kb(*(w.pid for w in workers))
+                before, kb = await held(), rss_kb(*(w.pid for w in workers))
                 await baton.burst(await requests(baton, "mention", step, "run think"))
                 await settle(before + step)
-                kb_per_run.append((rss_kb(*(w.pid for w in workers)) - kb) / (held() - before))
+                added = await held() - before
+                kb_per_run.append((rss_kb(*(w.pid for w in workers)) - kb) / added)
             rows.append(
                 (
-                    f"memory, {held() - first} more runs in flight from {first} "
+                    f"memory, {await held() - first} more runs in flight from {first} "
                     f"({len(workers)} worker{'s' if len(workers) > 1 else ''})",
                     f"worker RSS · KB per run in flight over {MEMORY_STEPS} steps",
                     f"{start_kb / 1024:.0f} → {rss_kb(*(w.pid for w in workers)) / 1024:.0f} MB · "

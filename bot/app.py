@@ -255,10 +255,11 @@ def slack_client(settings: Settings, metrics: Metrics | None = None) -> AsyncWeb
 
 
 def model_settings(
-    settings: Settings, catalog: Catalog | None = None, *, timeout: float = 60.0
+    settings: Settings, catalog: Catalog | None = None, *, timeout: float | None = None
 ) -> ModelSettings:
     """What the model providers need from the configuration (and the catalog's
-    `openai_compat:`, which OPENAI_COMPAT overrides key by key)."""
+    `openai_compat:`, which OPENAI_COMPAT overrides key by key); `timeout` in place of
+    BATON_MODEL_TIMEOUT."""
     compat = catalog.openai_compat if catalog is not None else CompatSettings()
     if settings.openai_compat:
         compat = parse_compat(settings.openai_compat).over(compat)
@@ -270,7 +271,7 @@ def model_settings(
         anthropic_base_url=settings.anthropic_base_url,
         fallback_models=tuple(settings.baton_fallback_models),
         openai_compat=compat,
-        timeout=timeout,
+        timeout=settings.baton_model_timeout if timeout is None else timeout,
     )
 
 

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     baton_log_format: LogFormat | None = None
     # Seconds one MCP tool call may take before it is cancelled.
     baton_tool_timeout: float = Field(default=60.0, gt=0)
+    # Seconds to wait for one answer from a model (each attempt; a slow local server may need
+    # more). A task's own limit, BATON_TASK_TIMEOUT, still ends a task that runs longer.
+    baton_model_timeout: float = Field(default=60.0, gt=0)
     # A schedule's fire missed while Baton was down runs late if it is at most this old (s).
     baton_schedule_grace: float = Field(default=600.0, ge=0)
     # User or user-group ids (comma-separated) who may stop any run.

@@ -25,15 +25,13 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from bot.assistant_container import planner_context
 from bot.errors import BotError
 from bot.slack_ops import post_text
-from bot.text import truncate
 from bot.thread_ops import gather
 from bot.work import external, hand_over
 from orchestration.driving import let_go
-from storage import assistant_threads, inbox, outbox, run_states, runs, slack_events
+from storage import assistant_threads, inbox, run_states, runs, slack_events
 from storage.db import is_unavailable, utcnow
 from storage.models import (
     Delivery,
-    DeliveryPurpose,
     EventKind,
     InboxItem,
     Run,
@@ -166,39 +164,27 @@ async def accept_message(
 
 
 async def accept_command(
-    baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None, shown: str
+    baton: Baton, command: dict[str, Any], *, request: str, playbook: str | None
 ) -> Pending[Taken]:
-    """Store a slash command's run; its request is posted (from the outbox) to make its thread.
+    """Store a slash command's run: the run alone, with the command's trigger id. Whoever
+    drives it first posts its request to make its thread (`bot.work.post_request`).
 
     The value says how it was stored: with no run for a replay of a command stored before
     (same trigger id).
     """
-    user = str(command.get("user_id") or "")
-    channel = str(command.get("channel_id") or "")
     trigger = str(command.get("trigger_id") or "")
-    run_id = runs.new_id()
     row = new_row(
         Run,
-        id=run_id,
+        id=runs.new_id(),
         source=RunSource.COMMAND,
         request=clean(request),
         playbook=playbook,
         team_id=str(command.get("team_id") or "") or None,
-        channel_id=channel,
-        user_id=user or None,
+        channel_id=str(command.get("channel_id") or ""),
+        user_id=str(command.get("user_id") or "") or None,
+        response_url=command.get("response_url"),
     )
-    request_message = outbox.new_row(
-        run_id,
-        DeliveryPurpose.REQUEST,
-        data={
-            "text": f"<@{user}> asked: {truncate(clean(shown), 2500)}",
-            "response_url": command.get("response_url"),
-        },
-    )
-    request_run = NewRun(
-        row, seen=f"command:{trigger}" if trigger else None, deliver=request_message
-    )
-
+    request_run = NewRun(row, seen=f"command:{trigger}" if trigger else None)
     return await _bounded(baton, baton.intake.store(request_run))
 
 

@@ -34,12 +34,19 @@ log = logging.getLogger(__name__)
 LAG_SAMPLE = 0.25
 
 
-async def start_housekeeping(baton: Baton, *, every: float = 30.0) -> None:
-    """Start the schedules' clock; resume what a stopped process left mid-way; expire approvals."""
-    await baton.scheduler.start()
-    baton.housekeeping = baton.background.spawn(
-        housekeeping_loop(baton, every=every), name="housekeeping"
-    )
+async def start_housekeeping(baton: Baton, *, every: float = 30.0, sweep: bool = True) -> None:
+    """Start the schedules' clock; resume what a stopped process left mid-way; expire approvals.
+
+    Without `sweep` (a web process whose runs `baton worker` processes drive), none of that
+    runs here: the workers keep the schedules and sweep, and this process's event loop is
+    left to the acks. A sweep is a dozen statements and tens of milliseconds of CPU; one that
+    fell in a burst of requests held every ack behind it.
+    """
+    if sweep:
+        await baton.scheduler.start()
+        baton.housekeeping = baton.background.spawn(
+            housekeeping_loop(baton, every=every), name="housekeeping"
+        )
     if baton.telemetry.metrics is not None:
         baton.background.spawn(watch_loop(baton, baton.telemetry.metrics), name="loop-lag")
 
@@ -153,7 +160,7 @@ async def serve_http(baton: Baton, *, host: str = "0.0.0.0", port: int) -> web.A
     runner = web.AppRunner(web_app(baton))
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
-    await start_housekeeping(baton)
+    await start_housekeeping(baton, sweep=not external(baton))
     bound = runner.addresses[0][1] if runner.addresses else port
     log.info("Baton is listening on http://%s:%d%s", host, bound, EVENTS_PATH)
     return runner
@@ -162,6 +169,6 @@ async def serve_http(baton: Baton, *, host: str = "0.0.0.0", port: int) -> web.A
 async def serve_socket(baton: Baton) -> AsyncSocketModeHandler:
     handler = AsyncSocketModeHandler(baton.app, secret(baton.settings.slack_app_token))
     await handler.connect_async()  # type: ignore[no-untyped-call]
-    await start_housekeeping(baton)
+    await start_housekeeping(baton, sweep=not external(baton))
     log.info("Baton is connected to Slack over Socket Mode")
     return handler

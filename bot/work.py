@@ -25,10 +25,11 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from bot.background import Background
+from bot.text import truncate
 from orchestration.driving import Beat, let_go, pause
-from storage import queue, runs, workers
+from storage import outbox, queue, runs, workers
 from storage.db import Database, is_unavailable, utcnow
-from storage.models import RunSource, WorkerRow
+from storage.models import DeliveryPurpose, Run, RunSource, WorkerRow
 from storage.runs import Lease
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ CLAIM_BATCH = 10
 # get the CPU and the database first, and the burst is claimed in a few statements after.
 BURST_QUIET = 0.02
 BURST_MOST = 0.25
+# A slash command's request is shown in its channel up to this many characters.
+REQUEST_SHOWN_MOST = 2500
 
 
 def external(baton: Baton) -> bool:
@@ -125,8 +128,8 @@ async def drive(baton: Baton, run_id: str) -> None:
     run = await runs.get_run(baton.db, run_id)
     if run is None:
         return
-    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
-        await baton.deliverer.deliver_run(run_id)
+    if needs_thread(run):
+        await post_request(baton, run)
         run = await runs.get_run(baton.db, run_id)
         if run is None or not run.thread_ts:
             return  # Slack did not take it yet; the sweep tries again (or it was refused)
@@ -138,11 +141,11 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
     run = await runs.get_run(baton.db, lease.run_id)
     if run is None:
         return
-    if run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final:
+    if needs_thread(run):
         limits = baton.orchestrator.limits
         beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
         try:
-            await baton.deliverer.deliver_run(run.id, lease_held=True)
+            await post_request(baton, run, lease_held=True)
         finally:
             await beat.stop()
         run = await runs.get_run(baton.db, run.id)
@@ -150,6 +153,31 @@ async def drive_claimed(baton: Baton, lease: Lease) -> None:
             await let_go(baton.db, lease)
             return  # Slack did not take it yet: the outbox tries again when it is due
     await baton.orchestrator.execute_claimed(lease)
+
+
+def needs_thread(run: Run) -> bool:
+    """A slash command's run whose request has not been posted yet to open its thread."""
+    return run.source == RunSource.COMMAND and not run.thread_ts and not run.status.is_final
+
+
+async def post_request(baton: Baton, run: Run, *, lease_held: bool = False) -> None:
+    """Post a slash command's request in its channel, making the thread its run answers in.
+
+    The request message is added to the outbox here, by whoever drives the run first, not
+    before the command's ack: the ack waits only for the run itself. Added once (a driver
+    that stopped part-way left it there already), and posted once (the outbox's rules).
+    """
+    shown = f"run `{run.playbook}` {run.request}".strip() if run.playbook else run.request
+    request = outbox.new(
+        run.id,
+        DeliveryPurpose.REQUEST,
+        data={
+            "text": f"<@{run.user_id}> asked: {truncate(shown, REQUEST_SHOWN_MOST)}",
+            "response_url": run.response_url,
+        },
+    )
+    await outbox.add_once(baton.db, request)
+    await baton.deliverer.deliver_run(run.id, lease_held=lease_held)
 
 
 async def keep_lease(lease: Lease, baton: Baton, every: float, stop: asyncio.Event) -> None:

@@ -228,6 +228,9 @@ class Run(SQLModel, table=True):
     follows_run_id: str | None = Field(default=None, index=True)
     # The message the answer streamed into as it was written: the answer is delivered there.
     answer_preview_ts: str | None = None
+    # A slash command's response URL: its request message is posted after the ack by whoever
+    # drives the run, and a request Slack refuses is answered to the requester through it.
+    response_url: str | None = None
 
 
 class TaskRow(SQLModel, table=True):

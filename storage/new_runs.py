@@ -34,11 +34,10 @@ from sqlalchemy import Connection, Table, TextClause, select, text, tuple_
 
 from storage import json_rows, outbox, queue, runs, slack_events
 from storage.db import Database, is_unavailable, utcnow
-from storage.models import Delivery, DeliveryPurpose, Event, Run, SeenSlackEvent
+from storage.models import DeliveryPurpose, Event, Run, SeenSlackEvent
 
 _RUNS: Table = Run.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = Event.__table__  # type: ignore[attr-defined]
-_OUTBOX: Table = Delivery.__table__  # type: ignore[attr-defined]
 _SEEN: Table = SeenSlackEvent.__table__  # type: ignore[attr-defined]
 
 # Requests written in one transaction at most; a longer queue is written in several.
@@ -58,7 +57,6 @@ class NewRun:
 
     row: dict[str, Any]  # the run's columns
     seen: str | None = None  # the request's own id at Slack (event id, command trigger id)
-    deliver: dict[str, Any] | None = None  # what to post for it (`outbox.new_row`)
     # Asked in a thread (the row's channel and thread): it waits for the thread's going
     # run, and the thread is told `notice`.
     in_thread: bool = False
@@ -110,7 +108,7 @@ async def store(db: Database, requests: Sequence[NewRun], *, wake: bool = False)
     if len(requests) == 1 and not requests[0].in_thread:
         # One request outside a thread: a single guarded statement (`runs.store_run`).
         r = requests[0]
-        stored = await runs.store_run(db, r.row, seen=r.seen, deliver=r.deliver)
+        stored = await runs.store_run(db, r.row, seen=r.seen, deliver=None)
         return [Taken(r.row if stored else None)]
     work = functools.partial(_store_in, is_sqlite=db.is_sqlite, requests=requests)
     return await db.transact(work, eager=True)  # before an ack: not behind SQLite's busy handler
@@ -147,7 +145,7 @@ def _store_in(conn: Connection, *, is_sqlite: bool, requests: Sequence[NewRun]) 
                 taken.append(Taken(None))  # sent before (or twice in this group)
                 continue
             first_seen.discard(r.seen)
-        deliver, queued = r.deliver, False
+        deliver, queued = None, False  # only a run that waits has something to post now
         if r.in_thread:
             if r.follow_up_only and r.thread not in have:
                 taken.append(Taken(None))
@@ -175,15 +173,15 @@ async def _store_blind(db: Database, requests: Sequence[NewRun], *, wake: bool) 
 
     The statement records the requests' ids (a retry's is there already), takes the locks of
     the threads they start (a reply in one waits, then finds this run going), and adds each
-    run whose id was new with its first event and what to post for it."""
+    run whose id was new with its first event."""
     first: dict[str, NewRun] = {}
     for r in requests:
         if r.seen is not None:
             first.setdefault(r.seen, r)  # sent twice in this group: the first is stored
     kept = [r for r in requests if r.seen is None or first[r.seen] is r]
-    by_table: dict[Table, list[dict[str, Any]]] = {_RUNS: [], _EVENTS: [], _OUTBOX: []}
+    by_table: dict[Table, list[dict[str, Any]]] = {_RUNS: [], _EVENTS: []}
     for r in kept:
-        for w in runs.new_run_writes(r.row, r.deliver):
+        for w in runs.new_run_writes(r.row, None):
             assert isinstance(w.params, dict)
             by_table[w.statement.table].append(w.params)  # type: ignore[attr-defined]
     now = utcnow()

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,11 +53,18 @@ async def add_in(session: AsyncSession, delivery: Delivery) -> None:
 
 
 async def add_once(db: Database, delivery: Delivery) -> bool:
-    """Add `delivery` unless an equal one (run, purpose, ref) exists; True when added."""
-    async with db.session() as s:
-        before = len(s.new)
-        await add_in(s, delivery)
-        return len(s.new) > before
+    """Add `delivery` unless an equal one (run, purpose, ref) exists; True when added. Two
+    adding at once: one adds it, the other finds it there (the table's unique key)."""
+    try:
+        async with db.session() as s:
+            before = len(s.new)
+            await add_in(s, delivery)
+            return len(s.new) > before
+    except IntegrityError:
+        mine = (delivery.run_id, delivery.purpose, delivery.ref)
+        if any((d.run_id, d.purpose, d.ref) == mine for d in await for_run(db, delivery.run_id)):
+            return False
+        raise
 
 
 async def for_run(db: Database, run_id: str) -> list[Delivery]:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from agents.errors import CatalogError
+from agents.errors import CatalogError, TransientModelError
+from agents.messages import Message, ModelRequest
+from agents.providers.registry import Models
 from agents.spec import load_catalog, parse_catalog
 from agents.tools.registry import tool_names
-from bot.app import limits_from
+from bot.app import limits_from, model_settings
 from bot.config import ConfigError, Settings, check, check_common, load_settings
+from testkit.fakes.model_servers import FakeOpenAI, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,6 +81,28 @@ def test_half_of_the_oauth_credentials_names_the_other_half() -> None:
         check(settings(slack_signing_secret="s", slack_client_id="1.2"), "http")
     [problem] = caught.value.problems
     assert problem.startswith("SLACK_CLIENT_SECRET is not set")
+
+
+async def test_baton_model_timeout_is_how_long_each_model_call_may_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert model_settings(settings()).timeout == 60.0
+    async with FakeOpenAI() as server:
+        monkeypatch.setenv("BATON_MODEL_TIMEOUT", "0.2")
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        models = Models(model_settings(load_settings(_env_file=None)), {})
+        server.queue(Reply(hang=True))
+        binding = models.resolve("openai:gpt-4.1-mini")
+        request = ModelRequest(
+            model=binding.model_id, system="", messages=[Message(role="user", content="Hi")]
+        )
+        try:
+            # Cut at 0.2 s, not at the 60 s default (which the outer limit would end first).
+            with pytest.raises(TransientModelError, match="did not answer in time"):
+                await asyncio.wait_for(binding.provider.complete(request), 10)
+        finally:
+            await models.aclose()
 
 
 def test_bad_values_in_the_environment_name_their_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ nothing (no row change, no event)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,25 @@ async def test_a_run_move_with_its_tasks_and_answer_is_all_or_nothing_on_both_da
     kinds = [e.kind for e in await runs.events(any_db, run.id)]
     assert kinds.count(EventKind.RUN_FINISHED) == 1 and EventKind.RUN_FAILED not in kinds
     assert [d.data for d in await outbox.for_run(any_db, run.id)] == [{}]
+
+
+async def test_two_adding_one_delivery_at_once_leave_one_row_and_neither_fails(
+    any_db: Database,
+) -> None:
+    """Two drivers of a slash command's run add its request message at once (each read
+    that none was there): one adds it, the other is told it was there, and nothing raises."""
+    run = await runs.create_run(any_db, Run(id=runs.new_id(), request="x"))
+    assert run is not None
+
+    added = await asyncio.gather(
+        *(
+            outbox.add_once(any_db, outbox.new(run.id, DeliveryPurpose.REQUEST, data={"n": n}))
+            for n in range(4)
+        )
+    )
+
+    assert sorted(added) == [False, False, False, True]
+    assert len(await outbox.for_run(any_db, run.id)) == 1
 
 
 async def test_an_answer_already_queued_is_not_queued_twice(any_db: Database) -> None:

@@ -21,7 +21,7 @@ from bot import approval_blocks as ui
 from bot import work
 from sandbox.web_api import SlackStandIn
 from sandbox.workspace import Message
-from storage import Database, queue, run_states, runs, workers
+from storage import Database, outbox, queue, run_states, runs, workers
 from storage.db import utcnow
 from storage.models import EventKind, Run, RunStatus, WorkerRow
 from testkit.databases import fresh_pg_database
@@ -186,6 +186,56 @@ async def test_a_worker_killed_mid_task_leaves_it_to_another_that_finishes_it_on
             assert [r.path for r in hook.received] == ["/hook"]
         finally:
             await db.dispose()
+
+
+async def test_a_worker_killed_while_posting_a_commands_request_leaves_it_to_another_once(
+    tmp_path: Path,
+) -> None:
+    """A slash command's request message is made by the worker that drives its run, after the
+    ack. The first worker dies while Slack holds that post (Slack never makes it); the next
+    worker posts the same request, once, and the run answers in its thread."""
+    async with (
+        SlackStandIn() as slack,
+        FakeOpenAI() as models,
+        fresh_pg_database() as db_url,
+    ):
+        models.when(thinking, lambda s: Reply(text="thought it through"))
+        env = environment(slack, db_url, write_catalog(tmp_path), models)
+        db = Database(db_url)
+        asked = slack.hold("chat.postMessage", when=lambda a: "asked:" in str(a.get("text")))
+        try:
+            async with (
+                process(env, tmp_path, "run", "--http") as (url, _),
+                aiohttp.ClientSession() as session,
+            ):
+                bot = Bot(baton=None, url=url, slack=slack, session=session)  # type: ignore[arg-type]
+                status, ack = await bot.slash_ack("run think")
+                assert status == 200 and ack is None
+                async with process(env, tmp_path, "worker") as (_, first):
+                    await asyncio.wait_for(asked.arrived.wait(), 30)
+                    first.send_signal(signal.SIGKILL)
+                    await first.wait()
+                asked.release(apply=False)  # Slack did not post it
+                async with process(env, tmp_path, "worker") as (_, second):
+                    run = await asyncio.wait_for(until_answered(db, slack), 60)
+                    assert run.status == RunStatus.SUCCEEDED, run.error
+                    assert await drivers(db, run.id) == [str(second.pid)]
+            top = [m for m in slack.messages("C0GENERAL") if not m.is_reply]
+            assert [m.text for m in top] == ["<@U0ALICE> asked: run `think`"]
+            assert run.thread_ts == top[0].ts and len(answers(slack, run.id)) == 1
+            requests = [d for d in await outbox.for_run(db, run.id) if d.purpose == "request"]
+            assert len(requests) == 1 and requests[0].data["response_url"]
+        finally:
+            await db.dispose()
+
+
+async def until_answered(db: Database, slack: SlackStandIn) -> Run:
+    """The one run in the database, once it has ended and its answer is posted."""
+    while True:
+        run = await runs.latest_run(db, channel_id="C0GENERAL")
+        if run is not None and run.status.is_final and answers(slack, run.id):
+            return run
+        await asyncio.sleep(0.1)
 
 
 async def test_claims_at_the_same_moment_never_share_a_run(pg_url: str) -> None:

@@ -1,8 +1,8 @@
 """`/baton …`: answered in the ack when no I/O is needed, else acked first and answered after.
 
 A request (or a playbook) is stored with the command's trigger id before the ack, so a
-replayed command starts nothing; its request is then posted (from the outbox) to open the
-thread the run answers in.
+replayed command starts nothing; whoever drives the run then posts its request (through the
+outbox) to open the thread the run answers in.
 """
 
 from __future__ import annotations
@@ -100,12 +100,9 @@ async def handle(
                 command,
                 request=extra,
                 playbook=name,
-                shown=f"run `{name}` {extra}",
             )
         case Ask(request=request):
-            await _start(
-                baton, ack, respond, command, request=request, playbook=None, shown=request
-            )
+            await _start(baton, ack, respond, command, request=request, playbook=None)
 
 
 async def _start(
@@ -116,12 +113,9 @@ async def _start(
     *,
     request: str,
     playbook: str | None,
-    shown: str,
 ) -> None:
     try:
-        pending = await accept_command(
-            baton, command, request=request, playbook=playbook, shown=shown.strip()
-        )
+        pending = await accept_command(baton, command, request=request, playbook=playbook)
     except IntakeFailed as e:
         log.warning("a /baton request was not stored: %s", e)
         await ack(response_type="ephemeral", text=BUSY)
