@@ -52,8 +52,9 @@ Thread = tuple[str, str]  # (channel id, thread ts)
 class NewRun:
     """A run asked for from Slack, to be stored before the request is acked.
 
-    The run and what to show for it are given as rows (`writes.new_row`), not as models:
-    building a `Run` costs more than storing it."""
+    The run is given as a row (`writes.new_row`), not as a model: building a `Run` costs
+    more than storing it. Only a run that waits for its thread's going run has something
+    to post now (the thread's notice); a slash command's request is posted by its driver."""
 
     row: dict[str, Any]  # the run's columns
     seen: str | None = None  # the request's own id at Slack (event id, command trigger id)
