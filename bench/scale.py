@@ -190,35 +190,32 @@ async def _until(check: Callable[[], Awaitable[bool]], limit: float) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _unfinished(db: Any, playbook: str) -> int:
+async def _count(db: Any, model: Any, *where: Any) -> int:
+    """How many rows of `model` match `where`."""
     from sqlalchemy import func
-    from sqlmodel import col, select
+    from sqlmodel import select
+
+    async with db.session() as s:
+        return int((await s.exec(select(func.count()).select_from(model).where(*where))).one())
+
+
+async def _unfinished(db: Any, playbook: str) -> int:
+    from sqlmodel import col
 
     from storage.models import Run
 
-    async with db.session() as s:
-        q = (
-            select(func.count())
-            .select_from(Run)
-            .where(col(Run.playbook) == playbook, col(Run.finished_at).is_(None))
-        )
-        return int((await s.exec(q)).one())
+    return await _count(db, Run, col(Run.playbook) == playbook, col(Run.finished_at).is_(None))
 
 
 async def _thinking(db: Any) -> int:
     """Tasks of the `think` playbook started and not ended: their model calls are held."""
-    from sqlalchemy import func
-    from sqlmodel import col, select
+    from sqlmodel import col
 
     from storage.models import TaskRow, TaskStatus
 
-    async with db.session() as s:
-        q = (
-            select(func.count())
-            .select_from(TaskRow)
-            .where(col(TaskRow.agent) == "thinker", col(TaskRow.status) == TaskStatus.RUNNING)
-        )
-        return int((await s.exec(q)).one())
+    return await _count(
+        db, TaskRow, col(TaskRow.agent) == "thinker", col(TaskRow.status) == TaskStatus.RUNNING
+    )
 
 
 async def _succeeded(db: Any, playbook: str) -> tuple[int, float]:
