@@ -125,34 +125,43 @@ def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
 
 async def drive(baton: Baton, run_id: str) -> None:
     """Drive a run from Slack; a slash command's run first needs its request in the channel."""
-    run = await runs.get_run(baton.db, run_id)
-    if run is None:
-        return
-    if needs_thread(run):
-        await post_request(baton, run)
-        run = await runs.get_run(baton.db, run_id)
-        if run is None or not run.thread_ts:
-            return  # Slack did not take it yet; the sweep tries again (or it was refused)
-    await baton.orchestrator.execute(run_id)
+    if await _thread_ready(baton, run_id):
+        await baton.orchestrator.execute(run_id)
 
 
 async def drive_claimed(baton: Baton, lease: Lease) -> None:
     """Drive a run a worker claimed, under the claimed lease."""
-    run = await runs.get_run(baton.db, lease.run_id)
+    if await _thread_ready(baton, lease.run_id, lease):
+        await baton.orchestrator.execute_claimed(lease)
+
+
+async def _thread_ready(baton: Baton, run_id: str, lease: Lease | None = None) -> bool:
+    """Whether the run is there to drive, with its thread: a slash command's request is posted
+    first. False when Slack did not take it yet (the outbox tries again when it is due, and
+    the lease, if one is held, is let go) or it was refused.
+
+    The row read here is not kept: the drive reads its own, and a run in flight holds one.
+    """
+    run = await runs.get_run(baton.db, run_id)
     if run is None:
-        return
-    if needs_thread(run):
+        return False
+    if not needs_thread(run):
+        return True
+    if lease is None:
+        await post_request(baton, run)
+    else:
         limits = baton.orchestrator.limits
         beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
         try:
             await post_request(baton, run, lease_held=True)
         finally:
             await beat.stop()
-        run = await runs.get_run(baton.db, run.id)
-        if run is None or not run.thread_ts:
-            await let_go(baton.db, lease)
-            return  # Slack did not take it yet: the outbox tries again when it is due
-    await baton.orchestrator.execute_claimed(lease)
+    run = await runs.get_run(baton.db, run_id)
+    if run is not None and run.thread_ts:
+        return True
+    if lease is not None:
+        await let_go(baton.db, lease)
+    return False
 
 
 def needs_thread(run: Run) -> bool:
