@@ -125,28 +125,24 @@ def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
 
 async def drive(baton: Baton, run_id: str) -> None:
     """Drive a run from Slack; a slash command's run first needs its request in the channel."""
-    if await _thread_ready(baton, run_id):
+    if await _with_thread(baton, run_id) is not None:
         await baton.orchestrator.execute(run_id)
 
 
 async def drive_claimed(baton: Baton, lease: Lease) -> None:
     """Drive a run a worker claimed, under the claimed lease."""
-    if await _thread_ready(baton, lease.run_id, lease):
-        await baton.orchestrator.execute_claimed(lease)
+    run = await _with_thread(baton, lease.run_id, lease)
+    if run is not None:
+        await baton.orchestrator.execute_claimed(lease, run)
 
 
-async def _thread_ready(baton: Baton, run_id: str, lease: Lease | None = None) -> bool:
-    """Whether the run is there to drive, with its thread: a slash command's request is posted
-    first. False when Slack did not take it yet (the outbox tries again when it is due, and
-    the lease, if one is held, is let go) or it was refused.
-
-    The row read here is not kept: the drive reads its own, and a run in flight holds one.
-    """
+async def _with_thread(baton: Baton, run_id: str, lease: Lease | None = None) -> Run | None:
+    """The run as stored, once it has its thread: a slash command's request is posted
+    first. None when it is gone, or Slack did not take the request yet (the outbox tries
+    again when it is due, and the lease, if one is held, is let go) or refused it."""
     run = await runs.get_run(baton.db, run_id)
-    if run is None:
-        return False
-    if not needs_thread(run):
-        return True
+    if run is None or not needs_thread(run):
+        return run
     if lease is None:
         await post_request(baton, run)
     else:
@@ -158,10 +154,10 @@ async def _thread_ready(baton: Baton, run_id: str, lease: Lease | None = None) -
             await beat.stop()
     run = await runs.get_run(baton.db, run_id)
     if run is not None and run.thread_ts:
-        return True
+        return run
     if lease is not None:
         await let_go(baton.db, lease)
-    return False
+    return None
 
 
 def needs_thread(run: Run) -> bool:
