@@ -266,7 +266,7 @@ class Orchestrator:
                 return  # nothing was decided: it keeps waiting, and nothing is shown again
             await run_states.run_resumed(self.db, run_id, driver=self.owner, deadline_at=deadline)
             await self._requeue_orphans(run_id)
-        await self._drive(run_id, sink)
+        await self._drive(run, sink)
 
     async def _predecessor_done(self, run: Run) -> bool:
         assert run.follows_run_id is not None
@@ -344,14 +344,17 @@ class Orchestrator:
         )
         return True
 
-    async def _drive(self, run_id: str, sink: EventSink) -> None:
+    async def _drive(self, run: Run, sink: EventSink) -> None:
         """Run every task whose dependencies are done, in parallel up to the bound; when some
-        failed, the plan may be revised once and its new tasks run the same way."""
+        failed, the plan may be revised once and its new tasks run the same way.
+
+        `run` is the row the drive began with, read again (into the same object) each turn."""
+        run_id = run.id
         show: Show = functools.partial(self.publish, sink)
         conversation: Conversation | None = None
         while True:
-            run = await runs.get_run(self.db, run_id)
-            assert run is not None and run.deadline_at is not None
+            found = await runs.refresh(self.db, run)
+            assert found and run.deadline_at is not None
             conversation = conversation or Conversation(self.db, run)
             deadline_hit = False
             remaining = (run.deadline_at - utcnow()).total_seconds()
@@ -435,7 +438,7 @@ class Orchestrator:
             if ready and len(running) < self.limits.max_parallel and self.gates.has_budget(run):
                 # What a start checks (the budget, what the run has spent) changes as tasks
                 # finish: read afresh.
-                run = await runs.get_run(self.db, run_id) or run
+                await runs.refresh(self.db, run)
             gated = False
             for t in ready:
                 if len(running) >= self.limits.max_parallel:
