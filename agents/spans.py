@@ -8,7 +8,8 @@ answers, tool arguments and results) stays out of spans unless content capture i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -44,7 +45,7 @@ class SpanScope:
     takes.
     """
 
-    __slots__ = ("_bindings", "_context_token", "_tokens", "span")
+    __slots__ = ("_bindings", "_context_token", "_start", "_tokens", "span")
 
     def __init__(
         self,
@@ -58,7 +59,10 @@ class SpanScope:
         bindings: tuple[tuple[ContextVar[Any], Any], ...] = (),
     ) -> None:
         self._bindings = bindings
-        self.span = telemetry.tracer.start_span(
+        # The span starts when the block does (and this is let go then: an open span keeps
+        # no second copy of its attributes).
+        self._start: Callable[[], Span] | None = functools.partial(
+            telemetry.tracer.start_span,
             f"{operation} {target}",
             context=context,
             kind=kind,
@@ -68,6 +72,8 @@ class SpanScope:
         )
 
     def __enter__(self) -> Span:
+        assert self._start is not None, "a SpanScope is entered once"
+        self.span, self._start = self._start(), None
         self._tokens = [(var, var.set(value)) for var, value in self._bindings]
         self._context_token = attach(set_span_in_context(self.span))
         return self.span

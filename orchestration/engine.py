@@ -178,7 +178,8 @@ class Orchestrator:
         when the driver had to leave the run as it was (the database went away, the lease was
         lost): the sweep takes it up later."""
         run_id = lease.run_id
-        run = run or await runs.get_run(self.db, run_id)
+        if run is None:
+            run = await runs.get_run(self.db, run_id)
         if run is None:
             return False
         sink = self._sinks(run)
