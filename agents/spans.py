@@ -8,11 +8,13 @@ answers, tool arguments and results) stays out of spans unless content capture i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import functools
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.context import Context, attach, detach
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 
 from agents import genai
 from agents.genai import Operation
@@ -22,11 +24,10 @@ from agents.telemetry import (
     RUN_ID,
     TASK_ID,
     TEAM_ID,
+    TELEMETRY,
     Telemetry,
-    bound,
     current,
     parent_context,
-    using,
 )
 
 
@@ -34,7 +35,63 @@ def _attributes(values: Mapping[str, str | int | None]) -> dict[str, str | int]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-@contextmanager
+class SpanScope:
+    """The current span `<operation> <target>` inside the block, with context variables
+    bound alongside it; a failure marks the span with its type only (messages may quote
+    prompts). Entering gives the span; leaving ends it.
+
+    One object rather than a stack of generator-based context managers: a run held at a model
+    call keeps three of these open (its run, its task, the call), each for as long as the call
+    takes.
+    """
+
+    __slots__ = ("_bindings", "_context_token", "_start", "_tokens", "span")
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        operation: Operation,
+        target: str,
+        attributes: Mapping[str, str | int | None],
+        *,
+        kind: SpanKind = SpanKind.INTERNAL,
+        context: Context | None = None,
+        bindings: tuple[tuple[ContextVar[Any], Any], ...] = (),
+    ) -> None:
+        self._bindings = bindings
+        # The span starts when the block does (and this is let go then: an open span keeps
+        # no second copy of its attributes).
+        self._start: Callable[[], Span] | None = functools.partial(
+            telemetry.tracer.start_span,
+            f"{operation} {target}",
+            context=context,
+            kind=kind,
+            attributes={genai.OPERATION: operation.value, **_attributes(attributes)},
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+
+    def __enter__(self) -> Span:
+        assert self._start is not None, "a SpanScope is entered once"
+        self.span, self._start = self._start(), None
+        self._tokens = [(var, var.set(value)) for var, value in self._bindings]
+        self._context_token = attach(set_span_in_context(self.span))
+        return self.span
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        try:
+            if kind is not None:
+                self.span.set_attribute(genai.ERROR_TYPE, kind.__name__)
+                self.span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        finally:
+            detach(self._context_token)
+            self.span.end()
+            for var, token in reversed(self._tokens):
+                var.reset(token)
+
+
 def run_span(
     telemetry: Telemetry,
     *,
@@ -43,58 +100,48 @@ def run_span(
     channel_id: str | None,
     thread_ts: str | None,
     parent: str | None,
-) -> Iterator[Span]:
-    """The supervisor's `invoke_agent` span for one stretch of a run (until it ends or waits).
+) -> SpanScope:
+    """The supervisor's `invoke_agent` span for one stretch of a run (until it ends or waits),
+    with `telemetry` current and the run's ids bound for log records.
 
     `parent` is the `traceparent` of the run's first stretch, so a run resumed after an
     approval — in this process or another — stays one trace.
     """
-    context = parent_context(parent) if parent else None
-    with (
-        using(telemetry),
-        bound(RUN_ID, run_id),
-        bound(TEAM_ID, team_id),
-        _span(
-            telemetry,
-            Operation.INVOKE_AGENT,
-            genai.SUPERVISOR,
-            {
-                genai.AGENT_NAME: genai.SUPERVISOR,
-                genai.CONVERSATION_ID: run_id,
-                genai.RUN_ID_ATTR: run_id,
-                genai.TEAM_ATTR: team_id,
-                genai.CHANNEL_ATTR: channel_id,
-                genai.THREAD_ATTR: thread_ts,
-            },
-            context=context,
-        ) as span,
-    ):
-        yield span
+    return SpanScope(
+        telemetry,
+        Operation.INVOKE_AGENT,
+        genai.SUPERVISOR,
+        {
+            genai.AGENT_NAME: genai.SUPERVISOR,
+            genai.CONVERSATION_ID: run_id,
+            genai.RUN_ID_ATTR: run_id,
+            genai.TEAM_ATTR: team_id,
+            genai.CHANNEL_ATTR: channel_id,
+            genai.THREAD_ATTR: thread_ts,
+        },
+        context=parent_context(parent) if parent else None,
+        bindings=((TELEMETRY, telemetry), (RUN_ID, run_id), (TEAM_ID, team_id)),
+    )
 
 
-@contextmanager
-def task_span(*, agent: str, task_id: str, run_id: str, attempt: int) -> Iterator[Span]:
-    """A specialist's `invoke_agent` span for one task."""
-    with (
-        bound(TASK_ID, task_id),
-        _span(
-            current(),
-            Operation.INVOKE_AGENT,
-            agent,
-            {
-                genai.AGENT_NAME: agent,
-                genai.CONVERSATION_ID: run_id,
-                genai.RUN_ID_ATTR: run_id,
-                genai.TASK_ID_ATTR: task_id,
-                genai.TASK_ATTEMPT_ATTR: attempt,
-            },
-        ) as span,
-    ):
-        yield span
+def task_span(*, agent: str, task_id: str, run_id: str, attempt: int) -> SpanScope:
+    """A specialist's `invoke_agent` span for one task, its id bound for log records."""
+    return SpanScope(
+        current(),
+        Operation.INVOKE_AGENT,
+        agent,
+        {
+            genai.AGENT_NAME: agent,
+            genai.CONVERSATION_ID: run_id,
+            genai.RUN_ID_ATTR: run_id,
+            genai.TASK_ID_ATTR: task_id,
+            genai.TASK_ATTEMPT_ATTR: attempt,
+        },
+        bindings=((TASK_ID, task_id),),
+    )
 
 
-@contextmanager
-def tool_span(*, name: str, call_id: str, description: str, arguments: str) -> Iterator[Span]:
+def tool_span(*, name: str, call_id: str, description: str, arguments: str) -> SpanScope:
     """An `execute_tool` span; `arguments` (JSON) is kept only when content is captured."""
     telemetry = current()
     attributes: dict[str, str | int] = {
@@ -105,8 +152,7 @@ def tool_span(*, name: str, call_id: str, description: str, arguments: str) -> I
     }
     if telemetry.capture_content:
         attributes[genai.TOOL_ARGUMENTS] = arguments
-    with _span(telemetry, Operation.EXECUTE_TOOL, name, attributes) as span:
-        yield span
+    return SpanScope(telemetry, Operation.EXECUTE_TOOL, name, attributes)
 
 
 def tool_result(span: Span, *, ok: bool, content: str) -> None:
@@ -114,43 +160,6 @@ def tool_result(span: Span, *, ok: bool, content: str) -> None:
     span.set_attribute(genai.TOOL_OK_ATTR, ok)
     if current().capture_content:
         span.set_attribute(genai.TOOL_RESULT, content)
-
-
-@contextmanager
-def _span(
-    telemetry: Telemetry,
-    operation: Operation,
-    target: str,
-    attributes: Mapping[str, str | int | None],
-    *,
-    kind: SpanKind = SpanKind.INTERNAL,
-    context: Context | None = None,
-) -> Iterator[Span]:
-    """The current span `<operation> <target>`, without unset attributes, failures marked."""
-    with (
-        telemetry.tracer.start_as_current_span(
-            f"{operation} {target}",
-            context=context,
-            kind=kind,
-            attributes={genai.OPERATION: operation.value, **_attributes(attributes)},
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span,
-        _errors_marked(span),
-    ):
-        yield span
-
-
-@contextmanager
-def _errors_marked(span: Span) -> Iterator[None]:
-    """An exception marks the span failed with its type only: messages may quote prompts."""
-    try:
-        yield
-    except BaseException as e:
-        kind = type(e).__name__
-        span.set_attribute(genai.ERROR_TYPE, kind)
-        span.set_status(Status(StatusCode.ERROR, kind))
-        raise
 
 
 async def call_model(
@@ -167,7 +176,9 @@ async def call_model(
     if telemetry.capture_content:
         attributes[genai.SYSTEM_INSTRUCTIONS] = genai.system_instructions(request.system)
         attributes[genai.INPUT_MESSAGES] = genai.input_messages(request.messages)
-    with _span(telemetry, Operation.CHAT, request.model, attributes, kind=SpanKind.CLIENT) as span:
+    with SpanScope(
+        telemetry, Operation.CHAT, request.model, attributes, kind=SpanKind.CLIENT
+    ) as span:
         response = await provider.complete(request, on_text=on_text)
         span.set_attribute(genai.INPUT_TOKENS, response.usage.input_tokens)
         span.set_attribute(genai.OUTPUT_TOKENS, response.usage.output_tokens)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -87,12 +87,13 @@ def otlp_exporter(endpoint: str) -> SpanExporter:
 
 
 _OFF = Telemetry.off()
-_current: ContextVar[Telemetry] = ContextVar("baton_telemetry", default=_OFF)
+# The telemetry of the run being worked on; bound by the run's span (agents.spans.run_span).
+TELEMETRY: ContextVar[Telemetry] = ContextVar("baton_telemetry", default=_OFF)
 
 
 def current() -> Telemetry:
     """The telemetry of the run this code works for (`off` outside any run)."""
-    return _current.get()
+    return TELEMETRY.get()
 
 
 def traceparent(span: Span) -> str | None:
@@ -136,11 +137,6 @@ def bound(var: ContextVar[Any], value: Any) -> Iterator[None]:
         yield
     finally:
         var.reset(token)
-
-
-def using(telemetry: Telemetry) -> AbstractContextManager[None]:
-    """Make `telemetry` current inside the block."""
-    return bound(_current, telemetry)
 
 
 def parent_context(traceparent: str) -> Context:

@@ -91,8 +91,6 @@ class Baton:
     # Set by close(): the housekeeping loop finishes its sweep and stops.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     housekeeping: asyncio.Task[None] | None = None
-    # Nudged when there may be work for the sweep sooner than its next turn.
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
     # OAuth mode: a token per workspace. None: one workspace, `client` carries its token.
     workspaces: Workspaces | None = None
     # With one workspace: who Baton is there (`auth.test`, asked once at start).

@@ -134,10 +134,8 @@ async def accept_message(
         user_id=user_id,
         context=clean(context) if context else None,
     )
-    held = None
     if reply and external(baton):
-        held = Lease(run_id=run_id, token=f"{baton.orchestrator.owner}:intake:{run_id}", wakeups=0)
-        row["lease_owner"] = held.token
+        row["lease_owner"] = f"{baton.orchestrator.owner}:intake:{run_id}"
         row["lease_until"] = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
 
     async def store() -> Accepted | None:
@@ -158,7 +156,12 @@ async def accept_message(
                 follow_up_only=follow_up_only,
             )
         )
-        return None if taken.row is None else Accepted(taken, held)
+        if taken.row is None:
+            return None
+        # The run's id as stored (a new one if the first was taken: `new_runs.store`).
+        owner = taken.row.get("lease_owner")
+        held = Lease(run_id=taken.row["id"], token=owner, wakeups=0) if owner else None
+        return Accepted(taken, held)
 
     return await _bounded(baton, store())
 

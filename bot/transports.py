@@ -75,10 +75,8 @@ async def housekeeping_loop(baton: Baton, *, every: float) -> None:
         wait = every
         if soonest is not None:
             wait = min(every, max((soonest - baton.db.clock()).total_seconds() + 0.05, 0.05))
-        baton.wake.clear()
         waits = [
             asyncio.create_task(baton.stopping.wait()),
-            asyncio.create_task(baton.wake.wait()),
             asyncio.create_task(baton.db.clock.sleep(wait)),
         ]
         try:

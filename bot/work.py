@@ -125,34 +125,39 @@ def hand_over_later(baton: Baton, run_id: str, *, name: str) -> None:
 
 async def drive(baton: Baton, run_id: str) -> None:
     """Drive a run from Slack; a slash command's run first needs its request in the channel."""
-    run = await runs.get_run(baton.db, run_id)
-    if run is None:
-        return
-    if needs_thread(run):
-        await post_request(baton, run)
-        run = await runs.get_run(baton.db, run_id)
-        if run is None or not run.thread_ts:
-            return  # Slack did not take it yet; the sweep tries again (or it was refused)
-    await baton.orchestrator.execute(run_id)
+    if await _with_thread(baton, run_id) is not None:
+        await baton.orchestrator.execute(run_id)
 
 
 async def drive_claimed(baton: Baton, lease: Lease) -> None:
     """Drive a run a worker claimed, under the claimed lease."""
-    run = await runs.get_run(baton.db, lease.run_id)
-    if run is None:
-        return
-    if needs_thread(run):
+    run = await _with_thread(baton, lease.run_id, lease)
+    if run is not None:
+        await baton.orchestrator.execute_claimed(lease, run)
+
+
+async def _with_thread(baton: Baton, run_id: str, lease: Lease | None = None) -> Run | None:
+    """The run as stored, once it has its thread: a slash command's request is posted
+    first. None when it is gone, or Slack did not take the request yet (the outbox tries
+    again when it is due, and the lease, if one is held, is let go) or refused it."""
+    run = await runs.get_run(baton.db, run_id)
+    if run is None or not needs_thread(run):
+        return run
+    if lease is None:
+        await post_request(baton, run)
+    else:
         limits = baton.orchestrator.limits
         beat = Beat(functools.partial(keep_lease, lease, baton, limits.heartbeat_seconds))
         try:
             await post_request(baton, run, lease_held=True)
         finally:
             await beat.stop()
-        run = await runs.get_run(baton.db, run.id)
-        if run is None or not run.thread_ts:
-            await let_go(baton.db, lease)
-            return  # Slack did not take it yet: the outbox tries again when it is due
-    await baton.orchestrator.execute_claimed(lease)
+    run = await runs.get_run(baton.db, run_id)
+    if run is not None and run.thread_ts:
+        return run
+    if lease is not None:
+        await let_go(baton.db, lease)
+    return None
 
 
 def needs_thread(run: Run) -> bool:

@@ -101,20 +101,21 @@ class Orchestrator:
         """
         await self._execute(run_id, None)
 
-    async def execute_claimed(self, lease: Lease) -> None:
-        """`execute` for a run whose lease the caller has taken already (a worker's claim)."""
+    async def execute_claimed(self, lease: Lease, run: Run) -> None:
+        """`execute` for a run whose lease the caller has taken already (a worker's claim),
+        and its row as read under that lease (the first drive need not read it again)."""
         token = RUN_ID.set(lease.run_id)
         try:
-            await self._execute(lease.run_id, lease)
+            await self._execute(lease.run_id, lease, run)
         finally:
             RUN_ID.reset(token)
 
-    async def _execute(self, run_id: str, lease: Lease | None) -> None:
+    async def _execute(self, run_id: str, lease: Lease | None, run: Run | None = None) -> None:
         next_id: str | None = run_id
         while next_id is not None:
             try:
-                next_id = await self._take_turns(next_id, lease)
-                lease = None
+                next_id = await self._take_turns(next_id, lease, run)
+                lease, run = None, None
             except Exception as e:
                 if not is_unavailable(e):
                     log.exception("run %s could not be driven", next_id)
@@ -146,10 +147,12 @@ class Orchestrator:
         """Whether a drive of this run is going on in this process."""
         return run_id in self._drives
 
-    async def _take_turns(self, run_id: str, lease: Lease | None = None) -> str | None:
-        """Drive the run while it is nudged (under `lease` when one was claimed for it); once
-        it has finished, the message that waited for it in its thread (None: none, or the run
-        has not finished)."""
+    async def _take_turns(
+        self, run_id: str, lease: Lease | None = None, run: Run | None = None
+    ) -> str | None:
+        """Drive the run while it is nudged (under `lease` when one was claimed for it, and
+        `run` its row as read under it); once it has finished, the message that waited for it
+        in its thread (None: none, or the run has not finished)."""
         if lease is None:
             lease = await runs.nudge_and_acquire(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
@@ -159,9 +162,10 @@ class Orchestrator:
                 return None  # someone else is driving it and will see the nudge
             left = True
             try:
-                left = await self._drive_under(lease)
+                left = await self._drive_under(lease, run)
             finally:
                 again = await let_go(self.db, lease)
+            run = None  # a drive after this one reads the run afresh
             if left or not again:
                 break
             lease = await runs.acquire_lease(
@@ -169,11 +173,13 @@ class Orchestrator:
             )
         return await runs.follower_if_ended(self.db, run_id)
 
-    async def _drive_under(self, lease: Lease) -> bool:
-        """One drive while the lease is held. True when the driver had to leave the run as it
-        was (the database went away, the lease was lost): the sweep takes it up later."""
+    async def _drive_under(self, lease: Lease, run: Run | None = None) -> bool:
+        """One drive while the lease is held (`run`: the row read under it, if it was). True
+        when the driver had to leave the run as it was (the database went away, the lease was
+        lost): the sweep takes it up later."""
         run_id = lease.run_id
-        run = await runs.get_run(self.db, run_id)
+        if run is None:
+            run = await runs.get_run(self.db, run_id)
         if run is None:
             return False
         sink = self._sinks(run)
@@ -261,7 +267,7 @@ class Orchestrator:
                 return  # nothing was decided: it keeps waiting, and nothing is shown again
             await run_states.run_resumed(self.db, run_id, driver=self.owner, deadline_at=deadline)
             await self._requeue_orphans(run_id)
-        await self._drive(run_id, sink)
+        await self._drive(run, sink)
 
     async def _predecessor_done(self, run: Run) -> bool:
         assert run.follows_run_id is not None
@@ -339,14 +345,17 @@ class Orchestrator:
         )
         return True
 
-    async def _drive(self, run_id: str, sink: EventSink) -> None:
+    async def _drive(self, run: Run, sink: EventSink) -> None:
         """Run every task whose dependencies are done, in parallel up to the bound; when some
-        failed, the plan may be revised once and its new tasks run the same way."""
+        failed, the plan may be revised once and its new tasks run the same way.
+
+        `run` is the row the drive began with, read again (into the same object) each turn."""
+        run_id = run.id
         show: Show = functools.partial(self.publish, sink)
         conversation: Conversation | None = None
         while True:
-            run = await runs.get_run(self.db, run_id)
-            assert run is not None and run.deadline_at is not None
+            found = await runs.refresh(self.db, run)
+            assert found and run.deadline_at is not None
             conversation = conversation or Conversation(self.db, run)
             deadline_hit = False
             remaining = (run.deadline_at - utcnow()).total_seconds()
@@ -430,7 +439,7 @@ class Orchestrator:
             if ready and len(running) < self.limits.max_parallel and self.gates.has_budget(run):
                 # What a start checks (the budget, what the run has spent) changes as tasks
                 # finish: read afresh.
-                run = await runs.get_run(self.db, run_id) or run
+                await runs.refresh(self.db, run)
             gated = False
             for t in ready:
                 if len(running) >= self.limits.max_parallel:

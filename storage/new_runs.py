@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, TextClause, select, text, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from storage import json_rows, outbox, queue, runs, slack_events
 from storage.db import Database, is_unavailable, utcnow
@@ -44,6 +45,8 @@ _SEEN: Table = SeenSlackEvent.__table__  # type: ignore[attr-defined]
 GROUP_MOST = 100
 # Groups written at once on PostgreSQL, each on a connection of its own.
 GROUPS_AT_ONCE = 2
+# Writes of a group whose new run ids were taken already, each time with new ids.
+ID_TRIES = 3
 
 Thread = tuple[str, str]  # (channel id, thread ts)
 
@@ -103,7 +106,28 @@ async def store(db: Database, requests: Sequence[NewRun], *, wake: bool = False)
     `wake`: on PostgreSQL, the statement that stores runs needing nothing read first also
     wakes the workers (`queue.notify`'s NOTIFY, sent as it commits), so no other round trip
     follows it. PostgreSQL commits notifying transactions one at a time; a whole group is one
-    such transaction, so a burst's requests do not queue behind each other's."""
+    such transaction, so a burst's requests do not queue behind each other's.
+
+    A run's id is short, for people to type (`runs.new_id`), so a new one can be one taken
+    already. Then nothing of the group was written, and it is written again with new ids."""
+    for _ in range(ID_TRIES - 1):
+        try:
+            return await _store(db, requests, wake=wake)
+        except IntegrityError as e:
+            if not _run_id_taken(e):
+                raise
+        for r in requests:
+            r.row["id"] = runs.new_id()
+    return await _store(db, requests, wake=wake)
+
+
+def _run_id_taken(error: IntegrityError) -> bool:
+    """Whether the write failed on a run's id (PostgreSQL names the key, SQLite the column)."""
+    said = str(error.orig)
+    return "runs_pkey" in said or "runs.id" in said
+
+
+async def _store(db: Database, requests: Sequence[NewRun], *, wake: bool) -> list[Taken]:
     if not db.is_sqlite and all(r.blind for r in requests):
         return await _store_blind(db, requests, wake=wake)
     if len(requests) == 1 and not requests[0].in_thread:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
 from storage import slack_events
@@ -95,6 +96,23 @@ def new_run_writes(run: dict[str, Any], deliver: dict[str, Any] | None) -> list[
 
 async def get_run(db: Database, run_id: str) -> Run | None:
     return await db.read(lambda s: s.get(Run, run_id))
+
+
+async def refresh(db: Database, run: Run) -> bool:
+    """Read `run`'s row again into `run` itself; False when it is gone.
+
+    For a driver that works from one row for the whole of a drive: what it handed to the
+    drive's parts (its Slack surface, its tasks) sees the run as stored now, and no second
+    copy of the row is held for as long as the run is in flight."""
+    row = await db.one(_ROW, {"k_run": run.id})
+    if row is None:
+        return False
+    for name, value in row._mapping.items():
+        set_committed_value(run, name, value)
+    return True
+
+
+_ROW = select(*_RUNS.c).where(_RUNS.c.id == bindparam("k_run"))
 
 
 async def latest_run(db: Database, *, channel_id: str | None) -> Run | None:

@@ -145,21 +145,45 @@ async def test_a_request_the_database_refuses_does_not_fail_the_others_in_its_gr
     any_db: Database,
 ) -> None:
     queue = IntakeQueue(any_db)
-    (existing,) = await new_runs.store(any_db, [command("t0")])
-    assert existing.run is not None
-    clash = command("t1")
-    clash.row["id"] = existing.run.id  # the same run id twice: the database refuses it
+    refused = command("t1")
+    refused.row["source"] = None  # a run must say where it came from: the database refuses it
 
     results = await asyncio.gather(
         queue.store(command("t2")),
-        queue.store(clash),
+        queue.store(refused),
         queue.store(command("t3")),
         return_exceptions=True,
     )
 
     assert isinstance(results[1], Exception)
     assert [r.run is not None for r in results if isinstance(r, new_runs.Taken)] == [True, True]
+    assert len(await runs.runs_by_status(any_db, [RunStatus.QUEUED])) == 2
+
+
+async def test_a_new_run_whose_id_is_taken_already_is_stored_under_a_new_one(
+    any_db: Database,
+) -> None:
+    # Run ids are short, for people to type: now and then a new one is one taken already.
+    (existing,) = await new_runs.store(any_db, [command("t0")])
+    assert existing.run is not None
+    clash, other = command("t1"), message("Ev1", "1.0")
+    clash.row["id"] = existing.run.id
+
+    taken = await new_runs.store(any_db, [clash, other])
+
+    assert [t.run is not None for t in taken] == [True, True]
+    assert taken[0].run is not None and taken[0].run.id != existing.run.id
+    stored = await runs.get_run(any_db, taken[0].run.id)
+    assert stored is not None and stored.request == "run quick"
+    assert stored.response_url == "https://hooks.slack.test/commands/t1"
+    # The run that had the id is as it was, and the group's other run is stored too.
+    before = await runs.get_run(any_db, existing.run.id)
+    assert before is not None and before.response_url == "https://hooks.slack.test/commands/t0"
+    assert taken[1].run is not None and await runs.get_run(any_db, taken[1].run.id) is not None
     assert len(await runs.runs_by_status(any_db, [RunStatus.QUEUED])) == 3
+    # Each first event belongs to its own run.
+    assert [e.kind for e in await runs.events(any_db, taken[0].run.id)] == ["run_created"]
+    assert [e.kind for e in await runs.events(any_db, existing.run.id)] == ["run_created"]
 
 
 async def test_a_group_held_up_on_postgresql_does_not_hold_up_the_next() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from agents.retry import RetryPolicy
 from agents.telemetry import Telemetry, trace_id_of
@@ -315,3 +316,41 @@ async def test_without_an_endpoint_no_span_leaves_the_process(
     assert collector.requests == 0
     trace_id = trace_id_of(run.traceparent)
     assert trace_id is not None and f"trace `{trace_id}`" in status
+
+
+async def test_a_failed_model_call_marks_its_spans_with_the_error_type_and_not_its_message(
+    slack: SlackStandIn, sqlite_url: str, tmp_path: Path
+) -> None:
+    exporter = InMemorySpanExporter()
+    async with FakeOpenAI() as openai:
+        openai.when(planner, Reply(structured=PLAN))
+        openai.when(lambda s: s.system.startswith("You are counter,"), counter)
+        # The server's message quotes the prompt: it may reach the bot's log, never a span.
+        openai.when(
+            lambda s: s.system.startswith("You are writer,"),
+            Reply(status=400, error_message="cannot summarise the quarterly-walrus"),
+        )
+        openai.when(synthesis, Reply(text="marmot-answer"))
+        async with model_bot(
+            slack, openai, sqlite_url, tmp_path, Telemetry.create(exporter=exporter, batch=False)
+        ) as bot:
+            await bot.mention(REQUEST)
+            await bot.idle()
+
+    spans = list(exporter.get_finished_spans())
+    write = one(spans, "invoke_agent writer")
+    [call] = children(spans, write)
+    [call_span] = [s for s in spans if s.name == call and s.parent == write.context]
+    assert call_span.status.status_code is StatusCode.ERROR
+    assert call_span.attributes is not None
+    error_type = call_span.attributes["error.type"]
+    assert isinstance(error_type, str)
+    assert error_type == call_span.status.description
+    assert error_type.endswith("Error") and " " not in error_type
+    assert write.status.status_code is StatusCode.ERROR
+    assert write.attributes is not None and write.attributes["baton.task.status"] == "failed"
+    # The spans that ended well are not marked.
+    count = one(spans, "invoke_agent counter")
+    assert count.status.status_code is StatusCode.UNSET
+    assert "error.type" not in (count.attributes or {})
+    assert not [word for word in SECRETS if word in everything_recorded(spans)]
