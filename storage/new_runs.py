@@ -45,8 +45,6 @@ _SEEN: Table = SeenSlackEvent.__table__  # type: ignore[attr-defined]
 GROUP_MOST = 100
 # Groups written at once on PostgreSQL, each on a connection of its own.
 GROUPS_AT_ONCE = 2
-# Writes of a group whose new run ids were taken already, each time with new ids.
-ID_TRIES = 3
 
 Thread = tuple[str, str]  # (channel id, thread ts)
 
@@ -110,21 +108,15 @@ async def store(db: Database, requests: Sequence[NewRun], *, wake: bool = False)
 
     A run's id is short, for people to type (`runs.new_id`), so a new one can be one taken
     already. Then nothing of the group was written, and it is written again with new ids."""
-    for _ in range(ID_TRIES - 1):
+    for _ in range(runs.ID_TRIES - 1):
         try:
             return await _store(db, requests, wake=wake)
         except IntegrityError as e:
-            if not _run_id_taken(e):
+            if not runs.id_taken(e):
                 raise
         for r in requests:
             r.row["id"] = runs.new_id()
     return await _store(db, requests, wake=wake)
-
-
-def _run_id_taken(error: IntegrityError) -> bool:
-    """Whether the write failed on a run's id (PostgreSQL names the key, SQLite the column)."""
-    said = str(error.orig)
-    return "runs_pkey" in said or "runs.id" in said
 
 
 async def _store(db: Database, requests: Sequence[NewRun], *, wake: bool) -> list[Taken]:

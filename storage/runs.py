@@ -23,6 +23,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -53,6 +54,17 @@ FINAL = tuple(s for s in RunStatus if s.is_final)
 def new_id() -> str:
     """A short id a person can type (`/baton status 3fa9c2d1`)."""
     return secrets.token_hex(4)
+
+
+# Short ids clash now and then with one taken already: a new run's write that fails on its
+# id is made again with a new one, up to this many times in all (`id_taken`).
+ID_TRIES = 3
+
+
+def id_taken(error: IntegrityError) -> bool:
+    """Whether a write failed on a run's id (PostgreSQL names the key, SQLite the column)."""
+    said = str(error.orig)
+    return "runs_pkey" in said or "runs.id" in said
 
 
 async def create_run(

@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from storage import runs
 from storage.db import Database, utcnow
 from storage.models import Delivery, Event, EventKind, FireOutcome, Run, Schedule, ScheduleFire
 
@@ -116,7 +117,19 @@ async def claim(db: Database, fire: ScheduleFire) -> ScheduleFire | None:
 
 
 async def start_run(db: Database, fire_id: int, run: Run) -> Run:
-    """Store the fire's run and link the two, in one transaction."""
+    """Store the fire's run and link the two, in one transaction. A run id taken already
+    (`runs.id_taken`) is replaced with a new one, and the transaction made again."""
+    for _ in range(runs.ID_TRIES - 1):
+        try:
+            return await _start_run(db, fire_id, run)
+        except IntegrityError as e:
+            if not runs.id_taken(e):
+                raise
+        run.id = runs.new_id()
+    return await _start_run(db, fire_id, run)
+
+
+async def _start_run(db: Database, fire_id: int, run: Run) -> Run:
     async with db.session() as s:
         s.add(run)
         await s.flush()

@@ -14,7 +14,16 @@ import pytest
 from sqlalchemy import bindparam, event, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from storage import Database, approvals, new_runs, run_states, runs, slack_events, tool_calls
+from storage import (
+    Database,
+    approvals,
+    new_runs,
+    run_states,
+    runs,
+    schedules,
+    slack_events,
+    tool_calls,
+)
 from storage.db import CHECKPOINT_EVERY, normalize_url, utcnow
 from storage.models import (
     Approval,
@@ -25,6 +34,9 @@ from storage.models import (
     Run,
     RunSource,
     RunStatus,
+    Schedule,
+    ScheduleFire,
+    ScheduleKind,
     TaskRow,
     TaskStatus,
 )
@@ -510,3 +522,34 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
         assert lease is not None and not await runs.release_lease(db, lease)
     finally:
         await db.dispose()
+
+
+async def test_a_schedule_fires_run_whose_id_is_taken_already_is_stored_under_a_new_one(
+    any_db: Database,
+) -> None:
+    taken = await runs.create_run(any_db, Run(id=runs.new_id(), request="stored before"))
+    assert taken is not None
+    schedule = await schedules.create(
+        any_db,
+        Schedule(
+            id=schedules.new_schedule_id(),
+            channel_id="C1",
+            when_text="every 5 minutes",
+            kind=ScheduleKind.INTERVAL,
+            interval_seconds=300,
+            request="check the site",
+        ),
+    )
+    fire = await schedules.claim(any_db, ScheduleFire(schedule_id=schedule.id, fire_time=utcnow()))
+    assert fire is not None and fire.id is not None
+    run = Run(id=taken.id, request=schedule.request, schedule_id=schedule.id, channel_id="C1")
+
+    stored = await schedules.start_run(any_db, fire.id, run)
+
+    assert stored.id != taken.id
+    again = await runs.get_run(any_db, stored.id)
+    assert again is not None and again.request == "check the site"
+    linked = await schedules.get_fire(any_db, fire.id)
+    assert linked is not None and linked.run_id == stored.id
+    before = await runs.get_run(any_db, taken.id)
+    assert before is not None and before.request == "stored before"
