@@ -570,6 +570,7 @@ async def overhead() -> list[Row]:
                 )
     for label in ("SQLite", "PostgreSQL"):
         for shape in shapes:
+            totals: list[list[float]] = []  # each size's run CPU (ms), by repeat
             for n in sizes:
                 figures = []
                 for _ in range(3):
@@ -580,6 +581,7 @@ async def overhead() -> list[Row]:
                         async with fresh_pg_database() as url:
                             figures.append(await overhead_one(url, shape, n))
                 cpu = [f.cpu_ms for f in figures]
+                totals.append([c * n for c in cpu])
                 first = figures[0]
                 result = f"{spread(cpu)} ms · {first.statements:.1f} · {first.commits:.1f}"
                 if reference is not None:
@@ -604,7 +606,36 @@ async def overhead() -> list[Row]:
                             f"{spread(cold)} ms",
                         )
                     )
+            rows.append(_marginal_row(label, shape, sizes, totals, reference))
     return rows
+
+
+def _marginal_row(
+    label: str,
+    shape: str,
+    sizes: tuple[int, ...],
+    totals: list[list[float]],
+    reference: dict[tuple[str, int], tuple[list[float], list[float]]] | None,
+) -> Row:
+    """A shape's run CPU split by a straight line through its sizes (least squares, one fit
+    per repeat): what each task adds, and what a run costs besides its tasks (its lease,
+    start, plan, end); LangGraph+SQLite's CPU per added node fitted the same way."""
+    fits = [
+        statistics.linear_regression(sizes, [total[i] for total in totals])
+        for i in range(len(totals[0]))
+    ]
+    result = f"{spread([f.slope for f in fits], '.2f')} · {spread([f.intercept for f in fits])} ms"
+    measure = "CPU per added task · per run besides its tasks (line fit, 1–100)"
+    if reference is not None:
+        theirs = [
+            statistics.linear_regression(
+                sizes, [reference[shape, n][1][i] * n for n in sizes]
+            ).slope
+            for i in range(len(reference[shape, sizes[0]][1]))
+        ]
+        result += f" · {spread(theirs, '.2f')} ms"
+        measure += " · LangGraph+SQLite per added node"
+    return (f"orchestration, {shape}: what a task adds to a run ({label})", measure, result)
 
 
 def cpu_seconds(pid: int) -> float:

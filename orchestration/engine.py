@@ -164,14 +164,13 @@ class Orchestrator:
             try:
                 left = await self._drive_under(lease, run)
             finally:
-                again = await let_go(self.db, lease)
+                released = await let_go(self.db, lease)
             run = None  # a drive after this one reads the run afresh
-            if left or not again:
-                break
+            if left or not released.nudged:
+                return released.follower
             lease = await runs.acquire_lease(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
-        return await runs.follower_if_ended(self.db, run_id)
 
     async def _drive_under(self, lease: Lease, run: Run | None = None) -> bool:
         """One drive while the lease is held (`run`: the row read under it, if it was). True
