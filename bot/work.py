@@ -66,6 +66,12 @@ async def hand_over(baton: Baton, run_id: str, *, woken: bool = False) -> None:
         await drive(baton, run_id)
 
 
+def handed_over(baton: Baton, *, woken: bool) -> bool:
+    """Whether `hand_over` has nothing to do: the workers were told of the run as it was
+    stored."""
+    return woken and external(baton)
+
+
 class Waker:
     """Wakes the workers, coalescing a burst: while one NOTIFY is on its way, the requests
     that come meanwhile share the one sent after it (a worker claims every run stored by then)."""
