@@ -28,8 +28,9 @@
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
 runs in flight, once each); by default the bursts are 30/100
-with 0/800 in flight, five times each (a burst's p99 is its slowest ack or two, so a row's
-median needs more than three turns to settle), so that the ack rows take a few minutes.
+with 0/800 in flight, seven times each (a burst's p99 is its slowest ack, so one turn's
+ratio ranges from below 1 to 2 and a row's median needs several turns to settle), so that
+the ack rows take a few minutes.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ T = TypeVar("T")
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
 BURSTS = (30, 100, 300) if FULL else (30, 100)
 IN_FLIGHT = (0, 200, 800) if FULL else (0, 800)
-REPEATS = 1 if FULL else 5
+REPEATS = 1 if FULL else 7
 # After the bursts, this many more runs are held in this many steps, the workers' RSS read
 # between them.
 MEMORY_RUNS, MEMORY_STEPS = 198, 3
