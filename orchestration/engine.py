@@ -154,9 +154,10 @@ class Orchestrator:
         `run` its row as read under it); once it has finished, the message that waited for it
         in its thread (None: none, or the run has not finished)."""
         if lease is None:
-            lease = await runs.nudge_and_acquire(
+            claimed = await runs.nudge_and_acquire(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
+            lease, run = claimed or (None, None)
         while True:
             if lease is None:
                 return None  # someone else is driving it and will see the nudge

@@ -322,7 +322,7 @@ _NUDGE_AND_ACQUIRE = (
         lease_owner=case((_FREE, bindparam("v_token")), else_=_RUNS.c.lease_owner),
         lease_until=case((_FREE, bindparam("v_until")), else_=_RUNS.c.lease_until),
     )
-    .returning(_RUNS.c.lease_owner, _RUNS.c.wakeups)
+    .returning(*_RUNS.c)
 )
 _FOLLOWERS = _RUNS.alias("followers")
 # The oldest message that waits for the run in its thread (`Released.follower`).
@@ -349,17 +349,23 @@ _AS_RELEASED = select(_RUNS.c.wakeups, _RUNS.c.status, _FOLLOWER).where(
 
 async def nudge_and_acquire(
     db: Database, run_id: str, token: str, *, seconds: float
-) -> Lease | None:
+) -> tuple[Lease, Run] | None:
     """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
-    if nobody does, the lease is this caller's."""
+    if nobody does, the lease is this caller's, and the run as it is under it."""
     now = utcnow()
     until = now + timedelta(seconds=seconds)
     row = await db.one(
         _NUDGE_AND_ACQUIRE, {"k_run": run_id, "v_now": now, "v_token": token, "v_until": until}
     )
-    if row is None or row[0] != token:
+    if row is None or row.lease_owner != token:
         return None
-    return Lease(run_id=run_id, token=token, wakeups=int(row[1]))
+    return Lease(run_id=run_id, token=token, wakeups=int(row.wakeups)), run_of(row)
+
+
+def run_of(row: Any) -> Run:
+    """A run from a row of all its columns read without the ORM (a statement that takes
+    its lease, say): the ORM's own read would be a second statement."""
+    return Run(**row._mapping)
 
 
 async def renew_lease(db: Database, lease: Lease, *, seconds: float) -> LeaseCheck:
