@@ -28,8 +28,9 @@
 
 `BATON_BENCH_FULL=1` runs every size the issue names (bursts of 30/100/300 with 0/200/800
 runs in flight, once each); by default the bursts are 30/100
-with 0/800 in flight, five times each (a burst's p99 is its slowest ack or two, so a row's
-median needs more than three turns to settle), so that the ack rows take a few minutes.
+with 0/800 in flight, seven times each (a burst's p99 is its slowest ack, so one turn's
+ratio ranges from below 1 to 2 and a row's median needs several turns to settle), so that
+the ack rows take a few minutes.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ T = TypeVar("T")
 FULL = os.environ.get("BATON_BENCH_FULL") == "1"
 BURSTS = (30, 100, 300) if FULL else (30, 100)
 IN_FLIGHT = (0, 200, 800) if FULL else (0, 800)
-REPEATS = 1 if FULL else 5
+REPEATS = 1 if FULL else 7
 # After the bursts, this many more runs are held in this many steps, the workers' RSS read
 # between them.
 MEMORY_RUNS, MEMORY_STEPS = 198, 3
@@ -570,6 +571,7 @@ async def overhead() -> list[Row]:
                 )
     for label in ("SQLite", "PostgreSQL"):
         for shape in shapes:
+            totals: list[list[float]] = []  # each size's run CPU (ms), by repeat
             for n in sizes:
                 figures = []
                 for _ in range(3):
@@ -580,6 +582,7 @@ async def overhead() -> list[Row]:
                         async with fresh_pg_database() as url:
                             figures.append(await overhead_one(url, shape, n))
                 cpu = [f.cpu_ms for f in figures]
+                totals.append([c * n for c in cpu])
                 first = figures[0]
                 result = f"{spread(cpu)} ms · {first.statements:.1f} · {first.commits:.1f}"
                 if reference is not None:
@@ -604,7 +607,36 @@ async def overhead() -> list[Row]:
                             f"{spread(cold)} ms",
                         )
                     )
+            rows.append(_marginal_row(label, shape, sizes, totals, reference))
     return rows
+
+
+def _marginal_row(
+    label: str,
+    shape: str,
+    sizes: tuple[int, ...],
+    totals: list[list[float]],
+    reference: dict[tuple[str, int], tuple[list[float], list[float]]] | None,
+) -> Row:
+    """A shape's run CPU split by a straight line through its sizes (least squares, one fit
+    per repeat): what each task adds, and what a run costs besides its tasks (its lease,
+    start, plan, end); LangGraph+SQLite's CPU per added node fitted the same way."""
+    fits = [
+        statistics.linear_regression(sizes, [total[i] for total in totals])
+        for i in range(len(totals[0]))
+    ]
+    result = f"{spread([f.slope for f in fits], '.2f')} · {spread([f.intercept for f in fits])} ms"
+    measure = "CPU per added task · per run besides its tasks (line fit, 1–100)"
+    if reference is not None:
+        theirs = [
+            statistics.linear_regression(
+                sizes, [reference[shape, n][1][i] * n for n in sizes]
+            ).slope
+            for i in range(len(reference[shape, sizes[0]][1]))
+        ]
+        result += f" · {spread(theirs, '.2f')} ms"
+        measure += " · LangGraph+SQLite per added node"
+    return (f"orchestration, {shape}: what a task adds to a run ({label})", measure, result)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Background:
     """Keeps a reference to every task (so none is garbage-collected) and can wait for all."""
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], *, name: str | None = None
@@ -26,6 +27,33 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
+
+    def after(
+        self,
+        future: asyncio.Future[T],
+        then: Callable[[T], Coroutine[Any, Any, Any] | None],
+        *,
+        name: str,
+    ) -> None:
+        """Once `future` is done, `then` with its result; a task only for the work `then`
+        returns. Most requests need nothing after their write (the workers were told of the
+        run as it was stored), and a task each, made before the ack, slowed a burst's acks.
+        `drain` waits for the future too."""
+        self._tasks.add(future)
+
+        def done(f: asyncio.Future[T]) -> None:
+            try:
+                if f.cancelled():
+                    return
+                work = then(f.result())
+                if work is not None:
+                    self.spawn(work, name=name)
+            except Exception:
+                log.exception("background work %s failed", name)
+            finally:
+                self._tasks.discard(f)
+
+        future.add_done_callback(done)
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

@@ -236,7 +236,7 @@ class Deliverer:
             await self._deliver_run(run_id)
         finally:
             await beat.stop()
-            nudged = await let_go(db, lease)
+            nudged = (await let_go(db, lease)).nudged
         if nudged:
             # Someone wanted the run driven while this held its lease: drive it now — in its
             # own task, since its driver delivers too (and would wait for this one's lock).

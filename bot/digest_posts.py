@@ -183,7 +183,7 @@ async def on_button(baton: Baton, action_id: str, body: dict[str, Any]) -> str |
             done=[ui.INVESTIGATE],
             team_id=team,
         )
-        baton.background.spawn(begin(baton, pending, team_id=team), name="investigate")
+        begin(baton, pending, team_id=team)
         return None
     return None
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -26,7 +26,7 @@ from bot.assistant_container import planner_context
 from bot.errors import BotError
 from bot.slack_ops import post_text
 from bot.thread_ops import gather
-from bot.work import external, hand_over
+from bot.work import external, hand_over, handed_over
 from orchestration.driving import let_go
 from storage import assistant_threads, inbox, run_states, runs, slack_events
 from storage.db import is_unavailable, utcnow
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+W = TypeVar("W")
 
 # The one write before the ack may take this long; Slack's limit is 3 s.
 INTAKE_SECONDS = 2.0
@@ -78,8 +79,9 @@ class Stored(Generic[T]):
     error: Exception | None = None
 
 
-# A write that may still be going on after the ack.
-Pending = asyncio.Task[Stored[T]]
+# A write that may still be going on after the ack: how it ended, once it has (never an
+# exception of its own).
+Pending = asyncio.Future[Stored[T]]
 
 
 @dataclass(frozen=True)
@@ -138,32 +140,36 @@ async def accept_message(
         row["lease_owner"] = f"{baton.orchestrator.owner}:intake:{run_id}"
         row["lease_until"] = utcnow() + timedelta(seconds=baton.orchestrator.limits.lease_seconds)
 
-    async def store() -> Accepted | None:
-        if channel_id.startswith("D") and not new_thread:
-            # In the assistant container (whose messages are all in threads), the channel
-            # the person is looking at is context.
-            thread = await assistant_threads.get(baton.db, channel_id, thread_ts)
-            looking = planner_context(thread) if thread is not None else None
-            if looking:
-                row["context"] = "\n\n".join(p for p in (looking, row["context"]) if p)
-        taken = await baton.intake.store(
-            NewRun(
-                row,
-                seen=event_id,
-                in_thread=True,
-                new_thread=new_thread,
-                notice=WAIT_NOTICE,
-                follow_up_only=follow_up_only,
-            )
-        )
-        if taken.row is None:
-            return None
-        # The run's id as stored (a new one if the first was taken: `new_runs.store`).
-        owner = taken.row.get("lease_owner")
-        held = Lease(run_id=taken.row["id"], token=owner, wakeups=0) if owner else None
-        return Accepted(taken, held)
+    new_run = NewRun(
+        row,
+        seen=event_id,
+        in_thread=True,
+        new_thread=new_thread,
+        notice=WAIT_NOTICE,
+        follow_up_only=follow_up_only,
+    )
+    if not channel_id.startswith("D") or new_thread:
+        return await _bounded(baton, baton.intake.submit(new_run), _accepted)
 
-    return await _bounded(baton, store())
+    async def store() -> Taken:
+        # In the assistant container (whose messages are all in threads), the channel the
+        # person is looking at is context.
+        thread = await assistant_threads.get(baton.db, channel_id, thread_ts)
+        looking = planner_context(thread) if thread is not None else None
+        if looking:
+            row["context"] = "\n\n".join(p for p in (looking, row["context"]) if p)
+        return await baton.intake.store(new_run)
+
+    return await _bounded(baton, _begun(baton, store()), _accepted)
+
+
+def _accepted(taken: Taken) -> Accepted | None:
+    if taken.row is None:
+        return None
+    # The run's id as stored (a new one if the first was taken: `new_runs.store`).
+    owner = taken.row.get("lease_owner")
+    held = Lease(run_id=taken.row["id"], token=owner, wakeups=0) if owner else None
+    return Accepted(taken, held)
 
 
 async def accept_command(
@@ -188,40 +194,76 @@ async def accept_command(
         response_url=command.get("response_url"),
     )
     request_run = NewRun(row, seen=f"command:{trigger}" if trigger else None)
-    return await _bounded(baton, baton.intake.store(request_run))
+    return await _bounded(baton, baton.intake.submit(request_run), _as_is)
 
 
 async def record_click(
     baton: Baton, *, key: str, kind: str, body: dict[str, Any]
 ) -> Pending[InboxItem | None]:
     """Store a click or submission; the value is None for a replay of one stored before."""
-    return await _bounded(baton, inbox.record(baton.db, key=key, kind=kind, body=body))
+    record = inbox.record(baton.db, key=key, kind=kind, body=body)
+    return await _bounded(baton, _begun(baton, record), _as_is)
 
 
-async def _bounded(baton: Baton, work: Awaitable[T]) -> Pending[T]:
-    """Start the write; wait for it up to INTAKE_SECONDS. IntakeFailed when it failed within
-    that time for want of a database; otherwise the write, done or still going."""
+def _begun(baton: Baton, work: Coroutine[Any, Any, W]) -> asyncio.Future[W]:
+    """A write that needs a task of its own (it reads something first), begun: its outcome
+    as a future for `_bounded`. A failure is the write's, told through that future, not a
+    background task's."""
+    outcome: asyncio.Future[W] = asyncio.get_running_loop().create_future()
 
-    async def attempt() -> Stored[T]:
+    async def write() -> None:
         try:
-            return Stored(value=await work)
+            outcome.set_result(await work)
+        except asyncio.CancelledError:
+            outcome.cancel()
+            raise
         except Exception as e:
-            return Stored(error=e)
+            outcome.set_exception(e)
 
-    task = baton.background.spawn(attempt(), name="intake")
-    done, _ = await asyncio.wait({task}, timeout=INTAKE_SECONDS)
-    if task in done:
-        error = task.result().error
+    baton.background.spawn(write(), name="intake")
+    return outcome
+
+
+def _as_is(value: T) -> T:
+    return value
+
+
+async def _bounded(baton: Baton, write: asyncio.Future[W], value: Callable[[W], T]) -> Pending[T]:
+    """Wait for a write begun (a group's, `IntakeQueue.submit`, or a task's) up to
+    INTAKE_SECONDS. IntakeFailed when it failed within that time for want of a database;
+    otherwise how it ended or will end, with `value` made of what it stored.
+
+    No task of its own: a burst's requests each wait here, and a task per request was a
+    tenth of what the web process spent on a burst's acks."""
+    pending: Pending[T] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[W]) -> None:
+        if done.cancelled():
+            pending.cancel()
+            return
+        try:
+            pending.set_result(Stored(value=value(done.result())))
+        except Exception as e:
+            pending.set_result(Stored(error=e))
+
+    write.add_done_callback(settle)
+    await asyncio.wait({pending}, timeout=INTAKE_SECONDS)
+    if pending.done() and not pending.cancelled():
+        error = pending.result().error
         if error is not None and is_unavailable(error):
             raise IntakeFailed(str(error)) from error
         if error is not None:
             raise error
-    return task
+    return pending
 
 
 async def stored(pending: Pending[T], what: str) -> T | None:
     """After the ack: the write's value; None (and a log line) when it failed late."""
-    outcome = await pending
+    return value_of(await pending, what)
+
+
+def value_of(outcome: Stored[T], what: str) -> T | None:
+    """`stored` for a write that has ended."""
     if outcome.error is None:
         return outcome.value
     if is_unavailable(outcome.error):
@@ -231,7 +273,7 @@ async def stored(pending: Pending[T], what: str) -> T | None:
     return None
 
 
-async def begin(
+def begin(
     baton: Baton,
     pending: Pending[Accepted | None],
     *,
@@ -241,23 +283,46 @@ async def begin(
     reply_ts: str | None = None,
     bot_user_id: str | None = None,
 ) -> None:
-    """After the ack: start the run, or tell the thread it waits its turn. A request that
-    could not be stored after all is answered with a sentence in its thread.
+    """Once the request is stored (after the ack): start the run, or tell the thread it
+    waits its turn. A request that could not be stored after all is answered with a
+    sentence in its thread.
 
     `reply_ts` is the request's own message when it is a reply in a thread: what people
     wrote there before it is read first, for the models to see.
     """
-    outcome = await pending
-    if outcome.error is not None:
-        await stored(pending, "a request")
-        if channel:
-            await post_text(
-                baton.client_for(team_id), channel=channel, thread_ts=thread_ts, text=BUSY
+
+    def then(outcome: Stored[Accepted | None]) -> Coroutine[Any, Any, None] | None:
+        if outcome.error is not None:
+            return _not_stored(
+                baton, outcome, channel=channel, thread_ts=thread_ts, team_id=team_id
             )
-        return
-    accepted = outcome.value
-    if accepted is None:
-        return  # a retry of a request stored before
+        accepted = outcome.value
+        if accepted is None:
+            return None  # a retry of a request stored before
+        alone = reply_ts is None and accepted.held is None and not accepted.taken.queued
+        if alone and handed_over(baton, woken=accepted.taken.woken):
+            return None  # nothing to read or say first, and a worker takes it
+        return _start(baton, accepted, reply_ts=reply_ts, bot_user_id=bot_user_id)
+
+    baton.background.after(pending, then, name="begin-run")
+
+
+async def _not_stored(
+    baton: Baton,
+    outcome: Stored[Any],
+    *,
+    channel: str | None,
+    thread_ts: str | None,
+    team_id: str | None,
+) -> None:
+    value_of(outcome, "a request")
+    if channel:
+        await post_text(baton.client_for(team_id), channel=channel, thread_ts=thread_ts, text=BUSY)
+
+
+async def _start(
+    baton: Baton, accepted: Accepted, *, reply_ts: str | None, bot_user_id: str | None
+) -> None:
     if reply_ts is not None:
         await gather(baton, accepted.run, request_ts=reply_ts, bot_user_id=bot_user_id)
     if accepted.held is not None:

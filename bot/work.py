@@ -66,6 +66,12 @@ async def hand_over(baton: Baton, run_id: str, *, woken: bool = False) -> None:
         await drive(baton, run_id)
 
 
+def handed_over(baton: Baton, *, woken: bool) -> bool:
+    """Whether `hand_over` has nothing to do: the workers were told of the run as it was
+    stored."""
+    return woken and external(baton)
+
+
 class Waker:
     """Wakes the workers, coalescing a burst: while one NOTIFY is on its way, the requests
     that come meanwhile share the one sent after it (a worker claims every run stored by then)."""
@@ -129,18 +135,22 @@ async def drive(baton: Baton, run_id: str) -> None:
         await baton.orchestrator.execute(run_id)
 
 
-async def drive_claimed(baton: Baton, lease: Lease) -> None:
-    """Drive a run a worker claimed, under the claimed lease."""
-    run = await _with_thread(baton, lease.run_id, lease)
-    if run is not None:
-        await baton.orchestrator.execute_claimed(lease, run)
+async def drive_claimed(baton: Baton, lease: Lease, run: Run) -> None:
+    """Drive a run a worker claimed, under the claimed lease (`run`: its row as claimed)."""
+    with_thread = await _with_thread(baton, lease.run_id, lease, run)
+    if with_thread is not None:
+        await baton.orchestrator.execute_claimed(lease, with_thread)
 
 
-async def _with_thread(baton: Baton, run_id: str, lease: Lease | None = None) -> Run | None:
-    """The run as stored, once it has its thread: a slash command's request is posted
-    first. None when it is gone, or Slack did not take the request yet (the outbox tries
-    again when it is due, and the lease, if one is held, is let go) or refused it."""
-    run = await runs.get_run(baton.db, run_id)
+async def _with_thread(
+    baton: Baton, run_id: str, lease: Lease | None = None, run: Run | None = None
+) -> Run | None:
+    """The run as stored (`run`, when it was read under `lease`), once it has its thread: a
+    slash command's request is posted first. None when it is gone, or Slack did not take
+    the request yet (the outbox tries again when it is due, and the lease, if one is held,
+    is let go) or refused it."""
+    if run is None:
+        run = await runs.get_run(baton.db, run_id)
     if run is None or not needs_thread(run):
         return run
     if lease is None:
@@ -242,8 +252,8 @@ class Worker:
                             log.warning("worker: the database is unavailable (%s)", e)
                         else:
                             log.exception("worker: could not claim runs")
-                    for lease in claimed:
-                        self._start(lease)
+                    for one in claimed:
+                        self._start(one)
                     if len(claimed) == room:
                         # There may be more: look again once the runs just taken have made
                         # their first step. A worker busy with its own claims slower, so a
@@ -298,9 +308,10 @@ class Worker:
             # Its row goes stale instead, as a killed worker's does.
             log.warning("worker: could not remove its row (%s)", type(e).__name__)
 
-    def _start(self, lease: Lease) -> None:
+    def _start(self, claimed: queue.Claimed) -> None:
         task = self.baton.background.spawn(
-            drive_claimed(self.baton, lease), name=f"work-{lease.run_id}"
+            drive_claimed(self.baton, claimed.lease, claimed.run),
+            name=f"work-{claimed.lease.run_id}",
         )
         self._drives.add(task)
         task.add_done_callback(self._ended)

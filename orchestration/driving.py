@@ -23,7 +23,7 @@ from typing import Any
 from orchestration.limits import Limits
 from storage import runs
 from storage.db import Database, is_unavailable
-from storage.runs import Lease
+from storage.runs import Lease, Released
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +153,16 @@ class LeaseKeeper:
                 drive.renewed_at = now
 
 
-async def let_go(db: Database, lease: Lease) -> bool:
-    """Release the lease; True when the run was nudged meanwhile. Never raises: a lease that
-    cannot be released lapses, and the sweep takes the run up again."""
+async def let_go(db: Database, lease: Lease) -> Released:
+    """Release the lease: whether the run was nudged meanwhile, and its follower once it has
+    ended (`runs.release_lease`). Never raises: a lease that cannot be released lapses, and
+    the sweep takes the run (and any follower) up again."""
     try:
         return await runs.release_lease(db, lease)
     except Exception as e:
         if not is_unavailable(e):
             log.exception("run %s: could not release its lease", lease.run_id)
-        return False
+        return Released(nudged=False, follower=None)
 
 
 async def stopped(task: asyncio.Task[None]) -> None:

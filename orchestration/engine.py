@@ -154,9 +154,10 @@ class Orchestrator:
         `run` its row as read under it); once it has finished, the message that waited for it
         in its thread (None: none, or the run has not finished)."""
         if lease is None:
-            lease = await runs.nudge_and_acquire(
+            claimed = await runs.nudge_and_acquire(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
+            lease, run = claimed or (None, None)
         while True:
             if lease is None:
                 return None  # someone else is driving it and will see the nudge
@@ -164,14 +165,13 @@ class Orchestrator:
             try:
                 left = await self._drive_under(lease, run)
             finally:
-                again = await let_go(self.db, lease)
+                released = await let_go(self.db, lease)
             run = None  # a drive after this one reads the run afresh
-            if left or not again:
-                break
+            if left or not released.nudged:
+                return released.follower
             lease = await runs.acquire_lease(
                 self.db, run_id, self._tokens.next(), seconds=self.limits.lease_seconds
             )
-        return await runs.follower_if_ended(self.db, run_id)
 
     async def _drive_under(self, lease: Lease, run: Run | None = None) -> bool:
         """One drive while the lease is held (`run`: the row read under it, if it was). True

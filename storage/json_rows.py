@@ -12,24 +12,31 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import DateTime, Table
 from sqlalchemy import Enum as SAEnum
-from sqlalchemy import Table
 
 
 def as_json(table: Table, rows: Sequence[Mapping[str, Any]]) -> str:
     """These rows of `table` as the JSON `insert_of` reads: each value as PostgreSQL reads its
-    column's type (an `sa.Enum` column holds its members' names, a time its ISO form)."""
+    column's type (an `sa.Enum` column holds its members' names, a time its ISO form). A
+    NULL is left out: `json_populate_recordset` reads a missing key as NULL, and a new run's
+    row is mostly NULLs (half its JSON, written before an ack)."""
     named = _named_enums(table)
+    times = _time_columns(table)
     out = []
     for row in rows:
-        if named:
-            row = {**row, **{c: _name(e, row[c]) for c, e in named.items() if row.get(c)}}
-        out.append(row)
-    return json.dumps(out, default=_time, separators=(",", ":"))
+        given = {c: v for c, v in row.items() if v is not None}
+        for c, enum in named.items():
+            if c in given:
+                given[c] = _name(enum, given[c])
+        for c in times:
+            if c in given:
+                given[c] = given[c].isoformat()
+        out.append(given)
+    return json.dumps(out, separators=(",", ":"))
 
 
 def insert_of(table: Table, columns: Sequence[str], parameter: str) -> str:
@@ -62,11 +69,12 @@ def _named_enums(table: Table) -> dict[str, type[Enum]]:
     }
 
 
+@functools.cache
+def _time_columns(table: Table) -> tuple[str, ...]:
+    return tuple(
+        c.name for c in table.columns if isinstance(getattr(c.type, "impl", c.type), DateTime)
+    )
+
+
 def _name(enum: type[Enum], value: Any) -> str:
     return (value if isinstance(value, enum) else enum(value)).name
-
-
-def _time(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not a column value")

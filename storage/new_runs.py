@@ -297,10 +297,15 @@ class IntakeQueue:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def store(self, request: NewRun) -> Taken:
+        return await self.submit(request)
+
+    def submit(self, request: NewRun) -> asyncio.Future[Taken]:
+        """`store` without a coroutine of its own: how the request was stored, once its
+        group has been written."""
         taken: asyncio.Future[Taken] = asyncio.get_running_loop().create_future()
         self._waiting.append((request, taken))
         self._gather()
-        return await taken
+        return taken
 
     def _gather(self) -> None:
         """Start a group unless one is gathering or as many as may be are being written."""

@@ -15,9 +15,9 @@ import asyncio
 import itertools
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, literal, or_, text, update
+from sqlalchemy import Table, and_, exists, literal, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
@@ -25,12 +25,20 @@ from sqlmodel import col, select
 from storage.approvals import decided_gates
 from storage.db import Database, utcnow
 from storage.models import Run, RunStatus
-from storage.runs import ACTIVE, FINAL, Lease
+from storage.runs import ACTIVE, FINAL, Lease, run_of
 from storage.writes import Write
 
 log = logging.getLogger(__name__)
+_RUNS: Table = Run.__table__  # type: ignore[attr-defined]
 
 CHANNEL = "baton_work"
+
+
+class Claimed(NamedTuple):
+    """A run a worker claimed: its lease, and its row as the claim found it."""
+
+    lease: Lease
+    run: Run
 
 
 class Claims:
@@ -40,8 +48,9 @@ class Claims:
         self.owner = owner
         self._count = itertools.count(1)
 
-    async def claim(self, db: Database, *, limit: int, seconds: float) -> list[Lease]:
-        """Take the lease of up to `limit` runs nobody drives, oldest first."""
+    async def claim(self, db: Database, *, limit: int, seconds: float) -> list[Claimed]:
+        """Take the lease of up to `limit` runs nobody drives, oldest first; each with its
+        row, read by the same statement."""
         now = utcnow()
         before = aliased(Run)
         predecessor_going = exists(
@@ -74,12 +83,15 @@ class Claims:
                 lease_owner=literal(prefix) + col(Run.id),
                 lease_until=now + timedelta(seconds=seconds),
             )
-            .returning(col(Run.id), col(Run.wakeups))
+            .returning(*_RUNS.c)
         )
         async with db.session() as s:
             conn = await s.connection()
             rows = (await conn.execute(stmt)).all()
-        return [Lease(run_id=r[0], token=prefix + r[0], wakeups=int(r[1])) for r in rows]
+        return [
+            Claimed(Lease(run_id=r.id, token=r.lease_owner, wakeups=int(r.wakeups)), run_of(r))
+            for r in rows
+        ]
 
 
 async def notify(db: Database) -> None:

@@ -322,30 +322,50 @@ _NUDGE_AND_ACQUIRE = (
         lease_owner=case((_FREE, bindparam("v_token")), else_=_RUNS.c.lease_owner),
         lease_until=case((_FREE, bindparam("v_until")), else_=_RUNS.c.lease_until),
     )
-    .returning(_RUNS.c.lease_owner, _RUNS.c.wakeups)
+    .returning(*_RUNS.c)
+)
+_FOLLOWERS = _RUNS.alias("followers")
+# The oldest message that waits for the run in its thread (`Released.follower`).
+_FOLLOWER = (
+    select(_FOLLOWERS.c.id)
+    .where(
+        _FOLLOWERS.c.follows_run_id == bindparam("k_run"),
+        _FOLLOWERS.c.status == RunStatus.QUEUED,
+    )
+    .order_by(_FOLLOWERS.c.created_at)
+    .limit(1)
+    .scalar_subquery()
 )
 _RELEASE = (
     update(_RUNS)
     .where(_RUNS.c.id == bindparam("k_run"), _RUNS.c.lease_owner == bindparam("k_token"))
     .values(lease_owner=None, lease_until=None)
-    .returning(_RUNS.c.wakeups)
+    .returning(_RUNS.c.wakeups, _RUNS.c.status, _FOLLOWER)
 )
-_WAKEUPS = select(_RUNS.c.wakeups).where(_RUNS.c.id == bindparam("k_run"))
+_AS_RELEASED = select(_RUNS.c.wakeups, _RUNS.c.status, _FOLLOWER).where(
+    _RUNS.c.id == bindparam("k_run")
+)
 
 
 async def nudge_and_acquire(
     db: Database, run_id: str, token: str, *, seconds: float
-) -> Lease | None:
+) -> tuple[Lease, Run] | None:
     """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
-    if nobody does, the lease is this caller's."""
+    if nobody does, the lease is this caller's, and the run as it is under it."""
     now = utcnow()
     until = now + timedelta(seconds=seconds)
     row = await db.one(
         _NUDGE_AND_ACQUIRE, {"k_run": run_id, "v_now": now, "v_token": token, "v_until": until}
     )
-    if row is None or row[0] != token:
+    if row is None or row.lease_owner != token:
         return None
-    return Lease(run_id=run_id, token=token, wakeups=int(row[1]))
+    return Lease(run_id=run_id, token=token, wakeups=int(row.wakeups)), run_of(row)
+
+
+def run_of(row: Any) -> Run:
+    """A run from a row of all its columns read without the ORM (a statement that takes
+    its lease, say): the ORM's own read would be a second statement."""
+    return Run(**row._mapping)
 
 
 async def renew_lease(db: Database, lease: Lease, *, seconds: float) -> LeaseCheck:
@@ -385,12 +405,26 @@ async def renew_leases(
 LEASE_BATCH = 500
 
 
-async def release_lease(db: Database, lease: Lease) -> bool:
-    """Let go; True when someone nudged the run while it was held (drive it again)."""
+class Released(NamedTuple):
+    """What letting go of a run's lease found."""
+
+    nudged: bool  # someone nudged the run while it was held: drive it again
+    follower: str | None  # the run has ended: the message that waited for it in its thread
+
+
+async def release_lease(db: Database, lease: Lease) -> Released:
+    """Let go, and read in the same statement what the driver does next."""
     row = await db.one(_RELEASE, {"k_run": lease.run_id, "k_token": lease.token})
-    if row is None:  # no longer held (it lapsed and was taken): read the count as it is
-        row = await db.one(_WAKEUPS, {"k_run": lease.run_id})
-    return row is not None and int(row[0]) != lease.wakeups
+    if row is None:  # no longer held (it lapsed and was taken): read the run as it is
+        row = await db.one(_AS_RELEASED, {"k_run": lease.run_id})
+    if row is None:
+        return Released(nudged=False, follower=None)
+    wakeups, status, follower = row
+    ended = RunStatus(status).is_final
+    return Released(
+        nudged=int(wakeups) != lease.wakeups,
+        follower=str(follower) if ended and follower is not None else None,
+    )
 
 
 async def request_cancel(db: Database, run_id: str, by: str) -> bool:
@@ -437,29 +471,6 @@ async def runs_to_resume(db: Database) -> Resumable:
     live = [until for _, until, owner in rows if owner is not None and until is not None]
     live = [u for u in live if u >= now]
     return Resumable(run_ids=free, next_lease_end=min(live) if live else None)
-
-
-async def follower_if_ended(db: Database, run_id: str) -> str | None:
-    """Once the run has ended, the message that waited for it in its thread, if any; None
-    while it has not ended (one statement: its status and the follower read together)."""
-    row = await db.one(_STATUS_AND_FOLLOWER, {"k_run": run_id})
-    if row is None or not row.status.is_final:
-        return None
-    return None if row[1] is None else str(row[1])
-
-
-_FOLLOWERS = _RUNS.alias("followers")
-_STATUS_AND_FOLLOWER = select(
-    _RUNS.c.status,
-    select(_FOLLOWERS.c.id)
-    .where(
-        _FOLLOWERS.c.follows_run_id == bindparam("k_run"),
-        _FOLLOWERS.c.status == RunStatus.QUEUED,
-    )
-    .order_by(_FOLLOWERS.c.created_at)
-    .limit(1)
-    .scalar_subquery(),
-).where(_RUNS.c.id == bindparam("k_run"))
 
 
 class Outcome(NamedTuple):

@@ -331,7 +331,7 @@ async def test_only_one_drive_holds_a_run_lease(any_db: Database) -> None:
     assert await runs.acquire_lease(any_db, run.id, "p2:1", seconds=30) is None
     # The same process gets no second lease either: every drive has its own token.
     assert await runs.acquire_lease(any_db, run.id, "p1:2", seconds=30) is None
-    assert not await runs.release_lease(any_db, first)
+    assert not (await runs.release_lease(any_db, first)).nudged
     assert await runs.acquire_lease(any_db, run.id, "p2:1", seconds=30) is not None
 
 
@@ -348,9 +348,43 @@ async def test_a_nudge_during_a_drive_is_seen_when_it_lets_go(any_db: Database) 
     lease = await runs.acquire_lease(any_db, run.id, "p:1", seconds=30)
     assert lease is not None
     await runs.nudge(any_db, run.id)
-    assert await runs.release_lease(any_db, lease)
+    assert (await runs.release_lease(any_db, lease)).nudged
     quiet = await runs.acquire_lease(any_db, run.id, "p:2", seconds=30)
-    assert quiet is not None and not await runs.release_lease(any_db, quiet)
+    assert quiet is not None and not (await runs.release_lease(any_db, quiet)).nudged
+
+
+async def test_letting_go_of_an_ended_run_names_the_message_that_waited_for_it(
+    any_db: Database,
+) -> None:
+    run = await _run_with_task(any_db)
+    follower = await runs.create_run(
+        any_db,
+        Run(
+            id=runs.new_id(),
+            request="next",
+            channel_id="C1",
+            thread_ts="1.0",
+            follows_run_id=run.id,
+        ),
+    )
+    assert follower is not None
+    lease = await runs.acquire_lease(any_db, run.id, "p:1", seconds=30)
+    assert lease is not None
+    # Still going: its follower waits, and letting go does not name it.
+    assert await runs.release_lease(any_db, lease) == runs.Released(nudged=False, follower=None)
+    lease = await runs.acquire_lease(any_db, run.id, "p:2", seconds=30)
+    assert lease is not None
+    await run_states.run_ended(
+        any_db, run.id, EventKind.RUN_FINISHED, RunStatus.SUCCEEDED, answer="done"
+    )
+    assert await runs.release_lease(any_db, lease) == runs.Released(
+        nudged=False, follower=follower.id
+    )
+    # A lease that lapsed and was taken by another driver: the run is read as it is.
+    lapsed = runs.Lease(run_id=run.id, token="p:gone", wakeups=lease.wakeups)
+    assert await runs.release_lease(any_db, lapsed) == runs.Released(
+        nudged=False, follower=follower.id
+    )
 
 
 async def test_a_lost_lease_is_not_renewed_and_a_stop_request_is_reported(
@@ -519,7 +553,7 @@ async def test_a_statement_on_a_cut_connection_fails_as_an_outage_and_the_next_r
         outcome = await runs.outcome_of(db, run.id)
         assert outcome is not None and outcome.status == RunStatus.QUEUED
         lease = await runs.acquire_lease(db, run.id, "t", seconds=5)
-        assert lease is not None and not await runs.release_lease(db, lease)
+        assert lease is not None and not (await runs.release_lease(db, lease)).nudged
     finally:
         await db.dispose()
 

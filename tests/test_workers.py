@@ -248,11 +248,14 @@ async def test_claims_at_the_same_moment_never_share_a_run(pg_url: str) -> None:
         taken = await asyncio.gather(
             *(c.claim(db, limit=20, seconds=30) for c in claimants for _ in range(2))
         )
-        won = [lease.run_id for leases in taken for lease in leases]
+        won = [c.lease.run_id for claims in taken for c in claims]
         assert sorted(won) == sorted(ids)  # each run once, none left behind
         # A run claimed is not claimed again while its lease holds.
         assert await claimants[0].claim(db, limit=60, seconds=30) == []
-        tokens = {lease.token for leases in taken for lease in leases}
+        tokens = {c.lease.token for claims in taken for c in claims}
+        # Each claim comes with its run as stored, under the lease it took.
+        assert all(c.run.id == c.lease.run_id for claims in taken for c in claims)
+        assert all(c.run.lease_owner == c.lease.token for claims in taken for c in claims)
         assert len(tokens) == len(won)
     finally:
         await db.dispose()
@@ -341,16 +344,16 @@ async def test_the_queue_holds_runs_nobody_drives_and_decided_gates_only(any_db:
     claims = queue.Claims("w")
 
     first = await claims.claim(db, limit=10, seconds=30)
-    assert [lease.run_id for lease in first] == [queued]
+    assert [c.lease.run_id for c in first] == [queued]
     assert await approvals.decide(db, gate.id, approve=True, by="U0ALICE") is not None
     second = await claims.claim(db, limit=10, seconds=30)
-    assert [lease.run_id for lease in second] == [waiting]
+    assert [c.lease.run_id for c in second] == [waiting]
     # The predecessor ends: its follower is work now.
     await run_states.run_ended(
         db, queued, EventKind.RUN_FINISHED, RunStatus.SUCCEEDED, answer="done"
     )
     third = await claims.claim(db, limit=10, seconds=30)
-    assert [lease.run_id for lease in third] == [follower]
+    assert [c.lease.run_id for c in third] == [follower]
 
 
 async def test_a_follow_up_is_read_with_its_thread_before_a_worker_plans_it(

@@ -8,7 +8,7 @@ outbox) to open the thread the run answers in.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,14 +33,23 @@ from bot.command_parsing import (
     parse,
     unknown_playbook,
 )
-from bot.intake import BUSY, IntakeFailed, accept_command, clean, say_busy, stored
+from bot.intake import (
+    BUSY,
+    IntakeFailed,
+    Stored,
+    accept_command,
+    clean,
+    say_busy,
+    value_of,
+)
 from bot.permissions import CANT_SHOW, may_see
 from bot.schedules_ui import handle_schedule_command
 from bot.stop import stop_command
 from bot.text import plural
-from bot.work import hand_over
+from bot.work import hand_over, handed_over
 from storage import approvals, feedback, runs, usage
 from storage.db import utcnow
+from storage.new_runs import Taken
 
 if TYPE_CHECKING:
     from bot.parts import Baton
@@ -122,15 +131,18 @@ async def _start(
         return
     await ack()
 
-    async def start() -> None:
-        outcome = await pending
+    def then(outcome: Stored[Taken]) -> Coroutine[Any, Any, None] | None:
         if outcome.error is not None:
-            await stored(pending, "a /baton request")
-            await say_busy(respond)
-        elif outcome.value is not None and outcome.value.run_id is not None:  # else a replay
-            await hand_over(baton, outcome.value.run_id, woken=outcome.value.woken)
+            value_of(outcome, "a /baton request")
+            return say_busy(respond)
+        taken = outcome.value
+        if taken is None or taken.run_id is None:
+            return None  # a replay of a command stored before
+        if handed_over(baton, woken=taken.woken):
+            return None
+        return hand_over(baton, taken.run_id, woken=taken.woken)
 
-    baton.background.spawn(start(), name="command-run")
+    baton.background.after(pending, then, name="command-run")
 
 
 async def _answer_after(

@@ -141,17 +141,14 @@ async def handle_message(
         # Not stored, not marked seen: Slack retries the event (in a minute, then five).
         log.warning("a %s was not stored (%s); Slack will retry it", source, e)
         return BoltResponse(status=503, body="")
-    baton.background.spawn(
-        begin(
-            baton,
-            pending,
-            # A reply that could not be stored is not answered: the thread may not be Baton's.
-            channel=None if follow_up_only else channel,
-            thread_ts=thread_ts,
-            team_id=context.team_id,
-            reply_ts=str(event["ts"]) if in_thread else None,
-            bot_user_id=context.bot_user_id,
-        ),
-        name="begin-run",
+    begin(
+        baton,
+        pending,
+        # A reply that could not be stored is not answered: the thread may not be Baton's.
+        channel=None if follow_up_only else channel,
+        thread_ts=thread_ts,
+        team_id=context.team_id,
+        reply_ts=str(event["ts"]) if in_thread else None,
+        bot_user_id=context.bot_user_id,
     )
     return None
