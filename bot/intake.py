@@ -233,8 +233,9 @@ async def _bounded(baton: Baton, write: asyncio.Future[W], value: Callable[[W], 
     INTAKE_SECONDS. IntakeFailed when it failed within that time for want of a database;
     otherwise how it ended or will end, with `value` made of what it stored.
 
-    No task of its own: a burst's requests each wait here, and a task per request was a
-    tenth of what the web process spent on a burst's acks."""
+    No task of its own: every request of a burst waits here before its ack, and a task
+    each, made and stepped by the event loop, was much of what the web process spent per
+    request beyond a bare Bolt app's ack (README, "What an ack costs")."""
     pending: Pending[T] = asyncio.get_running_loop().create_future()
 
     def settle(done: asyncio.Future[W]) -> None:
