@@ -353,6 +353,20 @@ async def test_a_nudge_during_a_drive_is_seen_when_it_lets_go(any_db: Database) 
     assert quiet is not None and not (await runs.release_lease(any_db, quiet)).nudged
 
 
+async def test_taking_a_runs_lease_gives_the_run_as_it_is_under_it(any_db: Database) -> None:
+    run = await _run_with_task(any_db)
+    claimed = await runs.nudge_and_acquire(any_db, run.id, "p:1", seconds=30)
+    assert claimed is not None
+    lease, row = claimed
+    assert lease.token == "p:1" and lease.wakeups == 1  # the nudge is counted
+    assert row.id == run.id and row.request == "check" and row.thread_ts == "1.0"
+    assert row.lease_owner == "p:1" and row.wakeups == 1
+    assert row.status == RunStatus.RUNNING and row.plan == {"title": "t", "tasks": []}
+    # Held: a second caller nudges it and gets neither the lease nor the row.
+    assert await runs.nudge_and_acquire(any_db, run.id, "p:2", seconds=30) is None
+    assert (await runs.release_lease(any_db, lease)).nudged
+
+
 async def test_letting_go_of_an_ended_run_names_the_message_that_waited_for_it(
     any_db: Database,
 ) -> None:
