@@ -149,7 +149,7 @@ async def accept_message(
         follow_up_only=follow_up_only,
     )
     if not channel_id.startswith("D") or new_thread:
-        return await _bounded(baton, baton.intake.submit(new_run), _accepted)
+        return await _bounded(baton.intake.submit(new_run), _accepted)
 
     async def store() -> Taken:
         # In the assistant container (whose messages are all in threads), the channel the
@@ -160,7 +160,7 @@ async def accept_message(
             row["context"] = "\n\n".join(p for p in (looking, row["context"]) if p)
         return await baton.intake.store(new_run)
 
-    return await _bounded(baton, _begun(baton, store()), _accepted)
+    return await _bounded(_begun(baton, store()), _accepted)
 
 
 def _accepted(taken: Taken) -> Accepted | None:
@@ -194,7 +194,7 @@ async def accept_command(
         response_url=command.get("response_url"),
     )
     request_run = NewRun(row, seen=f"command:{trigger}" if trigger else None)
-    return await _bounded(baton, baton.intake.submit(request_run), _as_is)
+    return await _bounded(baton.intake.submit(request_run), _as_is)
 
 
 async def record_click(
@@ -202,7 +202,7 @@ async def record_click(
 ) -> Pending[InboxItem | None]:
     """Store a click or submission; the value is None for a replay of one stored before."""
     record = inbox.record(baton.db, key=key, kind=kind, body=body)
-    return await _bounded(baton, _begun(baton, record), _as_is)
+    return await _bounded(_begun(baton, record), _as_is)
 
 
 def _begun(baton: Baton, work: Coroutine[Any, Any, W]) -> asyncio.Future[W]:
@@ -228,7 +228,7 @@ def _as_is(value: T) -> T:
     return value
 
 
-async def _bounded(baton: Baton, write: asyncio.Future[W], value: Callable[[W], T]) -> Pending[T]:
+async def _bounded(write: asyncio.Future[W], value: Callable[[W], T]) -> Pending[T]:
     """Wait for a write begun (a group's, `IntakeQueue.submit`, or a task's) up to
     INTAKE_SECONDS. IntakeFailed when it failed within that time for want of a database;
     otherwise how it ended or will end, with `value` made of what it stored.

@@ -308,7 +308,7 @@ class Worker:
             # Its row goes stale instead, as a killed worker's does.
             log.warning("worker: could not remove its row (%s)", type(e).__name__)
 
-    def _start(self, claimed: queue.Claimed) -> None:
+    def _start(self, claimed: runs.Claimed) -> None:
         task = self.baton.background.spawn(
             drive_claimed(self.baton, claimed.lease, claimed.run),
             name=f"work-{claimed.lease.run_id}",

@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import logging
 from datetime import timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Table, and_, exists, literal, or_, text, update
 from sqlalchemy.engine import make_url
@@ -25,20 +25,13 @@ from sqlmodel import col, select
 from storage.approvals import decided_gates
 from storage.db import Database, utcnow
 from storage.models import Run, RunStatus
-from storage.runs import ACTIVE, FINAL, Lease, run_of
+from storage.runs import ACTIVE, FINAL, Claimed, Lease, run_of
 from storage.writes import Write
 
 log = logging.getLogger(__name__)
 _RUNS: Table = Run.__table__  # type: ignore[attr-defined]
 
 CHANNEL = "baton_work"
-
-
-class Claimed(NamedTuple):
-    """A run a worker claimed: its lease, and its row as the claim found it."""
-
-    lease: Lease
-    run: Run
 
 
 class Claims:

@@ -347,9 +347,16 @@ _AS_RELEASED = select(_RUNS.c.wakeups, _RUNS.c.status, _FOLLOWER).where(
 )
 
 
+class Claimed(NamedTuple):
+    """A run's lease just taken, and its row as the statement that took it found it."""
+
+    lease: Lease
+    run: Run
+
+
 async def nudge_and_acquire(
     db: Database, run_id: str, token: str, *, seconds: float
-) -> tuple[Lease, Run] | None:
+) -> Claimed | None:
     """`nudge`, then `acquire_lease`, in one statement: whoever holds the run sees the nudge;
     if nobody does, the lease is this caller's, and the run as it is under it."""
     now = utcnow()
@@ -359,7 +366,7 @@ async def nudge_and_acquire(
     )
     if row is None or row.lease_owner != token:
         return None
-    return Lease(run_id=run_id, token=token, wakeups=int(row.wakeups)), run_of(row)
+    return Claimed(Lease(run_id=run_id, token=token, wakeups=int(row.wakeups)), run_of(row))
 
 
 def run_of(row: Any) -> Run:
